@@ -1,0 +1,245 @@
+//! `/assistants`: create, list, retrieve, modify, delete.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::common::{self, ListQuery, Metadata, Patch};
+use super::extract::{Json, Query};
+use super::{tool_resources, AppState};
+use crate::auth::Project;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{new_id, now, IdKind};
+use crate::store::Doc;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assistant {
+    pub id: String,
+    pub object: String,
+    pub created_at: i64,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub model: String,
+    pub instructions: Option<String>,
+    pub tools: Vec<Value>,
+    pub tool_resources: Value,
+    pub metadata: Metadata,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub response_format: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+}
+
+impl Doc for Assistant {
+    const TABLE: &'static str = "assistants";
+    const NAME: &'static str = "assistant";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created_at(&self) -> i64 {
+        self.created_at
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateAssistant {
+    model: String,
+    name: Option<String>,
+    description: Option<String>,
+    instructions: Option<String>,
+    tools: Option<Value>,
+    tool_resources: Option<Value>,
+    metadata: Option<Value>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    response_format: Option<Value>,
+    reasoning_effort: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModifyAssistant {
+    model: Option<String>,
+    #[serde(default)]
+    name: Patch<String>,
+    #[serde(default)]
+    description: Patch<String>,
+    #[serde(default)]
+    instructions: Patch<String>,
+    tools: Option<Value>,
+    #[serde(default)]
+    tool_resources: Patch<Value>,
+    #[serde(default)]
+    metadata: Patch<Value>,
+    #[serde(default)]
+    temperature: Patch<f64>,
+    #[serde(default)]
+    top_p: Patch<f64>,
+    #[serde(default)]
+    response_format: Patch<Value>,
+    #[serde(default)]
+    reasoning_effort: Patch<String>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/assistants", get(list).post(create))
+        .route("/assistants/{assistant_id}", get(retrieve).post(modify).delete(remove))
+}
+
+fn check_texts(name: &Option<String>, description: &Option<String>, instructions: &Option<String>) -> ApiResult<()> {
+    common::max_chars("name", name, 256)?;
+    common::max_chars("description", description, 512)?;
+    common::max_chars("instructions", instructions, 256_000)
+}
+
+fn check_model(model: &str) -> ApiResult<()> {
+    if model.trim().is_empty() {
+        return Err(ApiError::invalid("model", "Invalid 'model': must be a non-empty string."));
+    }
+    Ok(())
+}
+
+fn check_effort(e: &Option<String>) -> ApiResult<()> {
+    match e.as_deref() {
+        None | Some("minimal" | "low" | "medium" | "high") => Ok(()),
+        Some(other) => Err(ApiError::invalid(
+            "reasoning_effort",
+            format!("Invalid 'reasoning_effort': expected minimal, low, medium or high, got '{other}'."),
+        )),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Json(req): Json<CreateAssistant>,
+) -> ApiResult<axum::Json<Assistant>> {
+    check_model(&req.model)?;
+    check_texts(&req.name, &req.description, &req.instructions)?;
+    check_effort(&req.reasoning_effort)?;
+    let tools = common::tools("tools", req.tools)?;
+    let metadata = common::metadata("metadata", req.metadata)?;
+    let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
+    let top_p = common::number_in("top_p", req.top_p, 0.0, 1.0)?;
+    let response_format = common::response_format(req.response_format)?;
+    let tool_resources = tool_resources::resolve(&state, &project, req.tool_resources).await?;
+    let a = Assistant {
+        id: new_id(IdKind::Assistant),
+        object: "assistant".into(),
+        created_at: now(),
+        name: req.name,
+        description: req.description,
+        model: req.model,
+        instructions: req.instructions,
+        tools,
+        tool_resources,
+        metadata,
+        temperature: temperature.or(Some(1.0)),
+        top_p: top_p.or(Some(1.0)),
+        response_format,
+        reasoning_effort: req.reasoning_effort,
+    };
+    state.store.insert(&project, &a, &[]).await?;
+    Ok(axum::Json(a))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let page = state.store.list::<Assistant>(&project, vec![], &q.params(20, 100)?).await?;
+    Ok(axum::Json(common::list_envelope(page, |a| &a.id)))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Assistant>> {
+    Ok(axum::Json(state.store.get::<Assistant>(&project, &id).await?))
+}
+
+async fn modify(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+    Json(req): Json<ModifyAssistant>,
+) -> ApiResult<axum::Json<Assistant>> {
+    // Validate everything before touching the stored object, so a bad field changes nothing.
+    if let Some(m) = &req.model {
+        check_model(m)?;
+    }
+    let as_opt = |p: &Patch<String>| match p {
+        Patch::Value(v) => Some(v.clone()),
+        _ => None,
+    };
+    check_texts(&as_opt(&req.name), &as_opt(&req.description), &as_opt(&req.instructions))?;
+    if let Patch::Value(e) = &req.reasoning_effort {
+        check_effort(&Some(e.clone()))?;
+    }
+    let tools = req.tools.map(|t| common::tools("tools", Some(t))).transpose()?;
+    let metadata = match req.metadata {
+        Patch::Absent => None,
+        Patch::Null => Some(Metadata::new()),
+        Patch::Value(v) => Some(common::metadata("metadata", Some(v))?),
+    };
+    let num = |p: Patch<f64>, name: &str, hi: f64| -> ApiResult<Patch<f64>> {
+        if let Patch::Value(x) = p {
+            common::number_in(name, Some(x), 0.0, hi)?;
+        }
+        Ok(p)
+    };
+    let temperature = num(req.temperature, "temperature", 2.0)?;
+    let top_p = num(req.top_p, "top_p", 1.0)?;
+    let response_format = match req.response_format {
+        Patch::Absent => None,
+        Patch::Null => Some(Value::String("auto".into())),
+        Patch::Value(v) => Some(common::response_format(Some(v))?),
+    };
+    let tool_resources = match req.tool_resources {
+        Patch::Absent => None,
+        Patch::Null => Some(serde_json::json!({})),
+        Patch::Value(v) => Some(tool_resources::resolve(&state, &project, Some(v)).await?),
+    };
+    let a = state
+        .store
+        .update::<Assistant>(&project, &id, move |a| {
+            if let Some(m) = req.model {
+                a.model = m;
+            }
+            req.name.apply(&mut a.name);
+            req.description.apply(&mut a.description);
+            req.instructions.apply(&mut a.instructions);
+            req.reasoning_effort.apply(&mut a.reasoning_effort);
+            if let Some(t) = tools {
+                a.tools = t;
+            }
+            if let Some(m) = metadata {
+                a.metadata = m;
+            }
+            temperature.apply(&mut a.temperature);
+            top_p.apply(&mut a.top_p);
+            if let Some(r) = response_format {
+                a.response_format = r;
+            }
+            if let Some(r) = tool_resources {
+                a.tool_resources = r;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(axum::Json(a))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    state.store.delete::<Assistant>(&project, &id).await?;
+    Ok(axum::Json(serde_json::json!({"id": id, "object": "assistant.deleted", "deleted": true})))
+}

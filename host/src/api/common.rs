@@ -1,0 +1,410 @@
+//! Validation and wire helpers shared by the resource modules: metadata, list parameters,
+//! nullable patches, chunking strategies, attributes and tool definitions.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::store::{ListParams, Order, Page};
+
+pub type Metadata = Map<String, Value>;
+
+/// Checks the metadata rules: at most 16 pairs, keys ≤ 64 chars, string values ≤ 512 chars.
+/// `null` means "no metadata", which is `{}` on the wire.
+pub fn metadata(param: &str, m: Option<Value>) -> ApiResult<Metadata> {
+    let map = match m {
+        None | Some(Value::Null) => return Ok(Map::new()),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected an object."))),
+    };
+    if map.len() > 16 {
+        return Err(ApiError::invalid(
+            param,
+            format!("Invalid '{param}': too many properties. Expected at most 16, got {}.", map.len()),
+        ));
+    }
+    for (k, v) in &map {
+        if k.chars().count() > 64 {
+            return Err(ApiError::invalid(
+                format!("{param}.{k}"),
+                format!("Invalid '{param}': keys may be at most 64 characters long, '{k}' is longer."),
+            ));
+        }
+        match v {
+            Value::String(s) if s.chars().count() <= 512 => {}
+            Value::String(_) => {
+                return Err(ApiError::invalid(
+                    format!("{param}.{k}"),
+                    format!("Invalid '{param}.{k}': string too long. Expected at most 512 characters."),
+                ))
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    format!("{param}.{k}"),
+                    format!("Invalid type for '{param}.{k}': expected a string."),
+                ))
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// A field of an update request: absent (leave as is), `null` (clear) or a new value.
+#[derive(Debug, Clone, Default)]
+pub enum Patch<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(d)? {
+            None => Patch::Null,
+            Some(v) => Patch::Value(v),
+        })
+    }
+}
+
+impl<T> Patch<T> {
+    /// Applies the patch to an optional field.
+    pub fn apply(self, field: &mut Option<T>) {
+        match self {
+            Patch::Absent => {}
+            Patch::Null => *field = None,
+            Patch::Value(v) => *field = Some(v),
+        }
+    }
+}
+
+/// Raw list query parameters; validated by [`ListQuery::params`].
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    pub limit: Option<String>,
+    pub order: Option<String>,
+    pub after: Option<String>,
+    pub before: Option<String>,
+    /// Status filter (vector-store files) – read by the endpoints that have one.
+    pub filter: Option<String>,
+    /// `purpose` (files) and `run_id` (messages) filters.
+    pub purpose: Option<String>,
+    pub run_id: Option<String>,
+}
+
+impl ListQuery {
+    /// `limit` 1..=`max` (default `default`), `order` asc|desc, non-empty cursors.
+    pub fn params(&self, default: i64, max: i64) -> ApiResult<ListParams> {
+        let limit = match self.limit.as_deref() {
+            None | Some("") => default,
+            Some(s) => match s.parse::<i64>() {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "limit",
+                        format!("Invalid 'limit': expected an integer between 1 and {max}, got '{s}'."),
+                    ))
+                }
+            },
+        };
+        let order = match self.order.as_deref() {
+            None | Some("") | Some("desc") => Order::Desc,
+            Some("asc") => Order::Asc,
+            Some(o) => {
+                return Err(ApiError::invalid(
+                    "order",
+                    format!("Invalid 'order': expected 'asc' or 'desc', got '{o}'."),
+                ))
+            }
+        };
+        let cursor = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        Ok(ListParams { limit, order, after: cursor(&self.after), before: cursor(&self.before) })
+    }
+}
+
+/// The list envelope, `first_id`/`last_id` taken from the page.
+pub fn list_envelope<T: Serialize>(page: Page<T>, id: impl Fn(&T) -> &str) -> Value {
+    let first_id = page.items.first().map(|t| id(t).to_string());
+    let last_id = page.items.last().map(|t| id(t).to_string());
+    serde_json::json!({
+        "object": "list",
+        "data": page.items,
+        "first_id": first_id,
+        "last_id": last_id,
+        "has_more": page.has_more,
+    })
+}
+
+/// The `auto` strategy as the API reports it once applied.
+pub fn auto_chunking() -> Value {
+    serde_json::json!({"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}})
+}
+
+/// Validates a chunking strategy request; returns the effective (static) strategy.
+pub fn chunking_strategy(param: &str, v: Option<&Value>) -> ApiResult<Value> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(auto_chunking()) };
+    let kind = v.get("type").and_then(Value::as_str);
+    match kind {
+        Some("auto") => Ok(auto_chunking()),
+        Some("static") => {
+            let s = v.get("static").ok_or_else(|| {
+                ApiError::invalid(format!("{param}.static"), format!("Missing required parameter: '{param}.static'."))
+            })?;
+            let int = |name: &str| {
+                s.get(name).and_then(Value::as_i64).ok_or_else(|| {
+                    ApiError::invalid(
+                        format!("{param}.static.{name}"),
+                        format!("Missing or invalid integer '{param}.static.{name}'."),
+                    )
+                })
+            };
+            let max = int("max_chunk_size_tokens")?;
+            let overlap = int("chunk_overlap_tokens")?;
+            if !(100..=4096).contains(&max) {
+                return Err(ApiError::invalid(
+                    format!("{param}.static.max_chunk_size_tokens"),
+                    format!("Invalid 'max_chunk_size_tokens': expected 100 to 4096, got {max}."),
+                ));
+            }
+            if overlap < 0 || overlap > max / 2 {
+                return Err(ApiError::invalid(
+                    format!("{param}.static.chunk_overlap_tokens"),
+                    format!(
+                        "Invalid 'chunk_overlap_tokens': must be between 0 and half of max_chunk_size_tokens ({}), got {overlap}.",
+                        max / 2
+                    ),
+                ));
+            }
+            Ok(serde_json::json!({"type": "static", "static": {"max_chunk_size_tokens": max, "chunk_overlap_tokens": overlap}}))
+        }
+        _ => Err(ApiError::invalid(
+            format!("{param}.type"),
+            format!("Invalid '{param}.type': expected 'auto' or 'static'."),
+        )),
+    }
+}
+
+/// Validates vector-store file attributes: ≤ 16 keys ≤ 64 chars; values strings ≤ 512, numbers or booleans.
+pub fn attributes(param: &str, v: Option<&Value>) -> ApiResult<Option<Value>> {
+    let map = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected an object."))),
+    };
+    if map.len() > 16 {
+        return Err(ApiError::invalid(param, format!("Invalid '{param}': at most 16 attributes are allowed.")));
+    }
+    for (k, val) in map {
+        if k.chars().count() > 64 {
+            return Err(ApiError::invalid(param, format!("Invalid '{param}': key '{k}' is longer than 64 characters.")));
+        }
+        let ok = match val {
+            Value::String(s) => s.chars().count() <= 512,
+            Value::Number(_) | Value::Bool(_) => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(ApiError::invalid(
+                format!("{param}.{k}"),
+                format!("Invalid '{param}.{k}': expected a string of at most 512 characters, a number or a boolean."),
+            ));
+        }
+    }
+    Ok(Some(Value::Object(map.clone())))
+}
+
+/// Tool types the server knows besides plugin tools.
+const BUILTIN_TOOLS: &[&str] = &["code_interpreter", "file_search", "function"];
+
+/// Validates an assistant's or run's `tools` array (≤ 128 entries, known types, well-formed).
+pub fn tools(param: &str, v: Option<Value>) -> ApiResult<Vec<Value>> {
+    let list = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected an array."))),
+    };
+    if list.len() > 128 {
+        return Err(ApiError::invalid(param, format!("Invalid '{param}': at most 128 tools are allowed.")));
+    }
+    for (i, t) in list.iter().enumerate() {
+        let at = format!("{param}[{i}]");
+        let kind = t.get("type").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::invalid(format!("{at}.type"), format!("Missing required parameter: '{at}.type'."))
+        })?;
+        match kind {
+            "function" => function_tool(&at, t)?,
+            "file_search" => file_search_tool(&at, t)?,
+            "code_interpreter" => {}
+            other => {
+                return Err(ApiError::invalid(
+                    format!("{at}.type"),
+                    format!(
+                        "Invalid value for '{at}.type': unknown tool type '{other}'. Supported: {}.",
+                        BUILTIN_TOOLS.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(list)
+}
+
+fn function_tool(at: &str, t: &Value) -> ApiResult<()> {
+    let f = t.get("function").filter(|f| f.is_object()).ok_or_else(|| {
+        ApiError::invalid(format!("{at}.function"), format!("Missing required parameter: '{at}.function'."))
+    })?;
+    let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid(format!("{at}.function.name"), format!("Missing required parameter: '{at}.function.name'."))
+    })?;
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(ApiError::invalid(
+            format!("{at}.function.name"),
+            format!("Invalid '{at}.function.name': must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes."),
+        ));
+    }
+    if let Some(p) = f.get("parameters") {
+        if !p.is_object() {
+            return Err(ApiError::invalid(
+                format!("{at}.function.parameters"),
+                format!("Invalid type for '{at}.function.parameters': expected a JSON Schema object."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn file_search_tool(at: &str, t: &Value) -> ApiResult<()> {
+    let Some(fs) = t.get("file_search").filter(|v| !v.is_null()) else { return Ok(()) };
+    if let Some(n) = fs.get("max_num_results").filter(|v| !v.is_null()) {
+        if !n.as_i64().is_some_and(|n| (1..=50).contains(&n)) {
+            return Err(ApiError::invalid(
+                format!("{at}.file_search.max_num_results"),
+                "Invalid 'max_num_results': expected an integer between 1 and 50.",
+            ));
+        }
+    }
+    if let Some(r) = fs.get("ranking_options").filter(|v| !v.is_null()) {
+        ranking_options(&format!("{at}.file_search.ranking_options"), r, &["auto", "default_2024_08_21"])?;
+    }
+    Ok(())
+}
+
+/// Validates `ranking_options`; returns the score threshold (0 when absent).
+pub fn ranking_options(param: &str, r: &Value, rankers: &[&str]) -> ApiResult<f64> {
+    if let Some(ranker) = r.get("ranker").filter(|v| !v.is_null()) {
+        if !ranker.as_str().is_some_and(|s| rankers.contains(&s)) {
+            return Err(ApiError::invalid(
+                format!("{param}.ranker"),
+                format!("Invalid '{param}.ranker': expected one of {}.", rankers.join(", ")),
+            ));
+        }
+    }
+    match r.get("score_threshold").filter(|v| !v.is_null()) {
+        None => Ok(0.0),
+        Some(v) => match v.as_f64() {
+            Some(t) if (0.0..=1.0).contains(&t) => Ok(t),
+            _ => Err(ApiError::invalid(
+                format!("{param}.score_threshold"),
+                format!("Invalid '{param}.score_threshold': expected a number between 0 and 1."),
+            )),
+        },
+    }
+}
+
+/// Checks an optional number lies in `lo..=hi`.
+pub fn number_in(param: &str, v: Option<f64>, lo: f64, hi: f64) -> ApiResult<Option<f64>> {
+    match v {
+        Some(x) if !(lo..=hi).contains(&x) => Err(ApiError::invalid(
+            param,
+            format!("Invalid '{param}': expected a number between {lo} and {hi}, got {x}."),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Checks an optional string is at most `max` characters.
+pub fn max_chars(param: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
+    match v {
+        Some(s) if s.chars().count() > max => Err(ApiError::invalid(
+            param,
+            format!("Invalid '{param}': string too long. Expected a string with maximum length {max}, but got a string with length {}.", s.chars().count()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Validates `response_format`: "auto", or `{type: text|json_object|json_schema}`.
+pub fn response_format(v: Option<Value>) -> ApiResult<Value> {
+    let v = match v {
+        None | Some(Value::Null) => return Ok(Value::String("auto".into())),
+        Some(v) => v,
+    };
+    if v.as_str() == Some("auto") {
+        return Ok(v);
+    }
+    match v.get("type").and_then(Value::as_str) {
+        Some("text") | Some("json_object") => Ok(v),
+        Some("json_schema") => {
+            let name = v.get("json_schema").and_then(|s| s.get("name")).and_then(Value::as_str);
+            if name.is_none() {
+                return Err(ApiError::invalid(
+                    "response_format.json_schema.name",
+                    "Missing required parameter: 'response_format.json_schema.name'.",
+                ));
+            }
+            Ok(v)
+        }
+        _ => Err(ApiError::invalid(
+            "response_format",
+            "Invalid 'response_format': expected 'auto' or an object with type 'text', 'json_object' or 'json_schema'.",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn metadata_limits() {
+        let many: Map<String, Value> = (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert!(metadata("metadata", Some(Value::Object(many))).is_err());
+        assert!(metadata("metadata", Some(json!({"k": 1}))).is_err());
+        assert!(metadata("metadata", Some(json!({"k": "x".repeat(513)}))).is_err());
+        assert!(metadata("metadata", Some(json!({"k".repeat(65): "v"}))).is_err());
+        assert_eq!(metadata("metadata", Some(json!(null))).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn chunking_bounds() {
+        let s = |m: i64, o: i64| json!({"type":"static","static":{"max_chunk_size_tokens":m,"chunk_overlap_tokens":o}});
+        assert!(chunking_strategy("c", Some(&s(100, 50))).is_ok());
+        assert!(chunking_strategy("c", Some(&s(99, 0))).is_err());
+        assert!(chunking_strategy("c", Some(&s(4097, 0))).is_err());
+        assert!(chunking_strategy("c", Some(&s(800, 401))).is_err());
+        assert_eq!(chunking_strategy("c", None).unwrap(), auto_chunking());
+    }
+
+    #[test]
+    fn tools_are_checked() {
+        assert!(tools("tools", Some(json!([{"type":"function","function":{"name":"get_weather"}}]))).is_ok());
+        let e = tools("tools", Some(json!([{"type":"teleport"}]))).unwrap_err();
+        assert!(e.message.contains("teleport"));
+        assert!(tools("tools", Some(json!([{"type":"function","function":{"name":"bad name"}}]))).is_err());
+        assert!(tools("tools", Some(json!([{"type":"file_search","file_search":{"max_num_results":51}}]))).is_err());
+    }
+
+    #[test]
+    fn list_params_are_range_checked() {
+        let q = ListQuery { limit: Some("101".into()), ..Default::default() };
+        assert!(q.params(20, 100).is_err());
+        let q = ListQuery { order: Some("sideways".into()), ..Default::default() };
+        assert!(q.params(20, 100).is_err());
+        let q = ListQuery::default();
+        assert_eq!(q.params(20, 100).unwrap().limit, 20);
+    }
+}

@@ -1,0 +1,252 @@
+//! `/files`: multipart upload (streamed to the blob store), list, retrieve, delete, content.
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::header;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::common::{self, ListQuery};
+use super::extract::Query;
+use super::AppState;
+use crate::auth::Project;
+use crate::blobs::{file_key, PutError};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::ids::{new_id, now, IdKind};
+use crate::store::{Doc, Val};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileObject {
+    pub id: String,
+    pub object: String,
+    pub bytes: i64,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    pub filename: String,
+    pub purpose: String,
+    pub status: String,
+    pub status_details: Option<String>,
+}
+
+impl Doc for FileObject {
+    const TABLE: &'static str = "files";
+    const NAME: &'static str = "file";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created_at(&self) -> i64 {
+        self.created_at
+    }
+}
+
+/// Purposes a client may upload with.
+pub const PURPOSES: &[&str] = &["assistants", "batch", "fine-tune", "vision", "user_data", "evals"];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        // Uploads enforce their own streaming limit, so axum's default 2 MB body cap is lifted here.
+        .route("/files", get(list).post(create).layer(DefaultBodyLimit::disable()))
+        .route("/files/{file_id}", get(retrieve).delete(remove))
+        .route("/files/{file_id}/content", get(content))
+}
+
+pub fn check_purpose(p: &str) -> ApiResult<()> {
+    if PURPOSES.contains(&p) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "purpose",
+            format!("Invalid value for 'purpose': '{p}'. Expected one of {}.", PURPOSES.join(", ")),
+        ))
+    }
+}
+
+/// Rejects names that are empty, too long, or could be read as a path.
+pub fn check_filename(param: &str, name: &str) -> ApiResult<()> {
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name == "."
+        || name == ".."
+        || name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+    if bad {
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "Invalid filename '{}': it must be 1-255 bytes with no path separators or control characters.",
+                name.escape_debug()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Maps a failed streamed write to the client-facing error.
+pub fn put_error(param: &str, e: PutError) -> ApiError {
+    match e {
+        PutError::TooLarge { limit } => ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("File is too large: the maximum upload size is {limit} bytes."),
+        )
+        .with_code("file_too_large"),
+        PutError::Source(msg) => ApiError::invalid(param, format!("Could not read the uploaded file: {msg}.")),
+        PutError::Store(e) => ApiError::from(e),
+    }
+}
+
+pub fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::bad_request(format!("Invalid multipart body: {}.", e.body_text()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<axum::Json<FileObject>> {
+    let mut multipart = multipart.map_err(|e| ApiError::bad_request(format!("Expected a multipart/form-data body: {}.", e.body_text())))?;
+    let id = new_id(IdKind::File);
+    let key = file_key(&id);
+    let mut purpose = None;
+    let mut expires_seconds: Option<String> = None;
+    let mut stored: Option<(String, u64)> = None;
+
+    let outcome: ApiResult<()> = async {
+        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+            match field.name().unwrap_or("") {
+                "file" => {
+                    if stored.is_some() {
+                        return Err(ApiError::invalid("file", "Only one 'file' part is allowed."));
+                    }
+                    let filename = field.file_name().unwrap_or("").to_string();
+                    check_filename("file", &filename)?;
+                    let stream = field.map_err(|e| e.body_text());
+                    let n = state
+                        .blobs
+                        .put_stream(&key, Box::pin(stream), state.settings.max_upload_bytes)
+                        .await
+                        .map_err(|e| put_error("file", e))?;
+                    stored = Some((filename, n));
+                }
+                "purpose" => purpose = Some(field.text().await.map_err(multipart_error)?),
+                "expires_after[seconds]" => expires_seconds = Some(field.text().await.map_err(multipart_error)?),
+                // Unknown parts are ignored, like unknown JSON keys; reading drains them.
+                _ => {
+                    field.bytes().await.map_err(multipart_error)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+
+    let result = async {
+        outcome?;
+        let (filename, bytes) = stored.clone().ok_or_else(|| ApiError::invalid("file", "Missing required parameter: 'file'."))?;
+        let purpose = purpose.ok_or_else(|| ApiError::invalid("purpose", "Missing required parameter: 'purpose'."))?;
+        check_purpose(&purpose)?;
+        let created_at = now();
+        let expires_at = match expires_seconds {
+            None => None,
+            Some(s) => match s.trim().parse::<i64>() {
+                Ok(n) if (3600..=2_592_000).contains(&n) => Some(created_at + n),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "expires_after.seconds",
+                        "Invalid 'expires_after.seconds': expected an integer between 3600 and 2592000.",
+                    ))
+                }
+            },
+        };
+        let file = FileObject {
+            id: id.clone(),
+            object: "file".into(),
+            bytes: bytes as i64,
+            created_at,
+            expires_at,
+            filename,
+            purpose: purpose.clone(),
+            status: "processed".into(),
+            status_details: None,
+        };
+        state.store.insert(&project, &file, &[("purpose", Val::Text(purpose))]).await?;
+        Ok(file)
+    }
+    .await;
+
+    match result {
+        Ok(file) => Ok(axum::Json(file)),
+        Err(e) => {
+            // Nothing half-written survives a refused upload.
+            if stored.is_some() {
+                if let Err(cleanup) = state.blobs.delete(&key).await {
+                    tracing::warn!(file_id = %id, error = %cleanup, "could not delete bytes of a refused upload");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let params = q.params(10_000, 10_000)?;
+    let mut filters = Vec::new();
+    if let Some(p) = q.purpose.filter(|p| !p.is_empty()) {
+        filters.push(("purpose", Val::Text(p)));
+    }
+    let page = state.store.list::<FileObject>(&project, filters, &params).await?;
+    Ok(axum::Json(common::list_envelope(page, |f| &f.id)))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<FileObject>> {
+    Ok(axum::Json(state.store.get::<FileObject>(&project, &id).await?))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    if !state.store.delete_file_everywhere(&project, &id).await? {
+        return Err(ApiError::not_found("file", &id));
+    }
+    state.search.invalidate_all();
+    // The row is gone first: a failed blob delete leaves an unreachable object, never a dangling file.
+    if let Err(e) = state.blobs.delete(&file_key(&id)).await {
+        tracing::warn!(file_id = %id, error = %e, "file deleted but its bytes could not be removed");
+    }
+    Ok(axum::Json(json!({"id": id, "object": "file", "deleted": true})))
+}
+
+async fn content(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let file = state.store.get::<FileObject>(&project, &id).await?;
+    let stream = state.blobs.get_stream(&file_key(&id)).await?;
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, file.bytes)
+        .header(
+            header::CONTENT_DISPOSITION,
+            // RFC 5987 form: filenames may be any UTF-8, header values may not.
+            format!(
+                "attachment; filename*=UTF-8''{}",
+                url::form_urlencoded::byte_serialize(file.filename.as_bytes()).collect::<String>()
+            ),
+        )
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal("building the download response", e))
+}

@@ -1,0 +1,261 @@
+//! `/threads/{thread_id}/messages`: create, list (with `run_id`), retrieve, modify, delete.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::common::{self, ListQuery, Metadata, Patch};
+use super::extract::{Json, Query};
+use super::files::FileObject;
+use super::threads::Thread;
+use super::AppState;
+use crate::auth::Project;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{new_id, now, IdKind};
+use crate::store::{Doc, Tx, Val};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub object: String,
+    pub created_at: i64,
+    pub thread_id: String,
+    pub status: String,
+    pub incomplete_details: Option<Value>,
+    pub completed_at: Option<i64>,
+    pub incomplete_at: Option<i64>,
+    pub role: String,
+    pub content: Vec<Value>,
+    pub assistant_id: Option<String>,
+    pub run_id: Option<String>,
+    pub attachments: Vec<Value>,
+    pub metadata: Metadata,
+}
+
+impl Doc for Message {
+    const TABLE: &'static str = "messages";
+    const NAME: &'static str = "message";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created_at(&self) -> i64 {
+        self.created_at
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateMessage {
+    pub role: String,
+    pub content: Value,
+    pub attachments: Option<Value>,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModifyMessage {
+    #[serde(default)]
+    metadata: Patch<Value>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/threads/{thread_id}/messages", get(list).post(create))
+        .route(
+            "/threads/{thread_id}/messages/{message_id}",
+            get(retrieve).post(modify).delete(remove),
+        )
+}
+
+/// Turns request content (a string or an array of parts) into stored content parts.
+fn content_parts(param: &str, content: Value) -> ApiResult<(Vec<Value>, Vec<String>)> {
+    let mut referenced = Vec::new();
+    let text = |s: String| json!({"type": "text", "text": {"value": s, "annotations": []}});
+    let parts = match content {
+        Value::String(s) => vec![text(s)],
+        Value::Array(items) if !items.is_empty() => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let at = format!("{param}[{i}]");
+                match item.get("type").and_then(Value::as_str) {
+                    Some("text") => match item.get("text") {
+                        Some(Value::String(s)) => out.push(text(s.clone())),
+                        _ => return Err(ApiError::invalid(format!("{at}.text"), format!("Invalid '{at}.text': expected a string."))),
+                    },
+                    Some("image_file") => {
+                        let id = item.get("image_file").and_then(|f| f.get("file_id")).and_then(Value::as_str).ok_or_else(|| {
+                            ApiError::invalid(format!("{at}.image_file.file_id"), format!("Missing required parameter: '{at}.image_file.file_id'."))
+                        })?;
+                        referenced.push(id.to_string());
+                        out.push(item);
+                    }
+                    Some("image_url") => {
+                        let url = item.get("image_url").and_then(|f| f.get("url")).and_then(Value::as_str);
+                        if !url.is_some_and(|u| u.starts_with("http://") || u.starts_with("https://") || u.starts_with("data:")) {
+                            return Err(ApiError::invalid(format!("{at}.image_url.url"), format!("Invalid '{at}.image_url.url': expected an http(s) or data URL.")));
+                        }
+                        out.push(item);
+                    }
+                    _ => return Err(ApiError::invalid(format!("{at}.type"), format!("Invalid '{at}.type': expected 'text', 'image_file' or 'image_url'."))),
+                }
+            }
+            out
+        }
+        Value::Array(_) => return Err(ApiError::invalid(param, format!("Invalid '{param}': expected a non-empty array."))),
+        _ => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected a string or an array of content parts."))),
+    };
+    Ok((parts, referenced))
+}
+
+fn attachments(param: &str, v: Option<Value>) -> ApiResult<(Vec<Value>, Vec<String>)> {
+    let list = match v {
+        None | Some(Value::Null) => return Ok((Vec::new(), Vec::new())),
+        Some(Value::Array(l)) => l,
+        Some(_) => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected an array."))),
+    };
+    let mut ids = Vec::new();
+    for (i, a) in list.iter().enumerate() {
+        let at = format!("{param}[{i}]");
+        let id = a.get("file_id").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::invalid(format!("{at}.file_id"), format!("Missing required parameter: '{at}.file_id'."))
+        })?;
+        if let Some(tools) = a.get("tools").filter(|t| !t.is_null()) {
+            let ok = tools.as_array().is_some_and(|ts| {
+                ts.iter().all(|t| matches!(t.get("type").and_then(Value::as_str), Some("file_search" | "code_interpreter")))
+            });
+            if !ok {
+                return Err(ApiError::invalid(format!("{at}.tools"), format!("Invalid '{at}.tools': expected tools of type 'file_search' or 'code_interpreter'.")));
+            }
+        }
+        ids.push(id.to_string());
+    }
+    Ok((list, ids))
+}
+
+/// Validates a message request into a ready-to-insert message (no writes).
+pub async fn prepare(
+    state: &AppState,
+    project: &str,
+    thread_id: &str,
+    req: CreateMessage,
+    param: &str,
+) -> ApiResult<Message> {
+    let p = |s: &str| if param.is_empty() { s.to_string() } else { format!("{param}.{s}") };
+    if req.role != "user" && req.role != "assistant" {
+        return Err(ApiError::invalid(p("role"), format!("Invalid value for '{}': expected 'user' or 'assistant'.", p("role"))));
+    }
+    let (content, mut files) = content_parts(&p("content"), req.content)?;
+    let (attachments, attached) = attachments(&p("attachments"), req.attachments)?;
+    files.extend(attached);
+    for id in &files {
+        if state.store.find::<FileObject>(project, id).await?.is_none() {
+            return Err(ApiError::invalid(p("attachments"), format!("No file found with id '{id}'.")));
+        }
+    }
+    let created_at = now();
+    Ok(Message {
+        id: new_id(IdKind::Message),
+        object: "thread.message".into(),
+        created_at,
+        thread_id: thread_id.to_string(),
+        status: "completed".into(),
+        incomplete_details: None,
+        completed_at: Some(created_at),
+        incomplete_at: None,
+        role: req.role,
+        content,
+        assistant_id: None,
+        run_id: None,
+        attachments,
+        metadata: common::metadata(&p("metadata"), req.metadata)?,
+    })
+}
+
+/// Inserts a prepared message inside a transaction.
+pub async fn insert_in(state: &AppState, tx: &mut Tx, project: &str, m: &Message) -> ApiResult<()> {
+    let extra = [("thread_id", Val::Text(m.thread_id.clone())), ("run_id", Val::OptText(m.run_id.clone()))];
+    state.store.insert_in(tx, project, m, &extra).await
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(thread_id): Path<String>,
+    Json(req): Json<CreateMessage>,
+) -> ApiResult<axum::Json<Message>> {
+    state.store.get::<Thread>(&project, &thread_id).await?;
+    let m = prepare(&state, &project, &thread_id, req, "").await?;
+    let mut tx = state.store.begin().await?;
+    insert_in(&state, &mut tx, &project, &m).await?;
+    tx.commit().await?;
+    Ok(axum::Json(m))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(thread_id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let params = q.params(20, 100)?;
+    state.store.get::<Thread>(&project, &thread_id).await?;
+    let mut filters = vec![("thread_id", Val::Text(thread_id))];
+    if let Some(run) = q.run_id.filter(|r| !r.is_empty()) {
+        filters.push(("run_id", Val::Text(run)));
+    }
+    let page = state.store.list::<Message>(&project, filters, &params).await?;
+    Ok(axum::Json(common::list_envelope(page, |m| &m.id)))
+}
+
+async fn get_in_thread(state: &AppState, project: &str, thread_id: &str, id: &str) -> ApiResult<Message> {
+    let m = state.store.get::<Message>(project, id).await?;
+    if m.thread_id != thread_id {
+        return Err(ApiError::not_found("message", id));
+    }
+    Ok(m)
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((thread_id, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Message>> {
+    Ok(axum::Json(get_in_thread(&state, &project, &thread_id, &id).await?))
+}
+
+async fn modify(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((thread_id, id)): Path<(String, String)>,
+    Json(req): Json<ModifyMessage>,
+) -> ApiResult<axum::Json<Message>> {
+    let metadata = match req.metadata {
+        Patch::Absent => None,
+        Patch::Null => Some(Metadata::new()),
+        Patch::Value(v) => Some(common::metadata("metadata", Some(v))?),
+    };
+    let m = state
+        .store
+        .update::<Message>(&project, &id, move |m| {
+            if m.thread_id != thread_id {
+                return Err(ApiError::not_found("message", &m.id));
+            }
+            if let Some(md) = metadata {
+                m.metadata = md;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(axum::Json(m))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((thread_id, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    get_in_thread(&state, &project, &thread_id, &id).await?;
+    state.store.delete::<Message>(&project, &id).await?;
+    Ok(axum::Json(json!({"id": id, "object": "thread.message.deleted", "deleted": true})))
+}

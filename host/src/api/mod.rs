@@ -1,0 +1,92 @@
+//! The HTTP API: one module per resource, each exporting `router()`, merged here and mounted
+//! both under `/v1` and at the root (older clients use a bare base URL).
+
+pub mod assistants;
+pub mod common;
+pub mod extract;
+pub mod files;
+pub mod messages;
+pub mod threads;
+mod tool_resources;
+pub mod uploads;
+pub mod vector_store_files;
+pub mod vector_stores;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::auth::Auth;
+use crate::blobs::Blobs;
+use crate::config::Settings;
+use crate::error::{ApiError, ErrorKind};
+use crate::ingest::IngestHandle;
+use crate::search::SearchIndexes;
+use crate::store::Store;
+
+/// Everything a handler may use. Cheap to clone (all handles).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub blobs: Blobs,
+    pub settings: Arc<Settings>,
+    pub auth: Arc<Auth>,
+    pub ingest: IngestHandle,
+    pub search: Arc<SearchIndexes>,
+}
+
+/// How long SDK pollers should wait between polls; small so `*_and_poll` helpers finish fast.
+const POLL_AFTER_MS: &str = "100";
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(assistants::router())
+        .merge(threads::router())
+        .merge(messages::router())
+        .merge(files::router())
+        .merge(uploads::router())
+        .merge(vector_stores::router())
+        .merge(vector_store_files::router());
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/v1", api.clone())
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(poll_after))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Adds `openai-poll-after-ms` to successful GETs: the SDKs' pollers sleep for that long.
+async fn poll_after(req: Request, next: Next) -> Response {
+    let is_get = req.method() == axum::http::Method::GET;
+    let mut resp = next.run(req).await;
+    if is_get && resp.status().is_success() {
+        resp.headers_mut().insert("openai-poll-after-ms", HeaderValue::from_static(POLL_AFTER_MS));
+    }
+    resp
+}
+
+async fn not_found(State(_): State<AppState>, req: Request) -> Response {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("Invalid URL ({} {})", req.method(), req.uri().path()),
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let mut r = ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("Method {} is not allowed for {}.", req.method(), req.uri().path()),
+    )
+    .into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}

@@ -1,0 +1,143 @@
+//! `/threads`: create (with initial messages), retrieve, modify, delete.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::common::{self, Metadata, Patch};
+use super::extract::Json;
+use super::messages::{self, CreateMessage};
+use super::{tool_resources, AppState};
+use crate::auth::Project;
+use crate::error::ApiResult;
+use crate::ids::{new_id, now, IdKind};
+use crate::store::Doc;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Thread {
+    pub id: String,
+    pub object: String,
+    pub created_at: i64,
+    pub tool_resources: Value,
+    pub metadata: Metadata,
+}
+
+impl Doc for Thread {
+    const TABLE: &'static str = "threads";
+    const NAME: &'static str = "thread";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created_at(&self) -> i64 {
+        self.created_at
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateThread {
+    #[serde(default)]
+    pub messages: Option<Vec<CreateMessage>>,
+    pub tool_resources: Option<Value>,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModifyThread {
+    #[serde(default)]
+    tool_resources: Patch<Value>,
+    #[serde(default)]
+    metadata: Patch<Value>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/threads", post(create))
+        .route("/threads/{thread_id}", get(retrieve).post(modify).delete(remove))
+}
+
+/// Creates a thread and its initial messages in one transaction (shared with create-and-run).
+pub async fn create_thread(state: &AppState, project: &str, req: CreateThread) -> ApiResult<Thread> {
+    let metadata = common::metadata("metadata", req.metadata)?;
+    let msgs = req.messages.unwrap_or_default();
+    let thread = Thread {
+        id: new_id(IdKind::Thread),
+        object: "thread".into(),
+        created_at: now(),
+        tool_resources: serde_json::json!({}),
+        metadata,
+    };
+    let mut prepared = Vec::with_capacity(msgs.len());
+    for (i, m) in msgs.into_iter().enumerate() {
+        prepared.push(messages::prepare(state, project, &thread.id, m, &format!("messages[{i}]")).await?);
+    }
+    // Inline vector stores are created last, once everything else has validated.
+    let thread = Thread { tool_resources: tool_resources::resolve(state, project, req.tool_resources).await?, ..thread };
+    let mut tx = state.store.begin().await?;
+    state.store.insert_in(&mut tx, project, &thread, &[]).await?;
+    for m in &prepared {
+        messages::insert_in(state, &mut tx, project, m).await?;
+    }
+    tx.commit().await?;
+    Ok(thread)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Json(req): Json<CreateThread>,
+) -> ApiResult<axum::Json<Thread>> {
+    Ok(axum::Json(create_thread(&state, &project, req).await?))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Thread>> {
+    Ok(axum::Json(state.store.get::<Thread>(&project, &id).await?))
+}
+
+async fn modify(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+    Json(req): Json<ModifyThread>,
+) -> ApiResult<axum::Json<Thread>> {
+    let metadata = match req.metadata {
+        Patch::Absent => None,
+        Patch::Null => Some(Metadata::new()),
+        Patch::Value(v) => Some(common::metadata("metadata", Some(v))?),
+    };
+    // Check the thread exists before creating any inline vector store for it.
+    state.store.get::<Thread>(&project, &id).await?;
+    let tool_resources = match req.tool_resources {
+        Patch::Absent => None,
+        Patch::Null => Some(serde_json::json!({})),
+        Patch::Value(v) => Some(tool_resources::resolve(&state, &project, Some(v)).await?),
+    };
+    let t = state
+        .store
+        .update::<Thread>(&project, &id, move |t| {
+            if let Some(m) = metadata {
+                t.metadata = m;
+            }
+            if let Some(r) = tool_resources {
+                t.tool_resources = r;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(axum::Json(t))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    // Messages go with the thread (ON DELETE CASCADE).
+    state.store.delete::<Thread>(&project, &id).await?;
+    Ok(axum::Json(serde_json::json!({"id": id, "object": "thread.deleted", "deleted": true})))
+}

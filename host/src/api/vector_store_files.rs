@@ -1,0 +1,281 @@
+//! `/vector_stores/{id}/files` and `/vector_stores/{id}/file_batches`: attaching files for
+//! ingestion, their status, attributes and parsed content, and batches of them.
+//!
+//! A vector-store file's id is the file id. Attaching only records the file as `in_progress`;
+//! the ingestion workers (see `crate::ingest`) take it from there.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::common::{self, ListQuery};
+use super::extract::{Json, Query};
+use super::files::FileObject;
+use super::vector_stores::VectorStoreDoc;
+use super::AppState;
+use crate::auth::Project;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{new_id, now, IdKind};
+use crate::store::vector_stores::VsFileRow;
+
+#[derive(Debug, Deserialize)]
+struct CreateFile {
+    file_id: String,
+    chunking_strategy: Option<Value>,
+    attributes: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateAttributes {
+    attributes: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateBatch {
+    file_ids: Option<Vec<String>>,
+    files: Option<Vec<CreateFile>>,
+    chunking_strategy: Option<Value>,
+    attributes: Option<Value>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/vector_stores/{vs}/files", get(list).post(create))
+        .route("/vector_stores/{vs}/files/{file_id}", get(retrieve).post(update).delete(remove))
+        .route("/vector_stores/{vs}/files/{file_id}/content", get(content))
+        .route("/vector_stores/{vs}/file_batches", post(create_batch))
+        .route("/vector_stores/{vs}/file_batches/{batch_id}", get(get_batch))
+        .route("/vector_stores/{vs}/file_batches/{batch_id}/cancel", post(cancel_batch))
+        .route("/vector_stores/{vs}/file_batches/{batch_id}/files", get(list_batch_files))
+}
+
+fn wire(r: VsFileRow) -> Value {
+    json!({
+        "id": r.file_id,
+        "object": "vector_store.file",
+        "usage_bytes": r.usage_bytes,
+        "created_at": r.created_at,
+        "vector_store_id": r.vector_store_id,
+        "status": r.status,
+        "last_error": r.last_error,
+        "chunking_strategy": r.chunking_strategy,
+        "attributes": r.attributes.unwrap_or_else(|| json!({})),
+    })
+}
+
+fn status_filter(f: &Option<String>) -> ApiResult<Option<&str>> {
+    match f.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s @ ("in_progress" | "completed" | "failed" | "cancelled")) => Ok(Some(s)),
+        Some(other) => Err(ApiError::invalid(
+            "filter",
+            format!("Invalid 'filter': '{other}'. Expected in_progress, completed, failed or cancelled."),
+        )),
+    }
+}
+
+async fn require_store(state: &AppState, project: &str, vs: &str) -> ApiResult<()> {
+    state.store.get::<VectorStoreDoc>(project, vs).await.map(|_| ())
+}
+
+async fn require_file(state: &AppState, project: &str, param: &str, id: &str) -> ApiResult<()> {
+    if state.store.find::<FileObject>(project, id).await?.is_none() {
+        return Err(ApiError::invalid(param, format!("No file found with id '{id}'.")));
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(vs): Path<String>,
+    Json(req): Json<CreateFile>,
+) -> ApiResult<axum::Json<Value>> {
+    let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
+    let attributes = common::attributes("attributes", req.attributes.as_ref())?;
+    require_store(&state, &project, &vs).await?;
+    require_file(&state, &project, "file_id", &req.file_id).await?;
+    let row = state.store.attach_file(&project, &vs, &req.file_id, None, &strategy, attributes.as_ref()).await?;
+    state.search.invalidate(&vs);
+    state.ingest.notify();
+    Ok(axum::Json(wire(row)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(vs): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let params = q.params(20, 100)?;
+    let status = status_filter(&q.filter)?;
+    require_store(&state, &project, &vs).await?;
+    let page = state.store.list_vs_files(&project, &vs, None, status, &params).await?.map(wire);
+    Ok(axum::Json(common::list_envelope(page, |v| v["id"].as_str().unwrap_or_default())))
+}
+
+async fn load(state: &AppState, project: &str, vs: &str, file_id: &str) -> ApiResult<VsFileRow> {
+    require_store(state, project, vs).await?;
+    state.store.vs_file(project, vs, file_id).await?.ok_or_else(|| ApiError::not_found("vector store file", file_id))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((vs, file_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(wire(load(&state, &project, &vs, &file_id).await?)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((vs, file_id)): Path<(String, String)>,
+    Json(req): Json<UpdateAttributes>,
+) -> ApiResult<axum::Json<Value>> {
+    let attrs = common::attributes("attributes", Some(&req.attributes))?.unwrap_or_else(|| json!({}));
+    require_store(&state, &project, &vs).await?;
+    let row = state
+        .store
+        .set_vs_file_attributes(&project, &vs, &file_id, &attrs)
+        .await?
+        .ok_or_else(|| ApiError::not_found("vector store file", &file_id))?;
+    state.search.invalidate(&vs);
+    Ok(axum::Json(wire(row)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((vs, file_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    require_store(&state, &project, &vs).await?;
+    if !state.store.detach_file(&project, &vs, &file_id).await? {
+        return Err(ApiError::not_found("vector store file", &file_id));
+    }
+    state.search.invalidate(&vs);
+    Ok(axum::Json(json!({"id": file_id, "object": "vector_store.file.deleted", "deleted": true})))
+}
+
+async fn content(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((vs, file_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    let row = load(&state, &project, &vs, &file_id).await?;
+    let data = match (row.status.as_str(), state.store.file_text(&file_id).await?) {
+        ("completed", Some(text)) => vec![json!({"type": "text", "text": text})],
+        _ => vec![],
+    };
+    Ok(axum::Json(json!({
+        "object": "vector_store.file_content.page",
+        "data": data,
+        "has_more": false,
+        "next_page": null,
+    })))
+}
+
+async fn batch_view(state: &AppState, vs: &str, batch_id: &str, created_at: i64, cancelled_at: Option<i64>) -> ApiResult<Value> {
+    let (counts, _) = state.store.file_counts(vs, Some(batch_id)).await?;
+    // Python pollers wait on file_counts.in_progress, Node pollers on status: both settle together.
+    let status = if cancelled_at.is_some() {
+        "cancelled"
+    } else if counts.in_progress > 0 {
+        "in_progress"
+    } else if counts.total > 0 && counts.failed == counts.total {
+        "failed"
+    } else {
+        "completed"
+    };
+    Ok(json!({
+        "id": batch_id,
+        "object": "vector_store.files_batch",
+        "created_at": created_at,
+        "vector_store_id": vs,
+        "status": status,
+        "file_counts": counts,
+    }))
+}
+
+async fn create_batch(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(vs): Path<String>,
+    Json(req): Json<CreateBatch>,
+) -> ApiResult<axum::Json<Value>> {
+    let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
+    let attributes = common::attributes("attributes", req.attributes.as_ref())?;
+    let mut files: Vec<(String, Value, Option<Value>)> = Vec::new();
+    match (req.file_ids, req.files) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid("files", "Give either 'file_ids' or 'files', not both.")),
+        (None, None) => return Err(ApiError::invalid("file_ids", "Missing required parameter: 'file_ids'.")),
+        (Some(ids), None) => {
+            for id in ids {
+                files.push((id, strategy.clone(), attributes.clone()));
+            }
+        }
+        (None, Some(list)) => {
+            for (i, f) in list.into_iter().enumerate() {
+                let s = match f.chunking_strategy {
+                    Some(s) => common::chunking_strategy(&format!("files[{i}].chunking_strategy"), Some(&s))?,
+                    None => strategy.clone(),
+                };
+                let a = common::attributes(&format!("files[{i}].attributes"), f.attributes.as_ref())?.or_else(|| attributes.clone());
+                files.push((f.file_id, s, a));
+            }
+        }
+    }
+    if files.is_empty() || files.len() > 2000 {
+        return Err(ApiError::invalid("file_ids", "Invalid 'file_ids': expected 1 to 2000 files."));
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|(id, _, _)| seen.insert(id.clone()));
+    require_store(&state, &project, &vs).await?;
+    for (id, _, _) in &files {
+        require_file(&state, &project, "file_ids", id).await?;
+    }
+    let batch_id = new_id(IdKind::FileBatch);
+    let created_at = now();
+    state.store.create_batch(&project, &vs, &batch_id, created_at, &files).await?;
+    state.search.invalidate(&vs);
+    state.ingest.notify();
+    Ok(axum::Json(batch_view(&state, &vs, &batch_id, created_at, None).await?))
+}
+
+async fn get_batch(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((vs, batch_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    let (created, cancelled) =
+        state.store.batch(&project, &vs, &batch_id).await?.ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
+    Ok(axum::Json(batch_view(&state, &vs, &batch_id, created, cancelled).await?))
+}
+
+async fn cancel_batch(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((vs, batch_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    if !state.store.cancel_batch(&project, &vs, &batch_id).await? {
+        return Err(ApiError::not_found("vector store file batch", &batch_id));
+    }
+    let (created, cancelled) =
+        state.store.batch(&project, &vs, &batch_id).await?.ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
+    Ok(axum::Json(batch_view(&state, &vs, &batch_id, created, cancelled).await?))
+}
+
+async fn list_batch_files(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((vs, batch_id)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let params = q.params(20, 100)?;
+    let status = status_filter(&q.filter)?;
+    state.store.batch(&project, &vs, &batch_id).await?.ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
+    let page = state.store.list_vs_files(&project, &vs, Some(&batch_id), status, &params).await?.map(wire);
+    Ok(axum::Json(common::list_envelope(page, |v| v["id"].as_str().unwrap_or_default())))
+}

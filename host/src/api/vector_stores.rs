@@ -1,0 +1,313 @@
+//! `/vector_stores`: create (attaching files), list, retrieve, modify, delete, and search.
+//!
+//! `file_counts`, `usage_bytes` and `status` are derived from the store's files on every read.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::common::{self, ListQuery, Metadata, Patch};
+use super::extract::Json;
+use super::extract::Query;
+use super::files::FileObject;
+use super::AppState;
+use crate::auth::Project;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{new_id, now, IdKind};
+use crate::search::{Filter, SearchRequest};
+use crate::store::Doc;
+
+/// The stored part of a vector store; counts and status are added when it is read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VectorStoreDoc {
+    pub id: String,
+    pub created_at: i64,
+    pub name: Option<String>,
+    pub metadata: Metadata,
+    pub expires_after: Option<Value>,
+}
+
+impl Doc for VectorStoreDoc {
+    const TABLE: &'static str = "vector_stores";
+    const NAME: &'static str = "vector store";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created_at(&self) -> i64 {
+        self.created_at
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct VectorStore {
+    pub id: String,
+    pub object: &'static str,
+    pub created_at: i64,
+    pub name: Option<String>,
+    pub usage_bytes: i64,
+    pub file_counts: crate::store::vector_stores::FileCounts,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_after: Option<Value>,
+    pub expires_at: Option<i64>,
+    pub last_active_at: Option<i64>,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateVectorStore {
+    file_ids: Option<Vec<String>>,
+    name: Option<String>,
+    expires_after: Option<Value>,
+    chunking_strategy: Option<Value>,
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModifyVectorStore {
+    #[serde(default)]
+    name: Patch<String>,
+    #[serde(default)]
+    expires_after: Patch<Value>,
+    #[serde(default)]
+    metadata: Patch<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchBody {
+    query: Value,
+    max_num_results: Option<i64>,
+    filters: Option<Value>,
+    ranking_options: Option<Value>,
+    #[allow(dead_code)] // Query rewriting needs an LLM; accepted and ignored like the real API's default.
+    rewrite_query: Option<bool>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/vector_stores", get(list).post(create))
+        .route("/vector_stores/{vector_store_id}", get(retrieve).post(modify).delete(remove))
+        .route("/vector_stores/{vector_store_id}/search", post(search))
+}
+
+fn expires_after(v: Option<Value>) -> ApiResult<Option<Value>> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(None) };
+    let anchor_ok = v.get("anchor").and_then(Value::as_str) == Some("last_active_at");
+    let days = v.get("days").and_then(Value::as_i64).filter(|d| (1..=365).contains(d));
+    match (anchor_ok, days) {
+        (true, Some(d)) => Ok(Some(json!({"anchor": "last_active_at", "days": d}))),
+        _ => Err(ApiError::invalid(
+            "expires_after",
+            "Invalid 'expires_after': expected {\"anchor\": \"last_active_at\", \"days\": 1..365}.",
+        )),
+    }
+}
+
+/// Reads a store with its derived fields.
+pub async fn load(state: &AppState, project: &str, id: &str) -> ApiResult<VectorStore> {
+    let doc = state.store.get::<VectorStoreDoc>(project, id).await?;
+    view(state, doc).await
+}
+
+async fn view(state: &AppState, doc: VectorStoreDoc) -> ApiResult<VectorStore> {
+    let (counts, usage_bytes) = state.store.file_counts(&doc.id, None).await?;
+    let last_active_at = state.store.vs_last_active(&doc.id).await?;
+    let expires_at = doc
+        .expires_after
+        .as_ref()
+        .and_then(|e| e.get("days").and_then(Value::as_i64))
+        .map(|d| last_active_at + d * 86_400);
+    let status = if expires_at.is_some_and(|t| now() > t) {
+        "expired"
+    } else if counts.in_progress > 0 {
+        "in_progress"
+    } else {
+        "completed"
+    };
+    Ok(VectorStore {
+        id: doc.id,
+        object: "vector_store",
+        created_at: doc.created_at,
+        name: doc.name,
+        usage_bytes,
+        file_counts: counts,
+        status,
+        expires_after: doc.expires_after,
+        expires_at,
+        last_active_at: Some(last_active_at),
+        metadata: doc.metadata,
+    })
+}
+
+/// Creates a store and attaches `file_ids` (which must exist) in one transaction.
+pub async fn create_store(
+    state: &AppState,
+    project: &str,
+    name: Option<String>,
+    metadata: Metadata,
+    expires_after: Option<Value>,
+    file_ids: &[String],
+    strategy: &Value,
+) -> ApiResult<VectorStoreDoc> {
+    for id in file_ids {
+        if state.store.find::<FileObject>(project, id).await?.is_none() {
+            return Err(ApiError::invalid("file_ids", format!("No file found with id '{id}'.")));
+        }
+    }
+    let created_at = now();
+    let doc = VectorStoreDoc { id: new_id(IdKind::VectorStore), created_at, name, metadata, expires_after };
+    let mut tx = state.store.begin().await?;
+    state
+        .store
+        .insert_in(&mut tx, project, &doc, &[("last_active_at", crate::store::Val::Int(created_at))])
+        .await?;
+    for f in file_ids {
+        state.store.attach_file_in(&mut tx, project, &doc.id, f, None, strategy, None).await?;
+    }
+    tx.commit().await?;
+    if !file_ids.is_empty() {
+        state.ingest.notify();
+    }
+    Ok(doc)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Json(req): Json<CreateVectorStore>,
+) -> ApiResult<axum::Json<VectorStore>> {
+    let metadata = common::metadata("metadata", req.metadata)?;
+    let expires = expires_after(req.expires_after)?;
+    common::max_chars("name", &req.name, 256)?;
+    let file_ids = req.file_ids.unwrap_or_default();
+    if file_ids.len() > 500 {
+        return Err(ApiError::invalid("file_ids", "Invalid 'file_ids': at most 500 files are allowed."));
+    }
+    let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
+    let doc = create_store(&state, &project, req.name, metadata, expires, &file_ids, &strategy).await?;
+    Ok(axum::Json(view(&state, doc).await?))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let page = state.store.list::<VectorStoreDoc>(&project, vec![], &q.params(20, 100)?).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for d in page.items {
+        items.push(view(&state, d).await?);
+    }
+    let page = crate::store::Page { items, has_more: page.has_more };
+    Ok(axum::Json(common::list_envelope(page, |v| &v.id)))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<VectorStore>> {
+    Ok(axum::Json(load(&state, &project, &id).await?))
+}
+
+async fn modify(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+    Json(req): Json<ModifyVectorStore>,
+) -> ApiResult<axum::Json<VectorStore>> {
+    let metadata = match req.metadata {
+        Patch::Absent => None,
+        Patch::Null => Some(Metadata::new()),
+        Patch::Value(v) => Some(common::metadata("metadata", Some(v))?),
+    };
+    if let Patch::Value(n) = &req.name {
+        common::max_chars("name", &Some(n.clone()), 256)?;
+    }
+    let expires = match req.expires_after {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Value(v) => Some(expires_after(Some(v))?),
+    };
+    let doc = state
+        .store
+        .update::<VectorStoreDoc>(&project, &id, move |d| {
+            req.name.apply(&mut d.name);
+            if let Some(m) = metadata {
+                d.metadata = m;
+            }
+            if let Some(e) = expires {
+                d.expires_after = e;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(axum::Json(view(&state, doc).await?))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    if !state.store.delete_vector_store(&project, &id).await? {
+        return Err(ApiError::not_found("vector store", &id));
+    }
+    state.search.invalidate(&id);
+    Ok(axum::Json(json!({"id": id, "object": "vector_store.deleted", "deleted": true})))
+}
+
+async fn search(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+    Json(req): Json<SearchBody>,
+) -> ApiResult<axum::Json<Value>> {
+    let queries: Vec<String> = match &req.query {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|q| q.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ApiError::invalid("query", "Invalid 'query': expected a string or an array of strings."))?,
+        _ => return Err(ApiError::invalid("query", "Invalid 'query': expected a string or an array of strings.")),
+    };
+    if queries.iter().all(|q| q.trim().is_empty()) {
+        return Err(ApiError::invalid("query", "Invalid 'query': must not be empty."));
+    }
+    let max = req.max_num_results.unwrap_or(10);
+    if !(1..=50).contains(&max) {
+        return Err(ApiError::invalid("max_num_results", "Invalid 'max_num_results': expected an integer between 1 and 50."));
+    }
+    let threshold = match req.ranking_options.as_ref().filter(|v| !v.is_null()) {
+        Some(r) => common::ranking_options("ranking_options", r, &["none", "auto", "default-2024-11-15"])?,
+        None => 0.0,
+    };
+    let filter = req.filters.as_ref().filter(|v| !v.is_null()).map(|f| Filter::parse("filters", f)).transpose()?;
+    let vs = state.store.get::<VectorStoreDoc>(&project, &id).await?;
+    let hits = state
+        .search
+        .search(&state.store, &vs.id, &SearchRequest { queries: &queries, max_results: max as usize, threshold, filter: filter.as_ref() })
+        .await?;
+    let data: Vec<Value> = hits
+        .into_iter()
+        .map(|h| {
+            json!({
+                "file_id": h.file_id,
+                "filename": h.filename,
+                "score": h.score,
+                "attributes": h.attributes.unwrap_or_else(|| json!({})),
+                "content": [{"type": "text", "text": h.text}],
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "object": "vector_store.search_results.page",
+        "search_query": queries,
+        "data": data,
+        "has_more": false,
+        "next_page": null,
+    })))
+}

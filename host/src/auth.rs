@@ -1,0 +1,89 @@
+//! Who is calling: the bearer key decides the project every object belongs to.
+//!
+//! With no active key in the database the server is open: any (or no) bearer token maps to the
+//! default project, which is what a newcomer running it locally expects. Once a key exists,
+//! every request needs a valid one. Whether keys exist is re-checked at most once a second, so
+//! a key created with `assistants keys create` takes effect within a second on every node,
+//! without a per-request query in open mode.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::api::AppState;
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::store::keys::DEFAULT_PROJECT;
+use crate::store::Store;
+
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Caches whether the server is in open mode.
+#[derive(Default)]
+pub struct Auth {
+    keys_exist: Mutex<Option<(bool, Instant)>>,
+}
+
+impl Auth {
+    async fn keys_exist(&self, store: &Store) -> ApiResult<bool> {
+        if let Some((v, at)) = *self.keys_exist.lock().expect("auth cache poisoned") {
+            if at.elapsed() < RECHECK {
+                return Ok(v);
+            }
+        }
+        let v = store.any_active_key().await?;
+        *self.keys_exist.lock().expect("auth cache poisoned") = Some((v, Instant::now()));
+        Ok(v)
+    }
+
+    /// The project for a request carrying `bearer`.
+    pub async fn project(&self, store: &Store, bearer: Option<&str>) -> ApiResult<String> {
+        if !self.keys_exist(store).await? {
+            return Ok(DEFAULT_PROJECT.to_string());
+        }
+        let Some(key) = bearer else {
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "You didn't provide an API key. You need to provide your API key in an \
+                 Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            ));
+        };
+        match store.project_for_key(key).await? {
+            Some(p) => Ok(p),
+            None => Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                format!("Incorrect API key provided: {}.", redact_key(key)),
+            )
+            .with_code("invalid_api_key")),
+        }
+    }
+}
+
+fn redact_key(key: &str) -> String {
+    let n = key.chars().count();
+    if n <= 8 {
+        return "*".repeat(n);
+    }
+    let head: String = key.chars().take(4).collect();
+    let tail: String = key.chars().skip(n - 4).collect();
+    format!("{head}{}{tail}", "*".repeat(n - 8))
+}
+
+/// The caller's project, extracted from the `Authorization` header.
+pub struct Project(pub String);
+
+impl FromRequestParts<AppState> for Project {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        state.auth.project(&state.store, bearer).await.map(Project)
+    }
+}

@@ -1,0 +1,260 @@
+//! Command line, environment and config-file settings, layered as
+//! defaults < TOML file (`--config`) < environment (`ASSISTANTS_*`) < flags.
+//!
+//! clap reads flags and env vars into `Option`s (no clap defaults), so a value that was not given
+//! on the command line or in the environment can still come from the file; only then do the
+//! built-in defaults apply. [`Settings`] is the resolved result every other module reads.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// A self-hosted server for the OpenAI Assistants API v2.
+///
+/// Point the official `openai` SDKs at it by setting their base URL to
+/// `http://HOST:PORT/v1`. Without a database URL it runs embedded: SQLite and local files under
+/// `--data-dir`, nothing else to install.
+#[derive(Debug, Parser)]
+#[command(name = "assistants", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML config file; its keys are the long flag names with `_` (e.g. `data_dir = "/var/lib/assistants"`).
+    /// Environment variables and flags override it.
+    #[arg(long, global = true, env = "ASSISTANTS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API server (migrations run first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(StorageArgs),
+    /// Manage projects and API keys. Once any key exists, every request needs a valid one.
+    Keys {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key for a project (created if new) and print it once; only its hash is stored.
+    Create {
+        /// Project name; objects created with this key belong to it and are invisible to other projects.
+        #[arg(long)]
+        project: String,
+    },
+    /// List keys (id, project, prefix, created, revoked) without revealing them.
+    List,
+    /// Revoke a key by its id (`key_…`); requests using it are refused from then on.
+    Revoke { id: String },
+}
+
+/// Where data lives; shared by `serve`, `migrate` and `keys`.
+#[derive(Debug, Args, Default)]
+pub struct StorageArgs {
+    /// Directory for the embedded SQLite database and local file storage [default: ./data].
+    #[arg(long, env = "ASSISTANTS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Database URL: `postgres://user@host/db` for PostgreSQL, or `sqlite://PATH`.
+    /// Default: SQLite (WAL) at DATA_DIR/assistants.db.
+    #[arg(long, env = "ASSISTANTS_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Where file bytes go: `s3://bucket[/prefix]` for S3-compatible stores (endpoint, region and
+    /// keys from the standard AWS_* variables, e.g. AWS_ENDPOINT_URL for MinIO), or `file:///dir`.
+    /// Default: DATA_DIR/files.
+    #[arg(long, env = "ASSISTANTS_OBJECT_STORE_URL", value_name = "URL")]
+    pub object_store_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// Address to listen on [default: 127.0.0.1:8000].
+    #[arg(long, env = "ASSISTANTS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Largest accepted file upload or upload part, in bytes; uploads are streamed to storage,
+    /// never held in memory [default: 536870912 (512 MiB)].
+    #[arg(long, env = "ASSISTANTS_MAX_UPLOAD_BYTES", value_name = "BYTES")]
+    pub max_upload_bytes: Option<u64>,
+
+    /// Largest accepted JSON request body, in bytes [default: 33554432 (32 MiB)].
+    #[arg(long, env = "ASSISTANTS_MAX_JSON_BYTES", value_name = "BYTES")]
+    pub max_json_bytes: Option<usize>,
+
+    /// How many vector-store files this node ingests at once [default: 2].
+    #[arg(long, env = "ASSISTANTS_INGEST_CONCURRENCY", value_name = "N")]
+    pub ingest_concurrency: Option<usize>,
+
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "ASSISTANTS_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The optional TOML file. Unknown keys are an error so typos do not silently fall back to defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub object_store_url: Option<String>,
+    pub max_upload_bytes: Option<u64>,
+    pub max_json_bytes: Option<usize>,
+    pub ingest_concurrency: Option<usize>,
+    pub log_format: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// Where the database and blobs live, resolved.
+#[derive(Clone)]
+pub struct StorageSettings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub object_store_url: Option<String>,
+}
+
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("object_store_url", &self.object_store_url)
+            .finish()
+    }
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub storage: StorageSettings,
+    pub max_upload_bytes: u64,
+    pub max_json_bytes: usize,
+    pub ingest_concurrency: usize,
+    pub log_format: String,
+}
+
+impl StorageSettings {
+    pub fn resolve(args: &StorageArgs, file: &FileConfig) -> Self {
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url =
+            args.database_url.clone().or_else(|| file.database_url.clone()).unwrap_or_else(|| {
+                format!("sqlite://{}", data_dir.join("assistants.db").display())
+            });
+        let object_store_url =
+            args.object_store_url.clone().or_else(|| file.object_store_url.clone());
+        StorageSettings { data_dir, database_url, object_store_url }
+    }
+}
+
+impl Settings {
+    /// Settings with every default, for tests and embedding.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        Self::resolve(
+            &ServeArgs {
+                storage: StorageArgs { data_dir: Some(data_dir), ..Default::default() },
+                listen: None,
+                max_upload_bytes: None,
+                max_json_bytes: None,
+                ingest_concurrency: None,
+                log_format: None,
+            },
+            &FileConfig::default(),
+        )
+    }
+
+    pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Self {
+        Settings {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 8000).into()),
+            storage: StorageSettings::resolve(&args.storage, file),
+            max_upload_bytes: args
+                .max_upload_bytes
+                .or(file.max_upload_bytes)
+                .unwrap_or(512 * 1024 * 1024),
+            max_json_bytes: args.max_json_bytes.or(file.max_json_bytes).unwrap_or(32 * 1024 * 1024),
+            ingest_concurrency: args
+                .ingest_concurrency
+                .or(file.ingest_concurrency)
+                .unwrap_or(2)
+                .max(1),
+            log_format: args
+                .log_format
+                .clone()
+                .or_else(|| file.log_format.clone())
+                .unwrap_or_else(|| "text".into()),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs and `Debug`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let file: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:9000\"\nmax_upload_bytes = 10\ndata_dir = \"/x\"")
+                .unwrap();
+        let args = ServeArgs {
+            storage: StorageArgs::default(),
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            max_upload_bytes: None,
+            max_json_bytes: None,
+            ingest_concurrency: None,
+            log_format: None,
+        };
+        let s = Settings::resolve(&args, &file);
+        assert_eq!(s.listen.port(), 1);
+        assert_eq!(s.max_upload_bytes, 10);
+        assert_eq!(s.storage.database_url, "sqlite:///x/assistants.db");
+        assert_eq!(s.max_json_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        assert!(toml::from_str::<FileConfig>("listne = \"x\"").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let s = redact_url("postgres://u:hunter2@db/x");
+        assert!(!s.contains("hunter2") && s.contains("***"));
+    }
+}

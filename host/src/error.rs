@@ -1,0 +1,161 @@
+//! The one place where an error becomes an HTTP status and an OpenAI error envelope.
+//!
+//! Every failure a handler can produce is an [`ApiError`] carrying an [`ErrorKind`]; the exhaustive
+//! `match` in [`ErrorKind::status_and_type`] is the only place a status code is chosen. Internal
+//! causes (database, blob store) are logged with context and never leak into the response body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// What went wrong, from the client's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed or semantically invalid input (400).
+    InvalidRequest,
+    /// The object does not exist, or belongs to another project (404).
+    NotFound,
+    /// Missing or unknown API key (401).
+    Unauthorized,
+    /// The route exists but not for this method (405).
+    MethodNotAllowed,
+    /// A body or upload larger than the configured limit (413).
+    PayloadTooLarge,
+    /// The request conflicts with the object's current state (409), e.g. completing a cancelled upload.
+    Conflict,
+    /// Something failed on our side; the cause is in the server log (500).
+    Internal,
+    /// A dependency (database, blob store) is unavailable right now (503).
+    Unavailable,
+}
+
+impl ErrorKind {
+    fn status_and_type(self) -> (StatusCode, &'static str) {
+        match self {
+            ErrorKind::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "invalid_request_error"),
+            ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_request_error"),
+            ErrorKind::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error")
+            }
+            ErrorKind::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "invalid_request_error"),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
+        }
+    }
+}
+
+/// An error as the client sees it: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub param: Option<String>,
+    pub code: Option<&'static str>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError { kind, message: message.into(), param: None, code: None }
+    }
+
+    /// 400 naming the offending parameter.
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            kind: ErrorKind::InvalidRequest,
+            message: message.into(),
+            param: Some(param.into()),
+            code: None,
+        }
+    }
+
+    /// 400 without a single parameter to blame.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+
+    /// 404 in the wording the SDKs' users know: "No assistant found with id 'asst_x'."
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self::new(ErrorKind::NotFound, format!("No {what} found with id '{id}'."))
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// Logs the real cause and returns an envelope that does not leak it.
+    #[track_caller]
+    pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
+        let at = std::panic::Location::caller();
+        tracing::error!(%cause, %at, "{context}");
+        Self::new(ErrorKind::Internal, "The server had an error while processing your request.")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind.status_and_type().0
+    }
+
+    /// The envelope body, also used for SSE `error` events later.
+    pub fn body(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            message: &'a str,
+            #[serde(rename = "type")]
+            kind: &'static str,
+            param: Option<&'a str>,
+            code: Option<&'static str>,
+        }
+        serde_json::json!({ "error": Inner {
+            message: &self.message,
+            kind: self.kind.status_and_type().1,
+            param: self.param.as_deref(),
+            code: self.code,
+        }})
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), axum::Json(self.body())).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    #[track_caller]
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::error!(cause = %e, "database unavailable");
+                ApiError::new(ErrorKind::Unavailable, "The database is temporarily unavailable.")
+            }
+            other => ApiError::internal("database error", other),
+        }
+    }
+}
+
+impl From<object_store::Error> for ApiError {
+    #[track_caller]
+    fn from(e: object_store::Error) -> Self {
+        ApiError::internal("blob store error", e)
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    #[track_caller]
+    fn from(e: serde_json::Error) -> Self {
+        // Only reached for documents we wrote ourselves; client JSON goes through `api::extract`.
+        ApiError::internal("stored JSON could not be decoded", e)
+    }
+}

@@ -1,0 +1,167 @@
+//! Vector-store ingestion: attached files go `in_progress → completed | failed` in the background.
+//!
+//! Pipeline per file: claim (a lease in the database) → read bytes from the blob store → extract
+//! text (`parse`) → chunk by tokens (`chunk`) → write chunks and complete, fenced by the lease
+//! token. Work is found in the database, not in memory: API handlers only `notify()` to wake
+//! the workers early, and a poll picks up anything else (files attached on another node, or
+//! left behind by a node that died, once their lease expires). So no attached file is ever lost.
+
+pub mod chunk;
+pub mod parse;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::blobs::{file_key, Blobs};
+use crate::store::vector_stores::{IngestJob, NewChunk, MAX_INGEST_ATTEMPTS};
+use crate::store::Store;
+
+/// How long a claim is valid; a node that does not finish by then is presumed dead.
+const LEASE_SECS: i64 = 300;
+/// How often idle workers look for work they were not notified of.
+const POLL: Duration = Duration::from_secs(1);
+/// Largest file read into memory for text extraction.
+const MAX_PARSE_BYTES: u64 = 100 * 1024 * 1024;
+/// Token budget per file, as in the real API.
+const MAX_FILE_TOKENS: usize = 5_000_000;
+
+/// Wakes ingestion workers. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct IngestHandle {
+    wake: Arc<Notify>,
+}
+
+impl IngestHandle {
+    /// Tells the workers new work may be waiting.
+    pub fn notify(&self) {
+        self.wake.notify_waiters();
+    }
+}
+
+/// Starts `n` workers that run until `stop` is cancelled.
+pub fn spawn_workers(
+    n: usize,
+    store: Store,
+    blobs: Blobs,
+    handle: IngestHandle,
+    stop: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    // Load the tokenizer off the request path.
+    tokio::task::spawn_blocking(chunk::warm_up);
+    (0..n)
+        .map(|_| {
+            let (store, blobs, handle, stop) = (store.clone(), blobs.clone(), handle.clone(), stop.clone());
+            tokio::spawn(async move { worker(store, blobs, handle, stop).await })
+        })
+        .collect()
+}
+
+async fn worker(store: Store, blobs: Blobs, handle: IngestHandle, stop: CancellationToken) {
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        // Register interest before looking, so a notify between the claim and the wait is not lost.
+        let woken = handle.wake.notified();
+        match store.claim_ingest(LEASE_SECS).await {
+            Ok(Some(job)) => {
+                process(&store, &blobs, job).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "claiming ingestion work failed; retrying"),
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn process(store: &Store, blobs: &Blobs, job: IngestJob) {
+    let span = tracing::info_span!("ingest", vector_store_id = %job.vector_store_id, file_id = %job.file_id);
+    let _enter = span.enter();
+    if job.token > MAX_INGEST_ATTEMPTS {
+        let msg = "Ingestion was interrupted repeatedly; giving up on this file.";
+        if let Err(e) = store.fail_ingest(&job, "server_error", msg).await {
+            tracing::warn!(error = %e, "could not mark file failed");
+        }
+        return;
+    }
+    match ingest(store, blobs, &job).await {
+        Ok(Outcome::Done(chunks, usage)) => match store.complete_ingest(&job, &chunks, usage).await {
+            Ok(true) => tracing::info!(chunks = chunks.len(), usage_bytes = usage, "file indexed"),
+            Ok(false) => tracing::info!("file changed while it was being indexed; result discarded"),
+            // The lease expires and another attempt picks the file up.
+            Err(e) => tracing::warn!(error = %e, "writing chunks failed; the file will be retried"),
+        },
+        Ok(Outcome::Failed(code, message)) => {
+            tracing::info!(code, %message, "file could not be indexed");
+            if let Err(e) = store.fail_ingest(&job, code, &message).await {
+                tracing::warn!(error = %e, "could not mark file failed");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "ingestion failed transiently; the file will be retried"),
+    }
+}
+
+enum Outcome {
+    Done(Vec<NewChunk>, i64),
+    Failed(&'static str, String),
+}
+
+async fn ingest(store: &Store, blobs: &Blobs, job: &IngestJob) -> Result<Outcome, crate::error::ApiError> {
+    let Some(file) = store.find::<crate::api::files::FileObject>(&job.project_id, &job.file_id).await? else {
+        return Ok(Outcome::Failed("invalid_file", "The file was deleted.".into()));
+    };
+    let strategy = &job.chunking_strategy["static"];
+    let max = strategy["max_chunk_size_tokens"].as_u64().unwrap_or(800) as usize;
+    let overlap = strategy["chunk_overlap_tokens"].as_u64().unwrap_or(400) as usize;
+
+    let text = match store.file_text(&job.file_id).await? {
+        Some(t) => t,
+        None => {
+            if file.bytes as u64 > MAX_PARSE_BYTES {
+                return Ok(Outcome::Failed(
+                    "invalid_file",
+                    format!("The file is {} bytes; at most {MAX_PARSE_BYTES} bytes can be indexed.", file.bytes),
+                ));
+            }
+            let bytes = blobs.get_bytes(&file_key(&job.file_id), MAX_PARSE_BYTES).await?;
+            let name = file.filename.clone();
+            let parsed = tokio::task::spawn_blocking(move || parse::extract_text(&name, &bytes))
+                .await
+                .map_err(|e| crate::error::ApiError::internal("text extraction panicked", e))?;
+            match parsed {
+                Ok(t) => {
+                    store.put_file_text(&job.file_id, &t).await?;
+                    t
+                }
+                Err(e) => return Ok(Outcome::Failed(e.code, e.message)),
+            }
+        }
+    };
+    let usage = text.len() as i64;
+    let chunks = tokio::task::spawn_blocking(move || {
+        if chunk::count_tokens(&text) > MAX_FILE_TOKENS {
+            return Err(());
+        }
+        Ok(chunk::chunk(&text, max, overlap))
+    })
+    .await
+    .map_err(|e| crate::error::ApiError::internal("chunking panicked", e))?;
+    match chunks {
+        Ok(chunks) => Ok(Outcome::Done(
+            chunks.into_iter().map(|c| NewChunk { tokens: c.tokens as i64, text: c.text }).collect(),
+            usage,
+        )),
+        Err(()) => Ok(Outcome::Failed(
+            "invalid_file",
+            format!("The file has more than {MAX_FILE_TOKENS} tokens, the most a file may have."),
+        )),
+    }
+}

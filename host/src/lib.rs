@@ -1,0 +1,77 @@
+//! `assistants-host`: a self-hosted server for the OpenAI Assistants API v2.
+//!
+//! Map of the crate:
+//! - [`config`]: command line, environment and TOML settings.
+//! - [`api`]: the HTTP surface, one module per resource; handlers validate, then call the store.
+//! - [`store`]: every SQL statement, over SQLite or PostgreSQL through one `Any` pool.
+//! - [`blobs`]: file bytes in a local directory or an S3-compatible bucket.
+//! - [`ingest`]: background text extraction and chunking of vector-store files.
+//! - [`search`]: BM25 search over a store's chunks, cached per node.
+//! - [`auth`]: API keys → projects.
+//! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
+//!
+//! [`start`] wires them together for a bound listener and a shutdown future, which is how the
+//! binary and the integration tests both run the server.
+
+pub mod api;
+pub mod auth;
+pub mod blobs;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod ingest;
+pub mod search;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::AppState;
+use crate::config::Settings;
+
+/// Opens storage, migrates, and serves on `listener` until `shutdown` resolves.
+///
+/// In-flight requests finish before this returns; ingestion workers stop between files (a file
+/// they were working on is picked up again later through its lease).
+pub async fn start(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = store::Store::connect(&settings.storage.database_url).await?;
+    store.migrate().await?;
+    let blobs = blobs::Blobs::open(settings.storage.object_store_url.as_deref(), &settings.storage.data_dir)?;
+    blobs.check().await.context("the object store is not usable")?;
+
+    let stop = CancellationToken::new();
+    let ingest = ingest::IngestHandle::default();
+    let workers = ingest::spawn_workers(
+        settings.ingest_concurrency,
+        store.clone(),
+        blobs.clone(),
+        ingest.clone(),
+        stop.clone(),
+    );
+    let state = AppState {
+        store,
+        blobs,
+        settings: Arc::new(settings),
+        auth: Arc::new(auth::Auth::default()),
+        ingest,
+        search: Arc::new(search::SearchIndexes::default()),
+    };
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    stop.cancel();
+    for w in workers {
+        let _ = w.await;
+    }
+    Ok(())
+}

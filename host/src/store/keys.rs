@@ -1,0 +1,118 @@
+//! Projects and API keys. Keys are stored as SHA-256 hashes; the key itself is shown once.
+
+use sqlx::Row;
+
+use super::Store;
+use crate::ids::{new_id, now, IdKind};
+
+/// The project every request lands in while no API key exists.
+pub const DEFAULT_PROJECT: &str = "proj_default";
+
+/// A key as listed by `assistants keys list` (never the secret).
+#[derive(Debug)]
+pub struct KeyInfo {
+    pub id: String,
+    pub project: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub fn hash_key(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
+impl Store {
+    /// Whether any unrevoked key exists; if not, the server runs open in the default project.
+    pub async fn any_active_key(&self) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+
+    /// The project of an active key, if the key is valid.
+    pub async fn project_for_key(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT project_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash_key(key))
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| r.try_get::<String, _>(0)).transpose()
+    }
+
+    /// Creates a key in `project_name` (creating the project if needed); returns (key id, key).
+    pub async fn create_key(&self, project_name: &str) -> anyhow::Result<(String, String)> {
+        use rand::distributions::Alphanumeric;
+        use rand::Rng;
+        let mut tx = self.write.begin().await?;
+        let existing = sqlx::query("SELECT id FROM projects WHERE name = $1")
+            .bind(project_name.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let project_id = match existing {
+            Some(r) => r.try_get::<String, _>(0)?,
+            None => {
+                let id = new_id(IdKind::Project);
+                sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(id.clone())
+                    .bind(project_name.to_string())
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+        };
+        let secret: String =
+            rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
+        let key = format!("sk-asst-{secret}");
+        let id = new_id(IdKind::ApiKey);
+        sqlx::query(
+            "INSERT INTO api_keys (id, project_id, key_hash, prefix, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.clone())
+        .bind(project_id)
+        .bind(hash_key(&key))
+        .bind(key[..12].to_string())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((id, key))
+    }
+
+    pub async fn list_keys(&self) -> anyhow::Result<Vec<KeyInfo>> {
+        let rows = sqlx::query(
+            "SELECT k.id, p.name, k.prefix, k.created_at, k.revoked_at \
+             FROM api_keys k JOIN projects p ON p.id = k.project_id ORDER BY k.created_at, k.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyInfo {
+                    id: r.try_get(0)?,
+                    project: r.try_get(1)?,
+                    prefix: r.try_get(2)?,
+                    created_at: r.try_get(3)?,
+                    revoked_at: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a key; false if no active key has that id.
+    pub async fn revoke_key(&self, id: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,202 @@
+//! The database: one [`Store`] over sqlx's `Any` driver serves SQLite and PostgreSQL alike.
+//!
+//! Handlers never see sqlx. They call typed methods here (`get`, `insert`, `list`, … for documents
+//! and the resource-specific modules below), which keeps every SQL string in this directory.
+//! The SQL is written once in the dialect both databases accept (`$n` placeholders, `RETURNING`,
+//! `ON CONFLICT`); the few places that differ ask [`Store::backend`].
+//!
+//! SQLite has one writer at a time. Rather than let connections race for the write lock and
+//! fail with `SQLITE_BUSY` (deferred transactions that upgrade from read to write do not wait),
+//! SQLite gets a write pool of exactly one connection, which serialises writers in-process, and
+//! a separate read pool for concurrent readers (WAL lets them run beside the writer).
+
+mod docs;
+pub mod keys;
+mod uploads;
+mod list;
+pub mod vector_stores;
+
+pub use docs::Doc;
+pub use list::{ListEnvelope, ListParams, Order, Page};
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+/// Which SQL database is behind the pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`). Does not migrate.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            anyhow::bail!("unsupported database URL scheme (use postgres:// or sqlite://): {url}");
+        };
+        match backend {
+            Backend::Postgres => {
+                let opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .with_context(|| {
+                        format!("connecting to {}", crate::config::redact_url(url))
+                    })?;
+                Ok(Store { read: pool.clone(), write: pool, backend })
+            }
+            Backend::Sqlite => {
+                let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+                if let Some(dir) = sqlite_path(&url).and_then(|p| p.parent().map(|d| d.to_owned()))
+                {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(&dir)
+                            .with_context(|| format!("creating {}", dir.display()))?;
+                    }
+                }
+                let opts = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+                    .connect_with(opts.clone())
+                    .await
+                    .with_context(|| format!("opening {url}"))?;
+                // WAL is a property of the database file: set once, readers then never block the writer.
+                write.execute("PRAGMA journal_mode = WAL").await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+                    .connect_with(opts)
+                    .await?;
+                Ok(Store { read, write, backend })
+            }
+        }
+    }
+
+    /// Applies the migrations for this backend (idempotent).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.write).await.context("running database migrations")?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose single writer already serialises.
+    fn lock_rows(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// Cheap liveness probe of the database.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
+    }
+}
+
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    // NORMAL is durable across process crashes in WAL mode (only an OS crash can lose the last
+    // commits) and avoids an fsync per commit; foreign keys drive the cascading deletes.
+    conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+        .await
+        .map(|_| ())
+}
+
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// An open write transaction. Handlers compose several writes into one atomic unit with it
+/// (a thread and its first messages) without seeing sqlx.
+pub struct Tx(pub(crate) sqlx::Transaction<'static, sqlx::Any>);
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.0.commit().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Store {
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(Tx(self.write.begin().await?))
+    }
+}
+
+/// A value bound to a `$n` placeholder in the generic document queries.
+#[derive(Debug, Clone)]
+pub enum Val {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+}
+
+fn bind<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    v: &Val,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    match v {
+        Val::Text(s) => q.bind(s.clone()),
+        Val::OptText(s) => q.bind(s.clone()),
+        Val::Int(i) => q.bind(*i),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Both backends must apply the same migration versions, or one silently lags the other.
+    #[test]
+    fn sqlite_and_postgres_migrations_list_the_same_versions() {
+        let versions = |m: &sqlx::migrate::Migrator| {
+            m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>()
+        };
+        assert_eq!(versions(&super::SQLITE_MIGRATIONS), versions(&super::POSTGRES_MIGRATIONS));
+        assert!(!super::SQLITE_MIGRATIONS.iter().next().is_none());
+    }
+}

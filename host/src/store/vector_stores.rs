@@ -1,0 +1,628 @@
+//! Vector-store membership, file batches, ingestion leases and chunks.
+//!
+//! A store's and a batch's `file_counts` and `usage_bytes` are never stored: they are counted from
+//! `vector_store_files` on every read, so they are true at every moment by construction.
+//! Ingestion is claimed through a lease with a fencing token (`attempts`): a node that dies
+//! mid-file loses its lease and another node reclaims the file, and a result written under an
+//! outdated token (the file was cancelled, removed or re-attached meanwhile) is discarded.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{ListParams, Page, Store, Val};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::now;
+
+/// A file's membership of a vector store, as stored.
+#[derive(Debug, Clone)]
+pub struct VsFileRow {
+    pub vector_store_id: String,
+    pub file_id: String,
+    pub batch_id: Option<String>,
+    pub created_at: i64,
+    pub status: String,
+    pub usage_bytes: i64,
+    pub last_error: Option<serde_json::Value>,
+    pub chunking_strategy: serde_json::Value,
+    pub attributes: Option<serde_json::Value>,
+}
+
+const VS_FILE_COLS: &str = "vector_store_id, id, batch_id, created_at, status, usage_bytes, \
+                            last_error, chunking_strategy, attributes";
+
+fn vs_file_row(r: &AnyRow) -> ApiResult<VsFileRow> {
+    let json = |s: Option<String>| -> ApiResult<Option<serde_json::Value>> {
+        Ok(s.map(|s| serde_json::from_str(&s)).transpose()?)
+    };
+    Ok(VsFileRow {
+        vector_store_id: r.try_get(0)?,
+        file_id: r.try_get(1)?,
+        batch_id: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+        status: r.try_get(4)?,
+        usage_bytes: r.try_get(5)?,
+        last_error: json(r.try_get(6)?)?,
+        chunking_strategy: json(Some(r.try_get(7)?))?.unwrap_or_default(),
+        attributes: json(r.try_get(8)?)?,
+    })
+}
+
+/// Status counts of a store's or a batch's files.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, PartialEq, Eq)]
+pub struct FileCounts {
+    pub in_progress: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub total: i64,
+}
+
+/// A claimed ingestion job; `token` fences the result against concurrent changes.
+#[derive(Debug, Clone)]
+pub struct IngestJob {
+    pub vector_store_id: String,
+    pub file_id: String,
+    pub project_id: String,
+    pub chunking_strategy: serde_json::Value,
+    pub token: i64,
+}
+
+/// One chunk ready to be written.
+#[derive(Debug, Clone)]
+pub struct NewChunk {
+    pub tokens: i64,
+    pub text: String,
+}
+
+/// A stored chunk, as the search index loads it.
+#[derive(Debug, Clone)]
+pub struct ChunkRow {
+    pub file_id: String,
+    pub chunk_index: i64,
+    pub text: String,
+}
+
+/// How often a file is retried after its ingesting node vanished before it is marked failed.
+pub const MAX_INGEST_ATTEMPTS: i64 = 3;
+
+impl Store {
+    /// Attaches a file to a store (or re-attaches it, restarting ingestion) in `in_progress`.
+    pub async fn attach_file(
+        &self,
+        project: &str,
+        vs_id: &str,
+        file_id: &str,
+        batch_id: Option<&str>,
+        chunking_strategy: &serde_json::Value,
+        attributes: Option<&serde_json::Value>,
+    ) -> ApiResult<VsFileRow> {
+        let mut tx = self.begin().await?;
+        self.attach_file_in(&mut tx, project, vs_id, file_id, batch_id, chunking_strategy, attributes)
+            .await?;
+        tx.commit().await?;
+        self.vs_file(project, vs_id, file_id).await?.ok_or_else(|| {
+            ApiError::internal("attach_file", "attached file vanished before it could be read")
+        })
+    }
+
+    pub(crate) async fn attach_file_in(
+        &self,
+        tx: &mut super::Tx,
+        project: &str,
+        vs_id: &str,
+        file_id: &str,
+        batch_id: Option<&str>,
+        chunking_strategy: &serde_json::Value,
+        attributes: Option<&serde_json::Value>,
+    ) -> ApiResult<()> {
+        let attrs = attributes.map(|a| a.to_string());
+        sqlx::query(
+            "INSERT INTO vector_store_files (vector_store_id, id, project_id, batch_id, created_at, \
+             status, usage_bytes, chunking_strategy, attributes) \
+             VALUES ($1, $2, $3, $4, $5, 'in_progress', 0, $6, $7) \
+             ON CONFLICT (vector_store_id, id) DO UPDATE SET status = 'in_progress', \
+             usage_bytes = 0, last_error = NULL, lease_until = NULL, attempts = 0, \
+             batch_id = excluded.batch_id, chunking_strategy = excluded.chunking_strategy, \
+             attributes = COALESCE(excluded.attributes, vector_store_files.attributes)",
+        )
+        .bind(vs_id.to_string())
+        .bind(file_id.to_string())
+        .bind(project.to_string())
+        .bind(batch_id.map(str::to_string))
+        .bind(now())
+        .bind(chunking_strategy.to_string())
+        .bind(attrs)
+        .execute(&mut **tx)
+        .await?;
+        self.drop_chunks_in(tx, vs_id, Some(file_id)).await?;
+        self.touch_store_in(tx, vs_id).await
+    }
+
+    async fn drop_chunks_in(
+        &self,
+        tx: &mut super::Tx,
+        vs_id: &str,
+        file_id: Option<&str>,
+    ) -> ApiResult<()> {
+        match file_id {
+            Some(f) => {
+                sqlx::query("DELETE FROM chunks WHERE vector_store_id = $1 AND file_id = $2")
+                    .bind(vs_id.to_string())
+                    .bind(f.to_string())
+                    .execute(&mut **tx)
+                    .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM chunks WHERE vector_store_id = $1")
+                    .bind(vs_id.to_string())
+                    .execute(&mut **tx)
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
+    /// Marks the store active now and invalidates search caches of it.
+    async fn touch_store_in(
+        &self,
+        tx: &mut super::Tx,
+        vs_id: &str,
+    ) -> ApiResult<()> {
+        sqlx::query(
+            "UPDATE vector_stores SET index_generation = index_generation + 1, \
+             last_active_at = $1 WHERE id = $2",
+        )
+        .bind(now())
+        .bind(vs_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn vs_file(
+        &self,
+        project: &str,
+        vs_id: &str,
+        file_id: &str,
+    ) -> ApiResult<Option<VsFileRow>> {
+        let sql = format!(
+            "SELECT {VS_FILE_COLS} FROM vector_store_files \
+             WHERE vector_store_id = $1 AND id = $2 AND project_id = $3"
+        );
+        let row = sqlx::query(&sql)
+            .bind(vs_id.to_string())
+            .bind(file_id.to_string())
+            .bind(project.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(vs_file_row).transpose()
+    }
+
+    pub async fn list_vs_files(
+        &self,
+        project: &str,
+        vs_id: &str,
+        batch_id: Option<&str>,
+        status: Option<&str>,
+        params: &ListParams,
+    ) -> ApiResult<Page<VsFileRow>> {
+        let mut scope = vec![
+            ("project_id", Val::Text(project.to_string())),
+            ("vector_store_id", Val::Text(vs_id.to_string())),
+        ];
+        if let Some(b) = batch_id {
+            scope.push(("batch_id", Val::Text(b.to_string())));
+        }
+        if let Some(s) = status {
+            scope.push(("status", Val::Text(s.to_string())));
+        }
+        self.list_rows("vector_store_files", VS_FILE_COLS, &scope, params, vs_file_row).await
+    }
+
+    /// Removes a file from one store with its chunks; false if it was not there.
+    pub async fn detach_file(&self, project: &str, vs_id: &str, file_id: &str) -> ApiResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "DELETE FROM vector_store_files WHERE vector_store_id = $1 AND id = $2 AND project_id = $3",
+        )
+        .bind(vs_id.to_string())
+        .bind(file_id.to_string())
+        .bind(project.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.drop_chunks_in(&mut tx, vs_id, Some(file_id)).await?;
+        self.touch_store_in(&mut tx, vs_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes a file and removes it from every store that holds it, in one transaction.
+    pub async fn delete_file_everywhere(&self, project: &str, file_id: &str) -> ApiResult<bool> {
+        let mut tx = self.begin().await?;
+        let stores = sqlx::query(
+            "SELECT vector_store_id FROM vector_store_files WHERE id = $1 AND project_id = $2",
+        )
+        .bind(file_id.to_string())
+        .bind(project.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &stores {
+            let vs: String = r.try_get(0)?;
+            sqlx::query("DELETE FROM vector_store_files WHERE vector_store_id = $1 AND id = $2")
+                .bind(vs.clone())
+                .bind(file_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            self.drop_chunks_in(&mut tx, &vs, Some(file_id)).await?;
+            self.touch_store_in(&mut tx, &vs).await?;
+        }
+        let done = sqlx::query("DELETE FROM files WHERE id = $1 AND project_id = $2")
+            .bind(file_id.to_string())
+            .bind(project.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn set_vs_file_attributes(
+        &self,
+        project: &str,
+        vs_id: &str,
+        file_id: &str,
+        attributes: &serde_json::Value,
+    ) -> ApiResult<Option<VsFileRow>> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE vector_store_files SET attributes = $1 \
+             WHERE vector_store_id = $2 AND id = $3 AND project_id = $4",
+        )
+        .bind(attributes.to_string())
+        .bind(vs_id.to_string())
+        .bind(file_id.to_string())
+        .bind(project.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        // Attributes feed search filters, so cached indexes of this store must reload them.
+        self.touch_store_in(&mut tx, vs_id).await?;
+        tx.commit().await?;
+        self.vs_file(project, vs_id, file_id).await
+    }
+
+    /// Counts per status and the bytes of completed files, for a store or (with `batch_id`) a batch.
+    pub async fn file_counts(
+        &self,
+        vs_id: &str,
+        batch_id: Option<&str>,
+    ) -> ApiResult<(FileCounts, i64)> {
+        let rows = match batch_id {
+            None => {
+                sqlx::query(
+                    "SELECT status, COUNT(*), COALESCE(SUM(usage_bytes), 0) FROM vector_store_files \
+                     WHERE vector_store_id = $1 GROUP BY status",
+                )
+                .bind(vs_id.to_string())
+                .fetch_all(&self.read)
+                .await?
+            }
+            Some(b) => {
+                sqlx::query(
+                    "SELECT status, COUNT(*), COALESCE(SUM(usage_bytes), 0) FROM vector_store_files \
+                     WHERE vector_store_id = $1 AND batch_id = $2 GROUP BY status",
+                )
+                .bind(vs_id.to_string())
+                .bind(b.to_string())
+                .fetch_all(&self.read)
+                .await?
+            }
+        };
+        let mut counts = FileCounts::default();
+        let mut bytes = 0;
+        for r in rows {
+            let status: String = r.try_get(0)?;
+            let n: i64 = r.try_get(1)?;
+            // SUM over BIGINT is NUMERIC on PostgreSQL; COALESCE keeps it integral on SQLite.
+            let b: i64 = r.try_get::<i64, _>(2).or_else(|_| {
+                r.try_get::<f64, _>(2).map(|f| f as i64)
+            })?;
+            bytes += b;
+            counts.total += n;
+            match status.as_str() {
+                "in_progress" => counts.in_progress += n,
+                "completed" => counts.completed += n,
+                "failed" => counts.failed += n,
+                "cancelled" => counts.cancelled += n,
+                other => tracing::warn!(status = other, "unknown vector store file status"),
+            }
+        }
+        Ok((counts, bytes))
+    }
+
+    /// Cancels a batch: its files still in progress become `cancelled`. False if it is unknown.
+    pub async fn cancel_batch(&self, project: &str, vs_id: &str, batch_id: &str) -> ApiResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE file_batches SET cancelled_at = COALESCE(cancelled_at, $1) \
+             WHERE id = $2 AND vector_store_id = $3 AND project_id = $4",
+        )
+        .bind(now())
+        .bind(batch_id.to_string())
+        .bind(vs_id.to_string())
+        .bind(project.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE vector_store_files SET status = 'cancelled', lease_until = NULL \
+             WHERE batch_id = $1 AND status = 'in_progress'",
+        )
+        .bind(batch_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Creates a batch row and attaches its files, atomically.
+    pub async fn create_batch(
+        &self,
+        project: &str,
+        vs_id: &str,
+        batch_id: &str,
+        created_at: i64,
+        files: &[(String, serde_json::Value, Option<serde_json::Value>)],
+    ) -> ApiResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO file_batches (id, vector_store_id, project_id, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(batch_id.to_string())
+        .bind(vs_id.to_string())
+        .bind(project.to_string())
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await?;
+        for (file_id, strategy, attrs) in files {
+            self.attach_file_in(&mut tx, project, vs_id, file_id, Some(batch_id), strategy, attrs.as_ref())
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// (created_at, cancelled_at) of a batch of the store, if it exists.
+    pub async fn batch(
+        &self,
+        project: &str,
+        vs_id: &str,
+        batch_id: &str,
+    ) -> ApiResult<Option<(i64, Option<i64>)>> {
+        let row = sqlx::query(
+            "SELECT created_at, cancelled_at FROM file_batches \
+             WHERE id = $1 AND vector_store_id = $2 AND project_id = $3",
+        )
+        .bind(batch_id.to_string())
+        .bind(vs_id.to_string())
+        .bind(project.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    /// Claims the oldest unleased in-progress file for `lease_secs` seconds.
+    pub async fn claim_ingest(&self, lease_secs: i64) -> ApiResult<Option<IngestJob>> {
+        let t = now();
+        let row = sqlx::query(
+            "UPDATE vector_store_files SET lease_until = $1, attempts = attempts + 1 \
+             WHERE status = 'in_progress' AND (lease_until IS NULL OR lease_until < $2) \
+             AND seq = (SELECT seq FROM vector_store_files WHERE status = 'in_progress' \
+                        AND (lease_until IS NULL OR lease_until < $2) ORDER BY seq LIMIT 1) \
+             RETURNING vector_store_id, id, project_id, chunking_strategy, attempts",
+        )
+        .bind(t + lease_secs)
+        .bind(t)
+        .fetch_optional(&self.write)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(IngestJob {
+            vector_store_id: r.try_get(0)?,
+            file_id: r.try_get(1)?,
+            project_id: r.try_get(2)?,
+            chunking_strategy: serde_json::from_str(&r.try_get::<String, _>(3)?)?,
+            token: r.try_get(4)?,
+        }))
+    }
+
+    /// Writes the chunks and completes the file, unless the job was superseded (then false).
+    pub async fn complete_ingest(
+        &self,
+        job: &IngestJob,
+        chunks: &[NewChunk],
+        usage_bytes: i64,
+    ) -> ApiResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE vector_store_files SET status = 'completed', usage_bytes = $1, lease_until = NULL \
+             WHERE vector_store_id = $2 AND id = $3 AND attempts = $4 AND status = 'in_progress'",
+        )
+        .bind(usage_bytes)
+        .bind(job.vector_store_id.clone())
+        .bind(job.file_id.clone())
+        .bind(job.token)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.drop_chunks_in(&mut tx, &job.vector_store_id, Some(&job.file_id)).await?;
+        for (i, c) in chunks.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO chunks (vector_store_id, file_id, chunk_index, tokens, text) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(job.vector_store_id.clone())
+            .bind(job.file_id.clone())
+            .bind(i as i64)
+            .bind(c.tokens)
+            .bind(c.text.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.touch_store_in(&mut tx, &job.vector_store_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Marks the file failed with `last_error`, unless the job was superseded.
+    pub async fn fail_ingest(&self, job: &IngestJob, code: &str, message: &str) -> ApiResult<()> {
+        sqlx::query(
+            "UPDATE vector_store_files SET status = 'failed', last_error = $1, lease_until = NULL \
+             WHERE vector_store_id = $2 AND id = $3 AND attempts = $4 AND status = 'in_progress'",
+        )
+        .bind(serde_json::json!({ "code": code, "message": message }).to_string())
+        .bind(job.vector_store_id.clone())
+        .bind(job.file_id.clone())
+        .bind(job.token)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The generation of a store's searchable content; changes whenever chunks or attributes do.
+    pub async fn index_generation(&self, vs_id: &str) -> ApiResult<i64> {
+        let row = sqlx::query("SELECT index_generation FROM vector_stores WHERE id = $1")
+            .bind(vs_id.to_string())
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// All chunks of a store, for building its search index.
+    pub async fn store_chunks(&self, vs_id: &str) -> ApiResult<Vec<ChunkRow>> {
+        let rows = sqlx::query(
+            "SELECT file_id, chunk_index, text FROM chunks WHERE vector_store_id = $1 ORDER BY seq",
+        )
+        .bind(vs_id.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChunkRow {
+                    file_id: r.try_get(0)?,
+                    chunk_index: r.try_get(1)?,
+                    text: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Attributes of every completed file of a store, for search filters.
+    pub async fn store_file_attributes(
+        &self,
+        vs_id: &str,
+    ) -> ApiResult<Vec<(String, Option<serde_json::Value>)>> {
+        let rows = sqlx::query(
+            "SELECT id, attributes FROM vector_store_files WHERE vector_store_id = $1 AND status = 'completed'",
+        )
+        .bind(vs_id.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let a: Option<String> = r.try_get(1)?;
+                Ok((r.try_get(0)?, a.map(|s| serde_json::from_str(&s)).transpose()?))
+            })
+            .collect()
+    }
+
+    /// The parsed text of a file, if it has been parsed.
+    pub async fn file_text(&self, file_id: &str) -> ApiResult<Option<String>> {
+        let row = sqlx::query("SELECT text FROM file_texts WHERE file_id = $1")
+            .bind(file_id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    pub async fn put_file_text(&self, file_id: &str, text: &str) -> ApiResult<()> {
+        sqlx::query(
+            "INSERT INTO file_texts (file_id, text) VALUES ($1, $2) \
+             ON CONFLICT (file_id) DO UPDATE SET text = excluded.text",
+        )
+        .bind(file_id.to_string())
+        .bind(text.to_string())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a vector store with its memberships, batches and chunks.
+    pub async fn delete_vector_store(&self, project: &str, vs_id: &str) -> ApiResult<bool> {
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM vector_stores WHERE id = $1 AND project_id = $2")
+            .bind(vs_id.to_string())
+            .bind(project.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM chunks WHERE vector_store_id = $1",
+            "DELETE FROM vector_store_files WHERE vector_store_id = $1",
+            "DELETE FROM file_batches WHERE vector_store_id = $1",
+            "DELETE FROM vector_stores WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(vs_id.to_string()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+impl Store {
+    /// When the store last changed or was searched (the anchor of `expires_after`).
+    pub async fn vs_last_active(&self, vs_id: &str) -> ApiResult<i64> {
+        let row = sqlx::query("SELECT last_active_at FROM vector_stores WHERE id = $1")
+            .bind(vs_id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| ApiError::not_found("vector store", vs_id))?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+impl Store {
+    /// Filenames of the given files (files of any project: callers pass ids they already scoped).
+    pub async fn filenames<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> ApiResult<std::collections::HashMap<String, String>> {
+        let mut out = std::collections::HashMap::new();
+        for id in ids {
+            let row = sqlx::query("SELECT body FROM files WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.read)
+                .await?;
+            if let Some(r) = row {
+                let body: serde_json::Value = serde_json::from_str(&r.try_get::<String, _>(0)?)?;
+                if let Some(name) = body.get("filename").and_then(|v| v.as_str()) {
+                    out.insert(id.to_string(), name.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,843 @@
+// Compatibility suite: the official `openai` Node SDK against our Assistants API v2 server.
+//
+// Runs unchanged with openai@4.42.0 and openai@7.59.0 (node:test + node:assert, no other deps).
+// The two majors differ in naming and call shapes, bridged by the small adapter below:
+//   * vector stores: client.beta.vectorStores (4.42) vs client.vectorStores (>= 4.8x / 7.x)
+//   * deletes:       .del(...) (4.x)               vs .delete(...) (>= 5)
+//   * sub-resources: retrieve(parentId, childId)   vs retrieve(childId, { parent_id }) (>= 5)
+// Features that only newer SDKs have (uploads, vector-store search / file content / attribute
+// update) are skipped, with a reason, only when the installed SDK lacks the method.
+//
+// `openai` is resolved from the directory this file sits in (tests/sdk/run.sh places it next to
+// the right node_modules). Environment: ASSISTANTS_BASE_URL (e.g. http://127.0.0.1:8000/v1).
+//
+// Run: node --test --test-reporter=spec test.mjs   (or just `node test.mjs`)
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+
+import OpenAI, { toFile, NotFoundError, BadRequestError } from 'openai';
+import { VERSION } from 'openai/version';
+
+const BASE_URL = (process.env.ASSISTANTS_BASE_URL ?? 'http://127.0.0.1:8000/v1').replace(/\/+$/, '');
+const TEST_TIMEOUT_MS = Number(process.env.SDK_TEST_TIMEOUT ?? '180') * 1000;
+const MODEL = 'gpt-4o';
+const MAJOR = Number.parseInt(VERSION, 10);
+const LABEL = `openai-node ${VERSION}`;
+
+const client = new OpenAI({ apiKey: 'test', baseURL: BASE_URL, maxRetries: 0, timeout: 60_000 });
+
+// ---------------------------------------------------------------------------------------------
+// adapter over the SDK majors
+// ---------------------------------------------------------------------------------------------
+
+/** >= 5 takes (childId, { parent_id }) for nested resources; 4.x takes (parentId, childId). */
+const PARAMS_STYLE = MAJOR >= 5;
+const vectorStores = client.vectorStores ?? client.beta.vectorStores;
+
+function remove(resource, ...args) {
+  const fn = resource.delete ?? resource.del;
+  assert.equal(typeof fn, 'function', 'resource has neither delete() nor del()');
+  return fn.apply(resource, args);
+}
+
+const sdk = {
+  messages: {
+    retrieve: (threadId, messageId) =>
+      PARAMS_STYLE
+        ? client.beta.threads.messages.retrieve(messageId, { thread_id: threadId })
+        : client.beta.threads.messages.retrieve(threadId, messageId),
+    update: (threadId, messageId, body) =>
+      PARAMS_STYLE
+        ? client.beta.threads.messages.update(messageId, { thread_id: threadId, ...body })
+        : client.beta.threads.messages.update(threadId, messageId, body),
+    delete: (threadId, messageId) =>
+      PARAMS_STYLE
+        ? remove(client.beta.threads.messages, messageId, { thread_id: threadId })
+        : remove(client.beta.threads.messages, threadId, messageId),
+  },
+  vsFiles: {
+    retrieve: (vsId, fileId) =>
+      PARAMS_STYLE
+        ? vectorStores.files.retrieve(fileId, { vector_store_id: vsId })
+        : vectorStores.files.retrieve(vsId, fileId),
+    delete: (vsId, fileId) =>
+      PARAMS_STYLE
+        ? remove(vectorStores.files, fileId, { vector_store_id: vsId })
+        : remove(vectorStores.files, vsId, fileId),
+    update: (vsId, fileId, attributes) =>
+      vectorStores.files.update(fileId, { vector_store_id: vsId, attributes }),
+    content: (vsId, fileId) => vectorStores.files.content(fileId, { vector_store_id: vsId }),
+  },
+  batches: {
+    retrieve: (vsId, batchId) =>
+      PARAMS_STYLE
+        ? vectorStores.fileBatches.retrieve(batchId, { vector_store_id: vsId })
+        : vectorStores.fileBatches.retrieve(vsId, batchId),
+    listFiles: (vsId, batchId, query = {}) =>
+      PARAMS_STYLE
+        ? vectorStores.fileBatches.listFiles(batchId, { vector_store_id: vsId, ...query })
+        : vectorStores.fileBatches.listFiles(vsId, batchId, query),
+  },
+};
+
+const HAS_UPLOADS = client.uploads !== undefined && typeof client.uploads.create === 'function';
+const HAS_SEARCH = typeof vectorStores.search === 'function';
+const HAS_VS_FILE_CONTENT = typeof vectorStores.files.content === 'function';
+const HAS_VS_FILE_UPDATE = typeof vectorStores.files.update === 'function';
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------------------------
+
+const unique = (prefix = '') => `${prefix}${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+
+function assertIntTs(value, what = 'timestamp') {
+  assert.ok(Number.isInteger(value), `${what} is not an integer: ${value}`);
+  assert.ok(value >= 1_577_836_800 && value <= 4_102_444_800, `${what} is not in Unix seconds: ${value}`);
+}
+
+async function collect(pagePromise) {
+  const out = [];
+  for await (const item of pagePromise) {
+    out.push(item);
+    assert.ok(out.length < 100_000, 'pagination does not terminate');
+  }
+  return out;
+}
+
+async function ids(pagePromise) {
+  return (await collect(pagePromise)).map((x) => x.id);
+}
+
+function textOf(message) {
+  return message.content
+    .filter((c) => c.type === 'text')
+    .map((c) => c.text.value)
+    .join('');
+}
+
+async function expectApiError(promise, ErrorClass, status) {
+  let caught;
+  try {
+    await promise;
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught, `expected ${ErrorClass.name}, but the call succeeded`);
+  assert.ok(caught instanceof ErrorClass, `expected ${ErrorClass.name}, got ${caught?.constructor?.name}: ${caught?.message}`);
+  assert.equal(caught.status, status);
+  const inner = caught.error?.error ?? caught.error;
+  assert.ok(inner && typeof inner === 'object', `error body is not an object: ${JSON.stringify(caught.error)}`);
+  for (const key of ['message', 'type', 'param', 'code']) {
+    assert.ok(key in inner, `error object lacks "${key}": ${JSON.stringify(inner)}`);
+  }
+  assert.equal(typeof inner.message, 'string');
+  assert.ok(inner.message.trim().length > 0, 'empty error message');
+  assert.equal(inner.type, 'invalid_request_error');
+  assert.equal(caught.type, 'invalid_request_error');
+  return { err: caught, inner };
+}
+
+const file = (name, content) => toFile(Buffer.from(content), name);
+
+async function uploadText(name, text) {
+  return client.files.create({ file: await file(name, text), purpose: 'assistants' });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitVsIdle(vsId, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const vs = await vectorStores.retrieve(vsId);
+    if (vs.file_counts.in_progress === 0) return vs;
+    assert.ok(Date.now() < deadline, `vector store ${vsId} still has files in progress`);
+    await sleep(100);
+  }
+}
+
+const WEATHER_PARAMS = {
+  type: 'object',
+  properties: {
+    city: { type: 'string', description: 'City name' },
+    unit: { type: 'string', enum: ['c', 'f'] },
+  },
+  required: ['city'],
+};
+const WEATHER_TOOL = {
+  type: 'function',
+  function: { name: 'get_weather', description: 'Look up the weather for a city.', parameters: WEATHER_PARAMS },
+};
+
+const DOC_A =
+  'Field notes about the zanzibarquokka. The zanzibarquokka is a small marsupial that lives near the old ' +
+  'harbor lighthouse and eats mango peel. Observers counted forty zanzibarquokka nests this spring.\n';
+const DOC_B =
+  'Recipe card: velociraptor marmalade. Boil bitter oranges with brown sugar for the velociraptor marmalade ' +
+  'and store the jars in the cellar beside the harbor lighthouse.\n';
+const DOC_C =
+  'Maintenance log for the quantum xylophone. The quantum xylophone was retuned after a storm damaged the ' +
+  'harbor lighthouse; the xylophone keys were polished with beeswax.\n';
+
+const TEXT_BYTES = Buffer.from('Ünïcödé line one\r\nline two\twith tab\n\u2603 snowman, trailing spaces   \n', 'utf8');
+const BINARY_BYTES = Buffer.concat([
+  ...Array.from({ length: 8 }, () => Buffer.from(Array.from({ length: 256 }, (_, i) => i))),
+  Buffer.from([0, 255, 0]),
+]);
+
+// Every test gets a deadline so that a poller that never sees a terminal status fails the test.
+// Usage: t(name, fn) or t(name, { skip: 'reason' | false }, fn).
+function t(name, optsOrFn, maybeFn) {
+  const [opts, fn] = typeof optsOrFn === 'function' ? [{}, optsOrFn] : [optsOrFn ?? {}, maybeFn];
+  assert.equal(typeof fn, 'function', `test "${name}" has no body`);
+  return test(`[${LABEL}] ${name}`, { timeout: TEST_TIMEOUT_MS, ...opts }, fn);
+}
+
+after(() => {
+  console.log(
+    `# ${LABEL}: vector stores at ${client.vectorStores ? 'client.vectorStores' : 'client.beta.vectorStores'}, ` +
+      `${PARAMS_STYLE ? 'params-object' : 'positional'} sub-resource signatures, ` +
+      `uploads=${HAS_UPLOADS} search=${HAS_SEARCH} vsFileContent=${HAS_VS_FILE_CONTENT} vsFileUpdate=${HAS_VS_FILE_UPDATE}`,
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// assistants
+// ---------------------------------------------------------------------------------------------
+
+t('sdk version is one of the pinned ones', () => {
+  assert.ok(['4.42.0', '7.59.0'].includes(VERSION), `unexpected openai version ${VERSION}`);
+});
+
+t('assistant CRUD', async () => {
+  const tag = unique();
+  const created = await client.beta.assistants.create({
+    model: MODEL,
+    name: 'sdk-crud',
+    description: 'created by the SDK suite',
+    instructions: 'Answer tersely.',
+    tools: [WEATHER_TOOL, { type: 'file_search' }],
+    metadata: { suite: 'node', tag },
+    temperature: 0.5,
+    top_p: 0.9,
+  });
+  assert.match(created.id, /^asst_/);
+  assert.equal(created.object, 'assistant');
+  assertIntTs(created.created_at);
+  assert.equal(created.model, MODEL);
+  assert.equal(created.name, 'sdk-crud');
+  assert.equal(created.description, 'created by the SDK suite');
+  assert.equal(created.instructions, 'Answer tersely.');
+  assert.deepEqual(created.metadata, { suite: 'node', tag });
+  assert.deepEqual(created.tools.map((x) => x.type), ['function', 'file_search']);
+  assert.equal(created.tools[0].function.name, 'get_weather');
+  assert.equal(created.tools[0].function.description, 'Look up the weather for a city.');
+  assert.deepEqual(created.tools[0].function.parameters, WEATHER_PARAMS);
+  assert.ok(Math.abs(created.temperature - 0.5) < 1e-6);
+  assert.ok(Math.abs(created.top_p - 0.9) < 1e-6);
+
+  const got = await client.beta.assistants.retrieve(created.id);
+  assert.equal(got.id, created.id);
+  assert.equal(got.created_at, created.created_at);
+  assert.deepEqual(got.tools, created.tools);
+  assert.deepEqual(got.metadata, { suite: 'node', tag });
+
+  const updated = await client.beta.assistants.update(created.id, {
+    name: 'sdk-crud-renamed',
+    metadata: { only: 'this' },
+  });
+  assert.equal(updated.id, created.id);
+  assert.equal(updated.name, 'sdk-crud-renamed');
+  assert.deepEqual(updated.metadata, { only: 'this' }, 'metadata update must replace the whole map');
+  assert.equal(updated.instructions, 'Answer tersely.', 'fields not sent in an update must be kept');
+  assert.deepEqual(updated.tools.map((x) => x.type), ['function', 'file_search']);
+  assert.equal((await client.beta.assistants.retrieve(created.id)).name, 'sdk-crud-renamed');
+
+  assert.ok((await ids(client.beta.assistants.list({ limit: 100 }))).includes(created.id));
+
+  const deleted = await remove(client.beta.assistants, created.id);
+  assert.deepEqual(
+    { id: deleted.id, object: deleted.object, deleted: deleted.deleted },
+    { id: created.id, object: 'assistant.deleted', deleted: true },
+  );
+  await expectApiError(client.beta.assistants.retrieve(created.id), NotFoundError, 404);
+  assert.ok(!(await ids(client.beta.assistants.list({ limit: 100 }))).includes(created.id));
+});
+
+t('assistant with file_search tool_resources', async () => {
+  const vs = await vectorStores.create({ name: unique('vs-for-asst-') });
+  const asst = await client.beta.assistants.create({
+    model: MODEL,
+    tools: [{ type: 'file_search' }],
+    tool_resources: { file_search: { vector_store_ids: [vs.id] } },
+  });
+  assert.deepEqual(asst.tool_resources?.file_search?.vector_store_ids, [vs.id]);
+  const got = await client.beta.assistants.retrieve(asst.id);
+  assert.deepEqual(got.tool_resources?.file_search?.vector_store_ids, [vs.id]);
+  await remove(client.beta.assistants, asst.id);
+  await remove(vectorStores, vs.id);
+});
+
+t('assistant pagination (25 items, pages of 5, asc/desc, cursors)', async () => {
+  const tag = unique('page-');
+  const created = [];
+  for (let i = 0; i < 25; i++) {
+    const a = await client.beta.assistants.create({
+      model: MODEL,
+      name: `${tag}-${String(i).padStart(2, '0')}`,
+      metadata: { tag },
+    });
+    created.push(a.id);
+  }
+  const mine = new Set(created);
+  assert.equal(mine.size, 25);
+
+  const all = await ids(client.beta.assistants.list({ limit: 5 }));
+  assert.equal(all.length, new Set(all).size, 'an assistant was yielded twice');
+  assert.deepEqual(all.filter((id) => mine.has(id)), [...created].reverse(), 'desc order must be newest first');
+
+  const asc = (await ids(client.beta.assistants.list({ limit: 5, order: 'asc' }))).filter((id) => mine.has(id));
+  assert.deepEqual(asc, created);
+
+  let page = await client.beta.assistants.list({ limit: 5, order: 'asc', after: created[9] });
+  assert.deepEqual(page.data.map((a) => a.id), created.slice(10, 15));
+  page = await client.beta.assistants.list({ limit: 5, order: 'desc', after: created[10] });
+  assert.deepEqual(page.data.map((a) => a.id), created.slice(5, 10).reverse());
+  page = await client.beta.assistants.list({ limit: 3, order: 'asc', before: created[10] });
+  const before = page.data.map((a) => a.id);
+  assert.ok(before.length > 0 && !before.includes(created[10]));
+  assert.ok(before.filter((id) => mine.has(id)).every((id) => created.slice(0, 10).includes(id)));
+
+  // A cursor at the very end gives an empty page (4.42 stops only on an empty page).
+  page = await client.beta.assistants.list({ limit: 5, order: 'asc', after: created[24] });
+  assert.deepEqual(page.data, []);
+  assert.equal(page.hasNextPage(), false);
+
+  for (const id of created) await remove(client.beta.assistants, id);
+});
+
+// ---------------------------------------------------------------------------------------------
+// threads and messages
+// ---------------------------------------------------------------------------------------------
+
+t('thread CRUD with initial messages', async () => {
+  const thread = await client.beta.threads.create({
+    messages: [
+      { role: 'user', content: 'Hello there', metadata: { n: '1' } },
+      { role: 'assistant', content: 'General Kenobi' },
+    ],
+    metadata: { suite: 'node' },
+  });
+  assert.match(thread.id, /^thread_/);
+  assert.equal(thread.object, 'thread');
+  assertIntTs(thread.created_at);
+  assert.deepEqual(thread.metadata, { suite: 'node' });
+
+  const msgs = await collect(client.beta.threads.messages.list(thread.id, { order: 'asc' }));
+  assert.deepEqual(msgs.map((m) => m.role), ['user', 'assistant']);
+  assert.deepEqual(msgs.map(textOf), ['Hello there', 'General Kenobi']);
+  for (const m of msgs) {
+    assert.match(m.id, /^msg_/);
+    assert.equal(m.object, 'thread.message');
+    assert.equal(m.thread_id, thread.id);
+    assertIntTs(m.created_at);
+    assert.equal(m.content[0].type, 'text');
+    assert.deepEqual(m.content[0].text.annotations, []);
+  }
+  assert.deepEqual(msgs[0].metadata, { n: '1' });
+
+  const got = await client.beta.threads.retrieve(thread.id);
+  assert.equal(got.id, thread.id);
+  assert.equal(got.created_at, thread.created_at);
+
+  const updated = await client.beta.threads.update(thread.id, { metadata: { changed: 'yes' } });
+  assert.deepEqual(updated.metadata, { changed: 'yes' });
+
+  const deleted = await remove(client.beta.threads, thread.id);
+  assert.deepEqual(
+    { id: deleted.id, object: deleted.object, deleted: deleted.deleted },
+    { id: thread.id, object: 'thread.deleted', deleted: true },
+  );
+  await expectApiError(client.beta.threads.retrieve(thread.id), NotFoundError, 404);
+});
+
+t('message CRUD', async () => {
+  const thread = await client.beta.threads.create();
+  const msg = await client.beta.threads.messages.create(thread.id, {
+    role: 'user',
+    content: 'What is the weather in Paris?',
+    metadata: { k: 'v' },
+  });
+  assert.match(msg.id, /^msg_/);
+  assert.equal(msg.object, 'thread.message');
+  assert.equal(msg.thread_id, thread.id);
+  assert.equal(msg.role, 'user');
+  assertIntTs(msg.created_at);
+  assert.equal(textOf(msg), 'What is the weather in Paris?');
+  assert.deepEqual(msg.metadata, { k: 'v' });
+  assert.equal(msg.assistant_id, null);
+  assert.equal(msg.run_id, null);
+
+  const multi = await client.beta.threads.messages.create(thread.id, {
+    role: 'user',
+    content: [
+      { type: 'text', text: 'part one' },
+      { type: 'text', text: 'part two' },
+    ],
+  });
+  assert.deepEqual(multi.content.map((c) => c.text.value), ['part one', 'part two']);
+
+  const got = await sdk.messages.retrieve(thread.id, msg.id);
+  assert.equal(got.id, msg.id);
+  assert.equal(got.created_at, msg.created_at);
+  assert.equal(textOf(got), 'What is the weather in Paris?');
+
+  const updated = await sdk.messages.update(thread.id, msg.id, { metadata: { reviewed: 'true' } });
+  assert.equal(updated.id, msg.id);
+  assert.deepEqual(updated.metadata, { reviewed: 'true' });
+  assert.equal(textOf(updated), 'What is the weather in Paris?');
+
+  const listed = await collect(client.beta.threads.messages.list(thread.id, { order: 'asc' }));
+  assert.deepEqual(listed.map((m) => m.id), [msg.id, multi.id]);
+  assert.deepEqual(listed[0].metadata, { reviewed: 'true' });
+
+  const deleted = await sdk.messages.delete(thread.id, msg.id);
+  assert.deepEqual(
+    { id: deleted.id, object: deleted.object, deleted: deleted.deleted },
+    { id: msg.id, object: 'thread.message.deleted', deleted: true },
+  );
+  assert.deepEqual(await ids(client.beta.threads.messages.list(thread.id)), [multi.id]);
+  await expectApiError(sdk.messages.retrieve(thread.id, msg.id), NotFoundError, 404);
+  await remove(client.beta.threads, thread.id);
+});
+
+t('message pagination (25 messages in one thread)', async () => {
+  const thread = await client.beta.threads.create();
+  const created = [];
+  for (let i = 0; i < 25; i++) {
+    created.push((await client.beta.threads.messages.create(thread.id, { role: 'user', content: `message number ${i}` })).id);
+  }
+  assert.deepEqual(await ids(client.beta.threads.messages.list(thread.id, { limit: 5 })), [...created].reverse());
+  assert.deepEqual(await ids(client.beta.threads.messages.list(thread.id, { limit: 5, order: 'asc' })), created);
+
+  const page = await client.beta.threads.messages.list(thread.id, { limit: 4, order: 'asc', after: created[19] });
+  assert.deepEqual(page.data.map((m) => m.id), created.slice(20, 24));
+
+  // Page by page through the SDK's page objects.
+  let p = await client.beta.threads.messages.list(thread.id, { limit: 10, order: 'asc' });
+  const pages = [p.data.map((m) => m.id)];
+  while (p.hasNextPage()) {
+    p = await p.getNextPage();
+    if (p.data.length) pages.push(p.data.map((m) => m.id));
+    assert.ok(pages.length < 10);
+  }
+  assert.deepEqual(pages, [created.slice(0, 10), created.slice(10, 20), created.slice(20, 25)]);
+
+  const end = await client.beta.threads.messages.list(thread.id, { order: 'asc', after: created[24] });
+  assert.deepEqual(end.data, []);
+  await remove(client.beta.threads, thread.id);
+});
+
+// ---------------------------------------------------------------------------------------------
+// files
+// ---------------------------------------------------------------------------------------------
+
+for (const [kind, filename, payload] of [
+  ['text', 'notes.txt', TEXT_BYTES],
+  ['binary', 'garbage.pdf', BINARY_BYTES],
+]) {
+  t(`file upload/retrieve/list/content/delete (${kind})`, async () => {
+    const f = await client.files.create({ file: await toFile(payload, filename), purpose: 'assistants' });
+    assert.match(f.id, /^file-/);
+    assert.equal(f.object, 'file');
+    assert.equal(f.filename, filename);
+    assert.equal(f.bytes, payload.length);
+    assert.equal(f.purpose, 'assistants');
+    assertIntTs(f.created_at);
+
+    const got = await client.files.retrieve(f.id);
+    assert.equal(got.id, f.id);
+    assert.equal(got.bytes, payload.length);
+
+    assert.ok((await ids(client.files.list({ purpose: 'assistants' }))).includes(f.id));
+    assert.ok((await ids(client.files.list())).includes(f.id));
+
+    const res = await client.files.content(f.id);
+    const body = Buffer.from(await res.arrayBuffer());
+    assert.ok(body.equals(payload), `downloaded bytes differ (${body.length} vs ${payload.length})`);
+    if (kind === 'text') {
+      assert.equal(await (await client.files.content(f.id)).text(), payload.toString('utf8'));
+    }
+
+    const deleted = await remove(client.files, f.id);
+    assert.deepEqual(
+      { id: deleted.id, object: deleted.object, deleted: deleted.deleted },
+      { id: f.id, object: 'file', deleted: true },
+    );
+    await expectApiError(client.files.retrieve(f.id), NotFoundError, 404);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// uploads
+// ---------------------------------------------------------------------------------------------
+
+const noUploads = !HAS_UPLOADS && `openai ${VERSION} has no uploads resource`;
+
+t('upload: create, two parts, complete', { skip: noUploads }, async () => {
+  const part1 = Buffer.from('first part of the upload, ');
+  const part2 = Buffer.from('second part \u00e9\u00e8 and done.\n', 'utf8');
+  const total = part1.length + part2.length;
+  const up = await client.uploads.create({ bytes: total, filename: 'joined.txt', mime_type: 'text/plain', purpose: 'assistants' });
+  assert.equal(up.object, 'upload');
+  assert.equal(up.status, 'pending');
+  assert.equal(up.filename, 'joined.txt');
+  assert.equal(up.bytes, total);
+  assert.equal(up.purpose, 'assistants');
+  assertIntTs(up.created_at);
+  assertIntTs(up.expires_at, 'expires_at');
+
+  const p1 = await client.uploads.parts.create(up.id, { data: await toFile(part1, 'part1') });
+  const p2 = await client.uploads.parts.create(up.id, { data: await toFile(part2, 'part2') });
+  for (const p of [p1, p2]) {
+    assert.equal(p.object, 'upload.part');
+    assert.equal(p.upload_id, up.id);
+    assertIntTs(p.created_at);
+  }
+  assert.notEqual(p1.id, p2.id);
+
+  const done = await client.uploads.complete(up.id, { part_ids: [p1.id, p2.id] });
+  assert.equal(done.id, up.id);
+  assert.equal(done.status, 'completed');
+  assert.match(done.file?.id ?? '', /^file-/);
+  assert.equal(done.file.filename, 'joined.txt');
+  assert.equal(done.file.bytes, total);
+  const body = Buffer.from(await (await client.files.content(done.file.id)).arrayBuffer());
+  assert.ok(body.equals(Buffer.concat([part1, part2])));
+});
+
+t('upload: part order follows part_ids', { skip: noUploads }, async () => {
+  const a = Buffer.from('AAAA-');
+  const b = Buffer.from('BBBB');
+  const up = await client.uploads.create({ bytes: a.length + b.length, filename: 'order.txt', mime_type: 'text/plain', purpose: 'assistants' });
+  const pb = await client.uploads.parts.create(up.id, { data: await toFile(b, 'b') });
+  const pa = await client.uploads.parts.create(up.id, { data: await toFile(a, 'a') });
+  const done = await client.uploads.complete(up.id, { part_ids: [pa.id, pb.id] });
+  assert.equal(await (await client.files.content(done.file.id)).text(), 'AAAA-BBBB');
+});
+
+t('upload: cancel', { skip: noUploads }, async () => {
+  const up = await client.uploads.create({ bytes: 10, filename: 'never.txt', mime_type: 'text/plain', purpose: 'assistants' });
+  const cancelled = await client.uploads.cancel(up.id);
+  assert.equal(cancelled.id, up.id);
+  assert.equal(cancelled.status, 'cancelled');
+  await expectApiError(
+    client.uploads.parts.create(up.id, { data: await toFile(Buffer.from('0123456789'), 'p') }),
+    BadRequestError,
+    400,
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// vector stores
+// ---------------------------------------------------------------------------------------------
+
+t('vector store CRUD', async () => {
+  const name = unique('vs-');
+  const vs = await vectorStores.create({ name, metadata: { suite: 'node' } });
+  assert.match(vs.id, /^vs_/);
+  assert.equal(vs.object, 'vector_store');
+  assertIntTs(vs.created_at);
+  assert.equal(vs.name, name);
+  assert.deepEqual(vs.metadata, { suite: 'node' });
+  assert.equal(vs.status, 'completed');
+  assert.equal(vs.usage_bytes, 0);
+  assert.deepEqual(
+    { ...vs.file_counts },
+    { in_progress: 0, completed: 0, failed: 0, cancelled: 0, total: 0 },
+  );
+
+  const got = await vectorStores.retrieve(vs.id);
+  assert.equal(got.id, vs.id);
+  assert.equal(got.created_at, vs.created_at);
+
+  const updated = await vectorStores.update(vs.id, { name: `${name}-renamed`, metadata: { v: '2' } });
+  assert.equal(updated.name, `${name}-renamed`);
+  assert.deepEqual(updated.metadata, { v: '2' });
+  assert.equal((await vectorStores.retrieve(vs.id)).name, `${name}-renamed`);
+
+  assert.ok((await ids(vectorStores.list({ limit: 100 }))).includes(vs.id));
+
+  const deleted = await remove(vectorStores, vs.id);
+  assert.deepEqual(
+    { id: deleted.id, object: deleted.object, deleted: deleted.deleted },
+    { id: vs.id, object: 'vector_store.deleted', deleted: true },
+  );
+  await expectApiError(vectorStores.retrieve(vs.id), NotFoundError, 404);
+});
+
+t('vector store pagination', async () => {
+  const created = [];
+  for (let i = 0; i < 12; i++) created.push((await vectorStores.create({ name: unique('vspage-') })).id);
+  const mine = new Set(created);
+  const seen = await ids(vectorStores.list({ limit: 5, order: 'asc' }));
+  assert.equal(seen.length, new Set(seen).size);
+  assert.deepEqual(seen.filter((id) => mine.has(id)), created);
+  for (const id of created) await remove(vectorStores, id);
+});
+
+t('vector store file: uploadAndPoll, retrieve, list with filter, delete', async () => {
+  const vs = await vectorStores.create({ name: unique('vs-upload-') });
+  const vf = await vectorStores.files.uploadAndPoll(vs.id, await file('zanzibar.txt', DOC_A));
+  assert.equal(vf.status, 'completed', JSON.stringify(vf.last_error));
+  assert.match(vf.id, /^file-/, "a vector-store file's id is the file id");
+  assert.equal(vf.object, 'vector_store.file');
+  assert.equal(vf.vector_store_id, vs.id);
+  assert.equal(vf.last_error, null);
+  assertIntTs(vf.created_at);
+  assert.equal((await client.files.retrieve(vf.id)).filename, 'zanzibar.txt');
+
+  const got = await sdk.vsFiles.retrieve(vs.id, vf.id);
+  assert.equal(got.id, vf.id);
+  assert.equal(got.status, 'completed');
+
+  assert.deepEqual(await ids(vectorStores.files.list(vs.id)), [vf.id]);
+  assert.deepEqual(await ids(vectorStores.files.list(vs.id, { filter: 'completed' })), [vf.id]);
+  assert.deepEqual(await ids(vectorStores.files.list(vs.id, { filter: 'failed' })), []);
+  assert.deepEqual(await ids(vectorStores.files.list(vs.id, { filter: 'in_progress' })), []);
+
+  let store = await vectorStores.retrieve(vs.id);
+  assert.equal(store.file_counts.completed, 1);
+  assert.equal(store.file_counts.total, 1);
+  assert.equal(store.file_counts.in_progress, 0);
+  assert.ok(store.usage_bytes > 0);
+
+  const deleted = await sdk.vsFiles.delete(vs.id, vf.id);
+  assert.deepEqual(
+    { id: deleted.id, object: deleted.object, deleted: deleted.deleted },
+    { id: vf.id, object: 'vector_store.file.deleted', deleted: true },
+  );
+  assert.deepEqual(await ids(vectorStores.files.list(vs.id)), []);
+  store = await vectorStores.retrieve(vs.id);
+  assert.equal(store.file_counts.total, 0);
+  assert.equal((await client.files.retrieve(vf.id)).id, vf.id, 'detaching must not delete the file');
+  await expectApiError(sdk.vsFiles.retrieve(vs.id, vf.id), NotFoundError, 404);
+});
+
+t('vector store file: createAndPoll with an existing file', async () => {
+  const vs = await vectorStores.create({ name: unique('vs-attach-') });
+  const f = await uploadText('marmalade.md', `# Marmalade\n\n${DOC_B}`);
+  const vf = await vectorStores.files.createAndPoll(vs.id, { file_id: f.id });
+  assert.equal(vf.id, f.id);
+  assert.equal(vf.status, 'completed', JSON.stringify(vf.last_error));
+
+  const g = await uploadText('data.json', JSON.stringify({ fact: 'the quantum xylophone has 37 keys' }));
+  const created = await vectorStores.files.create(vs.id, { file_id: g.id });
+  assert.equal(created.id, g.id);
+  assert.ok(['in_progress', 'completed'].includes(created.status));
+  const done = await vectorStores.files.poll(vs.id, g.id);
+  assert.equal(done.status, 'completed', JSON.stringify(done.last_error));
+  assert.equal((await waitVsIdle(vs.id)).file_counts.completed, 2);
+});
+
+t('vector store file: unsupported type ends failed with last_error', async () => {
+  const vs = await vectorStores.create({ name: unique('vs-fail-') });
+  const vf = await vectorStores.files.uploadAndPoll(vs.id, await toFile(BINARY_BYTES, 'broken.pdf'));
+  assert.equal(vf.status, 'failed');
+  assert.ok(vf.last_error, 'last_error missing');
+  assert.ok(vf.last_error.code);
+  assert.ok(vf.last_error.message);
+  assert.deepEqual(await ids(vectorStores.files.list(vs.id, { filter: 'failed' })), [vf.id]);
+  const store = await vectorStores.retrieve(vs.id);
+  assert.equal(store.file_counts.failed, 1);
+  assert.equal(store.file_counts.completed, 0);
+  assert.equal(store.file_counts.total, 1);
+});
+
+t('file batch: uploadAndPoll with 3 files, listFiles', async () => {
+  const vs = await vectorStores.create({ name: unique('vs-batch-') });
+  const batch = await vectorStores.fileBatches.uploadAndPoll(vs.id, {
+    files: [await file('a.txt', DOC_A), await file('b.txt', DOC_B), await file('c.txt', DOC_C)],
+  });
+  assert.match(batch.id, /^vsfb_/);
+  assert.equal(batch.object, 'vector_store.files_batch');
+  assert.equal(batch.vector_store_id, vs.id);
+  assertIntTs(batch.created_at);
+  assert.equal(batch.status, 'completed');
+  assert.deepEqual(
+    { ...batch.file_counts },
+    { in_progress: 0, completed: 3, failed: 0, cancelled: 0, total: 3 },
+  );
+
+  const got = await sdk.batches.retrieve(vs.id, batch.id);
+  assert.equal(got.id, batch.id);
+  assert.equal(got.status, 'completed');
+
+  const inBatch = await collect(sdk.batches.listFiles(vs.id, batch.id));
+  assert.equal(inBatch.length, 3);
+  assert.ok(inBatch.every((f) => f.status === 'completed' && f.vector_store_id === vs.id));
+  const names = (await Promise.all(inBatch.map((f) => client.files.retrieve(f.id)))).map((f) => f.filename).sort();
+  assert.deepEqual(names, ['a.txt', 'b.txt', 'c.txt']);
+  assert.equal((await collect(sdk.batches.listFiles(vs.id, batch.id, { filter: 'completed' }))).length, 3);
+  assert.deepEqual(await collect(sdk.batches.listFiles(vs.id, batch.id, { filter: 'failed' })), []);
+  const paged = await ids(sdk.batches.listFiles(vs.id, batch.id, { limit: 1 }));
+  assert.deepEqual([...paged].sort(), inBatch.map((f) => f.id).sort());
+
+  const store = await vectorStores.retrieve(vs.id);
+  assert.equal(store.file_counts.completed, 3);
+  assert.equal(store.file_counts.total, 3);
+  assert.equal(store.file_counts.in_progress, 0);
+  assert.deepEqual((await ids(vectorStores.files.list(vs.id))).sort(), inBatch.map((f) => f.id).sort());
+});
+
+t('file batch: createAndPoll with file_ids', async () => {
+  const vs = await vectorStores.create({ name: unique('vs-batch-ids-') });
+  const fileIds = [(await uploadText('doc0.txt', `document 0: ${DOC_C}`)).id, (await uploadText('doc1.txt', `document 1: ${DOC_C}`)).id];
+  const batch = await vectorStores.fileBatches.createAndPoll(vs.id, { file_ids: fileIds });
+  assert.equal(batch.status, 'completed');
+  assert.equal(batch.file_counts.completed, 2);
+  assert.deepEqual((await ids(sdk.batches.listFiles(vs.id, batch.id))).sort(), [...fileIds].sort());
+});
+
+t('vector store created with file_ids', async () => {
+  const fileIds = [(await uploadText('a.txt', DOC_A)).id, (await uploadText('b.txt', DOC_B)).id];
+  const vs = await vectorStores.create({ name: unique('vs-with-files-'), file_ids: fileIds });
+  assert.match(vs.id, /^vs_/);
+  const store = await waitVsIdle(vs.id);
+  assert.equal(store.file_counts.completed, 2);
+  assert.equal(store.file_counts.total, 2);
+  assert.deepEqual((await ids(vectorStores.files.list(vs.id))).sort(), [...fileIds].sort());
+});
+
+async function searchFixture() {
+  const vs = await vectorStores.create({ name: unique('vs-search-') });
+  const byName = {};
+  for (const [name, text] of [['a.txt', DOC_A], ['b.txt', DOC_B], ['c.txt', DOC_C]]) {
+    byName[name] = (await uploadText(name, text)).id;
+  }
+  const batch = await vectorStores.fileBatches.createAndPoll(vs.id, { file_ids: Object.values(byName) });
+  assert.equal(batch.file_counts.completed, 3);
+  return { vs, ids: byName };
+}
+
+t('vector store search', { skip: !HAS_SEARCH && `openai ${VERSION} has no vectorStores.search` }, async () => {
+  const { vs, ids: byName } = await searchFixture();
+  const page = await vectorStores.search(vs.id, { query: 'zanzibarquokka' });
+  const results = page.data;
+  assert.ok(results.length > 0, 'search found nothing');
+  const top = results[0];
+  assert.equal(top.file_id, byName['a.txt']);
+  assert.equal(top.filename, 'a.txt');
+  assert.ok(top.score >= 0 && top.score <= 1);
+  assert.equal(top.content[0].type, 'text');
+  assert.ok(top.content.map((c) => c.text).join(' ').includes('zanzibarquokka'));
+  const scores = results.map((r) => r.score);
+  assert.deepEqual(scores, [...scores].sort((x, y) => y - x), 'results must be ordered by score');
+
+  assert.equal((await vectorStores.search(vs.id, { query: 'velociraptor marmalade recipe' })).data[0].file_id, byName['b.txt']);
+  const one = await vectorStores.search(vs.id, { query: 'quantum xylophone', max_num_results: 1 });
+  assert.equal(one.data.length, 1);
+  assert.equal(one.data[0].file_id, byName['c.txt']);
+  // Iterating the page object also works.
+  assert.ok((await collect(vectorStores.search(vs.id, { query: 'harbor lighthouse' }))).length >= 3);
+});
+
+t(
+  'vector store file content',
+  { skip: !HAS_VS_FILE_CONTENT && `openai ${VERSION} has no vectorStores.files.content` },
+  async () => {
+    const vs = await vectorStores.create({ name: unique('vs-content-') });
+    const vf = await vectorStores.files.uploadAndPoll(vs.id, await file('xylophone.txt', DOC_C));
+    assert.equal(vf.status, 'completed');
+    const page = await sdk.vsFiles.content(vs.id, vf.id);
+    assert.ok(page.data.length > 0);
+    assert.ok(page.data.every((p) => p.type === 'text'));
+    const text = page.data.map((p) => p.text).join('');
+    assert.ok(text.includes('quantum xylophone'));
+    assert.ok(text.includes('beeswax'));
+  },
+);
+
+t(
+  'vector store file attributes + filtered search',
+  { skip: !HAS_VS_FILE_UPDATE && `openai ${VERSION} has no vectorStores.files.update (attributes)` },
+  async (tc) => {
+    const { vs, ids: byName } = await searchFixture();
+    const upd = await sdk.vsFiles.update(vs.id, byName['b.txt'], { category: 'special', rank: 2 });
+    assert.equal(upd.id, byName['b.txt']);
+    assert.deepEqual(upd.attributes, { category: 'special', rank: 2 });
+    await sdk.vsFiles.update(vs.id, byName['a.txt'], { category: 'other', rank: 1 });
+    assert.deepEqual((await sdk.vsFiles.retrieve(vs.id, byName['b.txt'])).attributes, { category: 'special', rank: 2 });
+
+    if (!HAS_SEARCH) {
+      tc.skip(`openai ${VERSION} has no vectorStores.search`);
+      return;
+    }
+    const query = 'zanzibarquokka harbor lighthouse';
+    assert.equal((await vectorStores.search(vs.id, { query })).data[0].file_id, byName['a.txt']);
+    const filtered = (
+      await vectorStores.search(vs.id, { query, filters: { type: 'eq', key: 'category', value: 'special' } })
+    ).data;
+    assert.ok(filtered.length > 0, "filtered search returned nothing although b.txt matches 'harbor lighthouse'");
+    assert.deepEqual([...new Set(filtered.map((r) => r.file_id))], [byName['b.txt']]);
+    assert.deepEqual(filtered[0].attributes, { category: 'special', rank: 2 });
+
+    const compound = (
+      await vectorStores.search(vs.id, {
+        query: 'harbor lighthouse',
+        filters: {
+          type: 'or',
+          filters: [
+            { type: 'eq', key: 'category', value: 'other' },
+            { type: 'gte', key: 'rank', value: 2 },
+          ],
+        },
+      })
+    ).data;
+    assert.deepEqual([...new Set(compound.map((r) => r.file_id))].sort(), [byName['a.txt'], byName['b.txt']].sort());
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
+// errors
+// ---------------------------------------------------------------------------------------------
+
+t('not found errors', async () => {
+  const { err, inner } = await expectApiError(client.beta.assistants.retrieve('asst_doesnotexist000'), NotFoundError, 404);
+  assert.ok(inner.message.includes('asst_doesnotexist000'), inner.message);
+  assert.ok(err.message.length > 0);
+  await expectApiError(client.beta.threads.retrieve('thread_doesnotexist000'), NotFoundError, 404);
+  await expectApiError(client.beta.threads.messages.list('thread_doesnotexist000'), NotFoundError, 404);
+  await expectApiError(vectorStores.retrieve('vs_doesnotexist000'), NotFoundError, 404);
+  await expectApiError(client.files.retrieve('file-doesnotexist000'), NotFoundError, 404);
+  await expectApiError(remove(client.beta.assistants, 'asst_doesnotexist000'), NotFoundError, 404);
+});
+
+t('bad request: metadata with 17 keys', async () => {
+  const metadata = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`key${i}`, 'v']));
+  const { inner } = await expectApiError(client.beta.assistants.create({ model: MODEL, metadata }), BadRequestError, 400);
+  assert.ok((inner.param ?? '').startsWith('metadata'), JSON.stringify(inner));
+
+  const ok = await client.beta.assistants.create({
+    model: MODEL,
+    metadata: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`key${i}`, 'v'])),
+  });
+  assert.equal(Object.keys(ok.metadata).length, 16);
+  await remove(client.beta.assistants, ok.id);
+});
+
+t('bad request: wrong JSON types', async () => {
+  const { inner } = await expectApiError(client.beta.assistants.create({ model: 123 }), BadRequestError, 400);
+  assert.equal(inner.param, 'model');
+  await expectApiError(client.beta.assistants.create({ model: MODEL, tools: 'not-a-list' }), BadRequestError, 400);
+  const thread = await client.beta.threads.create();
+  await expectApiError(client.beta.threads.messages.create(thread.id, { role: 'wizard', content: 'hi' }), BadRequestError, 400);
+});
+
+t('unknown JSON keys are ignored', async () => {
+  const a = await client.beta.assistants.create({ model: MODEL, name: 'extra', some_future_field: { x: 1 } });
+  assert.equal(a.name, 'extra');
+  await remove(client.beta.assistants, a.id);
+});

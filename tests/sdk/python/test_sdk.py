@@ -1,0 +1,900 @@
+"""Compatibility suite: the official `openai` Python SDK against our Assistants API v2 server.
+
+Runs unchanged with openai==1.26.0 (+ httpx<0.28) and openai==3.57.0.  Capabilities that only
+newer SDKs have (uploads, vector-store search / file content / attribute update) are detected
+with hasattr and skipped, with a reason, only when the installed SDK really lacks them.
+
+Environment:
+  ASSISTANTS_BASE_URL   e.g. http://127.0.0.1:8000/v1 (required; see tests/sdk/run.sh)
+  SDK_TEST_TIMEOUT      per-test wall-clock limit in seconds (default 180)
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+import openai
+from openai import OpenAI
+
+BASE_URL = os.environ.get("ASSISTANTS_BASE_URL", "http://127.0.0.1:8000/v1").rstrip("/")
+SDK_VERSION = openai.__version__
+# openai 3.x marks the whole Assistants API deprecated; that is the point of this server.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+TEST_TIMEOUT = int(os.environ.get("SDK_TEST_TIMEOUT", "180"))
+MODEL = "gpt-4o"
+
+WEATHER_PARAMS = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "description": "City name"},
+        "unit": {"type": "string", "enum": ["c", "f"]},
+    },
+    "required": ["city"],
+}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Look up the weather for a city.",
+        "parameters": WEATHER_PARAMS,
+    },
+}
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures and helpers
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _per_test_timeout():
+    """Fail (instead of hanging CI) when a poller never sees a terminal status.
+
+    The SDK pollers of 1.26.0 have no deadline of their own; SIGALRM interrupts their sleep.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def on_alarm(signum, frame):  # noqa: ARG001
+        raise TimeoutError(f"test exceeded {TEST_TIMEOUT}s (SDK_TEST_TIMEOUT)")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(TEST_TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="session")
+def client() -> OpenAI:
+    # max_retries=0: a 5xx or a dropped connection must fail the test, not be papered over.
+    return OpenAI(base_url=BASE_URL, api_key="test", max_retries=0, timeout=60.0)
+
+
+def vector_stores(client: OpenAI):
+    """`client.vector_stores` (3.x) or `client.beta.vector_stores` (1.26.0)."""
+    if hasattr(client, "vector_stores"):
+        return client.vector_stores
+    return client.beta.vector_stores
+
+
+def unique(prefix: str = "") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def assert_int_ts(value) -> None:
+    assert isinstance(value, int) and not isinstance(value, bool), f"timestamp not an int: {value!r}"
+    # Unix seconds, not milliseconds: sometime between 2020 and 2100.
+    assert 1_577_836_800 <= value <= 4_102_444_800, f"timestamp not in Unix seconds: {value!r}"
+
+
+def error_body(exc: openai.APIStatusError) -> dict:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    assert isinstance(body, dict), f"error body is not an object: {exc.body!r}"
+    return body
+
+
+def assert_error_shape(exc: openai.APIStatusError, status: int) -> dict:
+    assert exc.status_code == status
+    body = error_body(exc)
+    for key in ("message", "type", "param", "code"):
+        assert key in body, f"error object lacks {key!r}: {body!r}"
+    assert isinstance(body["message"], str) and body["message"].strip(), body
+    assert body["type"] == "invalid_request_error", body
+    # The parsed response must be {"error": {...}} on the wire.
+    raw = exc.response.json()
+    assert set(raw.keys()) == {"error"}, raw
+    return body
+
+
+def raw_request(method: str, path: str, body: dict | None = None) -> tuple[int, dict, dict]:
+    """Plain HTTP (no SDK) for wire-level assertions the SDK objects hide."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(BASE_URL + path, data=data, method=method)
+    req.add_header("Authorization", "Bearer test")
+    req.add_header("OpenAI-Beta", "assistants=v2")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), json.loads(e.read() or b"null")
+
+
+def text_of(message) -> str:
+    parts = [c.text.value for c in message.content if c.type == "text"]
+    return "".join(parts)
+
+
+def upload_text(client: OpenAI, name: str, text: str):
+    return client.files.create(file=(name, text.encode("utf-8")), purpose="assistants")
+
+
+def wait_vs_idle(client: OpenAI, vs_id: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        vs = vector_stores(client).retrieve(vs_id)
+        if vs.file_counts.in_progress == 0:
+            return vs
+        assert time.monotonic() < deadline, f"vector store {vs_id} still has files in progress"
+        time.sleep(0.1)
+
+
+DOC_A = (
+    "Field notes about the zanzibarquokka. The zanzibarquokka is a small marsupial that lives near the old "
+    "harbor lighthouse and eats mango peel. Observers counted forty zanzibarquokka nests this spring.\n"
+)
+DOC_B = (
+    "Recipe card: velociraptor marmalade. Boil bitter oranges with brown sugar for the velociraptor marmalade "
+    "and store the jars in the cellar beside the harbor lighthouse.\n"
+)
+DOC_C = (
+    "Maintenance log for the quantum xylophone. The quantum xylophone was retuned after a storm damaged the "
+    "harbor lighthouse; the xylophone keys were polished with beeswax.\n"
+)
+
+
+def test_sdk_version_is_pinned():
+    assert SDK_VERSION in ("1.26.0", "3.57.0"), f"unexpected openai version {SDK_VERSION}"
+
+
+# --------------------------------------------------------------------------------------------
+# assistants
+# --------------------------------------------------------------------------------------------
+
+
+def test_assistant_crud(client: OpenAI):
+    tag = unique()
+    created = client.beta.assistants.create(
+        model=MODEL,
+        name="sdk-crud",
+        description="created by the SDK suite",
+        instructions="Answer tersely.",
+        tools=[WEATHER_TOOL, {"type": "file_search"}],
+        metadata={"suite": "python", "tag": tag},
+        temperature=0.5,
+        top_p=0.9,
+    )
+    assert created.id.startswith("asst_")
+    assert created.object == "assistant"
+    assert_int_ts(created.created_at)
+    assert created.model == MODEL
+    assert created.name == "sdk-crud"
+    assert created.description == "created by the SDK suite"
+    assert created.instructions == "Answer tersely."
+    assert created.metadata == {"suite": "python", "tag": tag}
+    assert [t.type for t in created.tools] == ["function", "file_search"]
+    fn = created.tools[0].function
+    assert fn.name == "get_weather"
+    assert fn.description == "Look up the weather for a city."
+    assert fn.parameters == WEATHER_PARAMS
+    assert created.temperature == pytest.approx(0.5)
+    assert created.top_p == pytest.approx(0.9)
+
+    got = client.beta.assistants.retrieve(created.id)
+    assert got.id == created.id
+    assert got.created_at == created.created_at
+    assert got.name == "sdk-crud"
+    assert [t.type for t in got.tools] == ["function", "file_search"]
+    assert got.tools[0].function.parameters == WEATHER_PARAMS
+    assert got.metadata == {"suite": "python", "tag": tag}
+
+    updated = client.beta.assistants.update(
+        created.id, name="sdk-crud-renamed", metadata={"only": "this"}
+    )
+    assert updated.id == created.id
+    assert updated.name == "sdk-crud-renamed"
+    assert updated.metadata == {"only": "this"}, "metadata update must replace the whole map"
+    assert updated.instructions == "Answer tersely.", "fields not sent in an update must be kept"
+    assert [t.type for t in updated.tools] == ["function", "file_search"]
+    assert updated.created_at == created.created_at
+    assert client.beta.assistants.retrieve(created.id).name == "sdk-crud-renamed"
+
+    ids = [a.id for a in client.beta.assistants.list(limit=100)]
+    assert created.id in ids
+
+    deleted = client.beta.assistants.delete(created.id)
+    assert deleted.id == created.id
+    assert deleted.deleted is True
+    assert deleted.object == "assistant.deleted"
+
+    with pytest.raises(openai.NotFoundError):
+        client.beta.assistants.retrieve(created.id)
+    assert created.id not in [a.id for a in client.beta.assistants.list(limit=100)]
+
+
+def test_assistant_with_file_search_tool_resources(client: OpenAI):
+    vs = vector_stores(client).create(name=unique("vs-for-asst-"))
+    asst = client.beta.assistants.create(
+        model=MODEL,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
+    )
+    assert asst.tool_resources is not None
+    assert asst.tool_resources.file_search is not None
+    assert asst.tool_resources.file_search.vector_store_ids == [vs.id]
+    got = client.beta.assistants.retrieve(asst.id)
+    assert got.tool_resources.file_search.vector_store_ids == [vs.id]
+    client.beta.assistants.delete(asst.id)
+    vector_stores(client).delete(vs.id)
+
+
+def test_assistant_pagination(client: OpenAI):
+    tag = unique("page-")
+    created = [
+        client.beta.assistants.create(model=MODEL, name=f"{tag}-{i:02d}", metadata={"tag": tag}).id
+        for i in range(25)
+    ]
+    assert len(set(created)) == 25
+
+    # Default order (desc): auto-pagination over pages of 5 must terminate and see each exactly once.
+    seen_all: list[str] = []
+    for a in client.beta.assistants.list(limit=5):
+        seen_all.append(a.id)
+        assert len(seen_all) < 100_000, "pagination does not terminate"
+    assert len(seen_all) == len(set(seen_all)), "an assistant was yielded twice"
+    ours_desc = [i for i in seen_all if i in set(created)]
+    assert ours_desc == list(reversed(created)), "desc order must be newest first"
+
+    # asc: creation order.
+    ours_asc = [a.id for a in client.beta.assistants.list(limit=5, order="asc") if a.id in set(created)]
+    assert ours_asc == created
+
+    # Explicit cursors.
+    page = client.beta.assistants.list(limit=5, order="asc", after=created[9])
+    assert [a.id for a in page.data] == created[10:15]
+    page = client.beta.assistants.list(limit=5, order="desc", after=created[10])
+    assert [a.id for a in page.data] == list(reversed(created[5:10]))
+    page = client.beta.assistants.list(limit=3, order="asc", before=created[10])
+    ids = [a.id for a in page.data]
+    assert ids and created[10] not in ids
+    assert all(i in created[:10] for i in ids if i in set(created))
+
+    # A cursor at the very end yields an empty page (old SDKs stop only on an empty page).
+    page = client.beta.assistants.list(limit=5, order="asc", after=created[-1])
+    assert page.data == []
+
+    for i in created:
+        client.beta.assistants.delete(i)
+
+
+def test_list_envelope_on_the_wire(client: OpenAI):
+    tag = unique()
+    ids = [client.beta.assistants.create(model=MODEL, metadata={"tag": tag}).id for _ in range(3)]
+    status, _, body = raw_request("GET", f"/assistants?limit=2&order=asc&after={ids[0]}")
+    assert status == 200
+    assert body["object"] == "list"
+    assert [a["id"] for a in body["data"]] == ids[1:3]
+    assert body["first_id"] == ids[1]
+    assert body["last_id"] == ids[2]
+    assert isinstance(body["has_more"], bool)
+
+    status, _, body = raw_request("GET", f"/assistants?limit=2&order=asc&after={ids[2]}")
+    assert status == 200
+    assert body["data"] == []
+    assert body["has_more"] is False
+    assert body["first_id"] is None and body["last_id"] is None
+    for i in ids:
+        client.beta.assistants.delete(i)
+
+
+# --------------------------------------------------------------------------------------------
+# threads and messages
+# --------------------------------------------------------------------------------------------
+
+
+def test_thread_crud_with_initial_messages(client: OpenAI):
+    thread = client.beta.threads.create(
+        messages=[
+            {"role": "user", "content": "Hello there", "metadata": {"n": "1"}},
+            {"role": "assistant", "content": "General Kenobi"},
+        ],
+        metadata={"suite": "python"},
+    )
+    assert thread.id.startswith("thread_")
+    assert thread.object == "thread"
+    assert_int_ts(thread.created_at)
+    assert thread.metadata == {"suite": "python"}
+
+    msgs = list(client.beta.threads.messages.list(thread.id, order="asc"))
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    assert [text_of(m) for m in msgs] == ["Hello there", "General Kenobi"]
+    for m in msgs:
+        assert m.id.startswith("msg_")
+        assert m.object == "thread.message"
+        assert m.thread_id == thread.id
+        assert_int_ts(m.created_at)
+        assert m.content[0].type == "text"
+        assert m.content[0].text.annotations == []
+    assert msgs[0].metadata == {"n": "1"}
+
+    got = client.beta.threads.retrieve(thread.id)
+    assert got.id == thread.id and got.created_at == thread.created_at
+
+    updated = client.beta.threads.update(thread.id, metadata={"changed": "yes"})
+    assert updated.metadata == {"changed": "yes"}
+    assert client.beta.threads.retrieve(thread.id).metadata == {"changed": "yes"}
+
+    deleted = client.beta.threads.delete(thread.id)
+    assert deleted.id == thread.id
+    assert deleted.deleted is True
+    assert deleted.object == "thread.deleted"
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.retrieve(thread.id)
+
+
+def test_empty_thread(client: OpenAI):
+    thread = client.beta.threads.create()
+    assert thread.id.startswith("thread_")
+    page = client.beta.threads.messages.list(thread.id)
+    assert page.data == []
+    client.beta.threads.delete(thread.id)
+
+
+def test_message_crud(client: OpenAI):
+    thread = client.beta.threads.create()
+    msg = client.beta.threads.messages.create(
+        thread.id, role="user", content="What is the weather in Paris?", metadata={"k": "v"}
+    )
+    assert msg.id.startswith("msg_")
+    assert msg.object == "thread.message"
+    assert msg.thread_id == thread.id
+    assert msg.role == "user"
+    assert_int_ts(msg.created_at)
+    assert msg.content[0].type == "text"
+    assert msg.content[0].text.value == "What is the weather in Paris?"
+    assert msg.metadata == {"k": "v"}
+    assert msg.assistant_id is None
+    assert msg.run_id is None
+
+    # Content given as an array of text parts (the SDK passes it through as JSON).
+    multi = client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content=[{"type": "text", "text": "part one"}, {"type": "text", "text": "part two"}],  # type: ignore[arg-type]
+    )
+    assert [c.text.value for c in multi.content] == ["part one", "part two"]
+
+    got = client.beta.threads.messages.retrieve(msg.id, thread_id=thread.id)
+    assert got.id == msg.id
+    assert got.content[0].text.value == "What is the weather in Paris?"
+    assert got.created_at == msg.created_at
+
+    updated = client.beta.threads.messages.update(msg.id, thread_id=thread.id, metadata={"reviewed": "true"})
+    assert updated.id == msg.id
+    assert updated.metadata == {"reviewed": "true"}
+    assert updated.content[0].text.value == "What is the weather in Paris?"
+
+    listed = list(client.beta.threads.messages.list(thread.id, order="asc"))
+    assert [m.id for m in listed] == [msg.id, multi.id]
+    assert listed[0].metadata == {"reviewed": "true"}
+
+    deleted = client.beta.threads.messages.delete(msg.id, thread_id=thread.id)
+    assert deleted.id == msg.id
+    assert deleted.deleted is True
+    assert deleted.object == "thread.message.deleted"
+    assert [m.id for m in client.beta.threads.messages.list(thread.id)] == [multi.id]
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.retrieve(msg.id, thread_id=thread.id)
+
+    client.beta.threads.delete(thread.id)
+
+
+def test_message_pagination(client: OpenAI):
+    thread = client.beta.threads.create()
+    created = [
+        client.beta.threads.messages.create(thread.id, role="user", content=f"message number {i}").id
+        for i in range(25)
+    ]
+
+    desc = [m.id for m in client.beta.threads.messages.list(thread.id, limit=5)]
+    assert desc == list(reversed(created)), "desc (default) must be newest first, each exactly once"
+
+    asc = [m.id for m in client.beta.threads.messages.list(thread.id, limit=5, order="asc")]
+    assert asc == created
+
+    page = client.beta.threads.messages.list(thread.id, limit=4, order="asc", after=created[19])
+    assert [m.id for m in page.data] == created[20:24]
+
+    # Iterating manually page by page through the SDK's page objects.
+    page = client.beta.threads.messages.list(thread.id, limit=10, order="asc")
+    pages = [[m.id for m in page.data]]
+    while page.has_next_page():
+        page = page.get_next_page()
+        if page.data:
+            pages.append([m.id for m in page.data])
+        assert len(pages) < 10
+    assert pages == [created[0:10], created[10:20], created[20:25]]
+
+    page = client.beta.threads.messages.list(thread.id, order="asc", after=created[-1])
+    assert page.data == []
+    client.beta.threads.delete(thread.id)
+
+
+# --------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------
+
+TEXT_BYTES = "Ünïcödé line one\r\nline two\twith tab\n\u2603 snowman, trailing spaces   \n".encode("utf-8")
+BINARY_BYTES = bytes(range(256)) * 8 + b"\x00\xff\x00"
+
+
+@pytest.mark.parametrize(
+    "filename,payload",
+    [("notes.txt", TEXT_BYTES), ("garbage.pdf", BINARY_BYTES)],
+    ids=["text", "binary"],
+)
+def test_file_upload_retrieve_list_content_delete(client: OpenAI, filename: str, payload: bytes):
+    f = client.files.create(file=(filename, payload), purpose="assistants")
+    assert f.id.startswith("file-")
+    assert f.object == "file"
+    assert f.filename == filename
+    assert f.bytes == len(payload)
+    assert f.purpose == "assistants"
+    assert_int_ts(f.created_at)
+
+    got = client.files.retrieve(f.id)
+    assert got.id == f.id and got.filename == filename and got.bytes == len(payload)
+
+    listed = [x.id for x in client.files.list(purpose="assistants")]
+    assert f.id in listed
+    assert f.id in [x.id for x in client.files.list()]
+
+    content = client.files.content(f.id)
+    assert content.read() == payload
+    assert client.files.content(f.id).content == payload
+
+    deleted = client.files.delete(f.id)
+    assert deleted.id == f.id
+    assert deleted.deleted is True
+    assert deleted.object == "file"
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(f.id)
+    assert f.id not in [x.id for x in client.files.list()]
+
+
+def test_file_list_pagination(client: OpenAI):
+    if "after" not in inspect.signature(client.files.list).parameters:
+        pytest.skip(f"openai {SDK_VERSION} files.list has no cursor parameters (single page only)")
+    ids = [upload_text(client, f"pg{i}.txt", f"file {i}").id for i in range(7)]
+    seen = [f.id for f in client.files.list(limit=2, order="asc", purpose="assistants")]
+    assert len(seen) == len(set(seen))
+    assert [i for i in seen if i in set(ids)] == ids
+    page = client.files.list(limit=2, order="asc", after=ids[2])
+    assert [f.id for f in page.data] == ids[3:5]
+    for i in ids:
+        client.files.delete(i)
+
+
+# --------------------------------------------------------------------------------------------
+# uploads (openai >= 1.3x)
+# --------------------------------------------------------------------------------------------
+
+
+def test_upload_parts_complete(client: OpenAI):
+    if not hasattr(client, "uploads"):
+        pytest.skip(f"openai {SDK_VERSION} has no uploads resource")
+    part1 = b"first part of the upload, "
+    part2 = "second part \u00e9\u00e8 and done.\n".encode("utf-8")
+    up = client.uploads.create(
+        bytes=len(part1) + len(part2), filename="joined.txt", mime_type="text/plain", purpose="assistants"
+    )
+    assert up.object == "upload"
+    assert up.status == "pending"
+    assert up.filename == "joined.txt"
+    assert up.bytes == len(part1) + len(part2)
+    assert up.purpose == "assistants"
+    assert_int_ts(up.created_at)
+    assert_int_ts(up.expires_at)
+
+    p1 = client.uploads.parts.create(up.id, data=part1)
+    p2 = client.uploads.parts.create(up.id, data=part2)
+    for p in (p1, p2):
+        assert p.object == "upload.part"
+        assert p.upload_id == up.id
+        assert_int_ts(p.created_at)
+    assert p1.id != p2.id
+
+    done = client.uploads.complete(up.id, part_ids=[p1.id, p2.id])
+    assert done.id == up.id
+    assert done.status == "completed"
+    assert done.file is not None
+    assert done.file.id.startswith("file-")
+    assert done.file.filename == "joined.txt"
+    assert done.file.bytes == len(part1) + len(part2)
+    assert client.files.content(done.file.id).read() == part1 + part2
+    assert client.files.retrieve(done.file.id).purpose == "assistants"
+
+
+def test_upload_part_order_follows_part_ids(client: OpenAI):
+    if not hasattr(client, "uploads"):
+        pytest.skip(f"openai {SDK_VERSION} has no uploads resource")
+    a, b = b"AAAA-", b"BBBB"
+    up = client.uploads.create(bytes=len(a) + len(b), filename="order.txt", mime_type="text/plain", purpose="assistants")
+    pb = client.uploads.parts.create(up.id, data=b)  # added first
+    pa = client.uploads.parts.create(up.id, data=a)
+    done = client.uploads.complete(up.id, part_ids=[pa.id, pb.id])
+    assert client.files.content(done.file.id).read() == a + b
+
+
+def test_upload_cancel(client: OpenAI):
+    if not hasattr(client, "uploads"):
+        pytest.skip(f"openai {SDK_VERSION} has no uploads resource")
+    up = client.uploads.create(bytes=10, filename="never.txt", mime_type="text/plain", purpose="assistants")
+    cancelled = client.uploads.cancel(up.id)
+    assert cancelled.id == up.id
+    assert cancelled.status == "cancelled"
+    with pytest.raises(openai.BadRequestError):
+        client.uploads.parts.create(up.id, data=b"0123456789")
+
+
+# --------------------------------------------------------------------------------------------
+# vector stores
+# --------------------------------------------------------------------------------------------
+
+
+def test_vector_store_crud(client: OpenAI):
+    vss = vector_stores(client)
+    name = unique("vs-")
+    vs = vss.create(name=name, metadata={"suite": "python"})
+    assert vs.id.startswith("vs_")
+    assert vs.object == "vector_store"
+    assert_int_ts(vs.created_at)
+    assert vs.name == name
+    assert vs.metadata == {"suite": "python"}
+    assert vs.status == "completed"
+    assert vs.usage_bytes == 0
+    fc = vs.file_counts
+    assert (fc.in_progress, fc.completed, fc.failed, fc.cancelled, fc.total) == (0, 0, 0, 0, 0)
+
+    got = vss.retrieve(vs.id)
+    assert got.id == vs.id and got.name == name and got.created_at == vs.created_at
+
+    updated = vss.update(vs.id, name=name + "-renamed", metadata={"v": "2"})
+    assert updated.name == name + "-renamed"
+    assert updated.metadata == {"v": "2"}
+    assert vss.retrieve(vs.id).name == name + "-renamed"
+
+    assert vs.id in [v.id for v in vss.list(limit=100)]
+
+    deleted = vss.delete(vs.id)
+    assert deleted.id == vs.id
+    assert deleted.deleted is True
+    assert deleted.object == "vector_store.deleted"
+    with pytest.raises(openai.NotFoundError):
+        vss.retrieve(vs.id)
+
+
+def test_vector_store_pagination(client: OpenAI):
+    vss = vector_stores(client)
+    created = [vss.create(name=unique("vspage-")).id for _ in range(12)]
+    seen = [v.id for v in vss.list(limit=5, order="asc")]
+    assert len(seen) == len(set(seen))
+    assert [i for i in seen if i in set(created)] == created
+    for i in created:
+        vss.delete(i)
+
+
+def test_vector_store_file_upload_and_poll(client: OpenAI):
+    vss = vector_stores(client)
+    vs = vss.create(name=unique("vs-upload-"))
+    vf = vss.files.upload_and_poll(vector_store_id=vs.id, file=("zanzibar.txt", DOC_A.encode()))
+    assert vf.status == "completed", vf.last_error
+    assert vf.id.startswith("file-"), "a vector-store file's id is the file id"
+    assert vf.object == "vector_store.file"
+    assert vf.vector_store_id == vs.id
+    assert vf.last_error is None
+    assert_int_ts(vf.created_at)
+    assert client.files.retrieve(vf.id).filename == "zanzibar.txt"
+
+    got = vss.files.retrieve(vf.id, vector_store_id=vs.id)
+    assert got.id == vf.id and got.status == "completed"
+
+    assert [f.id for f in vss.files.list(vs.id)] == [vf.id]
+    assert [f.id for f in vss.files.list(vs.id, filter="completed")] == [vf.id]
+    assert [f.id for f in vss.files.list(vs.id, filter="failed")] == []
+    assert [f.id for f in vss.files.list(vs.id, filter="in_progress")] == []
+
+    store = vss.retrieve(vs.id)
+    assert store.file_counts.completed == 1
+    assert store.file_counts.total == 1
+    assert store.file_counts.in_progress == 0
+    assert store.usage_bytes > 0
+
+    deleted = vss.files.delete(vf.id, vector_store_id=vs.id)
+    assert deleted.id == vf.id
+    assert deleted.deleted is True
+    assert deleted.object == "vector_store.file.deleted"
+    assert [f.id for f in vss.files.list(vs.id)] == []
+    store = vss.retrieve(vs.id)
+    assert store.file_counts.total == 0 and store.file_counts.completed == 0
+    # Detaching from the store does not delete the file itself.
+    assert client.files.retrieve(vf.id).id == vf.id
+    with pytest.raises(openai.NotFoundError):
+        vss.files.retrieve(vf.id, vector_store_id=vs.id)
+
+
+def test_vector_store_file_create_and_poll_existing_file(client: OpenAI):
+    vss = vector_stores(client)
+    vs = vss.create(name=unique("vs-attach-"))
+    f = upload_text(client, "marmalade.md", "# Marmalade\n\n" + DOC_B)
+    vf = vss.files.create_and_poll(f.id, vector_store_id=vs.id)
+    assert vf.id == f.id
+    assert vf.status == "completed", vf.last_error
+
+    # Plain create (no polling) returns immediately with an allowed status.
+    g = upload_text(client, "data.json", json.dumps({"fact": "the quantum xylophone has 37 keys"}))
+    created = vss.files.create(vs.id, file_id=g.id)
+    assert created.id == g.id
+    assert created.status in ("in_progress", "completed")
+    done = vss.files.poll(g.id, vector_store_id=vs.id)
+    assert done.status == "completed", done.last_error
+    assert wait_vs_idle(client, vs.id).file_counts.completed == 2
+
+
+def test_vector_store_file_unsupported_type_fails(client: OpenAI):
+    vss = vector_stores(client)
+    vs = vss.create(name=unique("vs-fail-"))
+    vf = vss.files.upload_and_poll(vector_store_id=vs.id, file=("broken.pdf", BINARY_BYTES))
+    assert vf.status == "failed"
+    assert vf.last_error is not None
+    assert vf.last_error.code
+    assert vf.last_error.message
+    assert [f.id for f in vss.files.list(vs.id, filter="failed")] == [vf.id]
+    assert [f.id for f in vss.files.list(vs.id, filter="completed")] == []
+    store = vss.retrieve(vs.id)
+    assert store.file_counts.failed == 1
+    assert store.file_counts.completed == 0
+    assert store.file_counts.total == 1
+
+
+def test_file_batch_upload_and_poll(client: OpenAI):
+    vss = vector_stores(client)
+    vs = vss.create(name=unique("vs-batch-"))
+    docs = {"a.txt": DOC_A, "b.txt": DOC_B, "c.txt": DOC_C}
+    batch = vss.file_batches.upload_and_poll(
+        vs.id, files=[(name, text.encode()) for name, text in docs.items()]
+    )
+    assert batch.id.startswith("vsfb_")
+    assert batch.object == "vector_store.files_batch"
+    assert batch.vector_store_id == vs.id
+    assert_int_ts(batch.created_at)
+    assert batch.status == "completed"
+    fc = batch.file_counts
+    assert (fc.completed, fc.failed, fc.in_progress, fc.cancelled, fc.total) == (3, 0, 0, 0, 3)
+
+    got = vss.file_batches.retrieve(batch.id, vector_store_id=vs.id)
+    assert got.id == batch.id and got.status == "completed"
+
+    in_batch = list(vss.file_batches.list_files(batch.id, vector_store_id=vs.id))
+    assert len(in_batch) == 3
+    assert all(f.status == "completed" for f in in_batch)
+    assert all(f.vector_store_id == vs.id for f in in_batch)
+    names = sorted(client.files.retrieve(f.id).filename for f in in_batch)
+    assert names == ["a.txt", "b.txt", "c.txt"]
+    assert len(list(vss.file_batches.list_files(batch.id, vector_store_id=vs.id, filter="completed"))) == 3
+    assert list(vss.file_batches.list_files(batch.id, vector_store_id=vs.id, filter="failed")) == []
+    paged = [f.id for f in vss.file_batches.list_files(batch.id, vector_store_id=vs.id, limit=1)]
+    assert sorted(paged) == sorted(f.id for f in in_batch)
+
+    store = vss.retrieve(vs.id)
+    assert store.file_counts.completed == 3
+    assert store.file_counts.total == 3
+    assert store.file_counts.in_progress == 0
+    assert sorted(f.id for f in vss.files.list(vs.id)) == sorted(f.id for f in in_batch)
+
+
+def test_file_batch_create_and_poll_with_file_ids(client: OpenAI):
+    vss = vector_stores(client)
+    vs = vss.create(name=unique("vs-batch-ids-"))
+    ids = [upload_text(client, f"doc{i}.txt", f"document {i}: " + DOC_C).id for i in range(2)]
+    batch = vss.file_batches.create_and_poll(vs.id, file_ids=ids)
+    assert batch.status == "completed"
+    assert batch.file_counts.completed == 2
+    assert sorted(f.id for f in vss.file_batches.list_files(batch.id, vector_store_id=vs.id)) == sorted(ids)
+
+
+def test_vector_store_created_with_file_ids(client: OpenAI):
+    vss = vector_stores(client)
+    ids = [upload_text(client, "a.txt", DOC_A).id, upload_text(client, "b.txt", DOC_B).id]
+    vs = vss.create(name=unique("vs-with-files-"), file_ids=ids)
+    assert vs.id.startswith("vs_")
+    store = wait_vs_idle(client, vs.id)
+    assert store.file_counts.completed == 2
+    assert store.file_counts.total == 2
+    assert sorted(f.id for f in vss.files.list(vs.id)) == sorted(ids)
+
+
+def _search_fixture(client: OpenAI):
+    """A store holding DOC_A/B/C as a.txt/b.txt/c.txt; returns (store, {filename: file_id})."""
+    vss = vector_stores(client)
+    vs = vss.create(name=unique("vs-search-"))
+    by_name = {}
+    for name, text in (("a.txt", DOC_A), ("b.txt", DOC_B), ("c.txt", DOC_C)):
+        f = upload_text(client, name, text)
+        by_name[name] = f.id
+    batch = vss.file_batches.create_and_poll(vs.id, file_ids=list(by_name.values()))
+    assert batch.file_counts.completed == 3, batch
+    return vs, by_name
+
+
+def test_vector_store_search(client: OpenAI):
+    vss = vector_stores(client)
+    if not hasattr(vss, "search"):
+        pytest.skip(f"openai {SDK_VERSION} has no vector_stores.search")
+    vs, ids = _search_fixture(client)
+
+    page = vss.search(vs.id, query="zanzibarquokka")
+    results = list(page.data)
+    assert results, "search found nothing"
+    top = results[0]
+    assert top.file_id == ids["a.txt"]
+    assert top.filename == "a.txt"
+    assert 0.0 <= top.score <= 1.0
+    assert top.content and top.content[0].type == "text"
+    assert "zanzibarquokka" in " ".join(c.text for c in top.content)
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True), "results must be ordered by score"
+
+    top = vss.search(vs.id, query="velociraptor marmalade recipe").data[0]
+    assert top.file_id == ids["b.txt"]
+    top = vss.search(vs.id, query="quantum xylophone", max_num_results=1)
+    assert len(top.data) == 1 and top.data[0].file_id == ids["c.txt"]
+
+
+def test_vector_store_file_content(client: OpenAI):
+    vss = vector_stores(client)
+    if not hasattr(vss.files, "content"):
+        pytest.skip(f"openai {SDK_VERSION} has no vector_stores.files.content")
+    vs = vss.create(name=unique("vs-content-"))
+    vf = vss.files.upload_and_poll(vector_store_id=vs.id, file=("xylophone.txt", DOC_C.encode()))
+    assert vf.status == "completed"
+    page = vss.files.content(vf.id, vector_store_id=vs.id)
+    parts = list(page.data)
+    assert parts and all(p.type == "text" for p in parts)
+    text = "".join(p.text for p in parts)
+    assert "quantum xylophone" in text
+    assert "beeswax" in text
+
+
+def test_vector_store_file_attributes_and_filtered_search(client: OpenAI):
+    vss = vector_stores(client)
+    if not hasattr(vss.files, "update"):
+        pytest.skip(f"openai {SDK_VERSION} has no vector_stores.files.update (attributes)")
+    vs, ids = _search_fixture(client)
+
+    upd = vss.files.update(ids["b.txt"], vector_store_id=vs.id, attributes={"category": "special", "rank": 2})
+    assert upd.id == ids["b.txt"]
+    assert upd.attributes == {"category": "special", "rank": 2}
+    vss.files.update(ids["a.txt"], vector_store_id=vs.id, attributes={"category": "other", "rank": 1})
+    got = vss.files.retrieve(ids["b.txt"], vector_store_id=vs.id)
+    assert got.attributes == {"category": "special", "rank": 2}
+
+    if not hasattr(vss, "search"):
+        pytest.skip(f"openai {SDK_VERSION} has no vector_stores.search")
+    # Unfiltered, the zanzibarquokka file wins; filtered to category=special only b.txt may answer.
+    assert vss.search(vs.id, query="zanzibarquokka harbor lighthouse").data[0].file_id == ids["a.txt"]
+    filtered = vss.search(
+        vs.id,
+        query="zanzibarquokka harbor lighthouse",
+        filters={"type": "eq", "key": "category", "value": "special"},
+    ).data
+    assert filtered, "filtered search returned nothing although b.txt matches 'harbor lighthouse'"
+    assert {r.file_id for r in filtered} == {ids["b.txt"]}
+    assert filtered[0].attributes == {"category": "special", "rank": 2}
+
+    compound = vss.search(
+        vs.id,
+        query="harbor lighthouse",
+        filters={
+            "type": "or",
+            "filters": [
+                {"type": "eq", "key": "category", "value": "other"},
+                {"type": "gte", "key": "rank", "value": 2},
+            ],
+        },
+    ).data
+    assert {r.file_id for r in compound} == {ids["a.txt"], ids["b.txt"]}
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_not_found_errors(client: OpenAI):
+    with pytest.raises(openai.NotFoundError) as ei:
+        client.beta.assistants.retrieve("asst_doesnotexist000")
+    body = assert_error_shape(ei.value, 404)
+    assert "asst_doesnotexist000" in body["message"]
+
+    with pytest.raises(openai.NotFoundError) as ei:
+        client.beta.threads.retrieve("thread_doesnotexist000")
+    assert_error_shape(ei.value, 404)
+
+    with pytest.raises(openai.NotFoundError) as ei:
+        client.beta.threads.messages.list("thread_doesnotexist000")
+    assert_error_shape(ei.value, 404)
+
+    with pytest.raises(openai.NotFoundError) as ei:
+        vector_stores(client).retrieve("vs_doesnotexist000")
+    assert_error_shape(ei.value, 404)
+
+    with pytest.raises(openai.NotFoundError) as ei:
+        client.files.retrieve("file-doesnotexist000")
+    assert_error_shape(ei.value, 404)
+
+    with pytest.raises(openai.NotFoundError):
+        client.beta.assistants.delete("asst_doesnotexist000")
+
+
+def test_bad_request_metadata_too_many_keys(client: OpenAI):
+    metadata = {f"key{i}": "v" for i in range(17)}
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.beta.assistants.create(model=MODEL, metadata=metadata)
+    body = assert_error_shape(ei.value, 400)
+    assert (body["param"] or "").startswith("metadata"), body
+
+    # 16 keys is the limit and is fine.
+    ok = client.beta.assistants.create(model=MODEL, metadata={f"key{i}": "v" for i in range(16)})
+    assert len(ok.metadata) == 16
+    client.beta.assistants.delete(ok.id)
+
+
+def test_bad_request_wrong_type(client: OpenAI):
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.beta.assistants.create(model=MODEL, extra_body={"model": 123})
+    body = assert_error_shape(ei.value, 400)
+    assert body["param"] == "model", body
+
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.beta.assistants.create(model=MODEL, extra_body={"tools": "not-a-list"})
+    assert_error_shape(ei.value, 400)
+
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.messages.create(
+            client.beta.threads.create().id, role="wizard", content="hi"  # type: ignore[arg-type]
+        )
+
+
+def test_unknown_json_keys_are_ignored(client: OpenAI):
+    a = client.beta.assistants.create(model=MODEL, name="extra", extra_body={"some_future_field": {"x": 1}})
+    assert a.name == "extra"
+    client.beta.assistants.delete(a.id)
