@@ -222,12 +222,13 @@ run_py() {
   local suite="$1"
   ASSISTANTS_BASE_URL="$BASE_URL" PYTHONDONTWRITEBYTECODE=1 \
     timeout -k 10 "$SUITE_TIMEOUT" \
-    "$CACHE/$suite/bin/python" -m pytest -p no:cacheprovider -v -rs --color=no \
+    "$CACHE/$suite/bin/python" -m pytest -p no:cacheprovider -v -rs --tb=short --color=no \
     "$HERE/python/test_sdk.py"
 }
 
 run_node() {
-  local suite="$1" work="$TMP/$suite"
+  local suite="$1"
+  local work="$TMP/$suite"
   # ESM resolves 'openai' from the test file's own directory: give it the suite's node_modules.
   mkdir -p "$work"
   cp "$HERE/node/test.mjs" "$work/test.mjs"

@@ -30,7 +30,7 @@ pub struct Upload {
     pub status: String,
     pub expires_at: i64,
     pub file: Option<FileObject>,
-    #[serde(skip_serializing)]
+    /// Not in the spec's Upload object, but kept and echoed: SDKs ignore extra fields.
     pub mime_type: String,
 }
 

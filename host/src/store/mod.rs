@@ -200,3 +200,14 @@ mod tests {
         assert!(!super::SQLITE_MIGRATIONS.iter().next().is_none());
     }
 }
+
+/// Runs one statement on a fresh connection (no pool, no migrations); for operator tooling and
+/// tests that create or drop whole databases.
+pub async fn admin_execute(url: &str, sql: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    conn.execute(sql).await?;
+    conn.close().await?;
+    Ok(())
+}

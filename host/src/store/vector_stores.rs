@@ -304,7 +304,7 @@ impl Store {
         let rows = match batch_id {
             None => {
                 sqlx::query(
-                    "SELECT status, COUNT(*), COALESCE(SUM(usage_bytes), 0) FROM vector_store_files \
+                    "SELECT status, COUNT(*), CAST(COALESCE(SUM(usage_bytes), 0) AS BIGINT) FROM vector_store_files \
                      WHERE vector_store_id = $1 GROUP BY status",
                 )
                 .bind(vs_id.to_string())
@@ -313,7 +313,7 @@ impl Store {
             }
             Some(b) => {
                 sqlx::query(
-                    "SELECT status, COUNT(*), COALESCE(SUM(usage_bytes), 0) FROM vector_store_files \
+                    "SELECT status, COUNT(*), CAST(COALESCE(SUM(usage_bytes), 0) AS BIGINT) FROM vector_store_files \
                      WHERE vector_store_id = $1 AND batch_id = $2 GROUP BY status",
                 )
                 .bind(vs_id.to_string())
@@ -327,10 +327,9 @@ impl Store {
         for r in rows {
             let status: String = r.try_get(0)?;
             let n: i64 = r.try_get(1)?;
-            // SUM over BIGINT is NUMERIC on PostgreSQL; COALESCE keeps it integral on SQLite.
-            let b: i64 = r.try_get::<i64, _>(2).or_else(|_| {
-                r.try_get::<f64, _>(2).map(|f| f as i64)
-            })?;
+            // SUM over BIGINT is NUMERIC on PostgreSQL, which the Any driver cannot decode:
+            // the query casts it back to BIGINT.
+            let b: i64 = r.try_get(2)?;
             bytes += b;
             counts.total += n;
             match status.as_str() {

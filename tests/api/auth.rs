@@ -1,0 +1,48 @@
+use assistants_host::store::Store;
+use assistants_tests::{assert_error, json, TestApp};
+
+#[tokio::test]
+async fn projects_are_isolated_by_key() {
+    let mut app = TestApp::spawn().await;
+    let store = Store::connect(&app.database_url).await.unwrap();
+    let (_, key_a) = store.create_key("alpha").await.unwrap();
+    let (_, key_b) = store.create_key("beta").await.unwrap();
+    // The open-mode check is cached for up to a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    app.key = "sk-not-a-key".into();
+    let (s, e) = app.get("/assistants").await;
+    assert_eq!(s, 401, "{e}");
+    assert_eq!(assert_error(&e)["code"], "invalid_api_key");
+    let r = app.client.get(app.url("/assistants")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no key at all");
+
+    app.key = key_a.clone();
+    let asst = app.create("/assistants", json!({"model": "m"})).await;
+    let file = app.upload_ok("a.txt", "alpha secret").await;
+    let thread = app.create("/threads", json!({})).await;
+    let vs = app.create("/vector_stores", json!({})).await;
+
+    app.key = key_b.clone();
+    assert_eq!(app.get(&format!("/assistants/{asst}")).await.0, 404);
+    assert_eq!(app.post(&format!("/assistants/{asst}"), json!({"name": "stolen"})).await.0, 404);
+    assert_eq!(app.delete(&format!("/assistants/{asst}")).await.0, 404);
+    assert_eq!(app.get("/assistants").await.1["data"], json!([]));
+    assert_eq!(app.get(&format!("/files/{file}")).await.0, 404);
+    assert_eq!(app.get(&format!("/files/{file}/content")).await.0, 404);
+    assert_eq!(app.get("/files").await.1["data"], json!([]));
+    assert_eq!(app.get(&format!("/threads/{thread}")).await.0, 404);
+    assert_eq!(app.post(&format!("/threads/{thread}/messages"), json!({"role": "user", "content": "hi"})).await.0, 404);
+    assert_eq!(app.get(&format!("/vector_stores/{vs}")).await.0, 404);
+    // B cannot attach A's file to its own store, nor reference A's store.
+    let own_vs = app.create("/vector_stores", json!({})).await;
+    assert_eq!(app.post(&format!("/vector_stores/{own_vs}/files"), json!({"file_id": file})).await.0, 400);
+    assert_eq!(app.post("/assistants", json!({"model": "m", "tool_resources": {"file_search": {"vector_store_ids": [vs]}}})).await.0, 400);
+    // Cursors from another project do not resolve either.
+    assert_eq!(app.get(&format!("/assistants?after={asst}")).await.0, 400);
+
+    app.key = key_a;
+    let (s, a) = app.get(&format!("/assistants/{asst}")).await;
+    assert_eq!(s, 200);
+    assert!(a["name"].is_null(), "B's update did not land");
+}

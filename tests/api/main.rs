@@ -1,0 +1,13 @@
+//! One integration-test binary, a module per feature. Every test starts its own server
+//! (see `assistants_tests::TestApp`), so the suite runs unchanged on SQLite, on PostgreSQL
+//! (`ASSISTANTS_TEST_DATABASE_URL`) and with S3 storage (`ASSISTANTS_TEST_OBJECT_STORE_URL`).
+
+mod assistants;
+mod auth;
+mod errors;
+mod files;
+mod fuzz;
+mod pagination;
+mod threads;
+mod uploads;
+mod vector_stores;

@@ -1,0 +1,245 @@
+//! Test support: [`TestApp`] starts the real server in-process on `127.0.0.1:0` and drives it
+//! over HTTP, like an SDK would.
+//!
+//! The backend comes from the environment so one suite covers every deployment:
+//! - default: embedded SQLite and local files in a temporary directory;
+//! - `ASSISTANTS_TEST_DATABASE_URL=postgres://…/db`: each app gets its own fresh database
+//!   created next to `db` (and dropped afterwards), so tests stay isolated and parallel;
+//! - `ASSISTANTS_TEST_OBJECT_STORE_URL=s3://bucket`: file bytes go to that S3-compatible store
+//!   (endpoint and keys from the usual `AWS_*` variables), each app under its own prefix.
+
+use std::time::Duration;
+
+use assistants_host::config::Settings;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub use serde_json::json;
+
+pub struct TestApp {
+    /// e.g. `http://127.0.0.1:41234/v1`
+    pub base: String,
+    /// The server root without `/v1`.
+    pub root: String,
+    pub client: reqwest::Client,
+    /// Bearer token sent with every request (any value works while no key exists).
+    pub key: String,
+    pub database_url: String,
+    settings: Settings,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pg_drop: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().gen();
+    format!("{n:016x}")
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server with settings adjusted by `tweak`.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::for_data_dir(dir.path().to_path_buf());
+        let mut pg_drop = None;
+        if let Ok(url) = std::env::var("ASSISTANTS_TEST_DATABASE_URL") {
+            let (admin, name) = create_pg_database(&url).await;
+            settings.storage.database_url = format!("{}/{}", url.rsplit_once('/').unwrap().0, name);
+            pg_drop = Some((admin, name));
+        }
+        if let Ok(url) = std::env::var("ASSISTANTS_TEST_OBJECT_STORE_URL") {
+            settings.storage.object_store_url =
+                Some(format!("{}/{}", url.trim_end_matches('/'), random_suffix()));
+        }
+        tweak(&mut settings);
+        let mut app = Self::start(settings, dir).await;
+        app.pg_drop = pg_drop;
+        app
+    }
+
+    async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+        // `ASSISTANTS_TEST_LOG=debug cargo test …` shows the server's log for a failing test.
+        if let Ok(filter) = std::env::var("ASSISTANTS_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let database_url = settings.storage.database_url.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(assistants_host::start(settings.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        let root = format!("http://{addr}");
+        let app = TestApp {
+            base: format!("{root}/v1"),
+            root,
+            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            key: "test".into(),
+            database_url,
+            settings,
+            shutdown: Some(tx),
+            server: Some(server),
+            pg_drop: None,
+            _dir: dir,
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.client.get(format!("{}/healthz", self.root)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server did not become ready");
+    }
+
+    /// Stops the server and starts a new one on the same data, as after a restart.
+    pub async fn restart(mut self) -> TestApp {
+        let settings = self.settings.clone();
+        self.stop().await;
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let mut app = Self::start(settings, dir).await;
+        app.pg_drop = self.pg_drop.take();
+        app
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.expect("server task").expect("server exited cleanly");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        rb.bearer_auth(&self.key).header("OpenAI-Beta", "assistants=v2")
+    }
+
+    async fn decode(resp: reqwest::Response) -> (StatusCode, Value) {
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        Self::decode(self.auth(self.client.get(self.url(path))).send().await.expect("GET")).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        Self::decode(self.auth(self.client.post(self.url(path))).json(&body).send().await.expect("POST")).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let rb = self.auth(self.client.post(self.url(path))).header("content-type", "application/json");
+        Self::decode(rb.body(body).send().await.expect("POST")).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        Self::decode(self.auth(self.client.delete(self.url(path))).send().await.expect("DELETE")).await
+    }
+
+    /// `POST /files` as the SDKs send it (multipart, `purpose` first).
+    pub async fn upload(&self, filename: &str, bytes: Vec<u8>, purpose: &str) -> (StatusCode, Value) {
+        let form = reqwest::multipart::Form::new()
+            .text("purpose", purpose.to_string())
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string()));
+        Self::decode(self.client.post(self.url("/files")).bearer_auth(&self.key).multipart(form).send().await.expect("upload"))
+            .await
+    }
+
+    /// Uploads and returns the new file id, asserting success.
+    pub async fn upload_ok(&self, filename: &str, bytes: impl Into<Vec<u8>>) -> String {
+        let (s, v) = self.upload(filename, bytes.into(), "assistants").await;
+        assert_eq!(s, 200, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates an object and returns its id, asserting success.
+    pub async fn create(&self, path: &str, body: Value) -> String {
+        let (s, v) = self.post(path, body).await;
+        assert_eq!(s, 200, "POST {path}: {v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls a vector-store file until it leaves `in_progress`; returns it.
+    pub async fn wait_vs_file(&self, vs: &str, file: &str) -> Value {
+        for _ in 0..600 {
+            let (s, v) = self.get(&format!("/vector_stores/{vs}/files/{file}")).await;
+            assert_eq!(s, 200, "{v}");
+            if v["status"] != "in_progress" {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("vector store file {file} stayed in_progress");
+    }
+
+    /// Polls a vector store until no file is in progress; returns it.
+    pub async fn wait_vs(&self, vs: &str) -> Value {
+        for _ in 0..600 {
+            let (s, v) = self.get(&format!("/vector_stores/{vs}")).await;
+            assert_eq!(s, 200, "{v}");
+            if v["file_counts"]["in_progress"] == 0 {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("vector store {vs} stayed in_progress");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some((admin, name)) = self.pg_drop.take() {
+            // Best effort: a leftover test database is harmless, and Drop cannot await.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = assistants_host::store::admin_execute(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                });
+            })
+            .join()
+            .ok();
+        }
+    }
+}
+
+async fn create_pg_database(url: &str) -> (String, String) {
+    let name = format!("assistants_test_{}", random_suffix());
+    assistants_host::store::admin_execute(url, &format!("CREATE DATABASE {name}"))
+        .await
+        .expect("creating a test database (is PostgreSQL running?)");
+    (url.to_string(), name)
+}
+
+/// Asserts the OpenAI error envelope and returns the error object.
+#[track_caller]
+pub fn assert_error(v: &Value) -> &Value {
+    let e = &v["error"];
+    assert!(e["message"].is_string(), "no error message in {v}");
+    assert!(e["type"].is_string(), "no error type in {v}");
+    assert!(e.get("param").is_some() && e.get("code").is_some(), "param/code must be present: {v}");
+    e
+}
