@@ -83,8 +83,12 @@ async fn worker(store: Store, blobs: Blobs, handle: IngestHandle, stop: Cancella
 }
 
 async fn process(store: &Store, blobs: &Blobs, job: IngestJob) {
+    use tracing::Instrument;
     let span = tracing::info_span!("ingest", vector_store_id = %job.vector_store_id, file_id = %job.file_id);
-    let _enter = span.enter();
+    process_job(store, blobs, job).instrument(span).await
+}
+
+async fn process_job(store: &Store, blobs: &Blobs, job: IngestJob) {
     if job.token > MAX_INGEST_ATTEMPTS {
         let msg = "Ingestion was interrupted repeatedly; giving up on this file.";
         if let Err(e) = store.fail_ingest(&job, "server_error", msg).await {
