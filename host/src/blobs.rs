@@ -58,13 +58,21 @@ impl Blobs {
     }
 
     /// Streams `source` into `key`, refusing more than `limit` bytes. Returns the byte count.
-    pub async fn put_stream<S, E>(&self, key: &str, mut source: S, limit: u64) -> Result<u64, PutError>
+    pub async fn put_stream<S, E>(
+        &self,
+        key: &str,
+        mut source: S,
+        limit: u64,
+    ) -> Result<u64, PutError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let upload =
-            self.store.put_multipart(&ObjectPath::from(key)).await.map_err(PutError::Store)?;
+        let upload = self
+            .store
+            .put_multipart(&ObjectPath::from(key))
+            .await
+            .map_err(PutError::Store)?;
         let mut writer = WriteMultipart::new(upload);
         let mut total: u64 = 0;
         let outcome = loop {
@@ -129,10 +137,12 @@ impl Blobs {
             })
             .try_flatten()
             .boxed();
-        self.put_stream(dest, stream, u64::MAX).await.map_err(|e| match e {
-            PutError::Store(e) => ApiError::from(e),
-            other => ApiError::internal("concatenating upload parts", format!("{other:?}")),
-        })
+        self.put_stream(dest, stream, u64::MAX)
+            .await
+            .map_err(|e| match e {
+                PutError::Store(e) => ApiError::from(e),
+                other => ApiError::internal("concatenating upload parts", format!("{other:?}")),
+            })
     }
 
     /// Deletes an object; a missing object is not an error (deletes are retried idempotently).
@@ -145,8 +155,12 @@ impl Blobs {
 
     /// Deletes every object under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> ApiResult<()> {
-        let keys: Vec<_> =
-            self.store.list(Some(&ObjectPath::from(prefix))).map_ok(|m| m.location).try_collect().await?;
+        let keys: Vec<_> = self
+            .store
+            .list(Some(&ObjectPath::from(prefix)))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
         for k in keys {
             self.delete(k.as_ref()).await?;
         }
@@ -156,15 +170,23 @@ impl Blobs {
     /// Confirms the store is reachable (used at start-up so misconfiguration fails fast).
     pub async fn check(&self) -> anyhow::Result<()> {
         let probe = ObjectPath::from("health/probe");
-        self.store.put(&probe, Bytes::from_static(b"ok").into()).await.context("writing a probe object")?;
-        self.store.delete(&probe).await.context("deleting the probe object")?;
+        self.store
+            .put(&probe, Bytes::from_static(b"ok").into())
+            .await
+            .context("writing a probe object")?;
+        self.store
+            .delete(&probe)
+            .await
+            .context("deleting the probe object")?;
         Ok(())
     }
 }
 
 fn local(dir: &Path) -> anyhow::Result<Arc<dyn ObjectStore>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir)?))
+    Ok(Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(dir)?,
+    ))
 }
 
 /// Where a file's bytes live.

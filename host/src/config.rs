@@ -120,7 +120,9 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else { return Ok(Self::default()) };
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
@@ -163,13 +165,20 @@ impl StorageSettings {
             .clone()
             .or_else(|| file.data_dir.clone())
             .unwrap_or_else(|| PathBuf::from("./data"));
-        let database_url =
-            args.database_url.clone().or_else(|| file.database_url.clone()).unwrap_or_else(|| {
-                format!("sqlite://{}", data_dir.join("assistants.db").display())
-            });
-        let object_store_url =
-            args.object_store_url.clone().or_else(|| file.object_store_url.clone());
-        StorageSettings { data_dir, database_url, object_store_url }
+        let database_url = args
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("assistants.db").display()));
+        let object_store_url = args
+            .object_store_url
+            .clone()
+            .or_else(|| file.object_store_url.clone());
+        StorageSettings {
+            data_dir,
+            database_url,
+            object_store_url,
+        }
     }
 }
 
@@ -178,7 +187,10 @@ impl Settings {
     pub fn for_data_dir(data_dir: PathBuf) -> Self {
         Self::resolve(
             &ServeArgs {
-                storage: StorageArgs { data_dir: Some(data_dir), ..Default::default() },
+                storage: StorageArgs {
+                    data_dir: Some(data_dir),
+                    ..Default::default()
+                },
                 listen: None,
                 max_upload_bytes: None,
                 max_json_bytes: None,
@@ -191,13 +203,19 @@ impl Settings {
 
     pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Self {
         Settings {
-            listen: args.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 8000).into()),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| ([127, 0, 0, 1], 8000).into()),
             storage: StorageSettings::resolve(&args.storage, file),
             max_upload_bytes: args
                 .max_upload_bytes
                 .or(file.max_upload_bytes)
                 .unwrap_or(512 * 1024 * 1024),
-            max_json_bytes: args.max_json_bytes.or(file.max_json_bytes).unwrap_or(32 * 1024 * 1024),
+            max_json_bytes: args
+                .max_json_bytes
+                .or(file.max_json_bytes)
+                .unwrap_or(32 * 1024 * 1024),
             ingest_concurrency: args
                 .ingest_concurrency
                 .or(file.ingest_concurrency)

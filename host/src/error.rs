@@ -59,7 +59,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into(), param: None, code: None }
+        ApiError {
+            kind,
+            message: message.into(),
+            param: None,
+            code: None,
+        }
     }
 
     /// 400 naming the offending parameter.
@@ -79,7 +84,10 @@ impl ApiError {
 
     /// 404 in the wording the SDKs' users know: "No assistant found with id 'asst_x'."
     pub fn not_found(what: &str, id: &str) -> Self {
-        Self::new(ErrorKind::NotFound, format!("No {what} found with id '{id}'."))
+        Self::new(
+            ErrorKind::NotFound,
+            format!("No {what} found with id '{id}'."),
+        )
     }
 
     pub fn with_code(mut self, code: &'static str) -> Self {
@@ -92,7 +100,10 @@ impl ApiError {
     pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
         let at = std::panic::Location::caller();
         tracing::error!(%cause, %at, "{context}");
-        Self::new(ErrorKind::Internal, "The server had an error while processing your request.")
+        Self::new(
+            ErrorKind::Internal,
+            "The server had an error while processing your request.",
+        )
     }
 
     pub fn status(&self) -> StatusCode {
@@ -138,7 +149,10 @@ impl From<sqlx::Error> for ApiError {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 tracing::error!(cause = %e, "database unavailable");
-                ApiError::new(ErrorKind::Unavailable, "The database is temporarily unavailable.")
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    "The database is temporarily unavailable.",
+                )
             }
             other => ApiError::internal("database error", other),
         }

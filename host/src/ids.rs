@@ -48,7 +48,11 @@ impl IdKind {
 /// A new random id of the given kind.
 pub fn new_id(kind: IdKind) -> String {
     let mut rng = rand::thread_rng();
-    let tail: String = (&mut rng).sample_iter(&Alphanumeric).take(24).map(char::from).collect();
+    let tail: String = (&mut rng)
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
     format!("{}{}", kind.prefix(), tail)
 }
 

@@ -44,8 +44,14 @@ pub async fn start(
 ) -> anyhow::Result<()> {
     let store = store::Store::connect(&settings.storage.database_url).await?;
     store.migrate().await?;
-    let blobs = blobs::Blobs::open(settings.storage.object_store_url.as_deref(), &settings.storage.data_dir)?;
-    blobs.check().await.context("the object store is not usable")?;
+    let blobs = blobs::Blobs::open(
+        settings.storage.object_store_url.as_deref(),
+        &settings.storage.data_dir,
+    )?;
+    blobs
+        .check()
+        .await
+        .context("the object store is not usable")?;
 
     let stop = CancellationToken::new();
     let ingest = ingest::IngestHandle::default();

@@ -38,7 +38,10 @@ async fn main() -> anyhow::Result<()> {
                     println!("{key}");
                 }
                 KeysAction::List => {
-                    println!("{:<30} {:<20} {:<14} {:<12} revoked", "id", "project", "prefix", "created");
+                    println!(
+                        "{:<30} {:<20} {:<14} {:<12} revoked",
+                        "id", "project", "prefix", "created"
+                    );
                     for k in store.list_keys().await? {
                         println!(
                             "{:<30} {:<20} {:<14} {:<12} {}",
@@ -46,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
                             k.project,
                             k.prefix,
                             k.created_at,
-                            k.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+                            k.revoked_at
+                                .map(|t| t.to_string())
+                                .unwrap_or_else(|| "-".into())
                         );
                     }
                 }

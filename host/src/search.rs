@@ -26,7 +26,9 @@ const MAX_CACHED_STORES: usize = 64;
 
 /// Splits text into lowercase alphanumeric terms (the same for documents and queries).
 pub fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).map(|t| t.to_lowercase())
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.to_lowercase())
 }
 
 struct Chunk {
@@ -67,10 +69,24 @@ impl StoreIndex {
                 postings.entry(t).or_default().push((i as u32, n));
             }
             total += len as u64;
-            chunks.push(Chunk { file, len, text: text.into_boxed_str() });
+            chunks.push(Chunk {
+                file,
+                len,
+                text: text.into_boxed_str(),
+            });
         }
-        let avg_len = if chunks.is_empty() { 1.0 } else { (total as f32 / chunks.len() as f32).max(1.0) };
-        StoreIndex { generation, files, chunks, postings, avg_len }
+        let avg_len = if chunks.is_empty() {
+            1.0
+        } else {
+            (total as f32 / chunks.len() as f32).max(1.0)
+        };
+        StoreIndex {
+            generation,
+            files,
+            chunks,
+            postings,
+            avg_len,
+        }
     }
 
     fn idf(&self, df: usize) -> f32 {
@@ -89,7 +105,9 @@ impl StoreIndex {
     fn score(&self, query_terms: &[String]) -> HashMap<u32, f32> {
         let mut scores: HashMap<u32, f32> = HashMap::new();
         for t in query_terms {
-            let Some(list) = self.postings.get(t) else { continue };
+            let Some(list) = self.postings.get(t) else {
+                continue;
+            };
             let idf = self.idf(list.len());
             for &(c, tf) in list {
                 let tf = tf as f32;
@@ -130,7 +148,10 @@ pub struct SearchIndexes {
 impl SearchIndexes {
     /// Drops the cached index of a store (the generation check would catch it too; this frees memory early).
     pub fn invalidate(&self, vs_id: &str) {
-        self.cached.lock().expect("search cache poisoned").remove(vs_id);
+        self.cached
+            .lock()
+            .expect("search cache poisoned")
+            .remove(vs_id);
     }
 
     pub fn invalidate_all(&self) {
@@ -138,7 +159,9 @@ impl SearchIndexes {
     }
 
     fn cached(&self, vs_id: &str, generation: i64) -> Option<Arc<StoreIndex>> {
-        let tick = self.clock.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tick = self
+            .clock
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut map = self.cached.lock().expect("search cache poisoned");
         let entry = map.get_mut(vs_id)?;
         if entry.0.generation != generation {
@@ -168,25 +191,41 @@ impl SearchIndexes {
         }
         let chunks = store.store_chunks(vs_id).await?;
         let attrs = store.store_file_attributes(vs_id).await?;
-        let names = store.filenames(attrs.iter().map(|(id, _)| id.as_str())).await?;
+        let names = store
+            .filenames(attrs.iter().map(|(id, _)| id.as_str()))
+            .await?;
         let mut file_no: HashMap<String, u32> = HashMap::new();
         let mut files = Vec::new();
         for (id, attributes) in attrs {
             file_no.insert(id.clone(), files.len() as u32);
             let filename = names.get(&id).cloned().unwrap_or_default();
-            files.push(FileInfo { id, filename, attributes });
+            files.push(FileInfo {
+                id,
+                filename,
+                attributes,
+            });
         }
         // Chunks of files that are no longer completed members are not searchable.
-        let raw: Vec<(u32, String)> =
-            chunks.into_iter().filter_map(|c| file_no.get(&c.file_id).map(|&f| (f, c.text))).collect();
-        let ix = tokio::task::spawn_blocking(move || Arc::new(StoreIndex::build(generation, files, raw)))
-            .await
-            .map_err(|e| ApiError::internal("building a search index", e))?;
-        let tick = self.clock.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let raw: Vec<(u32, String)> = chunks
+            .into_iter()
+            .filter_map(|c| file_no.get(&c.file_id).map(|&f| (f, c.text)))
+            .collect();
+        let ix = tokio::task::spawn_blocking(move || {
+            Arc::new(StoreIndex::build(generation, files, raw))
+        })
+        .await
+        .map_err(|e| ApiError::internal("building a search index", e))?;
+        let tick = self
+            .clock
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut map = self.cached.lock().expect("search cache poisoned");
         map.insert(vs_id.to_string(), (ix.clone(), tick));
         if map.len() > MAX_CACHED_STORES {
-            if let Some(oldest) = map.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            {
                 map.remove(&oldest);
             }
         }
@@ -194,7 +233,12 @@ impl SearchIndexes {
     }
 
     /// Ranked chunks of one store.
-    pub async fn search(&self, store: &Store, vs_id: &str, req: &SearchRequest<'_>) -> ApiResult<Vec<Hit>> {
+    pub async fn search(
+        &self,
+        store: &Store,
+        vs_id: &str,
+        req: &SearchRequest<'_>,
+    ) -> ApiResult<Vec<Hit>> {
         let ix = self.index(store, vs_id).await?;
         let mut query_terms: Vec<String> = req.queries.iter().flat_map(|q| terms(q)).collect();
         query_terms.sort();
@@ -202,7 +246,10 @@ impl SearchIndexes {
         let allowed: Vec<bool> = ix
             .files
             .iter()
-            .map(|f| req.filter.is_none_or(|flt| flt.matches(f.attributes.as_ref())))
+            .map(|f| {
+                req.filter
+                    .is_none_or(|flt| flt.matches(f.attributes.as_ref()))
+            })
             .collect();
         let mut scored: Vec<(u32, f32)> = ix
             .score(&query_terms)
@@ -256,19 +303,29 @@ impl Filter {
     /// Parses and validates a filter; errors name the offending path.
     pub fn parse(param: &str, v: &Value) -> ApiResult<Filter> {
         let kind = v.get("type").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::invalid(format!("{param}.type"), format!("Missing required parameter: '{param}.type'."))
+            ApiError::invalid(
+                format!("{param}.type"),
+                format!("Missing required parameter: '{param}.type'."),
+            )
         })?;
         match kind {
             "and" | "or" => {
                 let list = v.get("filters").and_then(Value::as_array).ok_or_else(|| {
-                    ApiError::invalid(format!("{param}.filters"), format!("Invalid '{param}.filters': expected an array."))
+                    ApiError::invalid(
+                        format!("{param}.filters"),
+                        format!("Invalid '{param}.filters': expected an array."),
+                    )
                 })?;
                 let parsed = list
                     .iter()
                     .enumerate()
                     .map(|(i, f)| Filter::parse(&format!("{param}.filters[{i}]"), f))
                     .collect::<ApiResult<Vec<_>>>()?;
-                Ok(if kind == "and" { Filter::And(parsed) } else { Filter::Or(parsed) })
+                Ok(if kind == "and" {
+                    Filter::And(parsed)
+                } else {
+                    Filter::Or(parsed)
+                })
             }
             op => {
                 let op = match op {
@@ -288,11 +345,21 @@ impl Filter {
                     }
                 };
                 let key = v.get("key").and_then(Value::as_str).ok_or_else(|| {
-                    ApiError::invalid(format!("{param}.key"), format!("Missing required parameter: '{param}.key'."))
+                    ApiError::invalid(
+                        format!("{param}.key"),
+                        format!("Missing required parameter: '{param}.key'."),
+                    )
                 })?;
-                let value = v.get("value").filter(|v| !v.is_null()).cloned().ok_or_else(|| {
-                    ApiError::invalid(format!("{param}.value"), format!("Missing required parameter: '{param}.value'."))
-                })?;
+                let value = v
+                    .get("value")
+                    .filter(|v| !v.is_null())
+                    .cloned()
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            format!("{param}.value"),
+                            format!("Missing required parameter: '{param}.value'."),
+                        )
+                    })?;
                 let list_op = matches!(op, Op::In | Op::Nin);
                 if list_op != value.is_array() || value.is_object() {
                     return Err(ApiError::invalid(
@@ -300,7 +367,11 @@ impl Filter {
                         format!("Invalid '{param}.value': 'in'/'nin' take an array, other comparisons a string, number or boolean."),
                     ));
                 }
-                Ok(Filter::Compare { op, key: key.to_string(), value })
+                Ok(Filter::Compare {
+                    op,
+                    key: key.to_string(),
+                    value,
+                })
             }
         }
     }
@@ -315,10 +386,20 @@ impl Filter {
                 match op {
                     Op::Eq => actual.is_some_and(|a| same(a, value)),
                     Op::Ne => !actual.is_some_and(|a| same(a, value)),
-                    Op::In => actual.is_some_and(|a| value.as_array().is_some_and(|l| l.iter().any(|v| same(a, v)))),
-                    Op::Nin => !actual.is_some_and(|a| value.as_array().is_some_and(|l| l.iter().any(|v| same(a, v)))),
+                    Op::In => actual.is_some_and(|a| {
+                        value
+                            .as_array()
+                            .is_some_and(|l| l.iter().any(|v| same(a, v)))
+                    }),
+                    Op::Nin => !actual.is_some_and(|a| {
+                        value
+                            .as_array()
+                            .is_some_and(|l| l.iter().any(|v| same(a, v)))
+                    }),
                     Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
-                        let Some(ord) = actual.and_then(|a| order(a, value)) else { return false };
+                        let Some(ord) = actual.and_then(|a| order(a, value)) else {
+                            return false;
+                        };
                         match op {
                             Op::Gt => ord.is_gt(),
                             Op::Gte => ord.is_ge(),
@@ -354,8 +435,16 @@ mod tests {
 
     fn index() -> StoreIndex {
         let files = vec![
-            FileInfo { id: "file-a".into(), filename: "a.txt".into(), attributes: Some(json!({"lang": "en", "year": 2020})) },
-            FileInfo { id: "file-b".into(), filename: "b.txt".into(), attributes: Some(json!({"lang": "de", "year": 2024})) },
+            FileInfo {
+                id: "file-a".into(),
+                filename: "a.txt".into(),
+                attributes: Some(json!({"lang": "en", "year": 2020})),
+            },
+            FileInfo {
+                id: "file-b".into(),
+                filename: "b.txt".into(),
+                attributes: Some(json!({"lang": "de", "year": 2024})),
+            },
         ];
         StoreIndex::build(
             1,
@@ -378,17 +467,28 @@ mod tests {
 
     #[test]
     fn filters_compare_and_combine() {
-        let f = Filter::parse("filters", &json!({"type": "and", "filters": [
-            {"type": "eq", "key": "lang", "value": "en"},
-            {"type": "lt", "key": "year", "value": 2021}
-        ]}))
+        let f = Filter::parse(
+            "filters",
+            &json!({"type": "and", "filters": [
+                {"type": "eq", "key": "lang", "value": "en"},
+                {"type": "lt", "key": "year", "value": 2021}
+            ]}),
+        )
         .unwrap();
         assert!(f.matches(Some(&json!({"lang": "en", "year": 2020}))));
         assert!(!f.matches(Some(&json!({"lang": "en", "year": 2022}))));
         assert!(!f.matches(None));
-        let nin = Filter::parse("filters", &json!({"type": "nin", "key": "lang", "value": ["de"]})).unwrap();
+        let nin = Filter::parse(
+            "filters",
+            &json!({"type": "nin", "key": "lang", "value": ["de"]}),
+        )
+        .unwrap();
         assert!(nin.matches(Some(&json!({"lang": "en"}))));
-        assert!(Filter::parse("filters", &json!({"type": "eq", "key": "k", "value": [1]})).is_err());
-        assert!(Filter::parse("filters", &json!({"type": "like", "key": "k", "value": 1})).is_err());
+        assert!(
+            Filter::parse("filters", &json!({"type": "eq", "key": "k", "value": [1]})).is_err()
+        );
+        assert!(
+            Filter::parse("filters", &json!({"type": "like", "key": "k", "value": 1})).is_err()
+        );
     }
 }

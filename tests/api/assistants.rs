@@ -30,7 +30,10 @@ async fn create_retrieve_modify_delete() {
 
     // A partial update leaves other fields alone; null clears a nullable field.
     let (s, m) = app
-        .post(&format!("/assistants/{id}"), json!({"name": null, "metadata": {"team": "red"}}))
+        .post(
+            &format!("/assistants/{id}"),
+            json!({"name": null, "metadata": {"team": "red"}}),
+        )
         .await;
     assert_eq!(s, 200, "{m}");
     assert_eq!(m["name"], serde_json::Value::Null);
@@ -40,7 +43,10 @@ async fn create_retrieve_modify_delete() {
 
     let (s, d) = app.delete(&format!("/assistants/{id}")).await;
     assert_eq!(s, 200);
-    assert_eq!(d, json!({"id": id, "object": "assistant.deleted", "deleted": true}));
+    assert_eq!(
+        d,
+        json!({"id": id, "object": "assistant.deleted", "deleted": true})
+    );
     let (s, e) = app.get(&format!("/assistants/{id}")).await;
     assert_eq!(s, 404);
     assert!(assert_error(&e)["message"].as_str().unwrap().contains(id));
@@ -49,19 +55,34 @@ async fn create_retrieve_modify_delete() {
 #[tokio::test]
 async fn invalid_fields_are_rejected_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let id = app.create("/assistants", json!({"model": "orig", "name": "keep"})).await;
-    let many: serde_json::Map<String, serde_json::Value> = (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let id = app
+        .create("/assistants", json!({"model": "orig", "name": "keep"}))
+        .await;
+    let many: serde_json::Map<String, serde_json::Value> =
+        (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
     let cases = [
         (json!({"model": "m", "metadata": many}), "metadata"),
         (json!({"model": "m", "temperature": 2.5}), "temperature"),
         (json!({"model": "m", "top_p": -0.1}), "top_p"),
-        (json!({"model": "m", "tools": [{"type": "teleport"}]}), "tools[0].type"),
-        (json!({"model": "m", "tools": [{"type": "function", "function": {}}]}), "tools[0].function.name"),
+        (
+            json!({"model": "m", "tools": [{"type": "teleport"}]}),
+            "tools[0].type",
+        ),
+        (
+            json!({"model": "m", "tools": [{"type": "function", "function": {}}]}),
+            "tools[0].function.name",
+        ),
         (json!({"model": "m", "name": "x".repeat(257)}), "name"),
         (json!({"model": 42}), "model"),
         (json!({}), "model"),
-        (json!({"model": "m", "response_format": {"type": "yaml"}}), "response_format"),
-        (json!({"model": "m", "tool_resources": {"file_search": {"vector_store_ids": ["vs_missing"]}}}), "tool_resources.file_search.vector_store_ids"),
+        (
+            json!({"model": "m", "response_format": {"type": "yaml"}}),
+            "response_format",
+        ),
+        (
+            json!({"model": "m", "tool_resources": {"file_search": {"vector_store_ids": ["vs_missing"]}}}),
+            "tool_resources.file_search.vector_store_ids",
+        ),
     ];
     for (body, param) in cases {
         let (s, e) = app.post("/assistants", body.clone()).await;
@@ -77,21 +98,33 @@ async fn invalid_fields_are_rejected_and_change_nothing() {
     assert_eq!(a["name"], "keep");
     assert_eq!(a["model"], "orig");
     let (_, list) = app.get("/assistants").await;
-    assert_eq!(list["data"].as_array().unwrap().len(), 1, "no assistant created by a rejected request");
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "no assistant created by a rejected request"
+    );
 }
 
 #[tokio::test]
 async fn routes_answer_at_the_root_too() {
     let app = TestApp::spawn().await;
     let id = app.create("/assistants", json!({"model": "m"})).await;
-    let r = app.client.get(format!("{}/assistants/{id}", app.root)).bearer_auth("k").send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/assistants/{id}", app.root))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
 async fn data_survives_a_restart() {
     let app = TestApp::spawn().await;
-    let id = app.create("/assistants", json!({"model": "m", "name": "durable"})).await;
+    let id = app
+        .create("/assistants", json!({"model": "m", "name": "durable"}))
+        .await;
     let app = app.restart().await;
     let (s, a) = app.get(&format!("/assistants/{id}")).await;
     assert_eq!(s, 200);

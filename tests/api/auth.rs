@@ -25,19 +25,48 @@ async fn projects_are_isolated_by_key() {
 
     app.key = key_b.clone();
     assert_eq!(app.get(&format!("/assistants/{asst}")).await.0, 404);
-    assert_eq!(app.post(&format!("/assistants/{asst}"), json!({"name": "stolen"})).await.0, 404);
+    assert_eq!(
+        app.post(&format!("/assistants/{asst}"), json!({"name": "stolen"}))
+            .await
+            .0,
+        404
+    );
     assert_eq!(app.delete(&format!("/assistants/{asst}")).await.0, 404);
     assert_eq!(app.get("/assistants").await.1["data"], json!([]));
     assert_eq!(app.get(&format!("/files/{file}")).await.0, 404);
     assert_eq!(app.get(&format!("/files/{file}/content")).await.0, 404);
     assert_eq!(app.get("/files").await.1["data"], json!([]));
     assert_eq!(app.get(&format!("/threads/{thread}")).await.0, 404);
-    assert_eq!(app.post(&format!("/threads/{thread}/messages"), json!({"role": "user", "content": "hi"})).await.0, 404);
+    assert_eq!(
+        app.post(
+            &format!("/threads/{thread}/messages"),
+            json!({"role": "user", "content": "hi"})
+        )
+        .await
+        .0,
+        404
+    );
     assert_eq!(app.get(&format!("/vector_stores/{vs}")).await.0, 404);
     // B cannot attach A's file to its own store, nor reference A's store.
     let own_vs = app.create("/vector_stores", json!({})).await;
-    assert_eq!(app.post(&format!("/vector_stores/{own_vs}/files"), json!({"file_id": file})).await.0, 400);
-    assert_eq!(app.post("/assistants", json!({"model": "m", "tool_resources": {"file_search": {"vector_store_ids": [vs]}}})).await.0, 400);
+    assert_eq!(
+        app.post(
+            &format!("/vector_stores/{own_vs}/files"),
+            json!({"file_id": file})
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        app.post(
+            "/assistants",
+            json!({"model": "m", "tool_resources": {"file_search": {"vector_store_ids": [vs]}}})
+        )
+        .await
+        .0,
+        400
+    );
     // Cursors from another project do not resolve either.
     assert_eq!(app.get(&format!("/assistants?after={asst}")).await.0, 400);
 

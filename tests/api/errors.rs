@@ -8,7 +8,12 @@ async fn malformed_requests_get_the_error_envelope() {
         assert_eq!(s, 400, "{body:?}: {e}");
         assert_error(&e);
     }
-    let (s, e) = app.post_raw("/assistants", format!("{{\"model\": \"{}\"}}", "x".repeat(70_000)).into_bytes()).await;
+    let (s, e) = app
+        .post_raw(
+            "/assistants",
+            format!("{{\"model\": \"{}\"}}", "x".repeat(70_000)).into_bytes(),
+        )
+        .await;
     assert_eq!(s, 413, "{e}");
     assert_error(&e);
 
@@ -21,14 +26,27 @@ async fn malformed_requests_get_the_error_envelope() {
 
     // GET and DELETE may arrive with a JSON content type and an empty body; bodiless POSTs too.
     let id = app.create("/assistants", json!({"model": "m"})).await;
-    let r = app.client.get(app.url(&format!("/assistants/{id}"))).header("content-type", "application/json").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url(&format!("/assistants/{id}")))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let (s, t) = app.post_raw("/threads", Vec::new()).await;
     assert_eq!(s, 200, "{t}");
     // `"stream": false` and unknown keys are accepted.
-    let (s, _) = app.post("/threads", json!({"stream": false, "whatever": [1, 2]})).await;
+    let (s, _) = app
+        .post("/threads", json!({"stream": false, "whatever": [1, 2]}))
+        .await;
     assert_eq!(s, 200);
     // Every successful GET carries the poll hint the SDK pollers use.
-    let r = app.client.get(app.url(&format!("/assistants/{id}"))).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url(&format!("/assistants/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["openai-poll-after-ms"], "100");
 }

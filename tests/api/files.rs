@@ -32,7 +32,13 @@ async fn upload_list_download_delete() {
     assert_eq!(all["data"].as_array().unwrap().len(), 3);
 
     // Content is the raw bytes whatever the Accept header says.
-    let r = app.client.get(app.url(&format!("/files/{id}/content"))).header("accept", "application/json").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url(&format!("/files/{id}/content")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), &bytes[..]);
 
@@ -48,9 +54,19 @@ async fn upload_list_download_delete() {
 async fn purpose_may_follow_the_file_part() {
     let app = TestApp::spawn().await;
     let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(b"abc".to_vec()).file_name("late.txt"))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"abc".to_vec()).file_name("late.txt"),
+        )
         .text("purpose", "assistants");
-    let r = app.client.post(app.url("/files")).bearer_auth("k").multipart(form).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/files"))
+        .bearer_auth("k")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -70,18 +86,39 @@ async fn refused_uploads_leave_nothing_behind() {
     }
     // Missing parts.
     let form = reqwest::multipart::Form::new().text("purpose", "assistants");
-    let r = app.client.post(app.url("/files")).multipart(form).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/files"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"a".to_vec()).file_name("a.txt"));
-    let r = app.client.post(app.url("/files")).multipart(form).send().await.unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"a".to_vec()).file_name("a.txt"),
+    );
+    let r = app
+        .client
+        .post(app.url("/files"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     // Not multipart at all.
     let (s, e) = app.post("/files", json!({"purpose": "assistants"})).await;
     assert_eq!(s, 400, "{e}");
 
     let (_, list) = app.get("/files").await;
-    assert_eq!(list["data"], json!([]), "no file object survives a refused upload");
+    assert_eq!(
+        list["data"],
+        json!([]),
+        "no file object survives a refused upload"
+    );
     // And exactly the limit is fine.
-    let (s, _) = app.upload("edge.bin", random_bytes(1024 * 1024), "assistants").await;
+    let (s, _) = app
+        .upload("edge.bin", random_bytes(1024 * 1024), "assistants")
+        .await;
     assert_eq!(s, 200);
 }

@@ -7,12 +7,51 @@ use serde_json::Value;
 
 /// Field names the endpoints know, so generated bodies reach deep validation, not just "unknown key".
 const KEYS: &[&str] = &[
-    "model", "name", "description", "instructions", "tools", "tool_resources", "metadata", "temperature",
-    "top_p", "response_format", "messages", "role", "content", "attachments", "file_id", "file_ids",
-    "files", "chunking_strategy", "attributes", "type", "static", "max_chunk_size_tokens",
-    "chunk_overlap_tokens", "query", "filters", "max_num_results", "ranking_options", "score_threshold",
-    "expires_after", "anchor", "days", "filename", "purpose", "bytes", "mime_type", "part_ids", "function",
-    "parameters", "file_search", "vector_store_ids", "vector_stores", "code_interpreter", "key", "value", "text",
+    "model",
+    "name",
+    "description",
+    "instructions",
+    "tools",
+    "tool_resources",
+    "metadata",
+    "temperature",
+    "top_p",
+    "response_format",
+    "messages",
+    "role",
+    "content",
+    "attachments",
+    "file_id",
+    "file_ids",
+    "files",
+    "chunking_strategy",
+    "attributes",
+    "type",
+    "static",
+    "max_chunk_size_tokens",
+    "chunk_overlap_tokens",
+    "query",
+    "filters",
+    "max_num_results",
+    "ranking_options",
+    "score_threshold",
+    "expires_after",
+    "anchor",
+    "days",
+    "filename",
+    "purpose",
+    "bytes",
+    "mime_type",
+    "part_ids",
+    "function",
+    "parameters",
+    "file_search",
+    "vector_store_ids",
+    "vector_stores",
+    "code_interpreter",
+    "key",
+    "value",
+    "text",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -21,13 +60,22 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
         (-1e6f64..1e6).prop_map(|f| json!(f)),
-        prop_oneof![Just("auto".to_string()), Just("static".to_string()), Just("file_search".to_string()), Just("user".to_string()), "[a-z_]{0,12}", ".{0,40}"].prop_map(Value::String),
+        prop_oneof![
+            Just("auto".to_string()),
+            Just("static".to_string()),
+            Just("file_search".to_string()),
+            Just("user".to_string()),
+            "[a-z_]{0,12}",
+            ".{0,40}"
+        ]
+        .prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kv| {
+                Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            }),
         ]
     })
 }
@@ -67,7 +115,11 @@ fn no_body_makes_the_server_fail() {
         ];
         (app, paths)
     });
-    let config = ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() };
+    let config = ProptestConfig {
+        cases: 96,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     proptest!(config, |(path in prop::sample::select(paths), body in body())| {
         let (status, v) = rt.block_on(app.post(&path, body.clone()));
         prop_assert!(status.as_u16() < 500, "POST {} {} -> {} {}", path, body, status, v);

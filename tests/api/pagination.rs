@@ -2,7 +2,12 @@ use assistants_tests::{assert_error, json, TestApp};
 use serde_json::Value;
 
 fn ids(v: &Value) -> Vec<String> {
-    v["data"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect()
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -10,13 +15,22 @@ async fn cursors_walk_every_object_once_in_both_orders() {
     let app = TestApp::spawn().await;
     let mut created = Vec::new();
     for i in 0..25 {
-        created.push(app.create("/assistants", json!({"model": "m", "name": format!("a{i}")})).await);
+        created.push(
+            app.create(
+                "/assistants",
+                json!({"model": "m", "name": format!("a{i}")}),
+            )
+            .await,
+        );
     }
     // Newest first by default, ties on created_at broken by insertion order.
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let q = after.as_ref().map(|a| format!("&after={a}")).unwrap_or_default();
+        let q = after
+            .as_ref()
+            .map(|a| format!("&after={a}"))
+            .unwrap_or_default();
         let (s, page) = app.get(&format!("/assistants?limit=10{q}")).await;
         assert_eq!(s, 200, "{page}");
         let page_ids = ids(&page);
@@ -38,20 +52,42 @@ async fn cursors_walk_every_object_once_in_both_orders() {
 
     let (_, asc) = app.get("/assistants?order=asc&limit=5").await;
     assert_eq!(ids(&asc), created[..5].to_vec());
-    let (_, next) = app.get(&format!("/assistants?order=asc&limit=5&after={}", created[4])).await;
+    let (_, next) = app
+        .get(&format!(
+            "/assistants?order=asc&limit=5&after={}",
+            created[4]
+        ))
+        .await;
     assert_eq!(ids(&next), created[5..10].to_vec());
     // `before` returns the objects just ahead of the cursor, still in list order.
-    let (_, before) = app.get(&format!("/assistants?order=asc&limit=3&before={}", created[10])).await;
+    let (_, before) = app
+        .get(&format!(
+            "/assistants?order=asc&limit=3&before={}",
+            created[10]
+        ))
+        .await;
     assert_eq!(ids(&before), created[7..10].to_vec());
     assert_eq!(before["has_more"], true);
-    let (_, before_desc) = app.get(&format!("/assistants?limit=2&before={}", created[10])).await;
-    assert_eq!(ids(&before_desc), vec![created[12].clone(), created[11].clone()]);
+    let (_, before_desc) = app
+        .get(&format!("/assistants?limit=2&before={}", created[10]))
+        .await;
+    assert_eq!(
+        ids(&before_desc),
+        vec![created[12].clone(), created[11].clone()]
+    );
 }
 
 #[tokio::test]
 async fn bad_list_parameters_are_400s() {
     let app = TestApp::spawn().await;
-    for (q, param) in [("limit=0", "limit"), ("limit=101", "limit"), ("limit=abc", "limit"), ("order=up", "order"), ("after=asst_nope", "after"), ("before=asst_nope", "before")] {
+    for (q, param) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=abc", "limit"),
+        ("order=up", "order"),
+        ("after=asst_nope", "after"),
+        ("before=asst_nope", "before"),
+    ] {
         let (s, e) = app.get(&format!("/assistants?{q}")).await;
         assert_eq!(s, 400, "{q}: {e}");
         assert_eq!(assert_error(&e)["param"], param);

@@ -1,8 +1,17 @@
 use assistants_tests::{assert_error, json, TestApp};
 
 async fn add_part(app: &TestApp, upload: &str, data: &[u8]) -> (u16, serde_json::Value) {
-    let form = reqwest::multipart::Form::new().part("data", reqwest::multipart::Part::bytes(data.to_vec()).file_name("blob"));
-    let r = app.client.post(app.url(&format!("/uploads/{upload}/parts"))).multipart(form).send().await.unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "data",
+        reqwest::multipart::Part::bytes(data.to_vec()).file_name("blob"),
+    );
+    let r = app
+        .client
+        .post(app.url(&format!("/uploads/{upload}/parts")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
@@ -21,18 +30,41 @@ async fn parts_are_concatenated_in_the_given_order() {
     assert_eq!(p1["object"], "upload.part");
     let (_, p2) = add_part(&app, uid, b"hello ").await;
 
-    let (s, e) = app.post(&format!("/uploads/{uid}/complete"), json!({"part_ids": [p1["id"]]})).await;
+    let (s, e) = app
+        .post(
+            &format!("/uploads/{uid}/complete"),
+            json!({"part_ids": [p1["id"]]}),
+        )
+        .await;
     assert_eq!(s, 400, "size mismatch must be refused: {e}");
 
-    let (s, done) = app.post(&format!("/uploads/{uid}/complete"), json!({"part_ids": [p2["id"], p1["id"]]})).await;
+    let (s, done) = app
+        .post(
+            &format!("/uploads/{uid}/complete"),
+            json!({"part_ids": [p2["id"], p1["id"]]}),
+        )
+        .await;
     assert_eq!(s, 200, "{done}");
     assert_eq!(done["status"], "completed");
     let fid = done["file"]["id"].as_str().unwrap();
     assert_eq!(done["file"]["bytes"], 11);
-    let body = app.client.get(app.url(&format!("/files/{fid}/content"))).send().await.unwrap().bytes().await.unwrap();
+    let body = app
+        .client
+        .get(app.url(&format!("/files/{fid}/content")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(&body[..], b"hello world");
 
-    let (s, e) = app.post(&format!("/uploads/{uid}/complete"), json!({"part_ids": [p2["id"], p1["id"]]})).await;
+    let (s, e) = app
+        .post(
+            &format!("/uploads/{uid}/complete"),
+            json!({"part_ids": [p2["id"], p1["id"]]}),
+        )
+        .await;
     assert_eq!(s, 400, "completing twice: {e}");
     assert_error(&e);
 }
@@ -55,6 +87,11 @@ async fn cancelled_uploads_take_no_parts() {
         let (s, e) = app.post("/uploads", bad.clone()).await;
         assert_eq!(s, 400, "{bad}: {e}");
     }
-    let (s, _) = app.post("/uploads/upload_missing/complete", json!({"part_ids": ["part_x"]})).await;
+    let (s, _) = app
+        .post(
+            "/uploads/upload_missing/complete",
+            json!({"part_ids": ["part_x"]}),
+        )
+        .await;
     assert_eq!(s, 404);
 }

@@ -2,16 +2,25 @@ use assistants_tests::{assert_error, json, TestApp};
 use serde_json::Value;
 
 const PENGUINS: &str = "Emperor penguins breed in the Antarctic winter. The male penguin incubates the egg on its feet.";
-const VOLCANO: &str = "Volcanic eruptions eject magma, ash and gases. Basaltic lava flows are fluid.";
-const COOKING: &str = "To bake sourdough bread, feed the starter, autolyse the flour, then shape and proof the loaf.";
+const VOLCANO: &str =
+    "Volcanic eruptions eject magma, ash and gases. Basaltic lava flows are fluid.";
+const COOKING: &str =
+    "To bake sourdough bread, feed the starter, autolyse the flour, then shape and proof the loaf.";
 
 #[tokio::test]
 async fn ingestion_counts_and_search() {
     let app = TestApp::spawn().await;
     let a = app.upload_ok("penguins.md", PENGUINS).await;
     let b = app.upload_ok("volcano.txt", VOLCANO).await;
-    let bad = app.upload_ok("report.pdf", b"%PDF-1.4 binary".to_vec()).await;
-    let (s, vs) = app.post("/vector_stores", json!({"name": "kb", "file_ids": [a, b, bad], "metadata": {"x": "y"}})).await;
+    let bad = app
+        .upload_ok("report.pdf", b"%PDF-1.4 binary".to_vec())
+        .await;
+    let (s, vs) = app
+        .post(
+            "/vector_stores",
+            json!({"name": "kb", "file_ids": [a, b, bad], "metadata": {"x": "y"}}),
+        )
+        .await;
     assert_eq!(s, 200, "{vs}");
     let vs_id = vs["id"].as_str().unwrap();
     assert!(vs_id.starts_with("vs_"));
@@ -25,40 +34,74 @@ async fn ingestion_counts_and_search() {
     assert_eq!(done["id"], a.as_str());
     assert_eq!(done["object"], "vector_store.file");
     assert_eq!(done["usage_bytes"], PENGUINS.len());
-    assert_eq!(done["chunking_strategy"]["static"]["max_chunk_size_tokens"], 800);
+    assert_eq!(
+        done["chunking_strategy"]["static"]["max_chunk_size_tokens"],
+        800
+    );
 
     let v = app.wait_vs(vs_id).await;
-    assert_eq!(v["file_counts"], json!({"in_progress": 0, "completed": 2, "failed": 1, "cancelled": 0, "total": 3}));
+    assert_eq!(
+        v["file_counts"],
+        json!({"in_progress": 0, "completed": 2, "failed": 1, "cancelled": 0, "total": 3})
+    );
     assert_eq!(v["usage_bytes"], PENGUINS.len() + VOLCANO.len());
     assert_eq!(v["status"], "completed");
 
-    let (s, r) = app.post(&format!("/vector_stores/{vs_id}/search"), json!({"query": "penguin egg incubation"})).await;
+    let (s, r) = app
+        .post(
+            &format!("/vector_stores/{vs_id}/search"),
+            json!({"query": "penguin egg incubation"}),
+        )
+        .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["object"], "vector_store.search_results.page");
     assert_eq!(r["search_query"], json!(["penguin egg incubation"]));
     let hits = r["data"].as_array().unwrap();
-    assert_eq!(hits.len(), 1, "only the penguin file mentions penguins: {r}");
+    assert_eq!(
+        hits.len(),
+        1,
+        "only the penguin file mentions penguins: {r}"
+    );
     assert_eq!(hits[0]["file_id"], a.as_str());
     assert_eq!(hits[0]["filename"], "penguins.md");
     let score = hits[0]["score"].as_f64().unwrap();
     assert!(score > 0.0 && score <= 1.0);
     assert_eq!(hits[0]["content"][0]["text"], PENGUINS);
 
-    let (_, content) = app.get(&format!("/vector_stores/{vs_id}/files/{a}/content")).await;
+    let (_, content) = app
+        .get(&format!("/vector_stores/{vs_id}/files/{a}/content"))
+        .await;
     assert_eq!(content["data"][0]["text"], PENGUINS);
 
-    let (_, failed_only) = app.get(&format!("/vector_stores/{vs_id}/files?filter=failed")).await;
+    let (_, failed_only) = app
+        .get(&format!("/vector_stores/{vs_id}/files?filter=failed"))
+        .await;
     assert_eq!(failed_only["data"].as_array().unwrap().len(), 1);
-    assert_eq!(app.get(&format!("/vector_stores/{vs_id}/files?filter=weird")).await.0, 400);
+    assert_eq!(
+        app.get(&format!("/vector_stores/{vs_id}/files?filter=weird"))
+            .await
+            .0,
+        400
+    );
 
     // Deleting the file removes it from the store: counts, bytes and search follow.
     assert_eq!(app.delete(&format!("/files/{a}")).await.0, 200);
     let (_, v) = app.get(&format!("/vector_stores/{vs_id}")).await;
     assert_eq!(v["file_counts"]["total"], 2);
     assert_eq!(v["usage_bytes"], VOLCANO.len());
-    let (_, r) = app.post(&format!("/vector_stores/{vs_id}/search"), json!({"query": "penguin"})).await;
+    let (_, r) = app
+        .post(
+            &format!("/vector_stores/{vs_id}/search"),
+            json!({"query": "penguin"}),
+        )
+        .await;
     assert_eq!(r["data"], json!([]));
-    assert_eq!(app.get(&format!("/vector_stores/{vs_id}/files/{a}")).await.0, 404);
+    assert_eq!(
+        app.get(&format!("/vector_stores/{vs_id}/files/{a}"))
+            .await
+            .0,
+        404
+    );
 
     let (s, d) = app.delete(&format!("/vector_stores/{vs_id}")).await;
     assert_eq!(s, 200);
@@ -69,9 +112,13 @@ async fn ingestion_counts_and_search() {
 #[tokio::test]
 async fn static_chunking_and_result_limits() {
     let app = TestApp::spawn().await;
-    let text: String = (0..400).map(|i| format!("Paragraph {i} talks about lighthouse number {i}.\n")).collect();
+    let text: String = (0..400)
+        .map(|i| format!("Paragraph {i} talks about lighthouse number {i}.\n"))
+        .collect();
     let f = app.upload_ok("lighthouses.txt", text.clone()).await;
-    let vs = app.create("/vector_stores", json!({"name": "chunks"})).await;
+    let vs = app
+        .create("/vector_stores", json!({"name": "chunks"}))
+        .await;
     let (s, vf) = app
         .post(
             &format!("/vector_stores/{vs}/files"),
@@ -82,22 +129,52 @@ async fn static_chunking_and_result_limits() {
     assert_eq!(vf["status"], "in_progress");
     assert_eq!(app.wait_vs_file(&vs, &f).await["status"], "completed");
 
-    let (_, r) = app.post(&format!("/vector_stores/{vs}/search"), json!({"query": "lighthouse", "max_num_results": 50})).await;
+    let (_, r) = app
+        .post(
+            &format!("/vector_stores/{vs}/search"),
+            json!({"query": "lighthouse", "max_num_results": 50}),
+        )
+        .await;
     let hits = r["data"].as_array().unwrap();
-    assert_eq!(hits.len(), 50, "a 100-token chunking of this text has far more than 50 chunks");
+    assert_eq!(
+        hits.len(),
+        50,
+        "a 100-token chunking of this text has far more than 50 chunks"
+    );
     let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "ranked by score: {scores:?}");
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "ranked by score: {scores:?}"
+    );
     for h in hits {
-        assert!(text.contains(h["content"][0]["text"].as_str().unwrap()), "chunks are exact slices of the file");
+        assert!(
+            text.contains(h["content"][0]["text"].as_str().unwrap()),
+            "chunks are exact slices of the file"
+        );
     }
-    let (_, r) = app.post(&format!("/vector_stores/{vs}/search"), json!({"query": "lighthouse 17", "max_num_results": 3})).await;
+    let (_, r) = app
+        .post(
+            &format!("/vector_stores/{vs}/search"),
+            json!({"query": "lighthouse 17", "max_num_results": 3}),
+        )
+        .await;
     assert_eq!(r["data"].as_array().unwrap().len(), 3);
-    assert!(r["data"][0]["content"][0]["text"].as_str().unwrap().contains("number 17."));
+    assert!(r["data"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("number 17."));
 
     let (_, r) = app
-        .post(&format!("/vector_stores/{vs}/search"), json!({"query": "lighthouse", "ranking_options": {"score_threshold": 1.0}}))
+        .post(
+            &format!("/vector_stores/{vs}/search"),
+            json!({"query": "lighthouse", "ranking_options": {"score_threshold": 1.0}}),
+        )
         .await;
-    assert!(r["data"].as_array().unwrap().iter().all(|h| h["score"].as_f64().unwrap() >= 1.0));
+    assert!(r["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["score"].as_f64().unwrap() >= 1.0));
 
     for bad in [
         json!({"query": "x", "max_num_results": 0}),
@@ -107,7 +184,9 @@ async fn static_chunking_and_result_limits() {
         json!({"query": "x", "ranking_options": {"score_threshold": 2}}),
         json!({"query": "x", "filters": {"type": "eq", "key": "k"}}),
     ] {
-        let (s, e) = app.post(&format!("/vector_stores/{vs}/search"), bad.clone()).await;
+        let (s, e) = app
+            .post(&format!("/vector_stores/{vs}/search"), bad.clone())
+            .await;
         assert_eq!(s, 400, "{bad}: {e}");
         assert_error(&e);
     }
@@ -115,7 +194,15 @@ async fn static_chunking_and_result_limits() {
         .post(&format!("/vector_stores/{vs}/files"), json!({"file_id": f, "chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 60}}}))
         .await;
     assert_eq!(s, 400, "{e}");
-    assert_eq!(app.post(&format!("/vector_stores/{vs}/files"), json!({"file_id": "file-missing"})).await.0, 400);
+    assert_eq!(
+        app.post(
+            &format!("/vector_stores/{vs}/files"),
+            json!({"file_id": "file-missing"})
+        )
+        .await
+        .0,
+        400
+    );
 }
 
 #[tokio::test]
@@ -123,9 +210,18 @@ async fn attribute_filters() {
     let app = TestApp::spawn().await;
     let vs = app.create("/vector_stores", json!({})).await;
     let mut ids = Vec::new();
-    for (name, text, year) in [("a.txt", PENGUINS, 2019), ("b.txt", VOLCANO, 2022), ("c.txt", COOKING, 2024)] {
+    for (name, text, year) in [
+        ("a.txt", PENGUINS, 2019),
+        ("b.txt", VOLCANO, 2022),
+        ("c.txt", COOKING, 2024),
+    ] {
         let f = app.upload_ok(name, text).await;
-        let (s, v) = app.post(&format!("/vector_stores/{vs}/files"), json!({"file_id": f, "attributes": {"year": year, "kind": "doc"}})).await;
+        let (s, v) = app
+            .post(
+                &format!("/vector_stores/{vs}/files"),
+                json!({"file_id": f, "attributes": {"year": year, "kind": "doc"}}),
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         ids.push(f);
     }
@@ -134,9 +230,19 @@ async fn attribute_filters() {
         let app = &app;
         let vs = vs.clone();
         async move {
-            let (s, r) = app.post(&format!("/vector_stores/{vs}/search"), json!({"query": "the penguin magma sourdough", "filters": filters})).await;
+            let (s, r) = app
+                .post(
+                    &format!("/vector_stores/{vs}/search"),
+                    json!({"query": "the penguin magma sourdough", "filters": filters}),
+                )
+                .await;
             assert_eq!(s, 200, "{r}");
-            let mut got: Vec<String> = r["data"].as_array().unwrap().iter().map(|h| h["file_id"].as_str().unwrap().to_string()).collect();
+            let mut got: Vec<String> = r["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["file_id"].as_str().unwrap().to_string())
+                .collect();
             got.sort();
             got
         }
@@ -145,29 +251,62 @@ async fn attribute_filters() {
         v.sort();
         v
     };
-    assert_eq!(search(json!({"type": "gte", "key": "year", "value": 2022})).await, sorted(vec![ids[1].clone(), ids[2].clone()]));
-    assert_eq!(search(json!({"type": "eq", "key": "year", "value": 2019})).await, vec![ids[0].clone()]);
+    assert_eq!(
+        search(json!({"type": "gte", "key": "year", "value": 2022})).await,
+        sorted(vec![ids[1].clone(), ids[2].clone()])
+    );
+    assert_eq!(
+        search(json!({"type": "eq", "key": "year", "value": 2019})).await,
+        vec![ids[0].clone()]
+    );
     assert_eq!(
         search(json!({"type": "or", "filters": [{"type": "eq", "key": "year", "value": 2019}, {"type": "lt", "key": "year", "value": 2020}]})).await,
         vec![ids[0].clone()]
     );
-    assert_eq!(search(json!({"type": "eq", "key": "missing", "value": 1})).await, Vec::<String>::new());
+    assert_eq!(
+        search(json!({"type": "eq", "key": "missing", "value": 1})).await,
+        Vec::<String>::new()
+    );
 
     // Updating attributes is reflected in the next search.
-    let (s, upd) = app.post(&format!("/vector_stores/{vs}/files/{}", ids[2]), json!({"attributes": {"year": 1999}})).await;
+    let (s, upd) = app
+        .post(
+            &format!("/vector_stores/{vs}/files/{}", ids[2]),
+            json!({"attributes": {"year": 1999}}),
+        )
+        .await;
     assert_eq!(s, 200, "{upd}");
     assert_eq!(upd["attributes"], json!({"year": 1999}));
-    assert_eq!(search(json!({"type": "lt", "key": "year", "value": 2000})).await, vec![ids[2].clone()]);
-    let (s, e) = app.post(&format!("/vector_stores/{vs}/files/{}", ids[2]), json!({"attributes": {"nested": {"a": 1}}})).await;
+    assert_eq!(
+        search(json!({"type": "lt", "key": "year", "value": 2000})).await,
+        vec![ids[2].clone()]
+    );
+    let (s, e) = app
+        .post(
+            &format!("/vector_stores/{vs}/files/{}", ids[2]),
+            json!({"attributes": {"nested": {"a": 1}}}),
+        )
+        .await;
     assert_eq!(s, 400, "{e}");
 }
 
 #[tokio::test]
 async fn batches_count_and_cancel() {
     let app = TestApp::spawn().await;
-    let vs = app.create("/vector_stores", json!({"name": "batches"})).await;
-    let files = vec![app.upload_ok("1.txt", PENGUINS).await, app.upload_ok("2.txt", VOLCANO).await, app.upload_ok("3.csv", "a,b\n1,2").await];
-    let (s, b) = app.post(&format!("/vector_stores/{vs}/file_batches"), json!({"file_ids": files})).await;
+    let vs = app
+        .create("/vector_stores", json!({"name": "batches"}))
+        .await;
+    let files = vec![
+        app.upload_ok("1.txt", PENGUINS).await,
+        app.upload_ok("2.txt", VOLCANO).await,
+        app.upload_ok("3.csv", "a,b\n1,2").await,
+    ];
+    let (s, b) = app
+        .post(
+            &format!("/vector_stores/{vs}/file_batches"),
+            json!({"file_ids": files}),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     assert!(b["id"].as_str().unwrap().starts_with("vsfb_"));
     assert_eq!(b["object"], "vector_store.files_batch");
@@ -175,7 +314,9 @@ async fn batches_count_and_cancel() {
     let bid = b["id"].as_str().unwrap();
     let mut last = Value::Null;
     for _ in 0..600 {
-        let (_, v) = app.get(&format!("/vector_stores/{vs}/file_batches/{bid}")).await;
+        let (_, v) = app
+            .get(&format!("/vector_stores/{vs}/file_batches/{bid}"))
+            .await;
         last = v;
         if last["status"] != "in_progress" {
             break;
@@ -184,14 +325,28 @@ async fn batches_count_and_cancel() {
     }
     assert_eq!(last["status"], "completed", "{last}");
     assert_eq!(last["file_counts"]["completed"], 3);
-    let (_, listed) = app.get(&format!("/vector_stores/{vs}/file_batches/{bid}/files?filter=completed")).await;
+    let (_, listed) = app
+        .get(&format!(
+            "/vector_stores/{vs}/file_batches/{bid}/files?filter=completed"
+        ))
+        .await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 3);
 
     // A cancelled batch reports its unfinished files as cancelled, consistently for both pollers.
-    let more = vec![app.upload_ok("4.txt", COOKING).await];
-    let (_, b2) = app.post(&format!("/vector_stores/{vs}/file_batches"), json!({"files": [{"file_id": more[0], "attributes": {"k": "v"}}]})).await;
+    let more = [app.upload_ok("4.txt", COOKING).await];
+    let (_, b2) = app
+        .post(
+            &format!("/vector_stores/{vs}/file_batches"),
+            json!({"files": [{"file_id": more[0], "attributes": {"k": "v"}}]}),
+        )
+        .await;
     let b2id = b2["id"].as_str().unwrap();
-    let (s, c) = app.post(&format!("/vector_stores/{vs}/file_batches/{b2id}/cancel"), json!({})).await;
+    let (s, c) = app
+        .post(
+            &format!("/vector_stores/{vs}/file_batches/{b2id}/cancel"),
+            json!({}),
+        )
+        .await;
     assert_eq!(s, 200, "{c}");
     assert_eq!(c["status"], "cancelled");
     assert_eq!(c["file_counts"]["in_progress"], 0);
@@ -199,25 +354,55 @@ async fn batches_count_and_cancel() {
     let v = app.wait_vs(&vs).await;
     assert_eq!(v["file_counts"]["total"], 4);
 
-    for bad in [json!({}), json!({"file_ids": []}), json!({"file_ids": ["file-missing"]}), json!({"file_ids": ["x"], "files": [{"file_id": "x"}]})] {
-        let (s, e) = app.post(&format!("/vector_stores/{vs}/file_batches"), bad.clone()).await;
+    for bad in [
+        json!({}),
+        json!({"file_ids": []}),
+        json!({"file_ids": ["file-missing"]}),
+        json!({"file_ids": ["x"], "files": [{"file_id": "x"}]}),
+    ] {
+        let (s, e) = app
+            .post(&format!("/vector_stores/{vs}/file_batches"), bad.clone())
+            .await;
         assert_eq!(s, 400, "{bad}: {e}");
     }
-    assert_eq!(app.get(&format!("/vector_stores/{vs}/file_batches/vsfb_missing")).await.0, 404);
+    assert_eq!(
+        app.get(&format!("/vector_stores/{vs}/file_batches/vsfb_missing"))
+            .await
+            .0,
+        404
+    );
 }
 
 #[tokio::test]
 async fn store_update_and_expiry_policy() {
     let app = TestApp::spawn().await;
-    let (_, vs) = app.post("/vector_stores", json!({"name": "n", "expires_after": {"anchor": "last_active_at", "days": 2}})).await;
+    let (_, vs) = app
+        .post(
+            "/vector_stores",
+            json!({"name": "n", "expires_after": {"anchor": "last_active_at", "days": 2}}),
+        )
+        .await;
     let id = vs["id"].as_str().unwrap();
-    assert_eq!(vs["expires_at"], vs["last_active_at"].as_i64().unwrap() + 2 * 86400);
-    let (s, v) = app.post(&format!("/vector_stores/{id}"), json!({"name": "renamed", "expires_after": null, "metadata": {"a": "b"}})).await;
+    assert_eq!(
+        vs["expires_at"],
+        vs["last_active_at"].as_i64().unwrap() + 2 * 86400
+    );
+    let (s, v) = app
+        .post(
+            &format!("/vector_stores/{id}"),
+            json!({"name": "renamed", "expires_after": null, "metadata": {"a": "b"}}),
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["name"], "renamed");
     assert_eq!(v["expires_at"], Value::Null);
     assert_eq!(v["metadata"], json!({"a": "b"}));
-    let (s, _) = app.post("/vector_stores", json!({"expires_after": {"anchor": "created_at", "days": 2}})).await;
+    let (s, _) = app
+        .post(
+            "/vector_stores",
+            json!({"expires_after": {"anchor": "created_at", "days": 2}}),
+        )
+        .await;
     assert_eq!(s, 400);
     let (_, list) = app.get("/vector_stores").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);

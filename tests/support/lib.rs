@@ -67,9 +67,14 @@ impl TestApp {
     async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
         // `ASSISTANTS_TEST_LOG=debug cargo test …` shows the server's log for a failing test.
         if let Ok(filter) = std::env::var("ASSISTANTS_TEST_LOG") {
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().unwrap();
         let database_url = settings.storage.database_url.clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -80,7 +85,10 @@ impl TestApp {
         let app = TestApp {
             base: format!("{root}/v1"),
             root,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
             key: "test".into(),
             database_url,
             settings,
@@ -95,7 +103,12 @@ impl TestApp {
 
     async fn wait_ready(&self) {
         for _ in 0..200 {
-            if let Ok(r) = self.client.get(format!("{}/healthz", self.root)).send().await {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/healthz", self.root))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return;
                 }
@@ -120,7 +133,9 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(h) = self.server.take() {
-            h.await.expect("server task").expect("server exited cleanly");
+            h.await
+                .expect("server task")
+                .expect("server exited cleanly");
         }
     }
 
@@ -129,7 +144,8 @@ impl TestApp {
     }
 
     fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        rb.bearer_auth(&self.key).header("OpenAI-Beta", "assistants=v2")
+        rb.bearer_auth(&self.key)
+            .header("OpenAI-Beta", "assistants=v2")
     }
 
     async fn decode(resp: reqwest::Response) -> (StatusCode, Value) {
@@ -140,29 +156,66 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        Self::decode(self.auth(self.client.get(self.url(path))).send().await.expect("GET")).await
+        Self::decode(
+            self.auth(self.client.get(self.url(path)))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        Self::decode(self.auth(self.client.post(self.url(path))).json(&body).send().await.expect("POST")).await
+        Self::decode(
+            self.auth(self.client.post(self.url(path)))
+                .json(&body)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
     }
 
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
-        let rb = self.auth(self.client.post(self.url(path))).header("content-type", "application/json");
+        let rb = self
+            .auth(self.client.post(self.url(path)))
+            .header("content-type", "application/json");
         Self::decode(rb.body(body).send().await.expect("POST")).await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        Self::decode(self.auth(self.client.delete(self.url(path))).send().await.expect("DELETE")).await
+        Self::decode(
+            self.auth(self.client.delete(self.url(path)))
+                .send()
+                .await
+                .expect("DELETE"),
+        )
+        .await
     }
 
     /// `POST /files` as the SDKs send it (multipart, `purpose` first).
-    pub async fn upload(&self, filename: &str, bytes: Vec<u8>, purpose: &str) -> (StatusCode, Value) {
+    pub async fn upload(
+        &self,
+        filename: &str,
+        bytes: Vec<u8>,
+        purpose: &str,
+    ) -> (StatusCode, Value) {
         let form = reqwest::multipart::Form::new()
             .text("purpose", purpose.to_string())
-            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string()));
-        Self::decode(self.client.post(self.url("/files")).bearer_auth(&self.key).multipart(form).send().await.expect("upload"))
-            .await
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string()),
+            );
+        Self::decode(
+            self.client
+                .post(self.url("/files"))
+                .bearer_auth(&self.key)
+                .multipart(form)
+                .send()
+                .await
+                .expect("upload"),
+        )
+        .await
     }
 
     /// Uploads and returns the new file id, asserting success.
@@ -214,10 +267,17 @@ impl Drop for TestApp {
         if let Some((admin, name)) = self.pg_drop.take() {
             // Best effort: a leftover test database is harmless, and Drop cannot await.
             std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async move {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    let _ = assistants_host::store::admin_execute(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    let _ = assistants_host::store::admin_execute(
+                        &admin,
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    )
+                    .await;
                 });
             })
             .join()
@@ -240,6 +300,9 @@ pub fn assert_error(v: &Value) -> &Value {
     let e = &v["error"];
     assert!(e["message"].is_string(), "no error message in {v}");
     assert!(e["type"].is_string(), "no error type in {v}");
-    assert!(e.get("param").is_some() && e.get("code").is_some(), "param/code must be present: {v}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "param/code must be present: {v}"
+    );
     e
 }

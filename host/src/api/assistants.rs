@@ -86,10 +86,17 @@ struct ModifyAssistant {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/assistants", get(list).post(create))
-        .route("/assistants/{assistant_id}", get(retrieve).post(modify).delete(remove))
+        .route(
+            "/assistants/{assistant_id}",
+            get(retrieve).post(modify).delete(remove),
+        )
 }
 
-fn check_texts(name: &Option<String>, description: &Option<String>, instructions: &Option<String>) -> ApiResult<()> {
+fn check_texts(
+    name: &Option<String>,
+    description: &Option<String>,
+    instructions: &Option<String>,
+) -> ApiResult<()> {
     common::max_chars("name", name, 256)?;
     common::max_chars("description", description, 512)?;
     common::max_chars("instructions", instructions, 256_000)
@@ -97,7 +104,10 @@ fn check_texts(name: &Option<String>, description: &Option<String>, instructions
 
 fn check_model(model: &str) -> ApiResult<()> {
     if model.trim().is_empty() {
-        return Err(ApiError::invalid("model", "Invalid 'model': must be a non-empty string."));
+        return Err(ApiError::invalid(
+            "model",
+            "Invalid 'model': must be a non-empty string.",
+        ));
     }
     Ok(())
 }
@@ -107,7 +117,9 @@ fn check_effort(e: &Option<String>) -> ApiResult<()> {
         None | Some("minimal" | "low" | "medium" | "high") => Ok(()),
         Some(other) => Err(ApiError::invalid(
             "reasoning_effort",
-            format!("Invalid 'reasoning_effort': expected minimal, low, medium or high, got '{other}'."),
+            format!(
+                "Invalid 'reasoning_effort': expected minimal, low, medium or high, got '{other}'."
+            ),
         )),
     }
 }
@@ -151,7 +163,10 @@ async fn list(
     Project(project): Project,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Value>> {
-    let page = state.store.list::<Assistant>(&project, vec![], &q.params(20, 100)?).await?;
+    let page = state
+        .store
+        .list::<Assistant>(&project, vec![], &q.params(20, 100)?)
+        .await?;
     Ok(axum::Json(common::list_envelope(page, |a| &a.id)))
 }
 
@@ -160,7 +175,9 @@ async fn retrieve(
     Project(project): Project,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Assistant>> {
-    Ok(axum::Json(state.store.get::<Assistant>(&project, &id).await?))
+    Ok(axum::Json(
+        state.store.get::<Assistant>(&project, &id).await?,
+    ))
 }
 
 async fn modify(
@@ -177,11 +194,18 @@ async fn modify(
         Patch::Value(v) => Some(v.clone()),
         _ => None,
     };
-    check_texts(&as_opt(&req.name), &as_opt(&req.description), &as_opt(&req.instructions))?;
+    check_texts(
+        &as_opt(&req.name),
+        &as_opt(&req.description),
+        &as_opt(&req.instructions),
+    )?;
     if let Patch::Value(e) = &req.reasoning_effort {
         check_effort(&Some(e.clone()))?;
     }
-    let tools = req.tools.map(|t| common::tools("tools", Some(t))).transpose()?;
+    let tools = req
+        .tools
+        .map(|t| common::tools("tools", Some(t)))
+        .transpose()?;
     let metadata = match req.metadata {
         Patch::Absent => None,
         Patch::Null => Some(Metadata::new()),
@@ -241,5 +265,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
     state.store.delete::<Assistant>(&project, &id).await?;
-    Ok(axum::Json(serde_json::json!({"id": id, "object": "assistant.deleted", "deleted": true})))
+    Ok(axum::Json(
+        serde_json::json!({"id": id, "object": "assistant.deleted", "deleted": true}),
+    ))
 }

@@ -15,19 +15,29 @@ pub fn metadata(param: &str, m: Option<Value>) -> ApiResult<Metadata> {
     let map = match m {
         None | Some(Value::Null) => return Ok(Map::new()),
         Some(Value::Object(map)) => map,
-        Some(_) => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected an object."))),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                param,
+                format!("Invalid type for '{param}': expected an object."),
+            ))
+        }
     };
     if map.len() > 16 {
         return Err(ApiError::invalid(
             param,
-            format!("Invalid '{param}': too many properties. Expected at most 16, got {}.", map.len()),
+            format!(
+                "Invalid '{param}': too many properties. Expected at most 16, got {}.",
+                map.len()
+            ),
         ));
     }
     for (k, v) in &map {
         if k.chars().count() > 64 {
             return Err(ApiError::invalid(
                 format!("{param}.{k}"),
-                format!("Invalid '{param}': keys may be at most 64 characters long, '{k}' is longer."),
+                format!(
+                    "Invalid '{param}': keys may be at most 64 characters long, '{k}' is longer."
+                ),
             ));
         }
         match v {
@@ -35,7 +45,9 @@ pub fn metadata(param: &str, m: Option<Value>) -> ApiResult<Metadata> {
             Value::String(_) => {
                 return Err(ApiError::invalid(
                     format!("{param}.{k}"),
-                    format!("Invalid '{param}.{k}': string too long. Expected at most 512 characters."),
+                    format!(
+                        "Invalid '{param}.{k}': string too long. Expected at most 512 characters."
+                    ),
                 ))
             }
             _ => {
@@ -102,7 +114,9 @@ impl ListQuery {
                 _ => {
                     return Err(ApiError::invalid(
                         "limit",
-                        format!("Invalid 'limit': expected an integer between 1 and {max}, got '{s}'."),
+                        format!(
+                            "Invalid 'limit': expected an integer between 1 and {max}, got '{s}'."
+                        ),
                     ))
                 }
             },
@@ -118,7 +132,12 @@ impl ListQuery {
             }
         };
         let cursor = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-        Ok(ListParams { limit, order, after: cursor(&self.after), before: cursor(&self.before) })
+        Ok(ListParams {
+            limit,
+            order,
+            after: cursor(&self.after),
+            before: cursor(&self.before),
+        })
     }
 }
 
@@ -142,13 +161,18 @@ pub fn auto_chunking() -> Value {
 
 /// Validates a chunking strategy request; returns the effective (static) strategy.
 pub fn chunking_strategy(param: &str, v: Option<&Value>) -> ApiResult<Value> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(auto_chunking()) };
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(auto_chunking());
+    };
     let kind = v.get("type").and_then(Value::as_str);
     match kind {
         Some("auto") => Ok(auto_chunking()),
         Some("static") => {
             let s = v.get("static").ok_or_else(|| {
-                ApiError::invalid(format!("{param}.static"), format!("Missing required parameter: '{param}.static'."))
+                ApiError::invalid(
+                    format!("{param}.static"),
+                    format!("Missing required parameter: '{param}.static'."),
+                )
             })?;
             let int = |name: &str| {
                 s.get(name).and_then(Value::as_i64).ok_or_else(|| {
@@ -175,7 +199,9 @@ pub fn chunking_strategy(param: &str, v: Option<&Value>) -> ApiResult<Value> {
                     ),
                 ));
             }
-            Ok(serde_json::json!({"type": "static", "static": {"max_chunk_size_tokens": max, "chunk_overlap_tokens": overlap}}))
+            Ok(
+                serde_json::json!({"type": "static", "static": {"max_chunk_size_tokens": max, "chunk_overlap_tokens": overlap}}),
+            )
         }
         _ => Err(ApiError::invalid(
             format!("{param}.type"),
@@ -189,14 +215,25 @@ pub fn attributes(param: &str, v: Option<&Value>) -> ApiResult<Option<Value>> {
     let map = match v {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(m)) => m,
-        Some(_) => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected an object."))),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                param,
+                format!("Invalid type for '{param}': expected an object."),
+            ))
+        }
     };
     if map.len() > 16 {
-        return Err(ApiError::invalid(param, format!("Invalid '{param}': at most 16 attributes are allowed.")));
+        return Err(ApiError::invalid(
+            param,
+            format!("Invalid '{param}': at most 16 attributes are allowed."),
+        ));
     }
     for (k, val) in map {
         if k.chars().count() > 64 {
-            return Err(ApiError::invalid(param, format!("Invalid '{param}': key '{k}' is longer than 64 characters.")));
+            return Err(ApiError::invalid(
+                param,
+                format!("Invalid '{param}': key '{k}' is longer than 64 characters."),
+            ));
         }
         let ok = match val {
             Value::String(s) => s.chars().count() <= 512,
@@ -221,15 +258,26 @@ pub fn tools(param: &str, v: Option<Value>) -> ApiResult<Vec<Value>> {
     let list = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
-        Some(_) => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected an array."))),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                param,
+                format!("Invalid type for '{param}': expected an array."),
+            ))
+        }
     };
     if list.len() > 128 {
-        return Err(ApiError::invalid(param, format!("Invalid '{param}': at most 128 tools are allowed.")));
+        return Err(ApiError::invalid(
+            param,
+            format!("Invalid '{param}': at most 128 tools are allowed."),
+        ));
     }
     for (i, t) in list.iter().enumerate() {
         let at = format!("{param}[{i}]");
         let kind = t.get("type").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::invalid(format!("{at}.type"), format!("Missing required parameter: '{at}.type'."))
+            ApiError::invalid(
+                format!("{at}.type"),
+                format!("Missing required parameter: '{at}.type'."),
+            )
         })?;
         match kind {
             "function" => function_tool(&at, t)?,
@@ -239,9 +287,9 @@ pub fn tools(param: &str, v: Option<Value>) -> ApiResult<Vec<Value>> {
                 return Err(ApiError::invalid(
                     format!("{at}.type"),
                     format!(
-                        "Invalid value for '{at}.type': unknown tool type '{other}'. Supported: {}.",
-                        BUILTIN_TOOLS.join(", ")
-                    ),
+                    "Invalid value for '{at}.type': unknown tool type '{other}'. Supported: {}.",
+                    BUILTIN_TOOLS.join(", ")
+                ),
                 ))
             }
         }
@@ -251,14 +299,22 @@ pub fn tools(param: &str, v: Option<Value>) -> ApiResult<Vec<Value>> {
 
 fn function_tool(at: &str, t: &Value) -> ApiResult<()> {
     let f = t.get("function").filter(|f| f.is_object()).ok_or_else(|| {
-        ApiError::invalid(format!("{at}.function"), format!("Missing required parameter: '{at}.function'."))
+        ApiError::invalid(
+            format!("{at}.function"),
+            format!("Missing required parameter: '{at}.function'."),
+        )
     })?;
     let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
-        ApiError::invalid(format!("{at}.function.name"), format!("Missing required parameter: '{at}.function.name'."))
+        ApiError::invalid(
+            format!("{at}.function.name"),
+            format!("Missing required parameter: '{at}.function.name'."),
+        )
     })?;
     let valid = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !valid {
         return Err(ApiError::invalid(
             format!("{at}.function.name"),
@@ -269,7 +325,9 @@ fn function_tool(at: &str, t: &Value) -> ApiResult<()> {
         if !p.is_object() {
             return Err(ApiError::invalid(
                 format!("{at}.function.parameters"),
-                format!("Invalid type for '{at}.function.parameters': expected a JSON Schema object."),
+                format!(
+                    "Invalid type for '{at}.function.parameters': expected a JSON Schema object."
+                ),
             ));
         }
     }
@@ -277,7 +335,9 @@ fn function_tool(at: &str, t: &Value) -> ApiResult<()> {
 }
 
 fn file_search_tool(at: &str, t: &Value) -> ApiResult<()> {
-    let Some(fs) = t.get("file_search").filter(|v| !v.is_null()) else { return Ok(()) };
+    let Some(fs) = t.get("file_search").filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
     if let Some(n) = fs.get("max_num_results").filter(|v| !v.is_null()) {
         if !n.as_i64().is_some_and(|n| (1..=50).contains(&n)) {
             return Err(ApiError::invalid(
@@ -287,7 +347,11 @@ fn file_search_tool(at: &str, t: &Value) -> ApiResult<()> {
         }
     }
     if let Some(r) = fs.get("ranking_options").filter(|v| !v.is_null()) {
-        ranking_options(&format!("{at}.file_search.ranking_options"), r, &["auto", "default_2024_08_21"])?;
+        ranking_options(
+            &format!("{at}.file_search.ranking_options"),
+            r,
+            &["auto", "default_2024_08_21"],
+        )?;
     }
     Ok(())
 }
@@ -298,7 +362,10 @@ pub fn ranking_options(param: &str, r: &Value, rankers: &[&str]) -> ApiResult<f6
         if !ranker.as_str().is_some_and(|s| rankers.contains(&s)) {
             return Err(ApiError::invalid(
                 format!("{param}.ranker"),
-                format!("Invalid '{param}.ranker': expected one of {}.", rankers.join(", ")),
+                format!(
+                    "Invalid '{param}.ranker': expected one of {}.",
+                    rankers.join(", ")
+                ),
             ));
         }
     }
@@ -391,18 +458,36 @@ mod tests {
 
     #[test]
     fn tools_are_checked() {
-        assert!(tools("tools", Some(json!([{"type":"function","function":{"name":"get_weather"}}]))).is_ok());
+        assert!(tools(
+            "tools",
+            Some(json!([{"type":"function","function":{"name":"get_weather"}}]))
+        )
+        .is_ok());
         let e = tools("tools", Some(json!([{"type":"teleport"}]))).unwrap_err();
         assert!(e.message.contains("teleport"));
-        assert!(tools("tools", Some(json!([{"type":"function","function":{"name":"bad name"}}]))).is_err());
-        assert!(tools("tools", Some(json!([{"type":"file_search","file_search":{"max_num_results":51}}]))).is_err());
+        assert!(tools(
+            "tools",
+            Some(json!([{"type":"function","function":{"name":"bad name"}}]))
+        )
+        .is_err());
+        assert!(tools(
+            "tools",
+            Some(json!([{"type":"file_search","file_search":{"max_num_results":51}}]))
+        )
+        .is_err());
     }
 
     #[test]
     fn list_params_are_range_checked() {
-        let q = ListQuery { limit: Some("101".into()), ..Default::default() };
+        let q = ListQuery {
+            limit: Some("101".into()),
+            ..Default::default()
+        };
         assert!(q.params(20, 100).is_err());
-        let q = ListQuery { order: Some("sideways".into()), ..Default::default() };
+        let q = ListQuery {
+            order: Some("sideways".into()),
+            ..Default::default()
+        };
         assert!(q.params(20, 100).is_err());
         let q = ListQuery::default();
         assert_eq!(q.params(20, 100).unwrap().limit, 20);

@@ -20,16 +20,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.settings.max_json_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-            if is_length_limit(&e) {
-                ApiError::new(
-                    ErrorKind::PayloadTooLarge,
-                    format!("Request body is larger than the limit of {limit} bytes."),
-                )
-            } else {
-                ApiError::bad_request(format!("Could not read the request body: {e}"))
-            }
-        })?;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|e| {
+                if is_length_limit(&e) {
+                    ApiError::new(
+                        ErrorKind::PayloadTooLarge,
+                        format!("Request body is larger than the limit of {limit} bytes."),
+                    )
+                } else {
+                    ApiError::bad_request(format!("Could not read the request body: {e}"))
+                }
+            })?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -56,7 +58,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ))
     })?;
     if !value.is_object() {
-        return Err(ApiError::bad_request("The request body must be a JSON object."));
+        return Err(ApiError::bad_request(
+            "The request body must be a JSON object.",
+        ));
     }
     serde_path_to_error::deserialize(value).map_err(|e| describe(e.path().to_string(), e.inner()))
 }
@@ -64,13 +68,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn describe(path: String, inner: &serde_json::Error) -> ApiError {
     let msg = inner.to_string();
     // serde reports a missing field at the parent's path with the name in backticks.
-    if let Some(field) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+    if let Some(field) = msg
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+    {
         let param = if path == "." || path.is_empty() {
             field.to_string()
         } else {
             format!("{path}.{field}")
         };
-        return ApiError::invalid(param.clone(), format!("Missing required parameter: '{param}'."));
+        return ApiError::invalid(
+            param.clone(),
+            format!("Missing required parameter: '{param}'."),
+        );
     }
     let path = if path == "." { String::new() } else { path };
     let detail = msg.split(" at line ").next().unwrap_or(&msg).to_string();
@@ -78,9 +88,15 @@ fn describe(path: String, inner: &serde_json::Error) -> ApiError {
         return ApiError::bad_request(format!("Invalid request body: {detail}."));
     }
     if detail.starts_with("invalid type") {
-        return ApiError::invalid(path.clone(), format!("Invalid type for '{path}': {detail}."));
+        return ApiError::invalid(
+            path.clone(),
+            format!("Invalid type for '{path}': {detail}."),
+        );
     }
-    ApiError::invalid(path.clone(), format!("Invalid value for '{path}': {detail}."))
+    ApiError::invalid(
+        path.clone(),
+        format!("Invalid value for '{path}': {detail}."),
+    )
 }
 
 /// Query-string parameters.

@@ -45,12 +45,22 @@ impl Doc for FileObject {
 }
 
 /// Purposes a client may upload with.
-pub const PURPOSES: &[&str] = &["assistants", "batch", "fine-tune", "vision", "user_data", "evals"];
+pub const PURPOSES: &[&str] = &[
+    "assistants",
+    "batch",
+    "fine-tune",
+    "vision",
+    "user_data",
+    "evals",
+];
 
 pub fn router() -> Router<AppState> {
     Router::new()
         // Uploads enforce their own streaming limit, so axum's default 2 MB body cap is lifted here.
-        .route("/files", get(list).post(create).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/files",
+            get(list).post(create).layer(DefaultBodyLimit::disable()),
+        )
         .route("/files/{file_id}", get(retrieve).delete(remove))
         .route("/files/{file_id}/content", get(content))
 }
@@ -61,7 +71,10 @@ pub fn check_purpose(p: &str) -> ApiResult<()> {
     } else {
         Err(ApiError::invalid(
             "purpose",
-            format!("Invalid value for 'purpose': '{p}'. Expected one of {}.", PURPOSES.join(", ")),
+            format!(
+                "Invalid value for 'purpose': '{p}'. Expected one of {}.",
+                PURPOSES.join(", ")
+            ),
         ))
     }
 }
@@ -72,7 +85,9 @@ pub fn check_filename(param: &str, name: &str) -> ApiResult<()> {
         || name.len() > 255
         || name == "."
         || name == ".."
-        || name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
     if bad {
         return Err(ApiError::invalid(
             param,
@@ -93,7 +108,9 @@ pub fn put_error(param: &str, e: PutError) -> ApiError {
             format!("File is too large: the maximum upload size is {limit} bytes."),
         )
         .with_code("file_too_large"),
-        PutError::Source(msg) => ApiError::invalid(param, format!("Could not read the uploaded file: {msg}.")),
+        PutError::Source(msg) => {
+            ApiError::invalid(param, format!("Could not read the uploaded file: {msg}."))
+        }
         PutError::Store(e) => ApiError::from(e),
     }
 }
@@ -107,7 +124,12 @@ async fn create(
     Project(project): Project,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<axum::Json<FileObject>> {
-    let mut multipart = multipart.map_err(|e| ApiError::bad_request(format!("Expected a multipart/form-data body: {}.", e.body_text())))?;
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::bad_request(format!(
+            "Expected a multipart/form-data body: {}.",
+            e.body_text()
+        ))
+    })?;
     let id = new_id(IdKind::File);
     let key = file_key(&id);
     let mut purpose = None;
@@ -119,7 +141,10 @@ async fn create(
             match field.name().unwrap_or("") {
                 "file" => {
                     if stored.is_some() {
-                        return Err(ApiError::invalid("file", "Only one 'file' part is allowed."));
+                        return Err(ApiError::invalid(
+                            "file",
+                            "Only one 'file' part is allowed.",
+                        ));
                     }
                     let filename = field.file_name().unwrap_or("").to_string();
                     check_filename("file", &filename)?;
@@ -132,7 +157,9 @@ async fn create(
                     stored = Some((filename, n));
                 }
                 "purpose" => purpose = Some(field.text().await.map_err(multipart_error)?),
-                "expires_after[seconds]" => expires_seconds = Some(field.text().await.map_err(multipart_error)?),
+                "expires_after[seconds]" => {
+                    expires_seconds = Some(field.text().await.map_err(multipart_error)?)
+                }
                 // Unknown parts are ignored, like unknown JSON keys; reading drains them.
                 _ => {
                     field.bytes().await.map_err(multipart_error)?;
@@ -201,7 +228,10 @@ async fn list(
     if let Some(p) = q.purpose.filter(|p| !p.is_empty()) {
         filters.push(("purpose", Val::Text(p)));
     }
-    let page = state.store.list::<FileObject>(&project, filters, &params).await?;
+    let page = state
+        .store
+        .list::<FileObject>(&project, filters, &params)
+        .await?;
     Ok(axum::Json(common::list_envelope(page, |f| &f.id)))
 }
 
@@ -210,7 +240,9 @@ async fn retrieve(
     Project(project): Project,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<FileObject>> {
-    Ok(axum::Json(state.store.get::<FileObject>(&project, &id).await?))
+    Ok(axum::Json(
+        state.store.get::<FileObject>(&project, &id).await?,
+    ))
 }
 
 async fn remove(
@@ -226,7 +258,9 @@ async fn remove(
     if let Err(e) = state.blobs.delete(&file_key(&id)).await {
         tracing::warn!(file_id = %id, error = %e, "file deleted but its bytes could not be removed");
     }
-    Ok(axum::Json(json!({"id": id, "object": "file", "deleted": true})))
+    Ok(axum::Json(
+        json!({"id": id, "object": "file", "deleted": true}),
+    ))
 }
 
 async fn content(

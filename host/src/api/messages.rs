@@ -81,29 +81,69 @@ fn content_parts(param: &str, content: Value) -> ApiResult<(Vec<Value>, Vec<Stri
                 match item.get("type").and_then(Value::as_str) {
                     Some("text") => match item.get("text") {
                         Some(Value::String(s)) => out.push(text(s.clone())),
-                        _ => return Err(ApiError::invalid(format!("{at}.text"), format!("Invalid '{at}.text': expected a string."))),
+                        _ => {
+                            return Err(ApiError::invalid(
+                                format!("{at}.text"),
+                                format!("Invalid '{at}.text': expected a string."),
+                            ))
+                        }
                     },
                     Some("image_file") => {
-                        let id = item.get("image_file").and_then(|f| f.get("file_id")).and_then(Value::as_str).ok_or_else(|| {
-                            ApiError::invalid(format!("{at}.image_file.file_id"), format!("Missing required parameter: '{at}.image_file.file_id'."))
-                        })?;
+                        let id = item
+                            .get("image_file")
+                            .and_then(|f| f.get("file_id"))
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| {
+                                ApiError::invalid(
+                                    format!("{at}.image_file.file_id"),
+                                    format!(
+                                        "Missing required parameter: '{at}.image_file.file_id'."
+                                    ),
+                                )
+                            })?;
                         referenced.push(id.to_string());
                         out.push(item);
                     }
                     Some("image_url") => {
-                        let url = item.get("image_url").and_then(|f| f.get("url")).and_then(Value::as_str);
-                        if !url.is_some_and(|u| u.starts_with("http://") || u.starts_with("https://") || u.starts_with("data:")) {
+                        let url = item
+                            .get("image_url")
+                            .and_then(|f| f.get("url"))
+                            .and_then(Value::as_str);
+                        if !url.is_some_and(|u| {
+                            u.starts_with("http://")
+                                || u.starts_with("https://")
+                                || u.starts_with("data:")
+                        }) {
                             return Err(ApiError::invalid(format!("{at}.image_url.url"), format!("Invalid '{at}.image_url.url': expected an http(s) or data URL.")));
                         }
                         out.push(item);
                     }
-                    _ => return Err(ApiError::invalid(format!("{at}.type"), format!("Invalid '{at}.type': expected 'text', 'image_file' or 'image_url'."))),
+                    _ => {
+                        return Err(ApiError::invalid(
+                            format!("{at}.type"),
+                            format!(
+                            "Invalid '{at}.type': expected 'text', 'image_file' or 'image_url'."
+                        ),
+                        ))
+                    }
                 }
             }
             out
         }
-        Value::Array(_) => return Err(ApiError::invalid(param, format!("Invalid '{param}': expected a non-empty array."))),
-        _ => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected a string or an array of content parts."))),
+        Value::Array(_) => {
+            return Err(ApiError::invalid(
+                param,
+                format!("Invalid '{param}': expected a non-empty array."),
+            ))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                param,
+                format!(
+                    "Invalid type for '{param}': expected a string or an array of content parts."
+                ),
+            ))
+        }
     };
     Ok((parts, referenced))
 }
@@ -112,17 +152,30 @@ fn attachments(param: &str, v: Option<Value>) -> ApiResult<(Vec<Value>, Vec<Stri
     let list = match v {
         None | Some(Value::Null) => return Ok((Vec::new(), Vec::new())),
         Some(Value::Array(l)) => l,
-        Some(_) => return Err(ApiError::invalid(param, format!("Invalid type for '{param}': expected an array."))),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                param,
+                format!("Invalid type for '{param}': expected an array."),
+            ))
+        }
     };
     let mut ids = Vec::new();
     for (i, a) in list.iter().enumerate() {
         let at = format!("{param}[{i}]");
         let id = a.get("file_id").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::invalid(format!("{at}.file_id"), format!("Missing required parameter: '{at}.file_id'."))
+            ApiError::invalid(
+                format!("{at}.file_id"),
+                format!("Missing required parameter: '{at}.file_id'."),
+            )
         })?;
         if let Some(tools) = a.get("tools").filter(|t| !t.is_null()) {
             let ok = tools.as_array().is_some_and(|ts| {
-                ts.iter().all(|t| matches!(t.get("type").and_then(Value::as_str), Some("file_search" | "code_interpreter")))
+                ts.iter().all(|t| {
+                    matches!(
+                        t.get("type").and_then(Value::as_str),
+                        Some("file_search" | "code_interpreter")
+                    )
+                })
             });
             if !ok {
                 return Err(ApiError::invalid(format!("{at}.tools"), format!("Invalid '{at}.tools': expected tools of type 'file_search' or 'code_interpreter'.")));
@@ -141,16 +194,31 @@ pub async fn prepare(
     req: CreateMessage,
     param: &str,
 ) -> ApiResult<Message> {
-    let p = |s: &str| if param.is_empty() { s.to_string() } else { format!("{param}.{s}") };
+    let p = |s: &str| {
+        if param.is_empty() {
+            s.to_string()
+        } else {
+            format!("{param}.{s}")
+        }
+    };
     if req.role != "user" && req.role != "assistant" {
-        return Err(ApiError::invalid(p("role"), format!("Invalid value for '{}': expected 'user' or 'assistant'.", p("role"))));
+        return Err(ApiError::invalid(
+            p("role"),
+            format!(
+                "Invalid value for '{}': expected 'user' or 'assistant'.",
+                p("role")
+            ),
+        ));
     }
     let (content, mut files) = content_parts(&p("content"), req.content)?;
     let (attachments, attached) = attachments(&p("attachments"), req.attachments)?;
     files.extend(attached);
     for id in &files {
         if state.store.find::<FileObject>(project, id).await?.is_none() {
-            return Err(ApiError::invalid(p("attachments"), format!("No file found with id '{id}'.")));
+            return Err(ApiError::invalid(
+                p("attachments"),
+                format!("No file found with id '{id}'."),
+            ));
         }
     }
     let created_at = now();
@@ -174,7 +242,10 @@ pub async fn prepare(
 
 /// Inserts a prepared message inside a transaction.
 pub async fn insert_in(state: &AppState, tx: &mut Tx, project: &str, m: &Message) -> ApiResult<()> {
-    let extra = [("thread_id", Val::Text(m.thread_id.clone())), ("run_id", Val::OptText(m.run_id.clone()))];
+    let extra = [
+        ("thread_id", Val::Text(m.thread_id.clone())),
+        ("run_id", Val::OptText(m.run_id.clone())),
+    ];
     state.store.insert_in(tx, project, m, &extra).await
 }
 
@@ -204,11 +275,19 @@ async fn list(
     if let Some(run) = q.run_id.filter(|r| !r.is_empty()) {
         filters.push(("run_id", Val::Text(run)));
     }
-    let page = state.store.list::<Message>(&project, filters, &params).await?;
+    let page = state
+        .store
+        .list::<Message>(&project, filters, &params)
+        .await?;
     Ok(axum::Json(common::list_envelope(page, |m| &m.id)))
 }
 
-async fn get_in_thread(state: &AppState, project: &str, thread_id: &str, id: &str) -> ApiResult<Message> {
+async fn get_in_thread(
+    state: &AppState,
+    project: &str,
+    thread_id: &str,
+    id: &str,
+) -> ApiResult<Message> {
     let m = state.store.get::<Message>(project, id).await?;
     if m.thread_id != thread_id {
         return Err(ApiError::not_found("message", id));
@@ -221,7 +300,9 @@ async fn retrieve(
     Project(project): Project,
     Path((thread_id, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Message>> {
-    Ok(axum::Json(get_in_thread(&state, &project, &thread_id, &id).await?))
+    Ok(axum::Json(
+        get_in_thread(&state, &project, &thread_id, &id).await?,
+    ))
 }
 
 async fn modify(
@@ -257,5 +338,7 @@ async fn remove(
 ) -> ApiResult<axum::Json<Value>> {
     get_in_thread(&state, &project, &thread_id, &id).await?;
     state.store.delete::<Message>(&project, &id).await?;
-    Ok(axum::Json(json!({"id": id, "object": "thread.message.deleted", "deleted": true})))
+    Ok(axum::Json(
+        json!({"id": id, "object": "thread.message.deleted", "deleted": true}),
+    ))
 }

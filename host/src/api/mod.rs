@@ -68,7 +68,10 @@ async fn poll_after(req: Request, next: Next) -> Response {
     let is_get = req.method() == axum::http::Method::GET;
     let mut resp = next.run(req).await;
     if is_get && resp.status().is_success() {
-        resp.headers_mut().insert("openai-poll-after-ms", HeaderValue::from_static(POLL_AFTER_MS));
+        resp.headers_mut().insert(
+            "openai-poll-after-ms",
+            HeaderValue::from_static(POLL_AFTER_MS),
+        );
     }
     resp
 }
@@ -84,7 +87,11 @@ async fn not_found(State(_): State<AppState>, req: Request) -> Response {
 async fn method_not_allowed(req: Request) -> Response {
     let mut r = ApiError::new(
         ErrorKind::MethodNotAllowed,
-        format!("Method {} is not allowed for {}.", req.method(), req.uri().path()),
+        format!(
+            "Method {} is not allowed for {}.",
+            req.method(),
+            req.uri().path()
+        ),
     )
     .into_response();
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;

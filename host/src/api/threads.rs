@@ -52,13 +52,18 @@ struct ModifyThread {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/threads", post(create))
-        .route("/threads/{thread_id}", get(retrieve).post(modify).delete(remove))
+    Router::new().route("/threads", post(create)).route(
+        "/threads/{thread_id}",
+        get(retrieve).post(modify).delete(remove),
+    )
 }
 
 /// Creates a thread and its initial messages in one transaction (shared with create-and-run).
-pub async fn create_thread(state: &AppState, project: &str, req: CreateThread) -> ApiResult<Thread> {
+pub async fn create_thread(
+    state: &AppState,
+    project: &str,
+    req: CreateThread,
+) -> ApiResult<Thread> {
     let metadata = common::metadata("metadata", req.metadata)?;
     let msgs = req.messages.unwrap_or_default();
     let thread = Thread {
@@ -70,12 +75,20 @@ pub async fn create_thread(state: &AppState, project: &str, req: CreateThread) -
     };
     let mut prepared = Vec::with_capacity(msgs.len());
     for (i, m) in msgs.into_iter().enumerate() {
-        prepared.push(messages::prepare(state, project, &thread.id, m, &format!("messages[{i}]")).await?);
+        prepared.push(
+            messages::prepare(state, project, &thread.id, m, &format!("messages[{i}]")).await?,
+        );
     }
     // Inline vector stores are created last, once everything else has validated.
-    let thread = Thread { tool_resources: tool_resources::resolve(state, project, req.tool_resources).await?, ..thread };
+    let thread = Thread {
+        tool_resources: tool_resources::resolve(state, project, req.tool_resources).await?,
+        ..thread
+    };
     let mut tx = state.store.begin().await?;
-    state.store.insert_in(&mut tx, project, &thread, &[]).await?;
+    state
+        .store
+        .insert_in(&mut tx, project, &thread, &[])
+        .await?;
     for m in &prepared {
         messages::insert_in(state, &mut tx, project, m).await?;
     }
@@ -139,5 +152,7 @@ async fn remove(
 ) -> ApiResult<axum::Json<Value>> {
     // Messages go with the thread (ON DELETE CASCADE).
     state.store.delete::<Thread>(&project, &id).await?;
-    Ok(axum::Json(serde_json::json!({"id": id, "object": "thread.deleted", "deleted": true})))
+    Ok(axum::Json(
+        serde_json::json!({"id": id, "object": "thread.deleted", "deleted": true}),
+    ))
 }

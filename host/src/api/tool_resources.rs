@@ -10,17 +10,28 @@ use super::AppState;
 use crate::error::{ApiError, ApiResult};
 
 fn string_ids(param: &str, v: Option<&Value>, max: usize) -> ApiResult<Vec<String>> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
     let list = v.as_array().ok_or_else(|| {
-        ApiError::invalid(param, format!("Invalid type for '{param}': expected an array of strings."))
+        ApiError::invalid(
+            param,
+            format!("Invalid type for '{param}': expected an array of strings."),
+        )
     })?;
     if list.len() > max {
-        return Err(ApiError::invalid(param, format!("Invalid '{param}': at most {max} items are allowed.")));
+        return Err(ApiError::invalid(
+            param,
+            format!("Invalid '{param}': at most {max} items are allowed."),
+        ));
     }
     list.iter()
         .map(|s| {
             s.as_str().map(str::to_string).ok_or_else(|| {
-                ApiError::invalid(param, format!("Invalid type for '{param}': expected an array of strings."))
+                ApiError::invalid(
+                    param,
+                    format!("Invalid type for '{param}': expected an array of strings."),
+                )
             })
         })
         .collect()
@@ -32,12 +43,19 @@ pub async fn resolve(state: &AppState, project: &str, v: Option<Value>) -> ApiRe
         None | Some(Value::Null) => return Ok(json!({})),
         Some(Value::Object(m)) => m,
         Some(_) => {
-            return Err(ApiError::invalid("tool_resources", "Invalid type for 'tool_resources': expected an object."))
+            return Err(ApiError::invalid(
+                "tool_resources",
+                "Invalid type for 'tool_resources': expected an object.",
+            ))
         }
     };
     let mut out = Map::new();
     if let Some(ci) = map.get("code_interpreter").filter(|v| !v.is_null()) {
-        let ids = string_ids("tool_resources.code_interpreter.file_ids", ci.get("file_ids"), 20)?;
+        let ids = string_ids(
+            "tool_resources.code_interpreter.file_ids",
+            ci.get("file_ids"),
+            20,
+        )?;
         for id in &ids {
             if state.store.find::<FileObject>(project, id).await?.is_none() {
                 return Err(ApiError::invalid(
@@ -59,21 +77,41 @@ pub async fn resolve(state: &AppState, project: &str, v: Option<Value>) -> ApiRe
             ));
         }
         for id in &ids {
-            if state.store.find::<VectorStoreDoc>(project, id).await?.is_none() {
-                return Err(ApiError::invalid(param, format!("No vector store found with id '{id}'.")));
+            if state
+                .store
+                .find::<VectorStoreDoc>(project, id)
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::invalid(
+                    param,
+                    format!("No vector store found with id '{id}'."),
+                ));
             }
         }
         if let Some(stores) = inline {
             let p = "tool_resources.file_search.vector_stores";
-            let list = stores
-                .as_array()
-                .filter(|l| l.len() <= 1)
-                .ok_or_else(|| ApiError::invalid(p, format!("Invalid '{p}': expected an array of at most 1 vector store.")))?;
+            let list = stores.as_array().filter(|l| l.len() <= 1).ok_or_else(|| {
+                ApiError::invalid(
+                    p,
+                    format!("Invalid '{p}': expected an array of at most 1 vector store."),
+                )
+            })?;
             for spec in list {
-                let file_ids = string_ids(&format!("{p}[0].file_ids"), spec.get("file_ids"), 10_000)?;
-                let strategy = super::common::chunking_strategy(&format!("{p}[0].chunking_strategy"), spec.get("chunking_strategy"))?;
-                let metadata = super::common::metadata(&format!("{p}[0].metadata"), spec.get("metadata").cloned())?;
-                let vs = vector_stores::create_store(state, project, None, metadata, None, &file_ids, &strategy).await?;
+                let file_ids =
+                    string_ids(&format!("{p}[0].file_ids"), spec.get("file_ids"), 10_000)?;
+                let strategy = super::common::chunking_strategy(
+                    &format!("{p}[0].chunking_strategy"),
+                    spec.get("chunking_strategy"),
+                )?;
+                let metadata = super::common::metadata(
+                    &format!("{p}[0].metadata"),
+                    spec.get("metadata").cloned(),
+                )?;
+                let vs = vector_stores::create_store(
+                    state, project, None, metadata, None, &file_ids, &strategy,
+                )
+                .await?;
                 ids.push(vs.id);
             }
         }

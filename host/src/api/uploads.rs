@@ -63,7 +63,10 @@ struct CompleteUpload {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/uploads", post(create))
-        .route("/uploads/{upload_id}/parts", post(add_part).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/uploads/{upload_id}/parts",
+            post(add_part).layer(DefaultBodyLimit::disable()),
+        )
         .route("/uploads/{upload_id}/complete", post(complete))
         .route("/uploads/{upload_id}/cancel", post(cancel))
 }
@@ -93,15 +96,33 @@ async fn create(
     Json(req): Json<CreateUpload>,
 ) -> ApiResult<axum::Json<Upload>> {
     check_filename("filename", &req.filename)?;
-    if !["assistants", "batch", "fine-tune", "vision", "user_data", "evals"].contains(&req.purpose.as_str()) {
-        return Err(ApiError::invalid("purpose", format!("Invalid value for 'purpose': '{}'.", req.purpose)));
+    if ![
+        "assistants",
+        "batch",
+        "fine-tune",
+        "vision",
+        "user_data",
+        "evals",
+    ]
+    .contains(&req.purpose.as_str())
+    {
+        return Err(ApiError::invalid(
+            "purpose",
+            format!("Invalid value for 'purpose': '{}'.", req.purpose),
+        ));
     }
     let max = state.settings.max_upload_bytes as i64;
     if req.bytes <= 0 || req.bytes > max {
-        return Err(ApiError::invalid("bytes", format!("Invalid 'bytes': expected 1 to {max}, got {}.", req.bytes)));
+        return Err(ApiError::invalid(
+            "bytes",
+            format!("Invalid 'bytes': expected 1 to {max}, got {}.", req.bytes),
+        ));
     }
     if req.mime_type.trim().is_empty() {
-        return Err(ApiError::invalid("mime_type", "Invalid 'mime_type': must be non-empty."));
+        return Err(ApiError::invalid(
+            "mime_type",
+            "Invalid 'mime_type': must be non-empty.",
+        ));
     }
     let created_at = now();
     let u = Upload {
@@ -126,7 +147,12 @@ async fn add_part(
     Path(upload_id): Path<String>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
-    let mut multipart = multipart.map_err(|e| ApiError::bad_request(format!("Expected a multipart/form-data body: {}.", e.body_text())))?;
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::bad_request(format!(
+            "Expected a multipart/form-data body: {}.",
+            e.body_text()
+        ))
+    })?;
     let u = load(&state, &project, &upload_id).await?;
     require_pending(&u)?;
     let part_id = new_id(IdKind::UploadPart);
@@ -136,14 +162,25 @@ async fn add_part(
         if field.name() == Some("data") && size.is_none() {
             let stream = field.map_err(|e| e.body_text());
             let limit = (u.bytes as u64).min(state.settings.max_upload_bytes);
-            size = Some(state.blobs.put_stream(&key, Box::pin(stream), limit).await.map_err(|e| put_error("data", e))?);
+            size = Some(
+                state
+                    .blobs
+                    .put_stream(&key, Box::pin(stream), limit)
+                    .await
+                    .map_err(|e| put_error("data", e))?,
+            );
         } else {
             field.bytes().await.map_err(multipart_error)?;
         }
     }
-    let size = size.ok_or_else(|| ApiError::invalid("data", "Missing required parameter: 'data'."))?;
+    let size =
+        size.ok_or_else(|| ApiError::invalid("data", "Missing required parameter: 'data'."))?;
     let created_at = now();
-    if let Err(e) = state.store.insert_upload_part(&upload_id, &part_id, created_at, size as i64).await {
+    if let Err(e) = state
+        .store
+        .insert_upload_part(&upload_id, &part_id, created_at, size as i64)
+        .await
+    {
         let _ = state.blobs.delete(&key).await;
         return Err(e);
     }
@@ -161,28 +198,44 @@ async fn complete(
     let u = load(&state, &project, &upload_id).await?;
     require_pending(&u)?;
     if req.part_ids.is_empty() {
-        return Err(ApiError::invalid("part_ids", "Invalid 'part_ids': at least one part is required."));
+        return Err(ApiError::invalid(
+            "part_ids",
+            "Invalid 'part_ids': at least one part is required.",
+        ));
     }
     let known = state.store.upload_parts(&upload_id).await?;
     let mut total = 0i64;
     let mut seen = std::collections::HashSet::new();
     for p in &req.part_ids {
         let Some(size) = known.get(p) else {
-            return Err(ApiError::invalid("part_ids", format!("Part '{p}' does not belong to upload {upload_id}.")));
+            return Err(ApiError::invalid(
+                "part_ids",
+                format!("Part '{p}' does not belong to upload {upload_id}."),
+            ));
         };
         if !seen.insert(p) {
-            return Err(ApiError::invalid("part_ids", format!("Part '{p}' is listed twice.")));
+            return Err(ApiError::invalid(
+                "part_ids",
+                format!("Part '{p}' is listed twice."),
+            ));
         }
         total += size;
     }
     if total != u.bytes {
         return Err(ApiError::invalid(
             "part_ids",
-            format!("The parts add up to {total} bytes but the upload was created for {} bytes.", u.bytes),
+            format!(
+                "The parts add up to {total} bytes but the upload was created for {} bytes.",
+                u.bytes
+            ),
         ));
     }
     let file_id = new_id(IdKind::File);
-    let keys: Vec<String> = req.part_ids.iter().map(|p| part_key(&upload_id, p)).collect();
+    let keys: Vec<String> = req
+        .part_ids
+        .iter()
+        .map(|p| part_key(&upload_id, p))
+        .collect();
     let written = state.blobs.concat(&keys, &file_key(&file_id)).await?;
     let file = FileObject {
         id: file_id.clone(),
@@ -203,21 +256,35 @@ async fn complete(
             .store
             .update_in::<Upload>(&mut tx, &project, &upload_id, |u| {
                 if u.status != "pending" {
-                    return Err(ApiError::new(ErrorKind::Conflict, format!("Upload {} is already {}.", u.id, u.status)));
+                    return Err(ApiError::new(
+                        ErrorKind::Conflict,
+                        format!("Upload {} is already {}.", u.id, u.status),
+                    ));
                 }
                 u.status = "completed".into();
                 u.file = Some(file.clone());
                 Ok(())
             })
             .await?;
-        state.store.insert_in(&mut tx, &project, &file, &[("purpose", Val::Text(file.purpose.clone()))]).await?;
+        state
+            .store
+            .insert_in(
+                &mut tx,
+                &project,
+                &file,
+                &[("purpose", Val::Text(file.purpose.clone()))],
+            )
+            .await?;
         tx.commit().await?;
         Ok::<_, ApiError>(u)
     }
     .await;
     match done {
         Ok(u) => {
-            let _ = state.blobs.delete_prefix(&format!("uploads/{upload_id}")).await;
+            let _ = state
+                .blobs
+                .delete_prefix(&format!("uploads/{upload_id}"))
+                .await;
             Ok(axum::Json(u))
         }
         Err(e) => {
@@ -238,12 +305,18 @@ async fn cancel(
         .store
         .update::<Upload>(&project, &upload_id, |u| {
             if u.status != "pending" {
-                return Err(ApiError::new(ErrorKind::Conflict, format!("Upload {} is already {}.", u.id, u.status)));
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!("Upload {} is already {}.", u.id, u.status),
+                ));
             }
             u.status = "cancelled".into();
             Ok(())
         })
         .await?;
-    let _ = state.blobs.delete_prefix(&format!("uploads/{upload_id}")).await;
+    let _ = state
+        .blobs
+        .delete_prefix(&format!("uploads/{upload_id}"))
+        .await;
     Ok(axum::Json(u))
 }

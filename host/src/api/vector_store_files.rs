@@ -43,12 +43,24 @@ struct CreateBatch {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/vector_stores/{vs}/files", get(list).post(create))
-        .route("/vector_stores/{vs}/files/{file_id}", get(retrieve).post(update).delete(remove))
+        .route(
+            "/vector_stores/{vs}/files/{file_id}",
+            get(retrieve).post(update).delete(remove),
+        )
         .route("/vector_stores/{vs}/files/{file_id}/content", get(content))
         .route("/vector_stores/{vs}/file_batches", post(create_batch))
-        .route("/vector_stores/{vs}/file_batches/{batch_id}", get(get_batch))
-        .route("/vector_stores/{vs}/file_batches/{batch_id}/cancel", post(cancel_batch))
-        .route("/vector_stores/{vs}/file_batches/{batch_id}/files", get(list_batch_files))
+        .route(
+            "/vector_stores/{vs}/file_batches/{batch_id}",
+            get(get_batch),
+        )
+        .route(
+            "/vector_stores/{vs}/file_batches/{batch_id}/cancel",
+            post(cancel_batch),
+        )
+        .route(
+            "/vector_stores/{vs}/file_batches/{batch_id}/files",
+            get(list_batch_files),
+        )
 }
 
 fn wire(r: VsFileRow) -> Value {
@@ -77,12 +89,19 @@ fn status_filter(f: &Option<String>) -> ApiResult<Option<&str>> {
 }
 
 async fn require_store(state: &AppState, project: &str, vs: &str) -> ApiResult<()> {
-    state.store.get::<VectorStoreDoc>(project, vs).await.map(|_| ())
+    state
+        .store
+        .get::<VectorStoreDoc>(project, vs)
+        .await
+        .map(|_| ())
 }
 
 async fn require_file(state: &AppState, project: &str, param: &str, id: &str) -> ApiResult<()> {
     if state.store.find::<FileObject>(project, id).await?.is_none() {
-        return Err(ApiError::invalid(param, format!("No file found with id '{id}'.")));
+        return Err(ApiError::invalid(
+            param,
+            format!("No file found with id '{id}'."),
+        ));
     }
     Ok(())
 }
@@ -97,7 +116,17 @@ async fn create(
     let attributes = common::attributes("attributes", req.attributes.as_ref())?;
     require_store(&state, &project, &vs).await?;
     require_file(&state, &project, "file_id", &req.file_id).await?;
-    let row = state.store.attach_file(&project, &vs, &req.file_id, None, &strategy, attributes.as_ref()).await?;
+    let row = state
+        .store
+        .attach_file(
+            &project,
+            &vs,
+            &req.file_id,
+            None,
+            &strategy,
+            attributes.as_ref(),
+        )
+        .await?;
     state.search.invalidate(&vs);
     state.ingest.notify();
     Ok(axum::Json(wire(row)))
@@ -112,13 +141,23 @@ async fn list(
     let params = q.params(20, 100)?;
     let status = status_filter(&q.filter)?;
     require_store(&state, &project, &vs).await?;
-    let page = state.store.list_vs_files(&project, &vs, None, status, &params).await?.map(wire);
-    Ok(axum::Json(common::list_envelope(page, |v| v["id"].as_str().unwrap_or_default())))
+    let page = state
+        .store
+        .list_vs_files(&project, &vs, None, status, &params)
+        .await?
+        .map(wire);
+    Ok(axum::Json(common::list_envelope(page, |v| {
+        v["id"].as_str().unwrap_or_default()
+    })))
 }
 
 async fn load(state: &AppState, project: &str, vs: &str, file_id: &str) -> ApiResult<VsFileRow> {
     require_store(state, project, vs).await?;
-    state.store.vs_file(project, vs, file_id).await?.ok_or_else(|| ApiError::not_found("vector store file", file_id))
+    state
+        .store
+        .vs_file(project, vs, file_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("vector store file", file_id))
 }
 
 async fn retrieve(
@@ -126,7 +165,9 @@ async fn retrieve(
     Project(project): Project,
     Path((vs, file_id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Value>> {
-    Ok(axum::Json(wire(load(&state, &project, &vs, &file_id).await?)))
+    Ok(axum::Json(wire(
+        load(&state, &project, &vs, &file_id).await?,
+    )))
 }
 
 async fn update(
@@ -135,7 +176,8 @@ async fn update(
     Path((vs, file_id)): Path<(String, String)>,
     Json(req): Json<UpdateAttributes>,
 ) -> ApiResult<axum::Json<Value>> {
-    let attrs = common::attributes("attributes", Some(&req.attributes))?.unwrap_or_else(|| json!({}));
+    let attrs =
+        common::attributes("attributes", Some(&req.attributes))?.unwrap_or_else(|| json!({}));
     require_store(&state, &project, &vs).await?;
     let row = state
         .store
@@ -156,7 +198,9 @@ async fn remove(
         return Err(ApiError::not_found("vector store file", &file_id));
     }
     state.search.invalidate(&vs);
-    Ok(axum::Json(json!({"id": file_id, "object": "vector_store.file.deleted", "deleted": true})))
+    Ok(axum::Json(
+        json!({"id": file_id, "object": "vector_store.file.deleted", "deleted": true}),
+    ))
 }
 
 async fn content(
@@ -177,7 +221,13 @@ async fn content(
     })))
 }
 
-async fn batch_view(state: &AppState, vs: &str, batch_id: &str, created_at: i64, cancelled_at: Option<i64>) -> ApiResult<Value> {
+async fn batch_view(
+    state: &AppState,
+    vs: &str,
+    batch_id: &str,
+    created_at: i64,
+    cancelled_at: Option<i64>,
+) -> ApiResult<Value> {
     let (counts, _) = state.store.file_counts(vs, Some(batch_id)).await?;
     // Python pollers wait on file_counts.in_progress, Node pollers on status: both settle together.
     let status = if cancelled_at.is_some() {
@@ -209,8 +259,18 @@ async fn create_batch(
     let attributes = common::attributes("attributes", req.attributes.as_ref())?;
     let mut files: Vec<(String, Value, Option<Value>)> = Vec::new();
     match (req.file_ids, req.files) {
-        (Some(_), Some(_)) => return Err(ApiError::invalid("files", "Give either 'file_ids' or 'files', not both.")),
-        (None, None) => return Err(ApiError::invalid("file_ids", "Missing required parameter: 'file_ids'.")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "files",
+                "Give either 'file_ids' or 'files', not both.",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "file_ids",
+                "Missing required parameter: 'file_ids'.",
+            ))
+        }
         (Some(ids), None) => {
             for id in ids {
                 files.push((id, strategy.clone(), attributes.clone()));
@@ -219,16 +279,24 @@ async fn create_batch(
         (None, Some(list)) => {
             for (i, f) in list.into_iter().enumerate() {
                 let s = match f.chunking_strategy {
-                    Some(s) => common::chunking_strategy(&format!("files[{i}].chunking_strategy"), Some(&s))?,
+                    Some(s) => common::chunking_strategy(
+                        &format!("files[{i}].chunking_strategy"),
+                        Some(&s),
+                    )?,
                     None => strategy.clone(),
                 };
-                let a = common::attributes(&format!("files[{i}].attributes"), f.attributes.as_ref())?.or_else(|| attributes.clone());
+                let a =
+                    common::attributes(&format!("files[{i}].attributes"), f.attributes.as_ref())?
+                        .or_else(|| attributes.clone());
                 files.push((f.file_id, s, a));
             }
         }
     }
     if files.is_empty() || files.len() > 2000 {
-        return Err(ApiError::invalid("file_ids", "Invalid 'file_ids': expected 1 to 2000 files."));
+        return Err(ApiError::invalid(
+            "file_ids",
+            "Invalid 'file_ids': expected 1 to 2000 files.",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     files.retain(|(id, _, _)| seen.insert(id.clone()));
@@ -238,10 +306,15 @@ async fn create_batch(
     }
     let batch_id = new_id(IdKind::FileBatch);
     let created_at = now();
-    state.store.create_batch(&project, &vs, &batch_id, created_at, &files).await?;
+    state
+        .store
+        .create_batch(&project, &vs, &batch_id, created_at, &files)
+        .await?;
     state.search.invalidate(&vs);
     state.ingest.notify();
-    Ok(axum::Json(batch_view(&state, &vs, &batch_id, created_at, None).await?))
+    Ok(axum::Json(
+        batch_view(&state, &vs, &batch_id, created_at, None).await?,
+    ))
 }
 
 async fn get_batch(
@@ -249,9 +322,14 @@ async fn get_batch(
     Project(project): Project,
     Path((vs, batch_id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Value>> {
-    let (created, cancelled) =
-        state.store.batch(&project, &vs, &batch_id).await?.ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
-    Ok(axum::Json(batch_view(&state, &vs, &batch_id, created, cancelled).await?))
+    let (created, cancelled) = state
+        .store
+        .batch(&project, &vs, &batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
+    Ok(axum::Json(
+        batch_view(&state, &vs, &batch_id, created, cancelled).await?,
+    ))
 }
 
 async fn cancel_batch(
@@ -262,9 +340,14 @@ async fn cancel_batch(
     if !state.store.cancel_batch(&project, &vs, &batch_id).await? {
         return Err(ApiError::not_found("vector store file batch", &batch_id));
     }
-    let (created, cancelled) =
-        state.store.batch(&project, &vs, &batch_id).await?.ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
-    Ok(axum::Json(batch_view(&state, &vs, &batch_id, created, cancelled).await?))
+    let (created, cancelled) = state
+        .store
+        .batch(&project, &vs, &batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
+    Ok(axum::Json(
+        batch_view(&state, &vs, &batch_id, created, cancelled).await?,
+    ))
 }
 
 async fn list_batch_files(
@@ -275,7 +358,17 @@ async fn list_batch_files(
 ) -> ApiResult<axum::Json<Value>> {
     let params = q.params(20, 100)?;
     let status = status_filter(&q.filter)?;
-    state.store.batch(&project, &vs, &batch_id).await?.ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
-    let page = state.store.list_vs_files(&project, &vs, Some(&batch_id), status, &params).await?.map(wire);
-    Ok(axum::Json(common::list_envelope(page, |v| v["id"].as_str().unwrap_or_default())))
+    state
+        .store
+        .batch(&project, &vs, &batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
+    let page = state
+        .store
+        .list_vs_files(&project, &vs, Some(&batch_id), status, &params)
+        .await?
+        .map(wire);
+    Ok(axum::Json(common::list_envelope(page, |v| {
+        v["id"].as_str().unwrap_or_default()
+    })))
 }

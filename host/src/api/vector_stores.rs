@@ -81,21 +81,30 @@ struct SearchBody {
     max_num_results: Option<i64>,
     filters: Option<Value>,
     ranking_options: Option<Value>,
-    #[allow(dead_code)] // Query rewriting needs an LLM; accepted and ignored like the real API's default.
+    #[allow(dead_code)]
+    // Query rewriting needs an LLM; accepted and ignored like the real API's default.
     rewrite_query: Option<bool>,
 }
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/vector_stores", get(list).post(create))
-        .route("/vector_stores/{vector_store_id}", get(retrieve).post(modify).delete(remove))
+        .route(
+            "/vector_stores/{vector_store_id}",
+            get(retrieve).post(modify).delete(remove),
+        )
         .route("/vector_stores/{vector_store_id}/search", post(search))
 }
 
 fn expires_after(v: Option<Value>) -> ApiResult<Option<Value>> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
     let anchor_ok = v.get("anchor").and_then(Value::as_str) == Some("last_active_at");
-    let days = v.get("days").and_then(Value::as_i64).filter(|d| (1..=365).contains(d));
+    let days = v
+        .get("days")
+        .and_then(Value::as_i64)
+        .filter(|d| (1..=365).contains(d));
     match (anchor_ok, days) {
         (true, Some(d)) => Ok(Some(json!({"anchor": "last_active_at", "days": d}))),
         _ => Err(ApiError::invalid(
@@ -153,18 +162,35 @@ pub async fn create_store(
 ) -> ApiResult<VectorStoreDoc> {
     for id in file_ids {
         if state.store.find::<FileObject>(project, id).await?.is_none() {
-            return Err(ApiError::invalid("file_ids", format!("No file found with id '{id}'.")));
+            return Err(ApiError::invalid(
+                "file_ids",
+                format!("No file found with id '{id}'."),
+            ));
         }
     }
     let created_at = now();
-    let doc = VectorStoreDoc { id: new_id(IdKind::VectorStore), created_at, name, metadata, expires_after };
+    let doc = VectorStoreDoc {
+        id: new_id(IdKind::VectorStore),
+        created_at,
+        name,
+        metadata,
+        expires_after,
+    };
     let mut tx = state.store.begin().await?;
     state
         .store
-        .insert_in(&mut tx, project, &doc, &[("last_active_at", crate::store::Val::Int(created_at))])
+        .insert_in(
+            &mut tx,
+            project,
+            &doc,
+            &[("last_active_at", crate::store::Val::Int(created_at))],
+        )
         .await?;
     for f in file_ids {
-        state.store.attach_file_in(&mut tx, project, &doc.id, f, None, strategy, None).await?;
+        state
+            .store
+            .attach_file_in(&mut tx, project, &doc.id, f, None, strategy, None)
+            .await?;
     }
     tx.commit().await?;
     if !file_ids.is_empty() {
@@ -183,10 +209,16 @@ async fn create(
     common::max_chars("name", &req.name, 256)?;
     let file_ids = req.file_ids.unwrap_or_default();
     if file_ids.len() > 500 {
-        return Err(ApiError::invalid("file_ids", "Invalid 'file_ids': at most 500 files are allowed."));
+        return Err(ApiError::invalid(
+            "file_ids",
+            "Invalid 'file_ids': at most 500 files are allowed.",
+        ));
     }
     let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
-    let doc = create_store(&state, &project, req.name, metadata, expires, &file_ids, &strategy).await?;
+    let doc = create_store(
+        &state, &project, req.name, metadata, expires, &file_ids, &strategy,
+    )
+    .await?;
     Ok(axum::Json(view(&state, doc).await?))
 }
 
@@ -195,12 +227,18 @@ async fn list(
     Project(project): Project,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Value>> {
-    let page = state.store.list::<VectorStoreDoc>(&project, vec![], &q.params(20, 100)?).await?;
+    let page = state
+        .store
+        .list::<VectorStoreDoc>(&project, vec![], &q.params(20, 100)?)
+        .await?;
     let mut items = Vec::with_capacity(page.items.len());
     for d in page.items {
         items.push(view(&state, d).await?);
     }
-    let page = crate::store::Page { items, has_more: page.has_more };
+    let page = crate::store::Page {
+        items,
+        has_more: page.has_more,
+    };
     Ok(axum::Json(common::list_envelope(page, |v| &v.id)))
 }
 
@@ -256,7 +294,9 @@ async fn remove(
         return Err(ApiError::not_found("vector store", &id));
     }
     state.search.invalidate(&id);
-    Ok(axum::Json(json!({"id": id, "object": "vector_store.deleted", "deleted": true})))
+    Ok(axum::Json(
+        json!({"id": id, "object": "vector_store.deleted", "deleted": true}),
+    ))
 }
 
 async fn search(
@@ -271,25 +311,59 @@ async fn search(
             .iter()
             .map(|q| q.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| ApiError::invalid("query", "Invalid 'query': expected a string or an array of strings."))?,
-        _ => return Err(ApiError::invalid("query", "Invalid 'query': expected a string or an array of strings.")),
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "query",
+                    "Invalid 'query': expected a string or an array of strings.",
+                )
+            })?,
+        _ => {
+            return Err(ApiError::invalid(
+                "query",
+                "Invalid 'query': expected a string or an array of strings.",
+            ))
+        }
     };
     if queries.iter().all(|q| q.trim().is_empty()) {
-        return Err(ApiError::invalid("query", "Invalid 'query': must not be empty."));
+        return Err(ApiError::invalid(
+            "query",
+            "Invalid 'query': must not be empty.",
+        ));
     }
     let max = req.max_num_results.unwrap_or(10);
     if !(1..=50).contains(&max) {
-        return Err(ApiError::invalid("max_num_results", "Invalid 'max_num_results': expected an integer between 1 and 50."));
+        return Err(ApiError::invalid(
+            "max_num_results",
+            "Invalid 'max_num_results': expected an integer between 1 and 50.",
+        ));
     }
     let threshold = match req.ranking_options.as_ref().filter(|v| !v.is_null()) {
-        Some(r) => common::ranking_options("ranking_options", r, &["none", "auto", "default-2024-11-15"])?,
+        Some(r) => common::ranking_options(
+            "ranking_options",
+            r,
+            &["none", "auto", "default-2024-11-15"],
+        )?,
         None => 0.0,
     };
-    let filter = req.filters.as_ref().filter(|v| !v.is_null()).map(|f| Filter::parse("filters", f)).transpose()?;
+    let filter = req
+        .filters
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|f| Filter::parse("filters", f))
+        .transpose()?;
     let vs = state.store.get::<VectorStoreDoc>(&project, &id).await?;
     let hits = state
         .search
-        .search(&state.store, &vs.id, &SearchRequest { queries: &queries, max_results: max as usize, threshold, filter: filter.as_ref() })
+        .search(
+            &state.store,
+            &vs.id,
+            &SearchRequest {
+                queries: &queries,
+                max_results: max as usize,
+                threshold,
+                filter: filter.as_ref(),
+            },
+        )
         .await?;
     let data: Vec<Value> = hits
         .into_iter()

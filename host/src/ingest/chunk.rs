@@ -12,7 +12,9 @@ use tiktoken_rs::CoreBPE;
 
 fn bpe() -> &'static CoreBPE {
     static BPE: OnceLock<CoreBPE> = OnceLock::new();
-    BPE.get_or_init(|| tiktoken_rs::o200k_base().expect("the o200k_base ranks ship inside tiktoken-rs"))
+    BPE.get_or_init(|| {
+        tiktoken_rs::o200k_base().expect("the o200k_base ranks ship inside tiktoken-rs")
+    })
 }
 
 /// Loads the tokenizer ahead of the first request (it takes a moment).
@@ -34,7 +36,10 @@ pub struct Chunk {
 
 /// Splits `text` into windows of at most `max` tokens overlapping by `overlap` tokens.
 pub fn chunk(text: &str, max: usize, overlap: usize) -> Vec<Chunk> {
-    assert!(max > 0 && overlap < max, "chunking parameters are validated by the API");
+    assert!(
+        max > 0 && overlap < max,
+        "chunking parameters are validated by the API"
+    );
     let tokens = bpe().encode_ordinary(text);
     if tokens.is_empty() {
         return Vec::new();
@@ -61,7 +66,10 @@ pub fn chunk(text: &str, max: usize, overlap: usize) -> Vec<Chunk> {
         let end = (start + max).min(tokens.len());
         let (a, b) = (boundary(offsets[start]), boundary(offsets[end]));
         if b > a {
-            out.push(Chunk { text: text[a..b].to_string(), tokens: end - start });
+            out.push(Chunk {
+                text: text[a..b].to_string(),
+                tokens: end - start,
+            });
         }
         if end == tokens.len() {
             break;

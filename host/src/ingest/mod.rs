@@ -53,7 +53,8 @@ pub fn spawn_workers(
     tokio::task::spawn_blocking(chunk::warm_up);
     (0..n)
         .map(|_| {
-            let (store, blobs, handle, stop) = (store.clone(), blobs.clone(), handle.clone(), stop.clone());
+            let (store, blobs, handle, stop) =
+                (store.clone(), blobs.clone(), handle.clone(), stop.clone());
             tokio::spawn(async move { worker(store, blobs, handle, stop).await })
         })
         .collect()
@@ -97,9 +98,12 @@ async fn process_job(store: &Store, blobs: &Blobs, job: IngestJob) {
         return;
     }
     match ingest(store, blobs, &job).await {
-        Ok(Outcome::Done(chunks, usage)) => match store.complete_ingest(&job, &chunks, usage).await {
+        Ok(Outcome::Done(chunks, usage)) => match store.complete_ingest(&job, &chunks, usage).await
+        {
             Ok(true) => tracing::info!(chunks = chunks.len(), usage_bytes = usage, "file indexed"),
-            Ok(false) => tracing::info!("file changed while it was being indexed; result discarded"),
+            Ok(false) => {
+                tracing::info!("file changed while it was being indexed; result discarded")
+            }
             // The lease expires and another attempt picks the file up.
             Err(e) => tracing::warn!(error = %e, "writing chunks failed; the file will be retried"),
         },
@@ -109,7 +113,9 @@ async fn process_job(store: &Store, blobs: &Blobs, job: IngestJob) {
                 tracing::warn!(error = %e, "could not mark file failed");
             }
         }
-        Err(e) => tracing::warn!(error = %e, "ingestion failed transiently; the file will be retried"),
+        Err(e) => {
+            tracing::warn!(error = %e, "ingestion failed transiently; the file will be retried")
+        }
     }
 }
 
@@ -118,9 +124,19 @@ enum Outcome {
     Failed(&'static str, String),
 }
 
-async fn ingest(store: &Store, blobs: &Blobs, job: &IngestJob) -> Result<Outcome, crate::error::ApiError> {
-    let Some(file) = store.find::<crate::api::files::FileObject>(&job.project_id, &job.file_id).await? else {
-        return Ok(Outcome::Failed("invalid_file", "The file was deleted.".into()));
+async fn ingest(
+    store: &Store,
+    blobs: &Blobs,
+    job: &IngestJob,
+) -> Result<Outcome, crate::error::ApiError> {
+    let Some(file) = store
+        .find::<crate::api::files::FileObject>(&job.project_id, &job.file_id)
+        .await?
+    else {
+        return Ok(Outcome::Failed(
+            "invalid_file",
+            "The file was deleted.".into(),
+        ));
     };
     let strategy = &job.chunking_strategy["static"];
     let max = strategy["max_chunk_size_tokens"].as_u64().unwrap_or(800) as usize;
@@ -132,10 +148,15 @@ async fn ingest(store: &Store, blobs: &Blobs, job: &IngestJob) -> Result<Outcome
             if file.bytes as u64 > MAX_PARSE_BYTES {
                 return Ok(Outcome::Failed(
                     "invalid_file",
-                    format!("The file is {} bytes; at most {MAX_PARSE_BYTES} bytes can be indexed.", file.bytes),
+                    format!(
+                        "The file is {} bytes; at most {MAX_PARSE_BYTES} bytes can be indexed.",
+                        file.bytes
+                    ),
                 ));
             }
-            let bytes = blobs.get_bytes(&file_key(&job.file_id), MAX_PARSE_BYTES).await?;
+            let bytes = blobs
+                .get_bytes(&file_key(&job.file_id), MAX_PARSE_BYTES)
+                .await?;
             let name = file.filename.clone();
             let parsed = tokio::task::spawn_blocking(move || parse::extract_text(&name, &bytes))
                 .await
@@ -160,7 +181,13 @@ async fn ingest(store: &Store, blobs: &Blobs, job: &IngestJob) -> Result<Outcome
     .map_err(|e| crate::error::ApiError::internal("chunking panicked", e))?;
     match chunks {
         Ok(chunks) => Ok(Outcome::Done(
-            chunks.into_iter().map(|c| NewChunk { tokens: c.tokens as i64, text: c.text }).collect(),
+            chunks
+                .into_iter()
+                .map(|c| NewChunk {
+                    tokens: c.tokens as i64,
+                    text: c.text,
+                })
+                .collect(),
             usage,
         )),
         Err(()) => Ok(Outcome::Failed(

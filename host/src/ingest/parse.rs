@@ -11,16 +11,93 @@ pub struct ParseError {
 
 /// Extensions whose content is text as-is.
 const TEXT_EXTENSIONS: &[&str] = &[
-    "txt", "text", "md", "markdown", "mdx", "rst", "json", "jsonl", "csv", "tsv", "log", "xml", "yaml",
-    "yml", "toml", "ini", "cfg", "conf", "html", "htm", "css", "scss", "tex", "sql", "sh", "bash", "zsh",
-    "ps1", "bat", "py", "pyi", "ipynb", "js", "mjs", "cjs", "jsx", "ts", "tsx", "rs", "go", "java", "kt",
-    "kts", "scala", "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "cs", "rb", "php", "pl", "pm", "swift",
-    "m", "mm", "r", "lua", "dart", "ex", "exs", "erl", "hs", "ml", "clj", "vue", "svelte", "proto",
-    "graphql", "gql", "tf", "dockerfile", "makefile", "gradle", "properties", "env", "vtt", "srt",
+    "txt",
+    "text",
+    "md",
+    "markdown",
+    "mdx",
+    "rst",
+    "json",
+    "jsonl",
+    "csv",
+    "tsv",
+    "log",
+    "xml",
+    "yaml",
+    "yml",
+    "toml",
+    "ini",
+    "cfg",
+    "conf",
+    "html",
+    "htm",
+    "css",
+    "scss",
+    "tex",
+    "sql",
+    "sh",
+    "bash",
+    "zsh",
+    "ps1",
+    "bat",
+    "py",
+    "pyi",
+    "ipynb",
+    "js",
+    "mjs",
+    "cjs",
+    "jsx",
+    "ts",
+    "tsx",
+    "rs",
+    "go",
+    "java",
+    "kt",
+    "kts",
+    "scala",
+    "c",
+    "h",
+    "cc",
+    "cpp",
+    "cxx",
+    "hpp",
+    "hh",
+    "cs",
+    "rb",
+    "php",
+    "pl",
+    "pm",
+    "swift",
+    "m",
+    "mm",
+    "r",
+    "lua",
+    "dart",
+    "ex",
+    "exs",
+    "erl",
+    "hs",
+    "ml",
+    "clj",
+    "vue",
+    "svelte",
+    "proto",
+    "graphql",
+    "gql",
+    "tf",
+    "dockerfile",
+    "makefile",
+    "gradle",
+    "properties",
+    "env",
+    "vtt",
+    "srt",
 ];
 
 /// Known binary document formats that need the sandboxed parser.
-const BINARY_DOCUMENTS: &[&str] = &["pdf", "docx", "doc", "pptx", "ppt", "xlsx", "xls", "odt", "rtf", "epub"];
+const BINARY_DOCUMENTS: &[&str] = &[
+    "pdf", "docx", "doc", "pptx", "ppt", "xlsx", "xls", "odt", "rtf", "epub",
+];
 
 fn extension(filename: &str) -> String {
     let lower = filename.to_ascii_lowercase();
@@ -52,13 +129,22 @@ pub fn extract_text(filename: &str, bytes: &[u8]) -> Result<String, ParseError> 
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| ParseError {
         code: "invalid_file",
-        message: format!("The file is not valid UTF-8 text (invalid byte at offset {}).", e.valid_up_to()),
+        message: format!(
+            "The file is not valid UTF-8 text (invalid byte at offset {}).",
+            e.valid_up_to()
+        ),
     })?;
     if text.contains('\0') {
-        return Err(ParseError { code: "invalid_file", message: "The file contains NUL bytes; it is not a text file.".into() });
+        return Err(ParseError {
+            code: "invalid_file",
+            message: "The file contains NUL bytes; it is not a text file.".into(),
+        });
     }
     if text.trim().is_empty() {
-        return Err(ParseError { code: "invalid_file", message: "The file contains no text.".into() });
+        return Err(ParseError {
+            code: "invalid_file",
+            message: "The file contains no text.".into(),
+        });
     }
     Ok(text.to_string())
 }
@@ -72,10 +158,25 @@ mod tests {
         assert_eq!(extract_text("a.md", b"# hi").unwrap(), "# hi");
         assert_eq!(extract_text("Makefile", b"all:").unwrap(), "all:");
         assert_eq!(extract_text("a.txt", b"\xEF\xBB\xBFbom").unwrap(), "bom");
-        assert_eq!(extract_text("a.pdf", b"%PDF").unwrap_err().code, "unsupported_file");
-        assert_eq!(extract_text("a.bin", b"x").unwrap_err().code, "unsupported_file");
-        assert_eq!(extract_text("a.txt", b"\xff\xfe").unwrap_err().code, "invalid_file");
-        assert_eq!(extract_text("a.txt", b"a\0b").unwrap_err().code, "invalid_file");
-        assert_eq!(extract_text("a.txt", b"  \n").unwrap_err().code, "invalid_file");
+        assert_eq!(
+            extract_text("a.pdf", b"%PDF").unwrap_err().code,
+            "unsupported_file"
+        );
+        assert_eq!(
+            extract_text("a.bin", b"x").unwrap_err().code,
+            "unsupported_file"
+        );
+        assert_eq!(
+            extract_text("a.txt", b"\xff\xfe").unwrap_err().code,
+            "invalid_file"
+        );
+        assert_eq!(
+            extract_text("a.txt", b"a\0b").unwrap_err().code,
+            "invalid_file"
+        );
+        assert_eq!(
+            extract_text("a.txt", b"  \n").unwrap_err().code,
+            "invalid_file"
+        );
     }
 }

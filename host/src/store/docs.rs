@@ -64,12 +64,17 @@ impl Store {
 
     /// Fetches a document of the project, or a 404 in the wire wording.
     pub async fn get<D: Doc>(&self, project: &str, id: &str) -> ApiResult<D> {
-        self.find::<D>(project, id).await?.ok_or_else(|| ApiError::not_found(D::NAME, id))
+        self.find::<D>(project, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(D::NAME, id))
     }
 
     /// Fetches a document of the project if it exists.
     pub async fn find<D: Doc>(&self, project: &str, id: &str) -> ApiResult<Option<D>> {
-        let sql = format!("SELECT body FROM {} WHERE id = $1 AND project_id = $2", D::TABLE);
+        let sql = format!(
+            "SELECT body FROM {} WHERE id = $1 AND project_id = $2",
+            D::TABLE
+        );
         let row = sqlx::query(&sql)
             .bind(id.to_string())
             .bind(project.to_string())

@@ -65,8 +65,11 @@ impl Store {
                 id
             }
         };
-        let secret: String =
-            rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
+        let secret: String = rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(40)
+            .map(char::from)
+            .collect();
         let key = format!("sk-asst-{secret}");
         let id = new_id(IdKind::ApiKey);
         sqlx::query(
@@ -106,13 +109,12 @@ impl Store {
 
     /// Revokes a key; false if no active key has that id.
     pub async fn revoke_key(&self, id: &str) -> anyhow::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now())
-        .bind(id.to_string())
-        .execute(&self.write)
-        .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now())
+                .bind(id.to_string())
+                .execute(&self.write)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -37,7 +37,10 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), has_more: self.has_more }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            has_more: self.has_more,
+        }
     }
 }
 
@@ -71,9 +74,12 @@ impl Store {
             }
             where_sql.push_str(&format!("{col} = ${}", i + 1));
         }
-        let after = self.cursor_seq(table, &where_sql, scope, "after", params.after.as_deref()).await?;
-        let before =
-            self.cursor_seq(table, &where_sql, scope, "before", params.before.as_deref()).await?;
+        let after = self
+            .cursor_seq(table, &where_sql, scope, "after", params.after.as_deref())
+            .await?;
+        let before = self
+            .cursor_seq(table, &where_sql, scope, "before", params.before.as_deref())
+            .await?;
 
         // In list order, `after` moves away from the head and `before` towards it. Translate both
         // into seq bounds; with only `before`, walk backwards from the cursor and flip the page.
@@ -103,8 +109,11 @@ impl Store {
             .fetch_all(&self.read)
             .await?;
         let has_more = rows.len() as i64 > params.limit;
-        let mut items =
-            rows.iter().take(params.limit as usize).map(&map).collect::<ApiResult<Vec<_>>>()?;
+        let mut items = rows
+            .iter()
+            .take(params.limit as usize)
+            .map(&map)
+            .collect::<ApiResult<Vec<_>>>()?;
         if walk_backwards {
             items.reverse();
         }
@@ -121,7 +130,10 @@ impl Store {
         id: Option<&str>,
     ) -> ApiResult<Option<i64>> {
         let Some(id) = id else { return Ok(None) };
-        let sql = format!("SELECT seq FROM {table} WHERE {where_sql} AND id = ${}", scope.len() + 1);
+        let sql = format!(
+            "SELECT seq FROM {table} WHERE {where_sql} AND id = ${}",
+            scope.len() + 1
+        );
         let mut q = sqlx::query(&sql);
         for (_, v) in scope {
             q = bind(q, v);

@@ -12,8 +12,8 @@
 
 mod docs;
 pub mod keys;
-mod uploads;
 mod list;
+mod uploads;
 pub mod vector_stores;
 
 pub use docs::Doc;
@@ -62,13 +62,19 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
                     .await
-                    .with_context(|| {
-                        format!("connecting to {}", crate::config::redact_url(url))
-                    })?;
-                Ok(Store { read: pool.clone(), write: pool, backend })
+                    .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
+                Ok(Store {
+                    read: pool.clone(),
+                    write: pool,
+                    backend,
+                })
             }
             Backend::Sqlite => {
-                let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
                 if let Some(dir) = sqlite_path(&url).and_then(|p| p.parent().map(|d| d.to_owned()))
                 {
                     if !dir.as_os_str().is_empty() {
@@ -92,7 +98,11 @@ impl Store {
                     .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
                     .connect_with(opts)
                     .await?;
-                Ok(Store { read, write, backend })
+                Ok(Store {
+                    read,
+                    write,
+                    backend,
+                })
             }
         }
     }
@@ -103,7 +113,10 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.write).await.context("running database migrations")?;
+        migrator
+            .run(&self.write)
+            .await
+            .context("running database migrations")?;
         Ok(())
     }
 
@@ -121,20 +134,27 @@ impl Store {
 
     /// Cheap liveness probe of the database.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(|_| ())
     }
 }
 
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     // NORMAL is durable across process crashes in WAL mode (only an OS crash can lose the last
     // commits) and avoids an fsync per commit; foreign keys drive the cascading deletes.
-    conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
-        .await
-        .map(|_| ())
+    conn.execute(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+    )
+    .await
+    .map(|_| ())
 }
 
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
@@ -188,19 +208,6 @@ fn bind<'q>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    /// Both backends must apply the same migration versions, or one silently lags the other.
-    #[test]
-    fn sqlite_and_postgres_migrations_list_the_same_versions() {
-        let versions = |m: &sqlx::migrate::Migrator| {
-            m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>()
-        };
-        assert_eq!(versions(&super::SQLITE_MIGRATIONS), versions(&super::POSTGRES_MIGRATIONS));
-        assert!(!super::SQLITE_MIGRATIONS.iter().next().is_none());
-    }
-}
-
 /// Runs one statement on a fresh connection (no pool, no migrations); for operator tooling and
 /// tests that create or drop whole databases.
 pub async fn admin_execute(url: &str, sql: &str) -> anyhow::Result<()> {
@@ -210,4 +217,22 @@ pub async fn admin_execute(url: &str, sql: &str) -> anyhow::Result<()> {
     conn.execute(sql).await?;
     conn.close().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Both backends must apply the same migration versions, or one silently lags the other.
+    #[test]
+    fn sqlite_and_postgres_migrations_list_the_same_versions() {
+        let versions = |m: &sqlx::migrate::Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            versions(&super::SQLITE_MIGRATIONS),
+            versions(&super::POSTGRES_MIGRATIONS)
+        );
+        assert!(super::SQLITE_MIGRATIONS.iter().next().is_some());
+    }
 }

@@ -33,6 +33,8 @@ impl Store {
             .bind(upload_id.to_string())
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 }

@@ -97,11 +97,22 @@ impl Store {
         attributes: Option<&serde_json::Value>,
     ) -> ApiResult<VsFileRow> {
         let mut tx = self.begin().await?;
-        self.attach_file_in(&mut tx, project, vs_id, file_id, batch_id, chunking_strategy, attributes)
-            .await?;
+        self.attach_file_in(
+            &mut tx,
+            project,
+            vs_id,
+            file_id,
+            batch_id,
+            chunking_strategy,
+            attributes,
+        )
+        .await?;
         tx.commit().await?;
         self.vs_file(project, vs_id, file_id).await?.ok_or_else(|| {
-            ApiError::internal("attach_file", "attached file vanished before it could be read")
+            ApiError::internal(
+                "attach_file",
+                "attached file vanished before it could be read",
+            )
         })
     }
 
@@ -163,11 +174,7 @@ impl Store {
     }
 
     /// Marks the store active now and invalidates search caches of it.
-    async fn touch_store_in(
-        &self,
-        tx: &mut super::Tx,
-        vs_id: &str,
-    ) -> ApiResult<()> {
+    async fn touch_store_in(&self, tx: &mut super::Tx, vs_id: &str) -> ApiResult<()> {
         sqlx::query(
             "UPDATE vector_stores SET index_generation = index_generation + 1, \
              last_active_at = $1 WHERE id = $2",
@@ -216,7 +223,14 @@ impl Store {
         if let Some(s) = status {
             scope.push(("status", Val::Text(s.to_string())));
         }
-        self.list_rows("vector_store_files", VS_FILE_COLS, &scope, params, vs_file_row).await
+        self.list_rows(
+            "vector_store_files",
+            VS_FILE_COLS,
+            &scope,
+            params,
+            vs_file_row,
+        )
+        .await
     }
 
     /// Removes a file from one store with its chunks; false if it was not there.
@@ -344,7 +358,12 @@ impl Store {
     }
 
     /// Cancels a batch: its files still in progress become `cancelled`. False if it is unknown.
-    pub async fn cancel_batch(&self, project: &str, vs_id: &str, batch_id: &str) -> ApiResult<bool> {
+    pub async fn cancel_batch(
+        &self,
+        project: &str,
+        vs_id: &str,
+        batch_id: &str,
+    ) -> ApiResult<bool> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE file_batches SET cancelled_at = COALESCE(cancelled_at, $1) \
@@ -390,8 +409,16 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         for (file_id, strategy, attrs) in files {
-            self.attach_file_in(&mut tx, project, vs_id, file_id, Some(batch_id), strategy, attrs.as_ref())
-                .await?;
+            self.attach_file_in(
+                &mut tx,
+                project,
+                vs_id,
+                file_id,
+                Some(batch_id),
+                strategy,
+                attrs.as_ref(),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -464,7 +491,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        self.drop_chunks_in(&mut tx, &job.vector_store_id, Some(&job.file_id)).await?;
+        self.drop_chunks_in(&mut tx, &job.vector_store_id, Some(&job.file_id))
+            .await?;
         for (i, c) in chunks.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO chunks (vector_store_id, file_id, chunk_index, tokens, text) \
@@ -540,7 +568,10 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let a: Option<String> = r.try_get(1)?;
-                Ok((r.try_get(0)?, a.map(|s| serde_json::from_str(&s)).transpose()?))
+                Ok((
+                    r.try_get(0)?,
+                    a.map(|s| serde_json::from_str(&s)).transpose()?,
+                ))
             })
             .collect()
     }
@@ -584,7 +615,10 @@ impl Store {
             "DELETE FROM file_batches WHERE vector_store_id = $1",
             "DELETE FROM vector_stores WHERE id = $1",
         ] {
-            sqlx::query(sql).bind(vs_id.to_string()).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(vs_id.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(true)
