@@ -8,6 +8,7 @@
 //! - [`ingest`]: background text extraction and chunking of vector-store files.
 //! - [`search`]: BM25 search over a store's chunks, cached per node.
 //! - [`auth`]: API keys → projects.
+//! - [`janitor`]: periodic deletion of expired files.
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
 //!
 //! [`start`] wires them together for a bound listener and a shutdown future, which is how the
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod ingest;
+pub mod janitor;
 pub mod search;
 pub mod store;
 
@@ -62,13 +64,15 @@ pub async fn start(
         ingest.clone(),
         stop.clone(),
     );
+    let search = Arc::new(search::SearchIndexes::default());
+    let janitor = janitor::spawn(store.clone(), blobs.clone(), search.clone(), stop.clone());
     let state = AppState {
         store,
         blobs,
         settings: Arc::new(settings),
         auth: Arc::new(auth::Auth::default()),
         ingest,
-        search: Arc::new(search::SearchIndexes::default()),
+        search,
     };
     tracing::info!(addr = %listener.local_addr()?, "listening");
     axum::serve(listener, api::router(state))
@@ -79,5 +83,6 @@ pub async fn start(
     for w in workers {
         let _ = w.await;
     }
+    let _ = janitor.await;
     Ok(())
 }

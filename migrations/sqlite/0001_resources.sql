@@ -51,9 +51,12 @@ CREATE TABLE files (
     project_id  TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     purpose     TEXT NOT NULL,
+    -- Set when the file was uploaded with expires_after; the janitor deletes it after that.
+    expires_at  BIGINT,
     body        TEXT NOT NULL
 );
 CREATE INDEX files_project ON files(project_id, seq);
+CREATE INDEX files_expiry ON files(expires_at);
 
 -- Parsed text of a file, computed once and shared by every vector store that holds the file.
 CREATE TABLE file_texts (

@@ -122,3 +122,77 @@ async fn refused_uploads_leave_nothing_behind() {
         .await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn expired_files_are_deleted_everywhere() {
+    use assistants_host::{blobs::Blobs, janitor, search::SearchIndexes, store::Store};
+    let app = TestApp::spawn().await;
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "assistants")
+        .text("expires_after[anchor]", "created_at")
+        .text("expires_after[seconds]", "3600")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"short-lived words".to_vec()).file_name("tmp.txt"),
+        );
+    let r = app
+        .client
+        .post(app.url("/files"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let f: serde_json::Value = r.json().await.unwrap();
+    let id = f["id"].as_str().unwrap().to_string();
+    assert_eq!(f["expires_at"], f["created_at"].as_i64().unwrap() + 3600);
+    let keep = app.upload_ok("keep.txt", "long-lived words").await;
+    let vs = app
+        .create("/vector_stores", json!({"file_ids": [id, keep]}))
+        .await;
+    app.wait_vs(&vs).await;
+
+    // Nothing is due yet; then move the expiry into the past and sweep as the janitor would.
+    let s = app.settings();
+    let store = Store::connect(&s.storage.database_url).await.unwrap();
+    let blobs = Blobs::open(s.storage.object_store_url.as_deref(), &s.storage.data_dir).unwrap();
+    assert_eq!(
+        janitor::sweep(&store, &blobs, &SearchIndexes::default())
+            .await
+            .unwrap(),
+        0
+    );
+    assistants_host::store::admin_execute(
+        &s.storage.database_url,
+        &format!("UPDATE files SET expires_at = 1 WHERE id = '{id}'"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        janitor::sweep(&store, &blobs, &SearchIndexes::default())
+            .await
+            .unwrap(),
+        1
+    );
+
+    assert_eq!(app.get(&format!("/files/{id}")).await.0, 404);
+    assert_eq!(app.get(&format!("/files/{keep}")).await.0, 200);
+    let (_, v) = app.get(&format!("/vector_stores/{vs}")).await;
+    assert_eq!(v["file_counts"]["total"], 1);
+
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "assistants")
+        .text("expires_after[seconds]", "10")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x.txt"),
+        );
+    let r = app
+        .client
+        .post(app.url("/files"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "expiry below the 3600 s minimum");
+}

@@ -139,6 +139,11 @@ impl TestApp {
         }
     }
 
+    /// The settings the server runs with (to open its store or blobs from a test).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -199,7 +199,8 @@ async fn create(
             status: "processed".into(),
             status_details: None,
         };
-        state.store.insert(&project, &file, &[("purpose", Val::Text(purpose))]).await?;
+        let expiry = ("expires_at", expires_at.map_or(Val::OptInt(None), |t| Val::OptInt(Some(t))));
+        state.store.insert(&project, &file, &[("purpose", Val::Text(purpose)), expiry]).await?;
         Ok(file)
     }
     .await;

@@ -242,11 +242,18 @@ pub async fn prepare(
 
 /// Inserts a prepared message inside a transaction.
 pub async fn insert_in(state: &AppState, tx: &mut Tx, project: &str, m: &Message) -> ApiResult<()> {
-    let extra = [
+    state
+        .store
+        .insert_in(tx, project, m, &extra_columns(m))
+        .await
+}
+
+/// The indexed columns of a message row besides the document itself.
+fn extra_columns(m: &Message) -> [(&'static str, Val); 2] {
+    [
         ("thread_id", Val::Text(m.thread_id.clone())),
         ("run_id", Val::OptText(m.run_id.clone())),
-    ];
-    state.store.insert_in(tx, project, m, &extra).await
+    ]
 }
 
 async fn create(
@@ -257,9 +264,7 @@ async fn create(
 ) -> ApiResult<axum::Json<Message>> {
     state.store.get::<Thread>(&project, &thread_id).await?;
     let m = prepare(&state, &project, &thread_id, req, "").await?;
-    let mut tx = state.store.begin().await?;
-    insert_in(&state, &mut tx, &project, &m).await?;
-    tx.commit().await?;
+    state.store.insert(&project, &m, &extra_columns(&m)).await?;
     Ok(axum::Json(m))
 }
 

@@ -195,6 +195,7 @@ pub enum Val {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
 }
 
 fn bind<'q>(
@@ -205,6 +206,7 @@ fn bind<'q>(
         Val::Text(s) => q.bind(s.clone()),
         Val::OptText(s) => q.bind(s.clone()),
         Val::Int(i) => q.bind(*i),
+        Val::OptInt(i) => q.bind(*i),
     }
 }
 

@@ -659,3 +659,19 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// (project, id) of up to `limit` files whose `expires_at` has passed.
+    pub async fn expired_files(&self, now: i64, limit: i64) -> ApiResult<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT project_id, id FROM files WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
