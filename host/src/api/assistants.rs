@@ -162,12 +162,12 @@ async fn list(
     State(state): State<AppState>,
     Project(project): Project,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<impl axum::response::IntoResponse> {
     let page = state
         .store
-        .list::<Assistant>(&project, vec![], &q.params(20, 100)?)
+        .list_raw::<Assistant>(&project, vec![], &q.params(20, 100)?)
         .await?;
-    Ok(axum::Json(common::list_envelope(page, |a| &a.id)))
+    Ok(common::list_envelope(page, |a| &a.id))
 }
 
 async fn retrieve(

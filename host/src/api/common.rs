@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::store::{ListParams, Order, Page};
+use crate::store::{ListEnvelope, ListParams, Order, Page};
 
 pub type Metadata = Map<String, Value>;
 
@@ -142,15 +142,16 @@ impl ListQuery {
 }
 
 /// The list envelope, `first_id`/`last_id` taken from the page.
-pub fn list_envelope<T: Serialize>(page: Page<T>, id: impl Fn(&T) -> &str) -> Value {
-    let first_id = page.items.first().map(|t| id(t).to_string());
-    let last_id = page.items.last().map(|t| id(t).to_string());
-    serde_json::json!({
-        "object": "list",
-        "data": page.items,
-        "first_id": first_id,
-        "last_id": last_id,
-        "has_more": page.has_more,
+pub fn list_envelope<T: Serialize>(
+    page: Page<T>,
+    id: impl Fn(&T) -> &str,
+) -> axum::Json<ListEnvelope<T>> {
+    axum::Json(ListEnvelope {
+        object: "list",
+        first_id: page.items.first().map(|t| id(t).to_string()),
+        last_id: page.items.last().map(|t| id(t).to_string()),
+        has_more: page.has_more,
+        data: page.items,
     })
 }
 

@@ -223,7 +223,7 @@ async fn list(
     State(state): State<AppState>,
     Project(project): Project,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<impl axum::response::IntoResponse> {
     let params = q.params(10_000, 10_000)?;
     let mut filters = Vec::new();
     if let Some(p) = q.purpose.filter(|p| !p.is_empty()) {
@@ -231,9 +231,9 @@ async fn list(
     }
     let page = state
         .store
-        .list::<FileObject>(&project, filters, &params)
+        .list_raw::<FileObject>(&project, filters, &params)
         .await?;
-    Ok(axum::Json(common::list_envelope(page, |f| &f.id)))
+    Ok(common::list_envelope(page, |f| &f.id))
 }
 
 async fn retrieve(

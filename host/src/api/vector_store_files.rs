@@ -137,7 +137,7 @@ async fn list(
     Project(project): Project,
     Path(vs): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<impl axum::response::IntoResponse> {
     let params = q.params(20, 100)?;
     let status = status_filter(&q.filter)?;
     require_store(&state, &project, &vs).await?;
@@ -146,9 +146,9 @@ async fn list(
         .list_vs_files(&project, &vs, None, status, &params)
         .await?
         .map(wire);
-    Ok(axum::Json(common::list_envelope(page, |v| {
+    Ok(common::list_envelope(page, |v| {
         v["id"].as_str().unwrap_or_default()
-    })))
+    }))
 }
 
 async fn load(state: &AppState, project: &str, vs: &str, file_id: &str) -> ApiResult<VsFileRow> {
@@ -355,7 +355,7 @@ async fn list_batch_files(
     Project(project): Project,
     Path((vs, batch_id)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<impl axum::response::IntoResponse> {
     let params = q.params(20, 100)?;
     let status = status_filter(&q.filter)?;
     state
@@ -368,7 +368,7 @@ async fn list_batch_files(
         .list_vs_files(&project, &vs, Some(&batch_id), status, &params)
         .await?
         .map(wire);
-    Ok(axum::Json(common::list_envelope(page, |v| {
+    Ok(common::list_envelope(page, |v| {
         v["id"].as_str().unwrap_or_default()
-    })))
+    }))
 }

@@ -226,7 +226,7 @@ async fn list(
     State(state): State<AppState>,
     Project(project): Project,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<impl axum::response::IntoResponse> {
     let page = state
         .store
         .list::<VectorStoreDoc>(&project, vec![], &q.params(20, 100)?)
@@ -239,7 +239,7 @@ async fn list(
         items,
         has_more: page.has_more,
     };
-    Ok(axum::Json(common::list_envelope(page, |v| &v.id)))
+    Ok(common::list_envelope(page, |v| &v.id))
 }
 
 async fn retrieve(

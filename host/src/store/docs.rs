@@ -8,8 +8,21 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{bind, ListParams, Page, Store, Val};
+use super::{bind_all, ListParams, Page, Store, Val};
 use crate::error::{ApiError, ApiResult};
+
+/// A stored document as raw JSON, with its id.
+#[derive(Debug)]
+pub struct RawDoc {
+    pub id: String,
+    pub body: Box<serde_json::value::RawValue>,
+}
+
+impl Serialize for RawDoc {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.body.serialize(s)
+    }
+}
 
 /// An object stored as a JSON document in its own table.
 pub trait Doc: Serialize + DeserializeOwned + Send + Sync + Unpin {
@@ -24,8 +37,8 @@ pub trait Doc: Serialize + DeserializeOwned + Send + Sync + Unpin {
 impl Store {
     /// Inserts a document with extra indexed columns (e.g. `thread_id`).
     ///
-    /// One statement in autocommit rather than BEGIN/INSERT/COMMIT: it is just as atomic and
-    /// costs one round trip to the single SQLite writer instead of three.
+    /// One statement, so on SQLite it can join a group commit with concurrent inserts; on
+    /// PostgreSQL it runs in autocommit on the pool.
     pub async fn insert<D: Doc>(
         &self,
         project: &str,
@@ -33,9 +46,47 @@ impl Store {
         extra: &[(&'static str, Val)],
     ) -> ApiResult<()> {
         let sql = insert_sql::<D>(extra);
-        let q = bind_insert(&sql, project, doc, extra)?;
-        q.execute(&self.write).await?;
-        Ok(())
+        let args = insert_args(project, doc, extra)?;
+        self.execute_one(sql, args).await.map(|_| ())
+    }
+
+    /// Inserts `doc` only if its parent `P` with `parent_id` exists in the project (a message
+    /// under its thread), as one statement: the existence check and the insert cannot be
+    /// separated by a concurrent delete, and it costs one write instead of a read and a write.
+    pub async fn insert_under<P: Doc, D: Doc>(
+        &self,
+        project: &str,
+        parent_id: &str,
+        doc: &D,
+        extra: &[(&'static str, Val)],
+    ) -> ApiResult<()> {
+        let mut args = insert_args(project, doc, extra)?;
+        let cols = insert_columns(extra);
+        let vals: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({cols}) SELECT {} WHERE EXISTS \
+             (SELECT 1 FROM {} WHERE id = ${} AND project_id = $2)",
+            D::TABLE,
+            vals.join(", "),
+            P::TABLE,
+            args.len() + 1
+        );
+        args.push(Val::Text(parent_id.to_string()));
+        match self.execute_one(sql, args).await? {
+            0 => Err(ApiError::not_found(P::NAME, parent_id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// One write statement: through group commit on SQLite, in autocommit on PostgreSQL.
+    async fn execute_one(&self, sql: String, args: Vec<Val>) -> ApiResult<u64> {
+        if let Some(group) = &self.group {
+            return group.execute(sql, args).await;
+        }
+        Ok(bind_all(sqlx::query(&sql), &args)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
     }
 
     pub(crate) async fn insert_in<D: Doc>(
@@ -46,7 +97,8 @@ impl Store {
         extra: &[(&'static str, Val)],
     ) -> ApiResult<()> {
         let sql = insert_sql::<D>(extra);
-        bind_insert(&sql, project, doc, extra)?
+        let args = insert_args(project, doc, extra)?;
+        bind_all(sqlx::query(&sql), &args)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -134,6 +186,27 @@ impl Store {
         Ok(())
     }
 
+    /// Like [`Store::list`], but hands back each document's stored JSON untouched. The stored
+    /// body is exactly the wire object, so list endpoints splice it into the response instead of
+    /// parsing and re-serialising every item.
+    pub async fn list_raw<D: Doc>(
+        &self,
+        project: &str,
+        filters: Vec<(&'static str, Val)>,
+        params: &ListParams,
+    ) -> ApiResult<Page<RawDoc>> {
+        let mut scope = vec![("project_id", Val::Text(project.to_string()))];
+        scope.extend(filters);
+        self.list_rows(D::TABLE, "id, body", &scope, params, |r| {
+            let body = serde_json::value::RawValue::from_string(r.try_get::<String, _>(1)?)?;
+            Ok(RawDoc {
+                id: r.try_get(0)?,
+                body,
+            })
+        })
+        .await
+    }
+
     /// One page of the project's documents, optionally narrowed by extra column equalities.
     pub async fn list<D: Doc>(
         &self,
@@ -150,30 +223,38 @@ impl Store {
     }
 }
 
-fn insert_sql<D: Doc>(extra: &[(&'static str, Val)]) -> String {
+/// The column list of an insert, in the order of [`insert_args`].
+fn insert_columns(extra: &[(&'static str, Val)]) -> String {
     let mut cols = String::from("id, project_id, created_at, body");
-    let mut vals = String::from("$1, $2, $3, $4");
-    for (i, (c, _)) in extra.iter().enumerate() {
+    for (c, _) in extra {
         cols.push_str(", ");
         cols.push_str(c);
-        vals.push_str(&format!(", ${}", i + 5));
     }
-    format!("INSERT INTO {} ({cols}) VALUES ({vals})", D::TABLE)
+    cols
 }
 
-fn bind_insert<'q, D: Doc>(
-    sql: &'q str,
+fn insert_sql<D: Doc>(extra: &[(&'static str, Val)]) -> String {
+    let vals: Vec<String> = (1..=4 + extra.len()).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        D::TABLE,
+        insert_columns(extra),
+        vals.join(", ")
+    )
+}
+
+/// The values of an insert: id, project, created_at, body, then the extra columns.
+fn insert_args<D: Doc>(
     project: &str,
     doc: &D,
     extra: &[(&'static str, Val)],
-) -> ApiResult<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>> {
-    let mut q = sqlx::query(sql)
-        .bind(doc.id().to_string())
-        .bind(project.to_string())
-        .bind(doc.created_at())
-        .bind(serde_json::to_string(doc)?);
-    for (_, v) in extra {
-        q = bind(q, v);
-    }
-    Ok(q)
+) -> ApiResult<Vec<Val>> {
+    let mut args = vec![
+        Val::Text(doc.id().to_string()),
+        Val::Text(project.to_string()),
+        Val::Int(doc.created_at()),
+        Val::Text(serde_json::to_string(doc)?),
+    ];
+    args.extend(extra.iter().map(|(_, v)| v.clone()));
+    Ok(args)
 }

@@ -10,13 +10,15 @@
 //! SQLite gets a write pool of exactly one connection, which serialises writers in-process, and
 //! a separate read pool for concurrent readers (WAL lets them run beside the writer).
 
+mod checkpoint;
 mod docs;
+mod group;
 pub mod keys;
 mod list;
 mod uploads;
 pub mod vector_stores;
 
-pub use docs::Doc;
+pub use docs::{Doc, RawDoc};
 pub use list::{ListEnvelope, ListParams, Order, Page};
 
 use std::str::FromStr;
@@ -38,6 +40,10 @@ pub struct Store {
     read: AnyPool,
     write: AnyPool,
     backend: Backend,
+    /// Group commit of single-row inserts (SQLite only; see `group`).
+    group: Option<group::GroupWriter>,
+    /// Keeps the SQLite checkpointer running while any clone of the store lives.
+    _checkpointer: Option<std::sync::Arc<tokio_util::sync::DropGuard>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -67,6 +73,8 @@ impl Store {
                     read: pool.clone(),
                     write: pool,
                     backend,
+                    group: None,
+                    _checkpointer: None,
                 })
             }
             Backend::Sqlite => {
@@ -92,16 +100,21 @@ impl Store {
                     .with_context(|| format!("opening {url}"))?;
                 // WAL is a property of the database file: set once, readers then never block the writer.
                 write.execute("PRAGMA journal_mode = WAL").await?;
+                let opts_for_checkpoints = opts.clone();
                 let read = AnyPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(30))
                     .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
                     .connect_with(opts)
                     .await?;
+                let group = Some(group::GroupWriter::spawn(write.clone()));
+                let checkpointer = checkpoint::spawn(opts_for_checkpoints).await?;
                 Ok(Store {
                     read,
                     write,
                     backend,
+                    group,
+                    _checkpointer: Some(std::sync::Arc::new(checkpointer)),
                 })
             }
         }
@@ -143,9 +156,10 @@ impl Store {
 
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     // NORMAL is durable across process crashes in WAL mode (only an OS crash can lose the last
-    // commits) and avoids an fsync per commit; foreign keys drive the cascading deletes.
+    // commits) and avoids an fsync per commit; foreign keys drive the cascading deletes;
+    // checkpoints run in the background (see `checkpoint`), not inside a commit.
     conn.execute(
-        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA wal_autocheckpoint = 0;",
     )
     .await
     .map(|_| ())
@@ -219,6 +233,17 @@ pub async fn admin_execute(url: &str, sql: &str) -> anyhow::Result<()> {
     conn.execute(sql).await?;
     conn.close().await?;
     Ok(())
+}
+
+/// Binds every value in order.
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: &[Val],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for v in args {
+        q = bind(q, v);
+    }
+    q
 }
 
 #[cfg(test)]

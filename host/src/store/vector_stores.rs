@@ -675,3 +675,14 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Number of searchable chunks in a store (operators and benchmarks size stores by it).
+    pub async fn chunk_count(&self, vs_id: &str) -> ApiResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM chunks WHERE vector_store_id = $1")
+            .bind(vs_id.to_string())
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}
