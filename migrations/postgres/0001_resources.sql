@@ -112,6 +112,7 @@ CREATE TABLE vector_store_files (
     attempts          BIGINT NOT NULL DEFAULT 0,
     UNIQUE (vector_store_id, id)
 );
+CREATE INDEX vector_store_files_store ON vector_store_files(vector_store_id, seq);
 CREATE INDEX vector_store_files_file ON vector_store_files(id);
 CREATE INDEX vector_store_files_status ON vector_store_files(status, lease_until);
 CREATE INDEX vector_store_files_batch ON vector_store_files(batch_id);

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{bind, Store, Val};
+use super::{bind, bind_all, Store, Val};
 use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -89,23 +89,23 @@ impl Store {
         };
         let walk_backwards = params.before.is_some() && params.after.is_none();
         let sql_desc = (params.order == Order::Desc) != walk_backwards;
-        let n = scope.len();
-        let sql = format!(
-            "SELECT {columns} FROM {table} WHERE {where_sql} AND seq > ${} AND seq < ${} \
-             ORDER BY seq {} LIMIT ${}",
-            n + 1,
-            n + 2,
-            if sql_desc { "DESC" } else { "ASC" },
-            n + 3
-        );
-        let mut q = sqlx::query(&sql);
-        for (_, v) in scope {
-            q = bind(q, v);
+        // Only bounds that exist go into the SQL: sentinel bounds would make PostgreSQL's generic
+        // plans estimate a handful of rows and sort a whole thread instead of walking the index.
+        let mut args: Vec<Val> = scope.iter().map(|(_, v)| v.clone()).collect();
+        let mut sql = format!("SELECT {columns} FROM {table} WHERE {where_sql}");
+        for (bound, op) in [(lo, ">"), (hi, "<")] {
+            if let Some(seq) = bound {
+                args.push(Val::Int(seq));
+                sql.push_str(&format!(" AND seq {op} ${}", args.len()));
+            }
         }
-        let rows = q
-            .bind(lo.unwrap_or(i64::MIN))
-            .bind(hi.unwrap_or(i64::MAX))
-            .bind(params.limit + 1)
+        args.push(Val::Int(params.limit + 1));
+        sql.push_str(&format!(
+            " ORDER BY seq {} LIMIT ${}",
+            if sql_desc { "DESC" } else { "ASC" },
+            args.len()
+        ));
+        let rows = bind_all(sqlx::query(&sql), &args)
             .fetch_all(&self.read)
             .await?;
         let has_more = rows.len() as i64 > params.limit;
