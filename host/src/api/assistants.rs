@@ -12,7 +12,6 @@ use super::{tool_resources, AppState};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{new_id, now, IdKind};
-use crate::store::Doc;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Assistant {
@@ -33,16 +32,7 @@ pub struct Assistant {
     pub reasoning_effort: Option<String>,
 }
 
-impl Doc for Assistant {
-    const TABLE: &'static str = "assistants";
-    const NAME: &'static str = "assistant";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn created_at(&self) -> i64 {
-        self.created_at
-    }
-}
+crate::impl_doc!(Assistant, table = "assistants", name = "assistant");
 
 #[derive(Debug, Deserialize)]
 struct CreateAssistant {
@@ -206,11 +196,7 @@ async fn modify(
         .tools
         .map(|t| common::tools("tools", Some(t)))
         .transpose()?;
-    let metadata = match req.metadata {
-        Patch::Absent => None,
-        Patch::Null => Some(Metadata::new()),
-        Patch::Value(v) => Some(common::metadata("metadata", Some(v))?),
-    };
+    let metadata = common::metadata_patch(req.metadata)?;
     let num = |p: Patch<f64>, name: &str, hi: f64| -> ApiResult<Patch<f64>> {
         if let Patch::Value(x) = p {
             common::number_in(name, Some(x), 0.0, hi)?;

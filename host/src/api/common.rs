@@ -61,6 +61,15 @@ pub fn metadata(param: &str, m: Option<Value>) -> ApiResult<Metadata> {
     Ok(map)
 }
 
+/// The metadata of an update request: `None` to keep, otherwise the whole new map (null clears).
+pub fn metadata_patch(p: Patch<Value>) -> ApiResult<Option<Metadata>> {
+    match p {
+        Patch::Absent => Ok(None),
+        Patch::Null => Ok(Some(Metadata::new())),
+        Patch::Value(v) => metadata("metadata", Some(v)).map(Some),
+    }
+}
+
 /// A field of an update request: absent (leave as is), `null` (clear) or a new value.
 #[derive(Debug, Clone, Default)]
 pub enum Patch<T> {

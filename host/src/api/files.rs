@@ -17,7 +17,7 @@ use crate::auth::Project;
 use crate::blobs::{file_key, PutError};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::ids::{new_id, now, IdKind};
-use crate::store::{Doc, Val};
+use crate::store::Val;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileObject {
@@ -33,16 +33,7 @@ pub struct FileObject {
     pub status_details: Option<String>,
 }
 
-impl Doc for FileObject {
-    const TABLE: &'static str = "files";
-    const NAME: &'static str = "file";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn created_at(&self) -> i64 {
-        self.created_at
-    }
-}
+crate::impl_doc!(FileObject, table = "files", name = "file");
 
 /// Purposes a client may upload with.
 pub const PURPOSES: &[&str] = &[

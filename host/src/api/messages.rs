@@ -14,7 +14,7 @@ use super::AppState;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{new_id, now, IdKind};
-use crate::store::{Doc, Tx, Val};
+use crate::store::{Tx, Val};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Message {
@@ -34,16 +34,7 @@ pub struct Message {
     pub metadata: Metadata,
 }
 
-impl Doc for Message {
-    const TABLE: &'static str = "messages";
-    const NAME: &'static str = "message";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn created_at(&self) -> i64 {
-        self.created_at
-    }
-}
+crate::impl_doc!(Message, table = "messages", name = "message");
 
 #[derive(Debug, Deserialize)]
 pub struct CreateMessage {
@@ -322,11 +313,7 @@ async fn modify(
     Path((thread_id, id)): Path<(String, String)>,
     Json(req): Json<ModifyMessage>,
 ) -> ApiResult<axum::Json<Message>> {
-    let metadata = match req.metadata {
-        Patch::Absent => None,
-        Patch::Null => Some(Metadata::new()),
-        Patch::Value(v) => Some(common::metadata("metadata", Some(v))?),
-    };
+    let metadata = common::metadata_patch(req.metadata)?;
     let m = state
         .store
         .update::<Message>(&project, &id, move |m| {

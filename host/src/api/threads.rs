@@ -13,7 +13,6 @@ use super::{tool_resources, AppState};
 use crate::auth::Project;
 use crate::error::ApiResult;
 use crate::ids::{new_id, now, IdKind};
-use crate::store::Doc;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Thread {
@@ -24,16 +23,7 @@ pub struct Thread {
     pub metadata: Metadata,
 }
 
-impl Doc for Thread {
-    const TABLE: &'static str = "threads";
-    const NAME: &'static str = "thread";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn created_at(&self) -> i64 {
-        self.created_at
-    }
-}
+crate::impl_doc!(Thread, table = "threads", name = "thread");
 
 #[derive(Debug, Deserialize)]
 pub struct CreateThread {
@@ -118,11 +108,7 @@ async fn modify(
     Path(id): Path<String>,
     Json(req): Json<ModifyThread>,
 ) -> ApiResult<axum::Json<Thread>> {
-    let metadata = match req.metadata {
-        Patch::Absent => None,
-        Patch::Null => Some(Metadata::new()),
-        Patch::Value(v) => Some(common::metadata("metadata", Some(v))?),
-    };
+    let metadata = common::metadata_patch(req.metadata)?;
     // Check the thread exists before creating any inline vector store for it.
     state.store.get::<Thread>(&project, &id).await?;
     let tool_resources = match req.tool_resources {

@@ -14,7 +14,7 @@ use crate::auth::Project;
 use crate::blobs::{file_key, part_key};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::ids::{new_id, now, IdKind};
-use crate::store::{Doc, Val};
+use crate::store::Val;
 
 /// How long an upload accepts parts, as in the real API.
 const UPLOAD_TTL_SECS: i64 = 3600;
@@ -34,16 +34,7 @@ pub struct Upload {
     pub mime_type: String,
 }
 
-impl Doc for Upload {
-    const TABLE: &'static str = "uploads";
-    const NAME: &'static str = "upload";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn created_at(&self) -> i64 {
-        self.created_at
-    }
-}
+crate::impl_doc!(Upload, table = "uploads", name = "upload");
 
 #[derive(Debug, Deserialize)]
 struct CreateUpload {

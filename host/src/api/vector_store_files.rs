@@ -221,13 +221,13 @@ async fn content(
     })))
 }
 
-async fn batch_view(
-    state: &AppState,
-    vs: &str,
-    batch_id: &str,
-    created_at: i64,
-    cancelled_at: Option<i64>,
-) -> ApiResult<Value> {
+/// A batch as the API reports it, or 404 if the store has no such batch in the project.
+async fn batch_view(state: &AppState, project: &str, vs: &str, batch_id: &str) -> ApiResult<Value> {
+    let (created_at, cancelled_at) = state
+        .store
+        .batch(project, vs, batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("vector store file batch", batch_id))?;
     let (counts, _) = state.store.file_counts(vs, Some(batch_id)).await?;
     // Python pollers wait on file_counts.in_progress, Node pollers on status: both settle together.
     let status = if cancelled_at.is_some() {
@@ -313,7 +313,7 @@ async fn create_batch(
     state.search.invalidate(&vs);
     state.ingest.notify();
     Ok(axum::Json(
-        batch_view(&state, &vs, &batch_id, created_at, None).await?,
+        batch_view(&state, &project, &vs, &batch_id).await?,
     ))
 }
 
@@ -322,13 +322,8 @@ async fn get_batch(
     Project(project): Project,
     Path((vs, batch_id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Value>> {
-    let (created, cancelled) = state
-        .store
-        .batch(&project, &vs, &batch_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
     Ok(axum::Json(
-        batch_view(&state, &vs, &batch_id, created, cancelled).await?,
+        batch_view(&state, &project, &vs, &batch_id).await?,
     ))
 }
 
@@ -340,13 +335,8 @@ async fn cancel_batch(
     if !state.store.cancel_batch(&project, &vs, &batch_id).await? {
         return Err(ApiError::not_found("vector store file batch", &batch_id));
     }
-    let (created, cancelled) = state
-        .store
-        .batch(&project, &vs, &batch_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("vector store file batch", &batch_id))?;
     Ok(axum::Json(
-        batch_view(&state, &vs, &batch_id, created, cancelled).await?,
+        batch_view(&state, &project, &vs, &batch_id).await?,
     ))
 }
 

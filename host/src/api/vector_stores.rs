@@ -17,7 +17,6 @@ use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{new_id, now, IdKind};
 use crate::search::{Filter, SearchRequest};
-use crate::store::Doc;
 
 /// The stored part of a vector store; counts and status are added when it is read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,16 +28,11 @@ pub struct VectorStoreDoc {
     pub expires_after: Option<Value>,
 }
 
-impl Doc for VectorStoreDoc {
-    const TABLE: &'static str = "vector_stores";
-    const NAME: &'static str = "vector store";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn created_at(&self) -> i64 {
-        self.created_at
-    }
-}
+crate::impl_doc!(
+    VectorStoreDoc,
+    table = "vector_stores",
+    name = "vector store"
+);
 
 #[derive(Debug, Serialize)]
 pub struct VectorStore {
@@ -256,11 +250,7 @@ async fn modify(
     Path(id): Path<String>,
     Json(req): Json<ModifyVectorStore>,
 ) -> ApiResult<axum::Json<VectorStore>> {
-    let metadata = match req.metadata {
-        Patch::Absent => None,
-        Patch::Null => Some(Metadata::new()),
-        Patch::Value(v) => Some(common::metadata("metadata", Some(v))?),
-    };
+    let metadata = common::metadata_patch(req.metadata)?;
     if let Patch::Value(n) = &req.name {
         common::max_chars("name", &Some(n.clone()), 256)?;
     }

@@ -24,6 +24,23 @@ impl Serialize for RawDoc {
     }
 }
 
+/// Implements [`Doc`] for a struct with `id: String` and `created_at: i64` fields.
+#[macro_export]
+macro_rules! impl_doc {
+    ($ty:ty, table = $table:literal, name = $name:literal) => {
+        impl $crate::store::Doc for $ty {
+            const TABLE: &'static str = $table;
+            const NAME: &'static str = $name;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn created_at(&self) -> i64 {
+                self.created_at
+            }
+        }
+    };
+}
+
 /// An object stored as a JSON document in its own table.
 pub trait Doc: Serialize + DeserializeOwned + Send + Sync + Unpin {
     /// The table; it has `seq`, `id`, `project_id`, `created_at` and `body` columns.
@@ -214,12 +231,16 @@ impl Store {
         filters: Vec<(&'static str, Val)>,
         params: &ListParams,
     ) -> ApiResult<Page<D>> {
-        let mut scope = vec![("project_id", Val::Text(project.to_string()))];
-        scope.extend(filters);
-        self.list_rows(D::TABLE, "body", &scope, params, |r| {
-            Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?)
+        let page = self.list_raw::<D>(project, filters, params).await?;
+        let items = page
+            .items
+            .iter()
+            .map(|raw| serde_json::from_str(raw.body.get()))
+            .collect::<Result<Vec<D>, _>>()?;
+        Ok(Page {
+            items,
+            has_more: page.has_more,
         })
-        .await
     }
 }
 
