@@ -1,6 +1,6 @@
 //! Who is calling: the bearer key decides the project every object belongs to.
 //!
-//! With no active key in the database the server is open: any (or no) bearer token maps to the
+//! Until the first key is created the server is open: any (or no) bearer token maps to the
 //! default project, which is what a newcomer running it locally expects. Once a key exists,
 //! every request needs a valid one. Whether keys exist is re-checked at most once a second, so
 //! a key created with `assistants keys create` takes effect within a second on every node,
@@ -32,7 +32,7 @@ impl Auth {
                 return Ok(v);
             }
         }
-        let v = store.any_active_key().await?;
+        let v = store.any_key_configured().await?;
         *self.keys_exist.lock().expect("auth cache poisoned") = Some((v, Instant::now()));
         Ok(v)
     }

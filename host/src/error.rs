@@ -146,6 +146,25 @@ impl IntoResponse for ApiError {
 impl From<sqlx::Error> for ApiError {
     #[track_caller]
     fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            // A row this request refers to was deleted concurrently (e.g. attaching a file to a
+            // store that is being deleted): the referenced object no longer exists.
+            match db.kind() {
+                sqlx::error::ErrorKind::ForeignKeyViolation => {
+                    return ApiError::new(
+                        ErrorKind::NotFound,
+                        "An object this request refers to no longer exists.",
+                    )
+                }
+                sqlx::error::ErrorKind::UniqueViolation => {
+                    return ApiError::new(
+                        ErrorKind::Conflict,
+                        "The object was changed by a concurrent request; retry.",
+                    )
+                }
+                _ => {}
+            }
+        }
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 tracing::error!(cause = %e, "database unavailable");
@@ -162,7 +181,14 @@ impl From<sqlx::Error> for ApiError {
 impl From<object_store::Error> for ApiError {
     #[track_caller]
     fn from(e: object_store::Error) -> Self {
-        ApiError::internal("blob store error", e)
+        match e {
+            // The object's bytes were deleted (with the object, concurrently).
+            object_store::Error::NotFound { .. } => ApiError::new(
+                ErrorKind::NotFound,
+                "The content of this object no longer exists.",
+            ),
+            other => ApiError::internal("blob store error", other),
+        }
     }
 }
 

@@ -56,6 +56,17 @@ pub fn new_id(kind: IdKind) -> String {
     format!("{}{}", kind.prefix(), tail)
 }
 
+/// Whether `id` could be an id of ours: 1–128 characters of `A-Z a-z 0-9 _ -`. Anything else
+/// (NUL bytes, slashes, spaces) is refused before it reaches a query; PostgreSQL rejects NUL in
+/// text outright, which would otherwise surface as a server error.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Current time as integer Unix seconds, the only time unit on the wire.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

@@ -1,6 +1,8 @@
-//! Periodic clean-up: deletes files whose `expires_after` has passed, as the real API does,
-//! removing them from every vector store and deleting their bytes. Runs on every node; the
-//! deletes are idempotent, so nodes racing on the same file is harmless.
+//! Periodic clean-up, on every node (each step is idempotent, so nodes racing is harmless):
+//! - files whose `expires_after` has passed are deleted, as the real API does, from every
+//!   vector store and with their bytes;
+//! - uploads past their hour release their parts' bytes (a pending one becomes `expired`);
+//! - tombstones older than a day are forgotten (cursors naming long-deleted objects then 400).
 
 use std::time::Duration;
 
@@ -31,8 +33,48 @@ pub fn spawn(
     })
 }
 
-/// Deletes every expired file; returns how many were deleted.
+/// How long a deleted object can still serve as a list cursor.
+const TOMBSTONE_TTL_SECS: i64 = 86_400;
+
+/// Runs every clean-up once; returns how many files were deleted.
 pub async fn sweep(
+    store: &Store,
+    blobs: &Blobs,
+    search: &SearchIndexes,
+) -> Result<usize, crate::error::ApiError> {
+    let deleted = sweep_files(store, blobs, search).await?;
+    sweep_uploads(store, blobs).await?;
+    store.purge_tombstones(TOMBSTONE_TTL_SECS).await?;
+    Ok(deleted)
+}
+
+async fn sweep_uploads(store: &Store, blobs: &Blobs) -> Result<(), crate::error::ApiError> {
+    use crate::api::uploads::Upload;
+    loop {
+        let batch = store.expired_uploads(crate::ids::now(), 100).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (project, id) in batch {
+            let expired = store
+                .update::<Upload>(&project, &id, |u| {
+                    if u.status == "pending" {
+                        u.status = "expired".into();
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = expired {
+                tracing::warn!(upload_id = %id, error = %e, "could not mark upload expired");
+            }
+            blobs.delete_prefix(&format!("uploads/{id}")).await?;
+            store.delete_upload_parts(&id).await?;
+        }
+    }
+}
+
+/// Deletes every expired file; returns how many were deleted.
+async fn sweep_files(
     store: &Store,
     blobs: &Blobs,
     search: &SearchIndexes,

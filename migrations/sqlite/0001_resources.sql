@@ -69,8 +69,11 @@ CREATE TABLE uploads (
     id          TEXT NOT NULL UNIQUE,
     project_id  TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
+    -- When a pending upload stops accepting parts; the janitor removes its parts after that.
+    expires_at  BIGINT NOT NULL,
     body        TEXT NOT NULL
 );
+CREATE INDEX uploads_expiry ON uploads(expires_at);
 
 CREATE TABLE upload_parts (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -109,6 +112,9 @@ CREATE TABLE vector_store_files (
     -- Ingestion lease: a node that claims the file sets this; an expired lease is reclaimable,
     -- so a node that dies mid-ingestion does not strand the file in_progress.
     lease_until       BIGINT,
+    -- Random per claim and cleared by every re-attach or cancel: only the holder of the
+    -- current claim may write the result. `attempts` counts claims since the last attach.
+    lease_token       BIGINT,
     attempts          BIGINT NOT NULL DEFAULT 0,
     UNIQUE (vector_store_id, id)
 );
@@ -135,3 +141,16 @@ CREATE TABLE chunks (
     text             TEXT NOT NULL
 );
 CREATE INDEX chunks_store_file ON chunks(vector_store_id, file_id);
+
+-- Where deleted objects stood in their lists, so a cursor naming one still pages correctly
+-- (SDK loops that delete as they iterate ask for the page after a deleted id).
+CREATE TABLE tombstones (
+    tbl         TEXT NOT NULL,
+    parent      TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    project_id  TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    deleted_at  BIGINT NOT NULL,
+    PRIMARY KEY (tbl, parent, id)
+);
+CREATE INDEX tombstones_age ON tombstones(deleted_at);

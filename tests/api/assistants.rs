@@ -130,3 +130,54 @@ async fn data_survives_a_restart() {
     assert_eq!(s, 200);
     assert_eq!(a["name"], "durable");
 }
+
+#[tokio::test]
+async fn inline_vector_stores_only_on_create_and_only_when_everything_else_is_valid() {
+    let app = TestApp::spawn().await;
+    let f = app.upload_ok("a.txt", "words").await;
+    let inline = json!({"file_search": {"vector_stores": [{"file_ids": [f]}]}});
+    // A create that fails after the inline store was planned leaves no store behind.
+    let (s, _) = app
+        .post(
+            "/assistants",
+            json!({"model": "m", "tool_resources": inline, "temperature": 9}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (_, stores) = app.get("/vector_stores").await;
+    assert_eq!(stores["data"], json!([]));
+    // Modify takes only existing store ids, as in the spec.
+    let id = app.create("/assistants", json!({"model": "m"})).await;
+    let (s, e) = app
+        .post(
+            &format!("/assistants/{id}"),
+            json!({"tool_resources": inline}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = app
+        .post(
+            "/assistants/asst_missing",
+            json!({"tool_resources": inline}),
+        )
+        .await;
+    assert!(s == 400 || s == 404, "{e}");
+    let (_, stores) = app.get("/vector_stores").await;
+    assert_eq!(
+        stores["data"],
+        json!([]),
+        "no store created by refused requests"
+    );
+    // And on create it works, attached to the new assistant.
+    let (s, a) = app
+        .post(
+            "/assistants",
+            json!({"model": "m", "tool_resources": inline}),
+        )
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let vs = a["tool_resources"]["file_search"]["vector_store_ids"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(app.wait_vs(vs).await["file_counts"]["completed"], 1);
+}

@@ -75,3 +75,104 @@ async fn projects_are_isolated_by_key() {
     assert_eq!(s, 200);
     assert!(a["name"].is_null(), "B's update did not land");
 }
+
+#[tokio::test]
+async fn every_kind_of_object_is_invisible_across_projects() {
+    let mut app = TestApp::spawn().await;
+    let store = Store::connect(&app.database_url).await.unwrap();
+    let (_, key_a) = store.create_key("alpha").await.unwrap();
+    let (_, key_b) = store.create_key("beta").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    app.key = key_a;
+    let file = app.upload_ok("a.txt", "alpha words").await;
+    let vs = app
+        .create("/vector_stores", json!({"file_ids": [file]}))
+        .await;
+    app.wait_vs(&vs).await;
+    let (_, batch) = app
+        .post(
+            &format!("/vector_stores/{vs}/file_batches"),
+            json!({"file_ids": [file]}),
+        )
+        .await;
+    let batch = batch["id"].as_str().unwrap().to_string();
+    let thread = app
+        .create(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "secret"}]}),
+        )
+        .await;
+    let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
+    let msg = msgs["data"][0]["id"].as_str().unwrap().to_string();
+    let upload = app.create("/uploads", json!({"filename": "u.txt", "purpose": "assistants", "bytes": 3, "mime_type": "text/plain"})).await;
+
+    app.key = key_b;
+    for path in [
+        format!("/vector_stores/{vs}/files"),
+        format!("/vector_stores/{vs}/files/{file}"),
+        format!("/vector_stores/{vs}/files/{file}/content"),
+        format!("/vector_stores/{vs}/file_batches/{batch}"),
+        format!("/vector_stores/{vs}/file_batches/{batch}/files"),
+        format!("/threads/{thread}/messages"),
+        format!("/threads/{thread}/messages/{msg}"),
+    ] {
+        assert_eq!(app.get(&path).await.0, 404, "GET {path}");
+    }
+    for (path, body) in [
+        (
+            format!("/vector_stores/{vs}/search"),
+            json!({"query": "alpha"}),
+        ),
+        (
+            format!("/vector_stores/{vs}/files/{file}"),
+            json!({"attributes": {"k": "v"}}),
+        ),
+        (
+            format!("/vector_stores/{vs}/file_batches/{batch}/cancel"),
+            json!({}),
+        ),
+        (
+            format!("/threads/{thread}/messages/{msg}"),
+            json!({"metadata": {"k": "v"}}),
+        ),
+        (
+            format!("/uploads/{upload}/complete"),
+            json!({"part_ids": []}),
+        ),
+        (format!("/uploads/{upload}/cancel"), json!({})),
+    ] {
+        let (s, e) = app.post(&path, body).await;
+        assert_eq!(s, 404, "POST {path}: {e}");
+    }
+    assert_eq!(
+        app.delete(&format!("/vector_stores/{vs}/files/{file}"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.delete(&format!("/threads/{thread}/messages/{msg}"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(app.delete(&format!("/vector_stores/{vs}")).await.0, 404);
+}
+
+#[tokio::test]
+async fn revoking_the_last_key_does_not_open_the_server() {
+    let mut app = TestApp::spawn().await;
+    let store = Store::connect(&app.database_url).await.unwrap();
+    let (id, key) = store.create_key("solo").await.unwrap();
+    assert!(store.revoke_key(&id).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.key = "anything".into();
+    assert_eq!(app.get("/assistants").await.0, 401);
+    app.key = key;
+    assert_eq!(
+        app.get("/assistants").await.0,
+        401,
+        "a revoked key is refused"
+    );
+}

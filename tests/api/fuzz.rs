@@ -128,3 +128,68 @@ fn no_body_makes_the_server_fail() {
         }
     });
 }
+
+/// Path segments and query values that are not ids: odd bytes, encodings, NUL, huge strings.
+fn hostile_segment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("%00".to_string()),
+        Just("asst_%00x".to_string()),
+        Just("%FF%FE".to_string()),
+        Just("..%2F..%2Fetc".to_string()),
+        Just("%E2%82%AC".to_string()),
+        Just("a".repeat(300)),
+        "[a-zA-Z0-9_%-]{1,20}",
+    ]
+}
+
+#[test]
+fn no_path_or_query_makes_the_server_fail() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (app, vs) = rt.block_on(async {
+        let app = TestApp::spawn().await;
+        let vs = app.create("/vector_stores", json!({})).await;
+        (app, vs)
+    });
+    let templates = vec![
+        "GET /assistants/{}",
+        "POST /assistants/{}",
+        "DELETE /assistants/{}",
+        "GET /threads/{}/messages",
+        "GET /threads/{}/messages/{}",
+        "GET /files/{}/content",
+        "DELETE /files/{}",
+        "GET /vector_stores/{}/files/{}",
+        "POST /uploads/{}/cancel",
+        "GET /assistants?after={}",
+        "GET /assistants?before={}&limit={}",
+        "GET /files?purpose={}&after={}",
+        "GET /threads/{}/messages?run_id={}",
+        "GET /vector_stores/VS/files?filter={}&after={}",
+        "GET /vector_stores/VS/file_batches/{}/files",
+        "POST /vector_stores/VS/search",
+    ];
+    let config = ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(t in prop::sample::select(templates), a in hostile_segment(), b in hostile_segment())| {
+        let (method, path) = t.split_once(' ').unwrap();
+        let path = path.replacen("{}", &a, 1).replacen("{}", &b, 1).replace("VS", &vs);
+        let url = format!("{}{}", app.base, path);
+        let (status, v) = rt.block_on(async {
+            let rb = match method {
+                "GET" => app.client.get(&url),
+                "DELETE" => app.client.delete(&url),
+                _ => app.client.post(&url).json(&json!({"query": a.clone(), "metadata": {"k": b.clone()}})),
+            };
+            let r = rb.bearer_auth("k").send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        });
+        prop_assert!(status.as_u16() < 500, "{} {} -> {} {}", method, path, status, v);
+        if status.as_u16() >= 400 {
+            assert_error(&v);
+        }
+    });
+}

@@ -93,3 +93,56 @@ async fn bad_list_parameters_are_400s() {
         assert_eq!(assert_error(&e)["param"], param);
     }
 }
+
+#[tokio::test]
+async fn deleting_while_iterating_keeps_the_cursor_valid() {
+    // The SDK cleanup loop: list a page, delete every item, ask for the page after the last
+    // (now deleted) id, until a page comes back empty.
+    let app = TestApp::spawn().await;
+    for i in 0..12 {
+        app.create(
+            "/assistants",
+            json!({"model": "m", "name": format!("a{i}")}),
+        )
+        .await;
+    }
+    let mut after: Option<String> = None;
+    let mut deleted = 0;
+    loop {
+        let q = after
+            .as_ref()
+            .map(|a| format!("&after={a}"))
+            .unwrap_or_default();
+        let (s, page) = app.get(&format!("/assistants?limit=5{q}")).await;
+        assert_eq!(s, 200, "{page}");
+        let page_ids = ids(&page);
+        if page_ids.is_empty() {
+            break;
+        }
+        for id in &page_ids {
+            assert_eq!(app.delete(&format!("/assistants/{id}")).await.0, 200);
+            deleted += 1;
+        }
+        after = page_ids.last().cloned();
+    }
+    assert_eq!(deleted, 12);
+}
+
+#[tokio::test]
+async fn a_cursor_outside_the_status_filter_still_positions_the_page() {
+    let app = TestApp::spawn().await;
+    let good = app.upload_ok("good.txt", "some words").await;
+    let bad = app.upload_ok("bad.pdf", b"%PDF".to_vec()).await;
+    let later = app.upload_ok("later.txt", "more words").await;
+    let vs = app
+        .create("/vector_stores", json!({"file_ids": [good, bad, later]}))
+        .await;
+    app.wait_vs(&vs).await;
+    let (s, page) = app
+        .get(&format!(
+            "/vector_stores/{vs}/files?order=asc&filter=completed&after={bad}"
+        ))
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(ids(&page), vec![later]);
+}

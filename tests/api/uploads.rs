@@ -95,3 +95,14 @@ async fn cancelled_uploads_take_no_parts() {
         .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn parts_may_not_exceed_the_declared_size() {
+    let app = TestApp::spawn().await;
+    let uid = app.create("/uploads", json!({"filename": "a.txt", "purpose": "assistants", "bytes": 5, "mime_type": "text/plain"})).await;
+    assert_eq!(add_part(&app, &uid, b"abc").await.0, 200);
+    let (s, e) = add_part(&app, &uid, b"def").await;
+    assert_eq!(s, 400, "3 + 3 bytes exceed the declared 5: {e}");
+    let (s, _) = add_part(&app, &uid, b"de").await;
+    assert_eq!(s, 200, "exactly the declared size is fine");
+}

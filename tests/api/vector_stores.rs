@@ -353,6 +353,27 @@ async fn batches_count_and_cancel() {
     assert_eq!(c["file_counts"]["total"], 1);
     let v = app.wait_vs(&vs).await;
     assert_eq!(v["file_counts"]["total"], 4);
+    // Cancelling again is harmless; a finished batch cannot be cancelled.
+    assert_eq!(
+        app.post(
+            &format!("/vector_stores/{vs}/file_batches/{b2id}/cancel"),
+            json!({})
+        )
+        .await
+        .0,
+        200
+    );
+    let (s, e) = app
+        .post(
+            &format!("/vector_stores/{vs}/file_batches/{bid}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (_, first) = app
+        .get(&format!("/vector_stores/{vs}/file_batches/{bid}"))
+        .await;
+    assert_eq!(first["status"], "completed");
 
     for bad in [
         json!({}),

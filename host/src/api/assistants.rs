@@ -1,14 +1,15 @@
 //! `/assistants`: create, list, retrieve, modify, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::common::{self, ListQuery, Metadata, Patch};
-use super::extract::{Json, Query};
-use super::{tool_resources, AppState};
+use super::extract::{Json, Path, Query};
+use super::tool_resources::{self, Inline};
+use super::AppState;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{new_id, now, IdKind};
@@ -127,7 +128,14 @@ async fn create(
     let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
     let top_p = common::number_in("top_p", req.top_p, 0.0, 1.0)?;
     let response_format = common::response_format(req.response_format)?;
-    let tool_resources = tool_resources::resolve(&state, &project, req.tool_resources).await?;
+    let mut tx = state.store.begin().await?;
+    let tool_resources = tool_resources::resolve(
+        &state,
+        &project,
+        req.tool_resources,
+        Inline::Create(&mut tx),
+    )
+    .await?;
     let a = Assistant {
         id: new_id(IdKind::Assistant),
         object: "assistant".into(),
@@ -144,7 +152,9 @@ async fn create(
         response_format,
         reasoning_effort: req.reasoning_effort,
     };
-    state.store.insert(&project, &a, &[]).await?;
+    state.store.insert_in(&mut tx, &project, &a, &[]).await?;
+    tx.commit().await?;
+    state.ingest.notify();
     Ok(axum::Json(a))
 }
 
@@ -155,7 +165,7 @@ async fn list(
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let page = state
         .store
-        .list_raw::<Assistant>(&project, vec![], &q.params(20, 100)?)
+        .list_raw::<Assistant>(&project, None, vec![], &q.params(20, 100)?)
         .await?;
     Ok(common::list_envelope(page, |a| &a.id))
 }
@@ -213,7 +223,9 @@ async fn modify(
     let tool_resources = match req.tool_resources {
         Patch::Absent => None,
         Patch::Null => Some(serde_json::json!({})),
-        Patch::Value(v) => Some(tool_resources::resolve(&state, &project, Some(v)).await?),
+        Patch::Value(v) => {
+            Some(tool_resources::resolve(&state, &project, Some(v), Inline::Refuse).await?)
+        }
     };
     let a = state
         .store

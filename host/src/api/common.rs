@@ -441,6 +441,30 @@ pub fn response_format(v: Option<Value>) -> ApiResult<Value> {
     }
 }
 
+/// Checks that every id names a `D` of the project, in one query; otherwise a 400 naming
+/// `param` and the first missing id ("No file found with id '…'.").
+pub async fn require_existing<D: crate::store::Doc>(
+    store: &crate::store::Store,
+    project: &str,
+    param: &str,
+    ids: &[String],
+) -> ApiResult<()> {
+    if let Some(bad) = ids.iter().find(|id| !crate::ids::is_valid_id(id)) {
+        return Err(ApiError::invalid(
+            param,
+            format!("No {} found with id '{}'.", D::NAME, bad.escape_debug()),
+        ));
+    }
+    let found = store.existing::<D>(project, ids).await?;
+    match ids.iter().find(|id| !found.contains(*id)) {
+        Some(missing) => Err(ApiError::invalid(
+            param,
+            format!("No {} found with id '{missing}'.", D::NAME),
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

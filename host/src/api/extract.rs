@@ -99,6 +99,35 @@ fn describe(path: String, inner: &serde_json::Error) -> ApiError {
     )
 }
 
+/// Path parameters, all of which must look like ids of ours (see [`crate::ids::is_valid_id`]).
+///
+/// Anything else cannot name an object, so it is a 404 in the envelope before any query runs;
+/// this also keeps NUL bytes and odd encodings away from the database.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let not_found = |what: &str| {
+            ApiError::new(
+                ErrorKind::NotFound,
+                format!("No object found with id '{}'.", what.escape_debug()),
+            )
+        };
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found(parts.uri.path()))?;
+        if let Some((_, bad)) = raw.iter().find(|(_, v)| !crate::ids::is_valid_id(v)) {
+            return Err(not_found(bad));
+        }
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::bad_request(format!("Invalid path: {}.", e.body_text())))
+    }
+}
+
 /// Query-string parameters.
 pub struct Query<T>(pub T);
 

@@ -1,7 +1,7 @@
 //! `/files`: multipart upload (streamed to the blob store), list, retrieve, delete, content.
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::header;
 use axum::response::Response;
 use axum::routing::get;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::common::{self, ListQuery};
-use super::extract::Query;
+use super::extract::{Path, Query};
 use super::AppState;
 use crate::auth::Project;
 use crate::blobs::{file_key, PutError};
@@ -222,7 +222,7 @@ async fn list(
     }
     let page = state
         .store
-        .list_raw::<FileObject>(&project, filters, &params)
+        .list_raw::<FileObject>(&project, None, filters, &params)
         .await?;
     Ok(common::list_envelope(page, |f| &f.id))
 }

@@ -1,13 +1,13 @@
 //! `/threads/{thread_id}/messages`: create, list (with `run_id`), retrieve, modify, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::common::{self, ListQuery, Metadata, Patch};
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use super::files::FileObject;
 use super::threads::Thread;
 use super::AppState;
@@ -204,14 +204,8 @@ pub async fn prepare(
     let (content, mut files) = content_parts(&p("content"), req.content)?;
     let (attachments, attached) = attachments(&p("attachments"), req.attachments)?;
     files.extend(attached);
-    for id in &files {
-        if state.store.find::<FileObject>(project, id).await?.is_none() {
-            return Err(ApiError::invalid(
-                p("attachments"),
-                format!("No file found with id '{id}'."),
-            ));
-        }
-    }
+    common::require_existing::<FileObject>(&state.store, project, &p("attachments"), &files)
+        .await?;
     let created_at = now();
     Ok(Message {
         id: new_id(IdKind::Message),
@@ -268,13 +262,23 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let params = q.params(20, 100)?;
-    let mut filters = vec![("thread_id", Val::Text(thread_id.clone()))];
+    let mut filters = vec![];
+    if let Some(run) = q
+        .run_id
+        .as_deref()
+        .filter(|r| !r.is_empty() && !crate::ids::is_valid_id(r))
+    {
+        return Err(ApiError::invalid(
+            "run_id",
+            format!("Invalid 'run_id': '{}'.", run.escape_debug()),
+        ));
+    }
     if let Some(run) = q.run_id.filter(|r| !r.is_empty()) {
         filters.push(("run_id", Val::Text(run)));
     }
     let page = state
         .store
-        .list_raw::<Message>(&project, filters, &params)
+        .list_raw::<Message>(&project, Some(("thread_id", &thread_id)), filters, &params)
         .await?;
     // Messages of the project exist only under an existing thread of it, so only an empty page
     // needs the extra lookup that tells "no messages" from "no such thread".

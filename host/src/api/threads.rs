@@ -1,15 +1,16 @@
 //! `/threads`: create (with initial messages), retrieve, modify, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::common::{self, Metadata, Patch};
-use super::extract::Json;
+use super::extract::{Json, Path};
 use super::messages::{self, CreateMessage};
-use super::{tool_resources, AppState};
+use super::tool_resources::{self, Inline};
+use super::AppState;
 use crate::auth::Project;
 use crate::error::ApiResult;
 use crate::ids::{new_id, now, IdKind};
@@ -69,12 +70,15 @@ pub async fn create_thread(
             messages::prepare(state, project, &thread.id, m, &format!("messages[{i}]")).await?,
         );
     }
-    // Inline vector stores are created last, once everything else has validated.
+    // Inline vector stores are created in the thread's transaction, after all else validated.
+    let mut tx = state.store.begin().await?;
+    let resources =
+        tool_resources::resolve(state, project, req.tool_resources, Inline::Create(&mut tx))
+            .await?;
     let thread = Thread {
-        tool_resources: tool_resources::resolve(state, project, req.tool_resources).await?,
+        tool_resources: resources,
         ..thread
     };
-    let mut tx = state.store.begin().await?;
     state
         .store
         .insert_in(&mut tx, project, &thread, &[])
@@ -83,6 +87,7 @@ pub async fn create_thread(
         messages::insert_in(state, &mut tx, project, m).await?;
     }
     tx.commit().await?;
+    state.ingest.notify();
     Ok(thread)
 }
 
@@ -109,12 +114,13 @@ async fn modify(
     Json(req): Json<ModifyThread>,
 ) -> ApiResult<axum::Json<Thread>> {
     let metadata = common::metadata_patch(req.metadata)?;
-    // Check the thread exists before creating any inline vector store for it.
-    state.store.get::<Thread>(&project, &id).await?;
+
     let tool_resources = match req.tool_resources {
         Patch::Absent => None,
         Patch::Null => Some(serde_json::json!({})),
-        Patch::Value(v) => Some(tool_resources::resolve(&state, &project, Some(v)).await?),
+        Patch::Value(v) => {
+            Some(tool_resources::resolve(&state, &project, Some(v), Inline::Refuse).await?)
+        }
     };
     let t = state
         .store

@@ -1,24 +1,36 @@
 //! `tool_resources` of assistants and threads: file ids for code_interpreter and vector stores
-//! for file_search, checked to exist in the caller's project. `file_search.vector_stores`
-//! creates a new store from files, as the real API does.
+//! for file_search, checked to exist in the caller's project. On create,
+//! `file_search.vector_stores` makes a new store from files, as the real API does, inside the
+//! owner's transaction, so a request that fails leaves no store behind.
 
 use serde_json::{json, Map, Value};
 
+use super::common;
 use super::files::FileObject;
 use super::vector_stores::{self, VectorStoreDoc};
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::store::Tx;
+
+/// Whether inline `vector_stores` may be created, and in which transaction.
+pub enum Inline<'a> {
+    /// Creating an assistant or thread: inline stores are created in this transaction.
+    Create(&'a mut Tx),
+    /// Modifying: the API takes only existing `vector_store_ids` there.
+    Refuse,
+}
 
 fn string_ids(param: &str, v: Option<&Value>, max: usize) -> ApiResult<Vec<String>> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
-    let list = v.as_array().ok_or_else(|| {
+    let not_strings = || {
         ApiError::invalid(
             param,
             format!("Invalid type for '{param}': expected an array of strings."),
         )
-    })?;
+    };
+    let list = v.as_array().ok_or_else(not_strings)?;
     if list.len() > max {
         return Err(ApiError::invalid(
             param,
@@ -26,19 +38,17 @@ fn string_ids(param: &str, v: Option<&Value>, max: usize) -> ApiResult<Vec<Strin
         ));
     }
     list.iter()
-        .map(|s| {
-            s.as_str().map(str::to_string).ok_or_else(|| {
-                ApiError::invalid(
-                    param,
-                    format!("Invalid type for '{param}': expected an array of strings."),
-                )
-            })
-        })
+        .map(|s| s.as_str().map(str::to_string).ok_or_else(not_strings))
         .collect()
 }
 
-/// Validates and normalises `tool_resources`, creating inline vector stores.
-pub async fn resolve(state: &AppState, project: &str, v: Option<Value>) -> ApiResult<Value> {
+/// Validates and normalises `tool_resources` (all reads happen before the inline writes).
+pub async fn resolve(
+    state: &AppState,
+    project: &str,
+    v: Option<Value>,
+    inline: Inline<'_>,
+) -> ApiResult<Value> {
     let map = match v {
         None | Some(Value::Null) => return Ok(json!({})),
         Some(Value::Object(m)) => m,
@@ -51,71 +61,72 @@ pub async fn resolve(state: &AppState, project: &str, v: Option<Value>) -> ApiRe
     };
     let mut out = Map::new();
     if let Some(ci) = map.get("code_interpreter").filter(|v| !v.is_null()) {
-        let ids = string_ids(
-            "tool_resources.code_interpreter.file_ids",
-            ci.get("file_ids"),
-            20,
-        )?;
-        for id in &ids {
-            if state.store.find::<FileObject>(project, id).await?.is_none() {
-                return Err(ApiError::invalid(
-                    "tool_resources.code_interpreter.file_ids",
-                    format!("No file found with id '{id}'."),
-                ));
-            }
-        }
+        let param = "tool_resources.code_interpreter.file_ids";
+        let ids = string_ids(param, ci.get("file_ids"), 20)?;
+        common::require_existing::<FileObject>(&state.store, project, param, &ids).await?;
         out.insert("code_interpreter".into(), json!({ "file_ids": ids }));
     }
-    if let Some(fs) = map.get("file_search").filter(|v| !v.is_null()) {
-        let param = "tool_resources.file_search.vector_store_ids";
-        let mut ids = string_ids(param, fs.get("vector_store_ids"), 1)?;
-        let inline = fs.get("vector_stores").filter(|v| !v.is_null());
-        if !ids.is_empty() && inline.is_some() {
+    let Some(fs) = map.get("file_search").filter(|v| !v.is_null()) else {
+        return Ok(Value::Object(out));
+    };
+    let param = "tool_resources.file_search.vector_store_ids";
+    let mut ids = string_ids(param, fs.get("vector_store_ids"), 1)?;
+    common::require_existing::<VectorStoreDoc>(&state.store, project, param, &ids).await?;
+    let p = "tool_resources.file_search.vector_stores";
+    let specs = match fs.get("vector_stores").filter(|v| !v.is_null()) {
+        None => Vec::new(),
+        Some(_) if !ids.is_empty() => {
             return Err(ApiError::invalid(
                 "tool_resources.file_search",
                 "Give either 'vector_store_ids' or 'vector_stores', not both.",
-            ));
+            ))
         }
-        for id in &ids {
-            if state
-                .store
-                .find::<VectorStoreDoc>(project, id)
-                .await?
-                .is_none()
-            {
-                return Err(ApiError::invalid(
-                    param,
-                    format!("No vector store found with id '{id}'."),
-                ));
-            }
-        }
-        if let Some(stores) = inline {
-            let p = "tool_resources.file_search.vector_stores";
-            let list = stores.as_array().filter(|l| l.len() <= 1).ok_or_else(|| {
+        Some(v) => v
+            .as_array()
+            .filter(|l| l.len() <= 1)
+            .cloned()
+            .ok_or_else(|| {
                 ApiError::invalid(
                     p,
                     format!("Invalid '{p}': expected an array of at most 1 vector store."),
                 )
-            })?;
-            for spec in list {
-                let file_ids =
-                    string_ids(&format!("{p}[0].file_ids"), spec.get("file_ids"), 10_000)?;
-                let strategy = super::common::chunking_strategy(
-                    &format!("{p}[0].chunking_strategy"),
-                    spec.get("chunking_strategy"),
-                )?;
-                let metadata = super::common::metadata(
-                    &format!("{p}[0].metadata"),
-                    spec.get("metadata").cloned(),
-                )?;
-                let vs = vector_stores::create_store(
-                    state, project, None, metadata, None, &file_ids, &strategy,
+            })?,
+    };
+    let mut planned = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let file_ids = string_ids(&format!("{p}[0].file_ids"), spec.get("file_ids"), 10_000)?;
+        common::require_existing::<FileObject>(
+            &state.store,
+            project,
+            &format!("{p}[0].file_ids"),
+            &file_ids,
+        )
+        .await?;
+        let strategy = common::chunking_strategy(
+            &format!("{p}[0].chunking_strategy"),
+            spec.get("chunking_strategy"),
+        )?;
+        let metadata =
+            common::metadata(&format!("{p}[0].metadata"), spec.get("metadata").cloned())?;
+        planned.push((file_ids, strategy, metadata));
+    }
+    match inline {
+        Inline::Refuse if !planned.is_empty() => return Err(ApiError::invalid(
+            p,
+            "Creating vector stores inline is only possible when creating an assistant or thread; \
+                 create the store first and pass its id in 'vector_store_ids'.",
+        )),
+        Inline::Refuse => {}
+        Inline::Create(tx) => {
+            for (file_ids, strategy, metadata) in planned {
+                let vs = vector_stores::create_store_in(
+                    state, tx, project, None, metadata, None, &file_ids, &strategy,
                 )
                 .await?;
                 ids.push(vs.id);
             }
         }
-        out.insert("file_search".into(), json!({ "vector_store_ids": ids }));
     }
+    out.insert("file_search".into(), json!({ "vector_store_ids": ids }));
     Ok(Value::Object(out))
 }

@@ -1,13 +1,13 @@
 //! `/uploads`: large files in parts. Parts are stored as separate blobs as they arrive and
 //! concatenated into a regular file on `complete`, which checks the declared size.
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::routing::post;
 use axum::Router;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::extract::Json;
+use super::extract::{Json, Path};
 use super::files::{check_filename, multipart_error, put_error, FileObject};
 use super::AppState;
 use crate::auth::Project;
@@ -87,21 +87,7 @@ async fn create(
     Json(req): Json<CreateUpload>,
 ) -> ApiResult<axum::Json<Upload>> {
     check_filename("filename", &req.filename)?;
-    if ![
-        "assistants",
-        "batch",
-        "fine-tune",
-        "vision",
-        "user_data",
-        "evals",
-    ]
-    .contains(&req.purpose.as_str())
-    {
-        return Err(ApiError::invalid(
-            "purpose",
-            format!("Invalid value for 'purpose': '{}'.", req.purpose),
-        ));
-    }
+    super::files::check_purpose(&req.purpose)?;
     let max = state.settings.max_upload_bytes as i64;
     if req.bytes <= 0 || req.bytes > max {
         return Err(ApiError::invalid(
@@ -128,7 +114,10 @@ async fn create(
         file: None,
         mime_type: req.mime_type,
     };
-    state.store.insert(&project, &u, &[]).await?;
+    state
+        .store
+        .insert(&project, &u, &[("expires_at", Val::Int(u.expires_at))])
+        .await?;
     Ok(axum::Json(u))
 }
 
@@ -149,30 +138,50 @@ async fn add_part(
     let part_id = new_id(IdKind::UploadPart);
     let key = part_key(&upload_id, &part_id);
     let mut size = None;
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-        if field.name() == Some("data") && size.is_none() {
-            let stream = field.map_err(|e| e.body_text());
-            let limit = (u.bytes as u64).min(state.settings.max_upload_bytes);
-            size = Some(
-                state
+    let streamed: ApiResult<()> = async {
+        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+            if field.name() == Some("data") && size.is_none() {
+                let stream = field.map_err(|e| e.body_text());
+                let limit = (u.bytes as u64).min(state.settings.max_upload_bytes);
+                let n = state
                     .blobs
                     .put_stream(&key, Box::pin(stream), limit)
                     .await
-                    .map_err(|e| put_error("data", e))?,
-            );
-        } else {
-            field.bytes().await.map_err(multipart_error)?;
+                    .map_err(|e| put_error("data", e))?;
+                size = Some(n);
+            } else {
+                field.bytes().await.map_err(multipart_error)?;
+            }
         }
+        Ok(())
     }
-    let size =
-        size.ok_or_else(|| ApiError::invalid("data", "Missing required parameter: 'data'."))?;
+    .await;
     let created_at = now();
-    if let Err(e) = state
-        .store
-        .insert_upload_part(&upload_id, &part_id, created_at, size as i64)
-        .await
-    {
-        let _ = state.blobs.delete(&key).await;
+    let recorded = async {
+        streamed?;
+        let size =
+            size.ok_or_else(|| ApiError::invalid("data", "Missing required parameter: 'data'."))?;
+        if !state
+            .store
+            .insert_upload_part(&upload_id, &part_id, created_at, size as i64, u.bytes)
+            .await?
+        {
+            return Err(ApiError::invalid(
+                "data",
+                format!(
+                    "The parts of upload {upload_id} would exceed its declared {} bytes.",
+                    u.bytes
+                ),
+            ));
+        }
+        // A cancel or complete may have run while this part streamed in; it no longer counts.
+        require_pending(&load(&state, &project, &upload_id).await?)
+    }
+    .await;
+    if let Err(e) = recorded {
+        if size.is_some() {
+            let _ = state.blobs.delete(&key).await;
+        }
         return Err(e);
     }
     Ok(axum::Json(serde_json::json!({
@@ -272,10 +281,7 @@ async fn complete(
     .await;
     match done {
         Ok(u) => {
-            let _ = state
-                .blobs
-                .delete_prefix(&format!("uploads/{upload_id}"))
-                .await;
+            release_parts(&state, &upload_id).await;
             Ok(axum::Json(u))
         }
         Err(e) => {
@@ -305,9 +311,22 @@ async fn cancel(
             Ok(())
         })
         .await?;
-    let _ = state
+    release_parts(&state, &upload_id).await;
+    Ok(axum::Json(u))
+}
+
+/// Deletes a finished upload's part bytes and rows. Failures are only logged: the janitor
+/// retries anything left once the upload has expired.
+async fn release_parts(state: &AppState, upload_id: &str) {
+    if let Err(e) = state
         .blobs
         .delete_prefix(&format!("uploads/{upload_id}"))
-        .await;
-    Ok(axum::Json(u))
+        .await
+    {
+        tracing::warn!(upload_id, error = %e, "could not delete upload parts; the janitor will");
+        return;
+    }
+    if let Err(e) = state.store.delete_upload_parts(upload_id).await {
+        tracing::warn!(upload_id, error = %e, "could not forget upload parts; the janitor will");
+    }
 }

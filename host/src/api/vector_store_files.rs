@@ -4,14 +4,14 @@
 //! A vector-store file's id is the file id. Attaching only records the file as `in_progress`;
 //! the ingestion workers (see `crate::ingest`) take it from there.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::common::{self, ListQuery};
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use super::files::FileObject;
 use super::vector_stores::VectorStoreDoc;
 use super::AppState;
@@ -96,16 +96,6 @@ async fn require_store(state: &AppState, project: &str, vs: &str) -> ApiResult<(
         .map(|_| ())
 }
 
-async fn require_file(state: &AppState, project: &str, param: &str, id: &str) -> ApiResult<()> {
-    if state.store.find::<FileObject>(project, id).await?.is_none() {
-        return Err(ApiError::invalid(
-            param,
-            format!("No file found with id '{id}'."),
-        ));
-    }
-    Ok(())
-}
-
 async fn create(
     State(state): State<AppState>,
     Project(project): Project,
@@ -115,7 +105,13 @@ async fn create(
     let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
     let attributes = common::attributes("attributes", req.attributes.as_ref())?;
     require_store(&state, &project, &vs).await?;
-    require_file(&state, &project, "file_id", &req.file_id).await?;
+    common::require_existing::<FileObject>(
+        &state.store,
+        &project,
+        "file_id",
+        std::slice::from_ref(&req.file_id),
+    )
+    .await?;
     let row = state
         .store
         .attach_file(
@@ -301,9 +297,8 @@ async fn create_batch(
     let mut seen = std::collections::HashSet::new();
     files.retain(|(id, _, _)| seen.insert(id.clone()));
     require_store(&state, &project, &vs).await?;
-    for (id, _, _) in &files {
-        require_file(&state, &project, "file_ids", id).await?;
-    }
+    let ids: Vec<String> = files.iter().map(|(id, _, _)| id.clone()).collect();
+    common::require_existing::<FileObject>(&state.store, &project, "file_ids", &ids).await?;
     let batch_id = new_id(IdKind::FileBatch);
     let created_at = now();
     state
@@ -333,7 +328,11 @@ async fn cancel_batch(
     Path((vs, batch_id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Value>> {
     if !state.store.cancel_batch(&project, &vs, &batch_id).await? {
-        return Err(ApiError::not_found("vector store file batch", &batch_id));
+        // Unknown (404 from the view) or finished, which cannot be cancelled any more.
+        batch_view(&state, &project, &vs, &batch_id).await?;
+        return Err(ApiError::bad_request(format!(
+            "Batch {batch_id} has already finished and cannot be cancelled."
+        )));
     }
     Ok(axum::Json(
         batch_view(&state, &project, &vs, &batch_id).await?,

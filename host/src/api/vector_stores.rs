@@ -2,21 +2,21 @@
 //!
 //! `file_counts`, `usage_bytes` and `status` are derived from the store's files on every read.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::common::{self, ListQuery, Metadata, Patch};
-use super::extract::Json;
-use super::extract::Query;
+use super::extract::{Json, Path, Query};
 use super::files::FileObject;
 use super::AppState;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{new_id, now, IdKind};
 use crate::search::{Filter, SearchRequest};
+use crate::store::{Tx, Val};
 
 /// The stored part of a vector store; counts and status are added when it is read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,9 +144,11 @@ async fn view(state: &AppState, doc: VectorStoreDoc) -> ApiResult<VectorStore> {
     })
 }
 
-/// Creates a store and attaches `file_ids` (which must exist) in one transaction.
-pub async fn create_store(
+/// Creates a store with `file_ids` attached, inside the caller's transaction. The caller has
+/// checked the files exist (`common::require_existing`) and notifies ingestion after commit.
+pub async fn create_store_in(
     state: &AppState,
+    tx: &mut Tx,
     project: &str,
     name: Option<String>,
     metadata: Metadata,
@@ -154,14 +156,6 @@ pub async fn create_store(
     file_ids: &[String],
     strategy: &Value,
 ) -> ApiResult<VectorStoreDoc> {
-    for id in file_ids {
-        if state.store.find::<FileObject>(project, id).await?.is_none() {
-            return Err(ApiError::invalid(
-                "file_ids",
-                format!("No file found with id '{id}'."),
-            ));
-        }
-    }
     let created_at = now();
     let doc = VectorStoreDoc {
         id: new_id(IdKind::VectorStore),
@@ -170,26 +164,22 @@ pub async fn create_store(
         metadata,
         expires_after,
     };
-    let mut tx = state.store.begin().await?;
     state
         .store
         .insert_in(
-            &mut tx,
+            tx,
             project,
             &doc,
-            &[("last_active_at", crate::store::Val::Int(created_at))],
+            &[("last_active_at", Val::Int(created_at))],
         )
         .await?;
     for f in file_ids {
         state
             .store
-            .attach_file_in(&mut tx, project, &doc.id, f, None, strategy, None)
+            .attach_file_in(tx, project, &doc.id, f, None, strategy, None)
             .await?;
     }
-    tx.commit().await?;
-    if !file_ids.is_empty() {
-        state.ingest.notify();
-    }
+    state.store.touch_store_in(tx, &doc.id).await?;
     Ok(doc)
 }
 
@@ -209,10 +199,16 @@ async fn create(
         ));
     }
     let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
-    let doc = create_store(
-        &state, &project, req.name, metadata, expires, &file_ids, &strategy,
+    common::require_existing::<FileObject>(&state.store, &project, "file_ids", &file_ids).await?;
+    let mut tx = state.store.begin().await?;
+    let doc = create_store_in(
+        &state, &mut tx, &project, req.name, metadata, expires, &file_ids, &strategy,
     )
     .await?;
+    tx.commit().await?;
+    if !file_ids.is_empty() {
+        state.ingest.notify();
+    }
     Ok(axum::Json(view(&state, doc).await?))
 }
 
@@ -223,7 +219,7 @@ async fn list(
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let page = state
         .store
-        .list::<VectorStoreDoc>(&project, vec![], &q.params(20, 100)?)
+        .list::<VectorStoreDoc>(&project, None, vec![], &q.params(20, 100)?)
         .await?;
     let mut items = Vec::with_capacity(page.items.len());
     for d in page.items {
@@ -342,6 +338,7 @@ async fn search(
         .map(|f| Filter::parse("filters", f))
         .transpose()?;
     let vs = state.store.get::<VectorStoreDoc>(&project, &id).await?;
+    state.store.mark_store_active(&vs.id).await?;
     let hits = state
         .search
         .search(

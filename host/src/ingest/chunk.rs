@@ -34,15 +34,16 @@ pub struct Chunk {
     pub tokens: usize,
 }
 
-/// Splits `text` into windows of at most `max` tokens overlapping by `overlap` tokens.
-pub fn chunk(text: &str, max: usize, overlap: usize) -> Vec<Chunk> {
+/// Splits `text` into windows of at most `max` tokens overlapping by `overlap` tokens; also
+/// returns the text's total token count (so callers need not tokenize twice).
+pub fn chunk(text: &str, max: usize, overlap: usize) -> (Vec<Chunk>, usize) {
     assert!(
         max > 0 && overlap < max,
         "chunking parameters are validated by the API"
     );
     let tokens = bpe().encode_ordinary(text);
     if tokens.is_empty() {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     // offsets[i] = byte offset where token i starts; offsets[n] = text length.
     let mut offsets = Vec::with_capacity(tokens.len() + 1);
@@ -76,7 +77,7 @@ pub fn chunk(text: &str, max: usize, overlap: usize) -> Vec<Chunk> {
         }
         start += stride;
     }
-    out
+    (out, tokens.len())
 }
 
 #[cfg(test)]
@@ -86,8 +87,8 @@ mod tests {
     #[test]
     fn windows_have_the_requested_size_and_overlap() {
         let text: String = (0..3000).map(|i| format!("word{i} ")).collect();
-        let total = count_tokens(&text);
-        let chunks = chunk(&text, 800, 400);
+        let (chunks, total) = chunk(&text, 800, 400);
+        assert_eq!(total, count_tokens(&text));
         assert!(chunks.iter().all(|c| c.tokens <= 800));
         assert_eq!(chunks[0].tokens, 800);
         // Every token is covered and consecutive windows start 400 tokens apart.
@@ -99,7 +100,7 @@ mod tests {
     #[test]
     fn multibyte_text_is_sliced_on_char_boundaries() {
         let text = "日本語のテキスト🙂".repeat(200);
-        for c in chunk(&text, 100, 50) {
+        for c in chunk(&text, 100, 50).0 {
             assert!(!c.text.is_empty());
             assert!(text.contains(&c.text));
         }
@@ -107,9 +108,9 @@ mod tests {
 
     #[test]
     fn short_text_is_one_chunk() {
-        let c = chunk("hello world", 800, 400);
+        let (c, _) = chunk("hello world", 800, 400);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].text, "hello world");
-        assert!(chunk("", 800, 400).is_empty());
+        assert!(chunk("", 800, 400).0.is_empty());
     }
 }

@@ -90,7 +90,7 @@ async fn process(store: &Store, blobs: &Blobs, job: IngestJob) {
 }
 
 async fn process_job(store: &Store, blobs: &Blobs, job: IngestJob) {
-    if job.token > MAX_INGEST_ATTEMPTS {
+    if job.attempts > MAX_INGEST_ATTEMPTS {
         let msg = "Ingestion was interrupted repeatedly; giving up on this file.";
         if let Err(e) = store.fail_ingest(&job, "server_error", msg).await {
             tracing::warn!(error = %e, "could not mark file failed");
@@ -172,10 +172,11 @@ async fn ingest(
     };
     let usage = text.len() as i64;
     let chunks = tokio::task::spawn_blocking(move || {
-        if chunk::count_tokens(&text) > MAX_FILE_TOKENS {
+        let (chunks, total_tokens) = chunk::chunk(&text, max, overlap);
+        if total_tokens > MAX_FILE_TOKENS {
             return Err(());
         }
-        Ok(chunk::chunk(&text, max, overlap))
+        Ok(chunks)
     })
     .await
     .map_err(|e| crate::error::ApiError::internal("chunking panicked", e))?;

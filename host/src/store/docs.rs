@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::Row;
 
+use super::list::ListScope;
 use super::{bind_all, ListParams, Page, Store, Val};
 use crate::error::{ApiError, ApiResult};
 
@@ -189,17 +190,22 @@ impl Store {
         Ok(doc)
     }
 
-    /// Deletes a document of the project; 404 if there was none.
+    /// Deletes a document of the project (leaving a tombstone for cursors); 404 if there was none.
     pub async fn delete<D: Doc>(&self, project: &str, id: &str) -> ApiResult<()> {
-        let sql = format!("DELETE FROM {} WHERE id = $1 AND project_id = $2", D::TABLE);
-        let done = sqlx::query(&sql)
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "DELETE FROM {} WHERE id = $1 AND project_id = $2 RETURNING seq",
+            D::TABLE
+        );
+        let row = sqlx::query(&sql)
             .bind(id.to_string())
             .bind(project.to_string())
-            .execute(&self.write)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(D::NAME, id))?;
+        self.tombstone_in(&mut tx, D::TABLE, "", id, project, row.try_get(0)?)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(ApiError::not_found(D::NAME, id));
-        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -209,12 +215,18 @@ impl Store {
     pub async fn list_raw<D: Doc>(
         &self,
         project: &str,
+        parent: Option<(&'static str, &str)>,
         filters: Vec<(&'static str, Val)>,
         params: &ListParams,
     ) -> ApiResult<Page<RawDoc>> {
-        let mut scope = vec![("project_id", Val::Text(project.to_string()))];
-        scope.extend(filters);
-        self.list_rows(D::TABLE, "id, body", &scope, params, |r| {
+        let scope = ListScope {
+            table: D::TABLE,
+            project,
+            parent,
+            filters,
+            tombstone_parent: "",
+        };
+        self.list_rows(&scope, "id, body", params, |r| {
             let body = serde_json::value::RawValue::from_string(r.try_get::<String, _>(1)?)?;
             Ok(RawDoc {
                 id: r.try_get(0)?,
@@ -228,10 +240,11 @@ impl Store {
     pub async fn list<D: Doc>(
         &self,
         project: &str,
+        parent: Option<(&'static str, &str)>,
         filters: Vec<(&'static str, Val)>,
         params: &ListParams,
     ) -> ApiResult<Page<D>> {
-        let page = self.list_raw::<D>(project, filters, params).await?;
+        let page = self.list_raw::<D>(project, parent, filters, params).await?;
         let items = page
             .items
             .iter()
@@ -278,4 +291,32 @@ fn insert_args<D: Doc>(
     ];
     args.extend(extra.iter().map(|(_, v)| v.clone()));
     Ok(args)
+}
+
+impl Store {
+    /// Which of `ids` name documents of type `D` in the project (one query per 500 ids).
+    pub async fn existing<D: Doc>(
+        &self,
+        project: &str,
+        ids: &[String],
+    ) -> ApiResult<std::collections::HashSet<String>> {
+        let mut found = std::collections::HashSet::new();
+        for batch in ids.chunks(500) {
+            let marks: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT id FROM {} WHERE project_id = $1 AND id IN ({})",
+                D::TABLE,
+                marks.join(", ")
+            );
+            let mut args = vec![Val::Text(project.to_string())];
+            args.extend(batch.iter().map(|id| Val::Text(id.clone())));
+            for r in bind_all(sqlx::query(&sql), &args)
+                .fetch_all(&self.read)
+                .await?
+            {
+                found.insert(r.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(found)
+    }
 }

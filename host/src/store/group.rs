@@ -159,6 +159,7 @@ mod tests {
         let all = store
             .list::<Row>(
                 "p",
+                None,
                 vec![],
                 &ListParams {
                     limit: 1000,

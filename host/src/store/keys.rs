@@ -24,9 +24,10 @@ pub fn hash_key(key: &str) -> String {
 }
 
 impl Store {
-    /// Whether any unrevoked key exists; if not, the server runs open in the default project.
-    pub async fn any_active_key(&self) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
+    /// Whether any key was ever created; until then the server runs open in the default project.
+    /// Revoked keys count: revoking the last key must lock the server, not open it.
+    pub async fn any_key_configured(&self) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT COUNT(*) FROM api_keys")
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get::<i64, _>(0)? > 0)

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{bind, bind_all, Store, Val};
+use super::{bind_all, Store, Val};
 use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -54,31 +54,36 @@ pub struct ListEnvelope<T: Serialize> {
     pub has_more: bool,
 }
 
+/// What a list walks: one table, within a project and (optionally) one parent, narrowed by
+/// filters. Cursors are resolved within the project and parent only, not the filters: an object
+/// whose status changed between two pages still positions the next page.
+pub(crate) struct ListScope<'a> {
+    pub table: &'static str,
+    pub project: &'a str,
+    /// The parent column and id, e.g. `("thread_id", "thread_…")`.
+    pub parent: Option<(&'static str, &'a str)>,
+    /// Extra equalities that narrow the list (status, run id, purpose, batch).
+    pub filters: Vec<(&'static str, Val)>,
+    /// The `parent` key of this table's tombstones: the parent id where object ids repeat across
+    /// parents (vector-store files), empty where ids are unique.
+    pub tombstone_parent: &'a str,
+}
+
 impl Store {
-    /// Lists rows of `table` matching `scope` (column = value, ANDed), one page.
-    ///
-    /// `columns` are selected as given; `map` turns each row into an item. A cursor id that does
-    /// not name an object in the same scope is a 400 naming the parameter.
+    /// One page of rows in `scope`; `columns` are selected as given and `map` turns each row
+    /// into an item. A cursor naming no object of the scope, live or recently deleted, is a 400.
     pub(crate) async fn list_rows<T>(
         &self,
-        table: &'static str,
+        scope: &ListScope<'_>,
         columns: &'static str,
-        scope: &[(&'static str, Val)],
         params: &ListParams,
         map: impl Fn(&AnyRow) -> ApiResult<T>,
     ) -> ApiResult<Page<T>> {
-        let mut where_sql = String::new();
-        for (i, (col, _)) in scope.iter().enumerate() {
-            if i > 0 {
-                where_sql.push_str(" AND ");
-            }
-            where_sql.push_str(&format!("{col} = ${}", i + 1));
-        }
         let after = self
-            .cursor_seq(table, &where_sql, scope, "after", params.after.as_deref())
+            .cursor_seq(scope, "after", params.after.as_deref())
             .await?;
         let before = self
-            .cursor_seq(table, &where_sql, scope, "before", params.before.as_deref())
+            .cursor_seq(scope, "before", params.before.as_deref())
             .await?;
 
         // In list order, `after` moves away from the head and `before` towards it. Translate both
@@ -89,10 +94,21 @@ impl Store {
         };
         let walk_backwards = params.before.is_some() && params.after.is_none();
         let sql_desc = (params.order == Order::Desc) != walk_backwards;
+        let mut args = vec![Val::Text(scope.project.to_string())];
+        let mut sql = format!(
+            "SELECT {columns} FROM {} WHERE project_id = $1",
+            scope.table
+        );
+        if let Some((col, id)) = scope.parent {
+            args.push(Val::Text(id.to_string()));
+            sql.push_str(&format!(" AND {col} = ${}", args.len()));
+        }
+        for (col, v) in &scope.filters {
+            args.push(v.clone());
+            sql.push_str(&format!(" AND {col} = ${}", args.len()));
+        }
         // Only bounds that exist go into the SQL: sentinel bounds would make PostgreSQL's generic
         // plans estimate a handful of rows and sort a whole thread instead of walking the index.
-        let mut args: Vec<Val> = scope.iter().map(|(_, v)| v.clone()).collect();
-        let mut sql = format!("SELECT {columns} FROM {table} WHERE {where_sql}");
         for (bound, op) in [(lo, ">"), (hi, "<")] {
             if let Some(seq) = bound {
                 args.push(Val::Int(seq));
@@ -120,30 +136,88 @@ impl Store {
         Ok(Page { items, has_more })
     }
 
-    /// The `seq` of the cursor object, which must be in the same scope.
+    /// The `seq` of the cursor object: live in the scope, or deleted from it recently.
     async fn cursor_seq(
         &self,
-        table: &str,
-        where_sql: &str,
-        scope: &[(&'static str, Val)],
+        scope: &ListScope<'_>,
         param: &'static str,
         id: Option<&str>,
     ) -> ApiResult<Option<i64>> {
         let Some(id) = id else { return Ok(None) };
-        let sql = format!(
-            "SELECT seq FROM {table} WHERE {where_sql} AND id = ${}",
-            scope.len() + 1
-        );
-        let mut q = sqlx::query(&sql);
-        for (_, v) in scope {
-            q = bind(q, v);
-        }
-        match q.bind(id.to_string()).fetch_optional(&self.read).await? {
-            Some(r) => Ok(Some(r.try_get::<i64, _>(0)?)),
-            None => Err(ApiError::invalid(
+        let invalid = || {
+            ApiError::invalid(
                 param,
                 format!("Invalid '{param}': no object with id '{id}' in this list."),
-            )),
+            )
+        };
+        if !crate::ids::is_valid_id(id) {
+            return Err(invalid());
         }
+        let mut args = vec![
+            Val::Text(scope.project.to_string()),
+            Val::Text(id.to_string()),
+        ];
+        let mut sql = format!(
+            "SELECT seq FROM {} WHERE project_id = $1 AND id = $2",
+            scope.table
+        );
+        if let Some((col, parent)) = scope.parent {
+            args.push(Val::Text(parent.to_string()));
+            sql.push_str(&format!(" AND {col} = $3"));
+        }
+        if let Some(r) = bind_all(sqlx::query(&sql), &args)
+            .fetch_optional(&self.read)
+            .await?
+        {
+            return Ok(Some(r.try_get::<i64, _>(0)?));
+        }
+        let dead = sqlx::query(
+            "SELECT seq FROM tombstones WHERE tbl = $1 AND parent = $2 AND id = $3 AND project_id = $4",
+        )
+        .bind(scope.table)
+        .bind(scope.tombstone_parent.to_string())
+        .bind(id.to_string())
+        .bind(scope.project.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        match dead {
+            Some(r) => Ok(Some(r.try_get::<i64, _>(0)?)),
+            None => Err(invalid()),
+        }
+    }
+
+    /// Records where a deleted object stood, so cursors naming it keep working for a while.
+    pub(crate) async fn tombstone_in(
+        &self,
+        tx: &mut super::Tx,
+        table: &'static str,
+        parent: &str,
+        id: &str,
+        project: &str,
+        seq: i64,
+    ) -> ApiResult<()> {
+        sqlx::query(
+            "INSERT INTO tombstones (tbl, parent, id, project_id, seq, deleted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tbl, parent, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at",
+        )
+        .bind(table)
+        .bind(parent.to_string())
+        .bind(id.to_string())
+        .bind(project.to_string())
+        .bind(seq)
+        .bind(crate::ids::now())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets tombstones older than `max_age_secs`.
+    pub async fn purge_tombstones(&self, max_age_secs: i64) -> ApiResult<u64> {
+        let done = sqlx::query("DELETE FROM tombstones WHERE deleted_at < $1")
+            .bind(crate::ids::now() - max_age_secs)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
     }
 }

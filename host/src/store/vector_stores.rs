@@ -2,7 +2,7 @@
 //!
 //! A store's and a batch's `file_counts` and `usage_bytes` are never stored: they are counted from
 //! `vector_store_files` on every read, so they are true at every moment by construction.
-//! Ingestion is claimed through a lease with a fencing token (`attempts`): a node that dies
+//! Ingestion is claimed through a lease with a fencing token (`lease_token`): a node that dies
 //! mid-file loses its lease and another node reclaims the file, and a result written under an
 //! outdated token (the file was cancelled, removed or re-attached meanwhile) is discarded.
 
@@ -64,7 +64,10 @@ pub struct IngestJob {
     pub file_id: String,
     pub project_id: String,
     pub chunking_strategy: serde_json::Value,
+    /// Random per claim; a re-attach or cancel clears it, so a late result cannot land.
     pub token: i64,
+    /// Claims of this file since it was (re-)attached.
+    pub attempts: i64,
 }
 
 /// One chunk ready to be written.
@@ -107,6 +110,7 @@ impl Store {
             attributes,
         )
         .await?;
+        self.touch_store_in(&mut tx, vs_id).await?;
         tx.commit().await?;
         self.vs_file(project, vs_id, file_id).await?.ok_or_else(|| {
             ApiError::internal(
@@ -132,7 +136,7 @@ impl Store {
              status, usage_bytes, chunking_strategy, attributes) \
              VALUES ($1, $2, $3, $4, $5, 'in_progress', 0, $6, $7) \
              ON CONFLICT (vector_store_id, id) DO UPDATE SET status = 'in_progress', \
-             usage_bytes = 0, last_error = NULL, lease_until = NULL, attempts = 0, \
+             usage_bytes = 0, last_error = NULL, lease_until = NULL, lease_token = NULL, attempts = 0, \
              batch_id = excluded.batch_id, chunking_strategy = excluded.chunking_strategy, \
              attributes = COALESCE(excluded.attributes, vector_store_files.attributes)",
         )
@@ -143,10 +147,11 @@ impl Store {
         .bind(now())
         .bind(chunking_strategy.to_string())
         .bind(attrs)
-        .execute(&mut **tx)
+                .execute(&mut **tx)
         .await?;
-        self.drop_chunks_in(tx, vs_id, Some(file_id)).await?;
-        self.touch_store_in(tx, vs_id).await
+        // Chunks of an earlier attachment of the same file go; callers bump the store's
+        // generation once for all the files they attach (`touch_store_in`).
+        self.drop_chunks_in(tx, vs_id, Some(file_id)).await
     }
 
     async fn drop_chunks_in(
@@ -174,7 +179,7 @@ impl Store {
     }
 
     /// Marks the store active now and invalidates search caches of it.
-    async fn touch_store_in(&self, tx: &mut super::Tx, vs_id: &str) -> ApiResult<()> {
+    pub(crate) async fn touch_store_in(&self, tx: &mut super::Tx, vs_id: &str) -> ApiResult<()> {
         sqlx::query(
             "UPDATE vector_stores SET index_generation = index_generation + 1, \
              last_active_at = $1 WHERE id = $2",
@@ -213,43 +218,62 @@ impl Store {
         status: Option<&str>,
         params: &ListParams,
     ) -> ApiResult<Page<VsFileRow>> {
-        let mut scope = vec![
-            ("project_id", Val::Text(project.to_string())),
-            ("vector_store_id", Val::Text(vs_id.to_string())),
-        ];
+        let mut filters = Vec::new();
         if let Some(b) = batch_id {
-            scope.push(("batch_id", Val::Text(b.to_string())));
+            filters.push(("batch_id", Val::Text(b.to_string())));
         }
         if let Some(s) = status {
-            scope.push(("status", Val::Text(s.to_string())));
+            filters.push(("status", Val::Text(s.to_string())));
         }
-        self.list_rows(
-            "vector_store_files",
-            VS_FILE_COLS,
-            &scope,
-            params,
-            vs_file_row,
-        )
-        .await
+        let scope = super::list::ListScope {
+            table: "vector_store_files",
+            project,
+            parent: Some(("vector_store_id", vs_id)),
+            filters,
+            tombstone_parent: vs_id,
+        };
+        self.list_rows(&scope, VS_FILE_COLS, params, vs_file_row)
+            .await
     }
 
     /// Removes a file from one store with its chunks; false if it was not there.
     pub async fn detach_file(&self, project: &str, vs_id: &str, file_id: &str) -> ApiResult<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "DELETE FROM vector_store_files WHERE vector_store_id = $1 AND id = $2 AND project_id = $3",
+        let detached = self
+            .detach_file_in(&mut tx, project, vs_id, file_id)
+            .await?;
+        tx.commit().await?;
+        Ok(detached)
+    }
+
+    async fn detach_file_in(
+        &self,
+        tx: &mut super::Tx,
+        project: &str,
+        vs_id: &str,
+        file_id: &str,
+    ) -> ApiResult<bool> {
+        let row = sqlx::query(
+            "DELETE FROM vector_store_files WHERE vector_store_id = $1 AND id = $2 AND project_id = $3 \
+             RETURNING seq",
         )
         .bind(vs_id.to_string())
         .bind(file_id.to_string())
         .bind(project.to_string())
-        .execute(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        self.drop_chunks_in(&mut tx, vs_id, Some(file_id)).await?;
-        self.touch_store_in(&mut tx, vs_id).await?;
-        tx.commit().await?;
+        let Some(row) = row else { return Ok(false) };
+        self.tombstone_in(
+            tx,
+            "vector_store_files",
+            vs_id,
+            file_id,
+            project,
+            row.try_get(0)?,
+        )
+        .await?;
+        self.drop_chunks_in(tx, vs_id, Some(file_id)).await?;
+        self.touch_store_in(tx, vs_id).await?;
         Ok(true)
     }
 
@@ -265,21 +289,18 @@ impl Store {
         .await?;
         for r in &stores {
             let vs: String = r.try_get(0)?;
-            sqlx::query("DELETE FROM vector_store_files WHERE vector_store_id = $1 AND id = $2")
-                .bind(vs.clone())
-                .bind(file_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            self.drop_chunks_in(&mut tx, &vs, Some(file_id)).await?;
-            self.touch_store_in(&mut tx, &vs).await?;
+            self.detach_file_in(&mut tx, project, &vs, file_id).await?;
         }
-        let done = sqlx::query("DELETE FROM files WHERE id = $1 AND project_id = $2")
+        let row = sqlx::query("DELETE FROM files WHERE id = $1 AND project_id = $2 RETURNING seq")
             .bind(file_id.to_string())
             .bind(project.to_string())
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        self.tombstone_in(&mut tx, "files", "", file_id, project, row.try_get(0)?)
             .await?;
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(true)
     }
 
     pub async fn set_vs_file_attributes(
@@ -357,7 +378,8 @@ impl Store {
         Ok((counts, bytes))
     }
 
-    /// Cancels a batch: its files still in progress become `cancelled`. False if it is unknown.
+    /// Cancels a batch: its files still in progress become `cancelled`. False if the batch is
+    /// unknown or already finished (nothing is left to cancel); cancelling twice is fine.
     pub async fn cancel_batch(
         &self,
         project: &str,
@@ -367,7 +389,8 @@ impl Store {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE file_batches SET cancelled_at = COALESCE(cancelled_at, $1) \
-             WHERE id = $2 AND vector_store_id = $3 AND project_id = $4",
+             WHERE id = $2 AND vector_store_id = $3 AND project_id = $4 AND (cancelled_at IS NOT NULL \
+             OR EXISTS (SELECT 1 FROM vector_store_files f WHERE f.batch_id = $2 AND f.status = 'in_progress'))",
         )
         .bind(now())
         .bind(batch_id.to_string())
@@ -379,7 +402,7 @@ impl Store {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE vector_store_files SET status = 'cancelled', lease_until = NULL \
+            "UPDATE vector_store_files SET status = 'cancelled', lease_until = NULL, lease_token = NULL \
              WHERE batch_id = $1 AND status = 'in_progress'",
         )
         .bind(batch_id.to_string())
@@ -420,6 +443,7 @@ impl Store {
             )
             .await?;
         }
+        self.touch_store_in(&mut tx, vs_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -449,25 +473,50 @@ impl Store {
     /// Claims the oldest unleased in-progress file for `lease_secs` seconds.
     pub async fn claim_ingest(&self, lease_secs: i64) -> ApiResult<Option<IngestJob>> {
         let t = now();
-        let row = sqlx::query(
-            "UPDATE vector_store_files SET lease_until = $1, attempts = attempts + 1 \
+        let token: i64 = rand::random();
+        // On PostgreSQL, concurrent claimers skip rows another is claiming instead of all
+        // picking the same one; SQLite's single writer serialises claims anyway.
+        let skip_locked = match self.backend {
+            super::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            super::Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE vector_store_files SET lease_until = $1, lease_token = $3, attempts = attempts + 1 \
              WHERE status = 'in_progress' AND (lease_until IS NULL OR lease_until < $2) \
              AND seq = (SELECT seq FROM vector_store_files WHERE status = 'in_progress' \
-                        AND (lease_until IS NULL OR lease_until < $2) ORDER BY seq LIMIT 1) \
-             RETURNING vector_store_id, id, project_id, chunking_strategy, attempts",
-        )
-        .bind(t + lease_secs)
-        .bind(t)
-        .fetch_optional(&self.write)
-        .await?;
+                        AND (lease_until IS NULL OR lease_until < $2) ORDER BY seq LIMIT 1{skip_locked}) \
+             RETURNING vector_store_id, id, project_id, chunking_strategy, attempts"
+        );
+        let row = sqlx::query(&sql)
+            .bind(t + lease_secs)
+            .bind(t)
+            .bind(token)
+            .fetch_optional(&self.write)
+            .await?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some(IngestJob {
             vector_store_id: r.try_get(0)?,
             file_id: r.try_get(1)?,
             project_id: r.try_get(2)?,
             chunking_strategy: serde_json::from_str(&r.try_get::<String, _>(3)?)?,
-            token: r.try_get(4)?,
+            token,
+            attempts: r.try_get(4)?,
         }))
+    }
+
+    /// Gives a claimed file back for another attempt after `retry_in_secs` (transient failure).
+    pub async fn release_ingest(&self, job: &IngestJob, retry_in_secs: i64) -> ApiResult<()> {
+        sqlx::query(
+            "UPDATE vector_store_files SET lease_until = $1 \
+             WHERE vector_store_id = $2 AND id = $3 AND lease_token = $4 AND status = 'in_progress'",
+        )
+        .bind(now() + retry_in_secs)
+        .bind(job.vector_store_id.clone())
+        .bind(job.file_id.clone())
+        .bind(job.token)
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 
     /// Writes the chunks and completes the file, unless the job was superseded (then false).
@@ -479,8 +528,9 @@ impl Store {
     ) -> ApiResult<bool> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
-            "UPDATE vector_store_files SET status = 'completed', usage_bytes = $1, lease_until = NULL \
-             WHERE vector_store_id = $2 AND id = $3 AND attempts = $4 AND status = 'in_progress'",
+            "UPDATE vector_store_files SET status = 'completed', usage_bytes = $1, lease_until = NULL, \
+             lease_token = NULL \
+             WHERE vector_store_id = $2 AND id = $3 AND lease_token = $4 AND status = 'in_progress'",
         )
         .bind(usage_bytes)
         .bind(job.vector_store_id.clone())
@@ -493,18 +543,36 @@ impl Store {
         }
         self.drop_chunks_in(&mut tx, &job.vector_store_id, Some(&job.file_id))
             .await?;
-        for (i, c) in chunks.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO chunks (vector_store_id, file_id, chunk_index, tokens, text) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(job.vector_store_id.clone())
-            .bind(job.file_id.clone())
-            .bind(i as i64)
-            .bind(c.tokens)
-            .bind(c.text.clone())
-            .execute(&mut *tx)
-            .await?;
+        // Many rows per statement: a large file has thousands of chunks, and on SQLite every
+        // statement holds the single writer that all API writes wait for.
+        const ROWS: usize = 100;
+        for (batch_no, batch) in chunks.chunks(ROWS).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO chunks (vector_store_id, file_id, chunk_index, tokens, text) VALUES ",
+            );
+            let mut args = Vec::with_capacity(batch.len() * 5);
+            for (i, c) in batch.iter().enumerate() {
+                let n = args.len();
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5
+                ));
+                args.push(Val::Text(job.vector_store_id.clone()));
+                args.push(Val::Text(job.file_id.clone()));
+                args.push(Val::Int((batch_no * ROWS + i) as i64));
+                args.push(Val::Int(c.tokens));
+                args.push(Val::Text(c.text.clone()));
+            }
+            super::bind_all(sqlx::query(&sql), &args)
+                .execute(&mut *tx)
+                .await?;
         }
         self.touch_store_in(&mut tx, &job.vector_store_id).await?;
         tx.commit().await?;
@@ -514,8 +582,9 @@ impl Store {
     /// Marks the file failed with `last_error`, unless the job was superseded.
     pub async fn fail_ingest(&self, job: &IngestJob, code: &str, message: &str) -> ApiResult<()> {
         sqlx::query(
-            "UPDATE vector_store_files SET status = 'failed', last_error = $1, lease_until = NULL \
-             WHERE vector_store_id = $2 AND id = $3 AND attempts = $4 AND status = 'in_progress'",
+            "UPDATE vector_store_files SET status = 'failed', last_error = $1, lease_until = NULL, \
+             lease_token = NULL \
+             WHERE vector_store_id = $2 AND id = $3 AND lease_token = $4 AND status = 'in_progress'",
         )
         .bind(serde_json::json!({ "code": code, "message": message }).to_string())
         .bind(job.vector_store_id.clone())
@@ -530,8 +599,9 @@ impl Store {
     pub async fn index_generation(&self, vs_id: &str) -> ApiResult<i64> {
         let row = sqlx::query("SELECT index_generation FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
-            .fetch_one(&self.read)
-            .await?;
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| ApiError::not_found("vector store", vs_id))?;
         Ok(row.try_get(0)?)
     }
 
@@ -600,15 +670,21 @@ impl Store {
     /// Deletes a vector store with its memberships, batches and chunks.
     pub async fn delete_vector_store(&self, project: &str, vs_id: &str) -> ApiResult<bool> {
         let mut tx = self.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM vector_stores WHERE id = $1 AND project_id = $2")
+        let seq = sqlx::query("SELECT seq FROM vector_stores WHERE id = $1 AND project_id = $2")
             .bind(vs_id.to_string())
             .bind(project.to_string())
             .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !exists {
-            return Ok(false);
-        }
+            .await?;
+        let Some(seq) = seq else { return Ok(false) };
+        self.tombstone_in(
+            &mut tx,
+            "vector_stores",
+            "",
+            vs_id,
+            project,
+            seq.try_get(0)?,
+        )
+        .await?;
         for sql in [
             "DELETE FROM chunks WHERE vector_store_id = $1",
             "DELETE FROM vector_store_files WHERE vector_store_id = $1",
@@ -684,5 +760,103 @@ impl Store {
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get(0)?)
+    }
+}
+
+impl Store {
+    /// Records use of a store (searches keep it from expiring), at most once a minute so a busy
+    /// store does not turn every search into a write.
+    pub async fn mark_store_active(&self, vs_id: &str) -> ApiResult<()> {
+        let t = now();
+        if self.vs_last_active(vs_id).await? >= t - 60 {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE vector_stores SET last_active_at = $1 WHERE id = $2 AND last_active_at < $1",
+        )
+        .bind(t)
+        .bind(vs_id.to_string())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    async fn store_with_file() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        sqlx::query(
+            "INSERT INTO vector_stores (id, project_id, created_at, last_active_at, body) \
+             VALUES ('vs_1', 'p', 0, 0, '{}')",
+        )
+        .execute(&store.write)
+        .await
+        .unwrap();
+        (store, dir)
+    }
+
+    #[tokio::test]
+    async fn a_result_from_before_a_reattach_is_discarded() {
+        let (store, _dir) = store_with_file().await;
+        let strategy = json!({"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}});
+        store
+            .attach_file("p", "vs_1", "file-a", None, &strategy, None)
+            .await
+            .unwrap();
+        let first = store.claim_ingest(300).await.unwrap().expect("claimable");
+        // The client re-attaches the file while the first worker is still busy with it.
+        store
+            .attach_file("p", "vs_1", "file-a", None, &strategy, None)
+            .await
+            .unwrap();
+        let second = store
+            .claim_ingest(300)
+            .await
+            .unwrap()
+            .expect("claimable again");
+        assert_ne!(first.token, second.token);
+        let chunk = |t: &str| {
+            vec![NewChunk {
+                tokens: 1,
+                text: t.into(),
+            }]
+        };
+        assert!(
+            !store
+                .complete_ingest(&first, &chunk("stale"), 5)
+                .await
+                .unwrap(),
+            "stale result must not land"
+        );
+        assert!(store
+            .complete_ingest(&second, &chunk("fresh"), 5)
+            .await
+            .unwrap());
+        let chunks = store.store_chunks("vs_1").await.unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].text, "fresh");
+    }
+
+    #[tokio::test]
+    async fn a_released_file_is_claimable_after_its_backoff_only() {
+        let (store, _dir) = store_with_file().await;
+        let strategy = json!({"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}});
+        store
+            .attach_file("p", "vs_1", "file-a", None, &strategy, None)
+            .await
+            .unwrap();
+        let job = store.claim_ingest(300).await.unwrap().unwrap();
+        assert!(store.claim_ingest(300).await.unwrap().is_none(), "leased");
+        store.release_ingest(&job, -1).await.unwrap();
+        let again = store.claim_ingest(300).await.unwrap().expect("released");
+        assert_eq!(again.attempts, 2);
     }
 }
