@@ -106,6 +106,21 @@ pub fn put_error(param: &str, e: PutError) -> ApiError {
     }
 }
 
+/// Reads and discards what is left of a multipart body (up to 8 MiB) before an error response.
+/// Answering while the client is still sending makes the server close the connection under
+/// it, and SDKs then report a connection error instead of the error we sent.
+pub async fn drain(multipart: &mut Multipart) {
+    let mut budget: usize = 8 * 1024 * 1024;
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            if chunk.len() >= budget {
+                return;
+            }
+            budget -= chunk.len();
+        }
+    }
+}
+
 pub fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::bad_request(format!("Invalid multipart body: {}.", e.body_text()))
 }
@@ -160,6 +175,9 @@ async fn create(
         Ok(())
     }
     .await;
+    if outcome.is_err() {
+        drain(&mut multipart).await;
+    }
 
     let result = async {
         outcome?;

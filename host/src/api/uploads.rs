@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Json, Path};
-use super::files::{check_filename, multipart_error, put_error, FileObject};
+use super::files::{check_filename, drain, multipart_error, put_error, FileObject};
 use super::AppState;
 use crate::auth::Project;
 use crate::blobs::{file_key, part_key};
@@ -133,10 +133,23 @@ async fn add_part(
             e.body_text()
         ))
     })?;
-    let u = load(&state, &project, &upload_id).await?;
+    let result = add_part_to(&state, &project, &upload_id, &mut multipart).await;
+    if result.is_err() {
+        drain(&mut multipart).await;
+    }
+    result.map(axum::Json)
+}
+
+async fn add_part_to(
+    state: &AppState,
+    project: &str,
+    upload_id: &str,
+    multipart: &mut Multipart,
+) -> ApiResult<serde_json::Value> {
+    let u = load(state, project, upload_id).await?;
     require_pending(&u)?;
     let part_id = new_id(IdKind::UploadPart);
-    let key = part_key(&upload_id, &part_id);
+    let key = part_key(upload_id, &part_id);
     let mut size = None;
     let streamed: ApiResult<()> = async {
         while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
@@ -163,7 +176,7 @@ async fn add_part(
             size.ok_or_else(|| ApiError::invalid("data", "Missing required parameter: 'data'."))?;
         if !state
             .store
-            .insert_upload_part(&upload_id, &part_id, created_at, size as i64, u.bytes)
+            .insert_upload_part(upload_id, &part_id, created_at, size as i64, u.bytes)
             .await?
         {
             return Err(ApiError::invalid(
@@ -175,7 +188,7 @@ async fn add_part(
             ));
         }
         // A cancel or complete may have run while this part streamed in; it no longer counts.
-        require_pending(&load(&state, &project, &upload_id).await?)
+        require_pending(&load(state, project, upload_id).await?)
     }
     .await;
     if let Err(e) = recorded {
@@ -184,9 +197,9 @@ async fn add_part(
         }
         return Err(e);
     }
-    Ok(axum::Json(serde_json::json!({
+    Ok(serde_json::json!({
         "id": part_id, "object": "upload.part", "created_at": created_at, "upload_id": upload_id,
-    })))
+    }))
 }
 
 async fn complete(
