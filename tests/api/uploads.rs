@@ -76,7 +76,7 @@ async fn cancelled_uploads_take_no_parts() {
     let (s, c) = app.post(&format!("/uploads/{uid}/cancel"), json!({})).await;
     assert_eq!(s, 200);
     assert_eq!(c["status"], "cancelled");
-        let (s, _) = add_part(&app, &uid, b"abc").await;
+    let (s, _) = add_part(&app, &uid, b"abc").await;
     assert_eq!(s, 400);
     // A large part is refused with a clean response too (the body is drained, not cut off).
     let (s, e) = add_part(&app, &uid, &vec![b'x'; 2 << 20]).await;
