@@ -35,6 +35,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(StorageArgs),
+    /// Inspect and try plugins (WebAssembly tool components).
+    Plugins {
+        #[command(subcommand)]
+        action: PluginsAction,
+    },
     /// Manage projects and API keys. Once any key exists, every request needs a valid one.
     Keys {
         #[command(flatten)]
@@ -56,6 +61,35 @@ pub enum KeysAction {
     List,
     /// Revoke a key by its id (`key_…`); requests using it are refused from then on.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsAction {
+    /// List the built-in plugins and those in the plugins directory, with their tools.
+    List {
+        /// Directory of operator plugins (as for `serve`).
+        #[arg(long, env = "ASSISTANTS_PLUGINS_DIR", value_name = "DIR")]
+        plugins_dir: Option<PathBuf>,
+    },
+    /// Validate a component: its world, manifest, grants (from --config) and tool schemas.
+    /// Exits non-zero with the reason if the server would refuse to load it.
+    Check {
+        /// The component (`NAME.wasm`); its manifest is `NAME.toml` beside it unless --manifest.
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+    },
+    /// Run one tool call in the sandbox, as a run would, and print the result.
+    Call {
+        /// The component (`NAME.wasm`), or the id of a built-in plugin.
+        file: PathBuf,
+        /// The tool to call.
+        tool: String,
+        /// The arguments, a JSON object.
+        args: String,
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+    },
 }
 
 /// Where data lives; shared by `serve`, `migrate` and `keys`.
@@ -95,13 +129,19 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSISTANTS_MAX_JSON_BYTES", value_name = "BYTES")]
     pub max_json_bytes: Option<usize>,
 
-    /// How many vector-store files this node ingests at once [default: 2].
+    /// How many vector-store files this node ingests at once; 0 makes an API-only node that
+    /// leaves ingestion to others [default: 2].
     #[arg(long, env = "ASSISTANTS_INGEST_CONCURRENCY", value_name = "N")]
     pub ingest_concurrency: Option<usize>,
 
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "ASSISTANTS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    /// Directory of operator plugins: `NAME.wasm` components with a `NAME.toml` manifest each.
+    /// Grants go in the config file under `[plugins.grants.ID]`.
+    #[arg(long, env = "ASSISTANTS_PLUGINS_DIR", value_name = "DIR")]
+    pub plugins_dir: Option<PathBuf>,
 }
 
 /// The optional TOML file. Unknown keys are an error so typos do not silently fall back to defaults.
@@ -116,6 +156,20 @@ pub struct FileConfig {
     pub max_json_bytes: Option<usize>,
     pub ingest_concurrency: Option<usize>,
     pub log_format: Option<String>,
+    #[serde(default)]
+    pub plugins: PluginsFileConfig,
+}
+
+/// `[plugins]` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsFileConfig {
+    pub dir: Option<PathBuf>,
+    /// Concurrent plugin calls per world (instance pool size) [default: 1000].
+    pub instances: Option<u32>,
+    /// What each plugin may use, by plugin id: `[plugins.grants.weather] hosts = [...]`.
+    #[serde(default)]
+    pub grants: std::collections::BTreeMap<String, crate::plugins::manifest::Grant>,
 }
 
 impl FileConfig {
@@ -156,6 +210,7 @@ pub struct Settings {
     pub max_json_bytes: usize,
     pub ingest_concurrency: usize,
     pub log_format: String,
+    pub plugins: crate::plugins::PluginSettings,
 }
 
 impl StorageSettings {
@@ -196,6 +251,7 @@ impl Settings {
                 max_json_bytes: None,
                 ingest_concurrency: None,
                 log_format: None,
+                plugins_dir: None,
             },
             &FileConfig::default(),
         )
@@ -219,13 +275,21 @@ impl Settings {
             ingest_concurrency: args
                 .ingest_concurrency
                 .or(file.ingest_concurrency)
-                .unwrap_or(2)
-                .max(1),
+                .unwrap_or(2),
             log_format: args
                 .log_format
                 .clone()
                 .or_else(|| file.log_format.clone())
                 .unwrap_or_else(|| "text".into()),
+            plugins: crate::plugins::PluginSettings {
+                dir: args
+                    .plugins_dir
+                    .clone()
+                    .or_else(|| file.plugins.dir.clone()),
+                cache_dir: None,
+                grants: file.plugins.grants.clone(),
+                instances: file.plugins.instances,
+            },
         }
     }
 }
@@ -257,6 +321,7 @@ mod tests {
             max_json_bytes: None,
             ingest_concurrency: None,
             log_format: None,
+            plugins_dir: None,
         };
         let s = Settings::resolve(&args, &file);
         assert_eq!(s.listen.port(), 1);

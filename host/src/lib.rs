@@ -8,7 +8,8 @@
 //! - [`ingest`]: background text extraction and chunking of vector-store files.
 //! - [`search`]: BM25 search over a store's chunks, cached per node.
 //! - [`auth`]: API keys → projects.
-//! - [`janitor`]: periodic deletion of expired files.
+//! - [`janitor`]: periodic clean-up of expired files, uploads and tombstones.
+//! - [`plugins`]: the WebAssembly plugin host (tool components, manifests, grants, sandbox).
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
 //!
 //! [`start`] wires them together for a bound listener and a shutdown future, which is how the
@@ -22,6 +23,7 @@ pub mod error;
 pub mod ids;
 pub mod ingest;
 pub mod janitor;
+pub mod plugins;
 pub mod search;
 pub mod store;
 
@@ -64,6 +66,11 @@ pub async fn start(
         ingest.clone(),
         stop.clone(),
     );
+    let mut plugin_settings = settings.plugins.clone();
+    if plugin_settings.cache_dir.is_none() {
+        plugin_settings.cache_dir = Some(settings.storage.data_dir.join("plugin-cache"));
+    }
+    let plugins = Arc::new(plugins::PluginHost::load(&plugin_settings).await?);
     let search = Arc::new(search::SearchIndexes::default());
     let janitor = janitor::spawn(store.clone(), blobs.clone(), search.clone(), stop.clone());
     let state = AppState {
@@ -73,6 +80,7 @@ pub async fn start(
         auth: Arc::new(auth::Auth::default()),
         ingest,
         search,
+        plugins,
     };
     tracing::info!(addr = %listener.local_addr()?, "listening");
     axum::serve(listener, api::router(state))

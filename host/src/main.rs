@@ -1,7 +1,9 @@
 //! The `assistants` binary: parses the command line and runs a subcommand.
 
 use anyhow::Context;
-use assistants_host::config::{Cli, Command, FileConfig, KeysAction, Settings, StorageSettings};
+use assistants_host::config::{
+    Cli, Command, FileConfig, KeysAction, PluginsAction, Settings, StorageSettings,
+};
 use assistants_host::store::Store;
 use clap::Parser;
 
@@ -26,6 +28,10 @@ async fn main() -> anyhow::Result<()> {
             store.migrate().await?;
             println!("migrations applied");
             Ok(())
+        }
+        Command::Plugins { action } => {
+            init_logging("text");
+            plugins_command(action, &file).await
         }
         Command::Keys { storage, action } => {
             let storage = StorageSettings::resolve(&storage, &file);
@@ -96,4 +102,92 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+/// `assistants plugins …`: the plugin author's and operator's view of the plugin host.
+async fn plugins_command(action: PluginsAction, file: &FileConfig) -> anyhow::Result<()> {
+    use assistants_host::plugins::{error_text, PluginHost, PluginSettings};
+    let mut settings = PluginSettings {
+        dir: None,
+        cache_dir: None,
+        grants: file.plugins.grants.clone(),
+        instances: Some(16),
+    };
+    let load_file = |path: &std::path::Path,
+                     manifest: Option<std::path::PathBuf>|
+     -> anyhow::Result<(Vec<u8>, String)> {
+        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let manifest_path = manifest.unwrap_or_else(|| path.with_extension("toml"));
+        let manifest = std::fs::read_to_string(&manifest_path)
+            .with_context(|| format!("reading the manifest {}", manifest_path.display()))?;
+        Ok((wasm, manifest))
+    };
+    match action {
+        PluginsAction::List { plugins_dir } => {
+            settings.dir = plugins_dir.or_else(|| file.plugins.dir.clone());
+            let host = PluginHost::load(&settings).await?;
+            for p in host.list() {
+                let info = p.info();
+                println!(
+                    "{} {} ({:?}{}) sha256:{}",
+                    info.id,
+                    info.version,
+                    info.kind,
+                    if info.builtin { ", built-in" } else { "" },
+                    &info.digest[..16]
+                );
+                for t in &p.tools {
+                    println!("    {} — {}", t.name, t.description);
+                }
+            }
+            Ok(())
+        }
+        PluginsAction::Check {
+            file: path,
+            manifest,
+        } => {
+            let (wasm, manifest) = load_file(&path, manifest)?;
+            let host = PluginHost::load(&settings).await?;
+            let plugin = host
+                .prepare(&wasm, &manifest, &settings, false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            println!("{}", serde_json::to_string_pretty(&plugin.info())?);
+            println!("ok: {} can be loaded", plugin.manifest.id);
+            Ok(())
+        }
+        PluginsAction::Call {
+            file: path,
+            tool,
+            args,
+            manifest,
+        } => {
+            let host = PluginHost::load(&settings).await?;
+            let plugin = match host.get(&path.to_string_lossy()) {
+                Some(p) if !path.exists() => p,
+                _ => {
+                    let (wasm, manifest) = load_file(&path, manifest)?;
+                    std::sync::Arc::new(
+                        host.prepare(&wasm, &manifest, &settings, false)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e:#}"))?,
+                    )
+                }
+            };
+            let ctx = assistants_host::plugins::bindings::CallContext {
+                tool_call_id: assistants_host::ids::new_id(assistants_host::ids::IdKind::ToolCall),
+                run_id: None,
+                thread_id: None,
+                assistant_id: None,
+                vector_store_ids: vec![],
+            };
+            match host.invoke(&plugin, ctx, &tool, &args).await {
+                Ok(out) => {
+                    println!("{}", out.text);
+                    Ok(())
+                }
+                Err(e) => anyhow::bail!("tool error: {}", error_text(&e)),
+            }
+        }
+    }
 }

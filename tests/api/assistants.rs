@@ -65,6 +65,14 @@ async fn invalid_fields_are_rejected_and_change_nothing() {
         (json!({"model": "m", "temperature": 2.5}), "temperature"),
         (json!({"model": "m", "top_p": -0.1}), "top_p"),
         (
+            json!({"model": "m", "tools": [{"type": "function", "function": {"name": "bad name"}}]}),
+            "tools[0].function.name",
+        ),
+        (
+            json!({"model": "m", "tools": [{"type": "file_search", "file_search": {"max_num_results": 51}}]}),
+            "tools[0].file_search.max_num_results",
+        ),
+        (
             json!({"model": "m", "tools": [{"type": "teleport"}]}),
             "tools[0].type",
         ),

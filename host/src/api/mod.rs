@@ -6,6 +6,7 @@ pub mod common;
 pub mod extract;
 pub mod files;
 pub mod messages;
+mod plugins;
 pub mod threads;
 mod tool_resources;
 pub mod uploads;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub ingest: IngestHandle,
     pub search: Arc<SearchIndexes>,
+    pub plugins: Arc<crate::plugins::PluginHost>,
 }
 
 /// How long SDK pollers should wait between polls; small so `*_and_poll` helpers finish fast.
@@ -51,7 +53,8 @@ pub fn router(state: AppState) -> Router {
         .merge(files::router())
         .merge(uploads::router())
         .merge(vector_stores::router())
-        .merge(vector_store_files::router());
+        .merge(vector_store_files::router())
+        .merge(plugins::router());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/v1", api.clone())

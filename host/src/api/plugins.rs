@@ -1,0 +1,48 @@
+//! `GET /plugins` and `GET /plugins/{id}`: installed tool plugins with their tools and
+//! schemas. An extension of the Assistants API (the real one has no such endpoint); the list
+//! uses the standard list envelope so SDK-style clients can read it.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+
+use super::extract::Path;
+use super::AppState;
+use crate::auth::Project;
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::plugins::PluginInfo;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/plugins", get(list))
+        .route("/plugins/{plugin_id}", get(retrieve))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Project(_): Project,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let items: Vec<PluginInfo> = state.plugins.list().iter().map(|p| p.info()).collect();
+    let page = crate::store::Page {
+        items,
+        has_more: false,
+    };
+    Ok(super::common::list_envelope(page, |p| &p.id))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Project(_): Project,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<PluginInfo>> {
+    state
+        .plugins
+        .get(&id)
+        .map(|p| axum::Json(p.info()))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::NotFound,
+                format!("No plugin found with id '{id}'."),
+            )
+        })
+}

@@ -1,0 +1,16 @@
+//! The one place `bindgen!` runs: host-side bindings of the plugin worlds, generated from
+//! `wit/v0.1.0`. Exports are async so calls can be bounded by epoch deadlines and timeouts;
+//! host imports (logging, config) are plain synchronous functions of the call state.
+
+pub mod tool {
+    wasmtime::component::bindgen!({
+        world: "tool-plugin",
+        path: "../wit/v0.1.0",
+        exports: { default: async },
+    });
+}
+
+pub use tool::assistants::plugin::types::{
+    Annotation, CallContext, FileCitation, ToolError, ToolOutput, ToolSpec, UrlCitation,
+};
+pub use tool::{ToolPlugin, ToolPluginPre};

@@ -1,0 +1,331 @@
+//! Plugin manifests (`NAME.toml` beside `NAME.wasm`) and the operator's grants.
+//!
+//! A manifest says what a plugin is and what it asks for: network hosts, config keys (some
+//! secret), limits. The operator's server config grants permissions per plugin id. What a
+//! plugin gets is the intersection, and a plugin that asks for more than it was granted does
+//! not load: the error names every missing grant, so the operator can decide.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of plugin and the world each must implement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Tool,
+    RetrievalTool,
+    Strategy,
+}
+
+impl Kind {
+    /// The WIT world a component of this kind implements.
+    pub fn world(self) -> &'static str {
+        match self {
+            Kind::Tool => "assistants:plugin/tool-plugin@0.1.0",
+            Kind::RetrievalTool => "assistants:plugin/retrieval-tool-plugin@0.1.0",
+            Kind::Strategy => "assistants:plugin/strategy-plugin@0.1.0",
+        }
+    }
+}
+
+/// Per-call limits a plugin asks for (or an operator grants, or caps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall time of one call, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Linear memory of one call, in MiB.
+    pub memory_mib: Option<u64>,
+    /// Size of the arguments passed in, in KiB.
+    pub max_args_kib: Option<u64>,
+    /// Size of the result returned, in KiB.
+    pub max_result_kib: Option<u64>,
+    /// Concurrent outgoing HTTP requests of one call.
+    pub http_concurrency: Option<u32>,
+    /// Size of one HTTP response body, in KiB.
+    pub http_max_response_kib: Option<u64>,
+}
+
+/// A config key the plugin reads (through `config.get`) or, when `secret`, has the host inject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigKey {
+    pub key: String,
+    #[serde(default)]
+    pub description: String,
+    /// Secret values never enter guest memory; see `inject`.
+    #[serde(default)]
+    pub secret: bool,
+    /// For secrets: the HTTP header the host sets on the plugin's outgoing requests to the
+    /// granted hosts, e.g. `Authorization` with `value_prefix = "Bearer "`.
+    pub inject_header: Option<String>,
+    #[serde(default)]
+    pub value_prefix: String,
+    #[serde(default)]
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Hosts (`api.example.com`, `*.example.com`, optionally with `:port`) the plugin may call.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+/// The manifest as shipped by the plugin author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Unique id; assistants enable it with `{"type": "<id>"}`. `a-z 0-9 _ -`, ≤ 64.
+    pub id: String,
+    pub version: String,
+    pub kind: Kind,
+    /// Must equal `kind.world()`; stated so a mismatch is caught before instantiation.
+    pub world: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub config: Vec<ConfigKey>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+impl Manifest {
+    pub fn parse(text: &str) -> anyhow::Result<Manifest> {
+        let m: Manifest = toml::from_str(text)?;
+        let valid_id = !m.id.is_empty()
+            && m.id.len() <= 64
+            && m.id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        anyhow::ensure!(
+            valid_id,
+            "manifest id '{}' must be 1-64 characters of a-z, 0-9, _ and -",
+            m.id
+        );
+        anyhow::ensure!(
+            !["function", "code_interpreter"].contains(&m.id.as_str()),
+            "manifest id '{}' is reserved for a built-in tool type",
+            m.id
+        );
+        anyhow::ensure!(
+            m.world == m.kind.world(),
+            "manifest world '{}' does not match kind {:?} (expected '{}')",
+            m.world,
+            m.kind,
+            m.kind.world()
+        );
+        for c in &m.config {
+            anyhow::ensure!(
+                c.inject_header.is_none() || c.secret,
+                "config key '{}' injects a header but is not secret",
+                c.key
+            );
+        }
+        Ok(m)
+    }
+}
+
+/// What the operator allows one plugin (server config `[plugins.grants.ID]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Hosts the plugin may reach; each requested host must be listed here.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Allow requests to private, loopback and link-local addresses (off by default: SSRF).
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+    /// Values of the plugin's config keys, secrets included (they stay host-side).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Limits granted, each within the operator caps; default: the caps.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Upper bounds no grant can exceed, and the defaults a plugin gets when it asks for nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub timeout_ms: u64,
+    pub memory_mib: u64,
+    pub max_args_kib: u64,
+    pub max_result_kib: u64,
+    pub http_concurrency: u32,
+    pub http_max_response_kib: u64,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            timeout_ms: 30_000,
+            memory_mib: 256,
+            max_args_kib: 1024,
+            max_result_kib: 1024,
+            http_concurrency: 4,
+            http_max_response_kib: 10 * 1024,
+        }
+    }
+}
+
+/// The limits a call runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Effective {
+    pub timeout_ms: u64,
+    pub memory_mib: u64,
+    pub max_args_kib: u64,
+    pub max_result_kib: u64,
+    pub http_concurrency: u32,
+    pub http_max_response_kib: u64,
+}
+
+/// Intersects what the plugin asks for with what it was granted, within the caps; the error
+/// lists every request that exceeds its grant.
+pub fn effective(
+    manifest: &Manifest,
+    grant: &Grant,
+    caps: &Caps,
+) -> Result<(Effective, Vec<String>), Vec<String>> {
+    let mut missing = Vec::new();
+    for host in &manifest.network.hosts {
+        if !grant.hosts.iter().any(|g| g.eq_ignore_ascii_case(host)) {
+            missing.push(format!(
+                "network host '{host}' (add it to plugins.grants.{}.hosts)",
+                manifest.id
+            ));
+        }
+    }
+    for c in manifest.config.iter().filter(|c| c.required) {
+        if !grant.config.contains_key(&c.key) {
+            missing.push(format!(
+                "required config key '{}' (set plugins.grants.{}.config.{})",
+                c.key, manifest.id, c.key
+            ));
+        }
+    }
+    let mut pick = |name: &str, asked: Option<u64>, granted: Option<u64>, cap: u64| -> u64 {
+        let allowed = granted.unwrap_or(cap).min(cap);
+        match asked {
+            Some(a) if a > allowed => {
+                missing.push(format!("{name} = {a} (granted {allowed})"));
+                allowed
+            }
+            Some(a) => a,
+            None => allowed,
+        }
+    };
+    let (m, g) = (&manifest.limits, &grant.limits);
+    let e = Effective {
+        timeout_ms: pick(
+            "limits.timeout_ms",
+            m.timeout_ms,
+            g.timeout_ms,
+            caps.timeout_ms,
+        ),
+        memory_mib: pick(
+            "limits.memory_mib",
+            m.memory_mib,
+            g.memory_mib,
+            caps.memory_mib,
+        ),
+        max_args_kib: pick(
+            "limits.max_args_kib",
+            m.max_args_kib,
+            g.max_args_kib,
+            caps.max_args_kib,
+        ),
+        max_result_kib: pick(
+            "limits.max_result_kib",
+            m.max_result_kib,
+            g.max_result_kib,
+            caps.max_result_kib,
+        ),
+        http_concurrency: pick(
+            "limits.http_concurrency",
+            m.http_concurrency.map(u64::from),
+            g.http_concurrency.map(u64::from),
+            caps.http_concurrency as u64,
+        ) as u32,
+        http_max_response_kib: pick(
+            "limits.http_max_response_kib",
+            m.http_max_response_kib,
+            g.http_max_response_kib,
+            caps.http_max_response_kib,
+        ),
+    };
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    // Only declared keys pass; an operator typo is reported, not silently ignored.
+    let unknown: Vec<String> = grant
+        .config
+        .keys()
+        .filter(|k| !manifest.config.iter().any(|c| &c.key == *k))
+        .map(|k| {
+            format!("config key '{k}' is granted but not declared by the plugin; it is ignored")
+        })
+        .collect();
+    Ok((e, unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"
+        id = "weather"
+        version = "1.0.0"
+        kind = "tool"
+        world = "assistants:plugin/tool-plugin@0.1.0"
+        [network]
+        hosts = ["api.weather.test"]
+        [[config]]
+        key = "api_key"
+        secret = true
+        inject_header = "Authorization"
+        value_prefix = "Bearer "
+        required = true
+        [limits]
+        timeout_ms = 5000
+        memory_mib = 64
+    "#;
+
+    #[test]
+    fn a_plugin_gets_the_intersection_or_a_list_of_missing_grants() {
+        let m = Manifest::parse(MANIFEST).unwrap();
+        let caps = Caps::default();
+        let err = effective(&m, &Grant::default(), &caps).unwrap_err();
+        assert_eq!(err.len(), 2, "{err:?}");
+        assert!(err[0].contains("api.weather.test") && err[1].contains("api_key"));
+        let mut grant = Grant {
+            hosts: vec!["api.weather.test".into()],
+            ..Default::default()
+        };
+        grant.config.insert("api_key".into(), "s3cret".into());
+        grant.limits.timeout_ms = Some(1000);
+        let err = effective(&m, &grant, &caps).unwrap_err();
+        assert_eq!(
+            err,
+            vec!["limits.timeout_ms = 5000 (granted 1000)".to_string()]
+        );
+        grant.limits.timeout_ms = None;
+        let (e, warnings) = effective(&m, &grant, &caps).unwrap();
+        assert_eq!(
+            (e.timeout_ms, e.memory_mib, e.max_result_kib),
+            (5000, 64, 1024)
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn manifests_are_checked() {
+        assert!(Manifest::parse(&MANIFEST.replace("tool-plugin", "strategy-plugin")).is_err());
+        assert!(Manifest::parse(&MANIFEST.replace("\"weather\"", "\"Bad Id\"")).is_err());
+        assert!(Manifest::parse(&MANIFEST.replace("\"weather\"", "\"function\"")).is_err());
+        assert!(Manifest::parse(&format!("{MANIFEST}\nsurprise = 1")).is_err());
+    }
+}

@@ -1,0 +1,416 @@
+//! The plugin host: loads tool components, checks their manifests against the operator's
+//! grants, and runs their calls in the sandbox (`runtime`).
+//!
+//! Lifecycle of a plugin: bytes + manifest → content digest → compiled component (from the
+//! on-disk cache when possible) → `InstancePre` (imports resolved once) → `describe()` once
+//! to learn its tools → registered under its id. Each `invoke` then instantiates from the
+//! `InstancePre` into a fresh store, calls, and drops the store. A run keeps the digest of the
+//! component it started with, so replacing a plugin never changes a run midway.
+
+pub mod bindings;
+pub mod manifest;
+pub mod runtime;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use bindings::{CallContext, ToolError, ToolOutput, ToolPluginPre, ToolSpec};
+use manifest::{Caps, Effective, Grant, Kind, Manifest};
+use runtime::{CallState, PluginEngine, PoolSize};
+
+// `BUILTIN_PLUGINS: &[(&str, &[u8], &str)]` — (file stem, component, manifest), built from
+// `plugins/` by build.rs.
+include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+
+/// How the plugin host is configured (from the server settings).
+#[derive(Debug, Clone, Default)]
+pub struct PluginSettings {
+    /// Directory of operator plugins (`NAME.wasm` + `NAME.toml`).
+    pub dir: Option<PathBuf>,
+    /// Where compiled components are cached.
+    pub cache_dir: Option<PathBuf>,
+    /// Grants per plugin id.
+    pub grants: BTreeMap<String, Grant>,
+    /// Concurrent calls per world.
+    pub instances: Option<u32>,
+}
+
+/// A loaded, callable plugin.
+pub struct Plugin {
+    pub manifest: Manifest,
+    /// sha256 of the component bytes.
+    pub digest: String,
+    pub builtin: bool,
+    pub tools: Vec<ToolSpec>,
+    pub limits: Effective,
+    config: Arc<BTreeMap<String, String>>,
+    id: Arc<str>,
+    pre: ToolPluginPre<CallState>,
+}
+
+/// How a plugin is listed by `GET /v1/plugins` and `assistants plugins list`.
+#[derive(Debug, Serialize)]
+pub struct PluginInfo {
+    pub id: String,
+    pub object: &'static str,
+    pub version: String,
+    pub kind: Kind,
+    pub description: String,
+    pub digest: String,
+    pub builtin: bool,
+    pub tools: Vec<serde_json::Value>,
+    pub limits: Effective,
+}
+
+impl Plugin {
+    pub fn info(&self) -> PluginInfo {
+        PluginInfo {
+            id: self.manifest.id.clone(),
+            object: "plugin",
+            version: self.manifest.version.clone(),
+            kind: self.manifest.kind,
+            description: self.manifest.description.clone(),
+            digest: self.digest.clone(),
+            builtin: self.builtin,
+            tools: self
+                .tools
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": serde_json::from_str::<serde_json::Value>(&t.parameters_json).unwrap_or_default(),
+                        "strict": t.strict,
+                    })
+                })
+                .collect(),
+            limits: self.limits,
+        }
+    }
+}
+
+/// All loaded plugins, by id.
+pub struct PluginHost {
+    engine: PluginEngine,
+    caps: Caps,
+    cache_dir: Option<PathBuf>,
+    plugins: HashMap<String, Arc<Plugin>>,
+}
+
+/// Why a call failed, for the model (`tool-error`) and the logs.
+pub fn error_text(e: &ToolError) -> String {
+    match e {
+        ToolError::InvalidArguments(m) => format!("invalid arguments: {m}"),
+        ToolError::UnknownTool(m) => format!("unknown tool: {m}"),
+        ToolError::Failed(m) => m.clone(),
+    }
+}
+
+fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+impl PluginHost {
+    /// Loads the built-in plugins and those in `settings.dir`. A plugin that fails to load is
+    /// reported and skipped; the others still load.
+    pub async fn load(settings: &PluginSettings) -> anyhow::Result<PluginHost> {
+        let caps = Caps::default();
+        let pool = PoolSize {
+            instances: settings.instances.unwrap_or(1000),
+            max_memory_mib: caps.memory_mib,
+        };
+        let mut host = PluginHost {
+            engine: PluginEngine::new(pool)?,
+            caps,
+            cache_dir: settings.cache_dir.clone(),
+            plugins: HashMap::new(),
+        };
+        for (stem, wasm, manifest) in BUILTIN_PLUGINS {
+            let loaded = host
+                .prepare(wasm, manifest, settings, true)
+                .await
+                .with_context(|| format!("built-in plugin {stem}"))?;
+            host.plugins
+                .insert(loaded.manifest.id.clone(), Arc::new(loaded));
+        }
+        if let Some(dir) = &settings.dir {
+            for (wasm_path, toml_path) in plugin_files(dir)? {
+                let result = async {
+                    let wasm = std::fs::read(&wasm_path)?;
+                    let manifest = std::fs::read_to_string(&toml_path)?;
+                    host.prepare(&wasm, &manifest, settings, false).await
+                }
+                .await;
+                match result {
+                    Ok(p) if host.plugins.contains_key(&p.manifest.id) => {
+                        tracing::error!(path = %wasm_path.display(), id = %p.manifest.id, "a plugin with this id is already loaded; skipped")
+                    }
+                    Ok(p) => {
+                        tracing::info!(id = %p.manifest.id, digest = %p.digest, tools = p.tools.len(), "plugin loaded");
+                        host.plugins.insert(p.manifest.id.clone(), Arc::new(p));
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %wasm_path.display(), error = format!("{e:#}"), "plugin not loaded")
+                    }
+                }
+            }
+        }
+        Ok(host)
+    }
+
+    /// Validates and prepares one plugin: manifest, grants, world, and its tool list.
+    pub async fn prepare(
+        &self,
+        wasm: &[u8],
+        manifest: &str,
+        settings: &PluginSettings,
+        builtin: bool,
+    ) -> anyhow::Result<Plugin> {
+        let manifest = Manifest::parse(manifest).context("invalid manifest")?;
+        anyhow::ensure!(
+            matches!(manifest.kind, Kind::Tool),
+            "plugins of kind {:?} cannot be loaded by this version yet",
+            manifest.kind
+        );
+        let grant = settings
+            .grants
+            .get(&manifest.id)
+            .cloned()
+            .unwrap_or_default();
+        let (limits, warnings) =
+            manifest::effective(&manifest, &grant, &self.caps).map_err(|missing| {
+                anyhow::anyhow!(
+                    "plugin '{}' requests more than it was granted: {}",
+                    manifest.id,
+                    missing.join("; ")
+                )
+            })?;
+        for w in warnings {
+            tracing::warn!(plugin = %manifest.id, "{w}");
+        }
+        let digest = digest(wasm);
+        let component = self
+            .engine
+            .load_component(wasm, &digest, self.cache_dir.as_deref())?;
+        let linker = self.engine.tool_linker()?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("the component imports something plugins may not use")?;
+        let pre = ToolPluginPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "the component does not implement the world {}",
+                    manifest.world
+                )
+            })?;
+        let config: BTreeMap<String, String> = manifest
+            .config
+            .iter()
+            .filter(|c| !c.secret)
+            .filter_map(|c| grant.config.get(&c.key).map(|v| (c.key.clone(), v.clone())))
+            .collect();
+        let mut plugin = Plugin {
+            id: Arc::from(manifest.id.as_str()),
+            manifest,
+            digest,
+            builtin,
+            tools: Vec::new(),
+            limits,
+            config: Arc::new(config),
+            pre,
+        };
+        plugin.tools = self.describe(&plugin).await?;
+        Ok(plugin)
+    }
+
+    async fn describe(&self, plugin: &Plugin) -> anyhow::Result<Vec<ToolSpec>> {
+        let mut store = self.store(plugin);
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance
+                .assistants_plugin_tool()
+                .call_describe(&mut store)
+                .await
+        };
+        let tools = tokio::time::timeout(Duration::from_millis(plugin.limits.timeout_ms), call)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "describe() did not return within {} ms",
+                    plugin.limits.timeout_ms
+                )
+            })??;
+        store.data().flush_stdio();
+        anyhow::ensure!(!tools.is_empty(), "describe() returned no tools");
+        let mut seen = std::collections::HashSet::new();
+        for t in &tools {
+            let valid = !t.name.is_empty()
+                && t.name.len() <= 64
+                && t.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            anyhow::ensure!(
+                valid,
+                "tool name '{}' must be 1-64 characters of a-z, A-Z, 0-9, _ and -",
+                t.name
+            );
+            anyhow::ensure!(
+                seen.insert(t.name.clone()),
+                "tool name '{}' is declared twice",
+                t.name
+            );
+            let schema: serde_json::Value = serde_json::from_str(&t.parameters_json)
+                .with_context(|| format!("tool '{}': parameters are not JSON", t.name))?;
+            anyhow::ensure!(
+                schema.get("type").and_then(|v| v.as_str()) == Some("object"),
+                "tool '{}': the parameters schema must be a JSON Schema of type \"object\"",
+                t.name
+            );
+        }
+        Ok(tools)
+    }
+
+    fn store(&self, plugin: &Plugin) -> wasmtime::Store<CallState> {
+        let state = CallState::new(
+            plugin.id.clone(),
+            plugin.config.clone(),
+            plugin.limits.memory_mib,
+        );
+        runtime::call_store(
+            &self.engine.engine,
+            state,
+            Duration::from_millis(plugin.limits.timeout_ms),
+        )
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Plugin>> {
+        self.plugins.get(id).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<Plugin>> {
+        let mut all: Vec<_> = self.plugins.values().cloned().collect();
+        all.sort_by(|a, b| a.manifest.id.cmp(&b.manifest.id));
+        all
+    }
+
+    /// Runs one tool call in a fresh sandbox. Every failure — bad arguments, a trap, the time
+    /// or memory limit, an oversize result — comes back as a `ToolError` for the model; the
+    /// host is never affected.
+    pub async fn invoke(
+        &self,
+        plugin: &Plugin,
+        ctx: CallContext,
+        tool: &str,
+        arguments: &str,
+    ) -> Result<ToolOutput, ToolError> {
+        let limits = plugin.limits;
+        if arguments.len() as u64 > limits.max_args_kib * 1024 {
+            return Err(ToolError::InvalidArguments(format!(
+                "the arguments are {} bytes; this tool accepts at most {} KiB",
+                arguments.len(),
+                limits.max_args_kib
+            )));
+        }
+        let started = Instant::now();
+        let mut store = self.store(plugin);
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance
+                .assistants_plugin_tool()
+                .call_invoke(&mut store, &ctx, tool, arguments)
+                .await
+        };
+        // The epoch deadline stops guest code; the timeout also bounds time spent in host
+        // calls (a guest sleeping in WASI), with a small margin so the trap usually wins.
+        let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
+        let outcome = tokio::time::timeout(timeout, call).await;
+        store.data().flush_stdio();
+        let elapsed = started.elapsed();
+        let result = match outcome {
+            Err(_) => Err(ToolError::Failed(format!(
+                "the tool did not finish within its time limit of {} ms",
+                limits.timeout_ms
+            ))),
+            Ok(Err(trap)) => Err(ToolError::Failed(describe_trap(&trap, &limits))),
+            Ok(Ok(r)) => r,
+        };
+        let result = result.and_then(|out| {
+            let size = out.text.len() + out.annotations.len() * 64;
+            if size as u64 > limits.max_result_kib * 1024 {
+                return Err(ToolError::Failed(format!(
+                    "the tool's result is {size} bytes; the limit is {} KiB",
+                    limits.max_result_kib
+                )));
+            }
+            Ok(out)
+        });
+        match &result {
+            Ok(_) => tracing::debug!(plugin = %plugin.id, tool, ?elapsed, "tool call finished"),
+            Err(e) => {
+                tracing::info!(plugin = %plugin.id, tool, ?elapsed, error = %error_text(e), "tool call failed")
+            }
+        }
+        result
+    }
+}
+
+/// A trap as the model should read it: which limit was hit, or that the tool crashed.
+fn describe_trap(e: &wasmtime::Error, limits: &Effective) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        match trap {
+            wasmtime::Trap::Interrupt => {
+                return format!(
+                    "the tool did not finish within its time limit of {} ms",
+                    limits.timeout_ms
+                )
+            }
+            wasmtime::Trap::StackOverflow => return "the tool overflowed its stack".into(),
+            _ => {}
+        }
+    }
+    let text = format!("{e:#}");
+    if text.contains("memory")
+        && (text.contains("grow") || text.contains("limit") || text.contains("exceed"))
+    {
+        return format!(
+            "the tool exceeded its memory limit of {} MiB",
+            limits.memory_mib
+        );
+    }
+    if text.contains("unreachable") {
+        return "the tool crashed (it panicked or hit an unreachable instruction)".into();
+    }
+    format!(
+        "the tool crashed: {}",
+        text.lines().next().unwrap_or("trap")
+    )
+}
+
+/// `NAME.wasm` files of a directory that have a `NAME.toml` beside them.
+fn plugin_files(dir: &Path) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("reading plugins dir {}", dir.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
+            continue;
+        }
+        let toml = path.with_extension("toml");
+        if toml.exists() {
+            out.push((path, toml));
+        } else {
+            tracing::error!(path = %path.display(), "plugin has no manifest (NAME.toml) beside it; skipped");
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,267 @@
+//! The sandbox: one wasmtime `Engine` per world, a fresh `Store` per call.
+//!
+//! Engines use Cranelift, the pooling allocator (instantiation is a few microseconds once a
+//! component is pre-instantiated) and epoch interruption driven by one ticker thread, so a
+//! guest that loops forever is stopped at its deadline. A call's store carries a WASI context
+//! with nothing in it — no preopened directories, environment, arguments, stdin or sockets —
+//! bounded stdout/stderr capture, and `StoreLimits` for memory, instances and tables. A store is
+//! dropped after its call, trap or not, so no state (or corruption) carries over.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::tool::assistants::plugin::{config, logging};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const TICK: Duration = Duration::from_millis(10);
+/// Captured guest stdout/stderr per call; beyond this, guest writes fail.
+const STDIO_CAPACITY: usize = 64 * 1024;
+/// Log records a guest may write per call, and the size of one.
+const MAX_LOG_RECORDS: u32 = 1000;
+const MAX_LOG_BYTES: usize = 4096;
+
+/// Sizing of the instance pool (per engine).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    /// Concurrent calls per world.
+    pub instances: u32,
+    /// Upper bound of any one call's linear memory (the operator cap), in MiB.
+    pub max_memory_mib: u64,
+}
+
+/// An engine configured for plugins, with its epoch ticker.
+#[derive(Clone)]
+pub struct PluginEngine {
+    pub engine: Engine,
+}
+
+impl PluginEngine {
+    pub fn new(pool: PoolSize) -> anyhow::Result<PluginEngine> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let max_memory = (pool.max_memory_mib * 1024 * 1024) as usize;
+        // Reserve only what the cap allows per memory (plus a guard), not the default 4 GiB:
+        // every pool slot reserves its address space up front.
+        config
+            .memory_reservation(max_memory as u64)
+            .memory_guard_size(32 << 20);
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(pool.instances)
+            // A wasm32-wasip2 component holds a handful of core instances, one or two memories.
+            .total_core_instances(pool.instances * 8)
+            .total_memories(pool.instances * 2)
+            .total_tables(pool.instances * 8)
+            .total_stacks(pool.instances)
+            .max_memory_size(max_memory)
+            .table_elements(100_000);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("creating the plugin engine")?;
+        start_ticker(engine.clone());
+        Ok(PluginEngine { engine })
+    }
+
+    /// A linker with WASI (empty context) and the host interfaces of the tool worlds.
+    pub fn tool_linker(&self) -> anyhow::Result<Linker<CallState>> {
+        let mut linker = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        logging::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        config::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        Ok(linker)
+    }
+
+    /// Compiles `wasm`, or loads it from the on-disk cache keyed by content hash and engine.
+    pub fn load_component(
+        &self,
+        wasm: &[u8],
+        digest: &str,
+        cache_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Component> {
+        let Some(dir) = cache_dir else {
+            return Ok(Component::new(&self.engine, wasm)?);
+        };
+        let path = dir.join(format!("{digest}-{}.cwasm", self.compat_tag()));
+        if path.exists() {
+            // SAFETY: the file was written by `serialize` below for this exact engine
+            // configuration (the compatibility tag is in its name) and content hash, in a
+            // directory only this server writes. wasmtime additionally checks the header and
+            // refuses artifacts from another version or configuration.
+            #[allow(unsafe_code)]
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable cached component")
+                }
+            }
+        }
+        let component = Component::new(&self.engine, wasm)?;
+        std::fs::create_dir_all(dir)?;
+        // Write then rename, so a concurrent reader never sees half a file.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, component.serialize()?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(component)
+    }
+
+    fn compat_tag(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+}
+
+/// One thread advances every plugin engine's epoch.
+fn start_ticker(engine: Engine) {
+    static ENGINES: OnceLock<std::sync::Mutex<Vec<wasmtime::EngineWeak>>> = OnceLock::new();
+    let engines = ENGINES.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(|| loop {
+                std::thread::sleep(TICK);
+                let mut list = ENGINES
+                    .get()
+                    .expect("initialised")
+                    .lock()
+                    .expect("ticker lock");
+                list.retain(|weak| match weak.upgrade() {
+                    Some(e) => {
+                        e.increment_epoch();
+                        true
+                    }
+                    None => false,
+                });
+            })
+            .expect("spawning the epoch ticker");
+        std::sync::Mutex::new(Vec::new())
+    });
+    engines.lock().expect("ticker lock").push(engine.weak());
+}
+
+/// What one call's store holds.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limits: StoreLimits,
+    plugin_id: Arc<str>,
+    /// Non-secret config values the plugin declared.
+    config: Arc<BTreeMap<String, String>>,
+    logs_left: u32,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl CallState {
+    pub fn new(
+        plugin_id: Arc<str>,
+        config: Arc<BTreeMap<String, String>>,
+        memory_mib: u64,
+    ) -> CallState {
+        let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size((memory_mib * 1024 * 1024) as usize)
+            .instances(64)
+            .tables(64)
+            .memories(8)
+            .table_elements(100_000)
+            .trap_on_grow_failure(true)
+            .build();
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            plugin_id,
+            config,
+            logs_left: MAX_LOG_RECORDS,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Forwards what the guest printed to the log, tagged with the plugin id.
+    pub fn flush_stdio(&self) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            if !bytes.is_empty() {
+                let text = String::from_utf8_lossy(&bytes);
+                tracing::info!(plugin = %self.plugin_id, stream, "{}", text.trim_end());
+            }
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl logging::Host for CallState {
+    fn log(&mut self, level: logging::Level, message: String) {
+        if self.logs_left == 0 {
+            return;
+        }
+        self.logs_left -= 1;
+        let mut message = message;
+        if message.len() > MAX_LOG_BYTES {
+            let mut cut = MAX_LOG_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let plugin = &*self.plugin_id;
+        match level {
+            logging::Level::Trace => tracing::trace!(plugin, "{message}"),
+            logging::Level::Debug => tracing::debug!(plugin, "{message}"),
+            logging::Level::Info => tracing::info!(plugin, "{message}"),
+            logging::Level::Warn => tracing::warn!(plugin, "{message}"),
+            logging::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+impl config::Host for CallState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+}
+
+/// A store for one call with its limits and deadline set.
+pub fn call_store(engine: &Engine, state: CallState, timeout: Duration) -> Store<CallState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    let ticks = (timeout.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
+    store.set_epoch_deadline(ticks);
+    store.epoch_deadline_trap();
+    store
+}

@@ -1,0 +1,86 @@
+//! Every tool of this component misbehaves in one way; the host tests (tests/api/plugins.rs)
+//! check each ends in the expected `tool-error`, within its limit, and that the next call of
+//! the same plugin still works. A tool that *succeeds* in escaping returns what it got, so a
+//! leak shows up as an `Ok` the test rejects.
+
+wit_bindgen::generate!({ world: "tool-plugin", path: "../../../wit/v0.1.0" });
+
+use exports::assistants::plugin::tool::{CallContext, Guest, ToolError, ToolOutput, ToolSpec};
+
+struct Hostile;
+
+const TOOLS: &[&str] =
+    &["ok", "spin", "hog", "read_file", "read_env", "open_socket", "huge_result", "panic", "sleep", "deep_recursion"];
+
+fn ok(text: String) -> Result<ToolOutput, ToolError> {
+    Ok(ToolOutput { text, annotations: vec![] })
+}
+
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    if n == 0 {
+        0
+    } else {
+        std::hint::black_box(recurse(n - 1) + 1)
+    }
+}
+
+impl Guest for Hostile {
+    fn describe() -> Vec<ToolSpec> {
+        TOOLS
+            .iter()
+            .map(|name| ToolSpec {
+                name: name.to_string(),
+                description: format!("hostile test tool {name}"),
+                parameters_json: r#"{"type":"object","properties":{}}"#.into(),
+                strict: false,
+            })
+            .collect()
+    }
+
+    fn invoke(_ctx: CallContext, name: String, _args: String) -> Result<ToolOutput, ToolError> {
+        match name.as_str() {
+            "ok" => ok("fine".into()),
+            "spin" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "hog" => {
+                let mut keep: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    keep.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&keep);
+                }
+            }
+            "read_file" => match std::fs::read_to_string("/etc/passwd") {
+                Ok(leaked) => ok(leaked),
+                Err(e) => Err(ToolError::Failed(format!("no file access: {e}"))),
+            },
+            "read_env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+                let args: Vec<String> = std::env::args().collect();
+                if vars.is_empty() && args.is_empty() {
+                    Err(ToolError::Failed("no environment or arguments".into()))
+                } else {
+                    ok(format!("{vars:?} {args:?}"))
+                }
+            }
+            "open_socket" => match std::net::TcpStream::connect("127.0.0.1:5432") {
+                Ok(_) => ok("connected to the host's PostgreSQL".into()),
+                Err(e) => Err(ToolError::Failed(format!("no sockets: {e}"))),
+            },
+            "huge_result" => ok("x".repeat(10 << 20)),
+            "panic" => panic!("the hostile plugin panics on purpose"),
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                ok("woke up".into())
+            }
+            "deep_recursion" => ok(recurse(u64::MAX).to_string()),
+            other => Err(ToolError::UnknownTool(other.into())),
+        }
+    }
+}
+
+export!(Hostile);
