@@ -171,8 +171,9 @@ async fn manifests_must_fit_their_grants() {
     let host = host_with_test_plugins().await;
     let wasm = std::fs::read(format!("{TEST_PLUGINS}/hostile.wasm")).unwrap();
     let manifest = std::fs::read_to_string(format!("{TEST_PLUGINS}/hostile.toml")).unwrap();
-    let greedy = manifest.replace("timeout_ms = 500", "timeout_ms = 999999")
-        + "\n[network]\nhosts = [\"api.example.test\"]\n";
+    let greedy = manifest
+        .replace("timeout_ms = 500", "timeout_ms = 999999")
+        .replace("hosts = [\"*\"]", "hosts = [\"api.example.test\"]");
     let settings = PluginSettings::default();
     let err = format!(
         "{:#}",
@@ -194,4 +195,180 @@ async fn manifests_must_fit_their_grants() {
         .prepare(b"\0asm\x01\0\0\0", &manifest, &settings, false)
         .await;
     assert!(not_a_component.is_err());
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 that records each request head and answers by path:
+/// `/v1/current…` with weather JSON, `/redirect` with a 302 to a private address, `/big` with
+/// 1 MiB, anything else with `200 hello`.
+async fn http_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                log.lock().unwrap().push(head.clone());
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, extra, body) = if path.starts_with("/v1/current") {
+                    ("200 OK", "", r#"{"city":"Lisbon","temperature_c":21.5,"conditions":"sunny","wind_kph":12}"#.to_string())
+                } else if path == "/redirect" {
+                    (
+                        "302 Found",
+                        "Location: http://169.254.169.254/latest/meta-data\r\n",
+                        String::new(),
+                    )
+                } else if path == "/big" {
+                    ("200 OK", "", "x".repeat(1 << 20))
+                } else {
+                    ("200 OK", "", "hello".to_string())
+                };
+                let resp = format!("HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+async fn host_with_grants(
+    grants: &[(&str, assistants_host::plugins::manifest::Grant)],
+) -> PluginHost {
+    let settings = PluginSettings {
+        dir: Some(TEST_PLUGINS.into()),
+        instances: Some(16),
+        grants: grants
+            .iter()
+            .map(|(id, g)| (id.to_string(), g.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    PluginHost::load(&settings).await.expect("plugin host")
+}
+
+fn grant(hosts: &[String], private: bool) -> assistants_host::plugins::manifest::Grant {
+    assistants_host::plugins::manifest::Grant {
+        hosts: hosts.to_vec(),
+        allow_private_addresses: private,
+        ..Default::default()
+    }
+}
+
+async fn fetch(host: &PluginHost, url: &str) -> Result<String, String> {
+    let p = host.get("hostile").unwrap();
+    host.invoke(&p, ctx(), "fetch", &json!({ "url": url }).to_string())
+        .await
+        .map(|o| o.text)
+        .map_err(|e| error_text(&e))
+}
+
+#[tokio::test]
+async fn the_weather_plugin_calls_its_api_with_a_host_side_secret() {
+    let (port, seen) = http_server().await;
+    let mut g = grant(&[format!("127.0.0.1:{port}")], true);
+    g.config
+        .insert("base_url".into(), format!("http://127.0.0.1:{port}"));
+    g.config.insert("api_key".into(), "test-secret".into());
+    let host = host_with_grants(&[("weather", g.clone()), ("hostile", g)]).await;
+    let weather = host
+        .get("weather")
+        .expect("the built-in weather plugin loads once granted");
+    let out = host
+        .invoke(&weather, ctx(), "current_weather", r#"{"city": "Lisbon"}"#)
+        .await
+        .unwrap();
+    assert_eq!(out.text, "Lisbon: 21.5 °C, sunny, wind 12 km/h");
+    let head = seen.lock().unwrap().last().cloned().unwrap();
+    assert!(head.starts_with("GET /v1/current?city=Lisbon "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer test-secret"),
+        "the host injected the secret: {head}"
+    );
+    // The secret never reaches guest memory: config.get does not return secret keys.
+    let hostile = host.get("hostile").unwrap();
+    let e = host
+        .invoke(&hostile, ctx(), "read_secret", "{}")
+        .await
+        .unwrap_err();
+    assert_eq!(error_text(&e), "no secret visible");
+}
+
+#[tokio::test]
+async fn outgoing_http_follows_the_grant_after_dns() {
+    let (port, seen) = http_server().await;
+    let local = format!("127.0.0.1:{port}");
+    // Nothing granted: refused before any connection.
+    let host = host_with_grants(&[]).await;
+    assert!(fetch(&host, &format!("http://{local}/"))
+        .await
+        .unwrap_err()
+        .contains("http refused"));
+    // Granted, but it is a loopback address: refused without the private-address grant,
+    // also when reached through a name that resolves there, and for the metadata address.
+    let host = host_with_grants(&[(
+        "hostile",
+        grant(
+            &[
+                local.clone(),
+                format!("localhost:{port}"),
+                "169.254.169.254".into(),
+            ],
+            false,
+        ),
+    )])
+    .await;
+    for url in [
+        format!("http://{local}/"),
+        format!("http://localhost:{port}/"),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+    ] {
+        let e = fetch(&host, &url).await.unwrap_err();
+        assert!(e.contains("http refused"), "{url}: {e}");
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "no refused request reached the server"
+    );
+    // With the private-address grant the same host works; an ungranted one still does not.
+    let host = host_with_grants(&[("hostile", grant(std::slice::from_ref(&local), true))]).await;
+    assert_eq!(
+        fetch(&host, &format!("http://{local}/")).await.unwrap(),
+        "200 hello"
+    );
+    assert!(
+        fetch(&host, &format!("http://localhost:{port}/"))
+            .await
+            .is_err(),
+        "only the granted name"
+    );
+    // Redirects are not followed by the host; following one would be a new, checked request.
+    assert_eq!(
+        fetch(&host, &format!("http://{local}/redirect"))
+            .await
+            .unwrap(),
+        "302 "
+    );
+    assert!(fetch(&host, "http://169.254.169.254/latest/meta-data")
+        .await
+        .is_err());
+    // Response bodies are capped (the test grant leaves the default of 10 MiB; ask for less).
+    let mut small = grant(std::slice::from_ref(&local), true);
+    small.limits.http_max_response_kib = Some(64);
+    let host = host_with_grants(&[("hostile", small)]).await;
+    let e = fetch(&host, &format!("http://{local}/big"))
+        .await
+        .unwrap_err();
+    assert!(e.contains("http body failed"), "{e}");
 }

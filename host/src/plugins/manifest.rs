@@ -69,7 +69,8 @@ pub struct ConfigKey {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
-    /// Hosts (`api.example.com`, `*.example.com`, optionally with `:port`) the plugin may call.
+    /// Hosts (`api.example.com`, `*.example.com`, optionally with `:port`) the plugin may call,
+    /// or `"*"` for "whichever hosts the operator grants" (plugins whose API is operator-chosen).
     #[serde(default)]
     pub hosts: Vec<String>,
 }
@@ -95,6 +96,17 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The hosts a plugin may call under `grant`: what it asked for (all granted, or it would
+    /// not load), or the grant's hosts when it asked for `"*"`.
+    pub fn allowed_hosts(&self, grant: &Grant) -> Vec<String> {
+        let hosts = if self.network.hosts.iter().any(|h| h == "*") {
+            &grant.hosts
+        } else {
+            &self.network.hosts
+        };
+        hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
+    }
+
     pub fn parse(text: &str) -> anyhow::Result<Manifest> {
         let m: Manifest = toml::from_str(text)?;
         let valid_id = !m.id.is_empty()
@@ -191,7 +203,7 @@ pub fn effective(
     caps: &Caps,
 ) -> Result<(Effective, Vec<String>), Vec<String>> {
     let mut missing = Vec::new();
-    for host in &manifest.network.hosts {
+    for host in manifest.network.hosts.iter().filter(|h| *h != "*") {
         if !grant.hosts.iter().any(|g| g.eq_ignore_ascii_case(host)) {
             missing.push(format!(
                 "network host '{host}' (add it to plugins.grants.{}.hosts)",

@@ -8,6 +8,7 @@
 //! component it started with, so replacing a plugin never changes a run midway.
 
 pub mod bindings;
+pub mod egress;
 pub mod manifest;
 pub mod runtime;
 
@@ -23,8 +24,8 @@ use bindings::{CallContext, ToolError, ToolOutput, ToolPluginPre, ToolSpec};
 use manifest::{Caps, Effective, Grant, Kind, Manifest};
 use runtime::{CallState, PluginEngine, PoolSize};
 
-// `BUILTIN_PLUGINS: &[(&str, &[u8], &str)]` — (file stem, component, manifest), built from
-// `plugins/` by build.rs.
+// `pub static BUILTIN_PLUGINS: &[(&str, &[u8], &str)]` — (file stem, component, manifest),
+// built from `plugins/` by build.rs.
 include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 
 /// How the plugin host is configured (from the server settings).
@@ -49,6 +50,7 @@ pub struct Plugin {
     pub tools: Vec<ToolSpec>,
     pub limits: Effective,
     config: Arc<BTreeMap<String, String>>,
+    http: Arc<egress::HttpPolicy>,
     id: Arc<str>,
     pre: ToolPluginPre<CallState>,
 }
@@ -132,12 +134,18 @@ impl PluginHost {
             plugins: HashMap::new(),
         };
         for (stem, wasm, manifest) in BUILTIN_PLUGINS {
-            let loaded = host
-                .prepare(wasm, manifest, settings, true)
-                .await
-                .with_context(|| format!("built-in plugin {stem}"))?;
-            host.plugins
-                .insert(loaded.manifest.id.clone(), Arc::new(loaded));
+            // A built-in plugin that needs grants (the weather example needs its API) stays
+            // unloaded until the operator grants them.
+            match host.prepare(wasm, manifest, settings, true).await {
+                Ok(p) => {
+                    host.plugins.insert(p.manifest.id.clone(), Arc::new(p));
+                }
+                Err(e) => tracing::info!(
+                    plugin = stem,
+                    reason = format!("{e:#}"),
+                    "built-in plugin not loaded"
+                ),
+            }
         }
         if let Some(dir) = &settings.dir {
             for (wasm_path, toml_path) in plugin_files(dir)? {
@@ -217,8 +225,11 @@ impl PluginHost {
             .filter(|c| !c.secret)
             .filter_map(|c| grant.config.get(&c.key).map(|v| (c.key.clone(), v.clone())))
             .collect();
+        let id: Arc<str> = Arc::from(manifest.id.as_str());
+        let http = Arc::new(http_policy(&id, &manifest, &grant, &limits)?);
         let mut plugin = Plugin {
-            id: Arc::from(manifest.id.as_str()),
+            http,
+            id,
             manifest,
             digest,
             builtin,
@@ -283,6 +294,7 @@ impl PluginHost {
             plugin.id.clone(),
             plugin.config.clone(),
             plugin.limits.memory_mib,
+            plugin.http.clone(),
         );
         runtime::call_store(
             &self.engine.engine,
@@ -360,6 +372,42 @@ impl PluginHost {
         }
         result
     }
+}
+
+/// The HTTP policy of a plugin: its (granted) hosts, the private-address grant, limits, and
+/// the secret headers to inject.
+fn http_policy(
+    id: &Arc<str>,
+    manifest: &Manifest,
+    grant: &Grant,
+    limits: &Effective,
+) -> anyhow::Result<egress::HttpPolicy> {
+    let mut inject = Vec::new();
+    for key in manifest.config.iter().filter(|c| c.secret) {
+        let (Some(header), Some(value)) = (&key.inject_header, grant.config.get(&key.key)) else {
+            continue;
+        };
+        let name = ::http::HeaderName::from_bytes(header.as_bytes()).with_context(|| {
+            format!("config key '{}': '{header}' is not a header name", key.key)
+        })?;
+        let mut value = ::http::HeaderValue::from_str(&format!("{}{value}", key.value_prefix))
+            .with_context(|| {
+                format!(
+                    "config key '{}': the granted value is not a valid header value",
+                    key.key
+                )
+            })?;
+        value.set_sensitive(true);
+        inject.push((name, value));
+    }
+    Ok(egress::HttpPolicy {
+        plugin: id.clone(),
+        hosts: manifest.allowed_hosts(grant),
+        allow_private_addresses: grant.allow_private_addresses,
+        max_response_bytes: limits.http_max_response_kib * 1024,
+        concurrency: limits.http_concurrency,
+        inject,
+    })
 }
 
 /// A trap as the model should read it: which limit was hit, or that the tool crashed.

@@ -21,6 +21,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::tool::assistants::plugin::{config, logging};
+use super::egress::{HttpPolicy, PluginHttpHooks};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -77,6 +78,8 @@ impl PluginEngine {
     pub fn tool_linker(&self) -> anyhow::Result<Linker<CallState>> {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // wasi:http is linked for every plugin; its hooks refuse what the grant does not allow.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         logging::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
             &mut linker,
             |s| s,
@@ -167,6 +170,8 @@ pub struct CallState {
     logs_left: u32,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    http_hooks: PluginHttpHooks,
 }
 
 impl CallState {
@@ -174,6 +179,7 @@ impl CallState {
         plugin_id: Arc<str>,
         config: Arc<BTreeMap<String, String>>,
         memory_mib: u64,
+        http: Arc<HttpPolicy>,
     ) -> CallState {
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
@@ -201,6 +207,8 @@ impl CallState {
             logs_left: MAX_LOG_RECORDS,
             stdout,
             stderr,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_hooks: PluginHttpHooks::new(http),
         }
     }
 
@@ -221,6 +229,16 @@ impl WasiView for CallState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for CallState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

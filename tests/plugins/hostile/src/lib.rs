@@ -9,8 +9,10 @@ use exports::assistants::plugin::tool::{CallContext, Guest, ToolError, ToolOutpu
 
 struct Hostile;
 
-const TOOLS: &[&str] =
-    &["ok", "spin", "hog", "read_file", "read_env", "open_socket", "huge_result", "panic", "sleep", "deep_recursion"];
+const TOOLS: &[&str] = &[
+    "ok", "spin", "hog", "read_file", "read_env", "open_socket", "huge_result", "panic", "sleep", "deep_recursion",
+    "fetch", "read_secret",
+];
 
 fn ok(text: String) -> Result<ToolOutput, ToolError> {
     Ok(ToolOutput { text, annotations: vec![] })
@@ -38,7 +40,7 @@ impl Guest for Hostile {
             .collect()
     }
 
-    fn invoke(_ctx: CallContext, name: String, _args: String) -> Result<ToolOutput, ToolError> {
+    fn invoke(_ctx: CallContext, name: String, args: String) -> Result<ToolOutput, ToolError> {
         match name.as_str() {
             "ok" => ok("fine".into()),
             "spin" => {
@@ -78,6 +80,27 @@ impl Guest for Hostile {
                 ok("woke up".into())
             }
             "deep_recursion" => ok(recurse(u64::MAX).to_string()),
+            // GET the URL in the arguments; succeeds only where the grant allows.
+            "fetch" => {
+                let url = args.split('"').nth(3).unwrap_or_default().to_string();
+                wstd::runtime::block_on(async move {
+                    let request = wstd::http::Request::get(url.as_str())
+                        .body(wstd::http::Body::empty())
+                        .map_err(|e| ToolError::Failed(format!("bad request: {e}")))?;
+                    let mut response = wstd::http::Client::new()
+                        .send(request)
+                        .await
+                        .map_err(|e| ToolError::Failed(format!("http refused: {e:?}")))?;
+                    let status = response.status().as_u16();
+                    let body = response.body_mut().str_contents().await.map_err(|e| ToolError::Failed(format!("http body failed: {e:?}")))?;
+                    ok(format!("{status} {body}"))
+                })
+            }
+            // Secrets are injected by the host and never readable through config.
+            "read_secret" => match assistants::plugin::config::get("api_key") {
+                Some(leaked) => ok(leaked),
+                None => Err(ToolError::Failed("no secret visible".into())),
+            },
             other => Err(ToolError::UnknownTool(other.into())),
         }
     }

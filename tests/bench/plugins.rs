@@ -1,0 +1,123 @@
+//! Plugin host benchmark: instantiate + invoke of a small tool (the built-in calculator), a
+//! cached load of a precompiled component, and 1,000 concurrent invocations (throughput and
+//! peak memory). Run: `cargo bench -p assistants-tests --bench plugins`.
+
+use std::time::{Duration, Instant};
+
+use assistants_host::plugins::bindings::CallContext;
+use assistants_host::plugins::runtime::{PluginEngine, PoolSize};
+use assistants_host::plugins::{PluginHost, PluginSettings};
+
+fn ctx() -> CallContext {
+    CallContext {
+        tool_call_id: "call_bench".into(),
+        run_id: None,
+        thread_id: None,
+        assistant_id: None,
+        vector_store_ids: vec![],
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// Peak resident set size of this process so far (Linux), in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cache = tempfile::tempdir().unwrap();
+        let settings = PluginSettings { cache_dir: Some(cache.path().to_path_buf()), instances: Some(1000), ..Default::default() };
+        let host = PluginHost::load(&settings).await.unwrap();
+        let calc = host.get("calculator").unwrap();
+        let args = r#"{"expression": "1 + 1"}"#;
+
+        // 1. Sequential instantiate + invoke.
+        for _ in 0..1000 {
+            host.invoke(&calc, ctx(), "calculate", args).await.unwrap();
+        }
+        let mut times = Vec::with_capacity(20_000);
+        for _ in 0..20_000 {
+            let t = Instant::now();
+            let out = host.invoke(&calc, ctx(), "calculate", args).await.unwrap();
+            times.push(t.elapsed());
+            assert_eq!(out.text, "2");
+        }
+        times.sort();
+        println!(
+            "instantiate + invoke (calculator, 20,000 sequential calls): median {:.1} µs, p99 {:.1} µs",
+            percentile(&times, 0.5).as_secs_f64() * 1e6,
+            percentile(&times, 0.99).as_secs_f64() * 1e6
+        );
+
+        // 2. Loading a component that is already compiled and cached on disk.
+        let engine = PluginEngine::new(PoolSize { instances: 16, max_memory_mib: 256 }).unwrap();
+        let wasm = assistants_host::plugins::BUILTIN_PLUGINS[0].1;
+        let digest = "bench-calculator";
+        engine.load_component(wasm, digest, Some(cache.path())).unwrap();
+        let mut loads = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            engine.load_component(wasm, digest, Some(cache.path())).unwrap();
+            loads.push(t.elapsed());
+        }
+        loads.sort();
+        let t = Instant::now();
+        engine.load_component(wasm, "bench-uncached", None).unwrap();
+        let compile = t.elapsed();
+        println!(
+            "cached load of the precompiled calculator ({} KiB): median {:.0} µs, p99 {:.0} µs (compiling it instead: {:.0} ms)",
+            wasm.len() / 1024,
+            percentile(&loads, 0.5).as_secs_f64() * 1e6,
+            percentile(&loads, 0.99).as_secs_f64() * 1e6,
+            compile.as_secs_f64() * 1e3
+        );
+
+        // 3. 1,000 invocations in flight at once.
+        let host = std::sync::Arc::new(host);
+        let before = peak_rss_mib();
+        for round in 0..3 {
+            let t = Instant::now();
+            let tasks: Vec<_> = (0..1000)
+                .map(|i| {
+                    let (host, calc) = (host.clone(), calc.clone());
+                    tokio::spawn(async move {
+                        let args = format!(r#"{{"expression": "{i} * 2"}}"#);
+                        host.invoke(&calc, ctx(), "calculate", &args).await.unwrap().text
+                    })
+                })
+                .collect();
+            for (i, task) in tasks.into_iter().enumerate() {
+                assert_eq!(task.await.unwrap(), (i * 2).to_string());
+            }
+            let elapsed = t.elapsed();
+            println!(
+                "1,000 concurrent invocations (round {}): {:.1} ms, {:.0} calls/s",
+                round + 1,
+                elapsed.as_secs_f64() * 1e3,
+                1000.0 / elapsed.as_secs_f64()
+            );
+        }
+        println!("peak RSS: {:.0} MiB before the concurrent rounds, {:.0} MiB after", before, peak_rss_mib());
+    });
+}
