@@ -372,3 +372,105 @@ async fn outgoing_http_follows_the_grant_after_dns() {
         .unwrap_err();
     assert!(e.contains("http body failed"), "{e}");
 }
+
+#[tokio::test]
+async fn plugin_tools_are_prefixed_only_when_names_collide() {
+    let host = host_with_test_plugins().await;
+    let offered = host.offered_tools(
+        &["calculator".into(), "hostile".into()],
+        &["calculate".into()],
+    );
+    let names: Vec<&str> = offered.iter().map(|t| t.exposed_name.as_str()).collect();
+    assert!(
+        names.contains(&"calculator__calculate"),
+        "a client function took the plain name: {names:?}"
+    );
+    assert!(
+        names.contains(&"convert_units") && names.contains(&"spin"),
+        "{names:?}"
+    );
+    assert_eq!(
+        offered
+            .iter()
+            .find(|t| t.exposed_name == "calculator__calculate")
+            .unwrap()
+            .spec
+            .name,
+        "calculate"
+    );
+}
+
+#[tokio::test]
+async fn a_strategy_component_is_driven_step_by_step() {
+    use assistants_host::plugins::bindings::{
+        Action, ChatMessage, Event, FinishReason, LlmResult, PublishMode, RunInput, RunLimits,
+    };
+    let host = host_with_test_plugins().await;
+    let s = host
+        .get("echo-strategy")
+        .expect("strategies load from the plugins dir");
+    assert!(!s.is_tool(), "a strategy is not a tool type");
+    let input = RunInput {
+        model: "m".into(),
+        instructions: "Be brief.".into(),
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: "hi".into(),
+            tool_call_id: None,
+            tool_calls: vec![],
+        }],
+        tools: vec![],
+        tool_choice_json: "\"auto\"".into(),
+        response_format_json: "\"auto\"".into(),
+        limits: RunLimits {
+            max_prompt_tokens: None,
+            max_completion_tokens: None,
+            temperature: None,
+            top_p: None,
+            parallel_tool_calls: true,
+        },
+    };
+    let first = host.step(&s, &input, &[], &Event::Start).await.unwrap();
+    assert_eq!(first.state, vec![1]);
+    let Action::CallLlm((request, PublishMode::Message)) = &first.action else {
+        panic!("expected an LLM call")
+    };
+    assert_eq!(request.messages.len(), 2);
+    assert_eq!(request.messages[0].content, "Be brief.");
+    let done = LlmResult {
+        text: "hello".into(),
+        tool_calls: vec![],
+        finish_reason: "stop".into(),
+        prompt_tokens: 5,
+        completion_tokens: 1,
+    };
+    let second = host
+        .step(&s, &input, &first.state, &Event::LlmCompleted(done))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.state,
+        vec![2],
+        "the state came back through the host"
+    );
+    assert!(matches!(
+        second.action,
+        Action::Finish(FinishReason::Completed)
+    ));
+    let err = host
+        .step(&s, &input, &second.state, &Event::ToolsCompleted(vec![]))
+        .await
+        .unwrap_err();
+    assert!(err.contains("only handles"), "{err}");
+    // Strategies cannot be enabled as tools, and tools cannot be stepped.
+    let app = TestApp::spawn_with(|st| st.plugins.dir = Some(TEST_PLUGINS.into())).await;
+    let (status, e) = app
+        .post(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "echo-strategy"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    let calc = host.get("calculator").unwrap();
+    assert!(host.step(&calc, &input, &[], &Event::Start).await.is_err());
+}

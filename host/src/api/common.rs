@@ -298,7 +298,7 @@ pub fn tools(
             "function" => function_tool(&at, t)?,
             "file_search" => file_search_tool(&at, t)?,
             "code_interpreter" => {}
-            plugin if plugins.get(plugin).is_some() => {}
+            plugin if plugins.get(plugin).is_some_and(|p| p.is_tool()) => {}
             other => {
                 return Err(ApiError::invalid(
                     format!("{at}.type"),
@@ -308,6 +308,7 @@ pub fn tools(
                     plugins
                         .list()
                         .iter()
+                        .filter(|p| p.is_tool())
                         .map(|p| format!(", {}", p.manifest.id))
                         .collect::<String>()
                 ),

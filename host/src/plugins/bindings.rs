@@ -10,6 +10,24 @@ pub mod tool {
     });
 }
 
+pub mod strategy {
+    wasmtime::component::bindgen!({
+        world: "strategy-plugin",
+        path: "../wit/v0.1.0",
+        exports: { default: async },
+        // One set of shared types and one logging host implementation for every world.
+        with: {
+            "assistants:plugin/types": super::tool::assistants::plugin::types,
+            "assistants:plugin/logging": super::tool::assistants::plugin::logging,
+        },
+    });
+}
+
+pub use strategy::exports::assistants::plugin::strategy::{
+    Action, ChatMessage, Event, FinishReason, LlmRequest, LlmResult, PublishMode, RunInput,
+    RunLimits, RunTool, StepResult, ToolCall, ToolLocation, ToolResult,
+};
+pub use strategy::{StrategyPlugin, StrategyPluginPre};
 pub use tool::assistants::plugin::types::{
     Annotation, CallContext, FileCitation, ToolError, ToolOutput, ToolSpec, UrlCitation,
 };

@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::Serialize;
 
-use bindings::{CallContext, ToolError, ToolOutput, ToolPluginPre, ToolSpec};
+use bindings::{
+    CallContext, Event, RunInput, StepResult, StrategyPluginPre, ToolError, ToolOutput,
+    ToolPluginPre, ToolSpec,
+};
 use manifest::{Caps, Effective, Grant, Kind, Manifest};
 use runtime::{CallState, PluginEngine, PoolSize};
 
@@ -52,8 +55,17 @@ pub struct Plugin {
     config: Arc<BTreeMap<String, String>>,
     http: Arc<egress::HttpPolicy>,
     id: Arc<str>,
-    pre: ToolPluginPre<CallState>,
+    pre: Instance,
 }
+
+/// A pre-instantiated component of one of the worlds.
+enum Instance {
+    Tool(ToolPluginPre<CallState>),
+    Strategy(StrategyPluginPre<CallState>),
+}
+
+/// Largest strategy state a step may return; it is persisted after every step.
+pub const MAX_STRATEGY_STATE: usize = 1024 * 1024;
 
 /// How a plugin is listed by `GET /v1/plugins` and `assistants plugins list`.
 #[derive(Debug, Serialize)]
@@ -70,6 +82,11 @@ pub struct PluginInfo {
 }
 
 impl Plugin {
+    /// Whether assistants can enable this plugin as a tool type.
+    pub fn is_tool(&self) -> bool {
+        matches!(self.manifest.kind, Kind::Tool | Kind::RetrievalTool)
+    }
+
     pub fn info(&self) -> PluginInfo {
         PluginInfo {
             id: self.manifest.id.clone(),
@@ -181,11 +198,6 @@ impl PluginHost {
         builtin: bool,
     ) -> anyhow::Result<Plugin> {
         let manifest = Manifest::parse(manifest).context("invalid manifest")?;
-        anyhow::ensure!(
-            matches!(manifest.kind, Kind::Tool),
-            "plugins of kind {:?} cannot be loaded by this version yet",
-            manifest.kind
-        );
         let grant = settings
             .grants
             .get(&manifest.id)
@@ -206,19 +218,37 @@ impl PluginHost {
         let component = self
             .engine
             .load_component(wasm, &digest, self.cache_dir.as_deref())?;
-        let linker = self.engine.tool_linker()?;
-        let instance_pre = linker
-            .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .context("the component imports something plugins may not use")?;
-        let pre = ToolPluginPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "the component does not implement the world {}",
-                    manifest.world
-                )
-            })?;
+        let imports = |e: wasmtime::Error| {
+            anyhow::Error::from(e)
+                .context("the component imports something this kind of plugin may not use")
+        };
+        let world = |e: wasmtime::Error| {
+            anyhow::Error::from(e).context(format!(
+                "the component does not implement the world {}",
+                manifest.world
+            ))
+        };
+        let pre = match manifest.kind {
+            Kind::Tool => {
+                let pre = self
+                    .engine
+                    .tool_linker()?
+                    .instantiate_pre(&component)
+                    .map_err(imports)?;
+                Instance::Tool(ToolPluginPre::new(pre).map_err(world)?)
+            }
+            Kind::Strategy => {
+                let pre = self
+                    .engine
+                    .strategy_linker()?
+                    .instantiate_pre(&component)
+                    .map_err(imports)?;
+                Instance::Strategy(StrategyPluginPre::new(pre).map_err(world)?)
+            }
+            Kind::RetrievalTool => {
+                anyhow::bail!("retrieval-tool plugins cannot be loaded by this version yet")
+            }
+        };
         let config: BTreeMap<String, String> = manifest
             .config
             .iter()
@@ -238,14 +268,20 @@ impl PluginHost {
             config: Arc::new(config),
             pre,
         };
-        plugin.tools = self.describe(&plugin).await?;
+        if let Instance::Tool(pre) = &plugin.pre {
+            plugin.tools = self.describe(&plugin, pre).await?;
+        }
         Ok(plugin)
     }
 
-    async fn describe(&self, plugin: &Plugin) -> anyhow::Result<Vec<ToolSpec>> {
+    async fn describe(
+        &self,
+        plugin: &Plugin,
+        pre: &ToolPluginPre<CallState>,
+    ) -> anyhow::Result<Vec<ToolSpec>> {
         let mut store = self.store(plugin);
         let call = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut store).await?;
             instance
                 .assistants_plugin_tool()
                 .call_describe(&mut store)
@@ -331,10 +367,16 @@ impl PluginHost {
                 limits.max_args_kib
             )));
         }
+        let Instance::Tool(pre) = &plugin.pre else {
+            return Err(ToolError::UnknownTool(format!(
+                "{} is not a tool plugin",
+                plugin.manifest.id
+            )));
+        };
         let started = Instant::now();
         let mut store = self.store(plugin);
         let call = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut store).await?;
             instance
                 .assistants_plugin_tool()
                 .call_invoke(&mut store, &ctx, tool, arguments)
@@ -371,6 +413,49 @@ impl PluginHost {
             }
         }
         result
+    }
+}
+
+impl PluginHost {
+    /// Runs one step of a strategy in a fresh sandbox. Errors (the strategy's own, a trap, a
+    /// limit, an oversize state) come back as text for the run's `last_error`.
+    pub async fn step(
+        &self,
+        plugin: &Plugin,
+        input: &RunInput,
+        state: &[u8],
+        event: &Event,
+    ) -> Result<StepResult, String> {
+        let Instance::Strategy(pre) = &plugin.pre else {
+            return Err(format!("{} is not a strategy plugin", plugin.manifest.id));
+        };
+        let limits = plugin.limits;
+        let mut store = self.store(plugin);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .assistants_plugin_strategy()
+                .call_step(&mut store, input, state, event)
+                .await
+        };
+        let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
+        let outcome = tokio::time::timeout(timeout, call).await;
+        store.data().flush_stdio();
+        let result = match outcome {
+            Err(_) => Err(format!(
+                "the strategy did not finish a step within {} ms",
+                limits.timeout_ms
+            )),
+            Ok(Err(trap)) => Err(describe_trap(&trap, &limits).replace("the tool", "the strategy")),
+            Ok(Ok(r)) => r,
+        }?;
+        if result.state.len() > MAX_STRATEGY_STATE {
+            return Err(format!(
+                "the strategy returned {} bytes of state; the limit is {MAX_STRATEGY_STATE}",
+                result.state.len()
+            ));
+        }
+        Ok(result)
     }
 }
 
@@ -461,4 +546,98 @@ fn plugin_files(dir: &Path) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// A plugin tool as offered to the model: the function name it is exposed under, and what it
+/// calls.
+pub struct OfferedTool {
+    pub exposed_name: String,
+    pub plugin: Arc<Plugin>,
+    pub spec: ToolSpec,
+}
+
+impl PluginHost {
+    /// The tools of the enabled plugins, named for the model. A tool keeps its own name unless
+    /// that name is taken by a client `function` tool or another enabled plugin's tool; then
+    /// every colliding plugin tool is exposed as `<plugin id>__<tool name>`.
+    pub fn offered_tools(
+        &self,
+        plugin_ids: &[String],
+        client_functions: &[String],
+    ) -> Vec<OfferedTool> {
+        let tools: Vec<(Arc<Plugin>, ToolSpec)> = plugin_ids
+            .iter()
+            .filter_map(|id| self.get(id))
+            .flat_map(|p| {
+                p.tools
+                    .iter()
+                    .map(|t| (p.clone(), t.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let pairs: Vec<(&str, &str)> = tools
+            .iter()
+            .map(|(p, t)| (p.manifest.id.as_str(), t.name.as_str()))
+            .collect();
+        let names = exposed_names(&pairs, client_functions);
+        tools
+            .into_iter()
+            .zip(names)
+            .map(|((plugin, spec), exposed_name)| OfferedTool {
+                exposed_name,
+                plugin,
+                spec,
+            })
+            .collect()
+    }
+}
+
+/// Names for `(plugin id, tool name)` pairs that are unique among themselves and `reserved`.
+pub fn exposed_names(tools: &[(&str, &str)], reserved: &[String]) -> Vec<String> {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, name) in tools {
+        *count.entry(name).or_default() += 1;
+    }
+    tools
+        .iter()
+        .map(|(plugin, name)| {
+            if count[name] == 1 && !reserved.iter().any(|r| r == name) {
+                return name.to_string();
+            }
+            let prefixed = format!("{plugin}__{name}");
+            if prefixed.len() <= 64 {
+                return prefixed;
+            }
+            // Function names are capped at 64 characters: keep a recognisable head and a hash.
+            let h = digest(prefixed.as_bytes());
+            format!("{}_{}", &prefixed[..47], &h[..16])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exposed_names;
+
+    #[test]
+    fn colliding_tool_names_get_their_plugin_prefix() {
+        let tools = [
+            ("calculator", "calculate"),
+            ("weather", "current_weather"),
+            ("maps", "current_weather"),
+        ];
+        let names = exposed_names(&tools, &["calculate".to_string()]);
+        assert_eq!(
+            names,
+            [
+                "calculator__calculate",
+                "weather__current_weather",
+                "maps__current_weather"
+            ]
+        );
+        assert_eq!(exposed_names(&[("a", "x")], &[]), ["x"]);
+        let long = "p".repeat(40);
+        let n = &exposed_names(&[(&long, &"t".repeat(40)), ("b", &"t".repeat(40))], &[])[0];
+        assert!(n.len() <= 64 && n.starts_with("pppp"), "{n}");
+    }
 }

@@ -91,6 +91,18 @@ impl PluginEngine {
         Ok(linker)
     }
 
+    /// A linker for strategies: WASI (empty context) and logging only. Strategies are pure, so
+    /// a component that imports `wasi:http` or `config` does not load.
+    pub fn strategy_linker(&self) -> anyhow::Result<Linker<CallState>> {
+        let mut linker = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        logging::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        Ok(linker)
+    }
+
     /// Compiles `wasm`, or loads it from the on-disk cache keyed by content hash and engine.
     pub fn load_component(
         &self,
