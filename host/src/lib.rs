@@ -72,6 +72,10 @@ pub async fn start(
     }
     let plugins = Arc::new(plugins::PluginHost::load(&plugin_settings).await?);
     let search = Arc::new(search::SearchIndexes::default());
+    plugins.attach_search(plugins::retrieval::SearchBackend {
+        store: store.clone(),
+        search: search.clone(),
+    });
     let janitor = janitor::spawn(store.clone(), blobs.clone(), search.clone(), stop.clone());
     let state = AppState {
         store,

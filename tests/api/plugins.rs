@@ -474,3 +474,60 @@ async fn a_strategy_component_is_driven_step_by_step() {
     let calc = host.get("calculator").unwrap();
     assert!(host.step(&calc, &input, &[], &Event::Start).await.is_err());
 }
+
+#[tokio::test]
+async fn retrieval_tools_search_only_the_stores_of_their_call() {
+    use assistants_host::plugins::retrieval::SearchBackend;
+    let app = TestApp::spawn().await;
+    let f = app
+        .upload_ok("otters.txt", "Sea otters hold hands while they sleep.")
+        .await;
+    let other = app
+        .upload_ok("bees.txt", "Bees dance to share where flowers are.")
+        .await;
+    let vs = app.create("/vector_stores", json!({"file_ids": [f]})).await;
+    let vs_other = app
+        .create("/vector_stores", json!({"file_ids": [other]}))
+        .await;
+    app.wait_vs(&vs).await;
+    app.wait_vs(&vs_other).await;
+
+    let host = host_with_test_plugins().await;
+    let store = assistants_host::store::Store::connect(&app.database_url)
+        .await
+        .unwrap();
+    host.attach_search(SearchBackend {
+        store,
+        search: Default::default(),
+    });
+    let tool = host.get("search-tool").expect("retrieval tools load");
+    assert!(tool.is_tool());
+    let mut call = ctx();
+    call.vector_store_ids = vec![vs.clone()];
+    let out = host
+        .invoke(
+            &tool,
+            call.clone(),
+            "search",
+            r#"{"query": "otters sleep"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.text,
+        "【0:0†otters.txt】Sea otters hold hands while they sleep."
+    );
+    let out = host
+        .invoke(&tool, call.clone(), "search", r#"{"query": "bees"}"#)
+        .await
+        .unwrap();
+    assert_eq!(out.text, "", "the other store was not given to this call");
+    let e = host
+        .invoke(&tool, call, "search_elsewhere", r#"{"query": "bees"}"#)
+        .await
+        .unwrap_err();
+    assert!(
+        error_text(&e).contains("not available to this call"),
+        "{e:?}"
+    );
+}

@@ -23,6 +23,22 @@ pub mod strategy {
     });
 }
 
+pub mod retrieval {
+    wasmtime::component::bindgen!({
+        world: "retrieval-tool-plugin",
+        path: "../wit/v0.1.0",
+        imports: { "assistants:plugin/vector-store.search": async },
+        exports: { default: async },
+        with: {
+            "assistants:plugin/types": super::tool::assistants::plugin::types,
+            "assistants:plugin/logging": super::tool::assistants::plugin::logging,
+            "assistants:plugin/config": super::tool::assistants::plugin::config,
+        },
+    });
+}
+
+pub use retrieval::assistants::plugin::vector_store::{SearchHit, SearchRequest};
+pub use retrieval::{RetrievalToolPlugin, RetrievalToolPluginPre};
 pub use strategy::exports::assistants::plugin::strategy::{
     Action, ChatMessage, Event, FinishReason, LlmRequest, LlmResult, PublishMode, RunInput,
     RunLimits, RunTool, StepResult, ToolCall, ToolLocation, ToolResult,

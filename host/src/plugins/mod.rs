@@ -10,6 +10,7 @@
 pub mod bindings;
 pub mod egress;
 pub mod manifest;
+pub mod retrieval;
 pub mod runtime;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,8 +22,8 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use bindings::{
-    CallContext, Event, RunInput, StepResult, StrategyPluginPre, ToolError, ToolOutput,
-    ToolPluginPre, ToolSpec,
+    CallContext, Event, RetrievalToolPluginPre, RunInput, StepResult, StrategyPluginPre, ToolError,
+    ToolOutput, ToolPluginPre, ToolSpec,
 };
 use manifest::{Caps, Effective, Grant, Kind, Manifest};
 use runtime::{CallState, PluginEngine, PoolSize};
@@ -61,7 +62,61 @@ pub struct Plugin {
 /// A pre-instantiated component of one of the worlds.
 enum Instance {
     Tool(ToolPluginPre<CallState>),
+    Retrieval(RetrievalToolPluginPre<CallState>),
     Strategy(StrategyPluginPre<CallState>),
+}
+
+impl Instance {
+    /// Instantiates a tool component (plain or retrieval) into `store` and calls `describe`.
+    async fn describe(
+        &self,
+        store: &mut wasmtime::Store<CallState>,
+    ) -> wasmtime::Result<Vec<ToolSpec>> {
+        match self {
+            Instance::Tool(pre) => {
+                pre.instantiate_async(&mut *store)
+                    .await?
+                    .assistants_plugin_tool()
+                    .call_describe(store)
+                    .await
+            }
+            Instance::Retrieval(pre) => {
+                pre.instantiate_async(&mut *store)
+                    .await?
+                    .assistants_plugin_tool()
+                    .call_describe(store)
+                    .await
+            }
+            Instance::Strategy(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Instantiates a tool component into `store` and calls `invoke`.
+    async fn invoke(
+        &self,
+        store: &mut wasmtime::Store<CallState>,
+        ctx: &CallContext,
+        tool: &str,
+        arguments: &str,
+    ) -> wasmtime::Result<Result<ToolOutput, ToolError>> {
+        match self {
+            Instance::Tool(pre) => {
+                pre.instantiate_async(&mut *store)
+                    .await?
+                    .assistants_plugin_tool()
+                    .call_invoke(store, ctx, tool, arguments)
+                    .await
+            }
+            Instance::Retrieval(pre) => {
+                pre.instantiate_async(&mut *store)
+                    .await?
+                    .assistants_plugin_tool()
+                    .call_invoke(store, ctx, tool, arguments)
+                    .await
+            }
+            Instance::Strategy(_) => Ok(Err(ToolError::UnknownTool("not a tool plugin".into()))),
+        }
+    }
 }
 
 /// Largest strategy state a step may return; it is persisted after every step.
@@ -119,6 +174,8 @@ pub struct PluginHost {
     caps: Caps,
     cache_dir: Option<PathBuf>,
     plugins: HashMap<String, Arc<Plugin>>,
+    /// Vector-store search for retrieval tools, attached once the server's store exists.
+    search: std::sync::OnceLock<retrieval::SearchBackend>,
 }
 
 /// Why a call failed, for the model (`tool-error`) and the logs.
@@ -149,6 +206,7 @@ impl PluginHost {
             caps,
             cache_dir: settings.cache_dir.clone(),
             plugins: HashMap::new(),
+            search: Default::default(),
         };
         for (stem, wasm, manifest) in BUILTIN_PLUGINS {
             // A built-in plugin that needs grants (the weather example needs its API) stays
@@ -246,7 +304,12 @@ impl PluginHost {
                 Instance::Strategy(StrategyPluginPre::new(pre).map_err(world)?)
             }
             Kind::RetrievalTool => {
-                anyhow::bail!("retrieval-tool plugins cannot be loaded by this version yet")
+                let pre = self
+                    .engine
+                    .retrieval_linker()?
+                    .instantiate_pre(&component)
+                    .map_err(imports)?;
+                Instance::Retrieval(RetrievalToolPluginPre::new(pre).map_err(world)?)
             }
         };
         let config: BTreeMap<String, String> = manifest
@@ -268,25 +331,15 @@ impl PluginHost {
             config: Arc::new(config),
             pre,
         };
-        if let Instance::Tool(pre) = &plugin.pre {
-            plugin.tools = self.describe(&plugin, pre).await?;
+        if plugin.is_tool() {
+            plugin.tools = self.describe(&plugin).await?;
         }
         Ok(plugin)
     }
 
-    async fn describe(
-        &self,
-        plugin: &Plugin,
-        pre: &ToolPluginPre<CallState>,
-    ) -> anyhow::Result<Vec<ToolSpec>> {
+    async fn describe(&self, plugin: &Plugin) -> anyhow::Result<Vec<ToolSpec>> {
         let mut store = self.store(plugin);
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .assistants_plugin_tool()
-                .call_describe(&mut store)
-                .await
-        };
+        let call = async { plugin.pre.describe(&mut store).await };
         let tools = tokio::time::timeout(Duration::from_millis(plugin.limits.timeout_ms), call)
             .await
             .map_err(|_| {
@@ -339,6 +392,11 @@ impl PluginHost {
         )
     }
 
+    /// Gives retrieval tools their vector-store search (called once the server's store exists).
+    pub fn attach_search(&self, backend: retrieval::SearchBackend) {
+        let _ = self.search.set(backend);
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Plugin>> {
         self.plugins.get(id).cloned()
     }
@@ -367,21 +425,22 @@ impl PluginHost {
                 limits.max_args_kib
             )));
         }
-        let Instance::Tool(pre) = &plugin.pre else {
+        if !plugin.is_tool() {
             return Err(ToolError::UnknownTool(format!(
                 "{} is not a tool plugin",
                 plugin.manifest.id
             )));
-        };
+        }
         let started = Instant::now();
         let mut store = self.store(plugin);
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .assistants_plugin_tool()
-                .call_invoke(&mut store, &ctx, tool, arguments)
-                .await
-        };
+        if matches!(plugin.pre, Instance::Retrieval(_)) {
+            store.data_mut().retrieval =
+                self.search.get().map(|backend| retrieval::CallRetrieval {
+                    backend: backend.clone(),
+                    vector_store_ids: ctx.vector_store_ids.clone(),
+                });
+        }
+        let call = plugin.pre.invoke(&mut store, &ctx, tool, arguments);
         // The epoch deadline stops guest code; the timeout also bounds time spent in host
         // calls (a guest sleeping in WASI), with a small margin so the trap usually wins.
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;

@@ -91,6 +91,16 @@ impl PluginEngine {
         Ok(linker)
     }
 
+    /// A linker for retrieval tools: the tool world's imports plus `vector-store` search.
+    pub fn retrieval_linker(&self) -> anyhow::Result<Linker<CallState>> {
+        let mut linker = self.tool_linker()?;
+        super::bindings::retrieval::assistants::plugin::vector_store::add_to_linker::<
+            CallState,
+            wasmtime::component::HasSelf<CallState>,
+        >(&mut linker, |s| s)?;
+        Ok(linker)
+    }
+
     /// A linker for strategies: WASI (empty context) and logging only. Strategies are pure, so
     /// a component that imports `wasi:http` or `config` does not load.
     pub fn strategy_linker(&self) -> anyhow::Result<Linker<CallState>> {
@@ -184,6 +194,8 @@ pub struct CallState {
     stderr: MemoryOutputPipe,
     http: wasmtime_wasi_http::WasiHttpCtx,
     http_hooks: PluginHttpHooks,
+    /// For retrieval tools: the stores this call may search, and how.
+    pub retrieval: Option<super::retrieval::CallRetrieval>,
 }
 
 impl CallState {
@@ -221,6 +233,7 @@ impl CallState {
             stderr,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_hooks: PluginHttpHooks::new(http),
+            retrieval: None,
         }
     }
 

@@ -1,0 +1,84 @@
+//! The `vector-store` import of retrieval tools: search over the vector stores a call was given.
+//!
+//! A call may search only the stores in its `call-context.vector-store-ids`, which the run engine
+//! resolves from the assistant's and thread's `tool_resources` inside the caller's project. The
+//! plugin never sees the store itself, only ranked chunks.
+
+use std::sync::Arc;
+
+use super::bindings::retrieval::assistants::plugin::vector_store;
+use super::bindings::{SearchHit, SearchRequest};
+use super::runtime::CallState;
+use crate::search::{Filter, SearchIndexes};
+use crate::store::Store;
+
+/// The server's search, shared by all calls.
+#[derive(Clone)]
+pub struct SearchBackend {
+    pub store: Store,
+    pub search: Arc<SearchIndexes>,
+}
+
+/// What one call may search.
+pub struct CallRetrieval {
+    pub backend: SearchBackend,
+    pub vector_store_ids: Vec<String>,
+}
+
+impl vector_store::Host for CallState {
+    async fn search(&mut self, request: SearchRequest) -> Result<Vec<SearchHit>, String> {
+        let Some(access) = &self.retrieval else {
+            return Err("this call has no vector stores to search".into());
+        };
+        if let Some(id) = request
+            .vector_store_ids
+            .iter()
+            .find(|id| !access.vector_store_ids.contains(id))
+        {
+            return Err(format!("vector store '{id}' is not available to this call"));
+        }
+        if !(1..=50).contains(&request.max_results) {
+            return Err("max-results must be between 1 and 50".into());
+        }
+        let filter = match &request.filters_json {
+            None => None,
+            Some(json) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(json).map_err(|e| format!("filters are not JSON: {e}"))?;
+                Some(Filter::parse("filters", &value).map_err(|e| e.message)?)
+            }
+        };
+        let queries = [request.query.clone()];
+        let mut hits = Vec::new();
+        for vs in &request.vector_store_ids {
+            let req = crate::search::SearchRequest {
+                queries: &queries,
+                max_results: request.max_results as usize,
+                threshold: f64::from(request.score_threshold),
+                filter: filter.as_ref(),
+            };
+            let found = access
+                .backend
+                .search
+                .search(&access.backend.store, vs, &req)
+                .await
+                .map_err(|e| e.message)?;
+            hits.extend(found);
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(request.max_results as usize);
+        Ok(hits
+            .into_iter()
+            .map(|h| SearchHit {
+                file_id: h.file_id,
+                filename: h.filename,
+                score: h.score as f32,
+                text: h.text,
+                attributes_json: h
+                    .attributes
+                    .unwrap_or_else(|| serde_json::json!({}))
+                    .to_string(),
+            })
+            .collect())
+    }
+}
