@@ -33,6 +33,12 @@ fn main() {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR")
+        // Under `cargo clippy` these would build the wasm through clippy-driver too, and
+        // switching between clippy and build would then rebuild it each time.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
+        .arg("--locked")
         .status()
         .expect("running cargo for the plugins workspace");
     assert!(

@@ -176,3 +176,28 @@ async fn revoking_the_last_key_does_not_open_the_server() {
         "a revoked key is refused"
     );
 }
+
+#[tokio::test]
+async fn keys_can_be_created_while_the_server_is_writing() {
+    // `assistants keys create` runs as a second process on the same database as a busy server.
+    let app = TestApp::spawn().await;
+    let thread = app.create("/threads", json!({})).await;
+    let path = format!("/threads/{thread}/messages");
+    let writes = async {
+        let posts =
+            (0..200).map(|i| app.post(&path, json!({"role": "user", "content": format!("m{i}")})));
+        for (s, v) in futures::future::join_all(posts).await {
+            assert_eq!(s, 200, "{v}");
+        }
+    };
+    let keys = async {
+        let store = Store::connect(&app.database_url).await.unwrap();
+        for i in 0..5 {
+            store
+                .create_key(&format!("p{i}"))
+                .await
+                .expect("no 'database is locked' beside a busy server");
+        }
+    };
+    tokio::join!(writes, keys);
+}

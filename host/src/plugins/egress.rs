@@ -54,7 +54,8 @@ impl HttpPolicy {
                 Some(domain) => host.ends_with(&format!(".{domain}")),
                 None => host == name,
             };
-            name_ok && want_port.is_none_or(|p| p == port)
+            // A grant without a port means the standard web ports, not every service on the host.
+            name_ok && want_port.map_or(port == 443 || port == 80, |p| p == port)
         })
     }
 }
@@ -81,11 +82,21 @@ pub fn is_private(ip: IpAddr) -> bool {
                 return is_private(IpAddr::V4(v4));
             }
             let seg = v6.segments();
+            // Forms that carry an IPv4 address another network may translate to: NAT64
+            // (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16), Teredo (2001::/32) and the
+            // deprecated IPv4-compatible ::a.b.c.d. Refused outright rather than decoded.
+            let embeds_v4 = (seg[0] == 0x64 && seg[1] == 0xff9b)
+                || seg[0] == 0x2002
+                || (seg[0] == 0x2001 && seg[1] == 0)
+                || (seg[..6].iter().all(|&x| x == 0) && !v6.is_loopback() && !v6.is_unspecified());
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                || embeds_v4
                 || (seg[0] & 0xfe00) == 0xfc00 // unique local
                 || (seg[0] & 0xffc0) == 0xfe80 // link-local
+                || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
         }
     }
 }
@@ -331,6 +342,10 @@ mod tests {
         assert!(p.host_allowed("API.example.com", 443));
         assert!(!p.host_allowed("evil-api.example.com", 443));
         assert!(p.host_allowed("img.cdn.test", 80));
+        assert!(
+            !p.host_allowed("api.example.com", 6379),
+            "no port in the grant means 80 and 443 only"
+        );
         assert!(!p.host_allowed("cdn.test", 80));
         assert!(p.host_allowed("127.0.0.1", 8080));
         assert!(!p.host_allowed("127.0.0.1", 8081));

@@ -142,8 +142,9 @@ impl Manifest {
     }
 }
 
-/// What the operator allows one plugin (server config `[plugins.grants.ID]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the operator allows one plugin (server config `[plugins.grants.ID]`). Its `Debug`
+/// shows config keys but not their values, which may be secrets.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     /// Hosts the plugin may reach; each requested host must be listed here.
@@ -158,6 +159,17 @@ pub struct Grant {
     /// Limits granted, each within the operator caps; default: the caps.
     #[serde(default)]
     pub limits: Limits,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("hosts", &self.hosts)
+            .field("allow_private_addresses", &self.allow_private_addresses)
+            .field("config_keys", &self.config.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 /// Upper bounds no grant can exceed, and the defaults a plugin gets when it asks for nothing.

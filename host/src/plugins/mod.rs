@@ -456,7 +456,7 @@ impl PluginHost {
             Ok(Ok(r)) => r,
         };
         let result = result.and_then(|out| {
-            let size = out.text.len() + out.annotations.len() * 64;
+            let size = out.text.len() + out.annotations.iter().map(annotation_size).sum::<usize>();
             if size as u64 > limits.max_result_kib * 1024 {
                 return Err(ToolError::Failed(format!(
                     "the tool's result is {size} bytes; the limit is {} KiB",
@@ -552,6 +552,14 @@ fn http_policy(
         concurrency: limits.http_concurrency,
         inject,
     })
+}
+
+/// Bytes an annotation adds to a result (its strings plus a fixed overhead).
+fn annotation_size(a: &bindings::Annotation) -> usize {
+    32 + match a {
+        bindings::Annotation::File(c) => c.file_id.len() + c.quote.as_ref().map_or(0, String::len),
+        bindings::Annotation::Url(c) => c.url.len() + c.title.as_ref().map_or(0, String::len),
+    }
 }
 
 /// A trap as the model should read it: which limit was hit, or that the tool crashed.

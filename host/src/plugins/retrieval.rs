@@ -37,6 +37,12 @@ impl vector_store::Host for CallState {
         {
             return Err(format!("vector store '{id}' is not available to this call"));
         }
+        if request.query.len() > 16 * 1024 {
+            return Err("the query is longer than 16 KiB".into());
+        }
+        let mut stores = request.vector_store_ids.clone();
+        stores.sort();
+        stores.dedup();
         if !(1..=50).contains(&request.max_results) {
             return Err("max-results must be between 1 and 50".into());
         }
@@ -50,7 +56,7 @@ impl vector_store::Host for CallState {
         };
         let queries = [request.query.clone()];
         let mut hits = Vec::new();
-        for vs in &request.vector_store_ids {
+        for vs in &stores {
             let req = crate::search::SearchRequest {
                 queries: &queries,
                 max_results: request.max_results as usize,

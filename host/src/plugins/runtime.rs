@@ -1,4 +1,4 @@
-//! The sandbox: one wasmtime `Engine` per world, a fresh `Store` per call.
+//! The sandbox: one wasmtime `Engine` for all plugin worlds, a fresh `Store` per call.
 //!
 //! Engines use Cranelift, the pooling allocator (instantiation is a few microseconds once a
 //! component is pre-instantiated) and epoch interruption driven by one ticker thread, so a
@@ -300,11 +300,21 @@ impl config::Host for CallState {
 }
 
 /// A store for one call with its limits and deadline set.
+///
+/// Guest code is interrupted every epoch tick: until the deadline it yields to the async
+/// executor (so a looping guest never holds a runtime thread for more than a tick, and the
+/// caller's timeout can fire), after it the call traps with `Interrupt`.
 pub fn call_store(engine: &Engine, state: CallState, timeout: Duration) -> Store<CallState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
-    let ticks = (timeout.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
-    store.set_epoch_deadline(ticks);
-    store.epoch_deadline_trap();
+    let deadline = std::time::Instant::now() + timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if std::time::Instant::now() >= deadline {
+            Ok(wasmtime::UpdateDeadline::Interrupt)
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
     store
 }

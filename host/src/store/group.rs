@@ -75,7 +75,7 @@ async fn commit(pool: &AnyPool, batch: &[Job]) -> Vec<ApiResult<u64>> {
         let e = ApiError::from(e);
         batch.iter().map(|_| Err(e.clone())).collect()
     };
-    let mut tx = match pool.begin().await {
+    let mut tx = match super::begin_write(pool, super::Backend::Sqlite).await {
         Ok(tx) => tx,
         Err(e) => return fail_all(e),
     };
@@ -169,5 +169,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(all.items.len(), 200, "199 new rows and the original");
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use crate::store::Store;
+    use sqlx::Row;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_process_waits_for_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let a = Store::connect(&url).await.unwrap();
+        a.migrate().await.unwrap();
+        let b = Store::connect(&url).await.unwrap();
+        let t: i64 = sqlx::query("PRAGMA busy_timeout")
+            .fetch_one(&b.write)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(t, 10_000, "the connection pragmas are applied");
+        let mut tx = a.begin().await.unwrap();
+        sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ('x', 'x', 0)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let hold = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            tx.commit().await.unwrap();
+        });
+        b.create_key("other")
+            .await
+            .expect("waits for the lock instead of failing");
+        hold.await.unwrap();
     }
 }

@@ -48,7 +48,7 @@ impl Store {
     pub async fn create_key(&self, project_name: &str) -> anyhow::Result<(String, String)> {
         use rand::distributions::Alphanumeric;
         use rand::Rng;
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let existing = sqlx::query("SELECT id FROM projects WHERE name = $1")
             .bind(project_name.to_string())
             .fetch_optional(&mut *tx)

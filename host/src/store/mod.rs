@@ -198,8 +198,13 @@ impl std::ops::DerefMut for Tx {
 
 impl Store {
     /// Starts a write transaction.
+    ///
+    /// On SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`): a deferred
+    /// transaction that reads first and writes later fails at once with "database is locked"
+    /// when another process (say `assistants keys create` beside a running server) holds the
+    /// lock, whereas an immediate one waits for it under the busy timeout.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        Ok(Tx(self.write.begin().await?))
+        Ok(Tx(begin_write(&self.write, self.backend).await?))
     }
 }
 
@@ -233,6 +238,17 @@ pub async fn admin_execute(url: &str, sql: &str) -> anyhow::Result<()> {
     conn.execute(sql).await?;
     conn.close().await?;
     Ok(())
+}
+
+/// A write transaction on `pool`, immediate on SQLite (see [`Store::begin`]).
+async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
 }
 
 /// Binds every value in order.
