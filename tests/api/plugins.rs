@@ -531,3 +531,33 @@ async fn retrieval_tools_search_only_the_stores_of_their_call() {
         "{e:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_instance_pool_wait_for_a_slot() {
+    let settings = PluginSettings {
+        dir: Some(TEST_PLUGINS.into()),
+        instances: Some(2),
+        ..Default::default()
+    };
+    let host = std::sync::Arc::new(PluginHost::load(&settings).await.unwrap());
+    // Two calls that sleep until their 500 ms limit hold both instance slots...
+    let sleepers: Vec<_> = (0..2)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                let p = host.get("hostile").unwrap();
+                host.invoke(&p, ctx(), "sleep", "{}").await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...so this one waits for a slot (within its own 1 s limit) rather than failing.
+    let calc = host.get("calculator").unwrap();
+    let out = host
+        .invoke(&calc, ctx(), "calculate", r#"{"expression": "6 * 7"}"#)
+        .await;
+    assert_eq!(out.expect("waited for a free slot").text, "42");
+    for s in sleepers {
+        assert!(error_text(&s.await.unwrap().unwrap_err()).contains("time limit"));
+    }
+}

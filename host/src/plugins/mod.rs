@@ -169,8 +169,42 @@ impl Plugin {
 }
 
 /// All loaded plugins, by id.
-pub struct PluginHost {
+/// One world's engine, its linker (imports resolved once) and its instance slots.
+struct World {
     engine: PluginEngine,
+    linker: wasmtime::component::Linker<CallState>,
+    /// One permit per pooled instance: calls beyond the pool wait here (within their
+    /// deadline) instead of failing on an exhausted pool.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl World {
+    fn new(
+        pool: PoolSize,
+        linker: fn(&PluginEngine) -> anyhow::Result<wasmtime::component::Linker<CallState>>,
+    ) -> anyhow::Result<World> {
+        let engine = PluginEngine::new(pool)?;
+        let linker = linker(&engine)?;
+        Ok(World {
+            engine,
+            linker,
+            slots: Arc::new(tokio::sync::Semaphore::new(pool.instances as usize)),
+        })
+    }
+
+    /// Waits for a free instance slot until `deadline`.
+    async fn slot(&self, deadline: Duration) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+        match tokio::time::timeout(deadline, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err("the server is busy: every plugin instance slot is in use; try again".into()),
+        }
+    }
+}
+
+pub struct PluginHost {
+    tools: World,
+    retrieval_tools: World,
+    strategies: World,
     caps: Caps,
     cache_dir: Option<PathBuf>,
     plugins: HashMap<String, Arc<Plugin>>,
@@ -202,7 +236,9 @@ impl PluginHost {
             max_memory_mib: caps.memory_mib,
         };
         let mut host = PluginHost {
-            engine: PluginEngine::new(pool)?,
+            tools: World::new(pool, PluginEngine::tool_linker)?,
+            retrieval_tools: World::new(pool, PluginEngine::retrieval_linker)?,
+            strategies: World::new(pool, PluginEngine::strategy_linker)?,
             caps,
             cache_dir: settings.cache_dir.clone(),
             plugins: HashMap::new(),
@@ -273,43 +309,26 @@ impl PluginHost {
             tracing::warn!(plugin = %manifest.id, "{w}");
         }
         let digest = digest(wasm);
-        let component = self
+        let world = self.world(manifest.kind);
+        let component = world
             .engine
             .load_component(wasm, &digest, self.cache_dir.as_deref())?;
         let imports = |e: wasmtime::Error| {
             anyhow::Error::from(e)
                 .context("the component imports something this kind of plugin may not use")
         };
-        let world = |e: wasmtime::Error| {
+        let not_world = |e: wasmtime::Error| {
             anyhow::Error::from(e).context(format!(
                 "the component does not implement the world {}",
                 manifest.world
             ))
         };
+        let pre = world.linker.instantiate_pre(&component).map_err(imports)?;
         let pre = match manifest.kind {
-            Kind::Tool => {
-                let pre = self
-                    .engine
-                    .tool_linker()?
-                    .instantiate_pre(&component)
-                    .map_err(imports)?;
-                Instance::Tool(ToolPluginPre::new(pre).map_err(world)?)
-            }
-            Kind::Strategy => {
-                let pre = self
-                    .engine
-                    .strategy_linker()?
-                    .instantiate_pre(&component)
-                    .map_err(imports)?;
-                Instance::Strategy(StrategyPluginPre::new(pre).map_err(world)?)
-            }
+            Kind::Tool => Instance::Tool(ToolPluginPre::new(pre).map_err(not_world)?),
+            Kind::Strategy => Instance::Strategy(StrategyPluginPre::new(pre).map_err(not_world)?),
             Kind::RetrievalTool => {
-                let pre = self
-                    .engine
-                    .retrieval_linker()?
-                    .instantiate_pre(&component)
-                    .map_err(imports)?;
-                Instance::Retrieval(RetrievalToolPluginPre::new(pre).map_err(world)?)
+                Instance::Retrieval(RetrievalToolPluginPre::new(pre).map_err(not_world)?)
             }
         };
         let config: BTreeMap<String, String> = manifest
@@ -338,6 +357,12 @@ impl PluginHost {
     }
 
     async fn describe(&self, plugin: &Plugin) -> anyhow::Result<Vec<ToolSpec>> {
+        let deadline = Duration::from_millis(plugin.limits.timeout_ms);
+        let _slot = self
+            .world(plugin.manifest.kind)
+            .slot(deadline)
+            .await
+            .map_err(anyhow::Error::msg)?;
         let mut store = self.store(plugin);
         let call = async { plugin.pre.describe(&mut store).await };
         let tools = tokio::time::timeout(Duration::from_millis(plugin.limits.timeout_ms), call)
@@ -386,10 +411,18 @@ impl PluginHost {
             plugin.http.clone(),
         );
         runtime::call_store(
-            &self.engine.engine,
+            &self.world(plugin.manifest.kind).engine.engine,
             state,
             Duration::from_millis(plugin.limits.timeout_ms),
         )
+    }
+
+    fn world(&self, kind: Kind) -> &World {
+        match kind {
+            Kind::Tool => &self.tools,
+            Kind::RetrievalTool => &self.retrieval_tools,
+            Kind::Strategy => &self.strategies,
+        }
     }
 
     /// Gives retrieval tools their vector-store search (called once the server's store exists).
@@ -432,6 +465,11 @@ impl PluginHost {
             )));
         }
         let started = Instant::now();
+        let world = self.world(plugin.manifest.kind);
+        let _slot = world
+            .slot(Duration::from_millis(limits.timeout_ms))
+            .await
+            .map_err(ToolError::Failed)?;
         let mut store = self.store(plugin);
         if matches!(plugin.pre, Instance::Retrieval(_)) {
             store.data_mut().retrieval =
@@ -489,6 +527,10 @@ impl PluginHost {
             return Err(format!("{} is not a strategy plugin", plugin.manifest.id));
         };
         let limits = plugin.limits;
+        let _slot = self
+            .world(plugin.manifest.kind)
+            .slot(Duration::from_millis(plugin.limits.timeout_ms))
+            .await?;
         let mut store = self.store(plugin);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
