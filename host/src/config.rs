@@ -170,6 +170,9 @@ pub struct PluginsFileConfig {
     /// What each plugin may use, by plugin id: `[plugins.grants.weather] hosts = [...]`.
     #[serde(default)]
     pub grants: std::collections::BTreeMap<String, crate::plugins::manifest::Grant>,
+    /// Upper bounds of every plugin's limits: `[plugins.caps] timeout_ms = 10000`.
+    #[serde(default)]
+    pub caps: crate::plugins::manifest::Caps,
 }
 
 impl FileConfig {
@@ -289,6 +292,7 @@ impl Settings {
                 cache_dir: None,
                 grants: file.plugins.grants.clone(),
                 instances: file.plugins.instances,
+                caps: file.plugins.caps,
             },
         }
     }
@@ -328,6 +332,25 @@ mod tests {
         assert_eq!(s.max_upload_bytes, 10);
         assert_eq!(s.storage.database_url, "sqlite:///x/assistants.db");
         assert_eq!(s.max_json_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn plugin_grants_and_caps_come_from_the_file() {
+        let file: FileConfig = toml::from_str(
+            "[plugins.caps]\ntimeout_ms = 100\n[plugins.grants.weather]\nhosts = [\"api.test\"]\nconfig = { api_key = \"s\" }",
+        )
+        .unwrap();
+        assert_eq!(file.plugins.caps.timeout_ms, 100);
+        assert_eq!(
+            file.plugins.caps.memory_mib, 256,
+            "unset caps keep their default"
+        );
+        assert_eq!(file.plugins.grants["weather"].hosts, ["api.test"]);
+        assert!(
+            !format!("{:?}", file.plugins.grants["weather"]).contains("\"s\""),
+            "secrets stay out of Debug"
+        );
+        assert!(toml::from_str::<FileConfig>("[plugins.caps]\ntimeout = 1").is_err());
     }
 
     #[test]

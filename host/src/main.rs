@@ -112,6 +112,7 @@ async fn plugins_command(action: PluginsAction, file: &FileConfig) -> anyhow::Re
         cache_dir: None,
         grants: file.plugins.grants.clone(),
         instances: Some(16),
+        caps: file.plugins.caps,
     };
     let load_file = |path: &std::path::Path,
                      manifest: Option<std::path::PathBuf>|

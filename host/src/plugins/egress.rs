@@ -41,6 +41,12 @@ pub struct HttpPolicy {
 }
 
 impl HttpPolicy {
+    /// Secrets travel over https; over plain http only to the private services an operator
+    /// explicitly opened (local development), never in clear across a public network.
+    fn may_inject_secrets(&self, https: bool) -> bool {
+        https || self.allow_private_addresses
+    }
+
     fn host_allowed(&self, host: &str, port: u16) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.hosts.iter().any(|pattern| {
@@ -200,8 +206,12 @@ async fn send(
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(|_| Error::ConnectionRefused)?;
 
-    for (name, value) in &policy.inject {
-        request.headers_mut().insert(name.clone(), value.clone());
+    if policy.may_inject_secrets(https) {
+        for (name, value) in &policy.inject {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
+    } else if !policy.inject.is_empty() {
+        tracing::warn!(plugin = %policy.plugin, %host, "secrets are not sent over plain http to public hosts");
     }
     // hyper's client expects origin-form (`/path?query`) for a direct connection.
     *request.uri_mut() = http::Uri::builder()
@@ -348,6 +358,7 @@ mod tests {
         );
         assert!(!p.host_allowed("cdn.test", 80));
         assert!(p.host_allowed("127.0.0.1", 8080));
+        assert!(p.may_inject_secrets(true) && !p.may_inject_secrets(false));
         assert!(!p.host_allowed("127.0.0.1", 8081));
     }
 }

@@ -173,7 +173,9 @@ impl std::fmt::Debug for Grant {
 }
 
 /// Upper bounds no grant can exceed, and the defaults a plugin gets when it asks for nothing.
-#[derive(Debug, Clone, Copy)]
+/// Operators set them under `[plugins.caps]` in the config file; unset ones keep their default.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Caps {
     pub timeout_ms: u64,
     pub memory_mib: u64,

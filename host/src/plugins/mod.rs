@@ -43,6 +43,8 @@ pub struct PluginSettings {
     pub grants: BTreeMap<String, Grant>,
     /// Concurrent calls per world.
     pub instances: Option<u32>,
+    /// Operator caps on every plugin's limits.
+    pub caps: Caps,
 }
 
 /// A loaded, callable plugin.
@@ -230,7 +232,7 @@ impl PluginHost {
     /// Loads the built-in plugins and those in `settings.dir`. A plugin that fails to load is
     /// reported and skipped; the others still load.
     pub async fn load(settings: &PluginSettings) -> anyhow::Result<PluginHost> {
-        let caps = Caps::default();
+        let caps = settings.caps;
         let pool = PoolSize {
             instances: settings.instances.unwrap_or(1000),
             max_memory_mib: caps.memory_mib,

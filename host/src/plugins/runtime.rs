@@ -138,11 +138,10 @@ impl PluginEngine {
             }
         }
         let component = Component::new(&self.engine, wasm)?;
-        std::fs::create_dir_all(dir)?;
-        // Write then rename, so a concurrent reader never sees half a file.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, component.serialize()?)?;
-        std::fs::rename(&tmp, &path)?;
+        // The cache only saves time: failing to write it (read-only or full disk) is logged.
+        if let Err(e) = write_cache(dir, &path, &component) {
+            tracing::warn!(path = %path.display(), error = format!("{e:#}"), "could not cache a compiled component");
+        }
         Ok(component)
     }
 
@@ -152,6 +151,22 @@ impl PluginEngine {
         self.engine.precompile_compatibility_hash().hash(&mut h);
         format!("{:016x}", h.finish())
     }
+}
+
+/// Writes a compiled component to a unique temporary file in `dir`, syncs it and renames it into
+/// place, so concurrent writers and readers (other servers, `plugins check`) never see half a file.
+fn write_cache(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    component: &Component,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&component.serialize()?)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)?;
+    Ok(())
 }
 
 /// One thread advances every plugin engine's epoch.
@@ -243,7 +258,7 @@ impl CallState {
             let bytes = pipe.contents();
             if !bytes.is_empty() {
                 let text = String::from_utf8_lossy(&bytes);
-                tracing::info!(plugin = %self.plugin_id, stream, "{}", text.trim_end());
+                tracing::info!(plugin = %self.plugin_id, stream, "{}", text.trim_end().escape_debug());
             }
         }
     }
@@ -283,12 +298,13 @@ impl logging::Host for CallState {
             message.truncate(cut);
         }
         let plugin = &*self.plugin_id;
+        // Escaped, so a plugin cannot forge log lines with newlines or terminal control codes.
         match level {
-            logging::Level::Trace => tracing::trace!(plugin, "{message}"),
-            logging::Level::Debug => tracing::debug!(plugin, "{message}"),
-            logging::Level::Info => tracing::info!(plugin, "{message}"),
-            logging::Level::Warn => tracing::warn!(plugin, "{message}"),
-            logging::Level::Error => tracing::error!(plugin, "{message}"),
+            logging::Level::Trace => tracing::trace!(plugin, "{}", message.escape_debug()),
+            logging::Level::Debug => tracing::debug!(plugin, "{}", message.escape_debug()),
+            logging::Level::Info => tracing::info!(plugin, "{}", message.escape_debug()),
+            logging::Level::Warn => tracing::warn!(plugin, "{}", message.escape_debug()),
+            logging::Level::Error => tracing::error!(plugin, "{}", message.escape_debug()),
         }
     }
 }
