@@ -196,6 +196,10 @@ impl World {
 
     /// Waits for a free instance slot until `deadline`.
     async fn slot(&self, deadline: Duration) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+        // Fast path without a timer: the pool is rarely full.
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
         match tokio::time::timeout(deadline, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err("the server is busy: every plugin instance slot is in use; try again".into()),
