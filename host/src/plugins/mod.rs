@@ -496,7 +496,11 @@ impl PluginHost {
                 "the tool did not finish within its time limit of {} ms",
                 limits.timeout_ms
             ))),
-            Ok(Err(trap)) => Err(ToolError::Failed(describe_trap(&trap, &limits))),
+            Ok(Err(trap)) => Err(ToolError::Failed(describe_trap(
+                &trap,
+                &limits,
+                store.data().limits.memory_limit_hit,
+            ))),
             Ok(Ok(r)) => r,
         };
         let result = result.and_then(|out| {
@@ -553,7 +557,12 @@ impl PluginHost {
                 "the strategy did not finish a step within {} ms",
                 limits.timeout_ms
             )),
-            Ok(Err(trap)) => Err(describe_trap(&trap, &limits).replace("the tool", "the strategy")),
+            Ok(Err(trap)) => {
+                Err(
+                    describe_trap(&trap, &limits, store.data().limits.memory_limit_hit)
+                        .replace("the tool", "the strategy"),
+                )
+            }
             Ok(Ok(r)) => r,
         }?;
         if result.state.len() > MAX_STRATEGY_STATE {
@@ -610,8 +619,15 @@ fn annotation_size(a: &bindings::Annotation) -> usize {
     }
 }
 
-/// A trap as the model should read it: which limit was hit, or that the tool crashed.
-fn describe_trap(e: &wasmtime::Error, limits: &Effective) -> String {
+/// A trap as the model should read it: which limit was hit (the memory limit is known from the
+/// store's limiter, not guessed from the message), or that the tool crashed.
+fn describe_trap(e: &wasmtime::Error, limits: &Effective, memory_limit_hit: bool) -> String {
+    if memory_limit_hit {
+        return format!(
+            "the tool exceeded its memory limit of {} MiB",
+            limits.memory_mib
+        );
+    }
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         match trap {
             wasmtime::Trap::Interrupt => {
@@ -624,18 +640,10 @@ fn describe_trap(e: &wasmtime::Error, limits: &Effective) -> String {
             _ => {}
         }
     }
-    let text = format!("{e:#}");
-    if text.contains("memory")
-        && (text.contains("grow") || text.contains("limit") || text.contains("exceed"))
-    {
-        return format!(
-            "the tool exceeded its memory limit of {} MiB",
-            limits.memory_mib
-        );
-    }
-    if text.contains("unreachable") {
+    if let Some(wasmtime::Trap::UnreachableCodeReached) = e.downcast_ref::<wasmtime::Trap>() {
         return "the tool crashed (it panicked or hit an unreachable instruction)".into();
     }
+    let text = format!("{e:#}");
     format!(
         "the tool crashed: {}",
         text.lines().next().unwrap_or("trap")

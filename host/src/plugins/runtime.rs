@@ -196,11 +196,54 @@ fn start_ticker(engine: Engine) {
     engines.lock().expect("ticker lock").push(engine.weak());
 }
 
+/// The store's limits, remembering whether the memory limit was what stopped the guest, so
+/// the error the model sees says so for certain rather than guessing from a trap message.
+pub struct CallLimits {
+    inner: StoreLimits,
+    pub memory_limit_hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for CallLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.memory_limit_hit = true;
+        }
+        allowed
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
 /// What one call's store holds.
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub limits: StoreLimits,
+    pub limits: CallLimits,
     plugin_id: Arc<str>,
     /// Non-secret config values the plugin declared.
     config: Arc<BTreeMap<String, String>>,
@@ -229,14 +272,17 @@ impl CallState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size((memory_mib * 1024 * 1024) as usize)
-            .instances(64)
-            .tables(64)
-            .memories(8)
-            .table_elements(100_000)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = CallLimits {
+            inner: StoreLimitsBuilder::new()
+                .memory_size((memory_mib * 1024 * 1024) as usize)
+                .instances(64)
+                .tables(64)
+                .memories(8)
+                .table_elements(100_000)
+                .trap_on_grow_failure(true)
+                .build(),
+            memory_limit_hit: false,
+        };
         CallState {
             wasi,
             table: ResourceTable::new(),
