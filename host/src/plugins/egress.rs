@@ -8,7 +8,7 @@
 //! by the host: a guest following one makes a new request, checked the same way.
 //!
 //! Secrets are injected here as request headers, so they never enter guest memory. Response
-//! bodies are capped, and a per-call semaphore bounds concurrent requests.
+//! bodies are capped, and a per-plugin semaphore bounds concurrent requests across its calls.
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -35,7 +35,9 @@ pub struct HttpPolicy {
     pub hosts: Vec<String>,
     pub allow_private_addresses: bool,
     pub max_response_bytes: u64,
-    pub concurrency: u32,
+    /// Requests in flight across all of the plugin's calls (the grant's `http_concurrency`);
+    /// further requests wait, within their call's time limit.
+    pub permits: Arc<Semaphore>,
     /// Headers set on every request (secrets from the grant).
     pub inject: Vec<(HeaderName, HeaderValue)>,
 }
@@ -110,13 +112,11 @@ pub fn is_private(ip: IpAddr) -> bool {
 /// The hooks wasmtime-wasi-http calls for one plugin call.
 pub struct PluginHttpHooks {
     policy: Arc<HttpPolicy>,
-    permits: Arc<Semaphore>,
 }
 
 impl PluginHttpHooks {
     pub fn new(policy: Arc<HttpPolicy>) -> PluginHttpHooks {
-        let permits = Arc::new(Semaphore::new(policy.concurrency.max(1) as usize));
-        PluginHttpHooks { policy, permits }
+        PluginHttpHooks { policy }
     }
 }
 
@@ -139,10 +139,13 @@ impl WasiHttpHooks for PluginHttpHooks {
         options: Option<RequestOptions>,
         _response_errors: Box<dyn std::future::Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
-        let (policy, permits) = (self.policy.clone(), self.permits.clone());
+        let policy = self.policy.clone();
         Box::new(async move {
-            let permit = permits
-                .try_acquire_owned()
+            let permit = policy
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
                 .map_err(|_| Error::ConnectionLimitReached)?;
             let response = send(&policy, request, options, permit).await;
             if let Err(e) = &response {
@@ -346,7 +349,7 @@ mod tests {
             ],
             allow_private_addresses: false,
             max_response_bytes: 0,
-            concurrency: 1,
+            permits: Arc::new(Semaphore::new(1)),
             inject: vec![],
         };
         assert!(p.host_allowed("API.example.com", 443));

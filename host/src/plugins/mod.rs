@@ -606,7 +606,9 @@ fn http_policy(
         hosts: manifest.allowed_hosts(grant),
         allow_private_addresses: grant.allow_private_addresses,
         max_response_bytes: limits.http_max_response_kib * 1024,
-        concurrency: limits.http_concurrency,
+        permits: Arc::new(tokio::sync::Semaphore::new(
+            limits.http_concurrency.max(1) as usize
+        )),
         inject,
     })
 }
