@@ -127,21 +127,7 @@ async fn refused_uploads_leave_nothing_behind() {
 async fn expired_files_are_deleted_everywhere() {
     use assistants_host::{blobs::Blobs, janitor, search::SearchIndexes, store::Store};
     let app = TestApp::spawn().await;
-    let form = reqwest::multipart::Form::new()
-        .text("purpose", "assistants")
-        .text("expires_after[anchor]", "created_at")
-        .text("expires_after[seconds]", "3600")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(b"short-lived words".to_vec()).file_name("tmp.txt"),
-        );
-    let r = app
-        .client
-        .post(app.url("/files"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = upload_expiring(&app, "tmp.txt", b"short-lived words", "3600").await;
     assert_eq!(r.status(), 200);
     let f: serde_json::Value = r.json().await.unwrap();
     let id = f["id"].as_str().unwrap().to_string();
@@ -180,19 +166,29 @@ async fn expired_files_are_deleted_everywhere() {
     let (_, v) = app.get(&format!("/vector_stores/{vs}")).await;
     assert_eq!(v["file_counts"]["total"], 1);
 
+    let r = upload_expiring(&app, "x.txt", b"x", "10").await;
+    assert_eq!(r.status(), 400, "expiry below the 3600 s minimum");
+}
+
+/// `POST /files` with `expires_after` as the SDKs send it (bracketed form fields).
+async fn upload_expiring(
+    app: &TestApp,
+    name: &str,
+    bytes: &[u8],
+    seconds: &str,
+) -> reqwest::Response {
     let form = reqwest::multipart::Form::new()
         .text("purpose", "assistants")
-        .text("expires_after[seconds]", "10")
+        .text("expires_after[anchor]", "created_at")
+        .text("expires_after[seconds]", seconds.to_string())
         .part(
             "file",
-            reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x.txt"),
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string()),
         );
-    let r = app
-        .client
+    app.client
         .post(app.url("/files"))
         .multipart(form)
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 400, "expiry below the 3600 s minimum");
+        .unwrap()
 }

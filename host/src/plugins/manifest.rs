@@ -172,11 +172,12 @@ impl std::fmt::Debug for Grant {
     }
 }
 
-/// Upper bounds no grant can exceed, and the defaults a plugin gets when it asks for nothing.
-/// Operators set them under `[plugins.caps]` in the config file; unset ones keep their default.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+/// A full set of limit values. As [`Caps`]: the upper bounds no grant can exceed, and the
+/// defaults a plugin gets when it asks for nothing (operators set them under `[plugins.caps]`;
+/// unset ones keep their default). As [`Effective`]: the limits one plugin's calls run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Caps {
+pub struct LimitSet {
     pub timeout_ms: u64,
     pub memory_mib: u64,
     pub max_args_kib: u64,
@@ -185,9 +186,12 @@ pub struct Caps {
     pub http_max_response_kib: u64,
 }
 
-impl Default for Caps {
+pub type Caps = LimitSet;
+pub type Effective = LimitSet;
+
+impl Default for LimitSet {
     fn default() -> Self {
-        Caps {
+        LimitSet {
             timeout_ms: 30_000,
             memory_mib: 256,
             max_args_kib: 1024,
@@ -196,17 +200,6 @@ impl Default for Caps {
             http_max_response_kib: 10 * 1024,
         }
     }
-}
-
-/// The limits a call runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Effective {
-    pub timeout_ms: u64,
-    pub memory_mib: u64,
-    pub max_args_kib: u64,
-    pub max_result_kib: u64,
-    pub http_concurrency: u32,
-    pub http_max_response_kib: u64,
 }
 
 /// Intersects what the plugin asks for with what it was granted, within the caps; the error
