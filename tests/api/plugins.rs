@@ -561,3 +561,44 @@ async fn calls_beyond_the_instance_pool_wait_for_a_slot() {
         assert!(error_text(&s.await.unwrap().unwrap_err()).contains("time limit"));
     }
 }
+
+#[tokio::test]
+async fn a_replaced_plugin_stays_available_by_digest() {
+    let cache = tempfile::tempdir().unwrap();
+    let with = PluginSettings {
+        dir: Some(TEST_PLUGINS.into()),
+        instances: Some(4),
+        cache_dir: Some(cache.path().into()),
+        ..Default::default()
+    };
+    let digest = {
+        let host = PluginHost::load(&with).await.unwrap();
+        host.get("hostile").unwrap().digest.clone()
+    };
+    // The operator removes the plugin; a run pinned to its digest still gets that component.
+    let without = PluginSettings {
+        dir: None,
+        ..with.clone()
+    };
+    let host = PluginHost::load(&without).await.unwrap();
+    assert!(host.get("hostile").is_none());
+    let pinned = host
+        .by_digest(&digest, &without)
+        .await
+        .expect("archived by digest");
+    assert_eq!(pinned.manifest.id, "hostile");
+    assert_eq!(
+        host.invoke(&pinned, ctx(), "ok", "{}").await.unwrap().text,
+        "fine"
+    );
+    assert!(host.by_digest(&"0".repeat(64), &without).await.is_err());
+    assert!(host.by_digest("../../etc/passwd", &without).await.is_err());
+    let calc = host.get("calculator").unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &host
+            .by_digest(&calc.digest.clone(), &without)
+            .await
+            .unwrap(),
+        &calc
+    ));
+}

@@ -1,11 +1,12 @@
-//! The plugin host: loads tool components, checks their manifests against the operator's
-//! grants, and runs their calls in the sandbox (`runtime`).
+//! The plugin host: loads tool, retrieval-tool and strategy components, checks their manifests
+//! against the operator's grants, and runs their calls in the sandbox (`runtime`).
 //!
 //! Lifecycle of a plugin: bytes + manifest → content digest → compiled component (from the
 //! on-disk cache when possible) → `InstancePre` (imports resolved once) → `describe()` once
-//! to learn its tools → registered under its id. Each `invoke` then instantiates from the
-//! `InstancePre` into a fresh store, calls, and drops the store. A run keeps the digest of the
-//! component it started with, so replacing a plugin never changes a run midway.
+//! to learn its tools → registered under its id. Each `invoke` (or `step`) then instantiates
+//! from the `InstancePre` into a fresh store, calls, and drops the store. Every loaded
+//! component is also archived by digest, so a run that recorded the digest it started with
+//! gets the same component back (`by_digest`) even after the operator replaced the plugin.
 
 pub mod bindings;
 pub mod egress;
@@ -216,6 +217,8 @@ pub struct PluginHost {
     plugins: HashMap<String, Arc<Plugin>>,
     /// Vector-store search for retrieval tools, attached once the server's store exists.
     search: std::sync::OnceLock<retrieval::SearchBackend>,
+    /// Plugins loaded again by digest for runs pinned to a component no longer installed.
+    pinned: tokio::sync::Mutex<HashMap<String, Arc<Plugin>>>,
 }
 
 /// Why a call failed, for the model (`tool-error`) and the logs.
@@ -249,6 +252,7 @@ impl PluginHost {
             cache_dir: settings.cache_dir.clone(),
             plugins: HashMap::new(),
             search: Default::default(),
+            pinned: Default::default(),
         };
         for (stem, wasm, manifest) in BUILTIN_PLUGINS {
             // A built-in plugin that needs grants (the weather example needs its API) stays
@@ -297,7 +301,8 @@ impl PluginHost {
         settings: &PluginSettings,
         builtin: bool,
     ) -> anyhow::Result<Plugin> {
-        let manifest = Manifest::parse(manifest).context("invalid manifest")?;
+        let manifest_text = manifest;
+        let manifest = Manifest::parse(manifest_text).context("invalid manifest")?;
         let grant = settings
             .grants
             .get(&manifest.id)
@@ -359,6 +364,72 @@ impl PluginHost {
         if plugin.is_tool() {
             plugin.tools = self.describe(&plugin).await?;
         }
+        self.archive(&plugin.digest, wasm, manifest_text);
+        Ok(plugin)
+    }
+
+    /// Keeps the bytes and manifest of every plugin that loaded, by digest, so a run pinned to
+    /// a component keeps working after the operator replaces or removes it. Best-effort.
+    fn archive(&self, digest: &str, wasm: &[u8], manifest: &str) {
+        let Some(dir) = &self.cache_dir else { return };
+        let dir = dir.join("archive");
+        let wasm_path = dir.join(format!("{digest}.wasm"));
+        if wasm_path.exists() {
+            return;
+        }
+        let result = (|| -> anyhow::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            for (path, bytes) in [
+                (dir.join(format!("{digest}.toml")), manifest.as_bytes()),
+                (wasm_path, wasm),
+            ] {
+                let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+                std::io::Write::write_all(&mut tmp, bytes)?;
+                tmp.persist(path)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::warn!(
+                digest,
+                error = format!("{e:#}"),
+                "could not archive a plugin for pinned runs"
+            );
+        }
+    }
+
+    /// The plugin with this component digest: the installed one, or the archived one a run was
+    /// pinned to before the plugin was replaced (loaded again under today's grants).
+    pub async fn by_digest(
+        &self,
+        digest: &str,
+        settings: &PluginSettings,
+    ) -> anyhow::Result<Arc<Plugin>> {
+        if let Some(p) = self.plugins.values().find(|p| p.digest == digest) {
+            return Ok(p.clone());
+        }
+        let mut pinned = self.pinned.lock().await;
+        if let Some(p) = pinned.get(digest) {
+            return Ok(p.clone());
+        }
+        anyhow::ensure!(
+            crate::ids::is_valid_id(digest),
+            "'{digest}' is not a component digest"
+        );
+        let dir = self
+            .cache_dir
+            .as_ref()
+            .context("no plugin archive is configured")?
+            .join("archive");
+        let wasm = std::fs::read(dir.join(format!("{digest}.wasm")))
+            .with_context(|| format!("no component with digest {digest} was ever loaded here"))?;
+        let manifest = std::fs::read_to_string(dir.join(format!("{digest}.toml")))?;
+        let plugin = Arc::new(self.prepare(&wasm, &manifest, settings, false).await?);
+        anyhow::ensure!(
+            plugin.digest == digest,
+            "the archived component does not match its digest"
+        );
+        pinned.insert(digest.to_string(), plugin.clone());
         Ok(plugin)
     }
 
