@@ -31,8 +31,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API server (migrations run first).
+    /// Run the HTTP API server and a run worker (migrations run first).
     Serve(ServeArgs),
+    /// Run a worker-only node: drives queued runs, serves no HTTP API. Needs a shared database
+    /// and, to hear about new runs promptly, `--queue-url`.
+    Worker(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(StorageArgs),
     /// Inspect and try plugins (WebAssembly tool components).
@@ -142,6 +145,37 @@ pub struct ServeArgs {
     /// Grants go in the config file under `[plugins.grants.ID]`.
     #[arg(long, env = "ASSISTANTS_PLUGINS_DIR", value_name = "DIR")]
     pub plugins_dir: Option<PathBuf>,
+
+    /// Base URL of the OpenAI-compatible chat-completions upstream runs call
+    /// [default: https://api.openai.com/v1]. Per-model routes go in the config file (`[llm]`).
+    #[arg(long, env = "ASSISTANTS_LLM_BASE_URL", value_name = "URL")]
+    pub llm_base_url: Option<String>,
+
+    /// API key sent to the LLM upstream (`Authorization: Bearer`).
+    #[arg(
+        long,
+        env = "ASSISTANTS_LLM_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub llm_api_key: Option<String>,
+
+    /// Serve the API only; leave runs to worker nodes (`assistants worker`).
+    #[arg(long)]
+    pub no_worker: bool,
+
+    /// How many runs this node drives at once [default: 32].
+    #[arg(long, env = "ASSISTANTS_RUN_CONCURRENCY", value_name = "N")]
+    pub run_concurrency: Option<usize>,
+
+    /// Seconds an active run may take before it expires, including time waiting in
+    /// `requires_action` for tool outputs [default: 600].
+    #[arg(long, env = "ASSISTANTS_RUN_EXPIRY_SECS", value_name = "SECS")]
+    pub run_expiry_secs: Option<i64>,
+
+    /// Strategy plugin of assistants that name none in `metadata.strategy` [default: native].
+    #[arg(long, env = "ASSISTANTS_DEFAULT_STRATEGY", value_name = "ID")]
+    pub default_strategy: Option<String>,
 }
 
 /// The optional TOML file. Unknown keys are an error so typos do not silently fall back to defaults.
@@ -158,6 +192,57 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     #[serde(default)]
     pub plugins: PluginsFileConfig,
+    #[serde(default)]
+    pub llm: LlmFileConfig,
+    #[serde(default)]
+    pub runs: RunsFileConfig,
+}
+
+/// `[llm]` in the config file: the default upstream and per-model routes.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmFileConfig {
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    /// Seconds to wait for the upstream to start answering, and between streamed chunks
+    /// [default: 120].
+    pub timeout_secs: Option<u64>,
+    /// Retries of a call that failed with 429 or 5xx before anything streamed [default: 3].
+    pub max_retries: Option<u32>,
+    /// `[[llm.routes]]`: `model = "gpt-4o"` (exact) or `prefix = "llama"`, with `base_url`
+    /// and optionally `api_key`. The first match wins; unmatched models use the default.
+    #[serde(default)]
+    pub routes: Vec<LlmRoute>,
+}
+
+/// One upstream route (see [`LlmFileConfig::routes`]).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmRoute {
+    pub model: Option<String>,
+    pub prefix: Option<String>,
+    pub base_url: String,
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for LlmRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmRoute")
+            .field("model", &self.model)
+            .field("prefix", &self.prefix)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// `[runs]` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsFileConfig {
+    pub concurrency: Option<usize>,
+    pub expiry_secs: Option<i64>,
+    pub default_strategy: Option<String>,
 }
 
 /// `[plugins]` in the config file.
@@ -214,6 +299,42 @@ pub struct Settings {
     pub ingest_concurrency: usize,
     pub log_format: String,
     pub plugins: crate::plugins::PluginSettings,
+    pub llm: LlmSettings,
+    pub runs: RunSettings,
+}
+
+/// Where runs send chat completions.
+#[derive(Clone)]
+pub struct LlmSettings {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub timeout: std::time::Duration,
+    pub max_retries: u32,
+    pub routes: Vec<LlmRoute>,
+}
+
+impl std::fmt::Debug for LlmSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmSettings")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("routes", &self.routes)
+            .finish()
+    }
+}
+
+/// How this node takes part in runs.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Whether this node drives runs (false for `serve --no-worker`).
+    pub worker: bool,
+    /// Whether this node serves the HTTP API (false for `assistants worker`).
+    pub api: bool,
+    pub concurrency: usize,
+    pub expiry_secs: i64,
+    pub default_strategy: String,
 }
 
 impl StorageSettings {
@@ -255,6 +376,12 @@ impl Settings {
                 ingest_concurrency: None,
                 log_format: None,
                 plugins_dir: None,
+                llm_base_url: None,
+                llm_api_key: None,
+                no_worker: false,
+                run_concurrency: None,
+                run_expiry_secs: None,
+                default_strategy: None,
             },
             &FileConfig::default(),
         )
@@ -294,6 +421,39 @@ impl Settings {
                 instances: file.plugins.instances,
                 caps: file.plugins.caps,
             },
+            llm: LlmSettings {
+                base_url: args
+                    .llm_base_url
+                    .clone()
+                    .or_else(|| file.llm.base_url.clone())
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                api_key: args
+                    .llm_api_key
+                    .clone()
+                    .or_else(|| file.llm.api_key.clone()),
+                timeout: std::time::Duration::from_secs(file.llm.timeout_secs.unwrap_or(120)),
+                max_retries: file.llm.max_retries.unwrap_or(3),
+                routes: file.llm.routes.clone(),
+            },
+            runs: RunSettings {
+                worker: !args.no_worker,
+                api: true,
+                concurrency: args
+                    .run_concurrency
+                    .or(file.runs.concurrency)
+                    .unwrap_or(32)
+                    .max(1),
+                expiry_secs: args
+                    .run_expiry_secs
+                    .or(file.runs.expiry_secs)
+                    .unwrap_or(600)
+                    .max(1),
+                default_strategy: args
+                    .default_strategy
+                    .clone()
+                    .or_else(|| file.runs.default_strategy.clone())
+                    .unwrap_or_else(|| "native".into()),
+            },
         }
     }
 }
@@ -326,6 +486,12 @@ mod tests {
             ingest_concurrency: None,
             log_format: None,
             plugins_dir: None,
+            llm_base_url: None,
+            llm_api_key: None,
+            no_worker: false,
+            run_concurrency: None,
+            run_expiry_secs: None,
+            default_strategy: None,
         };
         let s = Settings::resolve(&args, &file);
         assert_eq!(s.listen.port(), 1);

@@ -24,6 +24,7 @@ pub mod ids;
 pub mod ingest;
 pub mod janitor;
 pub mod plugins;
+pub mod runs;
 pub mod search;
 pub mod store;
 
@@ -37,13 +38,31 @@ use tokio_util::sync::CancellationToken;
 use crate::api::AppState;
 use crate::config::Settings;
 
-/// Opens storage, migrates, and serves on `listener` until `shutdown` resolves.
+/// Opens storage, migrates, and serves on `listener` until `shutdown` resolves; unless
+/// `settings.runs.worker` is off, this node also drives runs.
 ///
 /// In-flight requests finish before this returns; ingestion workers stop between files (a file
-/// they were working on is picked up again later through its lease).
+/// they were working on is picked up again later through its lease), and runs in flight stop
+/// at their next step (another worker, or this one after a restart, resumes them).
 pub async fn start(
     settings: Settings,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_node(settings, Some(listener), shutdown).await
+}
+
+/// A worker-only node: drives runs and ingests files, serves no HTTP API.
+pub async fn start_worker(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_node(settings, None, shutdown).await
+}
+
+async fn run_node(
+    settings: Settings,
+    listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = store::Store::connect(&settings.storage.database_url).await?;
@@ -77,6 +96,36 @@ pub async fn start(
         search: search.clone(),
     });
     let janitor = janitor::spawn(store.clone(), blobs.clone(), search.clone(), stop.clone());
+
+    let bus: Arc<dyn runs::bus::EventBus> = Arc::new(runs::bus::LocalBus::default());
+    let (queue, deliveries) = runs::bus::LocalQueue::new();
+    let handle = runs::RunsHandle {
+        bus: bus.clone(),
+        queue: Arc::new(queue),
+        store: store.clone(),
+    };
+    let mut run_tasks = Vec::new();
+    if settings.runs.worker {
+        let engine = Arc::new(runs::engine::Engine {
+            store: store.clone(),
+            plugins: plugins.clone(),
+            llm: Arc::new(runs::llm::Llm::new(&settings.llm)?),
+            bus: bus.clone(),
+            held: Default::default(),
+        });
+        run_tasks.push(runs::spawn_worker_pool(
+            engine,
+            deliveries,
+            settings.runs.concurrency,
+            stop.clone(),
+        ));
+        run_tasks.push(runs::spawn_sweeper(
+            store.clone(),
+            handle.clone(),
+            stop.clone(),
+        ));
+    }
+
     let state = AppState {
         store,
         blobs,
@@ -85,15 +134,27 @@ pub async fn start(
         ingest,
         search,
         plugins,
+        runs: handle,
     };
-    tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    match listener {
+        Some(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "listening");
+            axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+                .context("serving HTTP")?;
+        }
+        None => {
+            tracing::info!("worker node running");
+            shutdown.await;
+        }
+    }
     stop.cancel();
     for w in workers {
         let _ = w.await;
+    }
+    for t in run_tasks {
+        let _ = t.await;
     }
     let _ = janitor.await;
     Ok(())

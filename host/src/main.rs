@@ -21,6 +21,14 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", settings.listen))?;
             assistants_host::start(settings, listener, shutdown_signal()).await
         }
+        Command::Worker(args) => {
+            let mut settings = Settings::resolve(&args, &file);
+            settings.runs.api = false;
+            settings.runs.worker = true;
+            init_logging(&settings.log_format);
+            tracing::info!(?settings, "starting a worker node");
+            assistants_host::start_worker(settings, shutdown_signal()).await
+        }
         Command::Migrate(args) => {
             init_logging("text");
             let storage = StorageSettings::resolve(&args, &file);

@@ -9,6 +9,7 @@ mod files;
 mod fuzz;
 mod pagination;
 mod plugins;
+mod runs;
 mod threads;
 mod uploads;
 mod vector_stores;

@@ -8,6 +8,8 @@
 //! - `ASSISTANTS_TEST_OBJECT_STORE_URL=s3://bucket`: file bytes go to that S3-compatible store
 //!   (endpoint and keys from the usual `AWS_*` variables), each app under its own prefix.
 
+pub mod fake_llm;
+
 use std::time::Duration;
 
 use assistants_host::config::Settings;
@@ -42,6 +44,21 @@ fn random_suffix() -> String {
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server whose runs call `llm`, with settings adjusted by `tweak`.
+    pub async fn spawn_with_llm(
+        llm: &fake_llm::FakeLlm,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let url = llm.url.clone();
+        Self::spawn_with(move |s| {
+            s.llm.base_url = url;
+            // Keep retry back-off short in tests; the retry tests set their own count.
+            s.llm.max_retries = 1;
+            tweak(s)
+        })
+        .await
     }
 
     /// Starts a server with settings adjusted by `tweak`.
@@ -193,6 +210,44 @@ impl TestApp {
         .await
     }
 
+    /// POSTs with `stream: true` semantics and collects the whole SSE response as
+    /// (event, data) pairs; `data` is JSON, or the string `[DONE]`.
+    pub async fn stream(&self, path: &str, body: Value) -> (StatusCode, Vec<(String, Value)>) {
+        let resp = self
+            .auth(self.client.post(self.url(path)))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = resp.status();
+        let is_sse = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+        let text = resp.text().await.expect("body");
+        if !is_sse {
+            let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            return (status, vec![("json".into(), v)]);
+        }
+        (status, parse_sse(&text))
+    }
+
+    /// Polls a run until it leaves queued/in_progress/cancelling (30 s at most).
+    pub async fn wait_run(&self, thread: &str, run: &str) -> Value {
+        for _ in 0..600 {
+            let (s, v) = self.get(&format!("/threads/{thread}/runs/{run}")).await;
+            assert_eq!(s, 200, "{v}");
+            if !matches!(
+                v["status"].as_str(),
+                Some("queued" | "in_progress" | "cancelling")
+            ) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("run {run} did not settle");
+    }
+
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
         let rb = self
             .auth(self.client.post(self.url(path)))
@@ -322,4 +377,33 @@ pub fn assert_error(v: &Value) -> &Value {
         "param/code must be present: {v}"
     );
     e
+}
+
+/// Parses an SSE body into (event, data) pairs, checking the framing SDKs rely on: every
+/// event has a name and exactly one `data:` line.
+pub fn parse_sse(text: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for frame in text.split("\n\n").filter(|f| !f.trim().is_empty()) {
+        let mut event = None;
+        let mut data = Vec::new();
+        for line in frame.lines() {
+            if let Some(e) = line.strip_prefix("event: ") {
+                event = Some(e.to_string());
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data.push(d.to_string());
+            } else if line.starts_with(':') {
+                continue;
+            } else {
+                panic!("unexpected SSE line {line:?} in {frame:?}");
+            }
+        }
+        if event.is_none() && data.is_empty() {
+            continue;
+        }
+        assert_eq!(data.len(), 1, "one data line per event: {frame:?}");
+        let data = &data[0];
+        let v = serde_json::from_str(data).unwrap_or(Value::String(data.clone()));
+        out.push((event.expect("every event is named"), v));
+    }
+    out
 }

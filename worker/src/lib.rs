@@ -1,8 +1,15 @@
-//! The run engine (filled by the runs issue).
+//! The run engine's functional core: everything about driving a run that needs no I/O.
 //!
-//! This crate will own everything between "a run was queued" and "the run reached a terminal
-//! state": claiming runs, driving the strategy component step by step, performing its actions
-//! (LLM calls, server-side tool calls through the plugin host, `requires_action`), and writing run
-//! steps and messages. It depends on no storage or transport crate: the host hands it the ports
-//! it needs (store, queue, events, plugin runtime, LLM client) as traits, which keeps the engine
-//! testable with in-memory fakes and keeps `host -> worker` the only dependency direction.
+//! The imperative shell lives in the host (`host/src/runs`): it claims runs from the database,
+//! calls strategy components, streams the LLM, runs tool plugins and publishes events. The
+//! decisions it makes along the way that can be stated as pure functions live here, where they
+//! are unit-tested without a database, a network or a Wasm engine:
+//! - [`status`]: the run status machine (which statuses are active, terminal, cancellable) and
+//!   the SSE event each status is announced with;
+//! - [`publish`]: what part of a streaming LLM answer clients see (everything, nothing, or only
+//!   what follows a marker such as ReAct's `Final Answer:`), across arbitrary chunk boundaries;
+//! - [`calls`]: assembling streamed tool-call fragments into whole calls.
+
+pub mod calls;
+pub mod publish;
+pub mod status;

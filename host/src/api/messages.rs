@@ -248,6 +248,10 @@ async fn create(
     Json(req): Json<CreateMessage>,
 ) -> ApiResult<axum::Json<Message>> {
     let m = prepare(&state, &project, &thread_id, req, "").await?;
+    // The thread lock: no messages while a run is active on the thread.
+    if let Some(run) = state.store.active_run(&project, &thread_id).await? {
+        return Err(crate::store::runs::thread_locked(&thread_id, &run));
+    }
     state
         .store
         .insert_under::<Thread, _>(&project, &thread_id, &m, &extra_columns(&m))

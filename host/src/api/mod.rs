@@ -7,6 +7,7 @@ pub mod extract;
 pub mod files;
 pub mod messages;
 mod plugins;
+pub mod runs;
 pub mod threads;
 mod tool_resources;
 pub mod uploads;
@@ -40,6 +41,7 @@ pub struct AppState {
     pub ingest: IngestHandle,
     pub search: Arc<SearchIndexes>,
     pub plugins: Arc<crate::plugins::PluginHost>,
+    pub runs: crate::runs::RunsHandle,
 }
 
 /// How long SDK pollers should wait between polls; small so `*_and_poll` helpers finish fast.
@@ -54,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(uploads::router())
         .merge(vector_stores::router())
         .merge(vector_store_files::router())
+        .merge(runs::router())
         .merge(plugins::router());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

@@ -1,12 +1,15 @@
 //! The one place `bindgen!` runs: host-side bindings of the plugin worlds, generated from
 //! `wit/v0.1.0`. Exports are async so calls can be bounded by epoch deadlines and timeouts;
-//! host imports (logging, config) are plain synchronous functions of the call state.
+//! host imports (logging, config) are plain synchronous functions of the call state. The
+//! strategy world's types derive serde: the run engine persists events and actions as JSON.
 
 pub mod tool {
     wasmtime::component::bindgen!({
         world: "tool-plugin",
         path: "../wit/v0.1.0",
         exports: { default: async },
+        // The run engine persists strategy events and actions (which embed these types).
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
@@ -15,6 +18,8 @@ pub mod strategy {
         world: "strategy-plugin",
         path: "../wit/v0.1.0",
         exports: { default: async },
+        // The run engine persists each step's event and action in the run's engine record.
+        additional_derives: [serde::Serialize, serde::Deserialize],
         // One set of shared types and one logging host implementation for every world.
         with: {
             "assistants:plugin/types": super::tool::assistants::plugin::types,

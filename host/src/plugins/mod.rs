@@ -219,6 +219,8 @@ pub struct PluginHost {
     search: std::sync::OnceLock<retrieval::SearchBackend>,
     /// Plugins loaded again by digest for runs pinned to a component no longer installed.
     pinned: tokio::sync::Mutex<HashMap<String, Arc<Plugin>>>,
+    /// The settings the host was loaded with (grants apply to plugins loaded by digest too).
+    settings: PluginSettings,
 }
 
 /// Why a call failed, for the model (`tool-error`) and the logs.
@@ -253,6 +255,7 @@ impl PluginHost {
             plugins: HashMap::new(),
             search: Default::default(),
             pinned: Default::default(),
+            settings: settings.clone(),
         };
         for (stem, wasm, manifest) in BUILTIN_PLUGINS {
             // A built-in plugin that needs grants (the weather example needs its API) stays
@@ -400,11 +403,7 @@ impl PluginHost {
 
     /// The plugin with this component digest: the installed one, or the archived one a run was
     /// pinned to before the plugin was replaced (loaded again under today's grants).
-    pub async fn by_digest(
-        &self,
-        digest: &str,
-        settings: &PluginSettings,
-    ) -> anyhow::Result<Arc<Plugin>> {
+    pub async fn by_digest(&self, digest: &str) -> anyhow::Result<Arc<Plugin>> {
         if let Some(p) = self.plugins.values().find(|p| p.digest == digest) {
             return Ok(p.clone());
         }
@@ -424,7 +423,10 @@ impl PluginHost {
         let wasm = std::fs::read(dir.join(format!("{digest}.wasm")))
             .with_context(|| format!("no component with digest {digest} was ever loaded here"))?;
         let manifest = std::fs::read_to_string(dir.join(format!("{digest}.toml")))?;
-        let plugin = Arc::new(self.prepare(&wasm, &manifest, settings, false).await?);
+        let plugin = Arc::new(
+            self.prepare(&wasm, &manifest, &self.settings, false)
+                .await?,
+        );
         anyhow::ensure!(
             plugin.digest == digest,
             "the archived component does not match its digest"

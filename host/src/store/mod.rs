@@ -15,6 +15,7 @@ mod docs;
 mod group;
 pub mod keys;
 mod list;
+pub mod runs;
 mod uploads;
 pub mod vector_stores;
 

@@ -7,11 +7,18 @@ pub fn evaluate(input: &str) -> Result<f64, String> {
     if input.len() > 10_000 {
         return Err("expression is too long".into());
     }
-    let mut p = Parser { s: input.as_bytes(), i: 0, depth: 0 };
+    let mut p = Parser {
+        s: input.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
     let v = p.expr()?;
     p.skip_ws();
     if p.i != p.s.len() {
-        return Err(format!("unexpected '{}' at position {}", p.s[p.i] as char, p.i));
+        return Err(format!(
+            "unexpected '{}' at position {}",
+            p.s[p.i] as char, p.i
+        ));
     }
     if !v.is_finite() {
         return Err("the result is not a finite number".into());
@@ -93,18 +100,24 @@ impl Parser<'_> {
             }
             Some(c) if c.is_ascii_digit() || c == b'.' => {
                 let start = self.i;
-                while self.i < self.s.len() && (self.s[self.i].is_ascii_digit() || self.s[self.i] == b'.') {
+                while self.i < self.s.len()
+                    && (self.s[self.i].is_ascii_digit() || self.s[self.i] == b'.')
+                {
                     self.i += 1;
                 }
-                let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
-                text.parse::<f64>().map_err(|_| format!("'{text}' is not a number"))
+                let text =
+                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
+                text.parse::<f64>()
+                    .map_err(|_| format!("'{text}' is not a number"))
             }
             Some(c) if c.is_ascii_alphabetic() => {
                 let start = self.i;
                 while self.i < self.s.len() && self.s[self.i].is_ascii_alphanumeric() {
                     self.i += 1;
                 }
-                let name = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?.to_ascii_lowercase();
+                let name = std::str::from_utf8(&self.s[start..self.i])
+                    .map_err(|e| e.to_string())?
+                    .to_ascii_lowercase();
                 match name.as_str() {
                     "pi" => return Ok(std::f64::consts::PI),
                     "e" => return Ok(std::f64::consts::E),

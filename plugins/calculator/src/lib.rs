@@ -34,30 +34,40 @@ impl Guest for Calculator {
         ]
     }
 
-    fn invoke(_ctx: CallContext, name: String, arguments_json: String) -> Result<ToolOutput, ToolError> {
+    fn invoke(
+        _ctx: CallContext,
+        name: String,
+        arguments_json: String,
+    ) -> Result<ToolOutput, ToolError> {
         let args: serde_json::Value = serde_json::from_str(&arguments_json)
             .map_err(|e| ToolError::InvalidArguments(format!("arguments are not JSON: {e}")))?;
         let text = match name.as_str() {
             "calculate" => {
-                let expression = args["expression"]
-                    .as_str()
-                    .ok_or_else(|| ToolError::InvalidArguments("'expression' must be a string".into()))?;
+                let expression = args["expression"].as_str().ok_or_else(|| {
+                    ToolError::InvalidArguments("'expression' must be a string".into())
+                })?;
                 let value = expr::evaluate(expression).map_err(ToolError::InvalidArguments)?;
                 format_number(value)
             }
             "convert_units" => {
-                let value = args["value"]
-                    .as_f64()
-                    .ok_or_else(|| ToolError::InvalidArguments("'value' must be a number".into()))?;
+                let value = args["value"].as_f64().ok_or_else(|| {
+                    ToolError::InvalidArguments("'value' must be a number".into())
+                })?;
                 let unit = |k: &str| {
-                    args[k].as_str().ok_or_else(|| ToolError::InvalidArguments(format!("'{k}' must be a string")))
+                    args[k].as_str().ok_or_else(|| {
+                        ToolError::InvalidArguments(format!("'{k}' must be a string"))
+                    })
                 };
-                let out = units::convert(value, unit("from")?, unit("to")?).map_err(ToolError::InvalidArguments)?;
+                let out = units::convert(value, unit("from")?, unit("to")?)
+                    .map_err(ToolError::InvalidArguments)?;
                 format!("{} {}", format_number(out), unit("to")?)
             }
             other => return Err(ToolError::UnknownTool(other.to_string())),
         };
-        Ok(ToolOutput { text, annotations: vec![] })
+        Ok(ToolOutput {
+            text,
+            annotations: vec![],
+        })
     }
 }
 

@@ -56,5 +56,7 @@ pub fn convert(value: f64, from: &str, to: &str) -> Result<f64, String> {
             return Ok(v);
         }
     }
-    Err(format!("cannot convert '{from}' to '{to}': units must be of the same kind"))
+    Err(format!(
+        "cannot convert '{from}' to '{to}': units must be of the same kind"
+    ))
 }

@@ -14,7 +14,9 @@ struct Weather;
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -25,10 +27,9 @@ fn get_json(url: &str) -> Result<serde_json::Value, ToolError> {
         let request = wstd::http::Request::get(url)
             .body(wstd::http::Body::empty())
             .map_err(|e| ToolError::Failed(format!("bad request: {e}")))?;
-        let mut response = wstd::http::Client::new()
-            .send(request)
-            .await
-            .map_err(|e| ToolError::Failed(format!("the weather API could not be reached: {e:?}")))?;
+        let mut response = wstd::http::Client::new().send(request).await.map_err(|e| {
+            ToolError::Failed(format!("the weather API could not be reached: {e:?}"))
+        })?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -37,9 +38,12 @@ fn get_json(url: &str) -> Result<serde_json::Value, ToolError> {
             .map_err(|e| ToolError::Failed(format!("reading the answer failed: {e:?}")))?
             .to_string();
         if status != 200 {
-            return Err(ToolError::Failed(format!("the weather API answered {status}: {body}")));
+            return Err(ToolError::Failed(format!(
+                "the weather API answered {status}: {body}"
+            )));
         }
-        serde_json::from_str(&body).map_err(|e| ToolError::Failed(format!("the weather API sent invalid JSON: {e}")))
+        serde_json::from_str(&body)
+            .map_err(|e| ToolError::Failed(format!("the weather API sent invalid JSON: {e}")))
     })
 }
 
@@ -53,15 +57,26 @@ impl Guest for Weather {
         }]
     }
 
-    fn invoke(_ctx: CallContext, name: String, arguments_json: String) -> Result<ToolOutput, ToolError> {
+    fn invoke(
+        _ctx: CallContext,
+        name: String,
+        arguments_json: String,
+    ) -> Result<ToolOutput, ToolError> {
         if name != "current_weather" {
             return Err(ToolError::UnknownTool(name));
         }
         let args: serde_json::Value = serde_json::from_str(&arguments_json)
             .map_err(|e| ToolError::InvalidArguments(format!("arguments are not JSON: {e}")))?;
-        let city = args["city"].as_str().ok_or_else(|| ToolError::InvalidArguments("'city' must be a string".into()))?;
-        let base = config::get("base_url").ok_or_else(|| ToolError::Failed("the operator has not configured base_url".into()))?;
-        let url = format!("{}/v1/current?city={}", base.trim_end_matches('/'), encode(city));
+        let city = args["city"]
+            .as_str()
+            .ok_or_else(|| ToolError::InvalidArguments("'city' must be a string".into()))?;
+        let base = config::get("base_url")
+            .ok_or_else(|| ToolError::Failed("the operator has not configured base_url".into()))?;
+        let url = format!(
+            "{}/v1/current?city={}",
+            base.trim_end_matches('/'),
+            encode(city)
+        );
         logging::log(logging::Level::Debug, &format!("GET {url}"));
         let w = get_json(&url)?;
         let text = format!(
@@ -71,7 +86,10 @@ impl Guest for Weather {
             w["conditions"].as_str().unwrap_or("unknown conditions"),
             w["wind_kph"]
         );
-        Ok(ToolOutput { text, annotations: vec![] })
+        Ok(ToolOutput {
+            text,
+            annotations: vec![],
+        })
     }
 }
 

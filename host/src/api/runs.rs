@@ -1,0 +1,869 @@
+//! `/threads/{thread_id}/runs` and `/threads/runs`: create (optionally streamed), list,
+//! retrieve, modify, cancel, submit tool outputs, and run steps.
+//!
+//! Handlers validate and record; the run engine (`crate::runs`) does the work. A streamed
+//! request subscribes to the run's events *before* the run is queued, so the response carries
+//! every event from `thread.run.created` to the terminal one, then `done`.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+
+use axum::extract::{RawQuery, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::assistants::Assistant;
+use super::common::{self, ListQuery};
+use super::extract::{Json, Path, Query};
+use super::messages::{self, CreateMessage};
+use super::threads::{self, CreateThread, Thread};
+use super::AppState;
+use crate::auth::Project;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{new_id, now, IdKind};
+use crate::plugins::bindings::{Event, ToolResult};
+use crate::plugins::manifest::Kind;
+use crate::runs::bus::{StreamEvent, Subscription};
+use crate::runs::model::{EngineRecord, Next, Run, RunStatus, RunStep, ToolBinding};
+use crate::store::Val;
+use assistants_worker::status::event_ends_stream;
+
+/// Parameters shared by create-run and create-thread-and-run.
+#[derive(Debug, Deserialize)]
+struct RunParams {
+    assistant_id: String,
+    model: Option<String>,
+    instructions: Option<String>,
+    tools: Option<Value>,
+    metadata: Option<Value>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    stream: Option<bool>,
+    max_prompt_tokens: Option<i64>,
+    max_completion_tokens: Option<i64>,
+    truncation_strategy: Option<Value>,
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
+    response_format: Option<Value>,
+    reasoning_effort: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateRun {
+    #[serde(flatten)]
+    params: RunParams,
+    additional_instructions: Option<String>,
+    additional_messages: Option<Vec<CreateMessage>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateThreadAndRun {
+    #[serde(flatten)]
+    params: RunParams,
+    thread: Option<CreateThread>,
+    /// Python SDK 1.26.0 sends this as `tool` from `create_and_run_stream`.
+    #[serde(alias = "tool")]
+    tool_resources: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModifyRun {
+    #[serde(default)]
+    metadata: common::Patch<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubmitToolOutputs {
+    tool_outputs: Vec<ToolOutputIn>,
+    stream: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolOutputIn {
+    tool_call_id: Option<String>,
+    output: Option<String>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/threads/runs", post(create_thread_and_run))
+        .route("/threads/{thread_id}/runs", get(list).post(create))
+        .route(
+            "/threads/{thread_id}/runs/{run_id}",
+            get(retrieve).post(modify),
+        )
+        .route("/threads/{thread_id}/runs/{run_id}/cancel", post(cancel))
+        .route(
+            "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
+            post(submit_tool_outputs),
+        )
+        .route("/threads/{thread_id}/runs/{run_id}/steps", get(list_steps))
+        .route(
+            "/threads/{thread_id}/runs/{run_id}/steps/{step_id}",
+            get(retrieve_step),
+        )
+}
+
+/// The only `include[]` value the API defines (file-search result content in steps).
+pub const INCLUDE_FILE_SEARCH_CONTENT: &str =
+    "step_details.tool_calls[*].file_search.results[*].content";
+
+/// Parses and checks `include[]` from the raw query string.
+fn include(raw: &Option<String>) -> ApiResult<Vec<String>> {
+    let mut out = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
+        if k == "include[]" || k == "include" {
+            if v != INCLUDE_FILE_SEARCH_CONTENT {
+                return Err(ApiError::invalid(
+                    "include",
+                    format!("Invalid 'include[]' value '{v}'. Supported: {INCLUDE_FILE_SEARCH_CONTENT}."),
+                ));
+            }
+            out.push(v.into_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// A validated run, ready to insert.
+struct Prepared {
+    run: Run,
+    engine: EngineRecord,
+    stream: bool,
+}
+
+fn check_tokens(param: &str, v: Option<i64>) -> ApiResult<Option<i64>> {
+    match v {
+        Some(n) if n < 256 => Err(ApiError::invalid(
+            param,
+            format!("Invalid '{param}': must be at least 256, got {n}."),
+        )),
+        _ => Ok(v),
+    }
+}
+
+fn truncation(v: Option<Value>) -> ApiResult<Value> {
+    let v = match v {
+        None | Some(Value::Null) => return Ok(json!({"type": "auto", "last_messages": null})),
+        Some(v) => v,
+    };
+    let bad = |m: &str| ApiError::invalid("truncation_strategy", m.to_string());
+    match v.get("type").and_then(Value::as_str) {
+        Some("auto") => Ok(json!({"type": "auto", "last_messages": null})),
+        Some("last_messages") => match v.get("last_messages") {
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n >= 1) => {
+                Ok(json!({"type": "last_messages", "last_messages": n}))
+            }
+            _ => Err(bad(
+                "Invalid 'truncation_strategy.last_messages': expected an integer of at least 1.",
+            )),
+        },
+        _ => Err(bad(
+            "Invalid 'truncation_strategy.type': expected 'auto' or 'last_messages'.",
+        )),
+    }
+}
+
+fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value> {
+    let v = match v {
+        None | Some(Value::Null) => return Ok(Value::String("auto".into())),
+        Some(v) => v,
+    };
+    if let Some(s) = v.as_str() {
+        return match s {
+            "none" | "auto" | "required" => Ok(v),
+            _ => Err(ApiError::invalid(
+                "tool_choice",
+                format!("Invalid 'tool_choice': expected 'none', 'auto', 'required' or a tool, got '{s}'."),
+            )),
+        };
+    }
+    let kind = v.get("type").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid(
+            "tool_choice.type",
+            "Missing required parameter: 'tool_choice.type'.",
+        )
+    })?;
+    if kind == "function" {
+        let name = v
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "tool_choice.function.name",
+                    "Missing required parameter: 'tool_choice.function.name'.",
+                )
+            })?;
+        let known = tools.iter().any(|t| {
+            t.get("type").and_then(Value::as_str) == Some("function")
+                && t.get("function")
+                    .and_then(|f| f.get("name"))
+                    .and_then(Value::as_str)
+                    == Some(name)
+        });
+        if !known {
+            return Err(ApiError::invalid(
+                "tool_choice.function.name",
+                format!("Invalid 'tool_choice': the run has no function tool named '{name}'."),
+            ));
+        }
+        return Ok(v);
+    }
+    if !tools
+        .iter()
+        .any(|t| t.get("type").and_then(Value::as_str) == Some(kind))
+    {
+        return Err(ApiError::invalid(
+            "tool_choice.type",
+            format!("Invalid 'tool_choice': the run has no tool of type '{kind}'."),
+        ));
+    }
+    Ok(v)
+}
+
+/// `file_search.vector_store_ids` of a `tool_resources` value.
+fn store_ids(resources: &Value) -> Vec<String> {
+    resources
+        .pointer("/file_search/vector_store_ids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Validates the parameters, applies the assistant's defaults, and pins the strategy and the
+/// plugin tools to the components installed now.
+async fn prepare(
+    state: &AppState,
+    project: &str,
+    thread_id: &str,
+    p: RunParams,
+    additional_instructions: Option<String>,
+) -> ApiResult<Prepared> {
+    if !crate::ids::is_valid_id(&p.assistant_id) {
+        return Err(ApiError::not_found("assistant", &p.assistant_id));
+    }
+    let asst = state
+        .store
+        .get::<Assistant>(project, &p.assistant_id)
+        .await?;
+    if let Some(m) = &p.model {
+        if m.trim().is_empty() {
+            return Err(ApiError::invalid(
+                "model",
+                "Invalid 'model': must be a non-empty string.",
+            ));
+        }
+    }
+    common::max_chars("instructions", &p.instructions, 256_000)?;
+    common::max_chars("additional_instructions", &additional_instructions, 256_000)?;
+    let tools = match p.tools {
+        Some(Value::Null) | None => asst.tools.clone(),
+        Some(t) => common::tools("tools", Some(t), &state.plugins)?,
+    };
+    let temperature =
+        common::number_in("temperature", p.temperature, 0.0, 2.0)?.or(asst.temperature);
+    let top_p = common::number_in("top_p", p.top_p, 0.0, 1.0)?.or(asst.top_p);
+    let response_format = match p.response_format {
+        None | Some(Value::Null) => asst.response_format.clone(),
+        Some(v) => common::response_format(Some(v))?,
+    };
+    let max_prompt_tokens = check_tokens("max_prompt_tokens", p.max_prompt_tokens)?;
+    let max_completion_tokens = check_tokens("max_completion_tokens", p.max_completion_tokens)?;
+    let truncation_strategy = truncation(p.truncation_strategy)?;
+    let tool_choice = tool_choice(p.tool_choice, &tools)?;
+    let metadata = common::metadata("metadata", p.metadata)?;
+    if let Some(e) = &p.reasoning_effort {
+        if !matches!(e.as_str(), "minimal" | "low" | "medium" | "high") {
+            return Err(ApiError::invalid(
+                "reasoning_effort",
+                format!(
+                    "Invalid 'reasoning_effort': expected minimal, low, medium or high, got '{e}'."
+                ),
+            ));
+        }
+    }
+
+    // The strategy: the assistant's `metadata.strategy`, else the server default.
+    let strategy_id = asst
+        .metadata
+        .get("strategy")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| state.settings.runs.default_strategy.clone());
+    let strategy = state
+        .plugins
+        .get(&strategy_id)
+        .filter(|p| p.manifest.kind == Kind::Strategy)
+        .ok_or_else(|| {
+            let known: Vec<String> = state
+                .plugins
+                .list()
+                .iter()
+                .filter(|p| p.manifest.kind == Kind::Strategy)
+                .map(|p| p.manifest.id.clone())
+                .collect();
+            ApiError::invalid(
+                "metadata.strategy",
+                format!(
+                    "The assistant's strategy '{strategy_id}' is not installed. Installed strategies: {}.",
+                    known.join(", ")
+                ),
+            )
+        })?;
+
+    // Plugin tools, named for the model and pinned to today's components.
+    let client_functions: Vec<String> = tools
+        .iter()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+        .filter_map(|t| {
+            t.pointer("/function/name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    let plugin_ids: Vec<String> = tools
+        .iter()
+        .filter_map(|t| t.get("type").and_then(Value::as_str))
+        .filter(|kind| state.plugins.get(kind).is_some_and(|p| p.is_tool()))
+        .map(str::to_string)
+        .collect();
+    let bindings = state
+        .plugins
+        .offered_tools(&plugin_ids, &client_functions)
+        .into_iter()
+        .map(|o| ToolBinding {
+            exposed: o.exposed_name,
+            plugin: o.plugin.manifest.id.clone(),
+            digest: o.plugin.digest.clone(),
+            tool: o.spec.name,
+        })
+        .collect();
+
+    let mut instructions = p
+        .instructions
+        .or_else(|| asst.instructions.clone())
+        .unwrap_or_default();
+    if let Some(extra) = additional_instructions.filter(|s| !s.is_empty()) {
+        if !instructions.is_empty() {
+            instructions.push_str("\n\n");
+        }
+        instructions.push_str(&extra);
+    }
+    let created_at = now();
+    let run = Run {
+        id: new_id(IdKind::Run),
+        object: "thread.run".into(),
+        created_at,
+        thread_id: thread_id.to_string(),
+        assistant_id: asst.id.clone(),
+        status: RunStatus::Queued.as_str().into(),
+        required_action: None,
+        last_error: None,
+        expires_at: Some(created_at + state.settings.runs.expiry_secs),
+        started_at: None,
+        cancelled_at: None,
+        failed_at: None,
+        completed_at: None,
+        incomplete_details: None,
+        model: p.model.unwrap_or_else(|| asst.model.clone()),
+        instructions,
+        tools,
+        metadata,
+        usage: None,
+        temperature,
+        top_p,
+        max_prompt_tokens,
+        max_completion_tokens,
+        truncation_strategy,
+        tool_choice,
+        parallel_tool_calls: p.parallel_tool_calls.unwrap_or(true),
+        response_format,
+        reasoning_effort: p.reasoning_effort.or(asst.reasoning_effort.clone()),
+    };
+    let engine = EngineRecord {
+        strategy: strategy.manifest.id.clone(),
+        digest: strategy.digest.clone(),
+        state: String::new(),
+        next: Next::Step {
+            event: Event::Start,
+        },
+        tools: bindings,
+        vector_store_ids: store_ids(&asst.tool_resources),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        open_tool_step: None,
+        steps: 0,
+    };
+    Ok(Prepared {
+        run,
+        engine,
+        stream: p.stream.unwrap_or(false),
+    })
+}
+
+/// Answers a created or resumed run: the run as JSON, or its event stream.
+fn respond(run: &Run, initial: Vec<StreamEvent>, sub: Option<Subscription>) -> Response {
+    match sub {
+        None => axum::Json(run).into_response(),
+        Some(sub) => sse(initial, sub),
+    }
+}
+
+/// An SSE response: `initial` events, then the run's events until one ends the stream, then
+/// `done`.
+pub fn sse(initial: Vec<StreamEvent>, sub: Subscription) -> Response {
+    enum St {
+        Initial(std::vec::IntoIter<StreamEvent>, Subscription),
+        Live(Subscription),
+        Done,
+        End,
+    }
+    let to_sse = |e: &StreamEvent| SseEvent::default().event(&e.event).data(&e.data);
+    let stream = futures::stream::unfold(
+        St::Initial(initial.into_iter(), sub),
+        move |st| async move {
+            match st {
+                St::Initial(mut it, sub) => match it.next() {
+                    Some(e) => {
+                        let next = if event_ends_stream(&e.event) {
+                            St::Done
+                        } else {
+                            St::Initial(it, sub)
+                        };
+                        Some((Ok::<_, Infallible>(to_sse(&e)), next))
+                    }
+                    None => live(sub).await,
+                },
+                St::Live(sub) => live(sub).await,
+                St::Done => Some((
+                    Ok(SseEvent::default().event("done").data("[DONE]")),
+                    St::End,
+                )),
+                St::End => None,
+            }
+        },
+    );
+    async fn live(mut sub: Subscription) -> Option<(Result<SseEvent, Infallible>, St)> {
+        match sub.recv().await {
+            Some(e) => {
+                let ends = event_ends_stream(&e.event) || e.event == "error";
+                let ev = SseEvent::default().event(&e.event).data(&e.data);
+                Some((Ok(ev), if ends { St::Done } else { St::Live(sub) }))
+            }
+            // The bus went away (node shutting down): tell the client, then end.
+            None => {
+                let err = ApiError::new(
+                    crate::error::ErrorKind::Unavailable,
+                    "The server is shutting down; the run continues and can be polled.",
+                );
+                Some((
+                    Ok(SseEvent::default()
+                        .event("error")
+                        .data(err.body().to_string())),
+                    St::Done,
+                ))
+            }
+        }
+    }
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Inserts a prepared run (after `extra` writes in the same transaction) and queues it.
+async fn start(
+    state: &AppState,
+    project: &str,
+    prepared: Prepared,
+    additional: Vec<messages::Message>,
+    mut initial: Vec<StreamEvent>,
+) -> ApiResult<Response> {
+    let Prepared {
+        run,
+        engine,
+        stream,
+    } = prepared;
+    let mut tx = state.store.begin().await?;
+    // The thread must exist in the project; its messages go first, then the run.
+    let thread_exists = state
+        .store
+        .existing::<Thread>(project, std::slice::from_ref(&run.thread_id))
+        .await?;
+    if thread_exists.is_empty() {
+        return Err(ApiError::not_found("thread", &run.thread_id));
+    }
+    for m in &additional {
+        messages::insert_in(state, &mut tx, project, m).await?;
+    }
+    state
+        .store
+        .insert_run_in(&mut tx, project, &run, &engine)
+        .await?;
+    // Subscribe before the run can start, so the stream misses nothing.
+    let sub = if stream {
+        Some(
+            state
+                .runs
+                .bus
+                .subscribe(&run.id)
+                .await
+                .map_err(|e| ApiError::internal("subscribing to run events", e))?,
+        )
+    } else {
+        None
+    };
+    tx.commit().await?;
+    state.runs.enqueue(&run.id).await;
+    initial.push(StreamEvent::new("thread.run.created", &run));
+    initial.push(StreamEvent::new("thread.run.queued", &run));
+    Ok(respond(&run, initial, sub))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(thread_id): Path<String>,
+    RawQuery(raw): RawQuery,
+    Json(req): Json<CreateRun>,
+) -> ApiResult<Response> {
+    include(&raw)?;
+    let mut prepared = prepare(
+        &state,
+        &project,
+        &thread_id,
+        req.params,
+        req.additional_instructions,
+    )
+    .await?;
+    let thread = state.store.get::<Thread>(&project, &thread_id).await?;
+    let mut ids = prepared.engine.vector_store_ids.clone();
+    ids.extend(store_ids(&thread.tool_resources));
+    ids.dedup();
+    prepared.engine.vector_store_ids = ids;
+    let mut additional = Vec::new();
+    for (i, m) in req
+        .additional_messages
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        additional.push(
+            messages::prepare(
+                &state,
+                &project,
+                &thread_id,
+                m,
+                &format!("additional_messages[{i}]"),
+            )
+            .await?,
+        );
+    }
+    start(&state, &project, prepared, additional, Vec::new()).await
+}
+
+async fn create_thread_and_run(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Json(req): Json<CreateThreadAndRun>,
+) -> ApiResult<Response> {
+    // Validate the run before creating the thread, so a bad run leaves nothing behind.
+    let override_resources = match req.tool_resources {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            super::tool_resources::resolve(
+                &state,
+                &project,
+                Some(v),
+                super::tool_resources::Inline::Refuse,
+            )
+            .await?,
+        ),
+    };
+    let mut prepared = prepare(&state, &project, "", req.params, None).await?;
+    let thread = threads::create_thread(
+        &state,
+        &project,
+        req.thread.unwrap_or(CreateThread {
+            messages: None,
+            tool_resources: None,
+            metadata: None,
+        }),
+    )
+    .await?;
+    prepared.run.thread_id = thread.id.clone();
+    prepared.engine.vector_store_ids = match &override_resources {
+        Some(r) => store_ids(r),
+        None => {
+            let mut ids = prepared.engine.vector_store_ids.clone();
+            ids.extend(store_ids(&thread.tool_resources));
+            ids.dedup();
+            ids
+        }
+    };
+    let initial = vec![StreamEvent::new("thread.created", &thread)];
+    start(&state, &project, prepared, Vec::new(), initial).await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(thread_id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let page = state
+        .store
+        .list_raw::<Run>(
+            &project,
+            Some(("thread_id", &thread_id)),
+            vec![],
+            &q.params(20, 100)?,
+        )
+        .await?;
+    if page.items.is_empty() {
+        state.store.get::<Thread>(&project, &thread_id).await?;
+    }
+    Ok(common::list_envelope(page, |r| &r.id))
+}
+
+async fn get_run(state: &AppState, project: &str, thread_id: &str, id: &str) -> ApiResult<Run> {
+    let run = state.store.get::<Run>(project, id).await?;
+    if run.thread_id != thread_id {
+        return Err(ApiError::not_found("run", id));
+    }
+    Ok(run)
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((thread_id, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Run>> {
+    Ok(axum::Json(
+        get_run(&state, &project, &thread_id, &id).await?,
+    ))
+}
+
+async fn modify(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((thread_id, id)): Path<(String, String)>,
+    Json(req): Json<ModifyRun>,
+) -> ApiResult<axum::Json<Run>> {
+    let metadata = common::metadata_patch(req.metadata)?;
+    let run = state
+        .store
+        .update_run(&project, &thread_id, &id, |run, _| {
+            if let Some(m) = metadata {
+                run.metadata = m;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(axum::Json(run))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((thread_id, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Run>> {
+    let mut waiting_for_client = false;
+    let run = state
+        .store
+        .update_run(&project, &thread_id, &id, |run, engine| {
+            let status = run.status();
+            if !status.is_cancellable() {
+                return Err(ApiError::bad_request(format!(
+                    "Cannot cancel run with status '{status}'."
+                )));
+            }
+            if status == RunStatus::RequiresAction {
+                // No worker holds a run that waits for the client: it ends here.
+                waiting_for_client = true;
+                run.set_status(RunStatus::Cancelled, now());
+                engine.next = Next::Done;
+            } else {
+                run.set_status(RunStatus::Cancelling, now());
+            }
+            Ok(())
+        })
+        .await?;
+    if waiting_for_client {
+        crate::runs::close_open_steps(&state.store, &project, &run, "cancelled", &*state.runs.bus)
+            .await?;
+        state
+            .runs
+            .bus
+            .publish(
+                &run.id,
+                StreamEvent::new(RunStatus::Cancelled.event(), &run),
+            )
+            .await;
+    } else {
+        // The worker driving it hears this and aborts; a queued run is claimed and ended.
+        state
+            .runs
+            .bus
+            .publish(
+                &run.id,
+                StreamEvent::new(RunStatus::Cancelling.event(), &run),
+            )
+            .await;
+        state.runs.enqueue(&run.id).await;
+    }
+    Ok(axum::Json(run))
+}
+
+async fn submit_tool_outputs(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((thread_id, id)): Path<(String, String)>,
+    Json(req): Json<SubmitToolOutputs>,
+) -> ApiResult<Response> {
+    let mut results = Vec::with_capacity(req.tool_outputs.len());
+    let mut seen = HashSet::new();
+    for (i, o) in req.tool_outputs.into_iter().enumerate() {
+        let call_id = o.tool_call_id.ok_or_else(|| {
+            ApiError::invalid(
+                format!("tool_outputs[{i}].tool_call_id"),
+                format!("Missing required parameter: 'tool_outputs[{i}].tool_call_id'."),
+            )
+        })?;
+        if !seen.insert(call_id.clone()) {
+            return Err(ApiError::invalid(
+                format!("tool_outputs[{i}].tool_call_id"),
+                format!("Duplicate tool_call_id '{call_id}' in tool_outputs."),
+            ));
+        }
+        results.push(ToolResult {
+            tool_call_id: call_id,
+            output: o.output.unwrap_or_default(),
+            is_error: false,
+        });
+    }
+    let stream = req.stream.unwrap_or(false);
+    // Subscribe before the run is queued again (see the module docs).
+    let sub = if stream {
+        Some(
+            state
+                .runs
+                .bus
+                .subscribe(&id)
+                .await
+                .map_err(|e| ApiError::internal("subscribing to run events", e))?,
+        )
+    } else {
+        None
+    };
+    let run = state
+        .store
+        .update_run(&project, &thread_id, &id, |run, engine| {
+            if run.status() != RunStatus::RequiresAction {
+                return Err(ApiError::bad_request(format!(
+                    "Runs in status \"{}\" do not accept tool outputs.",
+                    run.status
+                )));
+            }
+            let pending: Vec<String> = run
+                .required_action
+                .as_ref()
+                .and_then(|a| a.pointer("/submit_tool_outputs/tool_calls"))
+                .and_then(Value::as_array)
+                .map(|calls| {
+                    calls
+                        .iter()
+                        .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(unknown) = results.iter().find(|r| !pending.contains(&r.tool_call_id)) {
+                return Err(ApiError::invalid(
+                    "tool_outputs",
+                    format!(
+                        "No tool call found with id '{}' waiting for output in run {}.",
+                        unknown.tool_call_id, run.id
+                    ),
+                ));
+            }
+            let missing: Vec<&String> = pending
+                .iter()
+                .filter(|p| !results.iter().any(|r| &r.tool_call_id == *p))
+                .collect();
+            if !missing.is_empty() {
+                return Err(ApiError::invalid(
+                    "tool_outputs",
+                    format!(
+                        "Expected tool outputs for call ids {:?}, missing: {:?}.",
+                        pending, missing
+                    ),
+                ));
+            }
+            // Outputs in the order the calls were asked for.
+            let mut ordered = Vec::with_capacity(pending.len());
+            for p in &pending {
+                if let Some(r) = results.iter().find(|r| &r.tool_call_id == p) {
+                    ordered.push(r.clone());
+                }
+            }
+            engine.next = Next::Step {
+                event: Event::OutputsSubmitted(ordered),
+            };
+            run.set_status(RunStatus::Queued, now());
+            Ok(())
+        })
+        .await?;
+    state.runs.enqueue(&run.id).await;
+    let initial = vec![StreamEvent::new(RunStatus::Queued.event(), &run)];
+    Ok(respond(&run, initial, sub))
+}
+
+async fn list_steps(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((thread_id, run_id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<impl IntoResponse> {
+    include(&raw)?;
+    let page = state
+        .store
+        .list_raw::<RunStep>(
+            &project,
+            Some(("run_id", &run_id)),
+            vec![],
+            &q.params(20, 100)?,
+        )
+        .await?;
+    // Steps exist only under their run; check the run belongs to the thread.
+    get_run(&state, &project, &thread_id, &run_id).await?;
+    Ok(common::list_envelope(page, |s| &s.id))
+}
+
+async fn retrieve_step(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((thread_id, run_id, step_id)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<axum::Json<RunStep>> {
+    include(&raw)?;
+    get_run(&state, &project, &thread_id, &run_id).await?;
+    let step = state.store.get::<RunStep>(&project, &step_id).await?;
+    if step.run_id != run_id {
+        return Err(ApiError::not_found("run step", &step_id));
+    }
+    Ok(axum::Json(step))
+}
+
+/// The indexed columns of a step row.
+pub fn step_columns(s: &RunStep) -> [(&'static str, Val); 1] {
+    [("run_id", Val::Text(s.run_id.clone()))]
+}

@@ -1,0 +1,354 @@
+//! What a run shows its strategy and the model: the thread's messages after truncation, the
+//! tools (client functions and plugin tools), and the chat-completions request built from a
+//! strategy's `llm-request` with the run's parameters applied.
+
+use serde_json::{json, Value};
+
+use crate::api::messages::Message;
+use crate::error::ApiResult;
+use crate::ingest::chunk::count_tokens;
+use crate::plugins::bindings::{
+    ChatMessage, LlmRequest, RunInput, RunLimits, RunTool, ToolLocation, ToolSpec,
+};
+use crate::plugins::PluginHost;
+use crate::store::{ListParams, Order, Store};
+
+use super::model::{EngineRecord, Run};
+
+/// Most thread messages a run reads (newest first) before truncation.
+const MAX_HISTORY: i64 = 2000;
+
+/// Tokens a message costs beyond its text (role and framing), as OpenAI counts it.
+const MESSAGE_OVERHEAD: usize = 4;
+
+/// The text a message contributes to a prompt.
+fn render(m: &Message) -> String {
+    let mut parts = Vec::new();
+    for c in &m.content {
+        match c.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(t) = c.pointer("/text/value").and_then(Value::as_str) {
+                    parts.push(t.to_string());
+                }
+            }
+            Some("image_file") => parts.push(format!(
+                "[image file {}]",
+                c.pointer("/image_file/file_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            )),
+            Some("image_url") => parts.push(format!(
+                "[image {}]",
+                c.pointer("/image_url/url")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            )),
+            _ => {}
+        }
+    }
+    for a in &m.attachments {
+        if let Some(id) = a.get("file_id").and_then(Value::as_str) {
+            parts.push(format!("[attached file {id}]"));
+        }
+    }
+    parts.join("\n")
+}
+
+pub fn message_tokens(m: &ChatMessage) -> usize {
+    MESSAGE_OVERHEAD
+        + count_tokens(&m.content)
+        + m.tool_calls
+            .iter()
+            .map(|c| count_tokens(&c.name) + count_tokens(&c.arguments_json))
+            .sum::<usize>()
+}
+
+/// Applies `truncation_strategy` and `max_prompt_tokens` to the thread's messages (oldest
+/// first). `last_messages` keeps the newest n; `auto` drops messages from the middle — the
+/// first message often sets the task, the newest carry the question — until the prompt fits.
+pub fn truncate(
+    mut messages: Vec<ChatMessage>,
+    strategy: &Value,
+    fixed_tokens: usize,
+    max_prompt_tokens: Option<i64>,
+) -> Vec<ChatMessage> {
+    if strategy.get("type").and_then(Value::as_str) == Some("last_messages") {
+        if let Some(n) = strategy.get("last_messages").and_then(Value::as_u64) {
+            let n = n as usize;
+            if messages.len() > n {
+                messages.drain(..messages.len() - n);
+            }
+        }
+    }
+    let Some(budget) = max_prompt_tokens else {
+        return messages;
+    };
+    let budget = budget.max(0) as usize;
+    let mut total: usize = fixed_tokens + messages.iter().map(message_tokens).sum::<usize>();
+    // Drop the second-oldest first (keeping the opening message), then the opening one; the
+    // newest message always stays.
+    while total > budget && messages.len() > 1 {
+        let at = if messages.len() > 2 { 1 } else { 0 };
+        total -= message_tokens(&messages[at]);
+        messages.remove(at);
+    }
+    messages
+}
+
+/// The strategy's view of a run. Messages this run added are excluded: the strategy keeps
+/// its own transcript, so a run resumed after a crash sees exactly what it saw before.
+pub async fn build(
+    store: &Store,
+    plugins: &PluginHost,
+    project: &str,
+    run: &Run,
+    engine: &EngineRecord,
+) -> ApiResult<RunInput> {
+    let params = ListParams {
+        limit: MAX_HISTORY,
+        order: Order::Desc,
+        after: None,
+        before: None,
+    };
+    let page = store
+        .list::<Message>(
+            project,
+            Some(("thread_id", &run.thread_id)),
+            vec![],
+            &params,
+        )
+        .await?;
+    let mut messages: Vec<ChatMessage> = page
+        .items
+        .iter()
+        .rev()
+        .filter(|m| m.run_id.as_deref() != Some(run.id.as_str()))
+        .map(|m| ChatMessage {
+            role: m.role.clone(),
+            content: render(m),
+            tool_call_id: None,
+            tool_calls: vec![],
+        })
+        .collect();
+
+    let mut tools = Vec::new();
+    for t in &run.tools {
+        if t.get("type").and_then(Value::as_str) == Some("function") {
+            let f = t.get("function").cloned().unwrap_or_default();
+            tools.push(RunTool {
+                spec: ToolSpec {
+                    name: f
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    description: f
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    parameters_json: f
+                        .get("parameters")
+                        .cloned()
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}}))
+                        .to_string(),
+                    strict: f.get("strict").and_then(Value::as_bool).unwrap_or(false),
+                },
+                location: ToolLocation::Client,
+            });
+        }
+    }
+    for b in &engine.tools {
+        let Ok(plugin) = plugins.by_digest(&b.digest).await else {
+            tracing::warn!(run_id = %run.id, plugin = %b.plugin, digest = %b.digest, "a pinned plugin is gone; its tools are not offered");
+            continue;
+        };
+        if let Some(spec) = plugin.tools.iter().find(|t| t.name == b.tool) {
+            tools.push(RunTool {
+                spec: ToolSpec {
+                    name: b.exposed.clone(),
+                    ..spec.clone()
+                },
+                location: ToolLocation::Server,
+            });
+        }
+    }
+    for t in &run.tools {
+        let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
+        if kind != "function" && !engine.tools.iter().any(|b| b.plugin == kind) {
+            tracing::warn!(run_id = %run.id, tool = kind, "no plugin implements this tool type on this server; it is not offered");
+        }
+    }
+
+    let instructions_tokens = count_tokens(&run.instructions)
+        + tools
+            .iter()
+            .map(|t| count_tokens(&t.spec.description) + count_tokens(&t.spec.parameters_json))
+            .sum::<usize>();
+    messages = truncate(
+        messages,
+        &run.truncation_strategy,
+        instructions_tokens,
+        run.max_prompt_tokens,
+    );
+    Ok(RunInput {
+        model: run.model.clone(),
+        instructions: run.instructions.clone(),
+        messages,
+        tools,
+        tool_choice_json: tool_choice_json(run, engine),
+        response_format_json: run.response_format.to_string(),
+        limits: RunLimits {
+            max_prompt_tokens: run.max_prompt_tokens.map(|n| n as u32),
+            max_completion_tokens: run.max_completion_tokens.map(|n| n as u32),
+            temperature: run.temperature.map(|t| t as f32),
+            top_p: run.top_p.map(|t| t as f32),
+            parallel_tool_calls: run.parallel_tool_calls,
+        },
+    })
+}
+
+/// The run's `tool_choice` in chat-completions terms: a plugin tool type becomes a named
+/// function (its first tool), since the model sees plugin tools as functions.
+fn tool_choice_json(run: &Run, engine: &EngineRecord) -> String {
+    let tc = &run.tool_choice;
+    match tc.get("type").and_then(Value::as_str) {
+        Some("function") | None => tc.to_string(),
+        Some(kind) => match engine.tools.iter().find(|b| b.plugin == kind) {
+            Some(b) => json!({"type": "function", "function": {"name": b.exposed}}).to_string(),
+            None => "\"required\"".into(),
+        },
+    }
+}
+
+/// The chat-completions request for a strategy's `llm-request`, with the run's model,
+/// sampling and budget applied. `max_tokens` is what is left of `max_completion_tokens`.
+pub fn request(run: &Run, req: &LlmRequest, max_tokens: Option<u64>) -> Value {
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| {
+            let mut v = json!({"role": m.role, "content": m.content});
+            if let Some(id) = &m.tool_call_id {
+                v["tool_call_id"] = json!(id);
+            }
+            if !m.tool_calls.is_empty() {
+                v["tool_calls"] = m
+                    .tool_calls
+                    .iter()
+                    .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_json}}))
+                    .collect();
+                if m.content.is_empty() {
+                    v["content"] = Value::Null;
+                }
+            }
+            v
+        })
+        .collect();
+    let mut body = json!({
+        "model": run.model,
+        "messages": messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    if !req.tools.is_empty() {
+        body["tools"] = req
+            .tools
+            .iter()
+            .map(|t| {
+                let params: Value = serde_json::from_str(&t.parameters_json)
+                    .unwrap_or_else(|_| json!({"type": "object"}));
+                let mut f =
+                    json!({"name": t.name, "description": t.description, "parameters": params});
+                if t.strict {
+                    f["strict"] = json!(true);
+                }
+                json!({"type": "function", "function": f})
+            })
+            .collect();
+        if let Ok(tc) = serde_json::from_str::<Value>(&req.tool_choice_json) {
+            body["tool_choice"] = tc;
+        }
+        body["parallel_tool_calls"] = json!(run.parallel_tool_calls);
+    }
+    if let Ok(rf) = serde_json::from_str::<Value>(&req.response_format_json) {
+        if rf.is_object() {
+            body["response_format"] = rf;
+        }
+    }
+    if let Some(t) = run.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(p) = run.top_p {
+        body["top_p"] = json!(p);
+    }
+    if let Some(n) = max_tokens {
+        body["max_tokens"] = json!(n);
+    }
+    if !req.stop.is_empty() {
+        body["stop"] = json!(req.stop);
+    }
+    if let Some(e) = &run.reasoning_effort {
+        body["reasoning_effort"] = json!(e);
+    }
+    body
+}
+
+/// Prompt tokens of a request, counted before sending it (for `max_prompt_tokens`).
+pub fn request_tokens(req: &LlmRequest) -> usize {
+    req.messages.iter().map(message_tokens).sum::<usize>()
+        + req
+            .tools
+            .iter()
+            .map(|t| {
+                count_tokens(&t.name)
+                    + count_tokens(&t.description)
+                    + count_tokens(&t.parameters_json)
+            })
+            .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(s: &str) -> ChatMessage {
+        ChatMessage {
+            role: "user".into(),
+            content: s.into(),
+            tool_call_id: None,
+            tool_calls: vec![],
+        }
+    }
+
+    #[test]
+    fn last_messages_keeps_the_newest() {
+        let out = truncate(
+            vec![msg("a"), msg("b"), msg("c")],
+            &json!({"type": "last_messages", "last_messages": 2}),
+            0,
+            None,
+        );
+        assert_eq!(
+            out.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+    }
+
+    #[test]
+    fn auto_drops_from_the_middle_until_the_prompt_fits() {
+        let long = "word ".repeat(100);
+        let msgs = vec![msg("first"), msg(&long), msg(&long), msg("last")];
+        let out = truncate(msgs.clone(), &json!({"type": "auto"}), 0, Some(50));
+        assert_eq!(
+            out.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+            ["first", "last"]
+        );
+        assert_eq!(truncate(msgs, &json!({"type": "auto"}), 0, None).len(), 4);
+        // The newest message stays even if it alone is over budget.
+        assert_eq!(
+            truncate(vec![msg(&long)], &json!({"type": "auto"}), 0, Some(1)).len(),
+            1
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! Runs: the thread lock, worker leases with fencing, and the sweeps that find runs needing a
+//! worker or past their expiry.
+//!
+//! The run engine never writes without proving it still holds the run: [`Store::engine_tx`]
+//! opens a write transaction that re-reads the run's lease token under the write lock, and
+//! hands the transaction back only if it is the caller's. A worker that stalled past its lease
+//! (and was replaced) therefore cannot write a step, a message or a status over its successor.
+
+use sqlx::Row;
+
+use super::{Doc, Store, Tx, Val};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::now;
+use crate::runs::model::{EngineRecord, Run, RunStatus};
+
+/// A run claimed by a worker.
+pub struct Claim {
+    pub project: String,
+    pub run: Run,
+    pub engine: EngineRecord,
+    pub token: i64,
+}
+
+/// A run as the engine holds it inside an [`Store::engine_tx`] transaction.
+pub struct Locked {
+    pub status: RunStatus,
+    pub run: Run,
+}
+
+const ACTIVE_SQL: &str = "('queued', 'in_progress', 'requires_action', 'cancelling')";
+
+impl Store {
+    /// Inserts a new run. A run already active on the thread (the partial unique index) is a
+    /// 400 naming it, as the real API answers.
+    pub async fn insert_run_in(
+        &self,
+        tx: &mut Tx,
+        project: &str,
+        run: &Run,
+        engine: &EngineRecord,
+    ) -> ApiResult<()> {
+        let result = sqlx::query(
+            "INSERT INTO runs (id, project_id, thread_id, created_at, status, expires_at, \
+             nudged_at, engine, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(run.id.clone())
+        .bind(project.to_string())
+        .bind(run.thread_id.clone())
+        .bind(run.created_at)
+        .bind(run.status.clone())
+        .bind(run.expires_at)
+        .bind(now())
+        .bind(serde_json::to_string(engine)?)
+        .bind(serde_json::to_string(run)?)
+        .execute(&mut **tx)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let active = self
+                    .active_run(project, &run.thread_id)
+                    .await?
+                    .unwrap_or_default();
+                Err(thread_locked(&run.thread_id, &active))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The active run of a thread, if any. Reads through the read pool: it is also asked while
+    /// a failed insert's transaction still holds SQLite's single write connection.
+    pub async fn active_run(&self, project: &str, thread_id: &str) -> ApiResult<Option<String>> {
+        let sql = format!(
+            "SELECT id FROM runs WHERE thread_id = $1 AND project_id = $2 AND status IN {ACTIVE_SQL}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(thread_id.to_string())
+            .bind(project.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Read-modify-write of a run and its engine record by the API (cancel, submit outputs,
+    /// metadata). The lease is left alone: the engine's fenced writes check the status it
+    /// expects, so an API transition (say to `cancelling`) is never overwritten.
+    pub async fn update_run(
+        &self,
+        project: &str,
+        thread_id: &str,
+        run_id: &str,
+        f: impl FnOnce(&mut Run, &mut EngineRecord) -> ApiResult<()>,
+    ) -> ApiResult<Run> {
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "SELECT body, engine FROM runs WHERE id = $1 AND project_id = $2 AND thread_id = $3{}",
+            self.lock_rows()
+        );
+        let row = sqlx::query(&sql)
+            .bind(run_id.to_string())
+            .bind(project.to_string())
+            .bind(thread_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(Run::NAME, run_id))?;
+        let mut run: Run = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
+        let mut engine: EngineRecord = serde_json::from_str(&row.try_get::<String, _>(1)?)?;
+        f(&mut run, &mut engine)?;
+        self.write_run_in(&mut tx, &run, &engine, None).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// Writes a run's columns, body and engine record; `lease` (seconds) renews the lease,
+    /// `Some(0)` releases it.
+    pub async fn write_run_in(
+        &self,
+        tx: &mut Tx,
+        run: &Run,
+        engine: &EngineRecord,
+        lease: Option<i64>,
+    ) -> ApiResult<()> {
+        let (lease_sql, lease_val) = match lease {
+            None => ("", None),
+            Some(0) => (", lease_until = NULL, lease_token = NULL", None),
+            Some(secs) => (", lease_until = $6", Some(now() + secs)),
+        };
+        let sql = format!(
+            "UPDATE runs SET status = $1, expires_at = $2, engine = $3, body = $4{lease_sql} WHERE id = $5"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(run.status.clone())
+            .bind(run.expires_at)
+            .bind(serde_json::to_string(engine)?)
+            .bind(serde_json::to_string(run)?)
+            .bind(run.id.clone());
+        if let Some(v) = lease_val {
+            q = q.bind(v);
+        }
+        q.execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Claims a run that needs a worker (queued, in progress without a live lease, or
+    /// cancelling): sets a fresh lease token and returns the run. `None` if it needs no worker
+    /// or another one holds it.
+    pub async fn claim_run(&self, run_id: &str, lease_secs: i64) -> ApiResult<Option<Claim>> {
+        let token: i64 = rand::random::<i64>() & i64::MAX;
+        let t = now();
+        let row = sqlx::query(
+            "UPDATE runs SET lease_until = $1, lease_token = $2 WHERE id = $3 \
+             AND status IN ('queued', 'in_progress', 'cancelling') \
+             AND (lease_until IS NULL OR lease_until < $4) RETURNING project_id, body, engine",
+        )
+        .bind(t + lease_secs)
+        .bind(token)
+        .bind(run_id.to_string())
+        .bind(t)
+        .fetch_optional(&self.write)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Claim {
+            project: row.try_get(0)?,
+            run: serde_json::from_str(&row.try_get::<String, _>(1)?)?,
+            engine: serde_json::from_str(&row.try_get::<String, _>(2)?)?,
+            token,
+        }))
+    }
+
+    /// Extends a held lease; returns the run's status, or `None` if the lease is no longer ours.
+    pub async fn renew_lease(
+        &self,
+        run_id: &str,
+        token: i64,
+        lease_secs: i64,
+    ) -> ApiResult<Option<RunStatus>> {
+        let row = sqlx::query(
+            "UPDATE runs SET lease_until = $1 WHERE id = $2 AND lease_token = $3 RETURNING status",
+        )
+        .bind(now() + lease_secs)
+        .bind(run_id.to_string())
+        .bind(token)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?
+            .and_then(|s| s.parse().ok()))
+    }
+
+    /// Hands a held lease back (on shutdown) and marks the run for the sweeper at once.
+    pub async fn release_lease(&self, run_id: &str, token: i64) -> ApiResult<()> {
+        sqlx::query(
+            "UPDATE runs SET lease_until = NULL, lease_token = NULL, nudged_at = 0 \
+             WHERE id = $1 AND lease_token = $2",
+        )
+        .bind(run_id.to_string())
+        .bind(token)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// A write transaction for the engine, if it still holds the run's lease (see the module
+    /// docs). The run comes back as stored, for its current status and metadata.
+    pub async fn engine_tx(&self, run_id: &str, token: i64) -> ApiResult<Option<(Tx, Locked)>> {
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "SELECT lease_token, body FROM runs WHERE id = $1{}",
+            self.lock_rows()
+        );
+        let row = sqlx::query(&sql)
+            .bind(run_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        if row.try_get::<Option<i64>, _>(0)? != Some(token) {
+            return Ok(None);
+        }
+        let run: Run = serde_json::from_str(&row.try_get::<String, _>(1)?)?;
+        Ok(Some((
+            tx,
+            Locked {
+                status: run.status(),
+                run,
+            },
+        )))
+    }
+
+    /// Inserts or replaces a document by id (the engine writes the same message or step again
+    /// when it repeats an action after a crash).
+    pub async fn upsert_in<D: Doc>(
+        &self,
+        tx: &mut Tx,
+        project: &str,
+        doc: &D,
+        extra: &[(&'static str, Val)],
+    ) -> ApiResult<()> {
+        let mut cols = String::from("id, project_id, created_at, body");
+        for (c, _) in extra {
+            cols.push_str(", ");
+            cols.push_str(c);
+        }
+        let marks: Vec<String> = (1..=4 + extra.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({cols}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            D::TABLE,
+            marks.join(", ")
+        );
+        let mut args = vec![
+            Val::Text(doc.id().to_string()),
+            Val::Text(project.to_string()),
+            Val::Int(doc.created_at()),
+            Val::Text(serde_json::to_string(doc)?),
+        ];
+        args.extend(extra.iter().map(|(_, v)| v.clone()));
+        super::bind_all(sqlx::query(&sql), &args)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs that need a worker but have none: not leased (or the lease ran out) and not put
+    /// on the queue within `quiet_secs`. Marks them nudged now, so concurrent sweepers on other
+    /// nodes do not queue them again.
+    pub async fn due_runs(&self, quiet_secs: i64, limit: i64) -> ApiResult<Vec<String>> {
+        let t = now();
+        let rows = sqlx::query(
+            "SELECT id FROM runs WHERE status IN ('queued', 'in_progress', 'cancelling') \
+             AND (lease_until IS NULL OR lease_until < $1) AND nudged_at < $2 LIMIT $3",
+        )
+        .bind(t)
+        .bind(t - quiet_secs)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            // Whoever bumps nudged_at first queues it.
+            let bumped =
+                sqlx::query("UPDATE runs SET nudged_at = $1 WHERE id = $2 AND nudged_at < $3")
+                    .bind(t)
+                    .bind(id.clone())
+                    .bind(t - quiet_secs)
+                    .execute(&self.write)
+                    .await?
+                    .rows_affected();
+            if bumped == 1 {
+                due.push(id);
+            }
+        }
+        Ok(due)
+    }
+
+    /// Records that a run was just put on the queue (see [`Store::due_runs`]).
+    pub async fn mark_nudged(&self, run_id: &str) -> ApiResult<()> {
+        sqlx::query("UPDATE runs SET nudged_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(run_id.to_string())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Active runs past their `expires_at` that no live worker holds: (project, thread, run).
+    pub async fn expired_runs(&self, limit: i64) -> ApiResult<Vec<(String, String, String)>> {
+        let t = now();
+        let sql = format!(
+            "SELECT project_id, thread_id, id FROM runs WHERE status IN {ACTIVE_SQL} \
+             AND expires_at < $1 AND (lease_until IS NULL OR lease_until < $1) LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(t)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+}
+
+/// The 400 for a thread that already has an active run.
+pub fn thread_locked(thread_id: &str, run_id: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "Thread {thread_id} already has an active run {run_id}."
+    ))
+}

@@ -1,0 +1,932 @@
+//! Runs end to end against a scripted upstream: status machine, event order, tool calls
+//! (client functions and plugin tools), every run parameter reaching the model, limits,
+//! failures, cancel, expiry, the thread lock, strategies, and resuming after a restart.
+
+use std::time::Duration;
+
+use assistants_tests::fake_llm::{FakeLlm, Reply};
+use assistants_tests::{assert_error, json, TestApp};
+use serde_json::Value;
+
+async fn setup(llm: &FakeLlm) -> TestApp {
+    TestApp::spawn_with_llm(llm, |_| {}).await
+}
+
+/// An assistant (with `extra` fields) and a thread holding one user message.
+async fn assistant_and_thread(app: &TestApp, extra: Value) -> (String, String) {
+    let mut body = json!({"model": "gpt-test", "instructions": "Be brief."});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let asst = app.create("/assistants", body).await;
+    let thread = app
+        .create(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "What is 2+3?"}]}),
+        )
+        .await;
+    (asst, thread)
+}
+
+fn events(evs: &[(String, Value)]) -> Vec<&str> {
+    evs.iter().map(|(e, _)| e.as_str()).collect()
+}
+
+fn weather_tool() -> Value {
+    json!({"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}})
+}
+
+#[tokio::test]
+async fn a_simple_run_completes_with_the_answer_usage_and_steps() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("It is 5.").usage(42, 7));
+    let app = setup(&llm).await;
+    let (asst, thread) = assistant_and_thread(&app, json!({"temperature": 0.5})).await;
+    let (s, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    assert_eq!(s, 200, "{run}");
+    assert_eq!(run["object"], "thread.run");
+    assert_eq!(run["status"], "queued");
+    assert_eq!(
+        run["expires_at"].as_i64().unwrap(),
+        run["created_at"].as_i64().unwrap() + 600
+    );
+    assert!(run["usage"].is_null());
+    let run_id = run["id"].as_str().unwrap();
+    assert!(run_id.starts_with("run_"));
+    let done = app.wait_run(&thread, run_id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(
+        done["expires_at"].is_null()
+            && done["completed_at"].is_i64()
+            && done["started_at"].is_i64()
+    );
+    assert_eq!(
+        done["usage"],
+        json!({"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49})
+    );
+
+    let (_, msgs) = app
+        .get(&format!("/threads/{thread}/messages?order=desc"))
+        .await;
+    let answer = &msgs["data"][0];
+    assert_eq!(answer["role"], "assistant");
+    assert_eq!(answer["status"], "completed");
+    assert_eq!(answer["run_id"], run_id);
+    assert_eq!(answer["assistant_id"], asst.as_str());
+    assert_eq!(answer["content"][0]["text"]["value"], "It is 5.");
+    let (_, by_run) = app
+        .get(&format!("/threads/{thread}/messages?run_id={run_id}"))
+        .await;
+    assert_eq!(by_run["data"].as_array().unwrap().len(), 1);
+
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps"))
+        .await;
+    let steps = steps["data"].as_array().unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0]["type"], "message_creation");
+    assert_eq!(steps[0]["status"], "completed");
+    assert_eq!(
+        steps[0]["step_details"]["message_creation"]["message_id"],
+        answer["id"]
+    );
+    assert_eq!(steps[0]["usage"]["total_tokens"], 49);
+    let (s, one) = app
+        .get(&format!(
+            "/threads/{thread}/runs/{run_id}/steps/{}",
+            steps[0]["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(one["id"], steps[0]["id"]);
+
+    // What the model saw: the instructions as system message, the thread, the parameters.
+    let req = llm.last_request();
+    assert_eq!(req["model"], "gpt-test");
+    assert_eq!(req["temperature"], 0.5);
+    assert_eq!(req["stream"], true);
+    assert_eq!(
+        req["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    assert_eq!(
+        req["messages"][1],
+        json!({"role": "user", "content": "What is 2+3?"})
+    );
+    assert!(req.get("tools").is_none());
+
+    let (_, list) = app.get(&format!("/threads/{thread}/runs")).await;
+    assert_eq!(list["data"][0]["id"], run_id);
+}
+
+#[tokio::test]
+async fn a_streamed_run_sends_events_in_the_order_sdks_expect() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("Hello there friend"));
+    let app = setup(&llm).await;
+    let (asst, thread) = assistant_and_thread(&app, json!({})).await;
+    let (s, evs) = app
+        .stream(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "stream": true}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let names = events(&evs);
+    let deltas = names
+        .iter()
+        .filter(|n| **n == "thread.message.delta")
+        .count();
+    assert!(deltas >= 2, "{names:?}");
+    let mut expected = vec![
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+    ];
+    expected.extend(std::iter::repeat_n("thread.message.delta", deltas));
+    expected.extend([
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+        "done",
+    ]);
+    assert_eq!(names, expected);
+    assert_eq!(evs[0].1["status"], "queued");
+    assert_eq!(evs.last().unwrap().1, "[DONE]");
+    // The message step names its message before the message exists; deltas concatenate.
+    let msg_id = evs[5].1["id"].as_str().unwrap();
+    assert_eq!(
+        evs[3].1["step_details"]["message_creation"]["message_id"],
+        msg_id
+    );
+    assert_eq!(evs[5].1["content"], json!([]));
+    let text: String = evs
+        .iter()
+        .filter(|(e, _)| e == "thread.message.delta")
+        .map(|(_, d)| {
+            assert_eq!(d["id"], msg_id);
+            d["delta"]["content"][0]["text"]["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(text, "Hello there friend");
+    let completed = &evs[names.len() - 2].1;
+    assert_eq!(completed["status"], "completed");
+    assert!(completed["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+    // create-thread-and-run streams start with the thread.
+    llm.push(Reply::text("Hi"));
+    let (_, evs) = app
+        .stream(
+            "/threads/runs",
+            json!({"assistant_id": asst, "stream": true,
+                   "thread": {"messages": [{"role": "user", "content": "hey"}]}}),
+        )
+        .await;
+    let names = events(&evs);
+    assert_eq!(names[0], "thread.created");
+    assert_eq!(names[1], "thread.run.created");
+    assert_eq!(evs[1].1["thread_id"], evs[0].1["id"]);
+    assert_eq!(names[names.len() - 2], "thread.run.completed");
+}
+
+#[tokio::test]
+async fn client_function_calls_wait_for_outputs_and_continue_the_same_run() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::tool("get_weather", r#"{"city":"Paris"}"#));
+    llm.push(Reply::text("Sunny in Paris."));
+    let app = setup(&llm).await;
+    let (asst, thread) = assistant_and_thread(&app, json!({"tools": [weather_tool()]})).await;
+    let (_, evs) = app
+        .stream(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "stream": true}),
+        )
+        .await;
+    let names = events(&evs);
+    assert_eq!(
+        names,
+        [
+            "thread.run.created",
+            "thread.run.queued",
+            "thread.run.in_progress",
+            "thread.run.step.created",
+            "thread.run.step.in_progress",
+            "thread.run.step.delta",
+            "thread.run.step.delta",
+            "thread.run.requires_action",
+            "done"
+        ]
+    );
+    let first = &evs[5].1;
+    assert!(
+        first["delta"].get("id").is_none(),
+        "no id inside a step delta"
+    );
+    let call = &first["delta"]["step_details"]["tool_calls"][0];
+    assert_eq!(call["index"], 0);
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let call_id = call["id"].as_str().unwrap().to_string();
+    assert!(call_id.starts_with("call_"));
+    let more = &evs[6].1["delta"]["step_details"]["tool_calls"][0];
+    assert!(
+        more["function"].get("name").is_none(),
+        "the name is sent once"
+    );
+    let args = format!(
+        "{}{}",
+        call["function"]["arguments"].as_str().unwrap(),
+        more["function"]["arguments"].as_str().unwrap()
+    );
+    assert_eq!(args, r#"{"city":"Paris"}"#);
+
+    let run = &evs[7].1;
+    assert_eq!(run["status"], "requires_action");
+    let run_id = run["id"].as_str().unwrap();
+    let required = &run["required_action"];
+    assert_eq!(required["type"], "submit_tool_outputs");
+    assert_eq!(
+        required["submit_tool_outputs"]["tool_calls"][0]["id"],
+        call_id.as_str()
+    );
+    assert_eq!(
+        required["submit_tool_outputs"]["tool_calls"][0]["function"]["arguments"],
+        args.as_str()
+    );
+
+    // The thread is locked meanwhile.
+    let (s, e) = app
+        .post(
+            &format!("/threads/{thread}/messages"),
+            json!({"role": "user", "content": "x"}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(assert_error(&e)["message"]
+        .as_str()
+        .unwrap()
+        .contains(run_id));
+    let (s, _) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    // Wrong outputs are refused and change nothing.
+    let path = format!("/threads/{thread}/runs/{run_id}/submit_tool_outputs");
+    let (s, _) = app
+        .post(
+            &path,
+            json!({"tool_outputs": [{"tool_call_id": "call_nope", "output": "x"}]}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = app.post(&path, json!({"tool_outputs": []})).await;
+    assert_eq!(s, 400);
+
+    let (s, evs) = app
+        .stream(&path, json!({"stream": true, "tool_outputs": [{"tool_call_id": call_id, "output": "22C sunny"}]}))
+        .await;
+    assert_eq!(s, 200);
+    let names = events(&evs);
+    assert_eq!(
+        &names[..4],
+        [
+            "thread.run.queued",
+            "thread.run.in_progress",
+            "thread.run.step.completed",
+            "thread.run.step.created"
+        ]
+    );
+    assert_eq!(names[names.len() - 2..], ["thread.run.completed", "done"]);
+    let tool_step = &evs[2].1;
+    assert_eq!(tool_step["type"], "tool_calls");
+    assert_eq!(
+        tool_step["step_details"]["tool_calls"][0]["function"]["output"],
+        "22C sunny"
+    );
+    assert_eq!(tool_step["usage"]["total_tokens"], 45);
+
+    // The model got the call and its output back.
+    let req = llm.last_request();
+    let msgs = req["messages"].as_array().unwrap();
+    let n = msgs.len();
+    assert_eq!(msgs[n - 2]["role"], "assistant");
+    assert_eq!(msgs[n - 2]["tool_calls"][0]["id"], call_id.as_str());
+    assert_eq!(
+        msgs[n - 1],
+        json!({"role": "tool", "content": "22C sunny", "tool_call_id": call_id})
+    );
+    assert_eq!(req["tools"][0]["function"]["name"], "get_weather");
+
+    let (s, e) = app
+        .post(
+            &path,
+            json!({"tool_outputs": [{"tool_call_id": call_id, "output": "x"}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "outputs only in requires_action: {e}");
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps?order=asc"))
+        .await;
+    let kinds: Vec<&str> = steps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["tool_calls", "message_creation"]);
+}
+
+#[tokio::test]
+async fn plugin_tools_run_server_side_and_are_recorded_as_function_steps() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::tool("calculate", r#"{"expression":"(2+3)*4"}"#));
+    llm.push(Reply::text("The answer is 20."));
+    let app = setup(&llm).await;
+    let (asst, thread) =
+        assistant_and_thread(&app, json!({"tools": [{"type": "calculator"}]})).await;
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap();
+    let done = app.wait_run(&thread, run_id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let first = &llm.requests()[0];
+    let offered: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        offered.contains(&"calculate") && offered.contains(&"convert_units"),
+        "{offered:?}"
+    );
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps?order=asc"))
+        .await;
+    let call = &steps["data"][0]["step_details"]["tool_calls"][0];
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "calculate");
+    assert_eq!(call["function"]["output"], "20");
+    assert_eq!(steps["data"][0]["status"], "completed");
+    let last = llm.last_request();
+    assert_eq!(
+        last["messages"].as_array().unwrap().last().unwrap()["content"],
+        "20"
+    );
+
+    // A call of a tool the run does not offer goes back to the model as an error.
+    llm.push(Reply::tool("rm_rf", "{}"));
+    llm.push(Reply::text("Sorry."));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed");
+    let out = llm.last_request()["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .clone();
+    assert!(out.as_str().unwrap().contains("unknown tool"), "{out}");
+}
+
+#[tokio::test]
+async fn run_parameters_are_applied_not_just_echoed() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    let (asst, thread) =
+        assistant_and_thread(&app, json!({"tools": [weather_tool()], "temperature": 1.0})).await;
+    app.post(
+        &format!("/threads/{thread}/messages"),
+        json!({"role": "assistant", "content": "Earlier answer"}),
+    )
+    .await;
+    app.post(
+        &format!("/threads/{thread}/messages"),
+        json!({"role": "user", "content": "Newest question"}),
+    )
+    .await;
+    let schema = json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}});
+    let (s, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({
+                "assistant_id": asst,
+                "model": "other-model",
+                "instructions": "Override.",
+                "additional_instructions": "Also this.",
+                "additional_messages": [{"role": "user", "content": "Extra message"}],
+                "temperature": 0.2, "top_p": 0.9,
+                "max_completion_tokens": 300,
+                "truncation_strategy": {"type": "last_messages", "last_messages": 2},
+                "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                "parallel_tool_calls": false,
+                "response_format": schema,
+                "metadata": {"k": "v"},
+            }),
+        )
+        .await;
+    assert_eq!(s, 200, "{run}");
+    assert_eq!(run["model"], "other-model");
+    assert_eq!(run["instructions"], "Override.\n\nAlso this.");
+    assert_eq!(
+        run["truncation_strategy"],
+        json!({"type": "last_messages", "last_messages": 2})
+    );
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let req = llm.last_request();
+    assert_eq!(req["model"], "other-model");
+    assert_eq!(req["temperature"], 0.2);
+    assert!((req["top_p"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+    assert_eq!(req["max_tokens"], 300);
+    assert_eq!(req["parallel_tool_calls"], false);
+    assert_eq!(
+        req["tool_choice"],
+        json!({"type": "function", "function": {"name": "get_weather"}})
+    );
+    assert_eq!(req["response_format"], schema);
+    let msgs = req["messages"].as_array().unwrap();
+    assert_eq!(msgs[0]["content"], "Override.\n\nAlso this.");
+    // last_messages 2: the newest question and the additional message only.
+    let contents: Vec<&str> = msgs[1..]
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["Newest question", "Extra message"]);
+
+    // tool_choice none: the tools stay described but the model may not call them.
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "tool_choice": "none", "tools": []}),
+        )
+        .await;
+    app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert!(llm.last_request().get("tools").is_none());
+
+    // Bad parameters are 400s naming the parameter.
+    for (body, param) in [
+        (
+            json!({"assistant_id": asst, "max_prompt_tokens": 10}),
+            "max_prompt_tokens",
+        ),
+        (
+            json!({"assistant_id": asst, "truncation_strategy": {"type": "middle"}}),
+            "truncation_strategy",
+        ),
+        (
+            json!({"assistant_id": asst, "tool_choice": "sometimes"}),
+            "tool_choice",
+        ),
+        (
+            json!({"assistant_id": asst, "tool_choice": {"type": "function", "function": {"name": "nope"}}}),
+            "tool_choice.function.name",
+        ),
+        (
+            json!({"assistant_id": asst, "temperature": 3}),
+            "temperature",
+        ),
+        (
+            json!({"assistant_id": asst, "tools": [{"type": "no_such_plugin"}]}),
+            "tools[0].type",
+        ),
+    ] {
+        let (s, e) = app.post(&format!("/threads/{thread}/runs"), body).await;
+        assert_eq!(s, 400, "{e}");
+        assert_eq!(assert_error(&e)["param"], param);
+    }
+    let (s, e) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": "asst_missing"}),
+        )
+        .await;
+    assert_eq!(s, 404, "{e}");
+    let (s, _) = app
+        .post(
+            "/threads/thread_missing/runs",
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn token_limits_end_runs_incomplete() {
+    let llm = FakeLlm::start().await;
+    llm.push(
+        Reply::text("A long answer that was cut")
+            .finish("length")
+            .usage(20, 256),
+    );
+    let app = setup(&llm).await;
+    let (asst, thread) = assistant_and_thread(&app, json!({})).await;
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "max_completion_tokens": 256}),
+        )
+        .await;
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "incomplete", "{done}");
+    assert_eq!(
+        done["incomplete_details"]["reason"],
+        "max_completion_tokens"
+    );
+    assert_eq!(done["usage"]["completion_tokens"], 256);
+    let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
+    assert_eq!(msgs["data"][0]["status"], "incomplete");
+    assert_eq!(
+        msgs["data"][0]["incomplete_details"]["reason"],
+        "max_tokens"
+    );
+
+    // A prompt over max_prompt_tokens (counted with a real tokenizer) never reaches the model.
+    let before = llm.requests().len();
+    let long = "token ".repeat(400);
+    let t2 = app
+        .create(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": long}]}),
+        )
+        .await;
+    let (_, run) = app
+        .post(
+            &format!("/threads/{t2}/runs"),
+            json!({"assistant_id": asst, "max_prompt_tokens": 256}),
+        )
+        .await;
+    let done = app.wait_run(&t2, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "incomplete", "{done}");
+    assert_eq!(done["incomplete_details"]["reason"], "max_prompt_tokens");
+    assert_eq!(llm.requests().len(), before);
+}
+
+#[tokio::test]
+async fn upstream_failures_fail_the_run_with_the_right_code_and_are_retried_first() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await; // one retry
+    let (asst, thread) = assistant_and_thread(&app, json!({})).await;
+    llm.push(Reply::error(500));
+    llm.push(Reply::error(502));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["last_error"]["code"], "server_error");
+    assert!(done["failed_at"].is_i64() && done["expires_at"].is_null());
+
+    llm.push(Reply::error(429));
+    llm.push(Reply::error(429));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["last_error"]["code"], "rate_limit_exceeded", "{done}");
+
+    // One transient failure is retried transparently.
+    llm.push(Reply::error(503));
+    llm.push(Reply::text("Recovered."));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    // A streamed run that fails ends with the failed event, then done.
+    llm.push(Reply::error(400));
+    let (_, evs) = app
+        .stream(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "stream": true}),
+        )
+        .await;
+    let names = events(&evs);
+    assert_eq!(names[names.len() - 2..], ["thread.run.failed", "done"]);
+}
+
+#[tokio::test]
+async fn cancel_ends_runs_promptly_from_every_cancellable_status() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    let (asst, thread) = assistant_and_thread(&app, json!({"tools": [weather_tool()]})).await;
+
+    // In progress, mid-stream: the upstream call is abandoned.
+    llm.push(Reply::text("one two three four five six").chunk_delay(Duration::from_millis(500)));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        let (_, r) = app.get(&format!("/threads/{thread}/runs/{run_id}")).await;
+        if r["status"] == "in_progress" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = std::time::Instant::now();
+    let (s, r) = app
+        .post(
+            &format!("/threads/{thread}/runs/{run_id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert!(matches!(
+        r["status"].as_str(),
+        Some("cancelling" | "cancelled")
+    ));
+    let done = app.wait_run(&thread, &run_id).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(done["cancelled_at"].is_i64());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let (s, e) = app
+        .post(
+            &format!("/threads/{thread}/runs/{run_id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 400, "a finished run cannot be cancelled: {e}");
+
+    // Waiting for tool outputs.
+    llm.push(Reply::tool("get_weather", r#"{"city":"Oslo"}"#));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.wait_run(&thread, &run_id).await["status"],
+        "requires_action"
+    );
+    let (_, r) = app
+        .post(
+            &format!("/threads/{thread}/runs/{run_id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["status"], "cancelled");
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps"))
+        .await;
+    assert_eq!(steps["data"][0]["status"], "cancelled");
+    // The thread is free again.
+    let (s, _) = app
+        .post(
+            &format!("/threads/{thread}/messages"),
+            json!({"role": "user", "content": "next"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn runs_waiting_for_outputs_expire() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::tool("get_weather", r#"{"city":"Rome"}"#));
+    let app = TestApp::spawn_with_llm(&llm, |s| s.runs.expiry_secs = 1).await;
+    let (asst, thread) = assistant_and_thread(&app, json!({"tools": [weather_tool()]})).await;
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap();
+    assert_eq!(
+        run["expires_at"].as_i64().unwrap() - run["created_at"].as_i64().unwrap(),
+        1
+    );
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let (_, r) = app.get(&format!("/threads/{thread}/runs/{run_id}")).await;
+        status = r["status"].clone();
+        if status == "expired" {
+            assert!(r["expires_at"].is_null());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "expired");
+    let (s, _) = app
+        .post(
+            &format!("/threads/{thread}/runs/{run_id}/submit_tool_outputs"),
+            json!({"tool_outputs": []}),
+        )
+        .await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn the_react_strategy_drives_tools_through_text_and_streams_only_the_answer() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("I should just answer."));
+    llm.push(Reply::text(
+        "Thought: I need to add.\nAction: calculate\nAction Input: {\"expression\": \"2+3\"}",
+    ));
+    llm.push(Reply::text(
+        "Thought: I know it now.\nFinal Answer: It is 5.",
+    ));
+    let app = setup(&llm).await;
+    let (asst, thread) = assistant_and_thread(
+        &app,
+        json!({"tools": [{"type": "calculator"}], "metadata": {"strategy": "react"}}),
+    )
+    .await;
+    let (_, evs) = app
+        .stream(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "stream": true}),
+        )
+        .await;
+    let names = events(&evs);
+    assert_eq!(
+        names[names.len() - 2..],
+        ["thread.run.completed", "done"],
+        "{names:?}"
+    );
+    let streamed: String = evs
+        .iter()
+        .filter(|(e, _)| e == "thread.message.delta")
+        .map(|(_, d)| {
+            d["delta"]["content"][0]["text"]["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(streamed, "It is 5.");
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 3);
+    for r in &reqs {
+        assert!(r.get("tools").is_none(), "ReAct offers no native tools");
+        assert_eq!(r["stop"], json!(["Observation:"]));
+    }
+    assert!(reqs[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("calculate"));
+    // The format error was fed back, then the observation.
+    let second = reqs[1]["messages"].to_string();
+    assert!(second.contains("Invalid format"), "{second}");
+    let third = reqs[2]["messages"].to_string();
+    assert!(third.contains("Observation: 5"), "{third}");
+
+    let run_id = evs[0].1["id"].as_str().unwrap();
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps?order=asc"))
+        .await;
+    let steps = steps["data"].as_array().unwrap();
+    assert_eq!(steps[0]["type"], "tool_calls");
+    assert_eq!(
+        steps[0]["step_details"]["tool_calls"][0]["function"]["output"],
+        "5"
+    );
+    assert_eq!(steps[1]["type"], "message_creation");
+    let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
+    assert_eq!(msgs["data"][0]["content"][0]["text"]["value"], "It is 5.");
+
+    // An unknown strategy is refused when the run is created.
+    let bad = app
+        .create(
+            "/assistants",
+            json!({"model": "m", "metadata": {"strategy": "nope"}}),
+        )
+        .await;
+    let (s, e) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": bad}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(assert_error(&e)["param"], "metadata.strategy");
+}
+
+#[tokio::test]
+async fn a_run_interrupted_by_a_restart_resumes_without_duplicates() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("slow answer").delay(Duration::from_secs(3)));
+    let app = setup(&llm).await;
+    let (asst, thread) = assistant_and_thread(&app, json!({})).await;
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        if !llm.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(llm.requests().len(), 1, "the LLM call is in flight");
+    // The node stops mid-call; the next one picks the run up from its last persisted step.
+    llm.push(Reply::text("fresh answer"));
+    let app = app.restart().await;
+    let done = app.wait_run(&thread, &run_id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, msgs) = app
+        .get(&format!("/threads/{thread}/messages?run_id={run_id}"))
+        .await;
+    let msgs = msgs["data"].as_array().unwrap();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["content"][0]["text"]["value"], "fresh answer");
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps"))
+        .await;
+    assert_eq!(steps["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn run_endpoints_answer_errors_in_the_envelope() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    let (asst, thread) = assistant_and_thread(&app, json!({})).await;
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap();
+    app.wait_run(&thread, run_id).await;
+    let (s, e) = app.get(&format!("/threads/{thread}/runs/run_nope")).await;
+    assert_eq!(s, 404);
+    assert_eq!(
+        assert_error(&e)["message"],
+        "No run found with id 'run_nope'."
+    );
+    let other = app.create("/threads", json!({})).await;
+    let (s, _) = app.get(&format!("/threads/{other}/runs/{run_id}")).await;
+    assert_eq!(s, 404, "a run is only found under its own thread");
+    let (s, e) = app
+        .get(&format!(
+            "/threads/{thread}/runs/{run_id}/steps?include[]=bogus"
+        ))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, _) = app
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps?include[]=step_details.tool_calls[*].file_search.results[*].content"))
+        .await;
+    assert_eq!(s, 200);
+    let (s, r) = app
+        .post(
+            &format!("/threads/{thread}/runs/{run_id}"),
+            json!({"metadata": {"a": "b"}}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["metadata"], json!({"a": "b"}));
+    let (s, _) = app
+        .post(&format!("/threads/{thread}/runs"), json!({}))
+        .await;
+    assert_eq!(s, 400, "assistant_id is required");
+}

@@ -1,0 +1,206 @@
+//! A scripted OpenAI-compatible chat-completions server for run tests.
+//!
+//! Tests push [`Reply`]s; each request to `/v1/chat/completions` takes the next one (or, when
+//! the script is empty, echoes the last user message). Replies stream as real upstreams do —
+//! content in chunks, tool calls in fragments, a usage chunk, `[DONE]` — with optional delays
+//! and HTTP errors. Every request body is recorded so tests can assert what the run sent.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// One scripted answer.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    /// Content, streamed one chunk per item.
+    pub chunks: Vec<String>,
+    /// Tool calls (name, arguments), each streamed in two fragments.
+    pub tool_calls: Vec<(String, String)>,
+    pub finish_reason: Option<String>,
+    /// (prompt, completion) tokens reported in the usage chunk.
+    pub usage: Option<(u64, u64)>,
+    /// Answer with this HTTP status and an error body instead.
+    pub status: Option<u16>,
+    /// Wait before answering.
+    pub delay: Duration,
+    /// Wait between chunks.
+    pub chunk_delay: Duration,
+}
+
+impl Reply {
+    pub fn text(s: &str) -> Reply {
+        // Split into a few chunks, as a real stream would.
+        let words: Vec<String> = s.split_inclusive(' ').map(str::to_string).collect();
+        Reply {
+            chunks: words,
+            usage: Some((20, 10)),
+            ..Default::default()
+        }
+    }
+
+    pub fn tool(name: &str, args: &str) -> Reply {
+        Reply {
+            tool_calls: vec![(name.into(), args.into())],
+            usage: Some((30, 15)),
+            ..Default::default()
+        }
+    }
+
+    pub fn error(status: u16) -> Reply {
+        Reply {
+            status: Some(status),
+            ..Default::default()
+        }
+    }
+
+    pub fn and_tool(mut self, name: &str, args: &str) -> Reply {
+        self.tool_calls.push((name.into(), args.into()));
+        self
+    }
+
+    pub fn usage(mut self, prompt: u64, completion: u64) -> Reply {
+        self.usage = Some((prompt, completion));
+        self
+    }
+
+    pub fn finish(mut self, reason: &str) -> Reply {
+        self.finish_reason = Some(reason.into());
+        self
+    }
+
+    pub fn delay(mut self, d: Duration) -> Reply {
+        self.delay = d;
+        self
+    }
+
+    pub fn chunk_delay(mut self, d: Duration) -> Reply {
+        self.chunk_delay = d;
+        self
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    script: VecDeque<Reply>,
+    requests: Vec<Value>,
+}
+
+#[derive(Clone)]
+pub struct FakeLlm {
+    /// Base URL to configure (`…/v1`).
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeLlm {
+    pub async fn start() -> FakeLlm {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/v1/chat/completions", post(completions))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeLlm { url, inner }
+    }
+
+    pub fn push(&self, r: Reply) {
+        self.inner.lock().unwrap().script.push_back(r);
+    }
+
+    /// Every request body received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().requests.clone()
+    }
+
+    pub fn last_request(&self) -> Value {
+        self.requests().pop().expect("the upstream got no request")
+    }
+}
+
+fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    })
+}
+
+async fn completions(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Value>) -> Response {
+    let body = body.0;
+    let reply = {
+        let mut g = inner.lock().unwrap();
+        g.requests.push(body.clone());
+        g.script.pop_front()
+    };
+    let reply = reply.unwrap_or_else(|| {
+        let last_user = body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string();
+        Reply::text(&format!("echo: {last_user}"))
+    });
+    tokio::time::sleep(reply.delay).await;
+    if let Some(status) = reply.status {
+        let code = axum::http::StatusCode::from_u16(status).unwrap();
+        return (code, axum::Json(json!({"error": {"message": format!("scripted {status}"), "type": "server_error", "param": null, "code": null}}))).into_response();
+    }
+    let model = body["model"].as_str().unwrap_or("").to_string();
+    let mut events = vec![chunk(
+        &model,
+        json!({"role": "assistant", "content": ""}),
+        None,
+    )];
+    for c in &reply.chunks {
+        events.push(chunk(&model, json!({"content": c}), None));
+    }
+    for (i, (name, args)) in reply.tool_calls.iter().enumerate() {
+        let mid = args.len() / 2;
+        let mid = (0..=mid)
+            .rev()
+            .find(|&m| args.is_char_boundary(m))
+            .unwrap_or(0);
+        events.push(chunk(&model, json!({"tool_calls": [{"index": i, "id": format!("up_{i}"), "type": "function", "function": {"name": name, "arguments": &args[..mid]}}]}), None));
+        events.push(chunk(
+            &model,
+            json!({"tool_calls": [{"index": i, "function": {"arguments": &args[mid..]}}]}),
+            None,
+        ));
+    }
+    let finish = reply.finish_reason.clone().unwrap_or_else(|| {
+        if reply.tool_calls.is_empty() {
+            "stop".into()
+        } else {
+            "tool_calls".into()
+        }
+    });
+    events.push(chunk(&model, json!({}), Some(&finish)));
+    if let Some((p, c)) = reply.usage {
+        events.push(json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
+            "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}}));
+    }
+    let delay = reply.chunk_delay;
+    let stream = futures::stream::iter(events.into_iter().map(Some).chain([None])).then(
+        move |e| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, Infallible>(match e {
+                Some(v) => Event::default().data(v.to_string()),
+                None => Event::default().data("[DONE]"),
+            })
+        },
+    );
+    Sse::new(stream).into_response()
+}
+
+use futures::StreamExt as _;
