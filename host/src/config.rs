@@ -176,6 +176,26 @@ pub struct ServeArgs {
     /// Strategy plugin of assistants that name none in `metadata.strategy` [default: native].
     #[arg(long, env = "ASSISTANTS_DEFAULT_STRATEGY", value_name = "ID")]
     pub default_strategy: Option<String>,
+
+    /// Distributed mode: RabbitMQ URL of the run queue (`amqp://user:pass@host:5672/%2f`).
+    /// Default: an in-process queue (one node).
+    #[arg(
+        long,
+        env = "ASSISTANTS_QUEUE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub queue_url: Option<String>,
+
+    /// Distributed mode: Redis URL for run events (`redis://host:6379`), so a client streaming
+    /// from one API node sees what a worker on another node produces. Default: in-process.
+    #[arg(
+        long,
+        env = "ASSISTANTS_EVENTS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub events_url: Option<String>,
 }
 
 /// The optional TOML file. Unknown keys are an error so typos do not silently fall back to defaults.
@@ -190,6 +210,8 @@ pub struct FileConfig {
     pub max_json_bytes: Option<usize>,
     pub ingest_concurrency: Option<usize>,
     pub log_format: Option<String>,
+    pub queue_url: Option<String>,
+    pub events_url: Option<String>,
     #[serde(default)]
     pub plugins: PluginsFileConfig,
     #[serde(default)]
@@ -243,6 +265,8 @@ pub struct RunsFileConfig {
     pub concurrency: Option<usize>,
     pub expiry_secs: Option<i64>,
     pub default_strategy: Option<String>,
+    /// Name of the RabbitMQ queue of runs [default: assistants.runs].
+    pub queue_name: Option<String>,
 }
 
 /// `[plugins]` in the config file.
@@ -326,7 +350,7 @@ impl std::fmt::Debug for LlmSettings {
 }
 
 /// How this node takes part in runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunSettings {
     /// Whether this node drives runs (false for `serve --no-worker`).
     pub worker: bool,
@@ -335,6 +359,24 @@ pub struct RunSettings {
     pub concurrency: usize,
     pub expiry_secs: i64,
     pub default_strategy: String,
+    pub queue_url: Option<String>,
+    pub queue_name: String,
+    pub events_url: Option<String>,
+}
+
+impl std::fmt::Debug for RunSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSettings")
+            .field("worker", &self.worker)
+            .field("api", &self.api)
+            .field("concurrency", &self.concurrency)
+            .field("expiry_secs", &self.expiry_secs)
+            .field("default_strategy", &self.default_strategy)
+            .field("queue_url", &self.queue_url.as_deref().map(redact_url))
+            .field("queue_name", &self.queue_name)
+            .field("events_url", &self.events_url.as_deref().map(redact_url))
+            .finish()
+    }
 }
 
 impl StorageSettings {
@@ -382,6 +424,8 @@ impl Settings {
                 run_concurrency: None,
                 run_expiry_secs: None,
                 default_strategy: None,
+                queue_url: None,
+                events_url: None,
             },
             &FileConfig::default(),
         )
@@ -453,6 +497,13 @@ impl Settings {
                     .clone()
                     .or_else(|| file.runs.default_strategy.clone())
                     .unwrap_or_else(|| "native".into()),
+                queue_url: args.queue_url.clone().or_else(|| file.queue_url.clone()),
+                queue_name: file
+                    .runs
+                    .queue_name
+                    .clone()
+                    .unwrap_or_else(|| "assistants.runs".into()),
+                events_url: args.events_url.clone().or_else(|| file.events_url.clone()),
             },
         }
     }
@@ -492,6 +543,8 @@ mod tests {
             run_concurrency: None,
             run_expiry_secs: None,
             default_strategy: None,
+            queue_url: None,
+            events_url: None,
         };
         let s = Settings::resolve(&args, &file);
         assert_eq!(s.listen.port(), 1);

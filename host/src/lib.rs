@@ -97,14 +97,35 @@ async fn run_node(
     });
     let janitor = janitor::spawn(store.clone(), blobs.clone(), search.clone(), stop.clone());
 
-    let bus: Arc<dyn runs::bus::EventBus> = Arc::new(runs::bus::LocalBus::default());
-    let (queue, deliveries) = runs::bus::LocalQueue::new();
-    let handle = runs::RunsHandle {
-        bus: bus.clone(),
-        queue: Arc::new(queue),
-        store: store.clone(),
+    // Run events and the run queue: in-process unless distributed mode names Redis/RabbitMQ.
+    let bus: Arc<dyn runs::bus::EventBus> = match &settings.runs.events_url {
+        Some(url) => Arc::new(runs::distributed::RedisBus::connect(url, stop.clone()).await?),
+        None => Arc::new(runs::bus::LocalBus::default()),
     };
     let mut run_tasks = Vec::new();
+    let (local_queue, deliveries) = runs::bus::LocalQueue::new();
+    let queue: Arc<dyn runs::bus::RunQueue> = match &settings.runs.queue_url {
+        Some(url) => {
+            let name = &settings.runs.queue_name;
+            let q = runs::distributed::RabbitQueue::connect(url, name).await?;
+            if settings.runs.worker {
+                run_tasks.push(runs::distributed::spawn_rabbit_consumer(
+                    url.clone(),
+                    name.clone(),
+                    settings.runs.concurrency.min(u16::MAX as usize) as u16,
+                    local_queue.sender(),
+                    stop.clone(),
+                ));
+            }
+            Arc::new(q)
+        }
+        None => Arc::new(local_queue),
+    };
+    let handle = runs::RunsHandle {
+        bus: bus.clone(),
+        queue,
+        store: store.clone(),
+    };
     if settings.runs.worker {
         let engine = Arc::new(runs::engine::Engine {
             store: store.clone(),

@@ -711,10 +711,13 @@ async fn cancel_ends_runs_promptly_from_every_cancellable_status() {
         )
         .await;
     assert_eq!(r["status"], "cancelled");
+    // Terminal runs and steps carry usage: here the tool-call turn's.
+    assert_eq!(r["usage"]["total_tokens"], 45, "{r}");
     let (_, steps) = app
         .get(&format!("/threads/{thread}/runs/{run_id}/steps"))
         .await;
     assert_eq!(steps["data"][0]["status"], "cancelled");
+    assert_eq!(steps["data"][0]["usage"]["total_tokens"], 45);
     // The thread is free again.
     let (s, _) = app
         .post(

@@ -144,10 +144,12 @@ done
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/assistants-sdk.XXXXXX")"
 SERVER_LOG="$TMP/server.log"
 SERVER_PID=""
+LLM_PID=""
 KEEP_TMP=0
 
 cleanup() {
   local rc=$?
+  [[ -n "$LLM_PID" ]] && kill "$LLM_PID" 2>/dev/null || true
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -182,12 +184,17 @@ if [[ -n "${ASSISTANTS_SDK_TEST_URL:-}" ]]; then
   HEALTH_URL="${BASE_URL%/v1}/healthz"
 else
   [[ -x "$BIN" ]] || die "server binary not found at $BIN (build it with 'cargo build' or set ASSISTANTS_BIN)"
+  # Runs call a deterministic fake upstream (tests/sdk/fake_llm.py), never a real model.
+  LLM_PORT="$(free_port)"
+  "$PYTHON" "$HERE/fake_llm.py" "$LLM_PORT" >"$TMP/fake_llm.log" 2>&1 &
+  LLM_PID=$!
   PORT="$(free_port)"
   BASE_URL="http://127.0.0.1:$PORT/v1"
   HEALTH_URL="http://127.0.0.1:$PORT/healthz"
   mkdir -p "$TMP/data"
   log "starting $BIN on 127.0.0.1:$PORT (data dir $TMP/data, log $SERVER_LOG)"
-  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$TMP/data" >"$SERVER_LOG" 2>&1 &
+  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$TMP/data" \
+    --llm-base-url "http://127.0.0.1:$LLM_PORT/v1" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
 fi
 

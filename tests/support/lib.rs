@@ -32,7 +32,26 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pg_drop: Option<(String, String)>,
+    /// A RabbitMQ queue (URL, name) this app's cluster owns, deleted when it is dropped.
+    queue_drop: Option<(String, String)>,
     _dir: tempfile::TempDir,
+}
+
+/// Where the distributed tests find their services: the environment, else the machine's
+/// standard local ports.
+pub fn distributed_urls() -> (String, String, String) {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    (
+        env(
+            "ASSISTANTS_TEST_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/test",
+        ),
+        env(
+            "ASSISTANTS_TEST_QUEUE_URL",
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+        ),
+        env("ASSISTANTS_TEST_EVENTS_URL", "redis://127.0.0.1:6379"),
+    )
 }
 
 fn random_suffix() -> String {
@@ -59,6 +78,47 @@ impl TestApp {
             tweak(s)
         })
         .await
+    }
+
+    /// The first node of a distributed deployment: a fresh PostgreSQL database, its own
+    /// RabbitMQ queue and Redis for events (see [`distributed_urls`]); runs call `llm`. Add
+    /// nodes with [`TestApp::spawn_peer`].
+    pub async fn spawn_distributed(
+        llm: &fake_llm::FakeLlm,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let (pg, amqp, redis) = distributed_urls();
+        let (admin, name) = create_pg_database(&pg).await;
+        let db = format!("{}/{}", pg.rsplit_once('/').unwrap().0, name);
+        let queue = format!("assistants-test-{}", random_suffix());
+        let (amqp2, queue2) = (amqp.clone(), queue.clone());
+        let mut app = Self::spawn_with_llm(llm, move |s| {
+            s.storage.database_url = db;
+            s.runs.queue_url = Some(amqp2);
+            s.runs.queue_name = queue2;
+            s.runs.events_url = Some(redis);
+            tweak(s)
+        })
+        .await;
+        app.pg_drop = Some((admin, name));
+        app.queue_drop = Some((amqp, queue));
+        app
+    }
+
+    /// Another node of this app's deployment: same database, blobs, queue and event bus, its
+    /// own process state and port; `tweak` sets its role (e.g. `s.runs.worker = false`).
+    pub async fn spawn_peer(&self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = self.settings.clone();
+        if settings.storage.object_store_url.is_none() {
+            settings.storage.object_store_url = Some(format!(
+                "file://{}",
+                self.settings.storage.data_dir.join("files").display()
+            ));
+        }
+        settings.storage.data_dir = dir.path().to_path_buf();
+        tweak(&mut settings);
+        Self::start(settings, dir).await
     }
 
     /// Starts a server with settings adjusted by `tweak`.
@@ -119,6 +179,7 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
             pg_drop: None,
+            queue_drop: None,
             _dir: dir,
         };
         app.wait_ready().await;
@@ -154,6 +215,7 @@ impl TestApp {
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
         let mut app = Self::start(settings, dir).await;
         app.pg_drop = self.pg_drop.take();
+        app.queue_drop = self.queue_drop.take();
         app
     }
 
@@ -336,25 +398,34 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some((admin, name)) = self.pg_drop.take() {
-            // Best effort: a leftover test database is harmless, and Drop cannot await.
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+        let pg = self.pg_drop.take();
+        let queue = self.queue_drop.take();
+        if pg.is_none() && queue.is_none() {
+            return;
+        }
+        // Best effort: a leftover test database or queue is harmless, and Drop cannot await.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Some((admin, name)) = pg {
                     let _ = assistants_host::store::admin_execute(
                         &admin,
                         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
                     )
                     .await;
-                });
-            })
-            .join()
-            .ok();
-        }
+                }
+                if let Some((url, name)) = queue {
+                    let _ =
+                        assistants_host::runs::distributed::RabbitQueue::delete(&url, &name).await;
+                }
+            });
+        })
+        .join()
+        .ok();
     }
 }
 

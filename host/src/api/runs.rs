@@ -411,39 +411,113 @@ async fn prepare(
 }
 
 /// Answers a created or resumed run: the run as JSON, or its event stream.
-fn respond(run: &Run, initial: Vec<StreamEvent>, sub: Option<Subscription>) -> Response {
+fn respond(
+    state: &AppState,
+    project: &str,
+    run: &Run,
+    initial: Vec<StreamEvent>,
+    sub: Option<Subscription>,
+) -> Response {
     match sub {
         None => axum::Json(run).into_response(),
-        Some(sub) => sse(initial, sub),
+        Some(sub) => {
+            let watch = Watch {
+                store: state.store.clone(),
+                project: project.to_string(),
+                run_id: run.id.clone(),
+            };
+            sse(initial, sub, watch)
+        }
+    }
+}
+
+/// How long a stream waits for an event before it checks the run in the database.
+const STREAM_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The run a stream follows, read from the database when the bus is silent: events are
+/// best-effort (a Redis restart loses some), the database is the truth, so a stream always
+/// ends once its run has.
+struct Watch {
+    store: crate::store::Store,
+    project: String,
+    run_id: String,
+}
+
+impl Watch {
+    async fn settled(&self) -> Option<StreamEvent> {
+        let run = self
+            .store
+            .find::<Run>(&self.project, &self.run_id)
+            .await
+            .ok()??;
+        let status = run.status();
+        status
+            .ends_stream()
+            .then(|| StreamEvent::new(status.event(), &run))
     }
 }
 
 /// An SSE response: `initial` events, then the run's events until one ends the stream, then
 /// `done`.
-pub fn sse(initial: Vec<StreamEvent>, sub: Subscription) -> Response {
+fn sse(initial: Vec<StreamEvent>, sub: Subscription, watch: Watch) -> Response {
     enum St {
-        Initial(std::vec::IntoIter<StreamEvent>, Subscription),
-        Live(Subscription),
+        Initial(std::vec::IntoIter<StreamEvent>, Subscription, Watch),
+        Live(Subscription, Watch),
         Done,
         End,
     }
-    let to_sse = |e: &StreamEvent| SseEvent::default().event(&e.event).data(&e.data);
+    fn frame(e: &StreamEvent) -> Result<SseEvent, Infallible> {
+        Ok(SseEvent::default().event(&e.event).data(&e.data))
+    }
+    async fn live(
+        mut sub: Subscription,
+        watch: Watch,
+    ) -> Option<(Result<SseEvent, Infallible>, St)> {
+        loop {
+            match tokio::time::timeout(STREAM_CHECK, sub.recv()).await {
+                Ok(Some(e)) => {
+                    let ends = event_ends_stream(&e.event) || e.event == "error";
+                    return Some((
+                        frame(&e),
+                        if ends { St::Done } else { St::Live(sub, watch) },
+                    ));
+                }
+                // The bus went away (node shutting down): tell the client, then end.
+                Ok(None) => {
+                    let err = ApiError::new(
+                        crate::error::ErrorKind::Unavailable,
+                        "The server is shutting down; the run continues and can be polled.",
+                    );
+                    let e = StreamEvent {
+                        event: "error".into(),
+                        data: err.body().to_string(),
+                    };
+                    return Some((frame(&e), St::Done));
+                }
+                Err(_) => {
+                    if let Some(e) = watch.settled().await {
+                        return Some((frame(&e), St::Done));
+                    }
+                }
+            }
+        }
+    }
     let stream = futures::stream::unfold(
-        St::Initial(initial.into_iter(), sub),
-        move |st| async move {
+        St::Initial(initial.into_iter(), sub, watch),
+        |st| async move {
             match st {
-                St::Initial(mut it, sub) => match it.next() {
+                St::Initial(mut it, sub, watch) => match it.next() {
                     Some(e) => {
                         let next = if event_ends_stream(&e.event) {
                             St::Done
                         } else {
-                            St::Initial(it, sub)
+                            St::Initial(it, sub, watch)
                         };
-                        Some((Ok::<_, Infallible>(to_sse(&e)), next))
+                        Some((frame(&e), next))
                     }
-                    None => live(sub).await,
+                    None => live(sub, watch).await,
                 },
-                St::Live(sub) => live(sub).await,
+                St::Live(sub, watch) => live(sub, watch).await,
                 St::Done => Some((
                     Ok(SseEvent::default().event("done").data("[DONE]")),
                     St::End,
@@ -452,28 +526,6 @@ pub fn sse(initial: Vec<StreamEvent>, sub: Subscription) -> Response {
             }
         },
     );
-    async fn live(mut sub: Subscription) -> Option<(Result<SseEvent, Infallible>, St)> {
-        match sub.recv().await {
-            Some(e) => {
-                let ends = event_ends_stream(&e.event) || e.event == "error";
-                let ev = SseEvent::default().event(&e.event).data(&e.data);
-                Some((Ok(ev), if ends { St::Done } else { St::Live(sub) }))
-            }
-            // The bus went away (node shutting down): tell the client, then end.
-            None => {
-                let err = ApiError::new(
-                    crate::error::ErrorKind::Unavailable,
-                    "The server is shutting down; the run continues and can be polled.",
-                );
-                Some((
-                    Ok(SseEvent::default()
-                        .event("error")
-                        .data(err.body().to_string())),
-                    St::Done,
-                ))
-            }
-        }
-    }
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -525,7 +577,7 @@ async fn start(
     state.runs.enqueue(&run.id).await;
     initial.push(StreamEvent::new("thread.run.created", &run));
     initial.push(StreamEvent::new("thread.run.queued", &run));
-    Ok(respond(&run, initial, sub))
+    Ok(respond(state, project, &run, initial, sub))
 }
 
 async fn create(
@@ -676,7 +728,7 @@ async fn cancel(
     Project(project): Project,
     Path((thread_id, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Run>> {
-    let mut waiting_for_client = false;
+    let mut waiting_for_client = None;
     let run = state
         .store
         .update_run(&project, &thread_id, &id, |run, engine| {
@@ -688,18 +740,23 @@ async fn cancel(
             }
             if status == RunStatus::RequiresAction {
                 // No worker holds a run that waits for the client: it ends here.
-                waiting_for_client = true;
-                run.set_status(RunStatus::Cancelled, now());
-                engine.next = Next::Done;
+                waiting_for_client = Some(crate::runs::end_idle(run, engine, RunStatus::Cancelled));
             } else {
                 run.set_status(RunStatus::Cancelling, now());
             }
             Ok(())
         })
         .await?;
-    if waiting_for_client {
-        crate::runs::close_open_steps(&state.store, &project, &run, "cancelled", &*state.runs.bus)
-            .await?;
+    if let Some(open) = waiting_for_client {
+        crate::runs::close_open_steps(
+            &state.store,
+            &project,
+            &run,
+            "cancelled",
+            open.as_ref(),
+            &*state.runs.bus,
+        )
+        .await?;
         state
             .runs
             .bus
@@ -823,7 +880,7 @@ async fn submit_tool_outputs(
         .await?;
     state.runs.enqueue(&run.id).await;
     let initial = vec![StreamEvent::new(RunStatus::Queued.event(), &run)];
-    Ok(respond(&run, initial, sub))
+    Ok(respond(&state, &project, &run, initial, sub))
 }
 
 async fn list_steps(

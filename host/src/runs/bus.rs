@@ -153,6 +153,11 @@ impl LocalQueue {
         let (tx, rx) = mpsc::unbounded_channel();
         (LocalQueue { tx }, rx)
     }
+
+    /// The worker pool's intake, for a distributed queue's consumer to feed.
+    pub fn sender(&self) -> mpsc::UnboundedSender<Delivery> {
+        self.tx.clone()
+    }
 }
 
 #[async_trait::async_trait]

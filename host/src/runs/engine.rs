@@ -356,13 +356,20 @@ impl Engine {
         ctx.run.set_status(status, now());
         ctx.run.usage = Some(usage(ctx.rec.prompt_tokens, ctx.rec.completion_tokens));
         ctx.rec.next = Next::Done;
-        ctx.rec.open_tool_step = None;
+        let open = ctx.rec.open_tool_step.take();
         let Some(tx) = self.tx(ctx, expected).await? else {
             return Ok(());
         };
         self.commit(tx, ctx, true).await?;
-        super::close_open_steps(&self.store, &ctx.project, &ctx.run, step_status, &*self.bus)
-            .await?;
+        super::close_open_steps(
+            &self.store,
+            &ctx.project,
+            &ctx.run,
+            step_status,
+            open.as_ref(),
+            &*self.bus,
+        )
+        .await?;
         self.publish(ctx, status.event(), &ctx.run).await;
         tracing::info!(run_id = %ctx.run.id, status = %status, "run ended");
         Ok(())

@@ -11,6 +11,7 @@
 //! sweeper that re-queues runs nobody holds and expires runs past `expires_at`.
 
 pub mod bus;
+pub mod distributed;
 pub mod engine;
 pub mod input;
 pub mod llm;
@@ -27,7 +28,7 @@ use crate::error::ApiResult;
 use crate::ids::now;
 use crate::store::{ListParams, Order, Store, Val};
 use bus::{Delivery, EventBus, RunQueue, StreamEvent};
-use model::{Next, Run, RunStatus, RunStep};
+use model::{EngineRecord, Next, OpenToolStep, Run, RunStatus, RunStep};
 
 /// What API handlers need to start and signal runs.
 #[derive(Clone)]
@@ -51,13 +52,30 @@ impl RunsHandle {
     }
 }
 
+/// Ends a run that no worker holds (waiting for the client, or unclaimed) in a terminal
+/// `status`: usage so far, no next step. Returns the open tool step, whose usage
+/// [`close_open_steps`] records.
+pub fn end_idle(
+    run: &mut Run,
+    engine: &mut EngineRecord,
+    status: RunStatus,
+) -> Option<OpenToolStep> {
+    run.set_status(status, now());
+    run.usage = Some(model::usage(engine.prompt_tokens, engine.completion_tokens));
+    engine.next = Next::Done;
+    engine.open_tool_step.take()
+}
+
 /// Ends the run's open steps (and in-progress messages) with `status` (`cancelled`,
 /// `expired`, `failed`, or `completed` for steps of an incomplete run), and publishes it.
+/// Every step gets its usage: the LLM call's for `open` (the tool step waiting for outputs),
+/// zero for the others.
 pub async fn close_open_steps(
     store: &Store,
     project: &str,
     run: &Run,
     status: &str,
+    open: Option<&OpenToolStep>,
     bus: &dyn EventBus,
 ) -> ApiResult<()> {
     let t = now();
@@ -78,6 +96,10 @@ pub async fn close_open_steps(
         let s = store
             .update::<RunStep>(project, &s.id, |s| {
                 s.status = status.to_string();
+                s.usage = Some(match open.filter(|o| o.id == s.id) {
+                    Some(o) => model::usage(o.prompt_tokens, o.completion_tokens),
+                    None => model::usage(0, 0),
+                });
                 match status {
                     "cancelled" => s.cancelled_at = Some(t),
                     "expired" => s.expired_at = Some(t),
@@ -194,19 +216,25 @@ async fn sweep(store: &Store, handle: &RunsHandle) -> ApiResult<()> {
         }
     }
     for (project, thread, id) in store.expired_runs(100).await? {
-        let mut expired = false;
+        let mut expired = None;
         let run = store
             .update_run(&project, &thread, &id, |run, engine| {
                 if run.status().is_active() && run.expires_at.is_some_and(|e| e < now()) {
-                    expired = true;
-                    run.set_status(RunStatus::Expired, now());
-                    engine.next = Next::Done;
+                    expired = Some(end_idle(run, engine, RunStatus::Expired));
                 }
                 Ok(())
             })
             .await?;
-        if expired {
-            close_open_steps(store, &project, &run, "expired", &*handle.bus).await?;
+        if let Some(open) = expired {
+            close_open_steps(
+                store,
+                &project,
+                &run,
+                "expired",
+                open.as_ref(),
+                &*handle.bus,
+            )
+            .await?;
             handle
                 .bus
                 .publish(&run.id, StreamEvent::new(RunStatus::Expired.event(), &run))

@@ -841,3 +841,425 @@ t('unknown JSON keys are ignored', async () => {
   assert.equal(a.name, 'extra');
   await remove(client.beta.assistants, a.id);
 });
+
+// ---------------------------------------------------------------------------------------------
+// runs
+//
+// The server's upstream is tests/sdk/fake_llm.py: with tools offered and a last user message
+// mentioning "weather" it calls get_weather({"city": "Paris"}); after a tool result it answers
+// "Tool said: <output>"; otherwise "echo: <last user message>". It streams word by word, each
+// word followed by a space, hence the trimEnd() in replyText().
+// ---------------------------------------------------------------------------------------------
+
+const runsApi = client.beta.threads.runs;
+
+/** Run calls whose shape changed in 5.x: (threadId, runId, ...) became (runId, { thread_id, ... }). */
+const runs = {
+  retrieve: (threadId, runId) =>
+    PARAMS_STYLE ? runsApi.retrieve(runId, { thread_id: threadId }) : runsApi.retrieve(threadId, runId),
+  update: (threadId, runId, body) =>
+    PARAMS_STYLE ? runsApi.update(runId, { thread_id: threadId, ...body }) : runsApi.update(threadId, runId, body),
+  cancel: (threadId, runId) =>
+    PARAMS_STYLE ? runsApi.cancel(runId, { thread_id: threadId }) : runsApi.cancel(threadId, runId),
+  poll: (threadId, runId) =>
+    PARAMS_STYLE ? runsApi.poll(runId, { thread_id: threadId }) : runsApi.poll(threadId, runId),
+  submitToolOutputsAndPoll: (threadId, runId, body) =>
+    PARAMS_STYLE
+      ? runsApi.submitToolOutputsAndPoll(runId, { thread_id: threadId, ...body })
+      : runsApi.submitToolOutputsAndPoll(threadId, runId, body),
+  submitToolOutputsStream: (threadId, runId, body) =>
+    PARAMS_STYLE
+      ? runsApi.submitToolOutputsStream(runId, { thread_id: threadId, ...body })
+      : runsApi.submitToolOutputsStream(threadId, runId, body),
+  listSteps: (threadId, runId, query = {}) =>
+    PARAMS_STYLE
+      ? runsApi.steps.list(runId, { thread_id: threadId, ...query })
+      : runsApi.steps.list(threadId, runId, query),
+  retrieveStep: (threadId, runId, stepId) =>
+    PARAMS_STYLE
+      ? runsApi.steps.retrieve(stepId, { thread_id: threadId, run_id: runId })
+      : runsApi.steps.retrieve(threadId, runId, stepId),
+};
+
+const HAS_CREATE_AND_RUN_STREAM = typeof client.beta.threads.createAndRunStream === 'function';
+// 4.x's AssistantStream.accumulateDelta leaves arrays of objects alone, so a streamed tool call
+// keeps its first arguments fragment in every snapshot (step, toolCallDone); >= 5 merges by index.
+const MERGES_TOOL_CALL_DELTAS = MAJOR >= 5;
+
+// One simple run on the wire, consecutive duplicates (the message deltas) collapsed.
+const SIMPLE_RUN_EVENTS = [
+  'thread.run.created',
+  'thread.run.queued',
+  'thread.run.in_progress',
+  'thread.run.step.created',
+  'thread.run.step.in_progress',
+  'thread.message.created',
+  'thread.message.in_progress',
+  'thread.message.delta',
+  'thread.message.completed',
+  'thread.run.step.completed',
+  'thread.run.completed',
+];
+const TOOL_CALL_EVENTS = [
+  'thread.run.created',
+  'thread.run.queued',
+  'thread.run.in_progress',
+  'thread.run.step.created',
+  'thread.run.step.in_progress',
+  'thread.run.step.delta',
+  'thread.run.requires_action',
+];
+// submit_tool_outputs with stream: true continues the same run: the pending tool step completes first.
+const AFTER_TOOL_OUTPUTS_EVENTS = [
+  'thread.run.queued',
+  'thread.run.in_progress',
+  'thread.run.step.completed',
+  'thread.run.step.created',
+  'thread.run.step.in_progress',
+  'thread.message.created',
+  'thread.message.in_progress',
+  'thread.message.delta',
+  'thread.message.completed',
+  'thread.run.step.completed',
+  'thread.run.completed',
+];
+
+let echoAssistant;
+let weatherAssistant;
+const echoAsst = () =>
+  (echoAssistant ??= client.beta.assistants.create({ model: MODEL, name: 'sdk-runs-echo', instructions: 'Repeat after me.' }));
+const weatherAsst = () =>
+  (weatherAssistant ??= client.beta.assistants.create({
+    model: MODEL,
+    name: 'sdk-runs-weather',
+    instructions: 'Use the tools.',
+    tools: [WEATHER_TOOL],
+  }));
+
+const replyText = (message) => textOf(message).trimEnd();
+const collapse = (events) => events.filter((e, i) => i === 0 || events[i - 1] !== e);
+
+/** Subscribes to what the SDK's own AssistantStream reports, listener by listener. */
+function record(stream) {
+  const rec = { events: [], threadCreated: undefined, deltas: [], textsDone: [], toolCallsCreated: [], toolCallsDone: [], stepsDone: [] };
+  stream
+    .on('event', (e) => {
+      rec.events.push(e.event);
+      if (e.event === 'thread.created') rec.threadCreated = e.data;
+    })
+    .on('textDelta', (delta) => rec.deltas.push(delta.value))
+    .on('textDone', (text) => rec.textsDone.push(text.value))
+    // The snapshot keeps accumulating after creation: copy what the first delta carried.
+    .on('toolCallCreated', (tc) => rec.toolCallsCreated.push([tc.id, tc.type, tc.function?.name]))
+    .on('toolCallDone', (tc) => rec.toolCallsDone.push(structuredClone(tc)))
+    .on('runStepDone', (step) => rec.stepsDone.push(structuredClone(step)));
+  return rec;
+}
+
+function assertUsage(usage) {
+  assert.ok(usage, 'a terminal run carries usage');
+  for (const key of ['prompt_tokens', 'completion_tokens', 'total_tokens']) {
+    assert.ok(Number.isInteger(usage[key]) && usage[key] >= 0, `${key}: ${JSON.stringify(usage)}`);
+  }
+  assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+  assert.ok(usage.total_tokens > 0);
+}
+
+const weatherThread = () =>
+  client.beta.threads.create({ messages: [{ role: 'user', content: 'What is the weather in Paris?' }] });
+
+/** The single get_weather call a run in requires_action waits for. */
+function pendingWeatherCall(run) {
+  assert.equal(run.status, 'requires_action', JSON.stringify(run.last_error));
+  assert.equal(run.required_action?.type, 'submit_tool_outputs');
+  const calls = run.required_action.submit_tool_outputs.tool_calls;
+  assert.equal(calls.length, 1, JSON.stringify(calls));
+  const [call] = calls;
+  assert.match(call.id, /^call_/);
+  assert.equal(call.type, 'function');
+  assert.equal(call.function.name, 'get_weather');
+  assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris' });
+  return call;
+}
+
+t('runs: createAndPoll completes with usage, the reply and one message_creation step', async () => {
+  const asst = await echoAsst();
+  const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: 'hello from the poller' }] });
+  const run = await runsApi.createAndPoll(thread.id, { assistant_id: asst.id });
+  assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+  assert.match(run.id, /^run_/);
+  assert.equal(run.object, 'thread.run');
+  assert.equal(run.thread_id, thread.id);
+  assert.equal(run.assistant_id, asst.id);
+  assert.equal(run.model, MODEL);
+  assert.equal(run.instructions, 'Repeat after me.');
+  assert.deepEqual(run.tools, []);
+  for (const key of ['created_at', 'started_at', 'completed_at']) assertIntTs(run[key], key);
+  assert.equal(run.expires_at, null, 'expires_at is null once the run is terminal');
+  assert.equal(run.cancelled_at, null);
+  assert.equal(run.failed_at, null);
+  assert.equal(run.last_error, null);
+  assert.equal(run.required_action, null);
+  assertUsage(run.usage);
+
+  const msgs = await collect(client.beta.threads.messages.list(thread.id, { order: 'asc' }));
+  assert.deepEqual(msgs.map((m) => m.role), ['user', 'assistant']);
+  const reply = msgs[1];
+  assert.equal(replyText(reply), 'echo: hello from the poller');
+  assert.equal(reply.run_id, run.id);
+  assert.equal(reply.assistant_id, asst.id);
+  assert.equal(reply.status, 'completed');
+
+  const steps = await collect(runs.listSteps(thread.id, run.id));
+  assert.equal(steps.length, 1, JSON.stringify(steps));
+  const [step] = steps;
+  assert.match(step.id, /^step_/);
+  assert.equal(step.object, 'thread.run.step');
+  assert.equal(step.type, 'message_creation');
+  assert.equal(step.status, 'completed');
+  assert.equal(step.run_id, run.id);
+  assert.equal(step.thread_id, thread.id);
+  assert.equal(step.step_details.type, 'message_creation');
+  assert.equal(step.step_details.message_creation.message_id, reply.id);
+  assertIntTs(step.completed_at, 'step.completed_at');
+  assertUsage(step.usage);
+});
+
+t('runs: stream with textDelta listener and finalMessages', async () => {
+  const asst = await echoAsst();
+  const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: 'stream me a reply please' }] });
+  const stream = runsApi.stream(thread.id, { assistant_id: asst.id });
+  const rec = record(stream);
+  const messages = await stream.finalMessages();
+  const run = await stream.finalRun();
+
+  assert.deepEqual(collapse(rec.events), SIMPLE_RUN_EVENTS);
+  assert.ok(rec.deltas.length >= 2, `expected the reply in several deltas, got ${JSON.stringify(rec.deltas)}`);
+  assert.equal(rec.deltas.join('').trimEnd(), 'echo: stream me a reply please');
+  assert.deepEqual(rec.textsDone.map((s) => s.trimEnd()), ['echo: stream me a reply please']);
+  assert.equal(messages.length, 1);
+  assert.equal(replyText(messages[0]), 'echo: stream me a reply please');
+  assert.equal(run.status, 'completed');
+  assert.equal(run.thread_id, thread.id);
+  assertUsage(run.usage);
+
+  // What was streamed is what was stored.
+  const [stored] = (await client.beta.threads.messages.list(thread.id, { order: 'desc', limit: 1 })).data;
+  assert.equal(stored.id, messages[0].id);
+  assert.equal(stored.run_id, run.id);
+  // (4.42's finalMessages() keeps the status of thread.message.created; the stored one is final.)
+  assert.equal(stored.status, 'completed');
+  assert.equal(replyText(stored), 'echo: stream me a reply please');
+  assert.equal((await runs.retrieve(thread.id, run.id)).status, 'completed');
+});
+
+t(
+  'runs: createAndRunStream starts with thread.created',
+  { skip: !HAS_CREATE_AND_RUN_STREAM && `openai ${VERSION} has no threads.createAndRunStream` },
+  async () => {
+    const asst = await echoAsst();
+    const stream = client.beta.threads.createAndRunStream({
+      assistant_id: asst.id,
+      thread: { messages: [{ role: 'user', content: 'a brand new thread' }] },
+    });
+    const rec = record(stream);
+    const messages = await stream.finalMessages();
+    const run = await stream.finalRun();
+
+    assert.deepEqual(collapse(rec.events), ['thread.created', ...SIMPLE_RUN_EVENTS]);
+    assert.match(rec.threadCreated?.id ?? '', /^thread_/);
+    assert.equal(run.thread_id, rec.threadCreated.id);
+    assert.equal(run.status, 'completed');
+    assert.equal(rec.deltas.join('').trimEnd(), 'echo: a brand new thread');
+    assert.deepEqual(messages.map(replyText), ['echo: a brand new thread']);
+    const stored = await collect(client.beta.threads.messages.list(run.thread_id, { order: 'asc' }));
+    assert.deepEqual(
+      stored.map((m) => [m.role, replyText(m)]),
+      [['user', 'a brand new thread'], ['assistant', 'echo: a brand new thread']],
+    );
+  },
+);
+
+t('runs: function tool round trip, polled (createAndPoll + submitToolOutputsAndPoll)', async () => {
+  const asst = await weatherAsst();
+  const thread = await weatherThread();
+  const run = await runsApi.createAndPoll(thread.id, { assistant_id: asst.id });
+  const call = pendingWeatherCall(run);
+  assert.deepEqual(run.tools.map((x) => x.type), ['function']);
+  assertIntTs(run.expires_at, 'expires_at');
+  assert.equal(run.expires_at, run.created_at + 600, 'an active run expires 10 minutes after creation');
+  assert.equal(run.completed_at, null);
+
+  const done = await runs.submitToolOutputsAndPoll(thread.id, run.id, {
+    tool_outputs: [{ tool_call_id: call.id, output: '22C' }],
+  });
+  assert.equal(done.id, run.id);
+  assert.equal(done.status, 'completed', JSON.stringify(done.last_error));
+  assert.equal(done.required_action, null);
+  assertIntTs(done.completed_at, 'completed_at');
+  assertUsage(done.usage);
+
+  const msgs = await collect(client.beta.threads.messages.list(thread.id, { order: 'asc' }));
+  assert.deepEqual(msgs.map((m) => m.role), ['user', 'assistant']);
+  assert.equal(replyText(msgs[1]), 'Tool said: 22C');
+  assert.equal(msgs[1].run_id, run.id);
+
+  const steps = await collect(runs.listSteps(thread.id, run.id, { order: 'asc' }));
+  assert.deepEqual(steps.map((s) => s.type), ['tool_calls', 'message_creation']);
+  assert.deepEqual(steps.map((s) => s.status), ['completed', 'completed']);
+  const [toolStep, messageStep] = steps;
+  assert.equal(toolStep.step_details.type, 'tool_calls');
+  assert.equal(toolStep.step_details.tool_calls.length, 1);
+  const [tc] = toolStep.step_details.tool_calls;
+  assert.equal(tc.id, call.id);
+  assert.equal(tc.type, 'function');
+  assert.equal(tc.function.name, 'get_weather');
+  assert.deepEqual(JSON.parse(tc.function.arguments), { city: 'Paris' });
+  assert.equal(tc.function.output, '22C');
+  assert.equal(messageStep.step_details.message_creation.message_id, msgs[1].id);
+});
+
+t('runs: function tool round trip, streamed (stream + submitToolOutputsStream)', async () => {
+  const asst = await weatherAsst();
+  const thread = await weatherThread();
+  const first = runsApi.stream(thread.id, { assistant_id: asst.id });
+  const rec1 = record(first);
+  const run = await first.finalRun();
+
+  assert.deepEqual(collapse(rec1.events), TOOL_CALL_EVENTS);
+  const call = pendingWeatherCall(run);
+  assert.equal(first.currentRun()?.status, 'requires_action');
+  assert.deepEqual(rec1.toolCallsCreated, [[call.id, 'function', 'get_weather']]);
+  assert.deepEqual(rec1.toolCallsDone.map((tc) => [tc.id, tc.function.name]), [[call.id, 'get_weather']]);
+  const [pendingStep] = await first.finalRunSteps();
+  assert.equal(pendingStep.type, 'tool_calls');
+  assert.equal(pendingStep.status, 'in_progress');
+  assert.deepEqual(pendingStep.step_details.tool_calls.map((x) => x.id), [call.id]);
+  if (MERGES_TOOL_CALL_DELTAS) {
+    assert.deepEqual(JSON.parse(rec1.toolCallsDone[0].function.arguments), { city: 'Paris' });
+    assert.deepEqual(JSON.parse(pendingStep.step_details.tool_calls[0].function.arguments), { city: 'Paris' });
+  }
+  assert.deepEqual(rec1.deltas, []);
+
+  const second = runs.submitToolOutputsStream(thread.id, run.id, {
+    tool_outputs: [{ tool_call_id: call.id, output: '22C' }],
+  });
+  const rec2 = record(second);
+  const messages = await second.finalMessages();
+  const final = await second.finalRun();
+
+  assert.deepEqual(collapse(rec2.events), AFTER_TOOL_OUTPUTS_EVENTS);
+  assert.equal(final.id, run.id);
+  assert.equal(final.status, 'completed');
+  assertUsage(final.usage);
+  assert.equal(rec2.deltas.join('').trimEnd(), 'Tool said: 22C');
+  assert.deepEqual(messages.map(replyText), ['Tool said: 22C']);
+  assert.deepEqual(rec2.stepsDone.map((s) => s.type), ['tool_calls', 'message_creation']);
+  const toolStep = rec2.stepsDone[0];
+  assert.equal(toolStep.status, 'completed');
+  assert.deepEqual(
+    toolStep.step_details.tool_calls.map((x) => [x.id, x.function.output]),
+    [[call.id, '22C']],
+  );
+});
+
+t('runs: the thread is locked while a run requires action', async () => {
+  const asst = await weatherAsst();
+  const thread = await weatherThread();
+  const run = await runsApi.createAndPoll(thread.id, { assistant_id: asst.id });
+  const call = pendingWeatherCall(run);
+
+  const { inner } = await expectApiError(
+    client.beta.threads.messages.create(thread.id, { role: 'user', content: 'one more thing' }),
+    BadRequestError,
+    400,
+  );
+  assert.ok(inner.message.includes(run.id), inner.message);
+  await expectApiError(runsApi.create(thread.id, { assistant_id: asst.id }), BadRequestError, 400);
+  assert.equal((await client.beta.threads.messages.list(thread.id)).data.length, 1, 'the refused message was stored');
+
+  const done = await runs.submitToolOutputsAndPoll(thread.id, run.id, {
+    tool_outputs: [{ tool_call_id: call.id, output: '22C' }],
+  });
+  assert.equal(done.status, 'completed', JSON.stringify(done.last_error));
+  // The lock ends with the run.
+  await client.beta.threads.messages.create(thread.id, { role: 'user', content: 'one more thing' });
+});
+
+t('runs: cancel a run that requires action', async () => {
+  const asst = await weatherAsst();
+  const echo = await echoAsst();
+  const thread = await weatherThread();
+  const run = await runsApi.createAndPoll(thread.id, { assistant_id: asst.id });
+  pendingWeatherCall(run);
+
+  const cancelled = await runs.cancel(thread.id, run.id);
+  assert.equal(cancelled.id, run.id);
+  assert.ok(['cancelling', 'cancelled'].includes(cancelled.status), cancelled.status);
+  const final = await runs.poll(thread.id, run.id);
+  assert.equal(final.status, 'cancelled');
+  assertIntTs(final.cancelled_at, 'cancelled_at');
+  assert.equal(final.completed_at, null);
+  assert.equal(final.failed_at, null);
+  assert.equal(final.expires_at, null, 'expires_at is null once the run is terminal');
+
+  const steps = (await runs.listSteps(thread.id, run.id)).data;
+  assert.deepEqual(steps.map((s) => [s.type, s.status]), [['tool_calls', 'cancelled']]);
+
+  // A cancelled run cannot be cancelled again.
+  await expectApiError(runs.cancel(thread.id, run.id), BadRequestError, 400);
+
+  // The thread is free again: a message and a new run go through.
+  await client.beta.threads.messages.create(thread.id, { role: 'user', content: 'never mind' });
+  const again = await runsApi.createAndPoll(thread.id, { assistant_id: echo.id });
+  assert.equal(again.status, 'completed', JSON.stringify(again.last_error));
+  const [latest] = (await client.beta.threads.messages.list(thread.id, { limit: 1 })).data;
+  assert.equal(replyText(latest), 'echo: never mind');
+
+  // Spec: usage is null only while the run is not terminal; cancelled is terminal.
+  assertUsage(final.usage);
+});
+
+t('runs: list, retrieve, update metadata, steps.retrieve', async () => {
+  const asst = await echoAsst();
+  const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: 'first' }] });
+  const r1 = await runsApi.createAndPoll(thread.id, { assistant_id: asst.id, metadata: { n: '1' } });
+  assert.equal(r1.status, 'completed', JSON.stringify(r1.last_error));
+  assert.deepEqual(r1.metadata, { n: '1' });
+  await client.beta.threads.messages.create(thread.id, { role: 'user', content: 'second' });
+  const r2 = await runsApi.createAndPoll(thread.id, { assistant_id: asst.id, metadata: { n: '2' } });
+  assert.equal(r2.status, 'completed', JSON.stringify(r2.last_error));
+  assert.equal(replyText((await client.beta.threads.messages.list(thread.id, { limit: 1 })).data[0]), 'echo: second');
+
+  assert.deepEqual(await ids(runsApi.list(thread.id)), [r2.id, r1.id], 'desc (default) must be newest first');
+  assert.deepEqual(await ids(runsApi.list(thread.id, { order: 'asc', limit: 1 })), [r1.id, r2.id]);
+  assert.deepEqual((await runsApi.list(thread.id, { order: 'asc', after: r2.id })).data, []);
+
+  const got = await runs.retrieve(thread.id, r1.id);
+  assert.equal(got.id, r1.id);
+  assert.equal(got.object, 'thread.run');
+  assert.equal(got.status, 'completed');
+  assert.equal(got.created_at, r1.created_at);
+  assert.equal(got.completed_at, r1.completed_at);
+  assert.deepEqual(got.metadata, { n: '1' });
+  assert.deepEqual(got.usage, r1.usage);
+
+  const updated = await runs.update(thread.id, r1.id, { metadata: { reviewed: 'yes' } });
+  assert.equal(updated.id, r1.id);
+  assert.deepEqual(updated.metadata, { reviewed: 'yes' }, 'metadata update must replace the whole map');
+  assert.equal(updated.status, 'completed');
+  assert.deepEqual((await runs.retrieve(thread.id, r1.id)).metadata, { reviewed: 'yes' });
+
+  const [listed] = (await runs.listSteps(thread.id, r1.id)).data;
+  const step = await runs.retrieveStep(thread.id, r1.id, listed.id);
+  assert.equal(step.id, listed.id);
+  assert.equal(step.object, 'thread.run.step');
+  assert.equal(step.run_id, r1.id);
+  assert.equal(step.assistant_id, asst.id);
+  assert.equal(step.type, 'message_creation');
+  assert.equal(step.step_details.message_creation.message_id, listed.step_details.message_creation.message_id);
+  assert.equal(step.created_at, listed.created_at);
+
+  await expectApiError(runs.retrieve(thread.id, 'run_doesnotexist000'), NotFoundError, 404);
+  await expectApiError(runs.retrieveStep(thread.id, r1.id, 'step_doesnotexist000'), NotFoundError, 404);
+});

@@ -24,7 +24,7 @@ import uuid
 import pytest
 
 import openai
-from openai import OpenAI
+from openai import AssistantEventHandler, OpenAI
 
 BASE_URL = os.environ.get("ASSISTANTS_BASE_URL", "http://127.0.0.1:8000/v1").rstrip("/")
 SDK_VERSION = openai.__version__
@@ -898,3 +898,417 @@ def test_unknown_json_keys_are_ignored(client: OpenAI):
     a = client.beta.assistants.create(model=MODEL, name="extra", extra_body={"some_future_field": {"x": 1}})
     assert a.name == "extra"
     client.beta.assistants.delete(a.id)
+
+
+# --------------------------------------------------------------------------------------------
+# runs
+#
+# The server's upstream is tests/sdk/fake_llm.py: with tools offered and a last user message
+# mentioning "weather" it calls get_weather({"city": "Paris"}); after a tool result it answers
+# "Tool said: <output>"; otherwise "echo: <last user message>". It streams word by word, each
+# word followed by a space, hence the rstrip() in reply_text().
+# --------------------------------------------------------------------------------------------
+
+# One simple run on the wire, consecutive duplicates (the message deltas) collapsed.
+SIMPLE_RUN_EVENTS = [
+    "thread.run.created",
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+    "thread.message.delta",
+    "thread.message.completed",
+    "thread.run.step.completed",
+    "thread.run.completed",
+]
+TOOL_CALL_EVENTS = [
+    "thread.run.created",
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.run.step.delta",
+    "thread.run.requires_action",
+]
+# submit_tool_outputs(stream=True) continues the same run: the pending tool step completes first.
+AFTER_TOOL_OUTPUTS_EVENTS = [
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.completed",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+    "thread.message.delta",
+    "thread.message.completed",
+    "thread.run.step.completed",
+    "thread.run.completed",
+]
+
+
+@pytest.fixture(scope="session")
+def echo_assistant(client: OpenAI):
+    return client.beta.assistants.create(model=MODEL, name="sdk-runs-echo", instructions="Repeat after me.")
+
+
+@pytest.fixture(scope="session")
+def weather_assistant(client: OpenAI):
+    return client.beta.assistants.create(
+        model=MODEL, name="sdk-runs-weather", instructions="Use the tools.", tools=[WEATHER_TOOL]
+    )
+
+
+class RecordingHandler(AssistantEventHandler):
+    """Records what the SDK's own stream helper reports, callback by callback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+        self.thread_created = None
+        self.deltas: list[str] = []
+        self.texts_done: list[str] = []
+        self.tool_calls_created: list[tuple[str, str, str]] = []  # (id, type, function name)
+        self.tool_calls_done: list = []
+        self.steps_done: list = []
+
+    def on_event(self, event) -> None:
+        self.events.append(event.event)
+        if event.event == "thread.created":
+            self.thread_created = event.data
+
+    def on_text_delta(self, delta, snapshot) -> None:  # noqa: ARG002
+        self.deltas.append(delta.value)
+
+    def on_text_done(self, text) -> None:
+        self.texts_done.append(text.value)
+
+    def on_tool_call_created(self, tool_call) -> None:
+        # The snapshot is rebuilt on every delta: copy what the first delta carried.
+        self.tool_calls_created.append((tool_call.id, tool_call.type, tool_call.function.name))
+
+    def on_tool_call_done(self, tool_call) -> None:
+        self.tool_calls_done.append(tool_call)
+
+    def on_run_step_done(self, run_step) -> None:
+        self.steps_done.append(run_step)
+
+
+def collapse(events: list[str]) -> list[str]:
+    out: list[str] = []
+    for e in events:
+        if not out or out[-1] != e:
+            out.append(e)
+    return out
+
+
+def reply_text(message) -> str:
+    return text_of(message).rstrip()
+
+
+def assert_usage(usage) -> None:
+    assert usage is not None, "a terminal run carries usage"
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = getattr(usage, key)
+        assert isinstance(value, int) and not isinstance(value, bool) and value >= 0, (key, usage)
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens, usage
+    assert usage.total_tokens > 0, usage
+
+
+def weather_thread(client: OpenAI):
+    return client.beta.threads.create(messages=[{"role": "user", "content": "What is the weather in Paris?"}])
+
+
+def pending_weather_call(run):
+    """The single get_weather call a run in requires_action waits for."""
+    assert run.status == "requires_action", (run.status, run.last_error)
+    assert run.required_action is not None
+    assert run.required_action.type == "submit_tool_outputs"
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    assert len(calls) == 1, calls
+    call = calls[0]
+    assert call.id.startswith("call_"), call.id
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    return call
+
+
+def test_run_create_and_poll_completes(client: OpenAI, echo_assistant):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello from the poller"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=echo_assistant.id)
+    assert run.status == "completed", run.last_error
+    assert run.id.startswith("run_")
+    assert run.object == "thread.run"
+    assert run.thread_id == thread.id
+    assert run.assistant_id == echo_assistant.id
+    assert run.model == MODEL
+    assert run.instructions == "Repeat after me."
+    assert run.tools == []
+    for ts in (run.created_at, run.started_at, run.completed_at):
+        assert_int_ts(ts)
+    assert run.expires_at is None, "expires_at is null once the run is terminal"
+    assert run.cancelled_at is None and run.failed_at is None
+    assert run.last_error is None
+    assert run.required_action is None
+    assert_usage(run.usage)
+
+    msgs = list(client.beta.threads.messages.list(thread.id, order="asc"))
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    reply = msgs[1]
+    assert reply_text(reply) == "echo: hello from the poller"
+    assert reply.run_id == run.id
+    assert reply.assistant_id == echo_assistant.id
+    assert reply.status == "completed"
+
+    steps = list(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id))
+    assert len(steps) == 1, steps
+    step = steps[0]
+    assert step.id.startswith("step_")
+    assert step.object == "thread.run.step"
+    assert step.type == "message_creation"
+    assert step.status == "completed"
+    assert step.run_id == run.id and step.thread_id == thread.id
+    assert step.step_details.type == "message_creation"
+    assert step.step_details.message_creation.message_id == reply.id
+    assert_int_ts(step.completed_at)
+    assert_usage(step.usage)
+
+
+def test_run_stream_with_event_handler(client: OpenAI, echo_assistant):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "stream me a reply please"}])
+    handler = RecordingHandler()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=echo_assistant.id, event_handler=handler
+    ) as stream:
+        assert stream is handler
+        stream.until_done()
+        messages = stream.get_final_messages()
+        run = stream.get_final_run()
+
+    assert collapse(handler.events) == SIMPLE_RUN_EVENTS
+    assert len(handler.deltas) >= 2, f"expected the reply in several deltas, got {handler.deltas!r}"
+    assert "".join(handler.deltas).rstrip() == "echo: stream me a reply please"
+    assert [t.rstrip() for t in handler.texts_done] == ["echo: stream me a reply please"]
+    assert len(messages) == 1
+    assert reply_text(messages[0]) == "echo: stream me a reply please"
+    assert messages[0].status == "completed"
+    assert run.status == "completed"
+    assert run.thread_id == thread.id
+    assert_usage(run.usage)
+
+    # What was streamed is what was stored.
+    stored = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data[0]
+    assert stored.id == messages[0].id
+    assert stored.run_id == run.id
+    assert reply_text(stored) == "echo: stream me a reply please"
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "completed"
+
+
+def test_create_and_run_stream_starts_with_thread(client: OpenAI, echo_assistant):
+    if not hasattr(client.beta.threads, "create_and_run_stream"):
+        pytest.skip(f"openai {SDK_VERSION} has no threads.create_and_run_stream")
+    handler = RecordingHandler()
+    with client.beta.threads.create_and_run_stream(
+        assistant_id=echo_assistant.id,
+        thread={"messages": [{"role": "user", "content": "a brand new thread"}]},
+        event_handler=handler,
+    ) as stream:
+        stream.until_done()
+        messages = stream.get_final_messages()
+        run = stream.get_final_run()
+
+    assert collapse(handler.events) == ["thread.created"] + SIMPLE_RUN_EVENTS
+    thread = handler.thread_created
+    assert thread is not None and thread.id.startswith("thread_")
+    assert run.thread_id == thread.id
+    assert run.status == "completed"
+    assert "".join(handler.deltas).rstrip() == "echo: a brand new thread"
+    assert [reply_text(m) for m in messages] == ["echo: a brand new thread"]
+    stored = list(client.beta.threads.messages.list(thread.id, order="asc"))
+    assert [(m.role, reply_text(m)) for m in stored] == [
+        ("user", "a brand new thread"),
+        ("assistant", "echo: a brand new thread"),
+    ]
+
+
+def test_function_tool_round_trip_polled(client: OpenAI, weather_assistant):
+    thread = weather_thread(client)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=weather_assistant.id)
+    call = pending_weather_call(run)
+    assert [t.type for t in run.tools] == ["function"]
+    assert_int_ts(run.expires_at)
+    assert run.expires_at == run.created_at + 600, "an active run expires 10 minutes after creation"
+    assert run.completed_at is None
+
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        tool_outputs=[{"tool_call_id": call.id, "output": "22C"}], run_id=run.id, thread_id=thread.id
+    )
+    assert done.id == run.id
+    assert done.status == "completed", done.last_error
+    assert done.required_action is None
+    assert_int_ts(done.completed_at)
+    assert_usage(done.usage)
+
+    msgs = list(client.beta.threads.messages.list(thread.id, order="asc"))
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    assert reply_text(msgs[1]) == "Tool said: 22C"
+    assert msgs[1].run_id == run.id
+
+    steps = list(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc"))
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    assert [s.status for s in steps] == ["completed", "completed"]
+    tool_step, message_step = steps
+    assert tool_step.step_details.type == "tool_calls"
+    [tc] = tool_step.step_details.tool_calls
+    assert tc.id == call.id
+    assert tc.type == "function"
+    assert tc.function.name == "get_weather"
+    assert json.loads(tc.function.arguments) == {"city": "Paris"}
+    assert tc.function.output == "22C"
+    assert message_step.step_details.message_creation.message_id == msgs[1].id
+
+
+def test_function_tool_round_trip_streamed(client: OpenAI, weather_assistant):
+    thread = weather_thread(client)
+    first = RecordingHandler()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=weather_assistant.id, event_handler=first
+    ) as stream:
+        stream.until_done()
+        run = stream.current_run
+
+    assert collapse(first.events) == TOOL_CALL_EVENTS
+    call = pending_weather_call(run)
+    assert first.tool_calls_created == [(call.id, "function", "get_weather")]
+    assert len(first.tool_calls_done) == 1
+    assert json.loads(first.tool_calls_done[0].function.arguments) == {"city": "Paris"}
+    assert first.deltas == []
+
+    second = RecordingHandler()
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        tool_outputs=[{"tool_call_id": call.id, "output": "22C"}],
+        run_id=run.id,
+        thread_id=thread.id,
+        event_handler=second,
+    ) as stream:
+        stream.until_done()
+        messages = stream.get_final_messages()
+        final = stream.get_final_run()
+
+    assert collapse(second.events) == AFTER_TOOL_OUTPUTS_EVENTS
+    assert final.id == run.id
+    assert final.status == "completed"
+    assert_usage(final.usage)
+    assert "".join(second.deltas).rstrip() == "Tool said: 22C"
+    assert [reply_text(m) for m in messages] == ["Tool said: 22C"]
+    tool_step = second.steps_done[0]
+    assert tool_step.type == "tool_calls" and tool_step.status == "completed"
+    assert [(tc.id, tc.function.output) for tc in tool_step.step_details.tool_calls] == [(call.id, "22C")]
+    assert [s.type for s in second.steps_done] == ["tool_calls", "message_creation"]
+
+
+def test_thread_locked_while_run_requires_action(client: OpenAI, weather_assistant):
+    thread = weather_thread(client)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=weather_assistant.id)
+    call = pending_weather_call(run)
+
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.beta.threads.messages.create(thread.id, role="user", content="one more thing")
+    body = assert_error_shape(ei.value, 400)
+    assert run.id in body["message"], body
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.beta.threads.runs.create(thread.id, assistant_id=weather_assistant.id)
+    assert_error_shape(ei.value, 400)
+    assert len(client.beta.threads.messages.list(thread.id).data) == 1, "the refused message was stored"
+
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        tool_outputs=[{"tool_call_id": call.id, "output": "22C"}], run_id=run.id, thread_id=thread.id
+    )
+    assert done.status == "completed", done.last_error
+    # The lock ends with the run.
+    client.beta.threads.messages.create(thread.id, role="user", content="one more thing")
+
+
+def test_run_cancel_from_requires_action(client: OpenAI, weather_assistant, echo_assistant):
+    thread = weather_thread(client)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=weather_assistant.id)
+    pending_weather_call(run)
+
+    cancelled = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    assert cancelled.id == run.id
+    assert cancelled.status in ("cancelling", "cancelled"), cancelled.status
+    final = client.beta.threads.runs.poll(run.id, thread_id=thread.id)
+    assert final.status == "cancelled"
+    assert_int_ts(final.cancelled_at)
+    assert final.completed_at is None and final.failed_at is None
+    assert final.expires_at is None, "expires_at is null once the run is terminal"
+
+    [step] = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert step.type == "tool_calls"
+    assert step.status == "cancelled"
+
+    # A cancelled run cannot be cancelled again.
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    assert_error_shape(ei.value, 400)
+
+    # The thread is free again: a message and a new run go through.
+    client.beta.threads.messages.create(thread.id, role="user", content="never mind")
+    again = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=echo_assistant.id)
+    assert again.status == "completed", again.last_error
+    latest = client.beta.threads.messages.list(thread.id, limit=1).data[0]
+    assert reply_text(latest) == "echo: never mind"
+
+    # Spec: usage is null only while the run is not terminal; cancelled is terminal.
+    assert_usage(final.usage)
+
+
+def test_run_list_retrieve_update_and_step_retrieve(client: OpenAI, echo_assistant):
+    runs = client.beta.threads.runs
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
+    r1 = runs.create_and_poll(thread_id=thread.id, assistant_id=echo_assistant.id, metadata={"n": "1"})
+    assert r1.status == "completed", r1.last_error
+    assert r1.metadata == {"n": "1"}
+    client.beta.threads.messages.create(thread.id, role="user", content="second")
+    r2 = runs.create_and_poll(thread_id=thread.id, assistant_id=echo_assistant.id, metadata={"n": "2"})
+    assert r2.status == "completed", r2.last_error
+    assert reply_text(client.beta.threads.messages.list(thread.id, limit=1).data[0]) == "echo: second"
+
+    assert [r.id for r in runs.list(thread.id)] == [r2.id, r1.id], "desc (default) must be newest first"
+    assert [r.id for r in runs.list(thread.id, order="asc", limit=1)] == [r1.id, r2.id]
+    page = runs.list(thread.id, order="asc", after=r2.id)
+    assert page.data == []
+
+    got = runs.retrieve(r1.id, thread_id=thread.id)
+    assert got.id == r1.id
+    assert got.object == "thread.run"
+    assert got.status == "completed"
+    assert got.created_at == r1.created_at
+    assert got.completed_at == r1.completed_at
+    assert got.metadata == {"n": "1"}
+    assert got.usage == r1.usage
+
+    updated = runs.update(r1.id, thread_id=thread.id, metadata={"reviewed": "yes"})
+    assert updated.id == r1.id
+    assert updated.metadata == {"reviewed": "yes"}, "metadata update must replace the whole map"
+    assert updated.status == "completed"
+    assert runs.retrieve(r1.id, thread_id=thread.id).metadata == {"reviewed": "yes"}
+
+    [listed] = runs.steps.list(r1.id, thread_id=thread.id).data
+    step = runs.steps.retrieve(listed.id, thread_id=thread.id, run_id=r1.id)
+    assert step.id == listed.id
+    assert step.object == "thread.run.step"
+    assert step.run_id == r1.id
+    assert step.assistant_id == echo_assistant.id
+    assert step.type == "message_creation"
+    assert step.step_details.message_creation.message_id == listed.step_details.message_creation.message_id
+    assert step.created_at == listed.created_at
+
+    with pytest.raises(openai.NotFoundError) as ei:
+        runs.retrieve("run_doesnotexist000", thread_id=thread.id)
+    assert_error_shape(ei.value, 404)
+    with pytest.raises(openai.NotFoundError) as ei:
+        runs.steps.retrieve("step_doesnotexist000", thread_id=thread.id, run_id=r1.id)
+    assert_error_shape(ei.value, 404)

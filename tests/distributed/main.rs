@@ -1,0 +1,219 @@
+//! Distributed mode: API nodes and workers sharing PostgreSQL, a RabbitMQ run queue and Redis
+//! run events, in one test process. Every scenario puts the client on an API-only node, so the
+//! run can only be driven by a worker node elsewhere and its events can only arrive through
+//! Redis. Services come from `ASSISTANTS_TEST_DATABASE_URL` / `_QUEUE_URL` / `_EVENTS_URL`, or
+//! the machine's standard local ports.
+
+use std::time::Duration;
+
+use assistants_tests::fake_llm::{FakeLlm, Reply};
+use assistants_tests::{json, TestApp};
+use serde_json::Value;
+
+/// A worker node (the first, owning the database and queue) and an API-only node.
+async fn cluster(llm: &FakeLlm) -> (TestApp, TestApp) {
+    let worker = TestApp::spawn_distributed(llm, |_| {}).await;
+    let api = worker.spawn_peer(|s| s.runs.worker = false).await;
+    (worker, api)
+}
+
+async fn setup(app: &TestApp, tools: Value) -> (String, String) {
+    let asst = app
+        .create("/assistants", json!({"model": "m", "tools": tools}))
+        .await;
+    let thread = app
+        .create(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "weather in Paris?"}]}),
+        )
+        .await;
+    (asst, thread)
+}
+
+fn names(evs: &[(String, Value)]) -> Vec<&str> {
+    evs.iter().map(|(e, _)| e.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_client_streaming_from_an_api_node_sees_what_a_worker_node_produces() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("Streamed across nodes"));
+    let (_worker, api) = cluster(&llm).await;
+    let (asst, thread) = setup(&api, json!([])).await;
+    let (s, evs) = api
+        .stream(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "stream": true}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let n = names(&evs);
+    assert_eq!(
+        &n[..3],
+        [
+            "thread.run.created",
+            "thread.run.queued",
+            "thread.run.in_progress"
+        ],
+        "{n:?}"
+    );
+    assert_eq!(n[n.len() - 2..], ["thread.run.completed", "done"]);
+    let text: String = evs
+        .iter()
+        .filter(|(e, _)| e == "thread.message.delta")
+        .map(|(_, d)| {
+            d["delta"]["content"][0]["text"]["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(text, "Streamed across nodes");
+    assert_eq!(llm.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn tool_outputs_submitted_on_another_node_continue_the_run() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::tool("get_weather", r#"{"city":"Paris"}"#));
+    llm.push(Reply::text("Sunny."));
+    let (worker, api) = cluster(&llm).await;
+    let tool = json!({"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}});
+    let (asst, thread) = setup(&api, json!([tool])).await;
+    let (_, evs) = api
+        .stream(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "stream": true}),
+        )
+        .await;
+    let n = names(&evs);
+    assert_eq!(
+        n[n.len() - 2..],
+        ["thread.run.requires_action", "done"],
+        "{n:?}"
+    );
+    let run = &evs[n.len() - 2].1;
+    let run_id = run["id"].as_str().unwrap();
+    let call = run["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"]
+        .as_str()
+        .unwrap();
+    // Submitted through the worker node's API this time; streamed from there.
+    let (_, evs) = worker
+        .stream(
+            &format!("/threads/{thread}/runs/{run_id}/submit_tool_outputs"),
+            json!({"stream": true, "tool_outputs": [{"tool_call_id": call, "output": "20C"}]}),
+        )
+        .await;
+    let n = names(&evs);
+    assert_eq!(n[n.len() - 2..], ["thread.run.completed", "done"], "{n:?}");
+    let (_, msgs) = api
+        .get(&format!("/threads/{thread}/messages?run_id={run_id}"))
+        .await;
+    assert_eq!(msgs["data"][0]["content"][0]["text"]["value"], "Sunny.");
+}
+
+#[tokio::test]
+async fn cancel_on_an_api_node_stops_the_worker_promptly() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("a b c d e f g h").chunk_delay(Duration::from_millis(500)));
+    let (_worker, api) = cluster(&llm).await;
+    let (asst, thread) = setup(&api, json!([])).await;
+    let (_, run) = api
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        if !llm.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = std::time::Instant::now();
+    let (s, _) = api
+        .post(
+            &format!("/threads/{thread}/runs/{run_id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let done = api.wait_run(&thread, &run_id).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn runs_spread_over_two_workers_all_complete_once() {
+    let llm = FakeLlm::start().await;
+    let (worker, api) = cluster(&llm).await;
+    let _second = worker.spawn_peer(|_| {}).await;
+    let asst = api.create("/assistants", json!({"model": "m"})).await;
+    let mut runs = Vec::new();
+    for i in 0..12 {
+        let (s, run) = api
+            .post(
+                "/threads/runs",
+                json!({"assistant_id": asst, "thread": {"messages": [{"role": "user", "content": format!("q{i}")}]}}),
+            )
+            .await;
+        assert_eq!(s, 200, "{run}");
+        runs.push((
+            run["thread_id"].as_str().unwrap().to_string(),
+            run["id"].as_str().unwrap().to_string(),
+            i,
+        ));
+    }
+    for (thread, run, i) in &runs {
+        let done = api.wait_run(thread, run).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        let (_, msgs) = api
+            .get(&format!("/threads/{thread}/messages?run_id={run}"))
+            .await;
+        let msgs = msgs["data"].as_array().unwrap();
+        assert_eq!(msgs.len(), 1, "one answer per run");
+        assert_eq!(
+            msgs[0]["content"][0]["text"]["value"],
+            format!("echo: q{i}")
+        );
+    }
+    assert_eq!(llm.requests().len(), 12, "each run called the model once");
+}
+
+#[tokio::test]
+async fn a_stream_that_misses_events_still_ends_with_the_runs_outcome() {
+    // This API node hears no events at all (in-process bus, while the worker publishes to
+    // Redis): its stream must fall back to the database and still end properly.
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("done"));
+    let worker = TestApp::spawn_distributed(&llm, |_| {}).await;
+    let deaf = worker
+        .spawn_peer(|s| {
+            s.runs.worker = false;
+            s.runs.events_url = None;
+        })
+        .await;
+    let (asst, thread) = setup(&deaf, json!([])).await;
+    let (_, evs) = deaf
+        .stream(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "stream": true}),
+        )
+        .await;
+    let n = names(&evs);
+    assert_eq!(
+        n,
+        [
+            "thread.run.created",
+            "thread.run.queued",
+            "thread.run.completed",
+            "done"
+        ]
+    );
+    assert_eq!(evs[2].1["status"], "completed");
+}
