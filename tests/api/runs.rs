@@ -933,3 +933,80 @@ async fn run_endpoints_answer_errors_in_the_envelope() {
         .await;
     assert_eq!(s, 400, "assistant_id is required");
 }
+
+#[tokio::test]
+async fn a_strategy_dropped_into_the_plugins_dir_is_used_by_its_id() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("from the echo strategy"));
+    let app = TestApp::spawn_with_llm(&llm, |s| {
+        s.plugins.dir = Some(env!("TEST_PLUGINS_DIR").into());
+    })
+    .await;
+    let (asst, thread) =
+        assistant_and_thread(&app, json!({"metadata": {"strategy": "echo-strategy"}})).await;
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
+    assert_eq!(
+        msgs["data"][0]["content"][0]["text"]["value"],
+        "from the echo strategy"
+    );
+
+    // The server default applies to assistants that name no strategy.
+    let app2 = TestApp::spawn_with_llm(&llm, |s| {
+        s.plugins.dir = Some(env!("TEST_PLUGINS_DIR").into());
+        s.runs.default_strategy = "echo-strategy".into();
+    })
+    .await;
+    let (asst, thread) = assistant_and_thread(&app2, json!({"tools": [weather_tool()]})).await;
+    llm.push(Reply::text("plain"));
+    let (_, run) = app2
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app2.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    // echo-strategy offers no native tools, unlike `native`.
+    assert!(llm.last_request().get("tools").is_none());
+}
+
+#[tokio::test]
+async fn models_are_routed_to_their_upstream() {
+    let default = FakeLlm::start().await;
+    let local = FakeLlm::start().await;
+    default.push(Reply::text("from default"));
+    local.push(Reply::text("from local"));
+    let route = local.url.clone();
+    let app = TestApp::spawn_with_llm(&default, move |s| {
+        s.llm.routes = vec![assistants_host::config::LlmRoute {
+            model: None,
+            prefix: Some("llama".into()),
+            base_url: route,
+            api_key: None,
+        }];
+    })
+    .await;
+    let (asst, thread) = assistant_and_thread(&app, json!({})).await;
+    for model in ["llama-3-8b", "gpt-test"] {
+        let (_, run) = app
+            .post(
+                &format!("/threads/{thread}/runs"),
+                json!({"assistant_id": asst, "model": model}),
+            )
+            .await;
+        let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "completed", "{done}");
+    }
+    assert_eq!(local.requests().len(), 1);
+    assert_eq!(local.last_request()["model"], "llama-3-8b");
+    assert_eq!(default.requests().len(), 1);
+    assert_eq!(default.last_request()["model"], "gpt-test");
+}

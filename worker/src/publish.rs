@@ -60,11 +60,6 @@ impl Filter {
         }
     }
 
-    /// Whether anything has been (or will be) published.
-    pub fn is_open(&self) -> bool {
-        self.open && self.mode != Mode::Silent
-    }
-
     fn strip_leading(&mut self, s: &str) -> String {
         if self.started {
             return s.to_string();
@@ -110,14 +105,5 @@ mod tests {
                 "split at {i}"
             );
         }
-    }
-
-    #[test]
-    fn is_open_reports_whether_text_flows() {
-        let mut f = Filter::new(Mode::AfterMarker("X:".into()));
-        assert!(!f.is_open());
-        f.push("a X: b");
-        assert!(f.is_open());
-        assert!(!Filter::new(Mode::Silent).is_open());
     }
 }

@@ -769,7 +769,6 @@ impl Engine {
             }
         }
         // A message left open (stream ended) is closed by the caller with the final usage.
-        let _ = filter.is_open();
         Ok(Ok(true))
     }
 

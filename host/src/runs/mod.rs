@@ -48,6 +48,11 @@ impl RunsHandle {
                 error = format!("{e:#}"),
                 "could not queue a run; the sweeper will"
             );
+            return;
+        }
+        // The sweeper leaves recently queued runs alone.
+        if let Err(e) = self.store.mark_nudged(run_id).await {
+            tracing::warn!(run_id, error = %e, "could not record that a run was queued");
         }
     }
 }
