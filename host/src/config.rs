@@ -177,6 +177,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSISTANTS_DEFAULT_STRATEGY", value_name = "ID")]
     pub default_strategy: Option<String>,
 
+    /// Seconds a worker's claim on a run lasts without renewal (renewed every third of it):
+    /// how soon the runs of a worker that died resume elsewhere [default: 30].
+    #[arg(long, env = "ASSISTANTS_RUN_LEASE_SECS", value_name = "SECS")]
+    pub run_lease_secs: Option<i64>,
+
     /// Distributed mode: RabbitMQ URL of the run queue (`amqp://user:pass@host:5672/%2f`).
     /// Default: an in-process queue (one node).
     #[arg(
@@ -267,6 +272,7 @@ pub struct RunsFileConfig {
     pub default_strategy: Option<String>,
     /// Name of the RabbitMQ queue of runs [default: assistants.runs].
     pub queue_name: Option<String>,
+    pub lease_secs: Option<i64>,
 }
 
 /// `[plugins]` in the config file.
@@ -358,6 +364,7 @@ pub struct RunSettings {
     pub api: bool,
     pub concurrency: usize,
     pub expiry_secs: i64,
+    pub lease_secs: i64,
     pub default_strategy: String,
     pub queue_url: Option<String>,
     pub queue_name: String,
@@ -371,6 +378,7 @@ impl std::fmt::Debug for RunSettings {
             .field("api", &self.api)
             .field("concurrency", &self.concurrency)
             .field("expiry_secs", &self.expiry_secs)
+            .field("lease_secs", &self.lease_secs)
             .field("default_strategy", &self.default_strategy)
             .field("queue_url", &self.queue_url.as_deref().map(redact_url))
             .field("queue_name", &self.queue_name)
@@ -424,6 +432,7 @@ impl Settings {
                 run_concurrency: None,
                 run_expiry_secs: None,
                 default_strategy: None,
+                run_lease_secs: None,
                 queue_url: None,
                 events_url: None,
             },
@@ -497,6 +506,11 @@ impl Settings {
                     .clone()
                     .or_else(|| file.runs.default_strategy.clone())
                     .unwrap_or_else(|| "native".into()),
+                lease_secs: args
+                    .run_lease_secs
+                    .or(file.runs.lease_secs)
+                    .unwrap_or(30)
+                    .max(2),
                 queue_url: args.queue_url.clone().or_else(|| file.queue_url.clone()),
                 queue_name: file
                     .runs
@@ -543,6 +557,7 @@ mod tests {
             run_concurrency: None,
             run_expiry_secs: None,
             default_strategy: None,
+            run_lease_secs: None,
             queue_url: None,
             events_url: None,
         };

@@ -132,6 +132,7 @@ async fn run_node(
             plugins: plugins.clone(),
             llm: Arc::new(runs::llm::Llm::new(&settings.llm)?),
             bus: bus.clone(),
+            lease_secs: settings.runs.lease_secs,
             held: Default::default(),
         });
         run_tasks.push(runs::spawn_worker_pool(
@@ -159,7 +160,12 @@ async fn run_node(
     };
     match listener {
         Some(listener) => {
+            use axum::serve::ListenerExt;
             tracing::info!(addr = %listener.local_addr()?, "listening");
+            // No Nagle delay: streamed tokens go out as they are written, not 40 ms later.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, api::router(state))
                 .with_graceful_shutdown(shutdown)
                 .await

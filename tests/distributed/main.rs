@@ -217,3 +217,147 @@ async fn a_stream_that_misses_events_still_ends_with_the_runs_outcome() {
     );
     assert_eq!(evs[2].1["status"], "completed");
 }
+
+/// The `assistants` binary of this build (`cargo build --bin assistants`; `.ci/run` builds it
+/// before this suite).
+fn server_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("assistants");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bin assistants` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Starts `assistants worker` as a separate process on `api`'s deployment.
+fn spawn_worker_process(
+    api: &TestApp,
+    llm: &FakeLlm,
+    dir: &std::path::Path,
+) -> std::process::Child {
+    let s = api.settings();
+    let config = dir.join("worker.toml");
+    std::fs::write(
+        &config,
+        format!("[runs]\nqueue_name = {:?}\n", s.runs.queue_name),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("worker.log")).unwrap();
+    std::process::Command::new(server_bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("worker")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--database-url")
+        .arg(&s.storage.database_url)
+        .arg("--object-store-url")
+        .arg(
+            s.storage.object_store_url.clone().unwrap_or_else(|| {
+                format!("file://{}", s.storage.data_dir.join("files").display())
+            }),
+        )
+        .arg("--queue-url")
+        .arg(s.runs.queue_url.as_deref().unwrap())
+        .arg("--events-url")
+        .arg(s.runs.events_url.as_deref().unwrap())
+        .arg("--llm-base-url")
+        .arg(&llm.url)
+        .arg("--run-lease-secs")
+        .arg("3")
+        .env("ASSISTANTS_LOG", "info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting the assistants binary")
+}
+
+#[tokio::test]
+async fn a_worker_process_killed_mid_run_leaves_a_run_that_completes_exactly_once() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::tool("calculate", r#"{"expression":"6*7"}"#));
+    // The second model call is slow: the worker is killed while it streams.
+    llm.push(Reply::text("The answer is 42.").chunk_delay(Duration::from_millis(800)));
+    llm.push(Reply::text("The answer is 42."));
+    let api = TestApp::spawn_distributed(&llm, |s| s.runs.worker = false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = spawn_worker_process(&api, &llm, dir.path());
+
+    let asst = api
+        .create(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "calculator"}]}),
+        )
+        .await;
+    let thread = api
+        .create(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "6 times 7?"}]}),
+        )
+        .await;
+    let (_, run) = api
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap().to_string();
+    for _ in 0..600 {
+        if llm.requests().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        llm.requests().len(),
+        2,
+        "the worker is in its second model call"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill().expect("SIGKILL the worker");
+    first.wait().unwrap();
+    let (_, r) = api.get(&format!("/threads/{thread}/runs/{run_id}")).await;
+    assert_eq!(r["status"], "in_progress", "the run was mid-flight: {r}");
+
+    let second_dir = tempfile::tempdir().unwrap();
+    let mut second = spawn_worker_process(&api, &llm, second_dir.path());
+    let done = api.wait_run(&thread, &run_id).await;
+    second.kill().ok();
+    second.wait().ok();
+    let log = std::fs::read_to_string(second_dir.path().join("worker.log")).unwrap_or_default();
+    assert_eq!(done["status"], "completed", "{done}\n{log}");
+
+    let (_, msgs) = api
+        .get(&format!("/threads/{thread}/messages?run_id={run_id}"))
+        .await;
+    let msgs = msgs["data"].as_array().unwrap();
+    assert_eq!(msgs.len(), 1, "exactly one answer: {msgs:?}");
+    assert_eq!(msgs[0]["content"][0]["text"]["value"], "The answer is 42.");
+    assert_eq!(msgs[0]["status"], "completed");
+    let (_, steps) = api
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps?order=asc"))
+        .await;
+    let steps = steps["data"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|s| (s["type"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("tool_calls", "completed"),
+            ("message_creation", "completed")
+        ]
+    );
+    assert_eq!(
+        steps[0]["step_details"]["tool_calls"][0]["function"]["output"],
+        "42"
+    );
+    assert_eq!(
+        llm.requests().len(),
+        3,
+        "only the interrupted call was repeated"
+    );
+}

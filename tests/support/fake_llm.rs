@@ -1,9 +1,9 @@
 //! A scripted OpenAI-compatible chat-completions server for run tests.
 //!
 //! Tests push [`Reply`]s; each request to `/v1/chat/completions` takes the next one (or, when
-//! the script is empty, echoes the last user message). Replies stream as real upstreams do —
-//! content in chunks, tool calls in fragments, a usage chunk, `[DONE]` — with optional delays
-//! and HTTP errors. Every request body is recorded so tests can assert what the run sent.
+//! the script is empty, echoes the last user message). With `"stream": true` replies stream as
+//! real upstreams do — content in chunks, tool calls in fragments, a usage chunk, `[DONE]` —
+//! otherwise they come whole; either way with optional delays and HTTP errors. Every request body is recorded so tests can assert what the run sent.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -91,6 +91,8 @@ impl Reply {
 struct Inner {
     script: VecDeque<Reply>,
     requests: Vec<Value>,
+    /// When each streamed answer started going out (for latency benchmarks).
+    answered_at: Vec<std::time::Instant>,
 }
 
 #[derive(Clone)]
@@ -109,6 +111,10 @@ impl FakeLlm {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app).await;
         });
         FakeLlm { url, inner }
@@ -116,6 +122,11 @@ impl FakeLlm {
 
     pub fn push(&self, r: Reply) {
         self.inner.lock().unwrap().script.push_back(r);
+    }
+
+    /// When each streamed answer started going out, in request order.
+    pub fn answered_at(&self) -> Vec<std::time::Instant> {
+        self.inner.lock().unwrap().answered_at.clone()
     }
 
     /// Every request body received so far.
@@ -157,6 +168,16 @@ async fn completions(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Va
         return (code, axum::Json(json!({"error": {"message": format!("scripted {status}"), "type": "server_error", "param": null, "code": null}}))).into_response();
     }
     let model = body["model"].as_str().unwrap_or("").to_string();
+    let finish = reply.finish_reason.clone().unwrap_or_else(|| {
+        if reply.tool_calls.is_empty() {
+            "stop".into()
+        } else {
+            "tool_calls".into()
+        }
+    });
+    if body["stream"] != true {
+        return axum::Json(whole(&model, &reply, &finish)).into_response();
+    }
     let mut events = vec![chunk(
         &model,
         json!({"role": "assistant", "content": ""}),
@@ -178,13 +199,6 @@ async fn completions(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Va
             None,
         ));
     }
-    let finish = reply.finish_reason.clone().unwrap_or_else(|| {
-        if reply.tool_calls.is_empty() {
-            "stop".into()
-        } else {
-            "tool_calls".into()
-        }
-    });
     events.push(chunk(&model, json!({}), Some(&finish)));
     if let Some((p, c)) = reply.usage {
         events.push(json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
@@ -200,7 +214,34 @@ async fn completions(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Va
             })
         },
     );
+    inner
+        .lock()
+        .unwrap()
+        .answered_at
+        .push(std::time::Instant::now());
     Sse::new(stream).into_response()
+}
+
+/// A non-streamed completion of `reply`.
+fn whole(model: &str, reply: &Reply, finish: &str) -> Value {
+    let mut message = json!({"role": "assistant", "content": reply.chunks.concat()});
+    if !reply.tool_calls.is_empty() {
+        message["tool_calls"] = reply
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(i, (name, args))| {
+                json!({"id": format!("up_{i}"), "type": "function",
+                       "function": {"name": name, "arguments": args}})
+            })
+            .collect();
+    }
+    let (p, c) = reply.usage.unwrap_or((0, 0));
+    json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
+    })
 }
 
 use futures::StreamExt as _;

@@ -30,8 +30,6 @@ use crate::store::{Store, Tx, Val};
 use assistants_worker::calls::Assembler;
 use assistants_worker::publish::{Filter, Mode};
 
-/// How long a claim lasts without renewal; the watcher renews it every third of that.
-pub const LEASE_SECS: i64 = 30;
 /// Strategy steps one run may take: a guard against strategies that never finish.
 const MAX_STEPS: u32 = 1000;
 
@@ -40,6 +38,9 @@ pub struct Engine {
     pub plugins: Arc<PluginHost>,
     pub llm: Arc<Llm>,
     pub bus: Arc<dyn EventBus>,
+    /// How long a claim lasts without renewal (the watcher renews it every third of that):
+    /// how soon another worker resumes the runs of a worker that died.
+    pub lease_secs: i64,
     /// Leases this node holds (run id → token), handed back on shutdown so another node (or
     /// this one after a restart) resumes the runs at once instead of after the lease lapses.
     pub held: std::sync::Mutex<std::collections::HashMap<String, i64>>,
@@ -97,7 +98,7 @@ impl Engine {
     /// Drives a run if it needs a worker and nobody else holds it; returns once it waits for
     /// the client, ends, or is taken away.
     pub async fn drive(&self, run_id: &str) -> anyhow::Result<()> {
-        let Some(claim) = self.store.claim_run(run_id, LEASE_SECS).await? else {
+        let Some(claim) = self.store.claim_run(run_id, self.lease_secs).await? else {
             return Ok(());
         };
         self.held_leases().insert(run_id.to_string(), claim.token);
@@ -148,8 +149,10 @@ impl Engine {
         let mut sub = self.bus.subscribe(run_id).await?;
         let store = self.store.clone();
         let id = run_id.to_string();
+        let lease_secs = self.lease_secs;
         Ok(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs((LEASE_SECS / 3) as u64));
+            let mut tick =
+                tokio::time::interval(Duration::from_millis(lease_secs as u64 * 1000 / 3));
             tick.tick().await;
             let mut listening = true;
             loop {
@@ -159,7 +162,7 @@ impl Engine {
                         Some(_) => {}
                         None => listening = false,
                     },
-                    _ = tick.tick() => match store.renew_lease(&id, token, LEASE_SECS).await {
+                    _ = tick.tick() => match store.renew_lease(&id, token, lease_secs).await {
                         Ok(Some(RunStatus::Cancelling)) | Ok(None) => stop.cancel(),
                         Ok(Some(_)) => {}
                         Err(e) => tracing::warn!(run_id = %id, error = %e, "could not renew a run lease"),
@@ -190,7 +193,7 @@ impl Engine {
 
     /// Writes the run and engine record and commits; `release` gives the lease up.
     async fn commit(&self, mut tx: Tx, ctx: &Ctx, release: bool) -> anyhow::Result<()> {
-        let lease = if release { 0 } else { LEASE_SECS };
+        let lease = if release { 0 } else { self.lease_secs };
         self.store
             .write_run_in(&mut tx, &ctx.run, &ctx.rec, Some(lease))
             .await?;
