@@ -1080,6 +1080,22 @@ t(
   },
 );
 
+t('runs: threads.createAndRunPoll creates the thread and polls the run to completion', async () => {
+  const asst = await echoAsst();
+  const run = await client.beta.threads.createAndRunPoll({
+    assistant_id: asst.id,
+    thread: { messages: [{ role: 'user', content: 'polled in one call' }] },
+  });
+  assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+  assert.match(run.thread_id, /^thread_/);
+  assertUsage(run.usage);
+  const msgs = await collect(client.beta.threads.messages.list(run.thread_id, { order: 'asc' }));
+  assert.deepEqual(
+    msgs.map((m) => [m.role, replyText(m)]),
+    [['user', 'polled in one call'], ['assistant', 'echo: polled in one call']],
+  );
+});
+
 t('runs: function tool round trip, polled (createAndPoll + submitToolOutputsAndPoll)', async () => {
   const asst = await weatherAsst();
   const thread = await weatherThread();

@@ -1133,6 +1133,23 @@ def test_create_and_run_stream_starts_with_thread(client: OpenAI, echo_assistant
     ]
 
 
+def test_create_and_run_poll(client: OpenAI, echo_assistant):
+    if not hasattr(client.beta.threads, "create_and_run_poll"):
+        pytest.skip(f"openai {SDK_VERSION} has no threads.create_and_run_poll")
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=echo_assistant.id,
+        thread={"messages": [{"role": "user", "content": "polled in one call"}]},
+    )
+    assert run.status == "completed", run.last_error
+    assert run.thread_id.startswith("thread_")
+    assert run.usage is not None and run.usage.total_tokens == run.usage.prompt_tokens + run.usage.completion_tokens
+    stored = list(client.beta.threads.messages.list(run.thread_id, order="asc"))
+    assert [(m.role, reply_text(m)) for m in stored] == [
+        ("user", "polled in one call"),
+        ("assistant", "echo: polled in one call"),
+    ]
+
+
 def test_function_tool_round_trip_polled(client: OpenAI, weather_assistant):
     thread = weather_thread(client)
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=weather_assistant.id)
