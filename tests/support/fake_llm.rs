@@ -162,7 +162,9 @@ async fn completions(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Va
             .to_string();
         Reply::text(&format!("echo: {last_user}"))
     });
-    tokio::time::sleep(reply.delay).await;
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
     if let Some(status) = reply.status {
         let code = axum::http::StatusCode::from_u16(status).unwrap();
         return (code, axum::Json(json!({"error": {"message": format!("scripted {status}"), "type": "server_error", "param": null, "code": null}}))).into_response();
@@ -207,7 +209,11 @@ async fn completions(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Va
     let delay = reply.chunk_delay;
     let stream = futures::stream::iter(events.into_iter().map(Some).chain([None])).then(
         move |e| async move {
-            tokio::time::sleep(delay).await;
+            // tokio's sleep(0) still waits for the next timer tick (about 1 ms): skip it, or
+            // an "instant" upstream would add a millisecond per chunk.
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             Ok::<_, Infallible>(match e {
                 Some(v) => Event::default().data(v.to_string()),
                 None => Event::default().data("[DONE]"),
