@@ -315,7 +315,19 @@ async fn a_worker_process_killed_mid_run_leaves_a_run_that_completes_exactly_onc
         2,
         "the worker is in its second model call"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill it once the answer has started streaming into its message.
+    let mut streaming = false;
+    for _ in 0..200 {
+        let (_, msgs) = api
+            .get(&format!("/threads/{thread}/messages?run_id={run_id}"))
+            .await;
+        if msgs["data"][0]["status"] == "in_progress" {
+            streaming = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(streaming, "the answer message was opened");
     first.kill().expect("SIGKILL the worker");
     first.wait().unwrap();
     let (_, r) = api.get(&format!("/threads/{thread}/runs/{run_id}")).await;
@@ -328,6 +340,12 @@ async fn a_worker_process_killed_mid_run_leaves_a_run_that_completes_exactly_onc
     second.wait().ok();
     let log = std::fs::read_to_string(second_dir.path().join("worker.log")).unwrap_or_default();
     assert_eq!(done["status"], "completed", "{done}\n{log}");
+    // The killed worker had opened the answer message: the survivor removed it and answered
+    // under new ids instead of streaming into the old one.
+    assert!(
+        log.contains("repeating an interrupted action under new ids"),
+        "{log}"
+    );
 
     let (_, msgs) = api
         .get(&format!("/threads/{thread}/messages?run_id={run_id}"))

@@ -42,6 +42,9 @@ pub struct Assembler {
 
 impl Assembler {
     pub fn push(&mut self, f: Fragment) -> Added {
+        // A call is new when its index is first seen, whatever the fragment carries: some
+        // servers open a call with a fragment holding only its id.
+        let first = !self.calls.iter().any(|(i, _)| *i == f.index);
         let position = match self.calls.iter().position(|(i, _)| *i == f.index) {
             Some(p) => p,
             None => {
@@ -57,21 +60,24 @@ impl Assembler {
             }
         };
         let call = &mut self.calls[position].1;
-        let first = call.name.is_empty() && call.arguments.is_empty();
         if call.upstream_id.is_none() {
             call.upstream_id = f.id.filter(|s| !s.is_empty());
         }
-        let name = f.name.unwrap_or_default();
-        // Some servers repeat the name in every fragment; it is the same call, not a longer name.
-        if call.name.is_empty() {
-            call.name = name.clone();
-        }
+        // Some servers repeat the name in every fragment; it is the same call, not a longer
+        // name. The name is reported once, with whichever fragment first carries it.
+        let name = match f.name.filter(|n| !n.is_empty()) {
+            Some(n) if call.name.is_empty() => {
+                call.name = n.clone();
+                n
+            }
+            _ => String::new(),
+        };
         let arguments = f.arguments.unwrap_or_default();
         call.arguments.push_str(&arguments);
         Added {
             position,
             first,
-            name: if first { name } else { String::new() },
+            name,
             arguments,
         }
     }
@@ -114,5 +120,20 @@ mod tests {
         assert_eq!(calls[0].name, "get_weather");
         assert_eq!(calls[0].upstream_id.as_deref(), Some("up_get_weather"));
         assert_eq!(calls[1].name, "calc");
+    }
+
+    #[test]
+    fn a_call_opened_by_an_id_only_fragment_is_first_once() {
+        let mut a = Assembler::default();
+        let open = a.push(Fragment {
+            index: 0,
+            id: Some("up".into()),
+            ..Default::default()
+        });
+        assert!(open.first && open.name.is_empty());
+        let named = a.push(frag(0, Some("f"), "{}"));
+        assert!(!named.first, "the same call, not a new one");
+        assert_eq!(named.name, "f", "the name still reaches the client once");
+        assert_eq!(a.finish().len(), 1);
     }
 }

@@ -248,14 +248,24 @@ async fn create(
     Json(req): Json<CreateMessage>,
 ) -> ApiResult<axum::Json<Message>> {
     let m = prepare(&state, &project, &thread_id, req, "").await?;
-    // The thread lock: no messages while a run is active on the thread.
-    if let Some(run) = state.store.active_run(&project, &thread_id).await? {
-        return Err(crate::store::runs::thread_locked(&thread_id, &run));
-    }
-    state
+    // The thread lock, in the same statement as the insert: no message lands in a thread while
+    // a run is active there (on SQLite the single writer makes this exact).
+    let inserted = state
         .store
-        .insert_under::<Thread, _>(&project, &thread_id, &m, &extra_columns(&m))
+        .insert_under_unless::<Thread, _>(
+            &project,
+            &thread_id,
+            &m,
+            &extra_columns(&m),
+            crate::store::runs::NO_ACTIVE_RUN,
+        )
         .await?;
+    if inserted == 0 {
+        return Err(match state.store.active_run(&project, &thread_id).await? {
+            Some(run) => crate::store::runs::thread_locked(&thread_id, &run),
+            None => ApiError::not_found("thread", &thread_id),
+        });
+    }
     Ok(axum::Json(m))
 }
 

@@ -226,6 +226,17 @@ fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value> {
     Ok(v)
 }
 
+/// `a` then the ids of `b` not in `a`, in order.
+fn union(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out = a.to_vec();
+    for id in b {
+        if !out.contains(id) {
+            out.push(id.clone());
+        }
+    }
+    out
+}
+
 /// `file_search.vector_store_ids` of a `tool_resources` value.
 fn store_ids(resources: &Value) -> Vec<String> {
     resources
@@ -544,8 +555,8 @@ async fn start(
         engine,
         stream,
     } = prepared;
-    let mut tx = state.store.begin().await?;
-    // The thread must exist in the project; its messages go first, then the run.
+    // The thread must exist in the project (checked before the transaction: on PostgreSQL a
+    // read on another pooled connection while holding one can starve the pool).
     let thread_exists = state
         .store
         .existing::<Thread>(project, std::slice::from_ref(&run.thread_id))
@@ -553,6 +564,8 @@ async fn start(
     if thread_exists.is_empty() {
         return Err(ApiError::not_found("thread", &run.thread_id));
     }
+    // Its messages go first, then the run.
+    let mut tx = state.store.begin().await?;
     for m in &additional {
         messages::insert_in(state, &mut tx, project, m).await?;
     }
@@ -597,10 +610,10 @@ async fn create(
     )
     .await?;
     let thread = state.store.get::<Thread>(&project, &thread_id).await?;
-    let mut ids = prepared.engine.vector_store_ids.clone();
-    ids.extend(store_ids(&thread.tool_resources));
-    ids.dedup();
-    prepared.engine.vector_store_ids = ids;
+    prepared.engine.vector_store_ids = union(
+        &prepared.engine.vector_store_ids,
+        &store_ids(&thread.tool_resources),
+    );
     let mut additional = Vec::new();
     for (i, m) in req
         .additional_messages
@@ -654,12 +667,10 @@ async fn create_thread_and_run(
     prepared.run.thread_id = thread.id.clone();
     prepared.engine.vector_store_ids = match &override_resources {
         Some(r) => store_ids(r),
-        None => {
-            let mut ids = prepared.engine.vector_store_ids.clone();
-            ids.extend(store_ids(&thread.tool_resources));
-            ids.dedup();
-            ids
-        }
+        None => union(
+            &prepared.engine.vector_store_ids,
+            &store_ids(&thread.tool_resources),
+        ),
     };
     let initial = vec![StreamEvent::new("thread.created", &thread)];
     start(&state, &project, prepared, Vec::new(), initial).await
@@ -728,45 +739,46 @@ async fn cancel(
     Project(project): Project,
     Path((thread_id, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Run>> {
-    let mut waiting_for_client = None;
-    let run = state
-        .store
-        .update_run(&project, &thread_id, &id, |run, engine| {
-            let status = run.status();
-            if !status.is_cancellable() {
-                return Err(ApiError::bad_request(format!(
-                    "Cannot cancel run with status '{status}'."
-                )));
-            }
-            if status == RunStatus::RequiresAction {
-                // No worker holds a run that waits for the client: it ends here.
-                waiting_for_client = Some(crate::runs::end_idle(run, engine, RunStatus::Cancelled));
-            } else {
-                run.set_status(RunStatus::Cancelling, now());
-            }
-            Ok(())
-        })
-        .await?;
-    if let Some(open) = waiting_for_client {
-        crate::runs::close_open_steps(
+    let refuse = |status: RunStatus| {
+        ApiError::bad_request(format!("Cannot cancel run with status '{status}'."))
+    };
+    // Two rounds at most: a run that reaches requires_action between them is ended directly.
+    for _ in 0..2 {
+        // A run waiting for the client has no worker: it ends here, with its open tool step.
+        let (run, ended) = crate::runs::end_idle_run(
             &state.store,
-            &project,
-            &run,
-            "cancelled",
-            open.as_ref(),
             &*state.runs.bus,
+            &project,
+            &thread_id,
+            &id,
+            RunStatus::Cancelled,
+            |run| match run.status() {
+                RunStatus::RequiresAction => Ok(true),
+                s if s.is_cancellable() => Ok(false),
+                s => Err(refuse(s)),
+            },
         )
         .await?;
-        state
-            .runs
-            .bus
-            .publish(
-                &run.id,
-                StreamEvent::new(RunStatus::Cancelled.event(), &run),
-            )
-            .await;
-    } else {
-        // The worker driving it hears this and aborts; a queued run is claimed and ended.
+        if ended {
+            return Ok(axum::Json(run));
+        }
+        // Queued or in progress: mark it; the worker driving it hears `cancelling` and
+        // aborts, and a queued run is claimed and ended by the next worker.
+        let mut now_waiting = false;
+        let run = state
+            .store
+            .update_run(&project, &thread_id, &id, |run, _| {
+                match run.status() {
+                    RunStatus::RequiresAction => now_waiting = true,
+                    s if s.is_cancellable() => run.set_status(RunStatus::Cancelling, now()),
+                    s => return Err(refuse(s)),
+                }
+                Ok(())
+            })
+            .await?;
+        if now_waiting {
+            continue;
+        }
         state
             .runs
             .bus
@@ -776,8 +788,12 @@ async fn cancel(
             )
             .await;
         state.runs.enqueue(&run.id).await;
+        return Ok(axum::Json(run));
     }
-    Ok(axum::Json(run))
+    Err(ApiError::new(
+        crate::error::ErrorKind::Conflict,
+        "The run changed status while it was being cancelled; try again.",
+    ))
 }
 
 async fn submit_tool_outputs(

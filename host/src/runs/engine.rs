@@ -46,6 +46,16 @@ pub struct Engine {
     pub held: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
+/// The lease watcher of a run: stopped when the drive ends, however it ends (an error or a
+/// panic must not leave a task renewing the lease of a run nobody drives).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A claimed run being driven.
 struct Ctx {
     project: String,
@@ -118,7 +128,7 @@ impl Engine {
             stop,
         };
         let result = self.run_loop(&mut ctx).await;
-        watcher.abort();
+        drop(watcher);
         self.held_leases().remove(run_id);
         result
     }
@@ -145,16 +155,17 @@ impl Engine {
         run_id: &str,
         token: i64,
         stop: CancellationToken,
-    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    ) -> anyhow::Result<AbortOnDrop> {
         let mut sub = self.bus.subscribe(run_id).await?;
         let store = self.store.clone();
         let id = run_id.to_string();
         let lease_secs = self.lease_secs;
-        Ok(tokio::spawn(async move {
+        Ok(AbortOnDrop(tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(Duration::from_millis(lease_secs as u64 * 1000 / 3));
             tick.tick().await;
             let mut listening = true;
+            let mut renewed = std::time::Instant::now();
             loop {
                 tokio::select! {
                     ev = sub.recv(), if listening => match ev {
@@ -164,12 +175,18 @@ impl Engine {
                     },
                     _ = tick.tick() => match store.renew_lease(&id, token, lease_secs).await {
                         Ok(Some(RunStatus::Cancelling)) | Ok(None) => stop.cancel(),
-                        Ok(Some(_)) => {}
-                        Err(e) => tracing::warn!(run_id = %id, error = %e, "could not renew a run lease"),
+                        Ok(Some(_)) => renewed = std::time::Instant::now(),
+                        Err(e) => {
+                            tracing::warn!(run_id = %id, error = %e, "could not renew a run lease");
+                            // Past the lease another worker may own the run: stop driving it.
+                            if renewed.elapsed() >= Duration::from_secs(lease_secs as u64) {
+                                stop.cancel();
+                            }
+                        }
                     },
                 }
             }
-        }))
+        })))
     }
 
     async fn publish(&self, ctx: &Ctx, event: &str, data: &impl serde::Serialize) {
@@ -250,12 +267,18 @@ impl Engine {
                 Next::Done | Next::AwaitOutputs => return Ok(()),
                 Next::Step { event } => self.step(ctx, &strategy, &input, event).await?,
                 Next::Perform { action, event, ids } => match *action {
-                    Action::CallLlm((req, mode)) => self.call_llm(ctx, &req, mode, &ids).await?,
+                    Action::CallLlm((req, mode)) => match self.fresh_ids(ctx, &ids).await? {
+                        Some(ids) => self.call_llm(ctx, &req, mode, &ids).await?,
+                        None => Flow::Interrupted,
+                    },
                     Action::CallTools(calls) => self.call_tools(ctx, calls, &ids).await?,
                     Action::RequireClientAction(calls) => {
                         return self.require_action(ctx, calls, &ids).await
                     }
-                    Action::EmitMessage(text) => self.emit_message(ctx, &text, &ids, event).await?,
+                    Action::EmitMessage(text) => match self.fresh_ids(ctx, &ids).await? {
+                        Some(ids) => self.emit_message(ctx, &text, &ids, event).await?,
+                        None => Flow::Interrupted,
+                    },
                     Action::Finish(reason) => return self.finish(ctx, reason).await,
                     Action::Fail(msg) => {
                         let msg =
@@ -268,6 +291,58 @@ impl Engine {
                 return self.interrupted(ctx).await;
             }
         }
+    }
+
+    /// The ids to perform an answer-producing action under. Normally the ones chosen with
+    /// the action; but if an earlier attempt left its message or steps behind (the worker died
+    /// or the action failed half-way), those are deleted and the action runs again under new
+    /// ids. Live streams are told the old ones ended, so they never see one message streamed
+    /// twice, and the thread never keeps a half-written duplicate. `None`: the run was taken
+    /// away.
+    async fn fresh_ids(&self, ctx: &mut Ctx, ids: &ActionIds) -> anyhow::Result<Option<ActionIds>> {
+        let message = self
+            .store
+            .find::<Message>(&ctx.project, &ids.message)
+            .await?;
+        let mut steps = Vec::new();
+        for id in [&ids.message_step, &ids.tool_step] {
+            if let Some(s) = self.store.find::<RunStep>(&ctx.project, id).await? {
+                steps.push(s);
+            }
+        }
+        if message.is_none() && steps.is_empty() {
+            return Ok(Some(ids.clone()));
+        }
+        tracing::info!(run_id = %ctx.run.id, "repeating an interrupted action under new ids");
+        let fresh = new_ids();
+        let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
+            return Ok(None);
+        };
+        self.store
+            .delete_unfinished_in(
+                &mut tx,
+                &ctx.run.id,
+                &ids.message,
+                &[&ids.message_step, &ids.tool_step],
+            )
+            .await?;
+        if let Next::Perform { ids: stored, .. } = &mut ctx.rec.next {
+            *stored = fresh.clone();
+        }
+        self.commit(tx, ctx, false).await?;
+        if let Some(mut m) = message.filter(|m| m.status == "in_progress") {
+            m.status = "incomplete".into();
+            m.incomplete_at = Some(now());
+            m.incomplete_details = Some(json!({"reason": "run_failed"}));
+            self.publish(ctx, "thread.message.incomplete", &m).await;
+        }
+        for mut s in steps.into_iter().filter(|s| s.status == "in_progress") {
+            s.status = "cancelled".into();
+            s.cancelled_at = Some(now());
+            s.usage = Some(usage(0, 0));
+            self.publish(ctx, "thread.run.step.cancelled", &s).await;
+        }
+        Ok(Some(fresh))
     }
 
     /// Calls the strategy with `event` and persists its state and chosen action.
@@ -356,23 +431,32 @@ impl Engine {
         expected: RunStatus,
         step_status: &str,
     ) -> anyhow::Result<()> {
+        let Some(mut tx) = self.tx(ctx, expected).await? else {
+            // Moved meanwhile (a cancel landed) or taken away: end it the way that happened,
+            // rather than sit on the lease until it lapses.
+            if expected != RunStatus::Cancelling {
+                return Box::pin(self.interrupted(ctx)).await;
+            }
+            return Ok(());
+        };
         ctx.run.set_status(status, now());
         ctx.run.usage = Some(usage(ctx.rec.prompt_tokens, ctx.rec.completion_tokens));
         ctx.rec.next = Next::Done;
         let open = ctx.rec.open_tool_step.take();
-        let Some(tx) = self.tx(ctx, expected).await? else {
-            return Ok(());
-        };
-        self.commit(tx, ctx, true).await?;
-        super::close_open_steps(
+        // The run and its unfinished children end in one transaction.
+        let events = super::close_unfinished_in(
             &self.store,
+            &mut tx,
             &ctx.project,
             &ctx.run,
             step_status,
             open.as_ref(),
-            &*self.bus,
         )
         .await?;
+        self.commit(tx, ctx, true).await?;
+        for e in events {
+            self.bus.publish(&ctx.run.id, e).await;
+        }
         self.publish(ctx, status.event(), &ctx.run).await;
         tracing::info!(run_id = %ctx.run.id, status = %status, "run ended");
         Ok(())
@@ -497,7 +581,7 @@ impl Engine {
         let mut msg = self.message(ctx, &ids.message);
         if let Some(existing) = self
             .store
-            .find::<Message>(&ctx.project, &ids.message)
+            .find_in::<Message>(tx, &ctx.project, &ids.message)
             .await?
         {
             msg.created_at = existing.created_at;
@@ -521,7 +605,7 @@ impl Engine {
         );
         if let Some(existing) = self
             .store
-            .find::<RunStep>(&ctx.project, &ids.message_step)
+            .find_in::<RunStep>(tx, &ctx.project, &ids.message_step)
             .await?
         {
             step.created_at = existing.created_at;
@@ -643,7 +727,7 @@ impl Engine {
             let mut step = self.tool_step(ctx, &ids.tool_step, &tool_calls);
             if let Some(existing) = self
                 .store
-                .find::<RunStep>(&ctx.project, &ids.tool_step)
+                .find_in::<RunStep>(&mut tx, &ctx.project, &ids.tool_step)
                 .await?
             {
                 step.created_at = existing.created_at;
@@ -757,11 +841,15 @@ impl Engine {
                     p.call_ids.push(id.clone());
                     json!({"index": added.position, "id": id, "type": "function",
                            "function": {"name": added.name, "arguments": added.arguments, "output": null}})
-                } else if added.arguments.is_empty() {
+                } else if added.arguments.is_empty() && added.name.is_empty() {
                     continue;
                 } else {
-                    json!({"index": added.position, "type": "function",
-                           "function": {"arguments": added.arguments}})
+                    // Strings concatenate on the client: send only what is new.
+                    let mut function = json!({"arguments": added.arguments});
+                    if !added.name.is_empty() {
+                        function["name"] = json!(added.name);
+                    }
+                    json!({"index": added.position, "type": "function", "function": function})
                 };
                 let delta = json!({
                     "id": ids.tool_step,
@@ -781,15 +869,30 @@ impl Engine {
         if !p.message_open {
             return;
         }
-        let text = p.published.clone();
-        let _ = self
-            .store
-            .update::<Message>(&ctx.project, &ids.message, |m| {
-                m.content =
-                    vec![json!({"type": "text", "text": {"value": text, "annotations": []}})];
-                Ok(())
-            })
-            .await;
+        let result: anyhow::Result<()> = async {
+            // Fenced like every engine write: only while the run is still ours.
+            let Some((mut tx, _)) = self.store.engine_tx(&ctx.run.id, ctx.token).await? else {
+                return Ok(());
+            };
+            let Some(mut m) = self
+                .store
+                .find_in::<Message>(&mut tx, &ctx.project, &ids.message)
+                .await?
+            else {
+                return Ok(());
+            };
+            m.content =
+                vec![json!({"type": "text", "text": {"value": p.published, "annotations": []}})];
+            self.store
+                .upsert_in(&mut tx, &ctx.project, &m, &msg_columns(&m))
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(run_id = %ctx.run.id, error = %e, "could not keep the partial answer");
+        }
     }
 
     /// A `tool_calls` step with these calls (outputs not yet known).
@@ -882,7 +985,11 @@ impl Engine {
         let Some(open) = ctx.rec.open_tool_step.clone() else {
             return Ok(vec![]);
         };
-        let Some(mut step) = self.store.find::<RunStep>(&ctx.project, &open.id).await? else {
+        let Some(mut step) = self
+            .store
+            .find_in::<RunStep>(tx, &ctx.project, &open.id)
+            .await?
+        else {
             return Ok(vec![]);
         };
         if let Some(list) = step

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::messages::Message;
 use crate::error::ApiResult;
 use crate::ids::now;
-use crate::store::{ListParams, Order, Store, Val};
+use crate::store::{Store, Tx, Val};
 use bus::{Delivery, EventBus, RunQueue, StreamEvent};
 use model::{EngineRecord, Next, OpenToolStep, Run, RunStatus, RunStep};
 
@@ -59,7 +59,7 @@ impl RunsHandle {
 
 /// Ends a run that no worker holds (waiting for the client, or unclaimed) in a terminal
 /// `status`: usage so far, no next step. Returns the open tool step, whose usage
-/// [`close_open_steps`] records.
+/// [`close_unfinished_in`] records.
 pub fn end_idle(
     run: &mut Run,
     engine: &mut EngineRecord,
@@ -71,86 +71,108 @@ pub fn end_idle(
     engine.open_tool_step.take()
 }
 
-/// Ends the run's open steps (and in-progress messages) with `status` (`cancelled`,
-/// `expired`, `failed`, or `completed` for steps of an incomplete run), and publishes it.
+/// Ends the run's in-progress messages (as `incomplete`) and steps (as `status`: `cancelled`,
+/// `expired`, `failed`, or `completed` for an incomplete run) inside `tx`, the transaction
+/// that makes the run terminal, so a terminal run never keeps unfinished children. Returns the
+/// events to publish after the commit, messages before steps (the order clients track them).
 /// Every step gets its usage: the LLM call's for `open` (the tool step waiting for outputs),
 /// zero for the others.
-pub async fn close_open_steps(
+pub async fn close_unfinished_in(
     store: &Store,
+    tx: &mut Tx,
     project: &str,
     run: &Run,
     status: &str,
     open: Option<&OpenToolStep>,
-    bus: &dyn EventBus,
-) -> ApiResult<()> {
+) -> ApiResult<Vec<StreamEvent>> {
     let t = now();
-    let params = ListParams {
-        limit: 100,
-        order: Order::Desc,
-        after: None,
-        before: None,
+    let mut events = Vec::new();
+    for mut m in store.by_run_in::<Message>(tx, &run.id).await? {
+        if m.status != "in_progress" {
+            continue;
+        }
+        m.status = "incomplete".into();
+        m.incomplete_at = Some(t);
+        m.completed_at = None;
+        let reason = match status {
+            "cancelled" => "run_cancelled",
+            "expired" => "run_expired",
+            "failed" => "run_failed",
+            _ => "max_tokens",
+        };
+        m.incomplete_details = Some(serde_json::json!({ "reason": reason }));
+        store
+            .upsert_in(
+                tx,
+                project,
+                &m,
+                &[("thread_id", Val::Text(m.thread_id.clone()))],
+            )
+            .await?;
+        events.push(StreamEvent::new("thread.message.incomplete", &m));
+    }
+    for mut s in store.by_run_in::<RunStep>(tx, &run.id).await? {
+        if s.status != "in_progress" {
+            continue;
+        }
+        s.status = status.to_string();
+        s.usage = Some(match open.filter(|o| o.id == s.id) {
+            Some(o) => model::usage(o.prompt_tokens, o.completion_tokens),
+            None => model::usage(0, 0),
+        });
+        match status {
+            "cancelled" => s.cancelled_at = Some(t),
+            "expired" => s.expired_at = Some(t),
+            "failed" => {
+                s.failed_at = Some(t);
+                s.last_error = run.last_error.clone();
+            }
+            _ => s.completed_at = Some(t),
+        }
+        store
+            .upsert_in(tx, project, &s, &[("run_id", Val::Text(s.run_id.clone()))])
+            .await?;
+        events.push(StreamEvent::new(&format!("thread.run.step.{status}"), &s));
+    }
+    Ok(events)
+}
+
+/// Ends a run no worker holds, in one transaction with its unfinished children, if `decide`
+/// (seeing the locked run) says so; publishes the events. Returns the run as stored, and
+/// whether it was ended.
+pub async fn end_idle_run(
+    store: &Store,
+    bus: &dyn EventBus,
+    project: &str,
+    thread_id: &str,
+    run_id: &str,
+    status: RunStatus,
+    decide: impl FnOnce(&Run) -> ApiResult<bool>,
+) -> ApiResult<(Run, bool)> {
+    let mut tx = store.begin().await?;
+    let (mut run, mut engine) = store
+        .lock_run_in(&mut tx, project, thread_id, run_id)
+        .await?;
+    if !decide(&run)? {
+        return Ok((run, false));
+    }
+    let open = end_idle(&mut run, &mut engine, status);
+    let step_status = match status {
+        RunStatus::Cancelled => "cancelled",
+        RunStatus::Expired => "expired",
+        RunStatus::Failed => "failed",
+        _ => "completed",
     };
-    let steps = store
-        .list::<RunStep>(project, Some(("run_id", &run.id)), vec![], &params)
-        .await?;
-    for s in steps
-        .items
-        .into_iter()
-        .filter(|s| s.status == "in_progress")
-    {
-        let s = store
-            .update::<RunStep>(project, &s.id, |s| {
-                s.status = status.to_string();
-                s.usage = Some(match open.filter(|o| o.id == s.id) {
-                    Some(o) => model::usage(o.prompt_tokens, o.completion_tokens),
-                    None => model::usage(0, 0),
-                });
-                match status {
-                    "cancelled" => s.cancelled_at = Some(t),
-                    "expired" => s.expired_at = Some(t),
-                    "failed" => {
-                        s.failed_at = Some(t);
-                        s.last_error = run.last_error.clone();
-                    }
-                    _ => s.completed_at = Some(t),
-                }
-                Ok(())
-            })
-            .await?;
-        bus.publish(
-            &run.id,
-            StreamEvent::new(&format!("thread.run.step.{status}"), &s),
-        )
+    let events =
+        close_unfinished_in(store, &mut tx, project, &run, step_status, open.as_ref()).await?;
+    store.write_run_in(&mut tx, &run, &engine, None).await?;
+    tx.commit().await?;
+    for e in events {
+        bus.publish(&run.id, e).await;
+    }
+    bus.publish(&run.id, StreamEvent::new(status.event(), &run))
         .await;
-    }
-    let msgs = store
-        .list::<Message>(
-            project,
-            Some(("thread_id", &run.thread_id)),
-            vec![("run_id", Val::Text(run.id.clone()))],
-            &params,
-        )
-        .await?;
-    for m in msgs.items.into_iter().filter(|m| m.status == "in_progress") {
-        let m = store
-            .update::<Message>(project, &m.id, |m| {
-                m.status = "incomplete".into();
-                m.incomplete_at = Some(t);
-                m.completed_at = None;
-                let reason = match status {
-                    "cancelled" => "run_cancelled",
-                    "expired" => "run_expired",
-                    "failed" => "run_failed",
-                    _ => "max_tokens",
-                };
-                m.incomplete_details = Some(serde_json::json!({ "reason": reason }));
-                Ok(())
-            })
-            .await?;
-        bus.publish(&run.id, StreamEvent::new("thread.message.incomplete", &m))
-            .await;
-    }
-    Ok(())
+    Ok((run, true))
 }
 
 /// Runs queued deliveries through the engine, at most `concurrency` at a time.
@@ -221,30 +243,16 @@ async fn sweep(store: &Store, handle: &RunsHandle) -> ApiResult<()> {
         }
     }
     for (project, thread, id) in store.expired_runs(100).await? {
-        let mut expired = None;
-        let run = store
-            .update_run(&project, &thread, &id, |run, engine| {
-                if run.status().is_active() && run.expires_at.is_some_and(|e| e < now()) {
-                    expired = Some(end_idle(run, engine, RunStatus::Expired));
-                }
-                Ok(())
-            })
-            .await?;
-        if let Some(open) = expired {
-            close_open_steps(
-                store,
-                &project,
-                &run,
-                "expired",
-                open.as_ref(),
-                &*handle.bus,
-            )
-            .await?;
-            handle
-                .bus
-                .publish(&run.id, StreamEvent::new(RunStatus::Expired.event(), &run))
-                .await;
-        }
+        end_idle_run(
+            store,
+            &*handle.bus,
+            &project,
+            &thread,
+            &id,
+            RunStatus::Expired,
+            |run| Ok(run.status().is_active() && run.expires_at.is_some_and(|e| e < now())),
+        )
+        .await?;
     }
     Ok(())
 }

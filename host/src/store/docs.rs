@@ -78,22 +78,41 @@ impl Store {
         doc: &D,
         extra: &[(&'static str, Val)],
     ) -> ApiResult<()> {
-        let mut args = insert_args(project, doc, extra)?;
-        let cols = insert_columns(extra);
-        let vals: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({cols}) SELECT {} WHERE EXISTS \
-             (SELECT 1 FROM {} WHERE id = ${} AND project_id = $2)",
-            D::TABLE,
-            vals.join(", "),
-            P::TABLE,
-            args.len() + 1
-        );
-        args.push(Val::Text(parent_id.to_string()));
-        match self.execute_one(sql, args).await? {
+        match self
+            .insert_under_unless::<P, D>(project, parent_id, doc, extra, "")
+            .await?
+        {
             0 => Err(ApiError::not_found(P::NAME, parent_id)),
             _ => Ok(()),
         }
+    }
+
+    /// [`Store::insert_under`] with one more condition, `guard`: SQL appended to the statement's
+    /// `WHERE` in which `$P` stands for the parent id (e.g. a `NOT EXISTS` that keeps messages
+    /// out of a thread with an active run). Returns the rows inserted (0 or 1) and leaves telling
+    /// a missing parent from a failed guard to the caller.
+    pub async fn insert_under_unless<P: Doc, D: Doc>(
+        &self,
+        project: &str,
+        parent_id: &str,
+        doc: &D,
+        extra: &[(&'static str, Val)],
+        guard: &str,
+    ) -> ApiResult<u64> {
+        let mut args = insert_args(project, doc, extra)?;
+        let cols = insert_columns(extra);
+        let vals: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+        let parent = format!("${}", args.len() + 1);
+        let sql = format!(
+            "INSERT INTO {} ({cols}) SELECT {} WHERE EXISTS \
+             (SELECT 1 FROM {} WHERE id = {parent} AND project_id = $2){}",
+            D::TABLE,
+            vals.join(", "),
+            P::TABLE,
+            guard.replace("$P", &parent)
+        );
+        args.push(Val::Text(parent_id.to_string()));
+        self.execute_one(sql, args).await
     }
 
     /// One write statement: through group commit on SQLite, in autocommit on PostgreSQL.
@@ -139,6 +158,30 @@ impl Store {
             .bind(id.to_string())
             .bind(project.to_string())
             .fetch_optional(&self.read)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(serde_json::from_str(&r.try_get::<String, _>(0)?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Store::find`] through an open transaction. Code that holds a transaction must read
+    /// through it: on PostgreSQL reads and writes share one pool, and a transaction waiting for
+    /// a second connection can starve the pool.
+    pub async fn find_in<D: Doc>(
+        &self,
+        tx: &mut super::Tx,
+        project: &str,
+        id: &str,
+    ) -> ApiResult<Option<D>> {
+        let sql = format!(
+            "SELECT body FROM {} WHERE id = $1 AND project_id = $2",
+            D::TABLE
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .bind(project.to_string())
+            .fetch_optional(&mut **tx)
             .await?;
         match row {
             Some(r) => Ok(Some(serde_json::from_str(&r.try_get::<String, _>(0)?)?)),

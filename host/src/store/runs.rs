@@ -29,6 +29,10 @@ pub struct Locked {
 
 const ACTIVE_SQL: &str = "('queued', 'in_progress', 'requires_action', 'cancelling')";
 
+/// The thread lock as an insert guard (see `Store::insert_under_unless`; `$P` is the thread).
+pub const NO_ACTIVE_RUN: &str = " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = $P \
+     AND status IN ('queued', 'in_progress', 'requires_action', 'cancelling'))";
+
 impl Store {
     /// Inserts a new run. A run already active on the thread (the partial unique index) is a
     /// 400 naming it, as the real API answers.
@@ -81,7 +85,7 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    /// Read-modify-write of a run and its engine record by the API (cancel, submit outputs,
+    /// Read-modify-write of a run and its engine record by the API (submit outputs,
     /// metadata). The lease is left alone: the engine's fenced writes check the status it
     /// expects, so an API transition (say to `cancelling`) is never overwritten.
     pub async fn update_run(
@@ -92,6 +96,23 @@ impl Store {
         f: impl FnOnce(&mut Run, &mut EngineRecord) -> ApiResult<()>,
     ) -> ApiResult<Run> {
         let mut tx = self.begin().await?;
+        let (mut run, mut engine) = self
+            .lock_run_in(&mut tx, project, thread_id, run_id)
+            .await?;
+        f(&mut run, &mut engine)?;
+        self.write_run_in(&mut tx, &run, &engine, None).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// A run of the thread and its engine record, locked for update in `tx`; 404 if missing.
+    pub async fn lock_run_in(
+        &self,
+        tx: &mut Tx,
+        project: &str,
+        thread_id: &str,
+        run_id: &str,
+    ) -> ApiResult<(Run, EngineRecord)> {
         let sql = format!(
             "SELECT body, engine FROM runs WHERE id = $1 AND project_id = $2 AND thread_id = $3{}",
             self.lock_rows()
@@ -100,15 +121,53 @@ impl Store {
             .bind(run_id.to_string())
             .bind(project.to_string())
             .bind(thread_id.to_string())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| ApiError::not_found(Run::NAME, run_id))?;
-        let mut run: Run = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
-        let mut engine: EngineRecord = serde_json::from_str(&row.try_get::<String, _>(1)?)?;
-        f(&mut run, &mut engine)?;
-        self.write_run_in(&mut tx, &run, &engine, None).await?;
-        tx.commit().await?;
-        Ok(run)
+        Ok((
+            serde_json::from_str(&row.try_get::<String, _>(0)?)?,
+            serde_json::from_str(&row.try_get::<String, _>(1)?)?,
+        ))
+    }
+
+    /// The documents of a run's table (`messages` or `run_steps`) that belong to `run_id`, in
+    /// insertion order, read inside `tx`.
+    pub async fn by_run_in<D: Doc>(&self, tx: &mut Tx, run_id: &str) -> ApiResult<Vec<D>> {
+        let sql = format!(
+            "SELECT body FROM {} WHERE run_id = $1 ORDER BY seq",
+            D::TABLE
+        );
+        let rows = sqlx::query(&sql)
+            .bind(run_id.to_string())
+            .fetch_all(&mut **tx)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?))
+            .collect()
+    }
+
+    /// Deletes what an interrupted attempt at an action left behind (its unfinished message
+    /// and steps), inside `tx`, before the action is tried again under new ids.
+    pub async fn delete_unfinished_in(
+        &self,
+        tx: &mut Tx,
+        run_id: &str,
+        message_id: &str,
+        step_ids: &[&str],
+    ) -> ApiResult<()> {
+        sqlx::query("DELETE FROM messages WHERE id = $1 AND run_id = $2")
+            .bind(message_id.to_string())
+            .bind(run_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        for id in step_ids {
+            sqlx::query("DELETE FROM run_steps WHERE id = $1 AND run_id = $2")
+                .bind(id.to_string())
+                .bind(run_id.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Writes a run's columns, body and engine record; `lease` (seconds) renews the lease,
