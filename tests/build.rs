@@ -12,7 +12,11 @@ fn main() {
     println!("cargo:rerun-if-changed=plugins");
     println!("cargo:rerun-if-changed=../wit");
     println!("cargo:rerun-if-changed=../host/build_wasm.rs");
-    let built = build_wasm::build_wasm_workspace(&plugins, "wasm-test-plugins");
+    let built = build_wasm::build_wasm_workspace(
+        &plugins,
+        &manifest_dir.join("../wit"),
+        "wasm-test-plugins",
+    );
     let dir = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("test-plugins");
     std::fs::create_dir_all(&dir).unwrap();
     for (member, manifest) in build_wasm::plugin_manifests(&plugins) {

@@ -189,6 +189,7 @@ async fn plugins_command(action: PluginsAction, file: &FileConfig) -> anyhow::Re
                 thread_id: None,
                 assistant_id: None,
                 vector_store_ids: vec![],
+                options_json: "{}".into(),
             };
             match host.invoke(&plugin, ctx, &tool, &args).await {
                 Ok(out) => {

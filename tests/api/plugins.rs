@@ -16,6 +16,7 @@ fn ctx() -> CallContext {
         thread_id: None,
         assistant_id: None,
         vector_store_ids: vec![],
+        options_json: "{}".into(),
     }
 }
 

@@ -1010,3 +1010,202 @@ async fn models_are_routed_to_their_upstream() {
     assert_eq!(default.requests().len(), 1);
     assert_eq!(default.last_request()["model"], "gpt-test");
 }
+
+/// A vector store holding one small file, ingested.
+async fn store_with_notes(app: &TestApp) -> (String, String) {
+    let file = app
+        .upload_ok(
+            "notes.txt",
+            "Field notes. The zanzibarquokka is a small marsupial that eats mango peel near the harbor lighthouse.",
+        )
+        .await;
+    let vs = app
+        .create(
+            "/vector_stores",
+            json!({"name": "notes", "file_ids": [file]}),
+        )
+        .await;
+    app.wait_vs_file(&vs, &file).await;
+    (vs, file)
+}
+
+#[tokio::test]
+async fn file_search_runs_record_results_and_answers_cite_them_exactly() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    let (vs, file) = store_with_notes(&app).await;
+    let (asst, thread) = assistant_and_thread(
+        &app,
+        json!({
+            "tools": [{"type": "file_search", "file_search": {"max_num_results": 3}}],
+            "tool_resources": {"file_search": {"vector_store_ids": [vs]}},
+        }),
+    )
+    .await;
+    let answer = "It eats mango peel【0:0†notes.txt】.";
+    llm.push(Reply::tool(
+        "file_search",
+        r#"{"query":"zanzibarquokka food"}"#,
+    ));
+    llm.push(Reply::text(answer));
+    let (_, evs) = app
+        .stream(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "stream": true}),
+        )
+        .await;
+    let names = events(&evs);
+    assert_eq!(
+        names[names.len() - 2..],
+        ["thread.run.completed", "done"],
+        "{names:?}"
+    );
+    // Streamed as a file_search call, not as a function.
+    let first_call = evs
+        .iter()
+        .find(|(e, _)| e == "thread.run.step.delta")
+        .map(|(_, d)| d["delta"]["step_details"]["tool_calls"][0].clone())
+        .unwrap();
+    assert_eq!(first_call["type"], "file_search");
+    // The model saw labelled passages.
+    let tool_msg = llm.last_request()["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let seen = tool_msg["content"].as_str().unwrap();
+    assert!(seen.starts_with("【0:0†notes.txt】"), "{seen}");
+    assert!(seen.contains("mango peel"));
+
+    // The step lists the results; content only with include[].
+    let run_id = evs[0].1["id"].as_str().unwrap();
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps?order=asc"))
+        .await;
+    let call = &steps["data"][0]["step_details"]["tool_calls"][0];
+    assert_eq!(call["type"], "file_search", "{call}");
+    let result = &call["file_search"]["results"][0];
+    assert_eq!(result["file_id"], file.as_str());
+    assert_eq!(result["file_name"], "notes.txt");
+    assert!(result["score"].as_f64().unwrap() > 0.0);
+    assert!(result.get("content").is_none());
+    assert_eq!(
+        call["file_search"]["ranking_options"]["ranker"],
+        "default_2024_08_21"
+    );
+    let (_, with) = app
+        .get(&format!(
+            "/threads/{thread}/runs/{run_id}/steps?order=asc&include[]=step_details.tool_calls[*].file_search.results[*].content"
+        ))
+        .await;
+    let content = &with["data"][0]["step_details"]["tool_calls"][0]["file_search"]["results"][0]
+        ["content"][0];
+    assert!(
+        content["text"].as_str().unwrap().contains("mango peel"),
+        "{content}"
+    );
+
+    // The label in the answer is a file_citation slicing exactly the label.
+    let (_, msgs) = app
+        .get(&format!("/threads/{thread}/messages?run_id={run_id}"))
+        .await;
+    let text = &msgs["data"][0]["content"][0]["text"];
+    assert_eq!(text["value"], answer);
+    let ann = &text["annotations"][0];
+    assert_eq!(ann["type"], "file_citation");
+    assert_eq!(ann["file_citation"]["file_id"], file.as_str());
+    let chars: Vec<char> = answer.chars().collect();
+    let (s, e) = (
+        ann["start_index"].as_u64().unwrap() as usize,
+        ann["end_index"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(chars[s..e].iter().collect::<String>(), "【0:0†notes.txt】");
+    assert_eq!(ann["text"], "【0:0†notes.txt】");
+    // The streamed answer carried the same annotation in a delta before it completed.
+    let at = names
+        .iter()
+        .position(|n| *n == "thread.message.completed")
+        .unwrap();
+    let ann_delta = &evs[at - 1].1["delta"]["content"][0]["text"]["annotations"][0];
+    assert_eq!(ann_delta["start_index"], ann["start_index"]);
+    assert_eq!(ann_delta["index"], 0);
+}
+
+#[tokio::test]
+async fn file_search_honours_max_num_results_and_needs_stores() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    let mut files = Vec::new();
+    for i in 0..4 {
+        files.push(
+            app.upload_ok(&format!("doc{i}.txt"), format!("quokka report number {i}"))
+                .await,
+        );
+    }
+    let vs = app
+        .create("/vector_stores", json!({"name": "many", "file_ids": files}))
+        .await;
+    for f in &files {
+        app.wait_vs_file(&vs, f).await;
+    }
+    let (asst, thread) = assistant_and_thread(
+        &app,
+        json!({"tools": [{"type": "file_search", "file_search": {"max_num_results": 2}}]}),
+    )
+    .await;
+    // The thread's store is searched too (tool_resources of the thread).
+    app.post(
+        &format!("/threads/{thread}"),
+        json!({"tool_resources": {"file_search": {"vector_store_ids": [vs]}}}),
+    )
+    .await;
+    llm.push(Reply::tool("file_search", r#"{"query":"quokka report"}"#));
+    llm.push(Reply::text("Done."));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap();
+    assert_eq!(app.wait_run(&thread, run_id).await["status"], "completed");
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run_id}/steps?order=asc"))
+        .await;
+    let results = steps["data"][0]["step_details"]["tool_calls"][0]["file_search"]["results"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(results.len(), 2, "{results:?}");
+
+    // Without any vector store the model is told so, and the run goes on.
+    let t2 = app
+        .create(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    llm.push(Reply::tool("file_search", r#"{"query":"anything"}"#));
+    llm.push(Reply::text("Nothing attached."));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{t2}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    assert_eq!(
+        app.wait_run(&t2, run["id"].as_str().unwrap()).await["status"],
+        "completed"
+    );
+    let said = llm.last_request()["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .clone();
+    assert!(
+        said.as_str().unwrap().contains("no vector stores"),
+        "{said}"
+    );
+}

@@ -8,8 +8,10 @@
 //!   the SSE event each status is announced with;
 //! - [`publish`]: what part of a streaming LLM answer clients see (everything, nothing, or only
 //!   what follows a marker such as ReAct's `Final Answer:`), across arbitrary chunk boundaries;
-//! - [`calls`]: assembling streamed tool-call fragments into whole calls.
+//! - [`calls`]: assembling streamed tool-call fragments into whole calls;
+//! - [`citations`]: file-search labels in an answer, located for `file_citation` annotations.
 
 pub mod calls;
+pub mod citations;
 pub mod publish;
 pub mod status;

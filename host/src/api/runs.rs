@@ -413,6 +413,9 @@ async fn prepare(
         completion_tokens: 0,
         open_tool_step: None,
         steps: 0,
+        sources: Vec::new(),
+        plugin_calls: Default::default(),
+        include_content: false,
     };
     Ok(Prepared {
         run,
@@ -600,7 +603,7 @@ async fn create(
     RawQuery(raw): RawQuery,
     Json(req): Json<CreateRun>,
 ) -> ApiResult<Response> {
-    include(&raw)?;
+    let include = include(&raw)?;
     let mut prepared = prepare(
         &state,
         &project,
@@ -609,6 +612,7 @@ async fn create(
         req.additional_instructions,
     )
     .await?;
+    prepared.engine.include_content = !include.is_empty();
     let thread = state.store.get::<Thread>(&project, &thread_id).await?;
     prepared.engine.vector_store_ids = union(
         &prepared.engine.vector_store_ids,
@@ -906,7 +910,7 @@ async fn list_steps(
     RawQuery(raw): RawQuery,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    include(&raw)?;
+    let with_content = !include(&raw)?.is_empty();
     let page = state
         .store
         .list_raw::<RunStep>(
@@ -918,7 +922,20 @@ async fn list_steps(
         .await?;
     // Steps exist only under their run; check the run belongs to the thread.
     get_run(&state, &project, &thread_id, &run_id).await?;
-    Ok(common::list_envelope(page, |s| &s.id))
+    let page = page.map(|raw| {
+        let mut step: Value = serde_json::from_str(raw.body.get()).unwrap_or_default();
+        if !with_content {
+            crate::runs::model::strip_result_content(&mut step);
+        }
+        (raw.id, step)
+    });
+    let page = crate::store::Page {
+        items: page.items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        has_more: page.has_more,
+    };
+    Ok(common::list_envelope(page, |s| {
+        s.get("id").and_then(Value::as_str).unwrap_or("")
+    }))
 }
 
 async fn retrieve_step(
@@ -926,12 +943,16 @@ async fn retrieve_step(
     Project(project): Project,
     Path((thread_id, run_id, step_id)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<axum::Json<RunStep>> {
-    include(&raw)?;
+) -> ApiResult<axum::Json<Value>> {
+    let with_content = !include(&raw)?.is_empty();
     get_run(&state, &project, &thread_id, &run_id).await?;
     let step = state.store.get::<RunStep>(&project, &step_id).await?;
     if step.run_id != run_id {
         return Err(ApiError::not_found("run step", &step_id));
+    }
+    let mut step = serde_json::to_value(step)?;
+    if !with_content {
+        crate::runs::model::strip_result_content(&mut step);
     }
     Ok(axum::Json(step))
 }

@@ -529,32 +529,51 @@ impl PluginHost {
         tool: &str,
         arguments: &str,
     ) -> Result<ToolOutput, ToolError> {
+        self.invoke_recorded(plugin, ctx, tool, arguments).await.0
+    }
+
+    /// [`PluginHost::invoke`], also returning every vector-store hit the call's searches got
+    /// (retrieval tools; empty for others), as the run engine records them.
+    pub async fn invoke_recorded(
+        &self,
+        plugin: &Plugin,
+        ctx: CallContext,
+        tool: &str,
+        arguments: &str,
+    ) -> (Result<ToolOutput, ToolError>, Vec<bindings::SearchHit>) {
         let limits = plugin.limits;
         if arguments.len() as u64 > limits.max_args_kib * 1024 {
-            return Err(ToolError::InvalidArguments(format!(
-                "the arguments are {} bytes; this tool accepts at most {} KiB",
-                arguments.len(),
-                limits.max_args_kib
-            )));
+            return (
+                Err(ToolError::InvalidArguments(format!(
+                    "the arguments are {} bytes; this tool accepts at most {} KiB",
+                    arguments.len(),
+                    limits.max_args_kib
+                ))),
+                vec![],
+            );
         }
         if !plugin.is_tool() {
-            return Err(ToolError::UnknownTool(format!(
-                "{} is not a tool plugin",
-                plugin.manifest.id
-            )));
+            return (
+                Err(ToolError::UnknownTool(format!(
+                    "{} is not a tool plugin",
+                    plugin.manifest.id
+                ))),
+                vec![],
+            );
         }
         let started = Instant::now();
         let world = self.world(plugin.manifest.kind);
-        let _slot = world
-            .slot(Duration::from_millis(limits.timeout_ms))
-            .await
-            .map_err(ToolError::Failed)?;
+        let _slot = match world.slot(Duration::from_millis(limits.timeout_ms)).await {
+            Ok(slot) => slot,
+            Err(e) => return (Err(ToolError::Failed(e)), vec![]),
+        };
         let mut store = self.store(plugin);
         if matches!(plugin.pre, Instance::Retrieval(_)) {
             store.data_mut().retrieval =
                 self.search.get().map(|backend| retrieval::CallRetrieval {
                     backend: backend.clone(),
                     vector_store_ids: ctx.vector_store_ids.clone(),
+                    hits: Vec::new(),
                 });
         }
         let call = plugin.pre.invoke(&mut store, &ctx, tool, arguments);
@@ -592,7 +611,13 @@ impl PluginHost {
                 tracing::info!(plugin = %plugin.id, tool, ?elapsed, error = %error_text(e), "tool call failed")
             }
         }
-        result
+        let hits = store
+            .data_mut()
+            .retrieval
+            .take()
+            .map(|r| r.hits)
+            .unwrap_or_default();
+        (result, hits)
     }
 }
 

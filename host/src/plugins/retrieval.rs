@@ -23,6 +23,9 @@ pub struct SearchBackend {
 pub struct CallRetrieval {
     pub backend: SearchBackend,
     pub vector_store_ids: Vec<String>,
+    /// Every hit this call's searches returned, in order: the host records them (file_search
+    /// run steps list them, and citations in the answer resolve against them).
+    pub hits: Vec<SearchHit>,
 }
 
 impl vector_store::Host for CallState {
@@ -73,7 +76,7 @@ impl vector_store::Host for CallState {
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits.truncate(request.max_results as usize);
-        Ok(hits
+        let hits: Vec<SearchHit> = hits
             .into_iter()
             .map(|h| SearchHit {
                 file_id: h.file_id,
@@ -85,6 +88,10 @@ impl vector_store::Host for CallState {
                     .unwrap_or_else(|| serde_json::json!({}))
                     .to_string(),
             })
-            .collect())
+            .collect();
+        if let Some(access) = &mut self.retrieval {
+            access.hits.extend(hits.iter().cloned());
+        }
+        Ok(hits)
     }
 }

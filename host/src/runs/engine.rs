@@ -30,6 +30,8 @@ use crate::store::{Store, Tx, Val};
 use assistants_worker::calls::Assembler;
 use assistants_worker::publish::{Filter, Mode};
 
+/// The plugin id whose calls are recorded in the `file_search` step shape and cited.
+const FILE_SEARCH: &str = "file_search";
 /// Strategy steps one run may take: a guard against strategies that never finish.
 const MAX_STEPS: u32 = 1000;
 
@@ -81,6 +83,8 @@ struct Progress {
     message_open: bool,
     tool_step_open: bool,
     call_ids: Vec<String>,
+    /// Calls (by position) shown as file_search, whose argument fragments are not streamed.
+    file_search_positions: Vec<usize>,
     finish_reason: Option<String>,
     usage: Option<(u64, u64)>,
 }
@@ -91,6 +95,29 @@ fn new_ids() -> ActionIds {
         message: new_id(IdKind::Message),
         tool_step: new_id(IdKind::Step),
     }
+}
+
+/// `file_citation` annotations for the file_search labels in `text` that name a passage this
+/// run was given: by its exact `sequence:index`, else by file name (models garble numbers).
+fn citations(text: &str, sources: &[super::model::Source]) -> Vec<Value> {
+    assistants_worker::citations::labels(text)
+        .into_iter()
+        .filter_map(|l| {
+            let exact = sources.iter().find(|s| {
+                Some(s.sequence) == l.sequence
+                    && Some(s.index) == l.index
+                    && s.filename == l.filename
+            });
+            let source = exact.or_else(|| sources.iter().find(|s| s.filename == l.filename))?;
+            Some(json!({
+                "type": "file_citation",
+                "text": l.text,
+                "start_index": l.start_index,
+                "end_index": l.end_index,
+                "file_citation": {"file_id": source.file_id},
+            }))
+        })
+        .collect()
 }
 
 fn msg_columns(m: &Message) -> [(&'static str, Val); 2] {
@@ -586,7 +613,28 @@ impl Engine {
         {
             msg.created_at = existing.created_at;
         }
-        msg.content = vec![json!({"type": "text", "text": {"value": text, "annotations": []}})];
+        let annotations = citations(text, &ctx.rec.sources);
+        msg.content =
+            vec![json!({"type": "text", "text": {"value": text, "annotations": annotations}})];
+        let mut events = Vec::new();
+        if !annotations.is_empty() {
+            // Streamed text got no annotations as it went; they arrive in one delta before the
+            // message completes (the SDKs merge them by index into the text part).
+            let indexed: Vec<Value> = annotations
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let mut a = a.clone();
+                    a["index"] = json!(i);
+                    a
+                })
+                .collect();
+            events.push(StreamEvent::new(
+                "thread.message.delta",
+                &json!({"id": ids.message, "object": "thread.message.delta",
+                        "delta": {"content": [{"index": 0, "type": "text", "text": {"annotations": indexed}}]}}),
+            ));
+        }
         let msg_event = if cut_off {
             msg.status = "incomplete".into();
             msg.incomplete_at = Some(t);
@@ -620,10 +668,9 @@ impl Engine {
         self.store
             .upsert_in(tx, &ctx.project, &step, &step_columns(&step))
             .await?;
-        Ok(vec![
-            StreamEvent::new(msg_event, &msg),
-            StreamEvent::new("thread.run.step.completed", &step),
-        ])
+        events.push(StreamEvent::new(msg_event, &msg));
+        events.push(StreamEvent::new("thread.run.step.completed", &step));
+        Ok(events)
     }
 
     async fn call_llm(
@@ -839,9 +886,17 @@ impl Engine {
                 let call = if added.first {
                     let id = new_id(IdKind::ToolCall);
                     p.call_ids.push(id.clone());
-                    json!({"index": added.position, "id": id, "type": "function",
-                           "function": {"name": added.name, "arguments": added.arguments, "output": null}})
-                } else if added.arguments.is_empty() && added.name.is_empty() {
+                    if Self::is_file_search(ctx, &added.name) {
+                        // Its arguments are the model's query, not shown in file_search steps.
+                        p.file_search_positions.push(added.position);
+                        json!({"index": added.position, "id": id, "type": "file_search", "file_search": {}})
+                    } else {
+                        json!({"index": added.position, "id": id, "type": "function",
+                               "function": {"name": added.name, "arguments": added.arguments, "output": null}})
+                    }
+                } else if p.file_search_positions.contains(&added.position)
+                    || (added.arguments.is_empty() && added.name.is_empty())
+                {
                     continue;
                 } else {
                     // Strings concatenate on the client: send only what is new.
@@ -895,13 +950,28 @@ impl Engine {
         }
     }
 
+    /// Whether the model's function `name` is the file_search tool (recorded in its own
+    /// step shape, as the SDKs expect, rather than as a function call).
+    fn is_file_search(ctx: &Ctx, name: &str) -> bool {
+        ctx.rec
+            .tools
+            .iter()
+            .any(|b| b.exposed == name && b.plugin == FILE_SEARCH)
+    }
+
+    /// A call as a step lists it before its result is known.
+    fn call_entry(ctx: &Ctx, c: &ToolCall) -> Value {
+        if Self::is_file_search(ctx, &c.name) {
+            json!({"id": c.id, "type": "file_search", "file_search": {}})
+        } else {
+            json!({"id": c.id, "type": "function",
+                   "function": {"name": c.name, "arguments": c.arguments_json, "output": null}})
+        }
+    }
+
     /// A `tool_calls` step with these calls (outputs not yet known).
     fn tool_step(&self, ctx: &Ctx, id: &str, calls: &[ToolCall]) -> RunStep {
-        let calls: Vec<Value> = calls
-            .iter()
-            .map(|c| json!({"id": c.id, "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments_json, "output": null}}))
-            .collect();
+        let calls: Vec<Value> = calls.iter().map(|c| Self::call_entry(ctx, c)).collect();
         self.run_step(
             ctx,
             id,
@@ -963,8 +1033,9 @@ impl Engine {
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    json!({"index": i, "id": c.id, "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments_json, "output": null}})
+                    let mut entry = Self::call_entry(ctx, c);
+                    entry["index"] = json!(i);
+                    entry
                 })
                 .collect();
             let delta = json!({"id": step.id, "object": "thread.run.step.delta",
@@ -981,6 +1052,7 @@ impl Engine {
         tx: &mut Tx,
         ctx: &mut Ctx,
         results: &[ToolResult],
+        replacements: &std::collections::HashMap<String, Value>,
     ) -> anyhow::Result<Vec<StreamEvent>> {
         let Some(open) = ctx.rec.open_tool_step.clone() else {
             return Ok(vec![]);
@@ -1003,23 +1075,32 @@ impl Engine {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                if let Some(r) = results.iter().find(|r| r.tool_call_id == id) {
+                if let Some(entry) = replacements.get(&id) {
+                    *c = entry.clone();
+                } else if let Some(r) = results.iter().find(|r| r.tool_call_id == id) {
                     c["function"]["output"] = json!(r.output);
                 }
             }
         }
+        let answered = |c: &Value| {
+            !c["function"]["output"].is_null() || c.pointer("/file_search/results").is_some()
+        };
         let done = step
             .step_details
             .get("tool_calls")
             .and_then(Value::as_array)
-            .is_some_and(|l| l.iter().all(|c| !c["function"]["output"].is_null()));
+            .is_some_and(|l| l.iter().all(answered));
         let mut events = Vec::new();
         if done {
             step.status = "completed".into();
             step.completed_at = Some(now());
             step.usage = Some(usage(open.prompt_tokens, open.completion_tokens));
             ctx.rec.open_tool_step = None;
-            events.push(StreamEvent::new("thread.run.step.completed", &step));
+            let mut shown = serde_json::to_value(&step)?;
+            if !ctx.rec.include_content {
+                super::model::strip_result_content(&mut shown);
+            }
+            events.push(StreamEvent::new("thread.run.step.completed", &shown));
         }
         self.store
             .upsert_in(tx, &ctx.project, &step, &step_columns(&step))
@@ -1035,7 +1116,9 @@ impl Engine {
         let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
             return Ok(false);
         };
-        let events = self.record_outputs(&mut tx, ctx, results).await?;
+        let events = self
+            .record_outputs(&mut tx, ctx, results, &Default::default())
+            .await?;
         self.commit(tx, ctx, false).await?;
         for e in events {
             self.bus.publish(&ctx.run.id, e).await;
@@ -1052,72 +1135,152 @@ impl Engine {
         if self.ensure_tool_step(ctx, &calls, ids).await?.is_none() {
             return Ok(Flow::Interrupted);
         }
-        let run_one = |call: ToolCall| {
+        // Each call's options: the tool entry that enabled its plugin, and its sequence among
+        // this run's calls of that plugin (file_search labels its passages with it).
+        let mut prepared = Vec::with_capacity(calls.len());
+        for call in calls {
             let binding = ctx
                 .rec
                 .tools
                 .iter()
                 .find(|b| b.exposed == call.name)
                 .cloned();
-            let context = CallContext {
-                tool_call_id: call.id.clone(),
-                run_id: Some(ctx.run.id.clone()),
-                thread_id: Some(ctx.run.thread_id.clone()),
-                assistant_id: Some(ctx.run.assistant_id.clone()),
-                vector_store_ids: ctx.rec.vector_store_ids.clone(),
-            };
-            let plugins = self.plugins.clone();
-            async move {
-                let outcome = match binding {
-                    None => Err(format!(
-                        "unknown tool '{}': this run offers no such tool",
-                        call.name
-                    )),
-                    Some(b) => match plugins.by_digest(&b.digest).await {
-                        Err(e) => Err(format!(
-                            "the tool's plugin '{}' is not available: {e:#}",
-                            b.plugin
-                        )),
-                        Ok(plugin) => plugins
-                            .invoke(&plugin, context, &b.tool, &call.arguments_json)
-                            .await
-                            .map(|o| o.text)
-                            .map_err(|e| error_text(&e)),
-                    },
-                };
-                match outcome {
-                    Ok(text) => ToolResult {
-                        tool_call_id: call.id,
-                        output: text,
-                        is_error: false,
-                    },
-                    Err(e) => ToolResult {
-                        tool_call_id: call.id,
-                        output: format!("error: {e}"),
-                        is_error: true,
-                    },
-                }
+            let mut options = json!({});
+            if let Some(b) = &binding {
+                let n = ctx.rec.plugin_calls.entry(b.plugin.clone()).or_insert(0);
+                let entry = ctx
+                    .run
+                    .tools
+                    .iter()
+                    .find(|t| t.get("type").and_then(Value::as_str) == Some(b.plugin.as_str()))
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": b.plugin}));
+                options = json!({"tool": entry, "sequence": *n});
+                *n += 1;
             }
-        };
+            prepared.push((call, binding, options));
+        }
+        let run_one =
+            |(call, binding, options): (ToolCall, Option<super::model::ToolBinding>, Value)| {
+                let context = CallContext {
+                    tool_call_id: call.id.clone(),
+                    run_id: Some(ctx.run.id.clone()),
+                    thread_id: Some(ctx.run.thread_id.clone()),
+                    assistant_id: Some(ctx.run.assistant_id.clone()),
+                    vector_store_ids: ctx.rec.vector_store_ids.clone(),
+                    options_json: options.to_string(),
+                };
+                let plugins = self.plugins.clone();
+                async move {
+                    let (outcome, hits) = match &binding {
+                        None => (
+                            Err(format!(
+                                "unknown tool '{}': this run offers no such tool",
+                                call.name
+                            )),
+                            vec![],
+                        ),
+                        Some(b) => match plugins.by_digest(&b.digest).await {
+                            Err(e) => (
+                                Err(format!(
+                                    "the tool's plugin '{}' is not available: {e:#}",
+                                    b.plugin
+                                )),
+                                vec![],
+                            ),
+                            Ok(plugin) => {
+                                let (r, hits) = plugins
+                                    .invoke_recorded(
+                                        &plugin,
+                                        context,
+                                        &b.tool,
+                                        &call.arguments_json,
+                                    )
+                                    .await;
+                                (r.map(|o| o.text).map_err(|e| error_text(&e)), hits)
+                            }
+                        },
+                    };
+                    let result = match outcome {
+                        Ok(text) => ToolResult {
+                            tool_call_id: call.id.clone(),
+                            output: text,
+                            is_error: false,
+                        },
+                        Err(e) => ToolResult {
+                            tool_call_id: call.id.clone(),
+                            output: format!("error: {e}"),
+                            is_error: true,
+                        },
+                    };
+                    let file_search = binding
+                        .as_ref()
+                        .filter(|b| b.plugin == FILE_SEARCH)
+                        .map(|_| (options, hits));
+                    (result, file_search)
+                }
+            };
         let work = async {
             if ctx.run.parallel_tool_calls {
-                futures::future::join_all(calls.into_iter().map(run_one)).await
+                futures::future::join_all(prepared.into_iter().map(run_one)).await
             } else {
                 let mut out = Vec::new();
-                for c in calls {
+                for c in prepared {
                     out.push(run_one(c).await);
                 }
                 out
             }
         };
-        let results = tokio::select! {
+        let outcomes = tokio::select! {
             r = work => r,
             _ = ctx.stop.cancelled() => return Ok(Flow::Interrupted),
         };
+        // file_search calls are recorded with their results; the passages become the run's
+        // citable sources.
+        let mut replacements = std::collections::HashMap::new();
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (result, file_search) in outcomes {
+            if let Some((options, hits)) = file_search {
+                let sequence = options["sequence"].as_u64().unwrap_or(0) as u32;
+                let ranking = options
+                    .pointer("/tool/file_search/ranking_options")
+                    .cloned()
+                    .unwrap_or_default();
+                let entry = json!({
+                    "id": result.tool_call_id,
+                    "type": "file_search",
+                    "file_search": {
+                        "ranking_options": {
+                            "ranker": ranking.get("ranker").and_then(Value::as_str)
+                                .filter(|r| *r != "auto").unwrap_or("default_2024_08_21"),
+                            "score_threshold": ranking.get("score_threshold").and_then(Value::as_f64).unwrap_or(0.0),
+                        },
+                        "results": hits.iter().map(|h| json!({
+                            "file_id": h.file_id,
+                            "file_name": h.filename,
+                            "score": h.score,
+                            "content": [{"type": "text", "text": h.text}],
+                        })).collect::<Vec<_>>(),
+                    },
+                });
+                for (i, h) in hits.iter().enumerate() {
+                    ctx.rec.sources.push(super::model::Source {
+                        sequence,
+                        index: i as u32,
+                        file_id: h.file_id.clone(),
+                        filename: h.filename.clone(),
+                    });
+                }
+                replacements.insert(result.tool_call_id.clone(), entry);
+            }
+            results.push(result);
+        }
         let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
             return Ok(Flow::Interrupted);
         };
-        let events = self.record_outputs(&mut tx, ctx, &results).await?;
+        let events = self
+            .record_outputs(&mut tx, ctx, &results, &replacements)
+            .await?;
         ctx.rec.next = Next::Step {
             event: Event::ToolsCompleted(results),
         };

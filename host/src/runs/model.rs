@@ -159,6 +159,46 @@ pub struct EngineRecord {
     pub open_tool_step: Option<OpenToolStep>,
     /// Strategy steps taken, a guard against strategies that never finish.
     pub steps: u32,
+    /// Passages file_search returned in this run, which labels in answers cite.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    /// Calls made so far per plugin id (each call's `sequence` in its options).
+    #[serde(default)]
+    pub plugin_calls: std::collections::BTreeMap<String, u32>,
+    /// `include[]` asked for file_search result content in streamed step events.
+    #[serde(default)]
+    pub include_content: bool,
+}
+
+/// One passage a file_search call returned: label `【{sequence}:{index}†{filename}】`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Source {
+    pub sequence: u32,
+    pub index: u32,
+    pub file_id: String,
+    pub filename: String,
+}
+
+/// Drops `content` from the file_search results of a step's tool calls (it is returned only
+/// when `include[]` asks for it).
+pub fn strip_result_content(step: &mut Value) {
+    if let Some(calls) = step
+        .pointer_mut("/step_details/tool_calls")
+        .and_then(Value::as_array_mut)
+    {
+        for c in calls {
+            if let Some(results) = c
+                .pointer_mut("/file_search/results")
+                .and_then(Value::as_array_mut)
+            {
+                for r in results {
+                    if let Some(o) = r.as_object_mut() {
+                        o.remove("content");
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
