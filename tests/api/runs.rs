@@ -1209,3 +1209,83 @@ async fn file_search_honours_max_num_results_and_needs_stores() {
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn file_search_attachments_fill_the_threads_store_created_on_demand() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    let first = app
+        .upload_ok(
+            "manual.txt",
+            "The flux capacitor needs 1.21 gigawatts to operate.",
+        )
+        .await;
+    let second = app
+        .upload_ok("care.txt", "Water the zanzibar fern twice a week.")
+        .await;
+    let attach = |f: &str| json!([{"file_id": f, "tools": [{"type": "file_search"}]}]);
+    let thread = app
+        .create(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "Read this", "attachments": attach(&first)}]}),
+        )
+        .await;
+    let (_, t) = app.get(&format!("/threads/{thread}")).await;
+    let vs = t["tool_resources"]["file_search"]["vector_store_ids"][0]
+        .as_str()
+        .expect("a thread store was created for the attachment")
+        .to_string();
+    let (_, store) = app.get(&format!("/vector_stores/{vs}")).await;
+    assert_eq!(
+        store["expires_after"],
+        json!({"anchor": "last_active_at", "days": 7})
+    );
+    // A later message's attachment goes into the same store.
+    let (s, _) = app
+        .post(
+            &format!("/threads/{thread}/messages"),
+            json!({"role": "user", "content": "and this", "attachments": attach(&second)}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, t) = app.get(&format!("/threads/{thread}")).await;
+    assert_eq!(
+        t["tool_resources"]["file_search"]["vector_store_ids"],
+        json!([vs])
+    );
+    let (_, files) = app.get(&format!("/vector_stores/{vs}/files")).await;
+    assert_eq!(files["data"].as_array().unwrap().len(), 2);
+
+    // A run right away finds the attached text (it waits for ingestion before searching).
+    let asst = app
+        .create(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "file_search"}]}),
+        )
+        .await;
+    llm.push(Reply::tool(
+        "file_search",
+        r#"{"query":"gigawatts flux capacitor"}"#,
+    ));
+    llm.push(Reply::text("1.21 gigawatts【0:0†manual.txt】."));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let seen = llm.last_request()["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .clone();
+    assert!(seen.as_str().unwrap().contains("1.21 gigawatts"), "{seen}");
+    let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
+    assert_eq!(
+        msgs["data"][0]["content"][0]["text"]["annotations"][0]["file_citation"]["file_id"],
+        first.as_str()
+    );
+}

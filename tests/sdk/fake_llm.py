@@ -1,9 +1,16 @@
 """A deterministic OpenAI-compatible chat-completions server for the SDK suites (stdlib only).
 
 The SDK suites cannot script replies per request, so this upstream answers by content:
-  * tools offered and the last user message mentions "weather" -> one `get_weather` call
+  * the last message is from the user, it mentions "weather" and tools are offered (among them
+    `get_weather`, or any tools but `file_search`)           -> one `get_weather` call
     (arguments {"city": "Paris"}), streamed in fragments;
-  * the last message is a tool result                         -> "Tool said: <output>";
+  * otherwise, the last message is from the user and a function named `file_search` is offered
+                                                              -> one `file_search` call
+    (arguments {"query": <last user message>}), streamed in fragments;
+  * the last message is a tool result starting with a citation label `【…】` (what the server's
+    file_search tool answers)                                 -> "Found it 【…】." quoting the
+    first label exactly;
+  * the last message is any other tool result                 -> "Tool said: <output>";
   * anything else                                             -> "echo: <last user message>".
 Answers stream word by word, end with a usage chunk (when asked) and `data: [DONE]`.
 
@@ -27,20 +34,70 @@ def chunk(model: str, delta: dict, finish: str | None = None) -> dict:
     }
 
 
+def offered_functions(body: dict) -> set[str]:
+    return {
+        (t.get("function") or {}).get("name")
+        for t in body.get("tools") or []
+        if isinstance(t, dict) and t.get("type", "function") == "function"
+    }
+
+
+def content_text(content) -> str:
+    """A message's content as text (a string, or an array of text parts)."""
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def citation_label(output: str) -> str | None:
+    """The label a file_search result starts with (`【0:0†notes.txt】`), if it starts with one."""
+    if output.startswith("\u3010"):
+        end = output.find("\u3011")
+        if end > 0:
+            return output[: end + 1]
+    return None
+
+
+def tool_call(model: str, call_id: str, name: str, args: str, cuts: tuple[int, ...] = (5,)) -> list[dict]:
+    """One tool call streamed in fragments split at `cuts`: the first names the call, later ones
+    add argument fragments."""
+    bounds = [0, *(min(c, len(args)) for c in cuts), len(args)]
+    parts = [args[a:b] for a, b in zip(bounds, bounds[1:])]
+    out = [chunk(model, {"tool_calls": [{"index": 0, "id": call_id, "type": "function",
+                                         "function": {"name": name, "arguments": parts[0]}}]})]
+    out += [chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in parts[1:]]
+    out.append(chunk(model, {}, "tool_calls"))
+    return out
+
+
 def reply(body: dict) -> list[dict]:
     model = body.get("model", "")
     messages = body.get("messages", [])
     last = messages[-1] if messages else {}
     last_user = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+    offered = offered_functions(body)
     out = [chunk(model, {"role": "assistant", "content": ""})]
-    if body.get("tools") and last.get("role") == "user" and "weather" in last_user.lower():
-        args = json.dumps({"city": "Paris"})
-        out.append(chunk(model, {"tool_calls": [{"index": 0, "id": "up_0", "type": "function",
-                                                  "function": {"name": "get_weather", "arguments": args[:5]}}]}))
-        out.append(chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": args[5:]}}]}))
-        out.append(chunk(model, {}, "tool_calls"))
+    from_user = last.get("role") == "user"
+    wants_weather = (
+        body.get("tools")
+        and from_user
+        and "weather" in content_text(last_user).lower()
+        and ("get_weather" in offered or "file_search" not in offered)
+    )
+    if wants_weather:
+        out += tool_call(model, "up_0", "get_weather", json.dumps({"city": "Paris"}))
+    elif from_user and "file_search" in offered:
+        args = json.dumps({"query": content_text(last_user)})
+        # Three fragments, so that one boundary falls inside the query string.
+        out += tool_call(model, "up_fs_0", "file_search", args, cuts=(5, 5 + (len(args) - 5) // 2))
     else:
-        text = f"Tool said: {last.get('content')}" if last.get("role") == "tool" else f"echo: {last_user}"
+        label = citation_label(content_text(last.get("content"))) if last.get("role") == "tool" else None
+        if label is not None:
+            text = f"Found it {label}."
+        elif last.get("role") == "tool":
+            text = f"Tool said: {last.get('content')}"
+        else:
+            text = f"echo: {last_user}"
         for word in text.split(" "):
             out.append(chunk(model, {"content": word + " "}))
         out.append(chunk(model, {}, "stop"))

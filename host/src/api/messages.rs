@@ -248,6 +248,20 @@ async fn create(
     Json(req): Json<CreateMessage>,
 ) -> ApiResult<axum::Json<Message>> {
     let m = prepare(&state, &project, &thread_id, req, "").await?;
+    let files = super::attachments::file_search_files(&m);
+    if !files.is_empty() {
+        // The message and its files' place in the thread's vector store, in one transaction.
+        let mut tx = state.store.begin().await?;
+        if let Some(run) = state.store.active_run(&project, &thread_id).await? {
+            return Err(crate::store::runs::thread_locked(&thread_id, &run));
+        }
+        super::attachments::attach_to_thread_store(&state, &mut tx, &project, &thread_id, &files)
+            .await?;
+        insert_in(&state, &mut tx, &project, &m).await?;
+        tx.commit().await?;
+        state.ingest.notify();
+        return Ok(axum::Json(m));
+    }
     // The thread lock, in the same statement as the insert: no message lands in a thread while
     // a run is active there (on SQLite the single writer makes this exact).
     let inserted = state

@@ -2,6 +2,7 @@
 //! both under `/v1` and at the root (older clients use a bare base URL).
 
 pub mod assistants;
+mod attachments;
 pub mod common;
 pub mod extract;
 pub mod files;

@@ -555,7 +555,7 @@ async fn start(
 ) -> ApiResult<Response> {
     let Prepared {
         run,
-        engine,
+        mut engine,
         stream,
     } = prepared;
     // The thread must exist in the project (checked before the transaction: on PostgreSQL a
@@ -569,8 +569,24 @@ async fn start(
     }
     // Its messages go first, then the run.
     let mut tx = state.store.begin().await?;
+    let mut files = Vec::new();
     for m in &additional {
         messages::insert_in(state, &mut tx, project, m).await?;
+        files.extend(super::attachments::file_search_files(m));
+    }
+    let attached =
+        super::attachments::attach_to_thread_store(state, &mut tx, project, &run.thread_id, &files)
+            .await?;
+    if attached {
+        // The run searches the thread store its additional messages just filled (or created).
+        if let Some(t) = state
+            .store
+            .find_in::<Thread>(&mut tx, project, &run.thread_id)
+            .await?
+        {
+            engine.vector_store_ids =
+                union(&engine.vector_store_ids, &store_ids(&t.tool_resources));
+        }
     }
     state
         .store
@@ -590,6 +606,9 @@ async fn start(
         None
     };
     tx.commit().await?;
+    if attached {
+        state.ingest.notify();
+    }
     state.runs.enqueue(&run.id).await;
     initial.push(StreamEvent::new("thread.run.created", &run));
     initial.push(StreamEvent::new("thread.run.queued", &run));

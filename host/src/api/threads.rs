@@ -75,7 +75,7 @@ pub async fn create_thread(
     let resources =
         tool_resources::resolve(state, project, req.tool_resources, Inline::Create(&mut tx))
             .await?;
-    let thread = Thread {
+    let mut thread = Thread {
         tool_resources: resources,
         ..thread
     };
@@ -83,8 +83,22 @@ pub async fn create_thread(
         .store
         .insert_in(&mut tx, project, &thread, &[])
         .await?;
+    let mut files = Vec::new();
     for m in &prepared {
         messages::insert_in(state, &mut tx, project, m).await?;
+        files.extend(super::attachments::file_search_files(m));
+    }
+    if super::attachments::attach_to_thread_store(state, &mut tx, project, &thread.id, &files)
+        .await?
+    {
+        // The thread now names the vector store created for its attachments.
+        if let Some(t) = state
+            .store
+            .find_in::<Thread>(&mut tx, project, &thread.id)
+            .await?
+        {
+            thread = t;
+        }
     }
     tx.commit().await?;
     state.ingest.notify();

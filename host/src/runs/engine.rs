@@ -1160,6 +1160,12 @@ impl Engine {
             }
             prepared.push((call, binding, options));
         }
+        if prepared
+            .iter()
+            .any(|(_, b, _)| b.as_ref().is_some_and(|b| b.plugin == FILE_SEARCH))
+        {
+            self.wait_for_ingestion(ctx).await;
+        }
         let run_one =
             |(call, binding, options): (ToolCall, Option<super::model::ToolBinding>, Value)| {
                 let context = CallContext {
@@ -1289,6 +1295,24 @@ impl Engine {
             self.bus.publish(&ctx.run.id, e).await;
         }
         Ok(Flow::Continue)
+    }
+
+    /// Waits (up to a minute) until no file of the run's vector stores is still being
+    /// ingested, so a search right after files were attached finds them, as users expect.
+    async fn wait_for_ingestion(&self, ctx: &Ctx) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        for vs in &ctx.rec.vector_store_ids {
+            loop {
+                match self.store.file_counts(vs, None).await {
+                    Ok((counts, _)) if counts.in_progress > 0 => {}
+                    _ => break,
+                }
+                if std::time::Instant::now() >= deadline || ctx.stop.is_cancelled() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 
     async fn require_action(

@@ -179,6 +179,22 @@ impl Store {
     }
 
     /// Marks the store active now and invalidates search caches of it.
+    /// Whether the file is attached to the store, read inside `tx`.
+    pub(crate) async fn vs_has_file_in(
+        &self,
+        tx: &mut super::Tx,
+        vs_id: &str,
+        file_id: &str,
+    ) -> ApiResult<bool> {
+        let row =
+            sqlx::query("SELECT 1 FROM vector_store_files WHERE vector_store_id = $1 AND id = $2")
+                .bind(vs_id.to_string())
+                .bind(file_id.to_string())
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(row.is_some())
+    }
+
     pub(crate) async fn touch_store_in(&self, tx: &mut super::Tx, vs_id: &str) -> ApiResult<()> {
         sqlx::query(
             "UPDATE vector_stores SET index_generation = index_generation + 1, \

@@ -846,9 +846,11 @@ t('unknown JSON keys are ignored', async () => {
 // runs
 //
 // The server's upstream is tests/sdk/fake_llm.py: with tools offered and a last user message
-// mentioning "weather" it calls get_weather({"city": "Paris"}); after a tool result it answers
-// "Tool said: <output>"; otherwise "echo: <last user message>". It streams word by word, each
-// word followed by a space, hence the trimEnd() in replyText().
+// mentioning "weather" it calls get_weather({"city": "Paris"}); offered the built-in
+// `file_search` function it searches for the last user message, and answers a labelled search
+// result with "Found it 【n:m†file】." (quoting the first label); after another tool result it
+// answers "Tool said: <output>"; otherwise "echo: <last user message>". It streams word by word,
+// each word followed by a space, hence the trimEnd() in replyText().
 // ---------------------------------------------------------------------------------------------
 
 const runsApi = client.beta.threads.runs;
@@ -875,9 +877,9 @@ const runs = {
     PARAMS_STYLE
       ? runsApi.steps.list(runId, { thread_id: threadId, ...query })
       : runsApi.steps.list(threadId, runId, query),
-  retrieveStep: (threadId, runId, stepId) =>
+  retrieveStep: (threadId, runId, stepId, query = {}) =>
     PARAMS_STYLE
-      ? runsApi.steps.retrieve(stepId, { thread_id: threadId, run_id: runId })
+      ? runsApi.steps.retrieve(stepId, { thread_id: threadId, run_id: runId, ...query })
       : runsApi.steps.retrieve(threadId, runId, stepId),
 };
 
@@ -1279,3 +1281,273 @@ t('runs: list, retrieve, update metadata, steps.retrieve', async () => {
   await expectApiError(runs.retrieve(thread.id, 'run_doesnotexist000'), NotFoundError, 404);
   await expectApiError(runs.retrieveStep(thread.id, r1.id, 'step_doesnotexist000'), NotFoundError, 404);
 });
+
+// ---------------------------------------------------------------------------------------------
+// file_search runs
+//
+// The server runs the built-in file_search tool itself: the fake upstream calls `file_search`
+// with the user's question, the server searches the assistant's vector store, records the hits in
+// a file_search tool call step and hands the model passages labelled 【n:m†file】; the label the
+// model quotes in its answer becomes a file_citation annotation.
+// ---------------------------------------------------------------------------------------------
+
+const FS_FILE_NAME = 'glimmerfrost.txt';
+const FS_DOC =
+  'Field guide entry: the glimmerfrost tortoise. The glimmerfrost tortoise lives on the basalt cliffs of ' +
+  'Skerry Nine and eats lichen dusted with sea salt. Its shell glows a faint blue in winter.\n';
+const FS_QUESTION = 'What does the glimmerfrost tortoise eat?';
+const FS_INCLUDE = 'step_details.tool_calls[*].file_search.results[*].content';
+const FS_LABEL = /\u3010\d+:\d+\u2020([^\u3011]*)\u3011/; // 【0:0†glimmerfrost.txt】
+
+// runs.create/stream and runs.steps.list/retrieve take `include` (an array query parameter) in
+// newer SDKs. 4.42 has no such parameter, and its query encoder throws on arrays, so there the
+// check goes over raw fetch.
+const HAS_INCLUDE = (() => {
+  try {
+    client.stringifyQuery({ include: [FS_INCLUDE] });
+    return PARAMS_STYLE;
+  } catch {
+    return false;
+  }
+})();
+
+// A file_search run on the wire, consecutive duplicates collapsed: the tool step is created,
+// names its call in a delta and completes (with results) without requires_action, then the
+// answer is written; its annotations delta is one more thread.message.delta.
+const FILE_SEARCH_RUN_EVENTS = [
+  'thread.run.created',
+  'thread.run.queued',
+  'thread.run.in_progress',
+  'thread.run.step.created',
+  'thread.run.step.in_progress',
+  'thread.run.step.delta',
+  'thread.run.step.completed',
+  'thread.run.step.created',
+  'thread.run.step.in_progress',
+  'thread.message.created',
+  'thread.message.in_progress',
+  'thread.message.delta',
+  'thread.message.completed',
+  'thread.run.step.completed',
+  'thread.run.completed',
+];
+
+/** Plain HTTP (no SDK) for wire-level assertions. */
+async function rawGet(path) {
+  const res = await fetch(BASE_URL + path, {
+    headers: { Authorization: 'Bearer test', 'OpenAI-Beta': 'assistants=v2' },
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+function fsStepsPath(threadId, runId, { stepId, include = false } = {}) {
+  const query = new URLSearchParams(stepId ? [] : [['order', 'asc']]);
+  if (include) query.append('include[]', FS_INCLUDE);
+  const qs = query.toString();
+  return `/threads/${threadId}/runs/${runId}/steps${stepId ? `/${stepId}` : ''}${qs ? `?${qs}` : ''}`;
+}
+
+let fileSearchSetup;
+/** One uploaded file in an ingested vector store, and an assistant searching that store. */
+const fsSetup = () =>
+  (fileSearchSetup ??= (async () => {
+    const f = await uploadText(FS_FILE_NAME, FS_DOC);
+    const vs = await vectorStores.create({ name: unique('vs-fs-runs-'), file_ids: [f.id] });
+    const store = await waitVsIdle(vs.id);
+    assert.equal(store.file_counts.completed, 1, JSON.stringify(store.file_counts));
+    const assistant = await client.beta.assistants.create({
+      model: MODEL,
+      name: 'sdk-runs-file-search',
+      instructions: 'Search the files and cite what you use.',
+      tools: [{ type: 'file_search', file_search: { max_num_results: 5 } }],
+      tool_resources: { file_search: { vector_store_ids: [vs.id] } },
+    });
+    return { file: f, vectorStore: vs, assistant };
+  })());
+
+const fsThread = () => client.beta.threads.create({ messages: [{ role: 'user', content: FS_QUESTION }] });
+
+/** The answer quotes one label of our file, annotated as a file_citation slicing exactly it. */
+function assertCitesFile(message, fileId) {
+  const texts = message.content.filter((c) => c.type === 'text').map((c) => c.text);
+  assert.equal(texts.length, 1, JSON.stringify(message.content));
+  const [text] = texts;
+  const found = FS_LABEL.exec(text.value);
+  assert.ok(found, `no 【n:m†file】 label in ${JSON.stringify(text.value)}`);
+  const label = found[0];
+  assert.equal(found[1], FS_FILE_NAME, label);
+  assert.equal(text.value.trimEnd(), `Found it ${label}.`);
+  assert.equal(text.annotations?.length, 1, JSON.stringify(text.annotations));
+  const [ann] = text.annotations;
+  assert.equal(ann.type, 'file_citation', JSON.stringify(ann));
+  assert.equal(ann.text, label);
+  assert.equal(ann.file_citation?.file_id, fileId);
+  assert.ok(Number.isInteger(ann.start_index) && Number.isInteger(ann.end_index), JSON.stringify(ann));
+  assert.equal(text.value.slice(ann.start_index, ann.end_index), label, JSON.stringify([ann, text.value]));
+  return label;
+}
+
+/** The single file_search call of a completed tool_calls step. */
+function fileSearchCall(step, fileId) {
+  assert.equal(step.type, 'tool_calls');
+  assert.equal(step.status, 'completed', JSON.stringify(step.last_error));
+  assert.equal(step.step_details.type, 'tool_calls');
+  assert.equal(step.step_details.tool_calls.length, 1, JSON.stringify(step.step_details));
+  const [call] = step.step_details.tool_calls;
+  assert.equal(call.type, 'file_search', JSON.stringify(call));
+  assert.match(call.id, /^call_/);
+  const details = call.file_search;
+  const ranking = details?.ranking_options;
+  assert.ok(ranking, `no ranking_options in ${JSON.stringify(details)}`);
+  assert.ok(['auto', 'default_2024_08_21'].includes(ranking.ranker), JSON.stringify(ranking));
+  assert.ok(ranking.score_threshold >= 0 && ranking.score_threshold <= 1, JSON.stringify(ranking));
+  const results = details.results;
+  assert.ok(results?.length > 0, `the search found nothing: ${JSON.stringify(details)}`);
+  const [top] = results;
+  assert.equal(top.file_id, fileId);
+  assert.equal(top.file_name, FS_FILE_NAME);
+  assert.ok(typeof top.score === 'number' && top.score > 0 && top.score <= 1, JSON.stringify(top));
+  return details;
+}
+
+t('file_search run: createAndPoll answers with a file_citation slicing the label', async () => {
+  const fs = await fsSetup();
+  const thread = await fsThread();
+  const run = await runsApi.createAndPoll(thread.id, { assistant_id: fs.assistant.id });
+  assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+  assert.equal(run.required_action, null, 'file_search runs on the server, never as requires_action');
+  assert.deepEqual(run.tools.map((x) => x.type), ['file_search']);
+  assertUsage(run.usage);
+
+  const msgs = await collect(client.beta.threads.messages.list(thread.id, { order: 'asc' }));
+  assert.deepEqual(msgs.map((m) => m.role), ['user', 'assistant']);
+  const reply = msgs[1];
+  assert.equal(reply.run_id, run.id);
+  assert.equal(reply.status, 'completed');
+  assertCitesFile(reply, fs.file.id);
+  assertCitesFile(await sdk.messages.retrieve(thread.id, reply.id), fs.file.id);
+});
+
+t('file_search run: steps record the results, content only with include[]', async () => {
+  const fs = await fsSetup();
+  const thread = await fsThread();
+  const run = await runsApi.createAndPoll(thread.id, { assistant_id: fs.assistant.id });
+  assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+
+  const steps = await collect(runs.listSteps(thread.id, run.id, { order: 'asc' }));
+  assert.deepEqual(steps.map((s) => s.type), ['tool_calls', 'message_creation']);
+  const [toolStep, messageStep] = steps;
+  const details = fileSearchCall(toolStep, fs.file.id);
+  assert.ok(details.results.every((r) => !('content' in r)), 'content only with include[]');
+  const [reply] = (await client.beta.threads.messages.list(thread.id, { limit: 1 })).data;
+  assert.equal(messageStep.step_details.message_creation.message_id, reply.id);
+  const got = await runs.retrieveStep(thread.id, run.id, toolStep.id);
+  assert.deepEqual(fileSearchCall(got, fs.file.id).results, details.results);
+
+  // On the wire (any SDK): the passage text with include[], on list and retrieve.
+  for (const path of [
+    fsStepsPath(thread.id, run.id, { include: true }),
+    fsStepsPath(thread.id, run.id, { stepId: toolStep.id, include: true }),
+  ]) {
+    const { status, body } = await rawGet(path);
+    assert.equal(status, 200, `${path}: ${JSON.stringify(body)}`);
+    const step = body.object === 'list' ? body.data[0] : body;
+    const [top] = step.step_details.tool_calls[0].file_search.results;
+    assert.equal(top.file_id, fs.file.id);
+    assert.equal(top.content?.[0]?.type, 'text', JSON.stringify(top));
+    assert.ok(top.content[0].text.includes('lichen dusted with sea salt'), JSON.stringify(top));
+  }
+});
+
+t(
+  'file_search run: steps list/retrieve with the SDK include parameter',
+  { skip: !HAS_INCLUDE && `openai ${VERSION} runs.steps has no include parameter (checked over raw fetch instead)` },
+  async () => {
+    const fs = await fsSetup();
+    const thread = await fsThread();
+    const run = await runsApi.createAndPoll(thread.id, { assistant_id: fs.assistant.id });
+    assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+
+    const listed = (await runs.listSteps(thread.id, run.id, { order: 'asc', include: [FS_INCLUDE] })).data;
+    assert.deepEqual(listed.map((s) => s.type), ['tool_calls', 'message_creation']);
+    const [top] = fileSearchCall(listed[0], fs.file.id).results;
+    assert.equal(top.content?.[0]?.type, 'text', JSON.stringify(top));
+    assert.ok(top.content[0].text.includes('lichen dusted with sea salt'));
+
+    const got = await runs.retrieveStep(thread.id, run.id, listed[0].id, { include: [FS_INCLUDE] });
+    assert.deepEqual(fileSearchCall(got, fs.file.id).results[0].content, top.content);
+    const plain = await runs.retrieveStep(thread.id, run.id, listed[0].id);
+    assert.ok(!('content' in fileSearchCall(plain, fs.file.id).results[0]));
+  },
+);
+
+t('file_search run: stream finalMessages() carries the streamed annotation', async () => {
+  const fs = await fsSetup();
+  const thread = await fsThread();
+  const stream = runsApi.stream(thread.id, { assistant_id: fs.assistant.id });
+  const rec = record(stream);
+  const annotationDeltas = [];
+  const annotatedSnapshots = [];
+  stream.on('textDelta', (delta, snapshot) => {
+    if (delta.annotations?.length) {
+      annotationDeltas.push(structuredClone(delta.annotations));
+      annotatedSnapshots.push(structuredClone(snapshot.annotations ?? []));
+    }
+  });
+  const messages = await stream.finalMessages();
+  const run = await stream.finalRun();
+
+  assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+  assert.deepEqual(collapse(rec.events), FILE_SEARCH_RUN_EVENTS);
+  assert.equal(rec.toolCallsCreated.length, 1, JSON.stringify(rec.toolCallsCreated));
+  const [[callId, callType, functionName]] = rec.toolCallsCreated;
+  assert.equal(callType, 'file_search');
+  assert.match(callId, /^call_/);
+  assert.equal(functionName, undefined);
+  assert.deepEqual(rec.stepsDone.map((s) => s.type), ['tool_calls', 'message_creation']);
+  const details = fileSearchCall(rec.stepsDone[0], fs.file.id);
+  assert.equal(rec.stepsDone[0].step_details.tool_calls[0].id, callId);
+  assert.ok(details.results.every((r) => !('content' in r)));
+
+  assert.equal(messages.length, 1);
+  const label = assertCitesFile(messages[0], fs.file.id);
+  assert.equal(rec.deltas.filter((d) => d !== undefined).join('').trimEnd(), `Found it ${label}.`);
+  // The annotations came in one delta before thread.message.completed, and the SDK merged them
+  // into its message snapshot.
+  assert.equal(annotationDeltas.length, 1, JSON.stringify(annotationDeltas));
+  const [[streamed]] = annotationDeltas;
+  assert.equal(streamed.index, 0);
+  assert.equal(streamed.type, 'file_citation');
+  assert.equal(streamed.text, label);
+  assert.equal(streamed.file_citation?.file_id, fs.file.id);
+  const ann = messages[0].content[0].text.annotations[0];
+  assert.deepEqual([streamed.start_index, streamed.end_index], [ann.start_index, ann.end_index]);
+  assert.equal(annotatedSnapshots[0].length, 1, JSON.stringify(annotatedSnapshots[0]));
+  assert.equal(annotatedSnapshots[0][0].text, label);
+  assert.equal(annotatedSnapshots[0][0].file_citation?.file_id, fs.file.id);
+
+  // What was streamed is what was stored.
+  const [stored] = (await client.beta.threads.messages.list(thread.id, { order: 'desc', limit: 1 })).data;
+  assert.equal(stored.id, messages[0].id);
+  assert.equal(assertCitesFile(stored, fs.file.id), label);
+});
+
+t(
+  'file_search run: stream with include sends the result content in the completed step',
+  { skip: !HAS_INCLUDE && `openai ${VERSION} runs.stream has no include parameter` },
+  async () => {
+    const fs = await fsSetup();
+    const thread = await fsThread();
+    const stream = runsApi.stream(thread.id, { assistant_id: fs.assistant.id, include: [FS_INCLUDE] });
+    const rec = record(stream);
+    const run = await stream.finalRun();
+    assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+    assert.deepEqual(rec.stepsDone.map((s) => s.type), ['tool_calls', 'message_creation']);
+    const [top] = fileSearchCall(rec.stepsDone[0], fs.file.id).results;
+    assert.equal(top.content?.[0]?.type, 'text', JSON.stringify(top));
+    assert.ok(top.content[0].text.includes('lichen dusted with sea salt'));
+    // include[] shapes that response only: the stored step lists content on request, as before.
+    const [stored] = (await runs.listSteps(thread.id, run.id, { order: 'asc' })).data;
+    assert.ok(!('content' in fileSearchCall(stored, fs.file.id).results[0]));
+  },
+);

@@ -14,12 +14,15 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import signal
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
@@ -904,9 +907,11 @@ def test_unknown_json_keys_are_ignored(client: OpenAI):
 # runs
 #
 # The server's upstream is tests/sdk/fake_llm.py: with tools offered and a last user message
-# mentioning "weather" it calls get_weather({"city": "Paris"}); after a tool result it answers
-# "Tool said: <output>"; otherwise "echo: <last user message>". It streams word by word, each
-# word followed by a space, hence the rstrip() in reply_text().
+# mentioning "weather" it calls get_weather({"city": "Paris"}); offered the built-in
+# `file_search` function it searches for the last user message, and answers a labelled search
+# result with "Found it 【n:m†file】." (quoting the first label); after another tool result it
+# answers "Tool said: <output>"; otherwise "echo: <last user message>". It streams word by word,
+# each word followed by a space, hence the rstrip() in reply_text().
 # --------------------------------------------------------------------------------------------
 
 # One simple run on the wire, consecutive duplicates (the message deltas) collapsed.
@@ -986,7 +991,9 @@ class RecordingHandler(AssistantEventHandler):
 
     def on_tool_call_created(self, tool_call) -> None:
         # The snapshot is rebuilt on every delta: copy what the first delta carried.
-        self.tool_calls_created.append((tool_call.id, tool_call.type, tool_call.function.name))
+        # (Built-in tool calls such as file_search have no function.)
+        function = getattr(tool_call, "function", None)
+        self.tool_calls_created.append((tool_call.id, tool_call.type, function.name if function else None))
 
     def on_tool_call_done(self, tool_call) -> None:
         self.tool_calls_done.append(tool_call)
@@ -1329,3 +1336,281 @@ def test_run_list_retrieve_update_and_step_retrieve(client: OpenAI, echo_assista
     with pytest.raises(openai.NotFoundError) as ei:
         runs.steps.retrieve("step_doesnotexist000", thread_id=thread.id, run_id=r1.id)
     assert_error_shape(ei.value, 404)
+
+
+# --------------------------------------------------------------------------------------------
+# file_search runs
+#
+# The server runs the built-in file_search tool itself: the fake upstream calls `file_search`
+# with the user's question, the server searches the assistant's vector store, records the hits in
+# a file_search tool call step and hands the model passages labelled 【n:m†file】; the label the
+# model quotes in its answer becomes a file_citation annotation.
+# --------------------------------------------------------------------------------------------
+
+FS_FILE_NAME = "glimmerfrost.txt"
+FS_DOC = (
+    "Field guide entry: the glimmerfrost tortoise. The glimmerfrost tortoise lives on the basalt cliffs of "
+    "Skerry Nine and eats lichen dusted with sea salt. Its shell glows a faint blue in winter.\n"
+)
+FS_QUESTION = "What does the glimmerfrost tortoise eat?"
+FS_INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
+FS_LABEL = re.compile(r"\u3010\d+:\d+\u2020([^\u3011]*)\u3011")  # 【0:0†glimmerfrost.txt】
+
+# A file_search run on the wire, consecutive duplicates collapsed: the tool step is created,
+# names its call in a delta and completes (with results) without requires_action, then the
+# answer is written; its annotations delta is one more thread.message.delta.
+FILE_SEARCH_RUN_EVENTS = [
+    "thread.run.created",
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.run.step.delta",
+    "thread.run.step.completed",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+    "thread.message.delta",
+    "thread.message.completed",
+    "thread.run.step.completed",
+    "thread.run.completed",
+]
+
+
+@pytest.fixture(scope="module")
+def file_search_setup(client: OpenAI):
+    """One uploaded file in an ingested vector store, and an assistant searching that store."""
+    f = upload_text(client, FS_FILE_NAME, FS_DOC)
+    vs = vector_stores(client).create(name=unique("vs-fs-runs-"), file_ids=[f.id])
+    store = wait_vs_idle(client, vs.id)
+    assert store.file_counts.completed == 1, store.file_counts
+    assistant = client.beta.assistants.create(
+        model=MODEL,
+        name="sdk-runs-file-search",
+        instructions="Search the files and cite what you use.",
+        tools=[{"type": "file_search", "file_search": {"max_num_results": 5}}],
+        tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
+    )
+    return SimpleNamespace(file=f, vector_store=vs, assistant=assistant)
+
+
+def fs_thread(client: OpenAI):
+    return client.beta.threads.create(messages=[{"role": "user", "content": FS_QUESTION}])
+
+
+def as_plain(value):
+    """A pydantic model (3.x) or the plain object 1.26.0 keeps `file_search` as, as plain data."""
+    return value.model_dump() if hasattr(value, "model_dump") else value
+
+
+def assert_cites_file(message, file_id: str) -> str:
+    """The answer quotes one label of our file, annotated as a file_citation slicing exactly it."""
+    texts = [c.text for c in message.content if c.type == "text"]
+    assert len(texts) == 1, message.content
+    text = texts[0]
+    found = FS_LABEL.search(text.value)
+    assert found, f"no 【n:m†file】 label in {text.value!r}"
+    label = found.group(0)
+    assert found.group(1) == FS_FILE_NAME, label
+    assert text.value.rstrip() == f"Found it {label}."
+    assert len(text.annotations) == 1, text.annotations
+    [ann] = text.annotations
+    assert ann.type == "file_citation", ann
+    assert ann.text == label
+    assert ann.file_citation.file_id == file_id
+    assert isinstance(ann.start_index, int) and isinstance(ann.end_index, int), ann
+    assert text.value[ann.start_index : ann.end_index] == label, (ann.start_index, ann.end_index, text.value)
+    return label
+
+
+def fs_steps_path(thread_id: str, run_id: str, step_id: str | None = None, include: bool = False) -> str:
+    path = f"/threads/{thread_id}/runs/{run_id}/steps" + (f"/{step_id}" if step_id else "")
+    query = [("order", "asc")] if step_id is None else []
+    if include:
+        query.append(("include[]", FS_INCLUDE))
+    return path + ("?" + urllib.parse.urlencode(query) if query else "")
+
+
+def file_search_call(step, file_id: str) -> dict:
+    """The single file_search call of a completed tool_calls step, as plain data."""
+    assert step.type == "tool_calls", step.type
+    assert step.status == "completed", (step.status, step.last_error)
+    assert step.step_details.type == "tool_calls"
+    [call] = step.step_details.tool_calls
+    assert call.type == "file_search", call
+    assert call.id.startswith("call_"), call.id
+    details = as_plain(call.file_search)
+    assert isinstance(details, dict), details
+    ranking = details.get("ranking_options")
+    assert ranking, f"no ranking_options in {details!r}"
+    assert ranking["ranker"] in ("auto", "default_2024_08_21"), ranking
+    assert 0.0 <= ranking["score_threshold"] <= 1.0, ranking
+    results = details.get("results")
+    assert results, f"the search found nothing: {details!r}"
+    top = results[0]
+    assert top["file_id"] == file_id, results
+    assert top["file_name"] == FS_FILE_NAME, results
+    assert isinstance(top["score"], float) and 0.0 < top["score"] <= 1.0, results
+    return details
+
+
+def test_file_search_run_create_and_poll_cites_the_file(client: OpenAI, file_search_setup):
+    fs = file_search_setup
+    thread = fs_thread(client)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=fs.assistant.id)
+    assert run.status == "completed", run.last_error
+    assert run.required_action is None, "file_search runs on the server, never as requires_action"
+    assert [t.type for t in run.tools] == ["file_search"]
+    assert_usage(run.usage)
+
+    msgs = list(client.beta.threads.messages.list(thread.id, order="asc"))
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    reply = msgs[1]
+    assert reply.run_id == run.id
+    assert reply.status == "completed"
+    assert_cites_file(reply, fs.file.id)
+    # Retrieving the message gives the same annotation.
+    assert_cites_file(client.beta.threads.messages.retrieve(reply.id, thread_id=thread.id), fs.file.id)
+
+
+def test_file_search_run_steps_record_results(client: OpenAI, file_search_setup):
+    fs = file_search_setup
+    thread = fs_thread(client)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=fs.assistant.id)
+    assert run.status == "completed", run.last_error
+
+    steps = list(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc"))
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    tool_step, message_step = steps
+    details = file_search_call(tool_step, fs.file.id)
+    assert all(r.get("content") is None for r in details["results"]), "content only with include[]"
+    reply = client.beta.threads.messages.list(thread.id, limit=1).data[0]
+    assert message_step.step_details.message_creation.message_id == reply.id
+
+    got = client.beta.threads.runs.steps.retrieve(tool_step.id, thread_id=thread.id, run_id=run.id)
+    assert file_search_call(got, fs.file.id)["results"] == details["results"]
+
+    # On the wire: no content key without include[], the passage text with it (list and retrieve).
+    status, _, body = raw_request("GET", fs_steps_path(thread.id, run.id))
+    assert status == 200, body
+    results = body["data"][0]["step_details"]["tool_calls"][0]["file_search"]["results"]
+    assert results and all("content" not in r for r in results), results
+    for path in (
+        fs_steps_path(thread.id, run.id, include=True),
+        fs_steps_path(thread.id, run.id, tool_step.id, include=True),
+    ):
+        status, _, body = raw_request("GET", path)
+        assert status == 200, (path, body)
+        step = body["data"][0] if body.get("object") == "list" else body
+        [top, *_] = step["step_details"]["tool_calls"][0]["file_search"]["results"]
+        assert top["file_id"] == fs.file.id
+        assert top["content"] and top["content"][0]["type"] == "text", top
+        assert "lichen dusted with sea salt" in top["content"][0]["text"], top
+
+
+def test_file_search_step_content_with_sdk_include(client: OpenAI, file_search_setup):
+    steps_api = client.beta.threads.runs.steps
+    if "include" not in inspect.signature(steps_api.list).parameters:
+        pytest.skip(f"openai {SDK_VERSION} runs.steps.list has no include parameter (checked over raw HTTP instead)")
+    fs = file_search_setup
+    thread = fs_thread(client)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=fs.assistant.id)
+    assert run.status == "completed", run.last_error
+
+    listed = steps_api.list(run.id, thread_id=thread.id, order="asc", include=[FS_INCLUDE]).data
+    assert [s.type for s in listed] == ["tool_calls", "message_creation"]
+    top = file_search_call(listed[0], fs.file.id)["results"][0]
+    assert top["content"] and top["content"][0]["type"] == "text", top
+    assert "lichen dusted with sea salt" in top["content"][0]["text"]
+
+    got = steps_api.retrieve(listed[0].id, thread_id=thread.id, run_id=run.id, include=[FS_INCLUDE])
+    assert file_search_call(got, fs.file.id)["results"][0]["content"] == top["content"]
+    plain = steps_api.retrieve(listed[0].id, thread_id=thread.id, run_id=run.id)
+    assert file_search_call(plain, fs.file.id)["results"][0].get("content") is None
+
+
+class CitationHandler(RecordingHandler):
+    """Also records what the SDK's message snapshot holds when an annotations delta arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.annotation_deltas: list[list[dict]] = []
+        self.annotated_snapshots: list[list[dict]] = []
+
+    def on_text_delta(self, delta, snapshot) -> None:
+        if delta.value is not None:
+            self.deltas.append(delta.value)
+        if delta.annotations:
+            self.annotation_deltas.append([a.model_dump() for a in delta.annotations])
+            self.annotated_snapshots.append([a.model_dump() for a in snapshot.annotations or []])
+
+
+def test_file_search_run_streamed_with_event_handler(client: OpenAI, file_search_setup):
+    fs = file_search_setup
+    thread = fs_thread(client)
+    handler = CitationHandler()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=fs.assistant.id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+        messages = stream.get_final_messages()
+        run = stream.get_final_run()
+
+    assert run.status == "completed", run.last_error
+    assert collapse(handler.events) == FILE_SEARCH_RUN_EVENTS
+    # The tool call the handler saw is a file_search call (not a function).
+    assert len(handler.tool_calls_created) == 1, handler.tool_calls_created
+    call_id, call_type, function_name = handler.tool_calls_created[0]
+    assert call_type == "file_search"
+    assert call_id.startswith("call_")
+    assert function_name is None
+    assert [s.type for s in handler.steps_done] == ["tool_calls", "message_creation"]
+    details = file_search_call(handler.steps_done[0], fs.file.id)
+    assert handler.steps_done[0].step_details.tool_calls[0].id == call_id
+    assert all(r.get("content") is None for r in details["results"])
+
+    assert len(messages) == 1
+    label = assert_cites_file(messages[0], fs.file.id)
+    assert "".join(handler.deltas).rstrip() == f"Found it {label}."
+    # The annotations came in one delta before thread.message.completed, and the SDK merged them
+    # into its message snapshot.
+    assert len(handler.annotation_deltas) == 1, handler.annotation_deltas
+    [streamed] = handler.annotation_deltas[0]
+    assert streamed["index"] == 0
+    assert streamed["type"] == "file_citation"
+    assert streamed["text"] == label
+    assert streamed["file_citation"]["file_id"] == fs.file.id
+    [accumulated] = handler.annotated_snapshots[0]
+    assert accumulated["text"] == label
+    assert accumulated["file_citation"]["file_id"] == fs.file.id
+    ann = messages[0].content[0].text.annotations[0]
+    assert (streamed["start_index"], streamed["end_index"]) == (ann.start_index, ann.end_index)
+    assert (accumulated["start_index"], accumulated["end_index"]) == (ann.start_index, ann.end_index)
+
+    # What was streamed is what was stored.
+    stored = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data[0]
+    assert stored.id == messages[0].id
+    assert assert_cites_file(stored, fs.file.id) == label
+
+
+def test_file_search_run_stream_with_include_sends_content(client: OpenAI, file_search_setup):
+    runs_api = client.beta.threads.runs
+    if "include" not in inspect.signature(runs_api.stream).parameters:
+        pytest.skip(f"openai {SDK_VERSION} runs.stream has no include parameter")
+    fs = file_search_setup
+    thread = fs_thread(client)
+    handler = CitationHandler()
+    with runs_api.stream(
+        thread_id=thread.id, assistant_id=fs.assistant.id, include=[FS_INCLUDE], event_handler=handler
+    ) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    assert run.status == "completed", run.last_error
+    assert [s.type for s in handler.steps_done] == ["tool_calls", "message_creation"]
+    top = file_search_call(handler.steps_done[0], fs.file.id)["results"][0]
+    assert top["content"] and top["content"][0]["type"] == "text", top
+    assert "lichen dusted with sea salt" in top["content"][0]["text"]
+    # include[] shapes that response only: the stored step lists content on request, as before.
+    stored = runs_api.steps.list(run.id, thread_id=thread.id, order="asc").data[0]
+    assert file_search_call(stored, fs.file.id)["results"][0].get("content") is None

@@ -1,0 +1,90 @@
+//! Message attachments with the `file_search` tool: their files go into the thread's vector
+//! store, which is created on demand (and expires after 7 days without use, as the real API's
+//! thread stores do). Everything happens inside the caller's transaction, with the message.
+
+use serde_json::{json, Value};
+
+use super::messages::Message;
+use super::threads::Thread;
+use super::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::store::Tx;
+
+/// File ids of the message's attachments that ask for file_search.
+pub fn file_search_files(m: &Message) -> Vec<String> {
+    m.attachments
+        .iter()
+        .filter(|a| {
+            a.get("tools")
+                .and_then(Value::as_array)
+                .is_some_and(|tools| {
+                    tools
+                        .iter()
+                        .any(|t| t.get("type").and_then(Value::as_str) == Some("file_search"))
+                })
+        })
+        .filter_map(|a| a.get("file_id").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// Adds `files` to the thread's vector store inside `tx`, creating the store when the thread
+/// has none and recording it in the thread's `tool_resources`. Returns whether anything was
+/// attached (the caller wakes ingestion after committing).
+pub async fn attach_to_thread_store(
+    state: &AppState,
+    tx: &mut Tx,
+    project: &str,
+    thread_id: &str,
+    files: &[String],
+) -> ApiResult<bool> {
+    if files.is_empty() {
+        return Ok(false);
+    }
+    let thread = state
+        .store
+        .find_in::<Thread>(tx, project, thread_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("thread", thread_id))?;
+    let existing = thread
+        .tool_resources
+        .pointer("/file_search/vector_store_ids/0")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let strategy = super::common::auto_chunking();
+    match existing {
+        Some(vs) => {
+            for f in files {
+                if !state.store.vs_has_file_in(tx, &vs, f).await? {
+                    state
+                        .store
+                        .attach_file_in(tx, project, &vs, f, None, &strategy, None)
+                        .await?;
+                }
+            }
+            state.store.touch_store_in(tx, &vs).await?;
+        }
+        None => {
+            let vs = super::vector_stores::create_store_in(
+                state,
+                tx,
+                project,
+                None,
+                Default::default(),
+                Some(json!({"anchor": "last_active_at", "days": 7})),
+                files,
+                &strategy,
+            )
+            .await?;
+            state
+                .store
+                .update_in::<Thread>(tx, project, thread_id, |t| {
+                    let mut resources = t.tool_resources.as_object().cloned().unwrap_or_default();
+                    resources.insert("file_search".into(), json!({ "vector_store_ids": [vs.id] }));
+                    t.tool_resources = Value::Object(resources);
+                    Ok(())
+                })
+                .await?;
+        }
+    }
+    Ok(true)
+}
