@@ -1289,3 +1289,163 @@ async fn file_search_attachments_fill_the_threads_store_created_on_demand() {
         first.as_str()
     );
 }
+
+/// A small web site on 127.0.0.1 for web_retrieval: a page, redirects, a JSON search endpoint.
+async fn web_site() -> String {
+    use axum::routing::get;
+    let page = "<html><head><title>Quokka Facts</title><script>var secret = 'SCRIPT-TEXT';</script>\
+        <style>.x { color: red }</style></head><body><nav>Home | About</nav><h1>Quokkas</h1>\
+        <p>Quokkas &amp; wallabies eat leaves.</p><p>They live on Rottnest&nbsp;Island.</p></body></html>";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let search_base = base.clone();
+    let app = axum::Router::new()
+        .route(
+            "/page",
+            get(move || async move { ([("content-type", "text/html; charset=utf-8")], page) }),
+        )
+        .route(
+            "/moved",
+            get(|| async { (axum::http::StatusCode::FOUND, [("location", "/page")], "") }),
+        )
+        .route(
+            "/to-metadata",
+            get(|| async {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [("location", "http://169.254.169.254/latest/meta-data")],
+                    "",
+                )
+            }),
+        )
+        .route(
+            "/search",
+            get(move || {
+                let base = search_base.clone();
+                async move {
+                    axum::Json(json!({"results": [
+                        {"url": format!("{base}/page"), "title": "Quokka Facts", "content": "All about quokkas."}
+                    ]}))
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+#[tokio::test]
+async fn web_retrieval_reads_granted_pages_and_answers_cite_them() {
+    let site = web_site().await;
+    let llm = FakeLlm::start().await;
+    // Not granted: the built-in plugin does not load, and assistants cannot enable it.
+    let closed = setup(&llm).await;
+    let (s, e) = closed
+        .post(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "web_retrieval"}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+
+    let host = site.trim_start_matches("http://").to_string();
+    let search_url = format!("{site}/search");
+    let app = TestApp::spawn_with_llm(&llm, move |s| {
+        let mut grant = assistants_host::plugins::manifest::Grant {
+            hosts: vec![host],
+            allow_private_addresses: true,
+            ..Default::default()
+        };
+        grant.config.insert("search_url".into(), search_url);
+        s.plugins.grants.insert("web_retrieval".into(), grant);
+    })
+    .await;
+    let (asst, thread) =
+        assistant_and_thread(&app, json!({"tools": [{"type": "web_retrieval"}]})).await;
+    // The model searches, fetches through a redirect, then answers citing the page.
+    llm.push(Reply::tool("web_search", r#"{"query":"quokka diet"}"#));
+    llm.push(Reply::tool(
+        "web_fetch",
+        &json!({"url": format!("{site}/moved")}).to_string(),
+    ));
+    llm.push(Reply::text("They eat leaves【1:0†Quokka Facts】."));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let reqs = llm.requests();
+    let tool_out = |i: usize| {
+        reqs[i]["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let search = tool_out(1);
+    assert!(search.starts_with("【0:0†Quokka Facts】"), "{search}");
+    let page = tool_out(2);
+    assert!(page.starts_with("【1:0†Quokka Facts】"), "{page}");
+    assert!(
+        page.contains(&format!("{site}/page")),
+        "the final URL after the redirect: {page}"
+    );
+    assert!(page.contains("Quokkas & wallabies eat leaves."), "{page}");
+    assert!(page.contains("Rottnest Island"), "{page}");
+    assert!(
+        !page.contains("SCRIPT-TEXT")
+            && !page.contains("color: red")
+            && !page.contains("Home | About"),
+        "{page}"
+    );
+
+    let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
+    let text = &msgs["data"][0]["content"][0]["text"];
+    let ann = &text["annotations"][0];
+    assert_eq!(ann["type"], "url_citation", "{text}");
+    assert_eq!(ann["url"], format!("{site}/page"));
+    assert_eq!(ann["title"], "Quokka Facts");
+    let value: Vec<char> = text["value"].as_str().unwrap().chars().collect();
+    let (s, e) = (
+        ann["start_index"].as_u64().unwrap() as usize,
+        ann["end_index"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(
+        value[s..e].iter().collect::<String>(),
+        "【1:0†Quokka Facts】"
+    );
+
+    // A redirect into the metadata range and an ungranted host are refused by the host.
+    llm.push(Reply::tool(
+        "web_fetch",
+        &json!({"url": format!("{site}/to-metadata")}).to_string(),
+    ));
+    llm.push(Reply::text("Could not."));
+    llm.push(Reply::tool("web_fetch", r#"{"url":"http://example.com/"}"#));
+    llm.push(Reply::text("Could not either."));
+    for _ in 0..2 {
+        let (_, run) = app
+            .post(
+                &format!("/threads/{thread}/runs"),
+                json!({"assistant_id": asst}),
+            )
+            .await;
+        let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        let out = llm.last_request()["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            out.starts_with("error:") && out.contains("refused"),
+            "{out}"
+        );
+    }
+}

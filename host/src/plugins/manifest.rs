@@ -73,6 +73,10 @@ pub struct Network {
     /// or `"*"` for "whichever hosts the operator grants" (plugins whose API is operator-chosen).
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// With `"*"`: the plugin is useless without network, so it loads only once the operator
+    /// grants at least one host (instead of loading and failing every call).
+    #[serde(default)]
+    pub require_grant: bool,
 }
 
 /// The manifest as shipped by the plugin author.
@@ -217,6 +221,12 @@ pub fn effective(
                 manifest.id
             ));
         }
+    }
+    if manifest.network.require_grant && manifest.allowed_hosts(grant).is_empty() {
+        missing.push(format!(
+            "at least one network host (add it to plugins.grants.{}.hosts)",
+            manifest.id
+        ));
     }
     for c in manifest.config.iter().filter(|c| c.required) {
         if !grant.config.contains_key(&c.key) {

@@ -97,8 +97,47 @@ fn new_ids() -> ActionIds {
     }
 }
 
-/// `file_citation` annotations for the file_search labels in `text` that name a passage this
-/// run was given: by its exact `sequence:index`, else by file name (models garble numbers).
+/// The citable passages of a tool's output: each annotation whose indices cover a label
+/// `【s:n†name】` in the text (a `url` annotation makes a web source, a `file` one a file source).
+fn labelled_sources(out: &crate::plugins::bindings::ToolOutput) -> Vec<super::model::Source> {
+    use crate::plugins::bindings::Annotation;
+    let chars: Vec<char> = out.text.chars().collect();
+    let label_at = |start: u32, end: u32| {
+        let (s, e) = (start as usize, end as usize);
+        (s < e && e <= chars.len())
+            .then(|| chars[s..e].iter().collect::<String>())
+            .and_then(|t| assistants_worker::citations::labels(&t).into_iter().next())
+    };
+    out.annotations
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let (start, end, file_id, url, title) = match a {
+                Annotation::Url(u) => (
+                    u.start_index,
+                    u.end_index,
+                    String::new(),
+                    Some(u.url.clone()),
+                    u.title.clone(),
+                ),
+                Annotation::File(f) => (f.start_index, f.end_index, f.file_id.clone(), None, None),
+            };
+            let label = label_at(start, end)?;
+            Some(super::model::Source {
+                sequence: label.sequence.unwrap_or(0),
+                index: label.index.unwrap_or(i as u32),
+                file_id,
+                filename: label.filename,
+                url,
+                title,
+            })
+        })
+        .collect()
+}
+
+/// Citation annotations for the labels in `text` that name a passage this run was given: by
+/// its exact `sequence:index`, else by name (models garble numbers). File sources become
+/// `file_citation`s, web sources `url_citation`s (the shape the Responses API uses).
 fn citations(text: &str, sources: &[super::model::Source]) -> Vec<Value> {
     assistants_worker::citations::labels(text)
         .into_iter()
@@ -109,13 +148,23 @@ fn citations(text: &str, sources: &[super::model::Source]) -> Vec<Value> {
                     && s.filename == l.filename
             });
             let source = exact.or_else(|| sources.iter().find(|s| s.filename == l.filename))?;
-            Some(json!({
-                "type": "file_citation",
-                "text": l.text,
-                "start_index": l.start_index,
-                "end_index": l.end_index,
-                "file_citation": {"file_id": source.file_id},
-            }))
+            Some(match &source.url {
+                Some(url) => json!({
+                    "type": "url_citation",
+                    "text": l.text,
+                    "start_index": l.start_index,
+                    "end_index": l.end_index,
+                    "url": url,
+                    "title": source.title.clone().unwrap_or_else(|| source.filename.clone()),
+                }),
+                None => json!({
+                    "type": "file_citation",
+                    "text": l.text,
+                    "start_index": l.start_index,
+                    "end_index": l.end_index,
+                    "file_citation": {"file_id": source.file_id},
+                }),
+            })
         })
         .collect()
 }
@@ -1203,16 +1252,24 @@ impl Engine {
                                         &call.arguments_json,
                                     )
                                     .await;
-                                (r.map(|o| o.text).map_err(|e| error_text(&e)), hits)
+                                let r = r.map(|o| {
+                                    let sources = labelled_sources(&o);
+                                    (o.text, sources)
+                                });
+                                (r.map_err(|e| error_text(&e)), hits)
                             }
                         },
                     };
+                    let mut sources = Vec::new();
                     let result = match outcome {
-                        Ok(text) => ToolResult {
-                            tool_call_id: call.id.clone(),
-                            output: text,
-                            is_error: false,
-                        },
+                        Ok((text, labelled)) => {
+                            sources = labelled;
+                            ToolResult {
+                                tool_call_id: call.id.clone(),
+                                output: text,
+                                is_error: false,
+                            }
+                        }
                         Err(e) => ToolResult {
                             tool_call_id: call.id.clone(),
                             output: format!("error: {e}"),
@@ -1223,7 +1280,7 @@ impl Engine {
                         .as_ref()
                         .filter(|b| b.plugin == FILE_SEARCH)
                         .map(|_| (options, hits));
-                    (result, file_search)
+                    (result, file_search, sources)
                 }
             };
         let work = async {
@@ -1245,7 +1302,9 @@ impl Engine {
         // citable sources.
         let mut replacements = std::collections::HashMap::new();
         let mut results = Vec::with_capacity(outcomes.len());
-        for (result, file_search) in outcomes {
+        for (result, file_search, sources) in outcomes {
+            // Passages a tool labelled and annotated (web pages, files) become citable.
+            ctx.rec.sources.extend(sources);
             if let Some((options, hits)) = file_search {
                 let sequence = options["sequence"].as_u64().unwrap_or(0) as u32;
                 let ranking = options
@@ -1275,6 +1334,8 @@ impl Engine {
                         index: i as u32,
                         file_id: h.file_id.clone(),
                         filename: h.filename.clone(),
+                        url: None,
+                        title: None,
                     });
                 }
                 replacements.insert(result.tool_call_id.clone(), entry);

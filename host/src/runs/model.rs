@@ -170,13 +170,20 @@ pub struct EngineRecord {
     pub include_content: bool,
 }
 
-/// One passage a file_search call returned: label `【{sequence}:{index}†{filename}】`.
+/// One citable passage a tool returned in this run: label `【{sequence}:{index}†{filename}】`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Source {
     pub sequence: u32,
     pub index: u32,
+    /// The cited file (file_search, or a plugin's `file` annotation); empty for web sources.
     pub file_id: String,
+    /// The label's name part (file name, or page title).
     pub filename: String,
+    /// A web source (a plugin's `url` annotation): cited as `url_citation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// Drops `content` from the file_search results of a step's tool calls (it is returned only

@@ -1,0 +1,149 @@
+//! HTML to readable text, inside the sandbox: the page's title, and its visible text with
+//! paragraph breaks at block elements. Script, style and other non-content elements are
+//! dropped; entities are decoded. Deliberately simple (no DOM): malformed markup degrades to
+//! more or less text, never to an error.
+
+const SKIP: [&str; 8] = [
+    "script", "style", "noscript", "svg", "template", "head", "nav", "iframe",
+];
+const BLOCK: [&str; 22] = [
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "tr",
+    "table",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "blockquote",
+    "pre",
+    "hr",
+    "main",
+];
+
+/// (title, text) of an HTML document.
+pub fn readable(html: &str) -> (String, String) {
+    let mut title = String::new();
+    let mut text = String::new();
+    let mut skipping: Option<String> = None;
+    let mut in_title = false;
+    let mut rest = html;
+    while !rest.is_empty() {
+        let Some(lt) = rest.find('<') else {
+            push_text(&mut text, &mut title, in_title, skipping.is_some(), rest);
+            break;
+        };
+        push_text(
+            &mut text,
+            &mut title,
+            in_title,
+            skipping.is_some(),
+            &rest[..lt],
+        );
+        rest = &rest[lt..];
+        if rest.starts_with("<!--") {
+            rest = rest.find("-->").map(|i| &rest[i + 3..]).unwrap_or("");
+            continue;
+        }
+        let Some(gt) = rest.find('>') else { break };
+        let tag = &rest[1..gt];
+        rest = &rest[gt + 1..];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if name == "title" {
+            in_title = !closing;
+            continue;
+        }
+        if let Some(s) = &skipping {
+            if closing && *s == name {
+                skipping = None;
+            }
+            continue;
+        }
+        if !closing && SKIP.contains(&name.as_str()) && !tag.ends_with('/') {
+            // <head> holds the title: keep reading it, skip the rest of the head.
+            if name != "head" {
+                skipping = Some(name);
+            }
+            continue;
+        }
+        if BLOCK.contains(&name.as_str()) && !text.ends_with("\n\n") && !text.is_empty() {
+            text.push_str("\n\n");
+        }
+    }
+    let text = text
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    (title.split_whitespace().collect::<Vec<_>>().join(" "), text)
+}
+
+fn push_text(text: &mut String, title: &mut String, in_title: bool, skipping: bool, raw: &str) {
+    if skipping || raw.is_empty() {
+        return;
+    }
+    let decoded = decode(raw);
+    if in_title {
+        title.push_str(&decoded);
+    } else {
+        text.push_str(&decoded);
+    }
+}
+
+/// Decodes the common named entities and numeric character references.
+fn decode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..semi];
+        let ch = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" | "#39" => Some('\''),
+            "nbsp" => Some(' '),
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

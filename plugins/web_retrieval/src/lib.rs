@@ -1,0 +1,330 @@
+//! The `web_retrieval` tool: `web_fetch(url)` reads a page, `web_search(query)` asks a
+//! SearXNG-compatible JSON endpoint (when the operator configured `search_url`). Every request
+//! goes through the host's outgoing-HTTP policy: only granted hosts, checked after DNS, private
+//! ranges refused unless granted. Redirects are followed here, up to three, each one a new
+//! request the host checks again, so a redirect into a private range is refused like any other.
+//!
+//! Pages are turned into readable text inside the sandbox (`html`), cut into passages, and
+//! labelled `【{sequence}:{n}†{title}】` with their URL; each label is also returned as a `url`
+//! annotation, which the host keeps so labels the model writes become `url_citation`s.
+
+wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.1.0" });
+
+mod html;
+
+use assistants::plugin::types::{Annotation, UrlCitation};
+use assistants::plugin::{config, logging};
+use exports::assistants::plugin::tool::{CallContext, Guest, ToolError, ToolOutput, ToolSpec};
+use serde_json::Value;
+
+/// Passages of one page given to the model, and their size.
+const MAX_PASSAGES: usize = 6;
+const PASSAGE_CHARS: usize = 900;
+const MAX_REDIRECTS: usize = 3;
+
+struct WebRetrieval;
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `location` resolved against `base` (absolute, scheme-relative, absolute-path or relative).
+fn resolve(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_string();
+    }
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{}{rest}", &base[..scheme_end]);
+    }
+    if location.starts_with('/') {
+        return format!("{}{location}", &base[..authority_end]);
+    }
+    let dir_end = base
+        .rfind('/')
+        .filter(|&i| i >= authority_end)
+        .unwrap_or(authority_end);
+    format!("{}/{location}", &base[..dir_end])
+}
+
+struct Page {
+    url: String,
+    content_type: String,
+    body: String,
+}
+
+/// GETs `url`, following redirects; every hop is checked by the host.
+fn fetch(url: &str) -> Result<Page, ToolError> {
+    let mut url = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ToolError::InvalidArguments(format!(
+                "only http and https URLs can be fetched, not '{url}'"
+            )));
+        }
+        logging::log(logging::Level::Debug, &format!("GET {url}"));
+        let target = url.clone();
+        let (status, location, content_type, body) = wstd::runtime::block_on(async move {
+            let request = wstd::http::Request::get(target.as_str())
+                .header(
+                    "accept",
+                    "text/html,application/json,text/plain;q=0.9,*/*;q=0.5",
+                )
+                .header("user-agent", "assistants-web-retrieval/0.1")
+                .body(wstd::http::Body::empty())
+                .map_err(|e| {
+                    ToolError::InvalidArguments(format!("'{target}' is not a valid URL: {e}"))
+                })?;
+            let mut response = wstd::http::Client::new()
+                .send(request)
+                .await
+                .map_err(|e| {
+                    let why = format!("{e:?}");
+                    ToolError::Failed(if why.contains("HttpRequestDenied") {
+                        // The host's policy said no: an ungranted host or a private address.
+                        format!("{target} was refused by the server's network policy (not an allowed destination)")
+                    } else {
+                        format!("fetching {target} failed: {why}")
+                    })
+                })?;
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let location = header("location");
+            let content_type = header("content-type").unwrap_or_default();
+            let status = response.status().as_u16();
+            let bytes = response
+                .body_mut()
+                .contents()
+                .await
+                .map_err(|e| ToolError::Failed(format!("reading {target} failed: {e:?}")))?;
+            let body = String::from_utf8_lossy(bytes).into_owned();
+            Ok::<_, ToolError>((status, location, content_type, body))
+        })?;
+        match (status, location) {
+            (301 | 302 | 303 | 307 | 308, Some(loc)) => url = resolve(&url, &loc),
+            (200..=299, _) => {
+                return Ok(Page {
+                    url,
+                    content_type,
+                    body,
+                })
+            }
+            (s, _) => {
+                return Err(ToolError::Failed(format!("{url} answered HTTP {s}")));
+            }
+        }
+    }
+    Err(ToolError::Failed(format!(
+        "{url}: more than {MAX_REDIRECTS} redirects"
+    )))
+}
+
+/// Text cut into passages of about `PASSAGE_CHARS` characters at paragraph breaks.
+fn passages(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for para in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        if !current.is_empty() && current.chars().count() + para.chars().count() > PASSAGE_CHARS {
+            out.push(std::mem::take(&mut current));
+            if out.len() == MAX_PASSAGES {
+                return out;
+            }
+        }
+        if !current.is_empty() {
+            current.push_str("\n\n");
+        }
+        let room = PASSAGE_CHARS
+            .saturating_sub(current.chars().count())
+            .max(200);
+        current.extend(para.chars().take(room));
+    }
+    if !current.is_empty() && out.len() < MAX_PASSAGES {
+        out.push(current);
+    }
+    out
+}
+
+/// A label's name part: no brackets or daggers, not too long.
+fn label_name(title: &str, url: &str) -> String {
+    let cleaned: String = title
+        .chars()
+        .filter(|c| !matches!(c, '【' | '】' | '†' | '\n' | '\r'))
+        .take(80)
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() {
+        url.to_string()
+    } else {
+        cleaned.to_string()
+    }
+}
+
+/// Labelled passages with one `url` annotation per label.
+struct Output {
+    text: String,
+    annotations: Vec<Annotation>,
+}
+
+impl Output {
+    fn new() -> Output {
+        Output {
+            text: String::new(),
+            annotations: Vec::new(),
+        }
+    }
+
+    fn passage(&mut self, sequence: u64, title: &str, url: &str, body: &str) {
+        if !self.text.is_empty() {
+            self.text.push_str("\n\n");
+        }
+        let n = self.annotations.len();
+        let label = format!("【{sequence}:{n}†{}】", label_name(title, url));
+        let start = self.text.chars().count() as u32;
+        self.text.push_str(&label);
+        let end = self.text.chars().count() as u32;
+        self.text.push_str(&format!(" {url}\n{body}"));
+        self.annotations.push(Annotation::Url(UrlCitation {
+            start_index: start,
+            end_index: end,
+            url: url.to_string(),
+            title: Some(title.to_string()).filter(|t| !t.is_empty()),
+        }));
+    }
+}
+
+fn sequence(ctx: &CallContext) -> u64 {
+    serde_json::from_str::<Value>(&ctx.options_json)
+        .ok()
+        .and_then(|v| v.get("sequence").and_then(Value::as_u64))
+        .unwrap_or(0)
+}
+
+fn web_fetch(ctx: &CallContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let url = args
+        .get("url")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ToolError::InvalidArguments("'url' must be a non-empty string".into()))?;
+    let page = fetch(url)?;
+    let (title, text) =
+        if page.content_type.contains("html") || page.body.trim_start().starts_with('<') {
+            html::readable(&page.body)
+        } else {
+            (String::new(), page.body.clone())
+        };
+    let mut out = Output::new();
+    let seq = sequence(ctx);
+    for p in passages(&text) {
+        out.passage(seq, &title, &page.url, &p);
+    }
+    if out.annotations.is_empty() {
+        return Ok(ToolOutput {
+            text: format!("{} has no readable text.", page.url),
+            annotations: vec![],
+        });
+    }
+    Ok(ToolOutput {
+        text: out.text,
+        annotations: out.annotations,
+    })
+}
+
+fn web_search(ctx: &CallContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let query = args
+        .get("query")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .ok_or_else(|| ToolError::InvalidArguments("'query' must be a non-empty string".into()))?;
+    let base = config::get("search_url").ok_or_else(|| {
+        ToolError::Failed("web search is not configured on this server; use web_fetch".into())
+    })?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let page = fetch(&format!("{base}{sep}q={}&format=json", encode(query)))?;
+    let v: Value = serde_json::from_str(&page.body)
+        .map_err(|e| ToolError::Failed(format!("the search backend sent invalid JSON: {e}")))?;
+    let mut out = Output::new();
+    let seq = sequence(ctx);
+    for r in v
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .take(MAX_PASSAGES)
+    {
+        let (Some(url), title) = (
+            r.get("url").and_then(Value::as_str),
+            r.get("title").and_then(Value::as_str).unwrap_or(""),
+        ) else {
+            continue;
+        };
+        let snippet = r.get("content").and_then(Value::as_str).unwrap_or("");
+        out.passage(seq, title, url, snippet.trim());
+    }
+    if out.annotations.is_empty() {
+        return Ok(ToolOutput {
+            text: format!("No results for '{query}'."),
+            annotations: vec![],
+        });
+    }
+    Ok(ToolOutput {
+        text: out.text,
+        annotations: out.annotations,
+    })
+}
+
+impl Guest for WebRetrieval {
+    fn describe() -> Vec<ToolSpec> {
+        let mut tools = vec![ToolSpec {
+            name: "web_fetch".into(),
+            description: "Fetch a web page by URL and read its text. Passages start with a label \
+                          like 【0:1†Page title】; cite a passage you use by writing its label \
+                          exactly, right after the sentence it supports."
+                .into(),
+            parameters_json: r#"{"type":"object","properties":{"url":{"type":"string","description":"An http or https URL."}},"required":["url"],"additionalProperties":false}"#.into(),
+            strict: true,
+        }];
+        if config::get("search_url").is_some() {
+            tools.push(ToolSpec {
+                name: "web_search".into(),
+                description: "Search the web. Results start with a label like 【0:1†Page title】 \
+                              and their URL; fetch a result with web_fetch to read it, and cite \
+                              by writing its label exactly."
+                    .into(),
+                parameters_json: r#"{"type":"object","properties":{"query":{"type":"string"}},"required":["query"],"additionalProperties":false}"#.into(),
+                strict: true,
+            });
+        }
+        tools
+    }
+
+    fn invoke(ctx: CallContext, name: String, args: String) -> Result<ToolOutput, ToolError> {
+        let args: Value = serde_json::from_str(&args)
+            .map_err(|e| ToolError::InvalidArguments(format!("arguments are not JSON: {e}")))?;
+        match name.as_str() {
+            "web_fetch" => web_fetch(&ctx, &args),
+            "web_search" => web_search(&ctx, &args),
+            other => Err(ToolError::UnknownTool(other.into())),
+        }
+    }
+}
+
+export!(WebRetrieval);
