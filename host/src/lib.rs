@@ -77,19 +77,21 @@ async fn run_node(
         .context("the object store is not usable")?;
 
     let stop = CancellationToken::new();
-    let ingest = ingest::IngestHandle::default();
-    let workers = ingest::spawn_workers(
-        settings.ingest_concurrency,
-        store.clone(),
-        blobs.clone(),
-        ingest.clone(),
-        stop.clone(),
-    );
     let mut plugin_settings = settings.plugins.clone();
     if plugin_settings.cache_dir.is_none() {
         plugin_settings.cache_dir = Some(settings.storage.data_dir.join("plugin-cache"));
     }
     let plugins = Arc::new(plugins::PluginHost::load(&plugin_settings).await?);
+    let ingest = ingest::IngestHandle::default();
+    // Ingestion reads documents through the parser components.
+    let workers = ingest::spawn_workers(
+        settings.ingest_concurrency,
+        store.clone(),
+        blobs.clone(),
+        plugins.clone(),
+        ingest.clone(),
+        stop.clone(),
+    );
     let search = Arc::new(search::SearchIndexes::default());
     plugins.attach_search(plugins::retrieval::SearchBackend {
         store: store.clone(),

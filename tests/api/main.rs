@@ -4,6 +4,7 @@
 
 mod assistants;
 mod auth;
+mod documents;
 mod errors;
 mod files;
 mod fuzz;

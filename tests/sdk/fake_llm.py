@@ -4,11 +4,14 @@ The SDK suites cannot script replies per request, so this upstream answers by co
   * the last message is from the user, it mentions "weather" and tools are offered (among them
     `get_weather`, or any tools but `file_search`)           -> one `get_weather` call
     (arguments {"city": "Paris"}), streamed in fragments;
+  * otherwise, the last message is from the user, contains an http(s) URL and a function named
+    `web_fetch` is offered (the server's web_retrieval tool)  -> one `web_fetch` call
+    (arguments {"url": <the first URL>}), streamed in fragments;
   * otherwise, the last message is from the user and a function named `file_search` is offered
                                                               -> one `file_search` call
     (arguments {"query": <last user message>}), streamed in fragments;
   * the last message is a tool result starting with a citation label `【…】` (what the server's
-    file_search tool answers)                                 -> "Found it 【…】." quoting the
+    file_search and web_fetch tools answer)                   -> "Found it 【…】." quoting the
     first label exactly;
   * the last message is any other tool result                 -> "Tool said: <output>";
   * anything else                                             -> "echo: <last user message>".
@@ -20,6 +23,7 @@ Usage: python3 fake_llm.py PORT
 from __future__ import annotations
 
 import json
+import re
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -58,6 +62,15 @@ def citation_label(output: str) -> str | None:
     return None
 
 
+URL = re.compile(r"https?://[^\s<>\"'\u3010\u3011]+")
+
+
+def first_url(text: str) -> str | None:
+    """The first http(s) URL in `text`, without trailing sentence punctuation."""
+    found = URL.search(text)
+    return found.group(0).rstrip(".,;:!?)]}") if found else None
+
+
 def tool_call(model: str, call_id: str, name: str, args: str, cuts: tuple[int, ...] = (5,)) -> list[dict]:
     """One tool call streamed in fragments split at `cuts`: the first names the call, later ones
     add argument fragments."""
@@ -86,6 +99,10 @@ def reply(body: dict) -> list[dict]:
     )
     if wants_weather:
         out += tool_call(model, "up_0", "get_weather", json.dumps({"city": "Paris"}))
+    elif from_user and "web_fetch" in offered and first_url(content_text(last.get("content"))):
+        args = json.dumps({"url": first_url(content_text(last.get("content")))})
+        # Three fragments, so that one boundary falls inside the URL.
+        out += tool_call(model, "up_wf_0", "web_fetch", args, cuts=(5, 5 + (len(args) - 5) // 2))
     elif from_user and "file_search" in offered:
         args = json.dumps({"query": content_text(last_user)})
         # Three fragments, so that one boundary falls inside the query string.

@@ -9,6 +9,10 @@
 #   ASSISTANTS_CI_CACHE   where the SDK venvs / npm dirs live (default ~/.cache/assistants-ci)
 #   ASSISTANTS_SDK_TEST_URL  run against an already running server (e.g. http://127.0.0.1:8000/v1)
 #                         instead of starting one
+#   ASSISTANTS_SDK_WEB_URL   with ASSISTANTS_SDK_TEST_URL only: an HTML page (a <title>, <p>
+#                         paragraphs, a <script>) on a host that server grants web_retrieval; without
+#                         it the web_retrieval tests skip. A server started here gets its own page
+#                         (a static server on 127.0.0.1) and the grant, in a --config file.
 #   SDK_SUITE_TIMEOUT     wall-clock limit per suite in seconds (default 900)
 #   SDK_TEST_TIMEOUT      limit per test in seconds, read by the suites (default 180)
 #   PYTHON                interpreter used to create the venvs (default python3)
@@ -43,7 +47,7 @@ die() { printf 'run.sh: %s\n' "$*" >&2; exit 2; }
 SUITES=()
 for arg in "$@"; do
   case "$arg" in
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     all) SUITES+=("${ALL_SUITES[@]}") ;;
     py126|py357|node442|node759) SUITES+=("$arg") ;;
     *) die "unknown suite '$arg' (choose from: ${ALL_SUITES[*]} all)" ;;
@@ -145,11 +149,13 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/assistants-sdk.XXXXXX")"
 SERVER_LOG="$TMP/server.log"
 SERVER_PID=""
 LLM_PID=""
+WEB_PID=""
 KEEP_TMP=0
 
 cleanup() {
   local rc=$?
   [[ -n "$LLM_PID" ]] && kill "$LLM_PID" 2>/dev/null || true
+  [[ -n "$WEB_PID" ]] && kill "$WEB_PID" 2>/dev/null || true
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -188,22 +194,54 @@ else
   LLM_PORT="$(free_port)"
   "$PYTHON" "$HERE/fake_llm.py" "$LLM_PORT" >"$TMP/fake_llm.log" 2>&1 &
   LLM_PID=$!
+  # A static page for the built-in web_retrieval tool, on a host granted in the config file; the
+  # suites read ASSISTANTS_SDK_WEB_URL (title, paragraphs and script text come from the page).
+  mkdir -p "$TMP/web"
+  cat >"$TMP/web/page.html" <<'HTML'
+<!doctype html>
+<html>
+<head>
+<meta charset="utf-8">
+<title>Glimmerfrost Almanac</title>
+<script>var leaked = "SCRIPT-TEXT-MUST-NOT-APPEAR";</script>
+</head>
+<body>
+<h1>Glimmerfrost Almanac</h1>
+<p>The glimmerfrost tortoise basks on the basalt cliffs of Skerry Nine.</p>
+<p>Its shell glows a faint blue in winter and it eats salted lichen.</p>
+</body>
+</html>
+HTML
+  WEB_PORT="$(free_port)"
+  "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$TMP/web" "$WEB_PORT" >"$TMP/web.log" 2>&1 &
+  WEB_PID=$!
+  export ASSISTANTS_SDK_WEB_URL="http://127.0.0.1:$WEB_PORT/page.html"
+  cat >"$TMP/config.toml" <<TOML
+[plugins.grants.web_retrieval]
+hosts = ["127.0.0.1:$WEB_PORT"]
+allow_private_addresses = true
+TOML
   PORT="$(free_port)"
   BASE_URL="http://127.0.0.1:$PORT/v1"
   HEALTH_URL="http://127.0.0.1:$PORT/healthz"
   mkdir -p "$TMP/data"
   log "starting $BIN on 127.0.0.1:$PORT (data dir $TMP/data, log $SERVER_LOG)"
-  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$TMP/data" \
+  "$BIN" --config "$TMP/config.toml" serve --listen "127.0.0.1:$PORT" --data-dir "$TMP/data" \
     --llm-base-url "http://127.0.0.1:$LLM_PORT/v1" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
 fi
 
-healthy() {
+http_ok() {
   if command -v curl >/dev/null; then
-    curl -fsS -o /dev/null --max-time 2 "$HEALTH_URL" 2>/dev/null
+    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null
   else
-    "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$HEALTH_URL" 2>/dev/null
+    "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1" 2>/dev/null
   fi
+}
+healthy() {
+  http_ok "$HEALTH_URL" || return 1
+  # The page web_retrieval reads must be up too (when this script serves it).
+  [[ -z "$WEB_PID" ]] || http_ok "$ASSISTANTS_SDK_WEB_URL"
 }
 
 deadline=$((SECONDS + 30))
@@ -213,14 +251,24 @@ until healthy; do
     print_server_log
     exit 1
   fi
+  if [[ -n "$WEB_PID" ]] && ! kill -0 "$WEB_PID" 2>/dev/null; then
+    echo "run.sh: the test web server exited:" >&2
+    cat "$TMP/web.log" >&2 || true
+    exit 1
+  fi
   if (( SECONDS >= deadline )); then
-    echo "run.sh: $HEALTH_URL not healthy after 30 s" >&2
+    echo "run.sh: $HEALTH_URL${WEB_PID:+ or $ASSISTANTS_SDK_WEB_URL} not healthy after 30 s" >&2
     print_server_log
     exit 1
   fi
   sleep 0.2
 done
 echo "server healthy at $HEALTH_URL"
+if [[ -n "${ASSISTANTS_SDK_WEB_URL:-}" ]]; then
+  echo "web_retrieval test page: $ASSISTANTS_SDK_WEB_URL"
+else
+  echo "ASSISTANTS_SDK_WEB_URL not set: the web_retrieval tests will skip"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # suites

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::blobs::{file_key, Blobs};
+use crate::plugins::PluginHost;
 use crate::store::vector_stores::{IngestJob, NewChunk, MAX_INGEST_ATTEMPTS};
 use crate::store::Store;
 
@@ -46,6 +47,7 @@ pub fn spawn_workers(
     n: usize,
     store: Store,
     blobs: Blobs,
+    parsers: Arc<PluginHost>,
     handle: IngestHandle,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -53,14 +55,25 @@ pub fn spawn_workers(
     tokio::task::spawn_blocking(chunk::warm_up);
     (0..n)
         .map(|_| {
-            let (store, blobs, handle, stop) =
-                (store.clone(), blobs.clone(), handle.clone(), stop.clone());
-            tokio::spawn(async move { worker(store, blobs, handle, stop).await })
+            let (store, blobs, parsers, handle, stop) = (
+                store.clone(),
+                blobs.clone(),
+                parsers.clone(),
+                handle.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move { worker(store, blobs, parsers, handle, stop).await })
         })
         .collect()
 }
 
-async fn worker(store: Store, blobs: Blobs, handle: IngestHandle, stop: CancellationToken) {
+async fn worker(
+    store: Store,
+    blobs: Blobs,
+    parsers: Arc<PluginHost>,
+    handle: IngestHandle,
+    stop: CancellationToken,
+) {
     loop {
         if stop.is_cancelled() {
             return;
@@ -69,7 +82,7 @@ async fn worker(store: Store, blobs: Blobs, handle: IngestHandle, stop: Cancella
         let woken = handle.wake.notified();
         match store.claim_ingest(LEASE_SECS).await {
             Ok(Some(job)) => {
-                process(&store, &blobs, job).await;
+                process(&store, &blobs, &parsers, job).await;
                 continue;
             }
             Ok(None) => {}
@@ -83,13 +96,15 @@ async fn worker(store: Store, blobs: Blobs, handle: IngestHandle, stop: Cancella
     }
 }
 
-async fn process(store: &Store, blobs: &Blobs, job: IngestJob) {
+async fn process(store: &Store, blobs: &Blobs, parsers: &PluginHost, job: IngestJob) {
     use tracing::Instrument;
     let span = tracing::info_span!("ingest", vector_store_id = %job.vector_store_id, file_id = %job.file_id);
-    process_job(store, blobs, job).instrument(span).await
+    process_job(store, blobs, parsers, job)
+        .instrument(span)
+        .await
 }
 
-async fn process_job(store: &Store, blobs: &Blobs, job: IngestJob) {
+async fn process_job(store: &Store, blobs: &Blobs, parsers: &PluginHost, job: IngestJob) {
     if job.attempts > MAX_INGEST_ATTEMPTS {
         let msg = "Ingestion was interrupted repeatedly; giving up on this file.";
         if let Err(e) = store.fail_ingest(&job, "server_error", msg).await {
@@ -97,7 +112,7 @@ async fn process_job(store: &Store, blobs: &Blobs, job: IngestJob) {
         }
         return;
     }
-    match ingest(store, blobs, &job).await {
+    match ingest(store, blobs, parsers, &job).await {
         Ok(Outcome::Done(chunks, usage)) => match store.complete_ingest(&job, &chunks, usage).await
         {
             Ok(true) => tracing::info!(chunks = chunks.len(), usage_bytes = usage, "file indexed"),
@@ -127,6 +142,7 @@ enum Outcome {
 async fn ingest(
     store: &Store,
     blobs: &Blobs,
+    parsers: &PluginHost,
     job: &IngestJob,
 ) -> Result<Outcome, crate::error::ApiError> {
     let Some(file) = store
@@ -158,9 +174,17 @@ async fn ingest(
                 .get_bytes(&file_key(&job.file_id), MAX_PARSE_BYTES)
                 .await?;
             let name = file.filename.clone();
-            let parsed = tokio::task::spawn_blocking(move || parse::extract_text(&name, &bytes))
-                .await
-                .map_err(|e| crate::error::ApiError::internal("text extraction panicked", e))?;
+            // Formats that need real parsing are read by a parser component in the sandbox;
+            // text formats only need their encoding checked, here.
+            let parsed = match parsers.parser_for(&parse::extension(&name)) {
+                Some(parser) => parsers
+                    .parse(&parser, &name, &bytes)
+                    .await
+                    .map_err(|(code, message)| parse::ParseError { code, message }),
+                None => tokio::task::spawn_blocking(move || parse::extract_text(&name, &bytes))
+                    .await
+                    .map_err(|e| crate::error::ApiError::internal("text extraction panicked", e))?,
+            };
             match parsed {
                 Ok(t) => {
                     store.put_file_text(&job.file_id, &t).await?;

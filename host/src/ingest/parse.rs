@@ -1,6 +1,8 @@
-//! Text extraction for the formats ingested natively: plain text, Markdown, JSON, CSV and
-//! source code. Binary formats (PDF, DOCX, PPTX) are parsed by a sandboxed Wasm component in
-//! the retrieval work; until then they fail with `unsupported_file`, never with garbage text.
+//! Text extraction for the formats that need no parsing: plain text, Markdown, JSON, CSV and
+//! source code only have their encoding checked here. Formats that need real parsing (HTML,
+//! office documents) are read by a parser component in the sandbox (`PluginHost::parse`,
+//! chosen by extension before this module is asked); formats nothing reads (PDF, for now) fail
+//! with `unsupported_file`, never with garbage text.
 
 /// Why a file could not be turned into text; `code` is the wire `last_error.code`.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,8 +31,6 @@ const TEXT_EXTENSIONS: &[&str] = &[
     "ini",
     "cfg",
     "conf",
-    "html",
-    "htm",
     "css",
     "scss",
     "tex",
@@ -99,7 +99,7 @@ const BINARY_DOCUMENTS: &[&str] = &[
     "pdf", "docx", "doc", "pptx", "ppt", "xlsx", "xls", "odt", "rtf", "epub",
 ];
 
-fn extension(filename: &str) -> String {
+pub fn extension(filename: &str) -> String {
     let lower = filename.to_ascii_lowercase();
     match lower.rsplit_once('.') {
         Some((_, ext)) => ext.to_string(),

@@ -42,6 +42,19 @@ pub mod retrieval {
     });
 }
 
+pub mod parser {
+    wasmtime::component::bindgen!({
+        world: "parser-plugin",
+        path: "../wit/v0.1.0",
+        exports: { default: async },
+        with: {
+            "assistants:plugin/logging": super::tool::assistants::plugin::logging,
+        },
+    });
+}
+
+pub use parser::exports::assistants::plugin::parser::ParseError;
+pub use parser::{ParserPlugin, ParserPluginPre};
 pub use retrieval::assistants::plugin::vector_store::{SearchHit, SearchRequest};
 pub use retrieval::{RetrievalToolPlugin, RetrievalToolPluginPre};
 pub use strategy::exports::assistants::plugin::strategy::{

@@ -16,6 +16,8 @@ pub enum Kind {
     Tool,
     RetrievalTool,
     Strategy,
+    /// Turns uploaded documents into text for vector stores.
+    Parser,
 }
 
 impl Kind {
@@ -25,6 +27,7 @@ impl Kind {
             Kind::Tool => "assistants:plugin/tool-plugin@0.1.0",
             Kind::RetrievalTool => "assistants:plugin/retrieval-tool-plugin@0.1.0",
             Kind::Strategy => "assistants:plugin/strategy-plugin@0.1.0",
+            Kind::Parser => "assistants:plugin/parser-plugin@0.1.0",
         }
     }
 }

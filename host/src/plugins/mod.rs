@@ -23,8 +23,8 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use bindings::{
-    CallContext, Event, RetrievalToolPluginPre, RunInput, StepResult, StrategyPluginPre, ToolError,
-    ToolOutput, ToolPluginPre, ToolSpec,
+    CallContext, Event, ParseError, ParserPluginPre, RetrievalToolPluginPre, RunInput, StepResult,
+    StrategyPluginPre, ToolError, ToolOutput, ToolPluginPre, ToolSpec,
 };
 use manifest::{Caps, Effective, Grant, Kind, Manifest};
 use runtime::{CallState, PluginEngine, PoolSize};
@@ -55,6 +55,8 @@ pub struct Plugin {
     pub digest: String,
     pub builtin: bool,
     pub tools: Vec<ToolSpec>,
+    /// File extensions a parser plugin reads (empty for other kinds).
+    pub formats: Vec<String>,
     pub limits: Effective,
     config: Arc<BTreeMap<String, String>>,
     http: Arc<egress::HttpPolicy>,
@@ -67,6 +69,7 @@ enum Instance {
     Tool(ToolPluginPre<CallState>),
     Retrieval(RetrievalToolPluginPre<CallState>),
     Strategy(StrategyPluginPre<CallState>),
+    Parser(ParserPluginPre<CallState>),
 }
 
 impl Instance {
@@ -90,7 +93,7 @@ impl Instance {
                     .call_describe(store)
                     .await
             }
-            Instance::Strategy(_) => Ok(Vec::new()),
+            Instance::Strategy(_) | Instance::Parser(_) => Ok(Vec::new()),
         }
     }
 
@@ -117,7 +120,9 @@ impl Instance {
                     .call_invoke(store, ctx, tool, arguments)
                     .await
             }
-            Instance::Strategy(_) => Ok(Err(ToolError::UnknownTool("not a tool plugin".into()))),
+            Instance::Strategy(_) | Instance::Parser(_) => {
+                Ok(Err(ToolError::UnknownTool("not a tool plugin".into())))
+            }
         }
     }
 }
@@ -212,6 +217,7 @@ pub struct PluginHost {
     tools: World,
     retrieval_tools: World,
     strategies: World,
+    parsers: World,
     caps: Caps,
     cache_dir: Option<PathBuf>,
     plugins: HashMap<String, Arc<Plugin>>,
@@ -250,6 +256,8 @@ impl PluginHost {
             tools: World::new(pool, PluginEngine::tool_linker)?,
             retrieval_tools: World::new(pool, PluginEngine::retrieval_linker)?,
             strategies: World::new(pool, PluginEngine::strategy_linker)?,
+            // Parsers are pure like strategies: WASI (empty) and logging only.
+            parsers: World::new(pool, PluginEngine::strategy_linker)?,
             caps,
             cache_dir: settings.cache_dir.clone(),
             plugins: HashMap::new(),
@@ -344,6 +352,7 @@ impl PluginHost {
             Kind::RetrievalTool => {
                 Instance::Retrieval(RetrievalToolPluginPre::new(pre).map_err(not_world)?)
             }
+            Kind::Parser => Instance::Parser(ParserPluginPre::new(pre).map_err(not_world)?),
         };
         let config: BTreeMap<String, String> = manifest
             .config
@@ -360,12 +369,16 @@ impl PluginHost {
             digest,
             builtin,
             tools: Vec::new(),
+            formats: Vec::new(),
             limits,
             config: Arc::new(config),
             pre,
         };
         if plugin.is_tool() {
             plugin.tools = self.describe(&plugin).await?;
+        }
+        if plugin.manifest.kind == Kind::Parser {
+            plugin.formats = self.formats(&plugin).await?;
         }
         self.archive(&plugin.digest, wasm, manifest_text);
         Ok(plugin)
@@ -501,6 +514,7 @@ impl PluginHost {
             Kind::Tool => &self.tools,
             Kind::RetrievalTool => &self.retrieval_tools,
             Kind::Strategy => &self.strategies,
+            Kind::Parser => &self.parsers,
         }
     }
 
@@ -670,6 +684,108 @@ impl PluginHost {
             ));
         }
         Ok(result)
+    }
+}
+
+impl PluginHost {
+    /// Asks a parser component which formats it reads (once, at load).
+    async fn formats(&self, plugin: &Plugin) -> anyhow::Result<Vec<String>> {
+        let Instance::Parser(pre) = &plugin.pre else {
+            return Ok(Vec::new());
+        };
+        let mut store = self.store(plugin);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .assistants_plugin_parser()
+                .call_formats(&mut store)
+                .await
+        };
+        let formats = tokio::time::timeout(Duration::from_millis(plugin.limits.timeout_ms), call)
+            .await
+            .map_err(|_| anyhow::anyhow!("formats() did not return in time"))??;
+        let formats: Vec<String> = formats
+            .into_iter()
+            .map(|f| f.trim_start_matches('.').to_ascii_lowercase())
+            .filter(|f| !f.is_empty())
+            .collect();
+        anyhow::ensure!(!formats.is_empty(), "formats() returned no formats");
+        Ok(formats)
+    }
+
+    /// The parser plugin that reads files with this extension, if any (operator plugins win
+    /// over built-in ones).
+    pub fn parser_for(&self, extension: &str) -> Option<Arc<Plugin>> {
+        let ext = extension.to_ascii_lowercase();
+        let mut found: Vec<Arc<Plugin>> = self
+            .plugins
+            .values()
+            .filter(|p| p.manifest.kind == Kind::Parser && p.formats.contains(&ext))
+            .cloned()
+            .collect();
+        found.sort_by_key(|p| (p.builtin, p.manifest.id.clone()));
+        found.into_iter().next()
+    }
+
+    /// Parses one document in a fresh sandbox. Every failure — the parser's own verdict, a
+    /// trap, the time or memory limit — comes back as (`last_error.code`, message) for the
+    /// vector-store file; the host is never affected.
+    pub async fn parse(
+        &self,
+        plugin: &Plugin,
+        filename: &str,
+        content: &[u8],
+    ) -> Result<String, (&'static str, String)> {
+        let Instance::Parser(pre) = &plugin.pre else {
+            return Err((
+                "server_error",
+                format!("{} is not a parser", plugin.manifest.id),
+            ));
+        };
+        let limits = plugin.limits;
+        let _slot = self
+            .world(plugin.manifest.kind)
+            .slot(Duration::from_millis(limits.timeout_ms))
+            .await
+            .map_err(|e| ("server_error", e))?;
+        let mut store = self.store(plugin);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .assistants_plugin_parser()
+                .call_parse(&mut store, filename, content)
+                .await
+        };
+        let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
+        let outcome = tokio::time::timeout(timeout, call).await;
+        store.data().flush_stdio();
+        let result = match outcome {
+            Err(_) => Err((
+                "invalid_file",
+                format!(
+                    "The document could not be parsed within {} ms.",
+                    limits.timeout_ms
+                ),
+            )),
+            Ok(Err(trap)) => Err((
+                "invalid_file",
+                format!(
+                    "The document could not be parsed: {}.",
+                    describe_trap(&trap, &limits, store.data().limits.memory_limit_hit)
+                        .replace("the tool", "the parser")
+                ),
+            )),
+            Ok(Ok(Err(ParseError::Invalid(m)))) => Err((
+                "invalid_file",
+                format!("The document could not be read: {m}"),
+            )),
+            Ok(Ok(Err(ParseError::Unsupported(m)))) => Err(("unsupported_file", m)),
+            Ok(Ok(Ok(text))) => Ok(text),
+        };
+        if let Err((code, message)) = &result {
+            tracing::info!(plugin = %plugin.id, filename, code, message, "document not parsed");
+        }
+        result
     }
 }
 

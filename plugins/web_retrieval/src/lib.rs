@@ -10,7 +10,7 @@
 
 wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.1.0" });
 
-mod html;
+use textkit::html;
 
 use assistants::plugin::types::{Annotation, UrlCitation};
 use assistants::plugin::{config, logging};

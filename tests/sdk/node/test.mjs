@@ -1551,3 +1551,168 @@ t(
     assert.ok(!('content' in fileSearchCall(stored, fs.file.id).results[0]));
   },
 );
+
+// ---------------------------------------------------------------------------------------------
+// web_retrieval runs (url_citation)
+//
+// tests/sdk/run.sh grants the built-in web_retrieval tool one host, a static web server of its
+// own, and names its test page in ASSISTANTS_SDK_WEB_URL. Offered `web_fetch`, the fake upstream
+// fetches the URL in the user's message; the server reads the page (HTML to text, scripts
+// dropped), hands the model a passage labelled 【n:m†<page title>】 and the answer quoting that
+// label gets our extension annotation:
+//   { type: 'url_citation', text: label, start_index, end_index, url, title }
+// The Node SDKs type no such annotation but pass the JSON through as it came.
+// ---------------------------------------------------------------------------------------------
+
+const WEB_URL = process.env.ASSISTANTS_SDK_WEB_URL;
+const noWeb =
+  !WEB_URL &&
+  'ASSISTANTS_SDK_WEB_URL is not set: no page the server under test may fetch ' +
+    '(tests/sdk/run.sh serves one and grants web_retrieval when it starts its own server)';
+const WEB_LABEL = /\u3010\d+:\d+\u2020([^\u3011]*)\u3011/; // 【0:0†Page Title】
+const URL_CITATION_KEYS = ['end_index', 'start_index', 'text', 'title', 'type', 'url'];
+
+/** The test page's title, paragraphs and script text, read straight from the page. */
+async function readWebPage(url) {
+  const res = await fetch(url);
+  assert.equal(res.status, 200, `GET ${url}`);
+  const html = await res.text();
+  const title = /<title>([^<]+)<\/title>/.exec(html);
+  const paragraphs = [...html.matchAll(/<p>([^<]+)<\/p>/g)].map((m) => m[1].trim());
+  const script = /<script[^>]*>([^<]+)<\/script>/.exec(html);
+  assert.ok(title && paragraphs.length && script, `${url} needs a <title>, <p> paragraphs and a <script>: ${html}`);
+  return { title: title[1].trim(), paragraphs, script: script[1].trim() };
+}
+
+let webSetupPromise;
+const webSetup = () =>
+  (webSetupPromise ??= (async () => {
+    const page = await readWebPage(WEB_URL);
+    const assistant = await client.beta.assistants.create({
+      model: MODEL,
+      name: 'sdk-runs-web',
+      instructions: 'Read the pages you are given and cite them.',
+      tools: [{ type: 'web_retrieval' }],
+    });
+    assert.deepEqual(assistant.tools.map((x) => x.type), ['web_retrieval']);
+    return { page, assistant };
+  })());
+
+const webThread = () => client.beta.threads.create({ messages: [{ role: 'user', content: `Please read ${WEB_URL}` }] });
+
+/** The answer quotes the page's label, annotated as a url_citation slicing exactly it. */
+function assertCitesPage(message, page) {
+  const texts = message.content.filter((c) => c.type === 'text').map((c) => c.text);
+  assert.equal(texts.length, 1, JSON.stringify(message.content));
+  const [text] = texts;
+  const found = WEB_LABEL.exec(text.value);
+  assert.ok(found, `no 【n:m†title】 label in ${JSON.stringify(text.value)}`);
+  const label = found[0];
+  assert.equal(found[1], page.title, label);
+  assert.equal(text.value.trimEnd(), `Found it ${label}.`);
+  assert.equal(text.annotations?.length, 1, JSON.stringify(text.annotations));
+  const [ann] = text.annotations;
+  assert.equal(ann.type, 'url_citation', JSON.stringify(ann));
+  assert.equal(ann.text, label);
+  assert.equal(ann.url, WEB_URL);
+  assert.equal(ann.title, page.title);
+  assert.ok(Number.isInteger(ann.start_index) && Number.isInteger(ann.end_index), JSON.stringify(ann));
+  assert.equal(text.value.slice(ann.start_index, ann.end_index), label, JSON.stringify([ann, text.value]));
+  return label;
+}
+
+/** The single web_fetch function call of a completed tool_calls step, with the page's text. */
+function webFetchCall(step, page) {
+  assert.equal(step.type, 'tool_calls');
+  assert.equal(step.status, 'completed', JSON.stringify(step.last_error));
+  assert.equal(step.step_details.tool_calls.length, 1, JSON.stringify(step.step_details));
+  const [call] = step.step_details.tool_calls;
+  assert.equal(call.type, 'function', JSON.stringify(call));
+  assert.match(call.id, /^call_/);
+  assert.equal(call.function.name, 'web_fetch');
+  assert.deepEqual(JSON.parse(call.function.arguments), { url: WEB_URL });
+  const { output } = call.function;
+  assert.equal(typeof output, 'string', JSON.stringify(call));
+  const label = WEB_LABEL.exec(output);
+  assert.ok(label && label.index === 0 && label[1] === page.title, output);
+  assert.ok(output.includes(WEB_URL), output);
+  for (const paragraph of page.paragraphs) assert.ok(output.includes(paragraph), `${paragraph} not in ${output}`);
+  assert.ok(!output.includes(page.script), `the <script> text leaked into the tool output: ${output}`);
+  return call;
+}
+
+t('web_retrieval run: createAndPoll answers with a url_citation slicing the label', { skip: noWeb }, async () => {
+  const web = await webSetup();
+  const thread = await webThread();
+  const run = await runsApi.createAndPoll(thread.id, { assistant_id: web.assistant.id });
+  assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+  assert.equal(run.required_action, null, 'web_retrieval runs on the server, never as requires_action');
+  assert.deepEqual(run.tools.map((x) => x.type), ['web_retrieval']);
+  assertUsage(run.usage);
+
+  const msgs = await collect(client.beta.threads.messages.list(thread.id, { order: 'asc' }));
+  assert.deepEqual(msgs.map((m) => m.role), ['user', 'assistant']);
+  const reply = msgs[1];
+  assert.equal(reply.run_id, run.id);
+  assert.equal(reply.status, 'completed');
+  const label = assertCitesPage(reply, web.page);
+  assert.equal(assertCitesPage(await sdk.messages.retrieve(thread.id, reply.id), web.page), label);
+  // Exactly the url_citation shape, nothing of file_citation.
+  assert.deepEqual(Object.keys(reply.content[0].text.annotations[0]).sort(), URL_CITATION_KEYS);
+
+  const steps = await collect(runs.listSteps(thread.id, run.id, { order: 'asc' }));
+  assert.deepEqual(steps.map((s) => s.type), ['tool_calls', 'message_creation']);
+  const [toolStep, messageStep] = steps;
+  const call = webFetchCall(toolStep, web.page);
+  assert.ok(call.function.output.startsWith(label), JSON.stringify([label, call.function.output]));
+  assert.equal(messageStep.step_details.message_creation.message_id, reply.id);
+});
+
+t('web_retrieval run: stream finalMessages() carries the streamed url_citation', { skip: noWeb }, async () => {
+  const web = await webSetup();
+  const thread = await webThread();
+  const stream = runsApi.stream(thread.id, { assistant_id: web.assistant.id });
+  const rec = record(stream);
+  const annotationDeltas = [];
+  const annotatedSnapshots = [];
+  stream.on('textDelta', (delta, snapshot) => {
+    if (delta.annotations?.length) {
+      annotationDeltas.push(structuredClone(delta.annotations));
+      annotatedSnapshots.push(structuredClone(snapshot.annotations ?? []));
+    }
+  });
+  const messages = await stream.finalMessages();
+  const run = await stream.finalRun();
+
+  assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+  // Same shape as a file_search run: a tool step completed on the server, then the answer,
+  // whose annotations arrive in one more thread.message.delta before thread.message.completed.
+  assert.deepEqual(collapse(rec.events), FILE_SEARCH_RUN_EVENTS);
+  assert.equal(rec.toolCallsCreated.length, 1, JSON.stringify(rec.toolCallsCreated));
+  const [[callId, callType, functionName]] = rec.toolCallsCreated;
+  assert.deepEqual([callType, functionName], ['function', 'web_fetch']);
+  assert.deepEqual(rec.stepsDone.map((s) => s.type), ['tool_calls', 'message_creation']);
+  assert.equal(webFetchCall(rec.stepsDone[0], web.page).id, callId);
+
+  assert.equal(messages.length, 1);
+  const label = assertCitesPage(messages[0], web.page);
+  assert.equal(rec.deltas.filter((d) => d !== undefined).join('').trimEnd(), `Found it ${label}.`);
+  assert.equal(annotationDeltas.length, 1, JSON.stringify(annotationDeltas));
+  const [[streamed]] = annotationDeltas;
+  assert.equal(streamed.index, 0);
+  assert.equal(streamed.type, 'url_citation');
+  assert.deepEqual([streamed.text, streamed.url, streamed.title], [label, WEB_URL, web.page.title]);
+  const ann = messages[0].content[0].text.annotations[0];
+  assert.deepEqual([streamed.start_index, streamed.end_index], [ann.start_index, ann.end_index]);
+  assert.equal(annotatedSnapshots[0].length, 1, JSON.stringify(annotatedSnapshots[0]));
+  const [accumulated] = annotatedSnapshots[0];
+  assert.deepEqual(
+    [accumulated.type, accumulated.text, accumulated.url, accumulated.title],
+    ['url_citation', label, WEB_URL, web.page.title],
+  );
+
+  // What was streamed is what was stored.
+  const [stored] = (await client.beta.threads.messages.list(thread.id, { order: 'desc', limit: 1 })).data;
+  assert.equal(stored.id, messages[0].id);
+  assert.equal(assertCitesPage(stored, web.page), label);
+});

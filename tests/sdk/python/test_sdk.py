@@ -1614,3 +1614,182 @@ def test_file_search_run_stream_with_include_sends_content(client: OpenAI, file_
     # include[] shapes that response only: the stored step lists content on request, as before.
     stored = runs_api.steps.list(run.id, thread_id=thread.id, order="asc").data[0]
     assert file_search_call(stored, fs.file.id)["results"][0].get("content") is None
+
+
+# --------------------------------------------------------------------------------------------
+# web_retrieval runs (url_citation)
+#
+# tests/sdk/run.sh grants the built-in web_retrieval tool one host, a static web server of its
+# own, and names its test page in ASSISTANTS_SDK_WEB_URL. Offered `web_fetch`, the fake upstream
+# fetches the URL in the user's message; the server reads the page (HTML to text, scripts
+# dropped), hands the model a passage labelled 【n:m†<page title>】 and the answer quoting that
+# label gets our extension annotation:
+#   {"type": "url_citation", "text": label, "start_index": …, "end_index": …, "url": …, "title": …}
+# The SDKs have no such union member: they build it leniently (py: as a FileCitationAnnotation
+# with the extra keys), so url/title are read with getattr / model_extra.
+# --------------------------------------------------------------------------------------------
+
+WEB_URL = os.environ.get("ASSISTANTS_SDK_WEB_URL")
+needs_web = pytest.mark.skipif(
+    not WEB_URL,
+    reason="ASSISTANTS_SDK_WEB_URL is not set: no page the server under test may fetch "
+    "(tests/sdk/run.sh serves one and grants web_retrieval when it starts its own server)",
+)
+WEB_LABEL = re.compile(r"\u3010\d+:\d+\u2020([^\u3011]*)\u3011")  # 【0:0†Page Title】
+URL_CITATION_KEYS = {"type", "text", "start_index", "end_index", "url", "title"}
+
+
+def read_web_page(url: str) -> SimpleNamespace:
+    """The test page's title, paragraphs and script text, read straight from the page."""
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        html = resp.read().decode("utf-8")
+    title = re.search(r"<title>([^<]+)</title>", html)
+    paragraphs = [p.strip() for p in re.findall(r"<p>([^<]+)</p>", html)]
+    script = re.search(r"<script[^>]*>([^<]+)</script>", html)
+    assert title and paragraphs and script, f"{url} needs a <title>, <p> paragraphs and a <script>: {html!r}"
+    return SimpleNamespace(title=title.group(1).strip(), paragraphs=paragraphs, script=script.group(1).strip())
+
+
+@pytest.fixture(scope="module")
+def web_setup(client: OpenAI):
+    page = read_web_page(WEB_URL)
+    assistant = client.beta.assistants.create(
+        model=MODEL,
+        name="sdk-runs-web",
+        instructions="Read the pages you are given and cite them.",
+        tools=[{"type": "web_retrieval"}],
+    )
+    assert [t.type for t in assistant.tools] == ["web_retrieval"]
+    return SimpleNamespace(page=page, assistant=assistant)
+
+
+def web_thread(client: OpenAI):
+    return client.beta.threads.create(messages=[{"role": "user", "content": f"Please read {WEB_URL}"}])
+
+
+def extra(obj, key: str):
+    """A key the SDK's model does not declare: an attribute, else from model_extra."""
+    value = getattr(obj, key, None)
+    if value is None:
+        value = (getattr(obj, "model_extra", None) or {}).get(key)
+    return value
+
+
+def assert_cites_page(message, page) -> str:
+    """The answer quotes the page's label, annotated as a url_citation slicing exactly it."""
+    texts = [c.text for c in message.content if c.type == "text"]
+    assert len(texts) == 1, message.content
+    text = texts[0]
+    found = WEB_LABEL.search(text.value)
+    assert found, f"no 【n:m†title】 label in {text.value!r}"
+    label = found.group(0)
+    assert found.group(1) == page.title, label
+    assert text.value.rstrip() == f"Found it {label}."
+    assert len(text.annotations) == 1, text.annotations
+    [ann] = text.annotations
+    assert ann.type == "url_citation", ann
+    assert ann.text == label
+    assert extra(ann, "url") == WEB_URL, ann
+    assert extra(ann, "title") == page.title, ann
+    assert isinstance(ann.start_index, int) and isinstance(ann.end_index, int), ann
+    assert text.value[ann.start_index : ann.end_index] == label, (ann.start_index, ann.end_index, text.value)
+    return label
+
+
+def web_fetch_call(step, page):
+    """The single web_fetch function call of a completed tool_calls step, with the page's text."""
+    assert step.type == "tool_calls", step.type
+    assert step.status == "completed", (step.status, step.last_error)
+    [call] = step.step_details.tool_calls
+    assert call.type == "function", call
+    assert call.id.startswith("call_"), call.id
+    assert call.function.name == "web_fetch"
+    assert json.loads(call.function.arguments) == {"url": WEB_URL}
+    output = call.function.output
+    assert isinstance(output, str) and output.startswith("\u3010"), output
+    label = WEB_LABEL.match(output)
+    assert label and label.group(1) == page.title, output
+    assert WEB_URL in output, output
+    for paragraph in page.paragraphs:
+        assert paragraph in output, (paragraph, output)
+    assert page.script not in output, f"the <script> text leaked into the tool output: {output!r}"
+    return call
+
+
+@needs_web
+def test_web_retrieval_run_create_and_poll_cites_the_page(client: OpenAI, web_setup):
+    web = web_setup
+    thread = web_thread(client)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=web.assistant.id)
+    assert run.status == "completed", run.last_error
+    assert run.required_action is None, "web_retrieval runs on the server, never as requires_action"
+    assert [t.type for t in run.tools] == ["web_retrieval"]
+    assert_usage(run.usage)
+
+    msgs = list(client.beta.threads.messages.list(thread.id, order="asc"))
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    reply = msgs[1]
+    assert reply.run_id == run.id
+    assert reply.status == "completed"
+    label = assert_cites_page(reply, web.page)
+    assert assert_cites_page(client.beta.threads.messages.retrieve(reply.id, thread_id=thread.id), web.page) == label
+
+    # On the wire: exactly the url_citation shape, nothing of file_citation.
+    status, _, body = raw_request("GET", f"/threads/{thread.id}/messages/{reply.id}")
+    assert status == 200, body
+    [wire] = body["content"][0]["text"]["annotations"]
+    assert set(wire) == URL_CITATION_KEYS, wire
+    assert (wire["url"], wire["title"], wire["text"]) == (WEB_URL, web.page.title, label)
+
+    steps = list(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc"))
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    tool_step, message_step = steps
+    call = web_fetch_call(tool_step, web.page)
+    assert call.function.output.startswith(label), (label, call.function.output)
+    assert message_step.step_details.message_creation.message_id == reply.id
+
+
+@needs_web
+# openai 1.26.0 (pydantic 2) warns when dumping the leniently built annotation (type
+# "url_citation" in a model declaring "file_citation"); the values are dumped all the same.
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
+def test_web_retrieval_run_streamed_with_event_handler(client: OpenAI, web_setup):
+    web = web_setup
+    thread = web_thread(client)
+    handler = CitationHandler()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=web.assistant.id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+        messages = stream.get_final_messages()
+        run = stream.get_final_run()
+
+    assert run.status == "completed", run.last_error
+    # Same shape as a file_search run: a tool step completed on the server, then the answer,
+    # whose annotations arrive in one more thread.message.delta before thread.message.completed.
+    assert collapse(handler.events) == FILE_SEARCH_RUN_EVENTS
+    assert len(handler.tool_calls_created) == 1, handler.tool_calls_created
+    call_id, call_type, function_name = handler.tool_calls_created[0]
+    assert (call_type, function_name) == ("function", "web_fetch")
+    assert [s.type for s in handler.steps_done] == ["tool_calls", "message_creation"]
+    assert web_fetch_call(handler.steps_done[0], web.page).id == call_id
+
+    assert len(messages) == 1
+    label = assert_cites_page(messages[0], web.page)
+    assert "".join(d for d in handler.deltas if d is not None).rstrip() == f"Found it {label}."
+    assert len(handler.annotation_deltas) == 1, handler.annotation_deltas
+    [streamed] = handler.annotation_deltas[0]
+    assert streamed["index"] == 0
+    assert streamed["type"] == "url_citation"
+    assert (streamed["text"], streamed["url"], streamed["title"]) == (label, WEB_URL, web.page.title)
+    [accumulated] = handler.annotated_snapshots[0]
+    assert (accumulated["type"], accumulated["text"]) == ("url_citation", label)
+    assert (accumulated["url"], accumulated["title"]) == (WEB_URL, web.page.title)
+    ann = messages[0].content[0].text.annotations[0]
+    assert (streamed["start_index"], streamed["end_index"]) == (ann.start_index, ann.end_index)
+    assert (accumulated["start_index"], accumulated["end_index"]) == (ann.start_index, ann.end_index)
+
+    # What was streamed is what was stored.
+    stored = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data[0]
+    assert stored.id == messages[0].id
+    assert assert_cites_page(stored, web.page) == label

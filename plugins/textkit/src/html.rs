@@ -108,7 +108,7 @@ fn push_text(text: &mut String, title: &mut String, in_title: bool, skipping: bo
 }
 
 /// Decodes the common named entities and numeric character references.
-fn decode(s: &str) -> String {
+pub fn decode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(amp) = rest.find('&') {
