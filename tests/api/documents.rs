@@ -1,4 +1,4 @@
-//! Documents that need parsing (HTML, DOCX, PPTX, XLSX) are read by the built-in parser
+//! Documents that need parsing (PDF, HTML, DOCX, PPTX, XLSX) are read by the built-in parser
 //! component in the sandbox; hostile ones (a zip bomb, garbage) end as failed files and the
 //! server goes on ingesting the next file.
 
@@ -35,6 +35,54 @@ fn docx(paragraphs: &[&str]) -> Vec<u8> {
         ("[Content_Types].xml", b"<Types/>"),
         ("word/document.xml", xml.as_bytes()),
     ])
+}
+
+/// A small valid PDF: one page per entry, each showing its text in Helvetica.
+fn pdf(pages: &[&str]) -> Vec<u8> {
+    let n = pages.len();
+    // Objects: 1 catalog, 2 pages, 3 font, then (page, contents) pairs.
+    let mut objects: Vec<String> = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".into(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {n} >>",
+            (0..n)
+                .map(|i| format!("{} 0 R", 4 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into(),
+    ];
+    for (i, text) in pages.iter().enumerate() {
+        let content = format!("BT /F1 18 Tf 72 700 Td ({text}) Tj ET");
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
+             /Resources << /Font << /F1 3 0 R >> >> >>",
+            5 + 2 * i
+        ));
+        objects.push(format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ));
+    }
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
 }
 
 /// Ingests `bytes` as `name` into a fresh store; returns (store, file, vector-store file).
@@ -118,6 +166,23 @@ async fn office_documents_and_html_become_text_in_the_sandbox() {
         "Care guide\n\nFerns\n\nWater twice a week."
     );
 
+    let (vs, file, vf) = ingest(
+        &app,
+        "paper.pdf",
+        pdf(&["Quokkas smile", "Second page here"]),
+    )
+    .await;
+    assert_eq!(vf["status"], "completed", "{vf}");
+    let text = text_of(&app, &vs, &file).await;
+    assert!(
+        text.contains("Quokkas smile") && text.contains("Second page here"),
+        "{text:?}"
+    );
+    assert!(
+        text.find("Quokkas").unwrap() < text.find("Second").unwrap(),
+        "pages in order"
+    );
+
     // The parser is listed as a plugin, with its kind.
     let (_, plugins) = app.get("/plugins").await;
     let documents = plugins["data"]
@@ -171,8 +236,15 @@ async fn hostile_documents_fail_alone() {
     let (_, _, vf) = ingest(&app, "empty.docx", docx(&[])).await;
     assert_eq!(vf["status"], "failed", "{vf}");
 
-    // PDF has no parser yet: a clear unsupported_file, not garbage text.
+    // A PDF that is only a header, and a real one cut in half.
     let (_, _, vf) = ingest(&app, "paper.pdf", b"%PDF-1.7 ...".to_vec()).await;
+    assert_eq!(vf["status"], "failed", "{vf}");
+    assert_eq!(vf["last_error"]["code"], "invalid_file", "{vf}");
+    let whole = pdf(&["Some text"]);
+    let (_, _, vf) = ingest(&app, "cut.pdf", whole[..whole.len() / 2].to_vec()).await;
+    assert_eq!(vf["status"], "failed", "{vf}");
+    // Still no parser for some formats: a clear unsupported_file, not garbage text.
+    let (_, _, vf) = ingest(&app, "old.doc", b"\xd0\xcf\x11\xe0".to_vec()).await;
     assert_eq!(vf["last_error"]["code"], "unsupported_file", "{vf}");
 
     // The server is unaffected: the next document is read as usual.

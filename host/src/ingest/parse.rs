@@ -94,7 +94,8 @@ const TEXT_EXTENSIONS: &[&str] = &[
     "srt",
 ];
 
-/// Known binary document formats that need the sandboxed parser.
+/// Binary document formats: read by a parser component when one is installed for them (asked
+/// first), otherwise refused here with `unsupported_file`.
 const BINARY_DOCUMENTS: &[&str] = &[
     "pdf", "docx", "doc", "pptx", "ppt", "xlsx", "xls", "odt", "rtf", "epub",
 ];

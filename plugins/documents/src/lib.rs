@@ -1,4 +1,4 @@
-//! The built-in document parser: HTML, Word (`.docx`), PowerPoint (`.pptx`) and Excel
+//! The built-in document parser: PDF, HTML, Word (`.docx`), PowerPoint (`.pptx`) and Excel
 //! (`.xlsx`) files to text for vector stores. It runs in the plugin sandbox with the host's
 //! memory and time limits, so a hostile file (a zip bomb, absurd nesting) ends this one call,
 //! never the server.
@@ -92,6 +92,37 @@ fn numbered(archive: &Archive<'_>, prefix: &str, suffix: &str) -> Vec<String> {
     found.into_iter().map(|(_, n)| n).collect()
 }
 
+/// The text of a PDF's pages, in order. A malformed file may make the PDF library give up
+/// (an error) or panic: the panic traps this sandboxed call, and the file fails alone.
+fn pdf(content: &[u8]) -> Result<String, ParseError> {
+    if !content.starts_with(b"%PDF") {
+        return Err(ParseError::Invalid(
+            "not a PDF file (no %PDF header)".into(),
+        ));
+    }
+    let text = pdf_extract::extract_text_from_mem(content).map_err(|e| {
+        let why = e.to_string();
+        if why.to_ascii_lowercase().contains("encrypt") {
+            ParseError::Unsupported("encrypted PDFs cannot be read".into())
+        } else {
+            ParseError::Invalid(format!("the PDF could not be read: {why}"))
+        }
+    })?;
+    // Pages come separated by form feeds; paragraphs by blank lines.
+    Ok(text
+        .split('\u{c}')
+        .map(|page| {
+            page.split("\n\n")
+                .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n"))
+}
+
 fn docx(content: &[u8]) -> Result<String, ParseError> {
     let mut archive = open(content)?;
     let mut budget = MAX_INFLATED;
@@ -133,7 +164,7 @@ fn xlsx(content: &[u8]) -> Result<String, ParseError> {
 
 impl Guest for Documents {
     fn formats() -> Vec<String> {
-        ["html", "htm", "xhtml", "docx", "pptx", "xlsx"]
+        ["pdf", "html", "htm", "xhtml", "docx", "pptx", "xlsx"]
             .iter()
             .map(|s| s.to_string())
             .collect()
@@ -150,6 +181,7 @@ impl Guest for Documents {
                     format!("{title}\n\n{body}")
                 }
             }
+            "pdf" => pdf(&content)?,
             "docx" => docx(&content)?,
             "pptx" => pptx(&content)?,
             "xlsx" => xlsx(&content)?,
