@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use assistants_tests::fixtures::pdf;
 use assistants_tests::{json, TestApp};
 use serde_json::Value;
 
@@ -35,54 +36,6 @@ fn docx(paragraphs: &[&str]) -> Vec<u8> {
         ("[Content_Types].xml", b"<Types/>"),
         ("word/document.xml", xml.as_bytes()),
     ])
-}
-
-/// A small valid PDF: one page per entry, each showing its text in Helvetica.
-fn pdf(pages: &[&str]) -> Vec<u8> {
-    let n = pages.len();
-    // Objects: 1 catalog, 2 pages, 3 font, then (page, contents) pairs.
-    let mut objects: Vec<String> = vec![
-        "<< /Type /Catalog /Pages 2 0 R >>".into(),
-        format!(
-            "<< /Type /Pages /Kids [{}] /Count {n} >>",
-            (0..n)
-                .map(|i| format!("{} 0 R", 4 + 2 * i))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into(),
-    ];
-    for (i, text) in pages.iter().enumerate() {
-        let content = format!("BT /F1 18 Tf 72 700 Td ({text}) Tj ET");
-        objects.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
-             /Resources << /Font << /F1 3 0 R >> >> >>",
-            5 + 2 * i
-        ));
-        objects.push(format!(
-            "<< /Length {} >>\nstream\n{content}\nendstream",
-            content.len()
-        ));
-    }
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for o in offsets {
-        out.extend(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
 }
 
 /// Ingests `bytes` as `name` into a fresh store; returns (store, file, vector-store file).

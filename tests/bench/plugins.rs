@@ -120,5 +120,35 @@ fn main() {
             );
         }
         println!("peak RSS: {:.0} MiB before the concurrent rounds, {:.0} MiB after", before, peak_rss_mib());
+
+        // 4. One sandboxed parse of a 10 MB PDF by the built-in documents parser.
+        let parser = host.parser_for("pdf").expect("the built-in documents parser reads PDF");
+        let line = "Quokkas are small marsupials that live on Rottnest Island and smile. ";
+        let page: String = line.repeat(60);
+        let mut pages = Vec::new();
+        let mut size = 0;
+        while size < 10 * 1024 * 1024 {
+            size += page.len() + 200;
+            pages.push(page.as_str());
+        }
+        let pdf = assistants_tests::fixtures::pdf(&pages);
+        let mut times = Vec::new();
+        let mut chars = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let text = host.parse(&parser, "big.pdf", &pdf).await.expect("the PDF parses");
+            times.push(t.elapsed());
+            chars = text.len();
+        }
+        times.sort();
+        println!(
+            "sandboxed parse of a {:.1} MB PDF ({} pages, {:.1} MB of text): median {:.2} s over 3 (limits: {} ms, {} MiB)",
+            pdf.len() as f64 / 1e6,
+            pages.len(),
+            chars as f64 / 1e6,
+            percentile(&times, 0.5).as_secs_f64(),
+            parser.limits.timeout_ms,
+            parser.limits.memory_mib
+        );
     });
 }

@@ -9,6 +9,7 @@
 //!   (endpoint and keys from the usual `AWS_*` variables), each app under its own prefix.
 
 pub mod fake_llm;
+pub mod fixtures;
 
 use std::time::Duration;
 
