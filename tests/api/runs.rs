@@ -1449,3 +1449,73 @@ async fn web_retrieval_reads_granted_pages_and_answers_cite_them() {
         );
     }
 }
+
+#[tokio::test]
+async fn expired_vector_stores_are_refused_for_search_and_file_search() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    let file = app.upload_ok("old.txt", "An old note about quokkas.").await;
+    let vs = app
+        .create(
+            "/vector_stores",
+            json!({"file_ids": [file], "expires_after": {"anchor": "last_active_at", "days": 1}}),
+        )
+        .await;
+    app.wait_vs_file(&vs, &file).await;
+    let (s, _) = app
+        .post(
+            &format!("/vector_stores/{vs}/search"),
+            json!({"query": "quokkas"}),
+        )
+        .await;
+    assert_eq!(s, 200, "a live store is searchable");
+    // Two days without use.
+    assistants_host::store::admin_execute(
+        &app.settings().storage.database_url,
+        &format!(
+            "UPDATE vector_stores SET last_active_at = last_active_at - 172800 WHERE id = '{vs}'"
+        ),
+    )
+    .await
+    .unwrap();
+    let (_, store) = app.get(&format!("/vector_stores/{vs}")).await;
+    assert_eq!(store["status"], "expired");
+    let (s, e) = app
+        .post(
+            &format!("/vector_stores/{vs}/search"),
+            json!({"query": "quokkas"}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(assert_error(&e)["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+
+    // A run's file_search tells the model instead of searching it.
+    let (asst, thread) = assistant_and_thread(
+        &app,
+        json!({"tools": [{"type": "file_search"}],
+               "tool_resources": {"file_search": {"vector_store_ids": [vs]}}}),
+    )
+    .await;
+    llm.push(Reply::tool("file_search", r#"{"query":"quokkas"}"#));
+    llm.push(Reply::text("That store has expired."));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    assert_eq!(
+        app.wait_run(&thread, run["id"].as_str().unwrap()).await["status"],
+        "completed"
+    );
+    let out = llm.last_request()["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .clone();
+    assert!(out.as_str().unwrap().contains("has expired"), "{out}");
+}

@@ -109,6 +109,13 @@ fn expires_after(v: Option<Value>) -> ApiResult<Option<Value>> {
 }
 
 /// Reads a store with its derived fields.
+/// The 400 for using a store past its `expires_after`.
+pub fn expired(id: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "Vector store {id} has expired; create a new one with the same files."
+    ))
+}
+
 pub async fn load(state: &AppState, project: &str, id: &str) -> ApiResult<VectorStore> {
     let doc = state.store.get::<VectorStoreDoc>(project, id).await?;
     view(state, doc).await
@@ -338,6 +345,14 @@ async fn search(
         .map(|f| Filter::parse("filters", f))
         .transpose()?;
     let vs = state.store.get::<VectorStoreDoc>(&project, &id).await?;
+    if state
+        .store
+        .vs_expires_at(&vs.id)
+        .await?
+        .is_some_and(|t| now() > t)
+    {
+        return Err(expired(&vs.id));
+    }
     state.store.mark_store_active(&vs.id).await?;
     let hits = state
         .search

@@ -59,7 +59,23 @@ impl vector_store::Host for CallState {
         };
         let queries = [request.query.clone()];
         let mut hits = Vec::new();
+        let now = crate::ids::now();
         for vs in &stores {
+            // An expired store cannot be searched (as with the real API, whose runs fail on
+            // it); the tool tells the model, which can tell the user.
+            let expires = access
+                .backend
+                .store
+                .vs_expires_at(vs)
+                .await
+                .map_err(|e| e.message)?;
+            if expires.is_some_and(|t| now > t) {
+                return Err(format!(
+                    "vector store {vs} has expired; it must be recreated with the same files"
+                ));
+            }
+            // Searching keeps a store alive, as using it through the API does.
+            let _ = access.backend.store.mark_store_active(vs).await;
             let req = crate::search::SearchRequest {
                 queries: &queries,
                 max_results: request.max_results as usize,

@@ -719,6 +719,21 @@ impl Store {
 
 impl Store {
     /// When the store last changed or was searched (the anchor of `expires_after`).
+    /// When a store expires (`expires_after` days after it was last active), if it does.
+    pub async fn vs_expires_at(&self, vs_id: &str) -> ApiResult<Option<i64>> {
+        let row = sqlx::query("SELECT body, last_active_at FROM vector_stores WHERE id = $1")
+            .bind(vs_id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| ApiError::not_found("vector store", vs_id))?;
+        let body: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
+        let last_active: i64 = row.try_get(1)?;
+        Ok(body
+            .pointer("/expires_after/days")
+            .and_then(serde_json::Value::as_i64)
+            .map(|days| last_active + days * 86_400))
+    }
+
     pub async fn vs_last_active(&self, vs_id: &str) -> ApiResult<i64> {
         let row = sqlx::query("SELECT last_active_at FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
