@@ -21,7 +21,9 @@ pub fn build_wasm_workspace(workspace: &Path, wit_dir: &Path, target_name: &str)
     let key = format!("wit-{:016x}", dir_digest(wit_dir));
     if let Ok(entries) = std::fs::read_dir(&parent) {
         for e in entries.flatten() {
-            if e.file_name() != key.as_str() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("wit-") && name != key.as_str() {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }

@@ -111,12 +111,13 @@ async fn office_documents_and_html_become_text_in_the_sandbox() {
     assert_eq!(text_of(&app, &vs, &file).await, "Region\n\nNorth <east>");
 
     let html = "<html><head><title>Care guide</title><script>alert('x')</script></head>\
-                <body><h1>Ferns</h1><p>Water twice a week.</p></body></html>";
+                <body><h1>Ferns</h1><p>Water twice a week.</p><p>Tom &amp;日本語 &#0;</p></body></html>";
     let (vs, file, vf) = ingest(&app, "guide.html", html.as_bytes().to_vec()).await;
     assert_eq!(vf["status"], "completed", "{vf}");
     assert_eq!(
         text_of(&app, &vs, &file).await,
-        "Care guide\n\nFerns\n\nWater twice a week."
+        "Care guide\n\nFerns\n\nWater twice a week.\n\nTom &日本語 \u{fffd}",
+        "entities next to multi-byte text decode; NUL becomes U+FFFD"
     );
 
     let (vs, file, vf) = ingest(

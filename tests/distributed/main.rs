@@ -115,7 +115,8 @@ async fn tool_outputs_submitted_on_another_node_continue_the_run() {
 #[tokio::test]
 async fn cancel_on_an_api_node_stops_the_worker_promptly() {
     let llm = FakeLlm::start().await;
-    llm.push(Reply::text("a b c d e f g h").chunk_delay(Duration::from_millis(500)));
+    // 16 s of streaming: ending cancelled well before that means the call was aborted.
+    llm.push(Reply::text("a b c d e f g h").chunk_delay(Duration::from_secs(2)));
     let (_worker, api) = cluster(&llm).await;
     let (asst, thread) = setup(&api, json!([])).await;
     let (_, run) = api
@@ -142,7 +143,7 @@ async fn cancel_on_an_api_node_stops_the_worker_promptly() {
     let done = api.wait_run(&thread, &run_id).await;
     assert_eq!(done["status"], "cancelled", "{done}");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
     );

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::messages::Message;
 use super::threads::Thread;
 use super::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::store::Tx;
 
 /// File ids of the message's attachments that ask for file_search.
@@ -40,16 +40,23 @@ pub async fn attach_to_thread_store(
     if files.is_empty() {
         return Ok(false);
     }
+    // Lock the thread row for the rest of the transaction, so concurrent attachments agree
+    // on one store (a no-op update takes the lock on PostgreSQL; SQLite has one writer).
     let thread = state
         .store
-        .find_in::<Thread>(tx, project, thread_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("thread", thread_id))?;
-    let existing = thread
+        .update_in::<Thread>(tx, project, thread_id, |_| Ok(()))
+        .await?;
+    let mut existing = thread
         .tool_resources
         .pointer("/file_search/vector_store_ids/0")
         .and_then(Value::as_str)
         .map(str::to_string);
+    // A store that was deleted or has expired is replaced by a new one.
+    if let Some(vs) = &existing {
+        if !state.store.vs_usable_in(tx, vs).await? {
+            existing = None;
+        }
+    }
     let strategy = super::common::auto_chunking();
     match existing {
         Some(vs) => {

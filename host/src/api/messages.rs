@@ -252,11 +252,17 @@ async fn create(
     if !files.is_empty() {
         // The message and its files' place in the thread's vector store, in one transaction.
         let mut tx = state.store.begin().await?;
-        if let Some(run) = state.store.active_run(&project, &thread_id).await? {
-            return Err(crate::store::runs::thread_locked(&thread_id, &run));
-        }
+        // attach_to_thread_store locks the thread row first (a 404 if it is not ours); the
+        // lock check then reads through the same transaction.
         super::attachments::attach_to_thread_store(&state, &mut tx, &project, &thread_id, &files)
             .await?;
+        if let Some(run) = state
+            .store
+            .active_run_in(&mut tx, &project, &thread_id)
+            .await?
+        {
+            return Err(crate::store::runs::thread_locked(&thread_id, &run));
+        }
         insert_in(&state, &mut tx, &project, &m).await?;
         tx.commit().await?;
         state.ingest.notify();

@@ -688,8 +688,10 @@ async fn create_thread_and_run(
     )
     .await?;
     prepared.run.thread_id = thread.id.clone();
+    // A run's tool_resources replace the assistant's; the thread's own stores (including one
+    // made for its messages' attachments) still apply.
     prepared.engine.vector_store_ids = match &override_resources {
-        Some(r) => store_ids(r),
+        Some(r) => union(&store_ids(r), &store_ids(&thread.tool_resources)),
         None => union(
             &prepared.engine.vector_store_ids,
             &store_ids(&thread.tool_resources),

@@ -127,6 +127,9 @@ impl Instance {
     }
 }
 
+/// Most text a parser may return for one document (it is stored and tokenised host-side).
+pub const MAX_PARSED_TEXT: usize = 32 * 1024 * 1024;
+
 /// Largest strategy state a step may return; it is persisted after every step.
 pub const MAX_STRATEGY_STATE: usize = 1024 * 1024;
 
@@ -780,6 +783,15 @@ impl PluginHost {
                 format!("The document could not be read: {m}"),
             )),
             Ok(Ok(Err(ParseError::Unsupported(m)))) => Err(("unsupported_file", m)),
+            // The host keeps the text and tokenises it: bound it, and keep it storable.
+            Ok(Ok(Ok(text))) if text.len() > MAX_PARSED_TEXT => Err((
+                "invalid_file",
+                format!(
+                    "The document holds more than {} MiB of text, the most a file may have.",
+                    MAX_PARSED_TEXT / (1024 * 1024)
+                ),
+            )),
+            Ok(Ok(Ok(text))) if text.contains('\0') => Ok(text.replace('\0', "\u{fffd}")),
             Ok(Ok(Ok(text))) => Ok(text),
         };
         if let Err((code, message)) = &result {

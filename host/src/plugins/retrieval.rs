@@ -12,6 +12,9 @@ use super::runtime::CallState;
 use crate::search::{Filter, SearchIndexes};
 use crate::store::Store;
 
+/// Most hits recorded for one call (a file_search call makes one search of at most 50).
+const MAX_RECORDED_HITS: usize = 200;
+
 /// The server's search, shared by all calls.
 #[derive(Clone)]
 pub struct SearchBackend {
@@ -106,7 +109,9 @@ impl vector_store::Host for CallState {
             })
             .collect();
         if let Some(access) = &mut self.retrieval {
-            access.hits.extend(hits.iter().cloned());
+            // Recorded host-side, outside the call's memory limit: bounded per call.
+            let room = MAX_RECORDED_HITS.saturating_sub(access.hits.len());
+            access.hits.extend(hits.iter().take(room).cloned());
         }
         Ok(hits)
     }

@@ -527,6 +527,7 @@ impl Engine {
             &ctx.run,
             step_status,
             open.as_ref(),
+            ctx.rec.include_content,
         )
         .await?;
         self.commit(tx, ctx, true).await?;

@@ -84,6 +84,7 @@ pub async fn close_unfinished_in(
     run: &Run,
     status: &str,
     open: Option<&OpenToolStep>,
+    include_content: bool,
 ) -> ApiResult<Vec<StreamEvent>> {
     let t = now();
     let mut events = Vec::new();
@@ -132,7 +133,14 @@ pub async fn close_unfinished_in(
         store
             .upsert_in(tx, project, &s, &[("run_id", Val::Text(s.run_id.clone()))])
             .await?;
-        events.push(StreamEvent::new(&format!("thread.run.step.{status}"), &s));
+        let mut shown = serde_json::to_value(&s)?;
+        if !include_content {
+            model::strip_result_content(&mut shown);
+        }
+        events.push(StreamEvent::new(
+            &format!("thread.run.step.{status}"),
+            &shown,
+        ));
     }
     Ok(events)
 }
@@ -163,8 +171,16 @@ pub async fn end_idle_run(
         RunStatus::Failed => "failed",
         _ => "completed",
     };
-    let events =
-        close_unfinished_in(store, &mut tx, project, &run, step_status, open.as_ref()).await?;
+    let events = close_unfinished_in(
+        store,
+        &mut tx,
+        project,
+        &run,
+        step_status,
+        open.as_ref(),
+        engine.include_content,
+    )
+    .await?;
     store.write_run_in(&mut tx, &run, &engine, None).await?;
     tx.commit().await?;
     for e in events {

@@ -85,6 +85,24 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// [`Store::active_run`] inside `tx` (for a write that must not race a run's creation).
+    pub async fn active_run_in(
+        &self,
+        tx: &mut Tx,
+        project: &str,
+        thread_id: &str,
+    ) -> ApiResult<Option<String>> {
+        let sql = format!(
+            "SELECT id FROM runs WHERE thread_id = $1 AND project_id = $2 AND status IN {ACTIVE_SQL}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(thread_id.to_string())
+            .bind(project.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     /// Read-modify-write of a run and its engine record by the API (submit outputs,
     /// metadata). The lease is left alone: the engine's fenced writes check the status it
     /// expects, so an API transition (say to `cancelling`) is never overwritten.

@@ -179,6 +179,22 @@ impl Store {
     }
 
     /// Marks the store active now and invalidates search caches of it.
+    /// Whether a store exists and has not expired, read inside `tx`.
+    pub(crate) async fn vs_usable_in(&self, tx: &mut super::Tx, vs_id: &str) -> ApiResult<bool> {
+        let row = sqlx::query("SELECT body, last_active_at FROM vector_stores WHERE id = $1")
+            .bind(vs_id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let body: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
+        let last_active: i64 = row.try_get(1)?;
+        let expires = body
+            .pointer("/expires_after/days")
+            .and_then(serde_json::Value::as_i64)
+            .map(|days| last_active + days * 86_400);
+        Ok(!expires.is_some_and(|t| now() > t))
+    }
+
     /// Whether the file is attached to the store, read inside `tx`.
     pub(crate) async fn vs_has_file_in(
         &self,

@@ -18,6 +18,16 @@ const DEFAULT_MAX_RESULTS: u32 = 20;
 
 struct FileSearch;
 
+/// A file name as it can stand in a label (the host resolves labels by this name too):
+/// no brackets, daggers or line breaks, no surrounding spaces.
+fn label_name(filename: &str) -> String {
+    let cleaned: String = filename
+        .chars()
+        .filter(|c| !matches!(c, '【' | '】' | '†' | '\n' | '\r'))
+        .collect();
+    cleaned.trim().to_string()
+}
+
 /// The search options of the tool entry in `options-json`.
 fn options(options_json: &str) -> (u32, f32, u64) {
     let v: Value = serde_json::from_str(options_json).unwrap_or(Value::Null);
@@ -86,7 +96,13 @@ impl Guest for FileSearch {
         let text = hits
             .iter()
             .enumerate()
-            .map(|(i, h)| format!("【{sequence}:{i}†{}】\n{}", h.filename, h.text.trim()))
+            .map(|(i, h)| {
+                format!(
+                    "【{sequence}:{i}†{}】\n{}",
+                    label_name(&h.filename),
+                    h.text.trim()
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n\n");
         Ok(ToolOutput {

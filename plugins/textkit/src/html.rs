@@ -114,7 +114,9 @@ pub fn decode(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+        // Entities are short: look for the ';' within 12 bytes (by byte, so a multi-byte
+        // character after the '&' cannot split a slice).
+        let Some(semi) = rest.as_bytes().iter().take(12).position(|&b| b == b';') else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -127,10 +129,22 @@ pub fn decode(s: &str) -> String {
             "quot" => Some('"'),
             "apos" | "#39" => Some('\''),
             "nbsp" => Some(' '),
-            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
-                .ok()
-                .and_then(char::from_u32),
-            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            // NUL and invalid code points become U+FFFD: the text must stay storable.
+            e if e.starts_with("#x") || e.starts_with("#X") => Some(
+                u32::from_str_radix(&e[2..], 16)
+                    .ok()
+                    .filter(|&c| c != 0)
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{fffd}'),
+            ),
+            e if e.starts_with('#') => Some(
+                e[1..]
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&c| c != 0)
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{fffd}'),
+            ),
             _ => None,
         };
         match ch {

@@ -38,9 +38,15 @@ fn encode(s: &str) -> String {
 
 /// `location` resolved against `base` (absolute, scheme-relative, absolute-path or relative).
 fn resolve(base: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
+    let lower = location.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
         return location.to_string();
     }
+    if location.starts_with('?') {
+        let path = base.split('?').next().unwrap_or(base);
+        return format!("{path}{location}");
+    }
+    let base = base.split(['?', '#']).next().unwrap_or(base);
     let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
     let authority_end = base[scheme_end..]
         .find('/')
@@ -69,7 +75,8 @@ struct Page {
 fn fetch(url: &str) -> Result<Page, ToolError> {
     let mut url = url.to_string();
     for _ in 0..=MAX_REDIRECTS {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let lower = url.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
             return Err(ToolError::InvalidArguments(format!(
                 "only http and https URLs can be fetched, not '{url}'"
             )));
@@ -204,7 +211,8 @@ impl Output {
             start_index: start,
             end_index: end,
             url: url.to_string(),
-            title: Some(title.to_string()).filter(|t| !t.is_empty()),
+            // Titles can be absurdly long; the label already carries a short form.
+            title: Some(title.chars().take(200).collect::<String>()).filter(|t| !t.is_empty()),
         }));
     }
 }
