@@ -192,7 +192,7 @@ impl Store {
             .pointer("/expires_after/days")
             .and_then(serde_json::Value::as_i64)
             .map(|days| last_active + days * 86_400);
-        Ok(!expires.is_some_and(|t| now() > t))
+        Ok(expires.is_none_or(|t| now() <= t))
     }
 
     /// Whether the file is attached to the store, read inside `tx`.
