@@ -151,6 +151,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSISTANTS_LLM_BASE_URL", value_name = "URL")]
     pub llm_base_url: Option<String>,
 
+    /// Embeddings model for vector-store search (through the LLM upstream's `/embeddings`,
+    /// routed like chat models). Without one, search is lexical (BM25) only.
+    #[arg(long, env = "ASSISTANTS_EMBEDDING_MODEL", value_name = "MODEL")]
+    pub embedding_model: Option<String>,
+
     /// API key sent to the LLM upstream (`Authorization: Bearer`).
     #[arg(
         long,
@@ -236,6 +241,8 @@ pub struct LlmFileConfig {
     pub timeout_secs: Option<u64>,
     /// Retries of a call that failed with 429 or 5xx before anything streamed [default: 3].
     pub max_retries: Option<u32>,
+    /// Embeddings model for vector-store search (see `--embedding-model`).
+    pub embedding_model: Option<String>,
     /// `[[llm.routes]]`: `model = "gpt-4o"` (exact) or `prefix = "llama"`, with `base_url`
     /// and optionally `api_key`. The first match wins; unmatched models use the default.
     #[serde(default)]
@@ -341,6 +348,7 @@ pub struct LlmSettings {
     pub timeout: std::time::Duration,
     pub max_retries: u32,
     pub routes: Vec<LlmRoute>,
+    pub embedding_model: Option<String>,
 }
 
 impl std::fmt::Debug for LlmSettings {
@@ -351,6 +359,7 @@ impl std::fmt::Debug for LlmSettings {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("routes", &self.routes)
+            .field("embedding_model", &self.embedding_model)
             .finish()
     }
 }
@@ -428,6 +437,7 @@ impl Settings {
                 plugins_dir: None,
                 llm_base_url: None,
                 llm_api_key: None,
+                embedding_model: None,
                 no_worker: false,
                 run_concurrency: None,
                 run_expiry_secs: None,
@@ -487,6 +497,10 @@ impl Settings {
                 timeout: std::time::Duration::from_secs(file.llm.timeout_secs.unwrap_or(120)),
                 max_retries: file.llm.max_retries.unwrap_or(3),
                 routes: file.llm.routes.clone(),
+                embedding_model: args
+                    .embedding_model
+                    .clone()
+                    .or_else(|| file.llm.embedding_model.clone()),
             },
             runs: RunSettings {
                 worker: !args.no_worker,
@@ -553,6 +567,7 @@ mod tests {
             plugins_dir: None,
             llm_base_url: None,
             llm_api_key: None,
+            embedding_model: None,
             no_worker: false,
             run_concurrency: None,
             run_expiry_secs: None,

@@ -82,17 +82,28 @@ async fn run_node(
         plugin_settings.cache_dir = Some(settings.storage.data_dir.join("plugin-cache"));
     }
     let plugins = Arc::new(plugins::PluginHost::load(&plugin_settings).await?);
+    let llm = Arc::new(runs::llm::Llm::new(&settings.llm)?);
+    let search = Arc::new(search::SearchIndexes::default());
+    match &settings.llm.embedding_model {
+        Some(model) => search.set_embedder(Arc::new(search::Embedder {
+            llm: llm.clone(),
+            model: model.clone(),
+        })),
+        None => tracing::info!(
+            "no embeddings model configured: vector-store search is lexical (BM25) only"
+        ),
+    }
     let ingest = ingest::IngestHandle::default();
-    // Ingestion reads documents through the parser components.
+    // Ingestion reads documents through the parser components and embeds chunks.
     let workers = ingest::spawn_workers(
         settings.ingest_concurrency,
         store.clone(),
         blobs.clone(),
         plugins.clone(),
+        search.clone(),
         ingest.clone(),
         stop.clone(),
     );
-    let search = Arc::new(search::SearchIndexes::default());
     plugins.attach_search(plugins::retrieval::SearchBackend {
         store: store.clone(),
         search: search.clone(),
@@ -132,7 +143,7 @@ async fn run_node(
         let engine = Arc::new(runs::engine::Engine {
             store: store.clone(),
             plugins: plugins.clone(),
-            llm: Arc::new(runs::llm::Llm::new(&settings.llm)?),
+            llm: llm.clone(),
             bus: bus.clone(),
             lease_secs: settings.runs.lease_secs,
             held: Default::default(),

@@ -10,6 +10,13 @@
 //! Scores are BM25 (k1 = 1.2, b = 0.75) divided by the most any chunk could score for the query
 //! (every term present, saturated), giving 0..1: "how fully this chunk matches the query".
 //! That keeps `score_threshold` meaningful on its own, independent of the other results.
+//!
+//! Hybrid search: when the server has an embeddings model ([`Embedder`]), chunks carry unit
+//! vectors and the query is embedded too; chunks are then ranked by reciprocal-rank fusion
+//! (k = 60) of the lexical and the vector rankings, and a chunk's score is the better of its
+//! normalised BM25 and its cosine similarity (clamped to 0..1). Without a model, or if the
+//! query cannot be embedded, search is lexical (and says so in the log). Vectors are compared
+//! exhaustively for now; the index engine for very large stores is the retrieval issue's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,7 +42,26 @@ struct Chunk {
     file: u32,
     len: u32,
     text: Box<str>,
+    vector: Option<Box<[f32]>>,
 }
+
+/// Embeds queries for hybrid search (the server's embeddings model through the LLM upstream).
+pub struct Embedder {
+    pub llm: Arc<crate::runs::llm::Llm>,
+    pub model: String,
+}
+
+impl Embedder {
+    pub async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, String> {
+        self.llm
+            .embed(&self.model, inputs)
+            .await
+            .map_err(|e| e.message().to_string())
+    }
+}
+
+/// Reciprocal-rank fusion constant.
+const RRF_K: f32 = 60.0;
 
 struct FileInfo {
     id: String,
@@ -54,11 +80,15 @@ struct StoreIndex {
 }
 
 impl StoreIndex {
-    fn build(generation: i64, files: Vec<FileInfo>, raw: Vec<(u32, String)>) -> StoreIndex {
+    fn build(
+        generation: i64,
+        files: Vec<FileInfo>,
+        raw: Vec<(u32, String, Option<Vec<f32>>)>,
+    ) -> StoreIndex {
         let mut postings: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
         let mut chunks = Vec::with_capacity(raw.len());
         let mut total: u64 = 0;
-        for (i, (file, text)) in raw.into_iter().enumerate() {
+        for (i, (file, text, vector)) in raw.into_iter().enumerate() {
             let mut tf: HashMap<String, u32> = HashMap::new();
             let mut len = 0u32;
             for t in terms(&text) {
@@ -73,6 +103,7 @@ impl StoreIndex {
                 file,
                 len,
                 text: text.into_boxed_str(),
+                vector: vector.map(Vec::into_boxed_slice),
             });
         }
         let avg_len = if chunks.is_empty() {
@@ -147,12 +178,23 @@ pub struct SearchRequest<'a> {
 /// Per-node cache of store indexes.
 #[derive(Default)]
 pub struct SearchIndexes {
+    /// Query embeddings for hybrid search, when the server has an embeddings model.
+    embedder: std::sync::OnceLock<Arc<Embedder>>,
     cached: Mutex<HashMap<String, (Arc<StoreIndex>, u64)>>,
     building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     clock: std::sync::atomic::AtomicU64,
 }
 
 impl SearchIndexes {
+    /// Makes searches hybrid (called once at startup when an embeddings model is configured).
+    pub fn set_embedder(&self, embedder: Arc<Embedder>) {
+        let _ = self.embedder.set(embedder);
+    }
+
+    pub fn embedder(&self) -> Option<Arc<Embedder>> {
+        self.embedder.get().cloned()
+    }
+
     /// Drops the cached index of a store (the generation check would catch it too; this frees memory early).
     pub fn invalidate(&self, vs_id: &str) {
         self.cached
@@ -213,9 +255,9 @@ impl SearchIndexes {
             });
         }
         // Chunks of files that are no longer completed members are not searchable.
-        let raw: Vec<(u32, String)> = chunks
+        let raw: Vec<(u32, String, Option<Vec<f32>>)> = chunks
             .into_iter()
-            .filter_map(|c| file_no.get(&c.file_id).map(|&f| (f, c.text)))
+            .filter_map(|c| file_no.get(&c.file_id).map(|&f| (f, c.text, c.embedding)))
             .collect();
         let ix = tokio::task::spawn_blocking(move || {
             Arc::new(StoreIndex::build(generation, files, raw))
@@ -267,9 +309,16 @@ impl SearchIndexes {
         // Highest score first; equal scores keep document order, so results are deterministic.
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let bound = ix.max_score(&query_terms).max(f32::EPSILON);
-        Ok(scored
+        let lexical: Vec<(u32, f64)> = scored
             .into_iter()
             .map(|(c, s)| (c, (s / bound).min(1.0) as f64))
+            .collect();
+        let ranked = match self.query_vector(req, &ix).await {
+            Some(q) => fuse(&ix, &allowed, &lexical, &q),
+            None => lexical,
+        };
+        Ok(ranked
+            .into_iter()
             .filter(|(_, s)| *s >= req.threshold && *s > 0.0)
             .take(req.max_results)
             .map(|(c, score)| {
@@ -285,6 +334,54 @@ impl SearchIndexes {
             })
             .collect())
     }
+
+    /// The query's embedding, when search can be hybrid: a model is configured and the store
+    /// has vectors. A failed embedding call degrades to lexical search, with a warning.
+    async fn query_vector(&self, req: &SearchRequest<'_>, ix: &StoreIndex) -> Option<Vec<f32>> {
+        let embedder = self.embedder.get()?;
+        if !ix.chunks.iter().any(|c| c.vector.is_some()) {
+            return None;
+        }
+        let query = req.queries.join("\n");
+        match embedder.embed(&[query]).await {
+            Ok(mut v) => v.pop(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not embed the query; searching lexically");
+                None
+            }
+        }
+    }
+}
+
+/// Reciprocal-rank fusion of the lexical ranking and the vector ranking (cosine of unit
+/// vectors); each chunk scores the better of its two 0..1 scores.
+fn fuse(ix: &StoreIndex, allowed: &[bool], lexical: &[(u32, f64)], q: &[f32]) -> Vec<(u32, f64)> {
+    let mut vector: Vec<(u32, f64)> = ix
+        .chunks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| allowed[c.file as usize])
+        .filter_map(|(i, c)| {
+            let v = c.vector.as_deref()?;
+            (v.len() == q.len()).then(|| {
+                let cos: f32 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+                (i as u32, f64::from(cos.clamp(0.0, 1.0)))
+            })
+        })
+        .filter(|(_, s)| *s > 0.0)
+        .collect();
+    vector.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut fused: HashMap<u32, (f32, f64)> = HashMap::new();
+    for ranking in [lexical, vector.as_slice()] {
+        for (rank, (c, score)) in ranking.iter().enumerate() {
+            let e = fused.entry(*c).or_insert((0.0, 0.0));
+            e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.1 = e.1.max(*score);
+        }
+    }
+    let mut out: Vec<(u32, f32, f64)> = fused.into_iter().map(|(c, (r, s))| (c, r, s)).collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.into_iter().map(|(c, _, s)| (c, s)).collect()
 }
 
 /// An attribute filter: a comparison or an and/or of filters.
@@ -458,9 +555,13 @@ mod tests {
             1,
             files,
             vec![
-                (0, "The quick brown fox jumps over the lazy dog".into()),
-                (1, "Zebras graze on the savanna; a zebra herd".into()),
-                (0, "foxes and more foxes, fox fox".into()),
+                (
+                    0,
+                    "The quick brown fox jumps over the lazy dog".into(),
+                    None,
+                ),
+                (1, "Zebras graze on the savanna; a zebra herd".into(), None),
+                (0, "foxes and more foxes, fox fox".into(), None),
             ],
         )
     }

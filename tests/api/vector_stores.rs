@@ -436,3 +436,62 @@ async fn cancelling_a_batch() {
         200
     );
 }
+
+#[tokio::test]
+async fn with_an_embeddings_model_search_is_hybrid() {
+    use assistants_tests::fake_llm::FakeLlm;
+    let llm = FakeLlm::start().await;
+    let hybrid = TestApp::spawn_with_llm(&llm, |s| {
+        s.llm.embedding_model = Some("embed-test".into());
+    })
+    .await;
+    let lexical = TestApp::spawn_with_llm(&llm, |_| {}).await;
+    for app in [&hybrid, &lexical] {
+        let car = app
+            .upload_ok("car.txt", "The car needs new tires before winter.")
+            .await;
+        let fruit = app
+            .upload_ok("fruit.txt", "Bananas are yellow and sweet.")
+            .await;
+        let vs = app
+            .create("/vector_stores", json!({"file_ids": [car, fruit]}))
+            .await;
+        app.wait_vs(&vs).await;
+        let (s, hits) = app
+            .post(
+                &format!("/vector_stores/{vs}/search"),
+                json!({"query": "automobile"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{hits}");
+        let found: Vec<&str> = hits["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["filename"].as_str().unwrap())
+            .collect();
+        if std::ptr::eq(app, &hybrid) {
+            // No shared word: only the vectors connect "automobile" to the car note.
+            assert_eq!(found.first(), Some(&"car.txt"), "{hits}");
+            let score = hits["data"][0]["score"].as_f64().unwrap();
+            assert!(score > 0.0 && score <= 1.0);
+            // A lexical match still ranks first for its own words.
+            let (_, hits) = app
+                .post(
+                    &format!("/vector_stores/{vs}/search"),
+                    json!({"query": "bananas"}),
+                )
+                .await;
+            assert_eq!(hits["data"][0]["filename"], "fruit.txt");
+        } else {
+            assert!(found.is_empty(), "lexical search has no match: {hits}");
+        }
+    }
+    // Chunks were embedded in batches at ingestion, and queries at search time.
+    let reqs = llm.embedding_requests();
+    assert!(reqs.iter().all(|r| r["model"] == "embed-test"), "{reqs:?}");
+    assert!(reqs.iter().any(|r| r["input"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|t| t.as_str().unwrap().contains("tires")))));
+    assert!(reqs.iter().any(|r| r["input"] == json!(["automobile"])));
+}

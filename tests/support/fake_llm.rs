@@ -93,6 +93,8 @@ struct Inner {
     requests: Vec<Value>,
     /// When each streamed answer started going out (for latency benchmarks).
     answered_at: Vec<std::time::Instant>,
+    /// Bodies of `/embeddings` requests.
+    embedding_requests: Vec<Value>,
 }
 
 #[derive(Clone)]
@@ -107,6 +109,7 @@ impl FakeLlm {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
+            .route("/v1/embeddings", post(embeddings))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -127,6 +130,11 @@ impl FakeLlm {
     /// When each streamed answer started going out, in request order.
     pub fn answered_at(&self) -> Vec<std::time::Instant> {
         self.inner.lock().unwrap().answered_at.clone()
+    }
+
+    /// Every `/embeddings` request body received so far.
+    pub fn embedding_requests(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().embedding_requests.clone()
     }
 
     /// Every request body received so far.
@@ -226,6 +234,54 @@ async fn completions(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Va
         .answered_at
         .push(std::time::Instant::now());
     Sse::new(stream).into_response()
+}
+
+/// Words the fake embedding model treats as one meaning (so vector search can find what
+/// lexical search cannot).
+const SYNONYMS: &[(&str, &str)] = &[("automobile", "car"), ("vehicle", "car"), ("cars", "car")];
+
+/// A deterministic 256-dimension embedding: each word (after synonyms) adds to one dimension.
+pub fn fake_embedding(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; 256];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+    {
+        let w = word.to_lowercase();
+        let w = SYNONYMS
+            .iter()
+            .find(|(from, _)| *from == w)
+            .map(|(_, to)| to.to_string())
+            .unwrap_or(w);
+        let h = w
+            .bytes()
+            .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        v[(h % 256) as usize] += 1.0;
+    }
+    v
+}
+
+async fn embeddings(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Value>) -> Response {
+    let body = body.0;
+    inner.lock().unwrap().embedding_requests.push(body.clone());
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": fake_embedding(t)}))
+        .collect();
+    axum::Json(json!({
+        "object": "list", "data": data, "model": body["model"],
+        "usage": {"prompt_tokens": inputs.len(), "total_tokens": inputs.len()},
+    }))
+    .into_response()
 }
 
 /// A non-streamed completion of `reply`.

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::blobs::{file_key, Blobs};
 use crate::plugins::PluginHost;
+use crate::search::SearchIndexes;
 use crate::store::vector_stores::{IngestJob, NewChunk, MAX_INGEST_ATTEMPTS};
 use crate::store::Store;
 
@@ -48,6 +49,7 @@ pub fn spawn_workers(
     store: Store,
     blobs: Blobs,
     parsers: Arc<PluginHost>,
+    search: Arc<SearchIndexes>,
     handle: IngestHandle,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -55,14 +57,15 @@ pub fn spawn_workers(
     tokio::task::spawn_blocking(chunk::warm_up);
     (0..n)
         .map(|_| {
-            let (store, blobs, parsers, handle, stop) = (
+            let (store, blobs, parsers, search, handle, stop) = (
                 store.clone(),
                 blobs.clone(),
                 parsers.clone(),
+                search.clone(),
                 handle.clone(),
                 stop.clone(),
             );
-            tokio::spawn(async move { worker(store, blobs, parsers, handle, stop).await })
+            tokio::spawn(async move { worker(store, blobs, parsers, search, handle, stop).await })
         })
         .collect()
 }
@@ -71,6 +74,7 @@ async fn worker(
     store: Store,
     blobs: Blobs,
     parsers: Arc<PluginHost>,
+    search: Arc<SearchIndexes>,
     handle: IngestHandle,
     stop: CancellationToken,
 ) {
@@ -82,7 +86,7 @@ async fn worker(
         let woken = handle.wake.notified();
         match store.claim_ingest(LEASE_SECS).await {
             Ok(Some(job)) => {
-                process(&store, &blobs, &parsers, job).await;
+                process(&store, &blobs, &parsers, &search, job).await;
                 continue;
             }
             Ok(None) => {}
@@ -96,15 +100,27 @@ async fn worker(
     }
 }
 
-async fn process(store: &Store, blobs: &Blobs, parsers: &PluginHost, job: IngestJob) {
+async fn process(
+    store: &Store,
+    blobs: &Blobs,
+    parsers: &PluginHost,
+    search: &SearchIndexes,
+    job: IngestJob,
+) {
     use tracing::Instrument;
     let span = tracing::info_span!("ingest", vector_store_id = %job.vector_store_id, file_id = %job.file_id);
-    process_job(store, blobs, parsers, job)
+    process_job(store, blobs, parsers, search, job)
         .instrument(span)
         .await
 }
 
-async fn process_job(store: &Store, blobs: &Blobs, parsers: &PluginHost, job: IngestJob) {
+async fn process_job(
+    store: &Store,
+    blobs: &Blobs,
+    parsers: &PluginHost,
+    search: &SearchIndexes,
+    job: IngestJob,
+) {
     if job.attempts > MAX_INGEST_ATTEMPTS {
         let msg = "Ingestion was interrupted repeatedly; giving up on this file.";
         if let Err(e) = store.fail_ingest(&job, "server_error", msg).await {
@@ -112,7 +128,7 @@ async fn process_job(store: &Store, blobs: &Blobs, parsers: &PluginHost, job: In
         }
         return;
     }
-    match ingest(store, blobs, parsers, &job).await {
+    match ingest(store, blobs, parsers, search, &job).await {
         Ok(Outcome::Done(chunks, usage)) => match store.complete_ingest(&job, &chunks, usage).await
         {
             Ok(true) => tracing::info!(chunks = chunks.len(), usage_bytes = usage, "file indexed"),
@@ -143,6 +159,7 @@ async fn ingest(
     store: &Store,
     blobs: &Blobs,
     parsers: &PluginHost,
+    search: &SearchIndexes,
     job: &IngestJob,
 ) -> Result<Outcome, crate::error::ApiError> {
     let Some(file) = store
@@ -205,16 +222,33 @@ async fn ingest(
     .await
     .map_err(|e| crate::error::ApiError::internal("chunking panicked", e))?;
     match chunks {
-        Ok(chunks) => Ok(Outcome::Done(
-            chunks
-                .into_iter()
-                .map(|c| NewChunk {
-                    tokens: c.tokens as i64,
-                    text: c.text,
-                })
-                .collect(),
-            usage,
-        )),
+        Ok(chunks) => {
+            // With an embeddings model, every chunk gets its vector; a failed call is a
+            // transient error (the file is retried), not a file without vectors.
+            let vectors = match search.embedder() {
+                Some(embedder) => {
+                    let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+                    let v = embedder
+                        .embed(&texts)
+                        .await
+                        .map_err(|e| crate::error::ApiError::internal("embedding chunks", e))?;
+                    v.into_iter().map(Some).collect()
+                }
+                None => vec![None; chunks.len()],
+            };
+            Ok(Outcome::Done(
+                chunks
+                    .into_iter()
+                    .zip(vectors)
+                    .map(|(c, embedding)| NewChunk {
+                        tokens: c.tokens as i64,
+                        text: c.text,
+                        embedding,
+                    })
+                    .collect(),
+                usage,
+            ))
+        }
         Err(()) => Ok(Outcome::Failed(
             "invalid_file",
             format!("The file has more than {MAX_FILE_TOKENS} tokens, the most a file may have."),

@@ -63,8 +63,15 @@ impl Upstream {
         let http = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(30)))
             .build()?;
+        // Non-streamed calls (embeddings) retry 429/5xx inside async-openai; bound how long.
+        let backoff = backoff::ExponentialBackoff {
+            max_elapsed_time: Some(Duration::from_secs(30)),
+            ..Default::default()
+        };
         Ok(Upstream {
-            client: async_openai::Client::with_config(config).with_http_client(http),
+            client: async_openai::Client::with_config(config)
+                .with_http_client(http)
+                .with_backoff(backoff),
             base_url: base_url.to_string(),
         })
     }
@@ -223,6 +230,59 @@ impl Llm {
             .unwrap_or(&self.default)
     }
 
+    /// Embeds `inputs` with `model` (`POST /embeddings`), in batches; the vectors come back
+    /// normalised to unit length, in input order. async-openai retries 429/5xx here (with a
+    /// bounded back-off, see `Upstream::new`): nothing has reached a client yet.
+    pub async fn embed(&self, model: &str, inputs: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        const BATCH: usize = 64;
+        let upstream = self.upstream(model);
+        let mut out = Vec::with_capacity(inputs.len());
+        for batch in inputs.chunks(BATCH) {
+            let body =
+                serde_json::json!({"model": model, "input": batch, "encoding_format": "float"});
+            let answer: Value =
+                tokio::time::timeout(self.timeout, upstream.client.embeddings().create_byot(body))
+                    .await
+                    .map_err(|_| {
+                        LlmError::Server("the embeddings upstream did not answer in time".into())
+                    })?
+                    .map_err(|e| {
+                        LlmError::Server(format!("the embeddings upstream failed: {e}"))
+                    })?;
+            let mut data: Vec<(u64, Vec<f32>)> = answer
+                .get("data")
+                .and_then(Value::as_array)
+                .ok_or_else(|| LlmError::Server("the embeddings answer has no data".into()))?
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let index = d.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
+                    let v: Vec<f32> = d
+                        .get("embedding")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_f64)
+                                .map(|x| x as f32)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (index, v)
+                })
+                .collect();
+            if data.len() != batch.len() || data.iter().any(|(_, v)| v.is_empty()) {
+                return Err(LlmError::Server(format!(
+                    "the embeddings upstream returned {} vectors for {} inputs",
+                    data.len(),
+                    batch.len()
+                )));
+            }
+            data.sort_by_key(|(i, _)| *i);
+            out.extend(data.into_iter().map(|(_, v)| unit(v)));
+        }
+        Ok(out)
+    }
+
     /// Starts a streamed completion of `body` (a chat-completions request with `stream: true`).
     /// Retries happen here, before the first chunk is handed out.
     pub async fn stream(&self, body: &Value) -> Result<ChunkStream, LlmError> {
@@ -298,6 +358,15 @@ impl Llm {
             attempt += 1;
         }
     }
+}
+
+/// `v` scaled to unit length (cosine similarity is then a dot product).
+pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
 }
 
 fn parse(v: Value) -> Result<Chunk, LlmError> {

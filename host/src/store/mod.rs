@@ -216,6 +216,7 @@ pub enum Val {
     OptText(Option<String>),
     Int(i64),
     OptInt(Option<i64>),
+    OptBytes(Option<Vec<u8>>),
 }
 
 fn bind<'q>(
@@ -227,6 +228,7 @@ fn bind<'q>(
         Val::OptText(s) => q.bind(s.clone()),
         Val::Int(i) => q.bind(*i),
         Val::OptInt(i) => q.bind(*i),
+        Val::OptBytes(b) => q.bind(b.clone()),
     }
 }
 

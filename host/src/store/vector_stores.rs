@@ -75,6 +75,8 @@ pub struct IngestJob {
 pub struct NewChunk {
     pub tokens: i64,
     pub text: String,
+    /// Unit-length embedding, when the server has an embeddings model.
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// A stored chunk, as the search index loads it.
@@ -83,6 +85,19 @@ pub struct ChunkRow {
     pub file_id: String,
     pub chunk_index: i64,
     pub text: String,
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// f32s as little-endian bytes (the `chunks.embedding` column).
+pub fn vector_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The inverse of [`vector_bytes`].
+pub fn bytes_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// How often a file is retried after its ingesting node vanished before it is marked failed.
@@ -580,27 +595,29 @@ impl Store {
         const ROWS: usize = 100;
         for (batch_no, batch) in chunks.chunks(ROWS).enumerate() {
             let mut sql = String::from(
-                "INSERT INTO chunks (vector_store_id, file_id, chunk_index, tokens, text) VALUES ",
+                "INSERT INTO chunks (vector_store_id, file_id, chunk_index, tokens, text, embedding) VALUES ",
             );
-            let mut args = Vec::with_capacity(batch.len() * 5);
+            let mut args = Vec::with_capacity(batch.len() * 6);
             for (i, c) in batch.iter().enumerate() {
                 let n = args.len();
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${})",
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
                     n + 1,
                     n + 2,
                     n + 3,
                     n + 4,
-                    n + 5
+                    n + 5,
+                    n + 6
                 ));
                 args.push(Val::Text(job.vector_store_id.clone()));
                 args.push(Val::Text(job.file_id.clone()));
                 args.push(Val::Int((batch_no * ROWS + i) as i64));
                 args.push(Val::Int(c.tokens));
                 args.push(Val::Text(c.text.clone()));
+                args.push(Val::OptBytes(c.embedding.as_deref().map(vector_bytes)));
             }
             super::bind_all(sqlx::query(&sql), &args)
                 .execute(&mut *tx)
@@ -640,7 +657,7 @@ impl Store {
     /// All chunks of a store, for building its search index.
     pub async fn store_chunks(&self, vs_id: &str) -> ApiResult<Vec<ChunkRow>> {
         let rows = sqlx::query(
-            "SELECT file_id, chunk_index, text FROM chunks WHERE vector_store_id = $1 ORDER BY seq",
+            "SELECT file_id, chunk_index, text, embedding FROM chunks WHERE vector_store_id = $1 ORDER BY seq",
         )
         .bind(vs_id.to_string())
         .fetch_all(&self.read)
@@ -651,6 +668,9 @@ impl Store {
                     file_id: r.try_get(0)?,
                     chunk_index: r.try_get(1)?,
                     text: r.try_get(2)?,
+                    embedding: r
+                        .try_get::<Option<Vec<u8>>, _>(3)?
+                        .map(|b| bytes_vector(&b)),
                 })
             })
             .collect()
@@ -874,6 +894,7 @@ mod tests {
             vec![NewChunk {
                 tokens: 1,
                 text: t.into(),
+                embedding: None,
             }]
         };
         assert!(
