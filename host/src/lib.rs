@@ -5,7 +5,7 @@
 //! - [`api`]: the HTTP surface, one module per resource; handlers validate, then call the store.
 //! - [`store`]: every SQL statement, over SQLite or PostgreSQL through one `Any` pool.
 //! - [`blobs`]: file bytes in a local directory or an S3-compatible bucket.
-//! - [`ingest`]: background text extraction and chunking of vector-store files.
+//! - [`ingest`]: background parsing, chunking and embedding of vector-store files.
 //! - [`search`]: BM25 search over a store's chunks, cached per node.
 //! - [`auth`]: API keys → projects.
 //! - [`janitor`]: periodic clean-up of expired files, uploads and tombstones.
@@ -97,10 +97,12 @@ async fn run_node(
     // Ingestion reads documents through the parser components and embeds chunks.
     let workers = ingest::spawn_workers(
         settings.ingest_concurrency,
-        store.clone(),
-        blobs.clone(),
-        plugins.clone(),
-        search.clone(),
+        ingest::Deps {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            parsers: plugins.clone(),
+            search: search.clone(),
+        },
         ingest.clone(),
         stop.clone(),
     );

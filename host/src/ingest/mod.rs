@@ -1,8 +1,9 @@
 //! Vector-store ingestion: attached files go `in_progress → completed | failed` in the background.
 //!
 //! Pipeline per file: claim (a lease in the database) → read bytes from the blob store → extract
-//! text (`parse`) → chunk by tokens (`chunk`) → write chunks and complete, fenced by the lease
-//! token. Work is found in the database, not in memory: API handlers only `notify()` to wake
+//! text (a parser component in the sandbox for documents, `parse` for plain text) → chunk by
+//! tokens (`chunk`) → embed the chunks when the server has an embeddings model → write chunks
+//! and complete, fenced by the lease token. Work is found in the database, not in memory: API handlers only `notify()` to wake
 //! the workers early, and a poll picks up anything else (files attached on another node, or
 //! left behind by a node that died, once their lease expires). So no attached file is ever lost.
 
@@ -44,12 +45,20 @@ impl IngestHandle {
 }
 
 /// Starts `n` workers that run until `stop` is cancelled.
+/// What ingestion reads from and writes to.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Store,
+    pub blobs: Blobs,
+    /// Parser components, for documents.
+    pub parsers: Arc<PluginHost>,
+    /// Holds the embedder, when the server has an embeddings model.
+    pub search: Arc<SearchIndexes>,
+}
+
 pub fn spawn_workers(
     n: usize,
-    store: Store,
-    blobs: Blobs,
-    parsers: Arc<PluginHost>,
-    search: Arc<SearchIndexes>,
+    deps: Deps,
     handle: IngestHandle,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -57,36 +66,22 @@ pub fn spawn_workers(
     tokio::task::spawn_blocking(chunk::warm_up);
     (0..n)
         .map(|_| {
-            let (store, blobs, parsers, search, handle, stop) = (
-                store.clone(),
-                blobs.clone(),
-                parsers.clone(),
-                search.clone(),
-                handle.clone(),
-                stop.clone(),
-            );
-            tokio::spawn(async move { worker(store, blobs, parsers, search, handle, stop).await })
+            let (deps, handle, stop) = (deps.clone(), handle.clone(), stop.clone());
+            tokio::spawn(async move { worker(deps, handle, stop).await })
         })
         .collect()
 }
 
-async fn worker(
-    store: Store,
-    blobs: Blobs,
-    parsers: Arc<PluginHost>,
-    search: Arc<SearchIndexes>,
-    handle: IngestHandle,
-    stop: CancellationToken,
-) {
+async fn worker(deps: Deps, handle: IngestHandle, stop: CancellationToken) {
     loop {
         if stop.is_cancelled() {
             return;
         }
         // Register interest before looking, so a notify between the claim and the wait is not lost.
         let woken = handle.wake.notified();
-        match store.claim_ingest(LEASE_SECS).await {
+        match deps.store.claim_ingest(LEASE_SECS).await {
             Ok(Some(job)) => {
-                process(&store, &blobs, &parsers, &search, job).await;
+                process(&deps, job).await;
                 continue;
             }
             Ok(None) => {}
@@ -100,27 +95,14 @@ async fn worker(
     }
 }
 
-async fn process(
-    store: &Store,
-    blobs: &Blobs,
-    parsers: &PluginHost,
-    search: &SearchIndexes,
-    job: IngestJob,
-) {
+async fn process(deps: &Deps, job: IngestJob) {
     use tracing::Instrument;
     let span = tracing::info_span!("ingest", vector_store_id = %job.vector_store_id, file_id = %job.file_id);
-    process_job(store, blobs, parsers, search, job)
-        .instrument(span)
-        .await
+    process_job(deps, job).instrument(span).await
 }
 
-async fn process_job(
-    store: &Store,
-    blobs: &Blobs,
-    parsers: &PluginHost,
-    search: &SearchIndexes,
-    job: IngestJob,
-) {
+async fn process_job(deps: &Deps, job: IngestJob) {
+    let store = &deps.store;
     if job.attempts > MAX_INGEST_ATTEMPTS {
         let msg = "Ingestion was interrupted repeatedly; giving up on this file.";
         if let Err(e) = store.fail_ingest(&job, "server_error", msg).await {
@@ -128,7 +110,7 @@ async fn process_job(
         }
         return;
     }
-    match ingest(store, blobs, parsers, search, &job).await {
+    match ingest(deps, &job).await {
         Ok(Outcome::Done(chunks, usage)) => match store.complete_ingest(&job, &chunks, usage).await
         {
             Ok(true) => tracing::info!(chunks = chunks.len(), usage_bytes = usage, "file indexed"),
@@ -155,13 +137,13 @@ enum Outcome {
     Failed(&'static str, String),
 }
 
-async fn ingest(
-    store: &Store,
-    blobs: &Blobs,
-    parsers: &PluginHost,
-    search: &SearchIndexes,
-    job: &IngestJob,
-) -> Result<Outcome, crate::error::ApiError> {
+async fn ingest(deps: &Deps, job: &IngestJob) -> Result<Outcome, crate::error::ApiError> {
+    let Deps {
+        store,
+        blobs,
+        parsers,
+        search,
+    } = deps;
     let Some(file) = store
         .find::<crate::api::files::FileObject>(&job.project_id, &job.file_id)
         .await?
