@@ -567,6 +567,43 @@ mod tests {
     }
 
     #[test]
+    fn fusion_ranks_vector_only_matches_and_keeps_the_better_score() {
+        let files = vec![FileInfo {
+            id: "file-a".into(),
+            filename: "a.txt".into(),
+            attributes: None,
+        }];
+        let ix = StoreIndex::build(
+            1,
+            files,
+            vec![
+                (0, "car tires".into(), Some(vec![1.0, 0.0])),
+                (0, "bananas".into(), Some(vec![0.0, 1.0])),
+                (0, "automobile dealer".into(), Some(vec![0.6, 0.8])),
+            ],
+        );
+        let allowed = vec![true];
+        // Lexical: only chunk 2 matches the word; vectors favour chunk 0, then chunk 2.
+        let lexical = vec![(2u32, 0.5)];
+        let fused = fuse(&ix, &allowed, &lexical, &[1.0, 0.0]);
+        let order: Vec<u32> = fused.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            order[0], 2,
+            "in both rankings beats first in one: {fused:?}"
+        );
+        assert_eq!(order[1], 0);
+        assert!(!order.contains(&1), "orthogonal vector, no word: not a hit");
+        let score = |c: u32| fused.iter().find(|(i, _)| *i == c).unwrap().1;
+        assert!(
+            (score(2) - 0.6).abs() < 1e-6,
+            "max(0.5 lexical, 0.6 cosine)"
+        );
+        assert!((score(0) - 1.0).abs() < 1e-6);
+        // A filtered-out file contributes nothing.
+        assert!(fuse(&ix, &[false], &[], &[1.0, 0.0]).is_empty());
+    }
+
+    #[test]
     fn bm25_ranks_the_denser_match_first() {
         let ix = index();
         let (s, touched) = ix.score(&["fox".into()]);
