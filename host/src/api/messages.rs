@@ -227,18 +227,18 @@ pub async fn prepare(
 
 /// Inserts a prepared message inside a transaction.
 pub async fn insert_in(state: &AppState, tx: &mut Tx, project: &str, m: &Message) -> ApiResult<()> {
-    state
-        .store
-        .insert_in(tx, project, m, &extra_columns(m))
-        .await
+    state.store.insert_in(tx, project, m, &m.columns()).await
 }
 
-/// The indexed columns of a message row besides the document itself.
-fn extra_columns(m: &Message) -> [(&'static str, Val); 2] {
-    [
-        ("thread_id", Val::Text(m.thread_id.clone())),
-        ("run_id", Val::OptText(m.run_id.clone())),
-    ]
+impl Message {
+    /// The indexed columns of a message row besides the document itself (every write of a
+    /// message, by the API or the run engine, passes these).
+    pub fn columns(&self) -> [(&'static str, Val); 2] {
+        [
+            ("thread_id", Val::Text(self.thread_id.clone())),
+            ("run_id", Val::OptText(self.run_id.clone())),
+        ]
+    }
 }
 
 async fn create(
@@ -276,7 +276,7 @@ async fn create(
             &project,
             &thread_id,
             &m,
-            &extra_columns(&m),
+            &m.columns(),
             crate::store::runs::NO_ACTIVE_RUN,
         )
         .await?;

@@ -29,7 +29,6 @@ use crate::plugins::bindings::{Event, ToolResult};
 use crate::plugins::manifest::Kind;
 use crate::runs::bus::{StreamEvent, Subscription};
 use crate::runs::model::{EngineRecord, Next, Run, RunStatus, RunStep, ToolBinding};
-use crate::store::Val;
 use assistants_worker::status::event_ends_stream;
 
 /// Parameters shared by create-run and create-thread-and-run.
@@ -976,9 +975,4 @@ async fn retrieve_step(
         crate::runs::model::strip_result_content(&mut step);
     }
     Ok(axum::Json(step))
-}
-
-/// The indexed columns of a step row.
-pub fn step_columns(s: &RunStep) -> [(&'static str, Val); 1] {
-    [("run_id", Val::Text(s.run_id.clone()))]
 }

@@ -26,7 +26,7 @@ use crate::plugins::bindings::{
     ToolCall, ToolResult,
 };
 use crate::plugins::{error_text, Plugin, PluginHost};
-use crate::store::{Store, Tx, Val};
+use crate::store::{Store, Tx};
 use assistants_worker::calls::Assembler;
 use assistants_worker::publish::{Filter, Mode};
 
@@ -167,17 +167,6 @@ fn citations(text: &str, sources: &[super::model::Source]) -> Vec<Value> {
             })
         })
         .collect()
-}
-
-fn msg_columns(m: &Message) -> [(&'static str, Val); 2] {
-    [
-        ("thread_id", Val::Text(m.thread_id.clone())),
-        ("run_id", Val::OptText(m.run_id.clone())),
-    ]
-}
-
-fn step_columns(s: &RunStep) -> [(&'static str, Val); 1] {
-    [("run_id", Val::Text(s.run_id.clone()))]
 }
 
 impl Engine {
@@ -629,10 +618,10 @@ impl Engine {
             return Ok(false);
         };
         self.store
-            .upsert_in(&mut tx, &ctx.project, &step, &step_columns(&step))
+            .upsert_in(&mut tx, &ctx.project, &step, &step.columns())
             .await?;
         self.store
-            .upsert_in(&mut tx, &ctx.project, &msg, &msg_columns(&msg))
+            .upsert_in(&mut tx, &ctx.project, &msg, &msg.columns())
             .await?;
         tx.commit().await?;
         self.publish(ctx, "thread.run.step.created", &step).await;
@@ -713,10 +702,10 @@ impl Engine {
         let (p, c) = step_usage.unwrap_or((0, 0));
         step.usage = Some(usage(p, c));
         self.store
-            .upsert_in(tx, &ctx.project, &msg, &msg_columns(&msg))
+            .upsert_in(tx, &ctx.project, &msg, &msg.columns())
             .await?;
         self.store
-            .upsert_in(tx, &ctx.project, &step, &step_columns(&step))
+            .upsert_in(tx, &ctx.project, &step, &step.columns())
             .await?;
         events.push(StreamEvent::new(msg_event, &msg));
         events.push(StreamEvent::new("thread.run.step.completed", &step));
@@ -830,7 +819,7 @@ impl Engine {
                 step.created_at = existing.created_at;
             }
             self.store
-                .upsert_in(&mut tx, &ctx.project, &step, &step_columns(&step))
+                .upsert_in(&mut tx, &ctx.project, &step, &step.columns())
                 .await?;
             ctx.rec.open_tool_step = Some(OpenToolStep {
                 id: ids.tool_step.clone(),
@@ -924,7 +913,7 @@ impl Engine {
                         return Ok(Ok(false));
                     };
                     self.store
-                        .upsert_in(&mut tx, &ctx.project, &step, &step_columns(&step))
+                        .upsert_in(&mut tx, &ctx.project, &step, &step.columns())
                         .await?;
                     tx.commit().await?;
                     self.publish(ctx, "thread.run.step.created", &step).await;
@@ -989,7 +978,7 @@ impl Engine {
             m.content =
                 vec![json!({"type": "text", "text": {"value": p.published, "annotations": []}})];
             self.store
-                .upsert_in(&mut tx, &ctx.project, &m, &msg_columns(&m))
+                .upsert_in(&mut tx, &ctx.project, &m, &m.columns())
                 .await?;
             tx.commit().await?;
             Ok(())
@@ -1066,7 +1055,7 @@ impl Engine {
         };
         if !existed {
             self.store
-                .upsert_in(&mut tx, &ctx.project, &step, &step_columns(&step))
+                .upsert_in(&mut tx, &ctx.project, &step, &step.columns())
                 .await?;
         }
         ctx.rec.open_tool_step = Some(OpenToolStep {
@@ -1153,7 +1142,7 @@ impl Engine {
             events.push(StreamEvent::new("thread.run.step.completed", &shown));
         }
         self.store
-            .upsert_in(tx, &ctx.project, &step, &step_columns(&step))
+            .upsert_in(tx, &ctx.project, &step, &step.columns())
             .await?;
         Ok(events)
     }

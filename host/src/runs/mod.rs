@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::messages::Message;
 use crate::error::ApiResult;
 use crate::ids::now;
-use crate::store::{Store, Tx, Val};
+use crate::store::{Store, Tx};
 use bus::{Delivery, EventBus, RunQueue, StreamEvent};
 use model::{EngineRecord, Next, OpenToolStep, Run, RunStatus, RunStep};
 
@@ -102,14 +102,7 @@ pub async fn close_unfinished_in(
             _ => "max_tokens",
         };
         m.incomplete_details = Some(serde_json::json!({ "reason": reason }));
-        store
-            .upsert_in(
-                tx,
-                project,
-                &m,
-                &[("thread_id", Val::Text(m.thread_id.clone()))],
-            )
-            .await?;
+        store.upsert_in(tx, project, &m, &m.columns()).await?;
         events.push(StreamEvent::new("thread.message.incomplete", &m));
     }
     for mut s in store.by_run_in::<RunStep>(tx, &run.id).await? {
@@ -130,9 +123,7 @@ pub async fn close_unfinished_in(
             }
             _ => s.completed_at = Some(t),
         }
-        store
-            .upsert_in(tx, project, &s, &[("run_id", Val::Text(s.run_id.clone()))])
-            .await?;
+        store.upsert_in(tx, project, &s, &s.columns()).await?;
         let mut shown = serde_json::to_value(&s)?;
         if !include_content {
             model::strip_result_content(&mut shown);

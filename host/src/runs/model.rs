@@ -92,6 +92,13 @@ pub struct RunStep {
 
 crate::impl_doc!(RunStep, table = "run_steps", name = "run step");
 
+impl RunStep {
+    /// The indexed columns of a step row besides the document itself.
+    pub fn columns(&self) -> [(&'static str, crate::store::Val); 1] {
+        [("run_id", crate::store::Val::Text(self.run_id.clone()))]
+    }
+}
+
 /// `{prompt_tokens, completion_tokens, total_tokens}`.
 pub fn usage(prompt: u64, completion: u64) -> Value {
     serde_json::json!({
