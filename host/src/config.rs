@@ -114,7 +114,8 @@ pub struct StorageArgs {
     pub object_store_url: Option<String>,
 }
 
-#[derive(Debug, Args)]
+/// Every field is optional (the file and defaults fill the rest), so `Default` is "nothing given".
+#[derive(Debug, Args, Default)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -429,22 +430,7 @@ impl Settings {
                     data_dir: Some(data_dir),
                     ..Default::default()
                 },
-                listen: None,
-                max_upload_bytes: None,
-                max_json_bytes: None,
-                ingest_concurrency: None,
-                log_format: None,
-                plugins_dir: None,
-                llm_base_url: None,
-                llm_api_key: None,
-                embedding_model: None,
-                no_worker: false,
-                run_concurrency: None,
-                run_expiry_secs: None,
-                default_strategy: None,
-                run_lease_secs: None,
-                queue_url: None,
-                events_url: None,
+                ..Default::default()
             },
             &FileConfig::default(),
         )
@@ -558,23 +544,8 @@ mod tests {
             toml::from_str("listen = \"0.0.0.0:9000\"\nmax_upload_bytes = 10\ndata_dir = \"/x\"")
                 .unwrap();
         let args = ServeArgs {
-            storage: StorageArgs::default(),
             listen: Some("127.0.0.1:1".parse().unwrap()),
-            max_upload_bytes: None,
-            max_json_bytes: None,
-            ingest_concurrency: None,
-            log_format: None,
-            plugins_dir: None,
-            llm_base_url: None,
-            llm_api_key: None,
-            embedding_model: None,
-            no_worker: false,
-            run_concurrency: None,
-            run_expiry_secs: None,
-            default_strategy: None,
-            run_lease_secs: None,
-            queue_url: None,
-            events_url: None,
+            ..Default::default()
         };
         let s = Settings::resolve(&args, &file);
         assert_eq!(s.listen.port(), 1);
