@@ -7,33 +7,11 @@
 //! `BENCH_FILE_MB` (default 1) MB of Zipf-distributed words each; `ingest_concurrency` 2, the
 //! default.
 
+use assistants_tests::bench::{env_usize, peak_rss_mib};
 use std::time::{Duration, Instant};
 
 use assistants_tests::{json, TestApp};
 use rand::{Rng, SeedableRng};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// About `bytes` of text: words from a 20,000-word vocabulary with a Zipf-like frequency.
 fn text(rng: &mut impl Rng, bytes: usize) -> String {

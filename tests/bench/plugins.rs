@@ -2,7 +2,8 @@
 //! cached load of a precompiled component, and 1,000 concurrent invocations (throughput and
 //! peak memory). Run: `cargo bench -p assistants-tests --bench plugins`.
 
-use std::time::{Duration, Instant};
+use assistants_tests::bench::{peak_rss_mib, percentile};
+use std::time::Instant;
 
 use assistants_host::plugins::bindings::CallContext;
 use assistants_host::plugins::runtime::{PluginEngine, PoolSize};
@@ -17,27 +18,6 @@ fn ctx() -> CallContext {
         vector_store_ids: vec![],
         options_json: "{}".into(),
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
-/// Peak resident set size of this process so far (Linux), in MiB.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.to_string())
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn main() {

@@ -11,38 +11,12 @@
 //! sequential runs, `BENCH_CONCURRENT` (default 1000) the concurrent ones. Client, server and
 //! fake upstream share this process and its two cores.
 
+use assistants_tests::bench::{env_usize, peak_rss_mib, percentile};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assistants_tests::fake_llm::{FakeLlm, Reply};
 use assistants_tests::{json, parse_sse, TestApp};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let sequential = env_usize("BENCH_RUNS", 300);

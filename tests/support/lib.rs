@@ -8,6 +8,7 @@
 //! - `ASSISTANTS_TEST_OBJECT_STORE_URL=s3://bucket`: file bytes go to that S3-compatible store
 //!   (endpoint and keys from the usual `AWS_*` variables), each app under its own prefix.
 
+pub mod bench;
 pub mod fake_llm;
 pub mod fixtures;
 
