@@ -389,11 +389,7 @@ async fn plugin_tools_run_server_side_and_are_recorded_as_function_steps() {
     assert_eq!(call["function"]["name"], "calculate");
     assert_eq!(call["function"]["output"], "20");
     assert_eq!(steps["data"][0]["status"], "completed");
-    let last = llm.last_request();
-    assert_eq!(
-        last["messages"].as_array().unwrap().last().unwrap()["content"],
-        "20"
-    );
+    assert_eq!(llm.last_message_text(), "20");
 
     // A call of a tool the run does not offer goes back to the model as an error.
     llm.push(Reply::tool("rm_rf", "{}"));
@@ -406,13 +402,8 @@ async fn plugin_tools_run_server_side_and_are_recorded_as_function_steps() {
         .await;
     let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "completed");
-    let out = llm.last_request()["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()["content"]
-        .clone();
-    assert!(out.as_str().unwrap().contains("unknown tool"), "{out}");
+    let out = llm.last_message_text();
+    assert!(out.contains("unknown tool"), "{out}");
 }
 
 #[tokio::test]
@@ -1071,13 +1062,7 @@ async fn file_search_runs_record_results_and_answers_cite_them_exactly() {
         .unwrap();
     assert_eq!(first_call["type"], "file_search");
     // The model saw labelled passages.
-    let tool_msg = llm.last_request()["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
-    let seen = tool_msg["content"].as_str().unwrap();
+    let seen = llm.last_message_text();
     assert!(seen.starts_with("【0:0†notes.txt】"), "{seen}");
     assert!(seen.contains("mango peel"));
 
@@ -1201,16 +1186,8 @@ async fn file_search_honours_max_num_results_and_needs_stores() {
         app.wait_run(&t2, run["id"].as_str().unwrap()).await["status"],
         "completed"
     );
-    let said = llm.last_request()["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()["content"]
-        .clone();
-    assert!(
-        said.as_str().unwrap().contains("no vector stores"),
-        "{said}"
-    );
+    let said = llm.last_message_text();
+    assert!(said.contains("no vector stores"), "{said}");
 }
 
 #[tokio::test]
@@ -1306,13 +1283,8 @@ async fn file_search_attachments_fill_the_threads_store_created_on_demand() {
         .await;
     let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "completed", "{done}");
-    let seen = llm.last_request()["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()["content"]
-        .clone();
-    assert!(seen.as_str().unwrap().contains("1.21 gigawatts"), "{seen}");
+    let seen = llm.last_message_text();
+    assert!(seen.contains("1.21 gigawatts"), "{seen}");
     let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
     assert_eq!(
         msgs["data"][0]["content"][0]["text"]["annotations"][0]["file_citation"]["file_id"],
@@ -1465,14 +1437,7 @@ async fn web_retrieval_reads_granted_pages_and_answers_cite_them() {
             .await;
         let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
         assert_eq!(done["status"], "completed", "{done}");
-        let out = llm.last_request()["messages"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap()["content"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let out = llm.last_message_text();
         assert!(
             out.starts_with("error:") && out.contains("refused"),
             "{out}"
@@ -1541,11 +1506,6 @@ async fn expired_vector_stores_are_refused_for_search_and_file_search() {
         app.wait_run(&thread, run["id"].as_str().unwrap()).await["status"],
         "completed"
     );
-    let out = llm.last_request()["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()["content"]
-        .clone();
-    assert!(out.as_str().unwrap().contains("has expired"), "{out}");
+    let out = llm.last_message_text();
+    assert!(out.contains("has expired"), "{out}");
 }

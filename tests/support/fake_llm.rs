@@ -142,6 +142,16 @@ impl FakeLlm {
         self.inner.lock().unwrap().requests.clone()
     }
 
+    /// The text of the last message the model was sent (a tool's output, after a tool call).
+    pub fn last_message_text(&self) -> String {
+        self.last_request()["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn last_request(&self) -> Value {
         self.requests().pop().expect("the upstream got no request")
     }
