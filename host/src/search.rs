@@ -173,7 +173,13 @@ pub struct SearchRequest<'a> {
     pub max_results: usize,
     pub threshold: f64,
     pub filter: Option<&'a Filter>,
+    /// The query's embedding, computed on first need and shared by every store one search
+    /// covers (a retrieval call searching several stores embeds its query once).
+    pub query_vector: &'a QueryVector,
 }
+
+/// See [`SearchRequest::query_vector`]; start with `QueryVector::new()`.
+pub type QueryVector = tokio::sync::OnceCell<Option<Vec<f32>>>;
 
 /// Per-node cache of store indexes.
 #[derive(Default)]
@@ -342,14 +348,19 @@ impl SearchIndexes {
         if !ix.chunks.iter().any(|c| c.vector.is_some()) {
             return None;
         }
-        let query = req.queries.join("\n");
-        match embedder.embed(&[query]).await {
-            Ok(mut v) => v.pop(),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not embed the query; searching lexically");
-                None
-            }
-        }
+        req.query_vector
+            .get_or_init(|| async {
+                let query = req.queries.join("\n");
+                match embedder.embed(&[query]).await {
+                    Ok(mut v) => v.pop(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not embed the query; searching lexically");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
     }
 }
 

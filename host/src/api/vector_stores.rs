@@ -364,6 +364,7 @@ async fn search(
                 max_results: max as usize,
                 threshold,
                 filter: filter.as_ref(),
+                query_vector: &Default::default(),
             },
         )
         .await?;

@@ -63,6 +63,7 @@ impl vector_store::Host for CallState {
         let queries = [request.query.clone()];
         let mut hits = Vec::new();
         let now = crate::ids::now();
+        let query_vector = crate::search::QueryVector::new();
         for vs in &stores {
             // An expired store cannot be searched (as with the real API, whose runs fail on
             // it); the tool tells the model, which can tell the user.
@@ -84,6 +85,7 @@ impl vector_store::Host for CallState {
                 max_results: request.max_results as usize,
                 threshold: f64::from(request.score_threshold),
                 filter: filter.as_ref(),
+                query_vector: &query_vector,
             };
             let found = access
                 .backend
