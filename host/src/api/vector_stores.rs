@@ -124,11 +124,8 @@ pub async fn load(state: &AppState, project: &str, id: &str) -> ApiResult<Vector
 async fn view(state: &AppState, doc: VectorStoreDoc) -> ApiResult<VectorStore> {
     let (counts, usage_bytes) = state.store.file_counts(&doc.id, None).await?;
     let last_active_at = state.store.vs_last_active(&doc.id).await?;
-    let expires_at = doc
-        .expires_after
-        .as_ref()
-        .and_then(|e| e.get("days").and_then(Value::as_i64))
-        .map(|d| last_active_at + d * 86_400);
+    let expires_at =
+        crate::store::vector_stores::expires_at(doc.expires_after.as_ref(), last_active_at);
     let status = if expires_at.is_some_and(|t| now() > t) {
         "expired"
     } else if counts.in_progress > 0 {

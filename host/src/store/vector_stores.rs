@@ -88,6 +88,15 @@ pub struct ChunkRow {
     pub embedding: Option<Vec<f32>>,
 }
 
+/// When a store with this `expires_after` (`{"anchor": "last_active_at", "days": n}`) that was
+/// last active at `last_active_at` expires, if it does.
+pub fn expires_at(expires_after: Option<&serde_json::Value>, last_active_at: i64) -> Option<i64> {
+    expires_after
+        .and_then(|e| e.get("days"))
+        .and_then(serde_json::Value::as_i64)
+        .map(|days| last_active_at + days * 86_400)
+}
+
 /// f32s as little-endian bytes (the `chunks.embedding` column).
 pub fn vector_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -202,11 +211,7 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(false) };
         let body: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
-        let last_active: i64 = row.try_get(1)?;
-        let expires = body
-            .pointer("/expires_after/days")
-            .and_then(serde_json::Value::as_i64)
-            .map(|days| last_active + days * 86_400);
+        let expires = expires_at(body.get("expires_after"), row.try_get(1)?);
         Ok(expires.is_none_or(|t| now() <= t))
     }
 
@@ -763,11 +768,7 @@ impl Store {
             .await?
             .ok_or_else(|| ApiError::not_found("vector store", vs_id))?;
         let body: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
-        let last_active: i64 = row.try_get(1)?;
-        Ok(body
-            .pointer("/expires_after/days")
-            .and_then(serde_json::Value::as_i64)
-            .map(|days| last_active + days * 86_400))
+        Ok(expires_at(body.get("expires_after"), row.try_get(1)?))
     }
 
     pub async fn vs_last_active(&self, vs_id: &str) -> ApiResult<i64> {
