@@ -82,10 +82,13 @@ pub struct NewChunk {
 /// A stored chunk, as the search index loads it.
 #[derive(Debug, Clone)]
 pub struct ChunkRow {
+    /// The chunk's row number: the index keeps it instead of the text, which is read back
+    /// ([`Store::chunk_texts`]) only for the results a search returns.
+    pub seq: i64,
     pub file_id: String,
-    pub chunk_index: i64,
     pub text: String,
-    pub embedding: Option<Vec<f32>>,
+    /// Little-endian f32s ([`vector_bytes`]), when the store was embedded.
+    pub embedding: Option<Vec<u8>>,
 }
 
 /// When a store with this `expires_after` (`{"anchor": "last_active_at", "days": n}`) that was
@@ -100,13 +103,6 @@ pub fn expires_at(expires_after: Option<&serde_json::Value>, last_active_at: i64
 /// f32s as little-endian bytes (the `chunks.embedding` column).
 pub fn vector_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// The inverse of [`vector_bytes`].
-pub fn bytes_vector(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 /// How often a file is retried after its ingesting node vanished before it is marked failed.
@@ -659,25 +655,51 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    /// All chunks of a store, for building its search index.
-    pub async fn store_chunks(&self, vs_id: &str) -> ApiResult<Vec<ChunkRow>> {
-        let rows = sqlx::query(
-            "SELECT file_id, chunk_index, text, embedding FROM chunks WHERE vector_store_id = $1 ORDER BY seq",
+    /// All chunks of a store in insertion order, streamed: a large store's chunks (text and
+    /// embeddings) would not fit in memory at once next to the index being built from them.
+    pub fn stream_chunks<'a>(
+        &'a self,
+        vs_id: &str,
+    ) -> futures::stream::BoxStream<'a, ApiResult<ChunkRow>> {
+        use futures::StreamExt;
+        sqlx::query(
+            "SELECT seq, file_id, text, embedding FROM chunks WHERE vector_store_id = $1 ORDER BY seq",
         )
         .bind(vs_id.to_string())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChunkRow {
-                    file_id: r.try_get(0)?,
-                    chunk_index: r.try_get(1)?,
-                    text: r.try_get(2)?,
-                    embedding: r
-                        .try_get::<Option<Vec<u8>>, _>(3)?
-                        .map(|b| bytes_vector(&b)),
-                })
+        .fetch(&self.read)
+        .map(|row| {
+            let r = row?;
+            Ok(ChunkRow {
+                seq: r.try_get(0)?,
+                file_id: r.try_get(1)?,
+                text: r.try_get(2)?,
+                embedding: r.try_get(3)?,
             })
+        })
+        .boxed()
+    }
+
+    /// The text of the chunks with these row numbers (those still stored).
+    pub async fn chunk_texts(
+        &self,
+        seqs: &[i64],
+    ) -> ApiResult<std::collections::HashMap<i64, String>> {
+        if seqs.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks: Vec<String> = (1..=seqs.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT seq, text FROM chunks WHERE seq IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for s in seqs {
+            q = q.bind(*s);
+        }
+        q.fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
 
@@ -909,9 +931,13 @@ mod tests {
             .complete_ingest(&second, &chunk("fresh"), 5)
             .await
             .unwrap());
-        let chunks = store.store_chunks("vs_1").await.unwrap();
+        use futures::TryStreamExt;
+        let chunks: Vec<ChunkRow> = store.stream_chunks("vs_1").try_collect().await.unwrap();
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].text, "fresh");
+        let texts = store.chunk_texts(&[chunks[0].seq, 12345]).await.unwrap();
+        assert_eq!(texts.len(), 1);
+        assert_eq!(texts[&chunks[0].seq], "fresh");
     }
 
     #[tokio::test]
