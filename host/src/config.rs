@@ -142,6 +142,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSISTANTS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
 
+    /// On SIGTERM, how long work in flight may take to finish (runs, streams, requests) before
+    /// streams are closed and unfinished runs are handed back to the queue [default: 20].
+    #[arg(long, env = "ASSISTANTS_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+
     /// Directory of operator plugins: `NAME.wasm` components with a `NAME.toml` manifest each.
     /// Grants go in the config file under `[plugins.grants.ID]`.
     #[arg(long, env = "ASSISTANTS_PLUGINS_DIR", value_name = "DIR")]
@@ -220,6 +225,7 @@ pub struct FileConfig {
     pub max_upload_bytes: Option<u64>,
     pub max_json_bytes: Option<usize>,
     pub ingest_concurrency: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
     pub log_format: Option<String>,
     pub queue_url: Option<String>,
     pub events_url: Option<String>,
@@ -335,6 +341,8 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     pub max_json_bytes: usize,
     pub ingest_concurrency: usize,
+    /// See `--shutdown-grace-secs`.
+    pub shutdown_grace_secs: u64,
     pub log_format: String,
     pub plugins: crate::plugins::PluginSettings,
     pub llm: LlmSettings,
@@ -455,6 +463,10 @@ impl Settings {
                 .ingest_concurrency
                 .or(file.ingest_concurrency)
                 .unwrap_or(2),
+            shutdown_grace_secs: args
+                .shutdown_grace_secs
+                .or(file.shutdown_grace_secs)
+                .unwrap_or(20),
             log_format: args
                 .log_format
                 .clone()

@@ -6,9 +6,10 @@
 //! - [`store`]: every SQL statement, over SQLite or PostgreSQL through one `Any` pool.
 //! - [`blobs`]: file bytes in a local directory or an S3-compatible bucket.
 //! - [`ingest`]: background parsing, chunking and embedding of vector-store files.
-//! - [`search`]: BM25 search over a store's chunks, cached per node.
+//! - [`search`]: lexical and hybrid search over a store's chunks, cached per node.
 //! - [`auth`]: API keys → projects.
 //! - [`janitor`]: periodic clean-up of expired files, uploads and tombstones.
+//! - [`ops`]: lifecycle (graceful shutdown), `/healthz`, `/readyz`, Prometheus `/metrics`.
 //! - [`plugins`]: the WebAssembly plugin host (tool components, manifests, grants, sandbox).
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
 //!
@@ -23,6 +24,7 @@ pub mod error;
 pub mod ids;
 pub mod ingest;
 pub mod janitor;
+pub mod ops;
 pub mod plugins;
 pub mod runs;
 pub mod search;
@@ -41,9 +43,12 @@ use crate::config::Settings;
 /// Opens storage, migrates, and serves on `listener` until `shutdown` resolves; unless
 /// `settings.runs.worker` is off, this node also drives runs.
 ///
-/// In-flight requests finish before this returns; ingestion workers stop between files (a file
-/// they were working on is picked up again later through its lease), and runs in flight stop
-/// at their next step (another worker, or this one after a restart, resumes them).
+/// Shutdown is graceful and bounded ([`ops::Lifecycle`]): when `shutdown` resolves the node
+/// drains — readiness fails, no new connections or runs are taken, requests, streams and runs
+/// in flight get `shutdown_grace_secs` to finish. Then streams still open end with an `error`
+/// event, runs still in flight are handed back (another worker resumes them from their last
+/// persisted step), ingestion stops between files (a file in progress is picked up again
+/// through its lease), and this returns.
 pub async fn start(
     settings: Settings,
     listener: TcpListener,
@@ -77,6 +82,7 @@ async fn run_node(
         .context("the object store is not usable")?;
 
     let stop = CancellationToken::new();
+    let lifecycle = ops::Lifecycle::default();
     let mut plugin_settings = settings.plugins.clone();
     if plugin_settings.cache_dir.is_none() {
         plugin_settings.cache_dir = Some(settings.storage.data_dir.join("plugin-cache"));
@@ -118,6 +124,8 @@ async fn run_node(
         None => Arc::new(runs::bus::LocalBus::default()),
     };
     let mut run_tasks = Vec::new();
+    // What gets the grace period on shutdown: the HTTP server and the worker pool.
+    let draining_tasks = tokio_util::task::TaskTracker::new();
     let (local_queue, deliveries) = runs::bus::LocalQueue::new();
     let queue: Arc<dyn runs::bus::RunQueue> = match &settings.runs.queue_url {
         Some(url) => {
@@ -150,12 +158,15 @@ async fn run_node(
             lease_secs: settings.runs.lease_secs,
             held: Default::default(),
         });
-        run_tasks.push(runs::spawn_worker_pool(
+        let pool = runs::spawn_worker_pool(
             engine,
             deliveries,
             settings.runs.concurrency,
-            stop.clone(),
-        ));
+            lifecycle.clone(),
+        );
+        draining_tasks.spawn(async move {
+            let _ = pool.await;
+        });
         run_tasks.push(runs::spawn_sweeper(
             store.clone(),
             handle.clone(),
@@ -163,6 +174,7 @@ async fn run_node(
         ));
     }
 
+    let grace = std::time::Duration::from_secs(settings.shutdown_grace_secs);
     let state = AppState {
         store,
         blobs,
@@ -172,6 +184,7 @@ async fn run_node(
         search,
         plugins,
         runs: handle,
+        lifecycle: lifecycle.clone(),
     };
     match listener {
         Some(listener) => {
@@ -181,15 +194,31 @@ async fn run_node(
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            axum::serve(listener, api::router(state))
-                .with_graceful_shutdown(shutdown)
-                .await
-                .context("serving HTTP")?;
+            let server = axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(lifecycle.draining.clone().cancelled_owned());
+            draining_tasks.spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "serving HTTP failed");
+                }
+            });
         }
-        None => {
-            tracing::info!("worker node running");
-            shutdown.await;
-        }
+        None => tracing::info!("worker node running"),
+    }
+    draining_tasks.close();
+    shutdown.await;
+    tracing::info!(grace_secs = grace.as_secs(), "draining");
+    lifecycle.draining.cancel();
+    tokio::select! {
+        _ = draining_tasks.wait() => {}
+        _ = tokio::time::sleep(grace) => {}
+    }
+    lifecycle.ending.cancel();
+    // Streams end and runs are handed back within moments of `ending`.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), draining_tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still open 5 s after the grace period; stopping anyway");
     }
     stop.cancel();
     for w in workers {

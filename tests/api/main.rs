@@ -8,6 +8,7 @@ mod documents;
 mod errors;
 mod files;
 mod fuzz;
+mod ops;
 mod pagination;
 mod plugins;
 mod runs;

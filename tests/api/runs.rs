@@ -849,7 +849,8 @@ async fn the_react_strategy_drives_tools_through_text_and_streams_only_the_answe
 async fn a_run_interrupted_by_a_restart_resumes_without_duplicates() {
     let llm = FakeLlm::start().await;
     llm.push(Reply::text("slow answer").delay(Duration::from_secs(3)));
-    let app = setup(&llm).await;
+    // No grace period: the node stops mid-call (with one, it would let the call finish).
+    let app = TestApp::spawn_with_llm(&llm, |s| s.shutdown_grace_secs = 0).await;
     let (asst, thread) = assistant_and_thread(&app, json!({})).await;
     let (_, run) = app
         .post(

@@ -221,10 +221,15 @@ impl TestApp {
         app
     }
 
-    pub async fn stop(&mut self) {
+    /// Signals the server to shut down (as SIGTERM does) without waiting for it.
+    pub fn begin_stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    pub async fn stop(&mut self) {
+        self.begin_stop();
         if let Some(h) = self.server.take() {
             h.await
                 .expect("server task")

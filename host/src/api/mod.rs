@@ -21,7 +21,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 
 use crate::auth::Auth;
@@ -43,6 +42,8 @@ pub struct AppState {
     pub search: Arc<SearchIndexes>,
     pub plugins: Arc<crate::plugins::PluginHost>,
     pub runs: crate::runs::RunsHandle,
+    /// Draining and ending signals of graceful shutdown.
+    pub lifecycle: crate::ops::Lifecycle,
 }
 
 /// How long SDK pollers should wait between polls; small so `*_and_poll` helpers finish fast.
@@ -60,12 +61,13 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::router())
         .merge(plugins::router());
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::ops::router())
         .nest("/v1", api.clone())
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(poll_after))
+        .layer(middleware::from_fn(crate::ops::track_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -438,6 +438,7 @@ fn respond(
                 store: state.store.clone(),
                 project: project.to_string(),
                 run_id: run.id.clone(),
+                ending: state.lifecycle.ending.clone(),
             };
             sse(initial, sub, watch)
         }
@@ -454,6 +455,8 @@ struct Watch {
     store: crate::store::Store,
     project: String,
     run_id: String,
+    /// The node's shutdown grace period is over: the stream must end now.
+    ending: tokio_util::sync::CancellationToken,
 }
 
 impl Watch {
@@ -487,7 +490,11 @@ fn sse(initial: Vec<StreamEvent>, sub: Subscription, watch: Watch) -> Response {
         watch: Watch,
     ) -> Option<(Result<SseEvent, Infallible>, St)> {
         loop {
-            match tokio::time::timeout(STREAM_CHECK, sub.recv()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout(STREAM_CHECK, sub.recv()) => next,
+                _ = watch.ending.cancelled() => Ok(None),
+            };
+            match next {
                 Ok(Some(e)) => {
                     let ends = event_ends_stream(&e.event) || e.event == "error";
                     return Some((
@@ -495,7 +502,8 @@ fn sse(initial: Vec<StreamEvent>, sub: Subscription, watch: Watch) -> Response {
                         if ends { St::Done } else { St::Live(sub, watch) },
                     ));
                 }
-                // The bus went away (node shutting down): tell the client, then end.
+                // This node is shutting down (grace period over, or the bus went away): tell
+                // the client, then end. The run itself continues on another worker.
                 Ok(None) => {
                     let err = ApiError::new(
                         crate::error::ErrorKind::Unavailable,

@@ -600,21 +600,25 @@ impl PluginHost {
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
         let elapsed = started.elapsed();
+        let memory_hit = store.data().limits.memory_limit_hit;
+        let mut label = match &outcome {
+            Err(_) => "timeout",
+            Ok(Err(trap)) => trap_outcome(trap, memory_hit),
+            Ok(Ok(Ok(_))) => "ok",
+            Ok(Ok(Err(_))) => "error",
+        };
         let result = match outcome {
             Err(_) => Err(ToolError::Failed(format!(
                 "the tool did not finish within its time limit of {} ms",
                 limits.timeout_ms
             ))),
-            Ok(Err(trap)) => Err(ToolError::Failed(describe_trap(
-                &trap,
-                &limits,
-                store.data().limits.memory_limit_hit,
-            ))),
+            Ok(Err(trap)) => Err(ToolError::Failed(describe_trap(&trap, &limits, memory_hit))),
             Ok(Ok(r)) => r,
         };
         let result = result.and_then(|out| {
             let size = out.text.len() + out.annotations.iter().map(annotation_size).sum::<usize>();
             if size as u64 > limits.max_result_kib * 1024 {
+                label = "too_large";
                 return Err(ToolError::Failed(format!(
                     "the tool's result is {size} bytes; the limit is {} KiB",
                     limits.max_result_kib
@@ -622,6 +626,7 @@ impl PluginHost {
             }
             Ok(out)
         });
+        crate::ops::metrics::metrics().plugin_call(&plugin.id, "tool", label);
         match &result {
             Ok(_) => tracing::debug!(plugin = %plugin.id, tool, ?elapsed, "tool call finished"),
             Err(e) => {
@@ -667,6 +672,13 @@ impl PluginHost {
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
+        let label = match &outcome {
+            Err(_) => "timeout",
+            Ok(Err(trap)) => trap_outcome(trap, store.data().limits.memory_limit_hit),
+            Ok(Ok(Ok(_))) => "ok",
+            Ok(Ok(Err(_))) => "error",
+        };
+        crate::ops::metrics::metrics().plugin_call(&plugin.id, "strategy", label);
         let result = match outcome {
             Err(_) => Err(format!(
                 "the strategy did not finish a step within {} ms",
@@ -762,6 +774,13 @@ impl PluginHost {
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
+        let label = match &outcome {
+            Err(_) => "timeout",
+            Ok(Err(trap)) => trap_outcome(trap, store.data().limits.memory_limit_hit),
+            Ok(Ok(Ok(_))) => "ok",
+            Ok(Ok(Err(_))) => "error",
+        };
+        crate::ops::metrics::metrics().plugin_call(&plugin.id, "parser", label);
         let result = match outcome {
             Err(_) => Err((
                 "invalid_file",
@@ -849,6 +868,17 @@ fn annotation_size(a: &bindings::Annotation) -> usize {
 
 /// A trap as the model should read it: which limit was hit (the memory limit is known from the
 /// store's limiter, not guessed from the message), or that the tool crashed.
+/// The metrics label of a trap: which limit it hit, if any.
+fn trap_outcome(e: &wasmtime::Error, memory_limit_hit: bool) -> &'static str {
+    if memory_limit_hit {
+        return "memory";
+    }
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => "timeout",
+        _ => "trap",
+    }
+}
+
 fn describe_trap(e: &wasmtime::Error, limits: &Effective, memory_limit_hit: bool) -> String {
     if memory_limit_hit {
         return format!(

@@ -50,6 +50,10 @@ pub trait EventBus: Send + Sync {
     async fn publish(&self, run_id: &str, event: StreamEvent);
     /// Starts receiving a run's events; events published after this returns are delivered.
     async fn subscribe(&self, run_id: &str) -> anyhow::Result<Subscription>;
+    /// Whether events flow (readiness); in-process always.
+    async fn ready(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 type Subscribers = Mutex<HashMap<String, Vec<(u64, mpsc::UnboundedSender<StreamEvent>)>>>;
@@ -135,11 +139,28 @@ pub struct Delivery {
     pub run_id: String,
     /// Acknowledges the message (RabbitMQ) once the run's progress is persisted.
     pub ack: Option<futures::future::BoxFuture<'static, ()>>,
+    /// When the run was put on the queue (Unix milliseconds), for the `queue_wait` metric.
+    pub enqueued_ms: Option<i64>,
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[async_trait::async_trait]
 pub trait RunQueue: Send + Sync {
     async fn enqueue(&self, run_id: &str) -> anyhow::Result<()>;
+    /// Whether runs can be queued (readiness); in-process always.
+    async fn ready(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Messages waiting for a worker, if the queue can tell.
+    async fn depth(&self) -> anyhow::Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// The in-process queue: an unbounded channel into this node's worker pool. Nothing is lost
@@ -167,6 +188,7 @@ impl RunQueue for LocalQueue {
             .send(Delivery {
                 run_id: run_id.to_string(),
                 ack: None,
+                enqueued_ms: Some(now_ms()),
             })
             .map_err(|_| anyhow::anyhow!("the run worker has stopped"))
     }

@@ -93,8 +93,11 @@ impl RabbitQueue {
                 self.queue.as_str().into(),
                 BasicPublishOptions::default(),
                 run_id.as_bytes(),
-                // delivery_mode 2: persistent, survives a broker restart.
-                BasicProperties::default().with_delivery_mode(2),
+                // delivery_mode 2: persistent, survives a broker restart. The timestamp
+                // (milliseconds, not the AMQP convention of seconds) times the queue wait.
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_timestamp(super::bus::now_ms() as u64),
             )
             .await?
             .await?;
@@ -122,6 +125,40 @@ impl RunQueue for RabbitQueue {
             self.try_publish(run_id).await?;
         }
         Ok(())
+    }
+
+    async fn ready(&self) -> anyhow::Result<()> {
+        self.depth().await.map(|_| ())
+    }
+
+    /// A passive declare answers with the queue's ready-message count (and proves the
+    /// connection, reopening it if it had dropped).
+    async fn depth(&self) -> anyhow::Result<Option<u64>> {
+        let ch = match self.publish_channel().await {
+            Ok(ch) => ch,
+            Err(_) => {
+                *self.publisher.lock().await = None;
+                self.publish_channel().await?
+            }
+        };
+        let q = ch
+            .queue_declare(
+                self.queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        match q {
+            Ok(q) => Ok(Some(u64::from(q.message_count()))),
+            Err(e) => {
+                // A failed passive declare closes the channel: open a fresh one next time.
+                *self.publisher.lock().await = None;
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -151,6 +188,7 @@ pub fn spawn_rabbit_consumer(
                 while let Some(d) = consumer.next().await {
                     let d = d?;
                     let run_id = String::from_utf8_lossy(&d.data).into_owned();
+                    let enqueued_ms = d.properties.timestamp().map(|t| t as i64);
                     let acker = d.acker.clone();
                     let ack: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
                         if let Err(e) = acker.ack(BasicAckOptions::default()).await {
@@ -161,6 +199,7 @@ pub fn spawn_rabbit_consumer(
                         .send(Delivery {
                             run_id,
                             ack: Some(ack),
+                            enqueued_ms,
                         })
                         .is_err()
                     {
@@ -272,5 +311,11 @@ impl EventBus for RedisBus {
 
     async fn subscribe(&self, run_id: &str) -> anyhow::Result<Subscription> {
         Ok(self.local.subscribe_local(run_id))
+    }
+
+    async fn ready(&self) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
     }
 }

@@ -177,6 +177,8 @@ impl Engine {
             return Ok(());
         };
         self.held_leases().insert(run_id.to_string(), claim.token);
+        // Every log line of this run carries its thread too (the worker's span has the run id).
+        tracing::Span::current().record("thread_id", claim.run.thread_id.as_str());
         let stop = CancellationToken::new();
         let watcher = match self.watch(run_id, claim.token, stop.clone()).await {
             Ok(w) => w,
@@ -525,6 +527,9 @@ impl Engine {
         }
         self.publish(ctx, status.event(), &ctx.run).await;
         tracing::info!(run_id = %ctx.run.id, status = %status, "run ended");
+        let m = crate::ops::metrics::metrics();
+        m.run_finished(&status.to_string());
+        m.run_phase("total", (now() - ctx.run.created_at) as f64);
         Ok(())
     }
 
@@ -744,6 +749,7 @@ impl Engine {
         };
         let mut progress = Progress::default();
         let mut calls = Assembler::default();
+        let started = std::time::Instant::now();
         let outcome = {
             let stop = ctx.stop.clone();
             let streaming = self.stream_llm(ctx, &body, mode, ids, &mut progress, &mut calls);
@@ -752,6 +758,19 @@ impl Engine {
                 _ = stop.cancelled() => None,
             }
         };
+        let seconds = started.elapsed().as_secs_f64();
+        let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+        let result = match &outcome {
+            None => Some("cancelled"),
+            Some(Ok(Err(e))) => Some(e.code()),
+            Some(Ok(Ok(_))) => Some("ok"),
+            Some(Err(_)) => None,
+        };
+        if let Some(result) = result {
+            let m = crate::ops::metrics::metrics();
+            m.llm_call("chat", model, result, seconds);
+            m.run_phase("llm", seconds);
+        }
         match outcome {
             None => {
                 self.keep_partial(ctx, ids, &progress).await;
@@ -1284,10 +1303,12 @@ impl Engine {
                 out
             }
         };
+        let started = std::time::Instant::now();
         let outcomes = tokio::select! {
             r = work => r,
             _ = ctx.stop.cancelled() => return Ok(Flow::Interrupted),
         };
+        crate::ops::metrics::metrics().run_phase("tools", started.elapsed().as_secs_f64());
         // file_search calls are recorded with their results; the passages become the run's
         // citable sources.
         let mut replacements = std::collections::HashMap::new();
@@ -1402,6 +1423,7 @@ impl Engine {
         self.commit(tx, ctx, true).await?;
         self.publish(ctx, RunStatus::RequiresAction.event(), &ctx.run)
             .await;
+        crate::ops::metrics::metrics().run_finished("requires_action");
         Ok(())
     }
 

@@ -240,15 +240,26 @@ impl Llm {
         for batch in inputs.chunks(BATCH) {
             let body =
                 serde_json::json!({"model": model, "input": batch, "encoding_format": "float"});
-            let answer: Value =
+            let started = std::time::Instant::now();
+            let answer =
                 tokio::time::timeout(self.timeout, upstream.client.embeddings().create_byot(body))
-                    .await
-                    .map_err(|_| {
-                        LlmError::Server("the embeddings upstream did not answer in time".into())
-                    })?
-                    .map_err(|e| {
-                        LlmError::Server(format!("the embeddings upstream failed: {e}"))
-                    })?;
+                    .await;
+            let outcome = match &answer {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(_)) => "upstream_error",
+                Err(_) => "upstream_timeout",
+            };
+            crate::ops::metrics::metrics().llm_call(
+                "embeddings",
+                model,
+                outcome,
+                started.elapsed().as_secs_f64(),
+            );
+            let answer: Value = answer
+                .map_err(|_| {
+                    LlmError::Server("the embeddings upstream did not answer in time".into())
+                })?
+                .map_err(|e| LlmError::Server(format!("the embeddings upstream failed: {e}")))?;
             let mut data: Vec<(u64, Vec<f32>)> = answer
                 .get("data")
                 .and_then(Value::as_array)

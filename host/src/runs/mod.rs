@@ -183,27 +183,40 @@ pub async fn end_idle_run(
 }
 
 /// Runs queued deliveries through the engine, at most `concurrency` at a time.
+///
+/// When `lifecycle.draining` fires the pool takes no new deliveries (RabbitMQ redelivers the
+/// ones it was sent but did not start once this node's connection closes) and lets the runs
+/// in flight finish; those still going when `lifecycle.ending` fires are stopped at their next
+/// await point and handed back: their leases are released, so another worker resumes them
+/// from the last persisted step at once.
 pub fn spawn_worker_pool(
     engine: Arc<engine::Engine>,
     mut rx: mpsc::UnboundedReceiver<Delivery>,
     concurrency: usize,
-    stop: CancellationToken,
+    lifecycle: crate::ops::Lifecycle,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let mut tasks = tokio::task::JoinSet::new();
+        let draining = lifecycle.draining.clone();
         loop {
             let permit = tokio::select! {
-                _ = stop.cancelled() => break,
+                _ = draining.cancelled() => break,
                 p = permits.clone().acquire_owned() => p.expect("never closed"),
             };
             let delivery = tokio::select! {
-                _ = stop.cancelled() => break,
+                _ = draining.cancelled() => break,
                 d = rx.recv() => match d { Some(d) => d, None => break },
             };
+            if let Some(t) = delivery.enqueued_ms {
+                let waited = (bus::now_ms() - t) as f64 / 1000.0;
+                crate::ops::metrics::metrics().run_phase("queue_wait", waited);
+            }
             let engine = engine.clone();
             tasks.spawn(async move {
-                if let Err(e) = engine.drive(&delivery.run_id).await {
+                let span = tracing::info_span!("run", run_id = %delivery.run_id, thread_id = tracing::field::Empty);
+                let drive = tracing::Instrument::instrument(engine.drive(&delivery.run_id), span);
+                if let Err(e) = drive.await {
                     tracing::error!(run_id = %delivery.run_id, error = format!("{e:#}"), "driving a run failed; it will be retried");
                 }
                 if let Some(ack) = delivery.ack {
@@ -213,8 +226,16 @@ pub fn spawn_worker_pool(
             });
             while tasks.try_join_next().is_some() {}
         }
-        // Runs in flight stop at their next await point; their leases lapse and another
-        // worker (or this one after a restart) resumes them from the last persisted step.
+        let in_flight = tasks.len();
+        if in_flight > 0 {
+            tracing::info!(in_flight, "draining: letting runs in flight finish");
+        }
+        tokio::select! {
+            _ = async { while tasks.join_next().await.is_some() {} } => {}
+            _ = lifecycle.ending.cancelled() => {
+                tracing::info!(unfinished = tasks.len(), "grace period over: handing runs back");
+            }
+        }
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         engine.release_held().await;

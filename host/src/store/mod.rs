@@ -158,9 +158,12 @@ impl Store {
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     // NORMAL is durable across process crashes in WAL mode (only an OS crash can lose the last
     // commits) and avoids an fsync per commit; foreign keys drive the cascading deletes;
-    // checkpoints run in the background (see `checkpoint`), not inside a commit.
+    // checkpoints run in the background (see `checkpoint`), not inside a commit. The WAL file
+    // is cut back to 64 MiB after checkpoints: without a limit it keeps the size of the largest
+    // burst of writes (measured: 9 GB after writing a million embedded chunks).
     conn.execute(
-        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA wal_autocheckpoint = 0;",
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
     )
     .await
     .map(|_| ())

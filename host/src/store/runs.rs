@@ -85,6 +85,19 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// How many runs are in each active status (for the `runs_active` gauge).
+    pub async fn active_run_counts(&self) -> ApiResult<Vec<(String, i64)>> {
+        let sql = format!(
+            "SELECT status, COUNT(*) FROM runs WHERE status IN {ACTIVE_SQL} GROUP BY status"
+        );
+        sqlx::query(&sql)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// [`Store::active_run`] inside `tx` (for a write that must not race a run's creation).
     pub async fn active_run_in(
         &self,

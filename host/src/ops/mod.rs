@@ -1,0 +1,145 @@
+//! Operating a node: its lifecycle (serving → draining → ending), liveness and readiness
+//! endpoints, and Prometheus metrics ([`metrics`]).
+//!
+//! - `GET /healthz`: the process answers (liveness; never touches a dependency).
+//! - `GET /readyz`: 200 when the database, the run queue and the event bus answer and the node
+//!   is not draining; 503 with the failing checks otherwise. Load balancers route on it.
+//! - `GET /metrics`: OpenMetrics text.
+//!
+//! These sit outside `/v1` and need no API key: they reveal no user data, and probes and
+//! scrapers do not carry keys. Operators who expose a node publicly filter them at the proxy.
+
+pub mod metrics;
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::AppState;
+
+/// Where a node is in its life. Both tokens start uncancelled.
+#[derive(Clone, Default)]
+pub struct Lifecycle {
+    /// Cancelled when the node is asked to stop (SIGTERM): readiness fails, the worker takes no
+    /// new runs, the listener takes no new connections, and work in flight has the grace period
+    /// to finish.
+    pub draining: CancellationToken,
+    /// Cancelled when the grace period is over: open streams end now with a final `error`
+    /// event, and runs still in flight are handed back to the queue.
+    pub ending: CancellationToken,
+}
+
+/// Each readiness check gets this long; a dependency that hangs is as unready as one that fails.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(scrape))
+}
+
+async fn check<F>(f: F) -> Result<(), String>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    match tokio::time::timeout(CHECK_TIMEOUT, f).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let (database, queue, events) = tokio::join!(
+        check(async { state.store.ping().await.map_err(anyhow::Error::from) }),
+        check(state.runs.queue.ready()),
+        check(state.runs.bus.ready()),
+    );
+    let draining = state.lifecycle.draining.is_cancelled();
+    let show = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.clone(),
+    };
+    let ready = !draining && database.is_ok() && queue.is_ok() && events.is_ok();
+    let body = json!({
+        "status": if draining { "draining" } else if ready { "ready" } else { "unready" },
+        "checks": {
+            "database": show(&database),
+            "queue": show(&queue),
+            "events": show(&events),
+        }
+    });
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn scrape(State(state): State<AppState>) -> Response {
+    let m = metrics::metrics();
+    // Shared state is read at scrape time; a failure leaves the last values in place.
+    match state.store.active_run_counts().await {
+        Ok(counts) => {
+            for status in ["queued", "in_progress", "requires_action", "cancelling"] {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == status)
+                    .map_or(0, |(_, n)| *n);
+                m.runs_active
+                    .get_or_create(&metrics::StatusLabels {
+                        status: status.to_string(),
+                    })
+                    .set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count runs"),
+    }
+    if let Ok(Ok(Some(depth))) = tokio::time::timeout(CHECK_TIMEOUT, state.runs.queue.depth()).await
+    {
+        m.queue_depth.set(depth as i64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.render(),
+    )
+        .into_response()
+}
+
+/// Counts every request by matched route, method and status, and times it to the response head.
+pub async fn track_requests(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let m = metrics::metrics();
+    m.http_seconds
+        .get_or_create(&metrics::RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .get_or_create(&metrics::HttpLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
