@@ -57,12 +57,14 @@ pub async fn start(
     run_node(settings, Some(listener), shutdown).await
 }
 
-/// A worker-only node: drives runs and ingests files, serves no HTTP API.
+/// A worker-only node: drives runs and ingests files, serves no API; on `listener`, if given,
+/// it serves the operations endpoints (`/healthz`, `/readyz`, `/metrics`).
 pub async fn start_worker(
     settings: Settings,
+    listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_node(settings, None, shutdown).await
+    run_node(settings, listener, shutdown).await
 }
 
 async fn run_node(
@@ -194,7 +196,12 @@ async fn run_node(
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            let server = axum::serve(listener, api::router(state))
+            let router = if state.settings.runs.api {
+                api::router(state)
+            } else {
+                ops::router().with_state(state)
+            };
+            let server = axum::serve(listener, router)
                 .with_graceful_shutdown(lifecycle.draining.clone().cancelled_owned());
             draining_tasks.spawn(async move {
                 if let Err(e) = server.await {

@@ -27,7 +27,17 @@ async fn main() -> anyhow::Result<()> {
             settings.runs.worker = true;
             init_logging(&settings.log_format);
             tracing::info!(?settings, "starting a worker node");
-            assistants_host::start_worker(settings, shutdown_signal()).await
+            // A worker serves /healthz, /readyz and /metrics only when given an address:
+            // several workers often share a machine.
+            let listener = match args.listen.or(file.listen) {
+                Some(addr) => Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("binding {addr}"))?,
+                ),
+                None => None,
+            };
+            assistants_host::start_worker(settings, listener, shutdown_signal()).await
         }
         Command::Migrate(args) => {
             init_logging("text");

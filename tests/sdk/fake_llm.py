@@ -15,7 +15,9 @@ The SDK suites cannot script replies per request, so this upstream answers by co
     first label exactly;
   * the last message is any other tool result                 -> "Tool said: <output>";
   * anything else                                             -> "echo: <last user message>".
-Answers stream word by word, end with a usage chunk (when asked) and `data: [DONE]`.
+Answers stream word by word, end with a usage chunk (when asked) and `data: [DONE]`. With
+FAKE_LLM_CHUNK_DELAY_MS set, chunks are written one at a time with that pause between them (the
+topology fault test uses it so that kills land mid-stream).
 
 Usage: python3 fake_llm.py PORT
 """
@@ -23,8 +25,10 @@ Usage: python3 fake_llm.py PORT
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -135,6 +139,23 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+        delay = int(os.environ.get("FAKE_LLM_CHUNK_DELAY_MS", "0")) / 1000
+        if delay:
+            # Close-delimited body, written chunk by chunk.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for c in reply(body):
+                    self.wfile.write(f"data: {json.dumps(c)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(delay)
+                self.wfile.write(b"data: [DONE]\n\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+            return
         payload = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in reply(body)) + b"data: [DONE]\n\n"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
