@@ -142,6 +142,15 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSISTANTS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
 
+    /// Export traces over OTLP/HTTP to this URL (e.g. `http://collector:4318/v1/traces`)
+    /// [default: none, no traces].
+    #[arg(long, env = "ASSISTANTS_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP encoding: `http/protobuf` or `http/json` [default: http/protobuf].
+    #[arg(long, env = "ASSISTANTS_OTLP_PROTOCOL", value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<String>,
+
     /// On SIGTERM, how long work in flight may take to finish (runs, streams, requests) before
     /// streams are closed and unfinished runs are handed back to the queue [default: 20].
     #[arg(long, env = "ASSISTANTS_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
@@ -226,6 +235,8 @@ pub struct FileConfig {
     pub max_json_bytes: Option<usize>,
     pub ingest_concurrency: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
+    pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: Option<String>,
     pub log_format: Option<String>,
     pub queue_url: Option<String>,
     pub events_url: Option<String>,
@@ -343,6 +354,8 @@ pub struct Settings {
     pub ingest_concurrency: usize,
     /// See `--shutdown-grace-secs`.
     pub shutdown_grace_secs: u64,
+    /// Where traces are exported, if anywhere.
+    pub otlp: Option<crate::ops::telemetry::OtlpSettings>,
     pub log_format: String,
     pub plugins: crate::plugins::PluginSettings,
     pub llm: LlmSettings,
@@ -467,6 +480,18 @@ impl Settings {
                 .shutdown_grace_secs
                 .or(file.shutdown_grace_secs)
                 .unwrap_or(20),
+            otlp: args
+                .otlp_endpoint
+                .clone()
+                .or_else(|| file.otlp_endpoint.clone())
+                .map(|endpoint| crate::ops::telemetry::OtlpSettings {
+                    endpoint,
+                    protocol: args
+                        .otlp_protocol
+                        .clone()
+                        .or_else(|| file.otlp_protocol.clone())
+                        .unwrap_or_else(|| "http/protobuf".into()),
+                }),
             log_format: args
                 .log_format
                 .clone()

@@ -4,6 +4,7 @@ use anyhow::Context;
 use assistants_host::config::{
     Cli, Command, FileConfig, KeysAction, PluginsAction, Settings, StorageSettings,
 };
+use assistants_host::ops::telemetry;
 use assistants_host::store::Store;
 use clap::Parser;
 
@@ -14,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let settings = Settings::resolve(&args, &file);
-            init_logging(&settings.log_format);
+            let _telemetry = telemetry::init(&settings.log_format, settings.otlp.as_ref())?;
             tracing::info!(?settings, "starting");
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
@@ -25,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
             let mut settings = Settings::resolve(&args, &file);
             settings.runs.api = false;
             settings.runs.worker = true;
-            init_logging(&settings.log_format);
+            let _telemetry = telemetry::init(&settings.log_format, settings.otlp.as_ref())?;
             tracing::info!(?settings, "starting a worker node");
             // A worker serves /healthz, /readyz and /metrics only when given an address:
             // several workers often share a machine.
@@ -40,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
             assistants_host::start_worker(settings, listener, shutdown_signal()).await
         }
         Command::Migrate(args) => {
-            init_logging("text");
+            let _telemetry = init_logging("text")?;
             let storage = StorageSettings::resolve(&args, &file);
             let store = Store::connect(&storage.database_url).await?;
             store.migrate().await?;
@@ -48,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugins { action } => {
-            init_logging("text");
+            let _telemetry = init_logging("text")?;
             plugins_command(action, &file).await
         }
         Command::Keys { storage, action } => {
@@ -91,15 +92,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ASSISTANTS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+fn init_logging(format: &str) -> anyhow::Result<telemetry::Telemetry> {
+    telemetry::init(format, None)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -238,18 +238,29 @@ fn spawn_worker_process(
     llm: &FakeLlm,
     dir: &std::path::Path,
 ) -> std::process::Child {
+    spawn_node_process(api, llm, dir, &["worker"])
+}
+
+/// Starts the `assistants` binary with `command` (a subcommand and its own flags) as a node of
+/// `api`'s deployment; its log goes to `dir/node.log`.
+fn spawn_node_process(
+    api: &TestApp,
+    llm: &FakeLlm,
+    dir: &std::path::Path,
+    command: &[&str],
+) -> std::process::Child {
     let s = api.settings();
-    let config = dir.join("worker.toml");
+    let config = dir.join("node.toml");
     std::fs::write(
         &config,
         format!("[runs]\nqueue_name = {:?}\n", s.runs.queue_name),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.join("worker.log")).unwrap();
+    let log = std::fs::File::create(dir.join("node.log")).unwrap();
     std::process::Command::new(server_bin())
         .arg("--config")
         .arg(&config)
-        .arg("worker")
+        .args(command)
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--database-url")
@@ -339,7 +350,7 @@ async fn a_worker_process_killed_mid_run_leaves_a_run_that_completes_exactly_onc
     let done = api.wait_run(&thread, &run_id).await;
     second.kill().ok();
     second.wait().ok();
-    let log = std::fs::read_to_string(second_dir.path().join("worker.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(second_dir.path().join("node.log")).unwrap_or_default();
     assert_eq!(done["status"], "completed", "{done}\n{log}");
     // The killed worker had opened the answer message: the survivor removed it and answered
     // under new ids instead of streaming into the old one.
@@ -378,5 +389,143 @@ async fn a_worker_process_killed_mid_run_leaves_a_run_that_completes_exactly_onc
         llm.requests().len(),
         3,
         "only the interrupted call was repeated"
+    );
+}
+
+/// Traces cross processes: the API request that queues a run (a `serve --no-worker` process)
+/// and the worker process that drives it export spans of one trace over OTLP/HTTP — the run,
+/// its strategy steps and its LLM call are descendants of the request.
+#[tokio::test]
+async fn a_runs_trace_spans_the_api_node_the_queue_and_the_worker() {
+    use std::sync::{Arc, Mutex};
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("traced"));
+    // The collector: stores every OTLP/JSON export.
+    let exports: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let store = exports.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push(body.0);
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    // The in-process node only owns the deployment (database, queue); it drives nothing.
+    let owner = TestApp::spawn_distributed(&llm, |s| s.runs.worker = false).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let (api_dir, worker_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let otlp = ["--otlp-endpoint", &endpoint, "--otlp-protocol", "http/json"];
+    let mut api = spawn_node_process(
+        &owner,
+        &llm,
+        api_dir.path(),
+        &[
+            &["serve", "--no-worker", "--listen", &listen][..],
+            &otlp[..],
+        ]
+        .concat(),
+    );
+    let mut worker = spawn_node_process(
+        &owner,
+        &llm,
+        worker_dir.path(),
+        &[&["worker"][..], &otlp[..]].concat(),
+    );
+    let base = format!("http://{listen}/v1");
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let req = client.post(format!("{base}{path}")).json(&body);
+        async move { req.send().await?.json::<Value>().await }
+    };
+    let mut asst = None;
+    for _ in 0..100 {
+        match post("/assistants", json!({"model": "m"})).await {
+            Ok(a) => {
+                asst = Some(a["id"].as_str().unwrap().to_string());
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let asst = asst.expect("the API process started");
+    let run = post(
+        "/threads/runs",
+        json!({"assistant_id": asst, "thread": {"messages": [{"role": "user", "content": "hi"}]}}),
+    )
+    .await
+    .unwrap();
+    let (thread, run_id) = (
+        run["thread_id"].as_str().unwrap(),
+        run["id"].as_str().unwrap(),
+    );
+    let run = owner.wait_run(thread, run_id).await;
+    assert_eq!(run["status"], "completed", "{run}");
+
+    // SIGTERM flushes the exporters.
+    for child in [&mut api, &mut worker] {
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+    }
+    for child in [&mut api, &mut worker] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a node did not exit on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let spans: Vec<Value> = exports
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["resourceSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|r| r["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let run_span = spans
+        .iter()
+        .find(|s| {
+            s["name"] == "run"
+                && s["attributes"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|kv| kv["key"] == "run_id" && kv["value"]["stringValue"] == run_id)
+                })
+        })
+        .unwrap_or_else(|| panic!("no run span for {run_id} in {spans:#?}"));
+    let trace = &run_span["traceId"];
+    let in_trace: Vec<&str> = spans
+        .iter()
+        .filter(|s| &s["traceId"] == trace)
+        .map(|s| s["name"].as_str().unwrap_or(""))
+        .collect();
+    for name in ["request", "run", "strategy.step", "llm.chat"] {
+        assert!(
+            in_trace.contains(&name),
+            "{name} missing from the run's trace: {in_trace:?}"
+        );
+    }
+    let request = spans
+        .iter()
+        .find(|s| &s["traceId"] == trace && s["name"] == "request")
+        .unwrap();
+    assert_eq!(
+        run_span["parentSpanId"], request["spanId"],
+        "the worker's run span continues the API request's span"
     );
 }

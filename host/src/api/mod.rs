@@ -68,7 +68,13 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(poll_after))
         .layer(middleware::from_fn(crate::ops::track_requests))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Request spans at info: they are the roots of exported traces (a run's trace starts
+        // at the request that queued it).
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO),
+            ),
+        )
         .with_state(state)
 }
 

@@ -10,6 +10,7 @@
 //! scrapers do not carry keys. Operators who expose a node publicly filter them at the proxy.
 
 pub mod metrics;
+pub mod telemetry;
 
 use std::time::{Duration, Instant};
 

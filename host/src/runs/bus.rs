@@ -141,6 +141,8 @@ pub struct Delivery {
     pub ack: Option<futures::future::BoxFuture<'static, ()>>,
     /// When the run was put on the queue (Unix milliseconds), for the `queue_wait` metric.
     pub enqueued_ms: Option<i64>,
+    /// The W3C `traceparent` of the span that queued the run (traces cross the queue).
+    pub traceparent: Option<String>,
 }
 
 /// Unix time in milliseconds.
@@ -189,6 +191,7 @@ impl RunQueue for LocalQueue {
                 run_id: run_id.to_string(),
                 ack: None,
                 enqueued_ms: Some(now_ms()),
+                traceparent: crate::ops::telemetry::current_traceparent(),
             })
             .map_err(|_| anyhow::anyhow!("the run worker has stopped"))
     }

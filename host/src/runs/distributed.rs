@@ -22,7 +22,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -87,6 +87,14 @@ impl RabbitQueue {
 
     async fn try_publish(&self, run_id: &str) -> anyhow::Result<()> {
         let ch = self.publish_channel().await?;
+        let mut headers = FieldTable::default();
+        if let Some(tp) = crate::ops::telemetry::current_traceparent() {
+            headers.insert("traceparent".into(), AMQPValue::LongString(tp.into()));
+        }
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_timestamp(super::bus::now_ms() as u64)
+            .with_headers(headers);
         let confirm = ch
             .basic_publish(
                 "".into(),
@@ -95,9 +103,7 @@ impl RabbitQueue {
                 run_id.as_bytes(),
                 // delivery_mode 2: persistent, survives a broker restart. The timestamp
                 // (milliseconds, not the AMQP convention of seconds) times the queue wait.
-                BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_timestamp(super::bus::now_ms() as u64),
+                properties,
             )
             .await?
             .await?;
@@ -189,6 +195,12 @@ pub fn spawn_rabbit_consumer(
                     let d = d?;
                     let run_id = String::from_utf8_lossy(&d.data).into_owned();
                     let enqueued_ms = d.properties.timestamp().map(|t| t as i64);
+                    let traceparent = d.properties.headers().as_ref().and_then(|h| {
+                        match h.inner().get("traceparent") {
+                            Some(AMQPValue::LongString(s)) => Some(s.to_string()),
+                            _ => None,
+                        }
+                    });
                     let acker = d.acker.clone();
                     let ack: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
                         if let Err(e) = acker.ack(BasicAckOptions::default()).await {
@@ -200,6 +212,7 @@ pub fn spawn_rabbit_consumer(
                             run_id,
                             ack: Some(ack),
                             enqueued_ms,
+                            traceparent,
                         })
                         .is_err()
                     {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::bus::{EventBus, StreamEvent};
 use super::input;
@@ -436,7 +437,8 @@ impl Engine {
         }
         let state = ctx.rec.state_bytes();
         let result = tokio::select! {
-            r = self.plugins.step(strategy, input, &state, &event) => r,
+            r = self.plugins.step(strategy, input, &state, &event)
+                .instrument(tracing::info_span!("strategy.step", strategy = %strategy.manifest.id)) => r,
             _ = ctx.stop.cancelled() => return Ok(Flow::Interrupted),
         };
         match result {
@@ -752,7 +754,11 @@ impl Engine {
         let started = std::time::Instant::now();
         let outcome = {
             let stop = ctx.stop.clone();
-            let streaming = self.stream_llm(ctx, &body, mode, ids, &mut progress, &mut calls);
+            let model = body.get("model").and_then(|m| m.as_str()).unwrap_or("");
+            let span = tracing::info_span!("llm.chat", model);
+            let streaming = self
+                .stream_llm(ctx, &body, mode, ids, &mut progress, &mut calls)
+                .instrument(span);
             tokio::select! {
                 r = streaming => Some(r),
                 _ = stop.cancelled() => None,
@@ -1253,6 +1259,11 @@ impl Engine {
                                 vec![],
                             ),
                             Ok(plugin) => {
+                                let span = tracing::info_span!(
+                                    "plugin.call",
+                                    plugin = %b.plugin,
+                                    tool = %b.tool
+                                );
                                 let (r, hits) = plugins
                                     .invoke_recorded(
                                         &plugin,
@@ -1260,6 +1271,7 @@ impl Engine {
                                         &b.tool,
                                         &call.arguments_json,
                                     )
+                                    .instrument(span)
                                     .await;
                                 let r = r.map(|o| {
                                     let sources = labelled_sources(&o);

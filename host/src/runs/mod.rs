@@ -215,6 +215,9 @@ pub fn spawn_worker_pool(
             let engine = engine.clone();
             tasks.spawn(async move {
                 let span = tracing::info_span!("run", run_id = %delivery.run_id, thread_id = tracing::field::Empty);
+                if let Some(tp) = &delivery.traceparent {
+                    crate::ops::telemetry::adopt_parent(&span, tp);
+                }
                 let drive = tracing::Instrument::instrument(engine.drive(&delivery.run_id), span);
                 if let Err(e) = drive.await {
                     tracing::error!(run_id = %delivery.run_id, error = format!("{e:#}"), "driving a run failed; it will be retried");
