@@ -483,6 +483,15 @@ async fn with_an_embeddings_model_search_is_hybrid() {
                 )
                 .await;
             assert_eq!(hits["data"][0]["filename"], "fruit.txt");
+            // `ranker: none` skips the exact rescoring: the sign-bit estimate still finds it.
+            let (s, hits) = app
+                .post(
+                    &format!("/vector_stores/{vs}/search"),
+                    json!({"query": "automobile", "ranking_options": {"ranker": "none"}}),
+                )
+                .await;
+            assert_eq!(s, 200, "{hits}");
+            assert_eq!(hits["data"][0]["filename"], "car.txt", "{hits}");
         } else {
             assert!(found.is_empty(), "lexical search has no match: {hits}");
         }

@@ -216,6 +216,7 @@ fn main() {
                     max_results: 10,
                     threshold: 0.0,
                     filter: None,
+                    rerank: true,
                     query_vector: &cell,
                 };
                 let t = Instant::now();
@@ -283,7 +284,7 @@ fn main() {
             let t = Instant::now();
             let mut r = 0.0;
             for (q, exact) in probes.iter().zip(&exact_results) {
-                r += recall(&ix.nearest(q, 10, candidates, |_| true), exact);
+                r += recall(&ix.nearest(q, 10, candidates, true, |_| true), exact);
             }
             println!(
                 "engine sign bits + int8 rescoring of {candidates}: {:.1} ms per query, recall@10 {:.3}",

@@ -378,8 +378,26 @@ fn file_search_tool(at: &str, t: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Validates `ranking_options`; returns the score threshold (0 when absent).
-pub fn ranking_options(param: &str, r: &Value, rankers: &[&str]) -> ApiResult<f64> {
+/// Validated `ranking_options`.
+pub struct Ranking {
+    /// `score_threshold` (0 when absent).
+    pub threshold: f64,
+    /// The ranker (`auto` when absent).
+    pub ranker: String,
+}
+
+/// Validates `ranking_options`.
+pub fn ranking_options(param: &str, r: &Value, rankers: &[&str]) -> ApiResult<Ranking> {
+    let ranker = r
+        .get("ranker")
+        .and_then(Value::as_str)
+        .unwrap_or("auto")
+        .to_string();
+    let threshold = threshold(param, r, rankers)?;
+    Ok(Ranking { threshold, ranker })
+}
+
+fn threshold(param: &str, r: &Value, rankers: &[&str]) -> ApiResult<f64> {
     if let Some(ranker) = r.get("ranker").filter(|v| !v.is_null()) {
         if !ranker.as_str().is_some_and(|s| rankers.contains(&s)) {
             return Err(ApiError::invalid(

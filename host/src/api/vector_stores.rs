@@ -327,13 +327,17 @@ async fn search(
             "Invalid 'max_num_results': expected an integer between 1 and 50.",
         ));
     }
-    let threshold = match req.ranking_options.as_ref().filter(|v| !v.is_null()) {
-        Some(r) => common::ranking_options(
-            "ranking_options",
-            r,
-            &["none", "auto", "default-2024-11-15"],
-        )?,
-        None => 0.0,
+    // `ranker: "none"` re-ranks no oversampled vector candidates (less work, rougher recall).
+    let (threshold, rerank) = match req.ranking_options.as_ref().filter(|v| !v.is_null()) {
+        Some(r) => {
+            let r = common::ranking_options(
+                "ranking_options",
+                r,
+                &["none", "auto", "default-2024-11-15"],
+            )?;
+            (r.threshold, r.ranker != "none")
+        }
+        None => (0.0, true),
     };
     let filter = req
         .filters
@@ -361,6 +365,7 @@ async fn search(
                 max_results: max as usize,
                 threshold,
                 filter: filter.as_ref(),
+                rerank,
                 query_vector: &Default::default(),
             },
         )

@@ -85,6 +85,8 @@ impl vector_store::Host for CallState {
                 max_results: request.max_results as usize,
                 threshold: f64::from(request.score_threshold),
                 filter: filter.as_ref(),
+                // The file_search tool's rankers (auto, default_2024_08_21) all rescore.
+                rerank: true,
                 query_vector: &query_vector,
             };
             let found = access

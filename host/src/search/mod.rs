@@ -134,6 +134,7 @@ impl StoreIndex {
         max_results: usize,
         threshold: f64,
         filter: Option<&Filter>,
+        rerank: bool,
     ) -> Vec<(u32, f64)> {
         let allowed_files: Vec<bool> = self
             .files
@@ -147,7 +148,7 @@ impl StoreIndex {
                 let lexical = self.lexical.top(query_terms, window, allowed);
                 let vector: Vec<(u32, f64)> = self
                     .vectors
-                    .nearest(q, window, VECTOR_CANDIDATES, allowed)
+                    .nearest(q, window, VECTOR_CANDIDATES, rerank, allowed)
                     .into_iter()
                     .map(|(c, cos)| (c, f64::from(cos.clamp(0.0, 1.0))))
                     .filter(|(_, s)| *s > 0.0)
@@ -179,6 +180,9 @@ pub struct SearchRequest<'a> {
     pub max_results: usize,
     pub threshold: f64,
     pub filter: Option<&'a Filter>,
+    /// Re-rank an oversampled set of vector candidates (every ranker but `none`, which
+    /// rescores only as many as it returns: less work, sometimes a missed neighbour).
+    pub rerank: bool,
     /// The query's embedding, computed on first need and shared by every store one search
     /// covers (a retrieval call searching several stores embeds its query once).
     pub query_vector: &'a QueryVector,
@@ -345,8 +349,12 @@ impl SearchIndexes {
         query_terms.sort();
         query_terms.dedup();
         let query_vector = self.query_vector(req, &ix).await;
-        let (max_results, threshold, filter) =
-            (req.max_results, req.threshold, req.filter.cloned());
+        let (max_results, threshold, filter, rerank) = (
+            req.max_results,
+            req.threshold,
+            req.filter.cloned(),
+            req.rerank,
+        );
         // Ranking a large store is milliseconds of CPU: keep it off the async workers.
         let ranking = ix.clone();
         let ranked = tokio::task::spawn_blocking(move || {
@@ -356,6 +364,7 @@ impl SearchIndexes {
                 max_results,
                 threshold,
                 filter.as_ref(),
+                rerank,
             )
         })
         .await
@@ -457,7 +466,7 @@ mod tests {
             (0, "automobile dealer", Some(vec![0.6, 0.8])),
         ]);
         // Lexical: only chunk 2 matches the word; vectors favour chunk 0, then chunk 2.
-        let fused = ix.rank(&["dealer".into()], Some(&[1.0, 0.0]), 10, 0.0, None);
+        let fused = ix.rank(&["dealer".into()], Some(&[1.0, 0.0]), 10, 0.0, None, true);
         let order: Vec<u32> = fused.iter().map(|(c, _)| *c).collect();
         assert_eq!(
             order,
@@ -472,19 +481,26 @@ mod tests {
         assert!((score(0) - 1.0).abs() < 0.01);
         // The threshold and max_results apply to the fused ranking.
         assert_eq!(
-            ix.rank(&["dealer".into()], Some(&[1.0, 0.0]), 1, 0.0, None)
+            ix.rank(&["dealer".into()], Some(&[1.0, 0.0]), 1, 0.0, None, true)
                 .len(),
             1
         );
         assert_eq!(
-            ix.rank(&["dealer".into()], Some(&[1.0, 0.0]), 10, 0.9, None)
+            ix.rank(&["dealer".into()], Some(&[1.0, 0.0]), 10, 0.9, None, true)
                 .len(),
             1
         );
         // A query vector of another dimension leaves the search lexical.
         assert_eq!(
-            ix.rank(&["dealer".into()], Some(&[1.0, 0.0, 0.0]), 10, 0.0, None)
-                .len(),
+            ix.rank(
+                &["dealer".into()],
+                Some(&[1.0, 0.0, 0.0]),
+                10,
+                0.0,
+                None,
+                true
+            )
+            .len(),
             1
         );
     }
@@ -501,7 +517,7 @@ mod tests {
         )
         .unwrap();
         for v in [None, Some(&[1.0f32, 0.0][..])] {
-            let got = ix.rank(&["fox".into()], v, 10, 0.0, Some(&only_b));
+            let got = ix.rank(&["fox".into()], v, 10, 0.0, Some(&only_b), true);
             assert_eq!(
                 got.iter().map(|r| r.0).collect::<Vec<_>>(),
                 vec![1],

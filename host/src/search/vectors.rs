@@ -95,19 +95,22 @@ impl Vectors {
 
     /// The `k` allowed chunks nearest `q` by cosine, best first (equal scores: lower chunk
     /// first). A Hamming pass over every allowed chunk keeps the `candidates` nearest (at least
-    /// `k`), which are rescored from their int8 codes. A query of another dimension finds
-    /// nothing.
+    /// `k`), which are rescored from their int8 codes. With `oversample` off (the search's
+    /// `ranker: "none"`) only the `k` nearest by Hamming distance are rescored: less work, and
+    /// a true neighbour the sign bits misjudge can be missed; scores stay exact either way. A
+    /// query of another dimension finds nothing.
     pub fn nearest(
         &self,
         q: &[f32],
         k: usize,
         candidates: usize,
+        oversample: bool,
         allowed: impl Fn(u32) -> bool,
     ) -> Vec<(u32, f32)> {
         if q.len() != self.dims || k == 0 {
             return Vec::new();
         }
-        let candidates = candidates.max(k);
+        let candidates = if oversample { candidates.max(k) } else { k };
         let qbits: Vec<u64> = sign_bits(q).collect();
         // Distances fit u16 (at most `dims`); u16::MAX marks a chunk the filter excludes.
         let mut counts = vec![0u32; self.dims + 1];
@@ -312,7 +315,7 @@ mod tests {
             .map(|r| r.0)
             .collect();
         let got: Vec<u32> = ix
-            .nearest(&q, 5, 400, |_| true)
+            .nearest(&q, 5, 400, true, |_| true)
             .iter()
             .map(|r| r.0)
             .collect();
@@ -325,13 +328,18 @@ mod tests {
             .map(|r| r.0)
             .collect();
         assert_eq!(full, exact);
+        // Without oversampling: the clear winner is still found, with its exact score.
+        let quick = ix.nearest(&q, 5, 400, false, |_| true);
+        assert_eq!(quick.len(), 5);
+        assert_eq!(quick[0].0, 42);
+        assert!((quick[0].1 - exact_nearest(&flat, dims, &q, 1)[0].1).abs() < 0.01);
         // Filtered out: never returned, even when nearest.
-        let filtered = ix.nearest(&q, 5, 400, |c| c != 42);
+        let filtered = ix.nearest(&q, 5, 400, true, |c| c != 42);
         assert!(filtered.iter().all(|r| r.0 != 42));
         assert_eq!(filtered[0].0, 7);
         assert_eq!(filtered.len(), 5);
         // Fewer allowed chunks than candidates: all of them, ranked.
-        assert_eq!(ix.nearest(&q, 5, 400, |c| c < 3).len(), 3);
+        assert_eq!(ix.nearest(&q, 5, 400, true, |c| c < 3).len(), 3);
     }
 
     #[test]
@@ -344,8 +352,10 @@ mod tests {
         let bytes: Vec<u8> = [0.0f32, 1.0].iter().flat_map(|x| x.to_le_bytes()).collect();
         assert!(ix.push_bytes(3, &bytes, &mut scratch));
         assert_eq!(ix.len(), 2);
-        assert!(ix.nearest(&[1.0, 0.0, 0.0], 3, 10, |_| true).is_empty());
-        let got = ix.nearest(&[0.0, 1.0], 3, 10, |_| true);
+        assert!(ix
+            .nearest(&[1.0, 0.0, 0.0], 3, 10, true, |_| true)
+            .is_empty());
+        let got = ix.nearest(&[0.0, 1.0], 3, 10, true, |_| true);
         assert_eq!(got[0].0, 3);
     }
 
