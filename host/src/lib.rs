@@ -112,7 +112,8 @@ async fn run_node(
             search: search.clone(),
         },
         ingest.clone(),
-        stop.clone(),
+        // No new files once the node drains; the one in progress is abandoned at the end.
+        lifecycle.draining.clone(),
     );
     plugins.attach_search(plugins::retrieval::SearchBackend {
         store: store.clone(),
@@ -139,6 +140,7 @@ async fn run_node(
                     name.clone(),
                     settings.runs.concurrency.min(u16::MAX as usize) as u16,
                     local_queue.sender(),
+                    lifecycle.clone(),
                     stop.clone(),
                 ));
             }
@@ -169,10 +171,11 @@ async fn run_node(
         draining_tasks.spawn(async move {
             let _ = pool.await;
         });
+        // A draining node re-queues nothing: its own released runs go to other workers.
         run_tasks.push(runs::spawn_sweeper(
             store.clone(),
             handle.clone(),
-            stop.clone(),
+            lifecycle.draining.clone(),
         ));
     }
 
@@ -228,12 +231,18 @@ async fn run_node(
         tracing::warn!("requests still open 5 s after the grace period; stopping anyway");
     }
     stop.cancel();
-    for w in workers {
-        let _ = w.await;
+    // Background tasks stop at their next await; a file still being ingested is abandoned
+    // (its lease lapses and another node, or this one after a restart, ingests it again).
+    let mut rest: Vec<tokio::task::JoinHandle<()>> = workers;
+    rest.extend(run_tasks);
+    rest.push(janitor);
+    for t in &rest {
+        if !t.is_finished() {
+            t.abort();
+        }
     }
-    for t in run_tasks {
+    for t in rest {
         let _ = t.await;
     }
-    let _ = janitor.await;
     Ok(())
 }

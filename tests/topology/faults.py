@@ -1,7 +1,8 @@
 """Fault test of the distributed topology (stdlib only; see topology.py).
 
 300 runs — plain (polled), streamed, tool calls answered by the client, file_search — spread
-over both API nodes, while (a) a worker is SIGKILLed at random moments and restarted, (b) an API
+over both API nodes, while (a) a worker is SIGKILLed (now and then SIGTERMed: a graceful drain)
+at random moments and restarted, (b) an API
 node is SIGKILLed while clients stream from it, (c) RabbitMQ connections are closed, (d) Redis
 is restarted. Then: every run is terminal and matches what its client saw, no message or run
 step is duplicated or lost, the queue holds no message (ready or unacked), and every stream on
@@ -18,6 +19,7 @@ import http.client
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -96,6 +98,8 @@ class Load:
         self.lock = threading.Lock()
         self.records = []
         self.retries = Counter()
+        self.open_streams = Counter()
+        self.interrupted = Counter()
 
     def any_node(self, prefer: str):
         return [prefer, "api-1" if prefer == "api-2" else "api-2"]
@@ -148,7 +152,20 @@ class Load:
         seen = None  # the terminal status the client saw
         stream_node, stream_complete = None, None
         if kind == "streamed":
-            events, complete = stream(self.topo.base(node), f"/threads/{thread}/runs", body)
+            with self.lock:
+                self.open_streams[node] += 1
+            try:
+                events, complete = stream(self.topo.base(node), f"/threads/{thread}/runs", body)
+            finally:
+                with self.lock:
+                    self.open_streams[node] -= 1
+            # Complete: `done` right after the run's terminal event (not after an error).
+            named = [e for e, _ in events]
+            complete = complete and len(named) >= 2 and named[-2] in {
+                f"thread.run.{t}" for t in TERMINAL}
+            if not complete:
+                with self.lock:
+                    self.interrupted[node] += 1
             stream_node, stream_complete = node, complete
             finals = [d for e, d in events if e and e.startswith("thread.run.") and
                       isinstance(d, dict) and d.get("object") == "thread.run"]
@@ -181,20 +198,25 @@ class Load:
                                  "stream_complete": stream_complete})
 
 
-def faults(topo: Topology, stop: threading.Event, progress, log: list):
-    """Injects the four faults while the load runs."""
-    done = set()
+def faults(topo: Topology, load: "Load", stop: threading.Event, progress, log: list, done: set):
+    """Injects the four faults while the load runs; `done` collects those injected."""
     next_worker_kill = time.time() + 2
     while not stop.is_set():
         p = progress()
         if time.time() >= next_worker_kill:
             w = random.choice(["worker-1", "worker-2"])
-            topo.kill(w)
-            log.append(f"SIGKILL {w} at {p} runs")
+            # Mostly SIGKILL; every third stop is a SIGTERM (drain, grace period, hand back).
+            graceful = "worker" in done and random.random() < 1 / 3
+            topo.kill(w, signal.SIGTERM if graceful else signal.SIGKILL)
+            if graceful:
+                done.add("worker-graceful")
+            log.append(f"{'SIGTERM' if graceful else 'SIGKILL'} {w} at {p} runs")
             time.sleep(random.uniform(0.2, 1.5))
             topo.restart(w)
+            done.add("worker")
             next_worker_kill = time.time() + random.uniform(2, 5)
-        if p >= RUNS * 0.3 and "api" not in done:
+        # The API node dies while at least one client streams from it.
+        if p >= RUNS * 0.3 and "api" not in done and load.open_streams["api-2"] > 0:
             done.add("api")
             topo.kill("api-2")
             log.append(f"SIGKILL api-2 at {p} runs")
@@ -251,7 +273,16 @@ def main() -> int:
         random.Random(7).shuffle(plan)
         stop = threading.Event()
         fault_log: list[str] = []
-        injector = threading.Thread(target=faults, args=(topo, stop, lambda: len(load.records), fault_log))
+        injected: set[str] = set()
+        injector_errors: list[str] = []
+
+        def inject():
+            try:
+                faults(topo, load, stop, lambda: len(load.records), fault_log, injected)
+            except Exception as e:  # noqa: BLE001 - reported below
+                injector_errors.append(repr(e))
+
+        injector = threading.Thread(target=inject)
         started = time.time()
         injector.start()
         errors = []
@@ -266,6 +297,11 @@ def main() -> int:
         injector.join()
         elapsed = time.time() - started
         failures += [f"client error: {e}" for e in errors]
+        failures += [f"fault injector failed: {e}" for e in injector_errors]
+        if not {"worker", "api", "rabbit", "redis"} <= injected:
+            failures.append(f"not every fault was injected: {sorted(injected)}")
+        if load.interrupted["api-2"] == 0:
+            failures.append("killing api-2 interrupted no stream")
 
         # Verification, through api-1 (the node never killed).
         expected_steps = {"plain": ["message_creation"], "streamed": ["message_creation"],
@@ -310,7 +346,8 @@ def main() -> int:
         print(f"streams: {len(streams)}; complete on api-1 {sum(1 for r in streams if r['stream_node'] == 'api-1' and r['stream_complete'])}"
               f"/{sum(1 for r in streams if r['stream_node'] == 'api-1')}, "
               f"complete on api-2 {sum(1 for r in streams if r['stream_node'] == 'api-2' and r['stream_complete'])}"
-              f"/{sum(1 for r in streams if r['stream_node'] == 'api-2')} (api-2 was killed once)")
+              f"/{sum(1 for r in streams if r['stream_node'] == 'api-2')} (api-2 was killed once; "
+              f"interrupted streams were followed by polling)")
         print(f"client requests retried on another node: {dict(load.retries)}")
         print(f"queue {topo.queue}: ready/unacked {queue[1:] if queue else '?'}")
         for f in failures[:50]:

@@ -490,7 +490,10 @@ fn sse(initial: Vec<StreamEvent>, sub: Subscription, watch: Watch) -> Response {
         watch: Watch,
     ) -> Option<(Result<SseEvent, Infallible>, St)> {
         loop {
+            // Biased: an event already waiting (a terminal one, say) goes out before the
+            // shutdown notice.
             let next = tokio::select! {
+                biased;
                 next = tokio::time::timeout(STREAM_CHECK, sub.recv()) => next,
                 _ = watch.ending.cancelled() => Ok(None),
             };
@@ -507,7 +510,7 @@ fn sse(initial: Vec<StreamEvent>, sub: Subscription, watch: Watch) -> Response {
                 Ok(None) => {
                     let err = ApiError::new(
                         crate::error::ErrorKind::Unavailable,
-                        "The server is shutting down; the run continues and can be polled.",
+                        "This server is shutting down. The run is not lost: retrieve it or stream it again (another worker resumes it, or this one after a restart).",
                     );
                     let e = StreamEvent {
                         event: "error".into(),

@@ -7,7 +7,9 @@
 //! cluster reports the same truth.
 //!
 //! Labels are bounded: routes are axum's matched patterns (`/v1/threads/{thread_id}/runs`),
-//! never raw paths; plugin ids and model names come from the operator's configuration.
+//! never raw paths; methods outside the standard set are `other`; plugin ids come from the
+//! operator's configuration. Model names come from clients, so only the first
+//! [`MAX_MODEL_LABELS`] distinct ones get their own series; later ones share `other`.
 
 use std::sync::LazyLock;
 
@@ -67,8 +69,12 @@ pub struct LlmLatencyLabels {
     pub model: String,
 }
 
+/// Distinct model names with their own LLM series (see the module doc).
+pub const MAX_MODEL_LABELS: usize = 64;
+
 pub struct Metrics {
     registry: Registry,
+    models: std::sync::Mutex<std::collections::HashSet<String>>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_seconds: Family<RouteLabels, Histogram>,
     pub run_phase_seconds: Family<PhaseLabels, Histogram>,
@@ -148,6 +154,7 @@ impl Metrics {
         );
         Metrics {
             registry,
+            models: Default::default(),
             http_requests,
             http_seconds,
             run_phase_seconds,
@@ -192,7 +199,21 @@ impl Metrics {
             .inc();
     }
 
+    /// The label for `model`: itself while few distinct models were seen, else `other`.
+    fn model_label(&self, model: &str) -> String {
+        let mut seen = self.models.lock().expect("metrics lock poisoned");
+        if seen.contains(model) {
+            return model.to_string();
+        }
+        if seen.len() < MAX_MODEL_LABELS {
+            seen.insert(model.to_string());
+            return model.to_string();
+        }
+        "other".to_string()
+    }
+
     pub fn llm_call(&self, call: &'static str, model: &str, outcome: &str, seconds: f64) {
+        let model = &self.model_label(model);
         self.llm_requests
             .get_or_create(&LlmLabels {
                 call,

@@ -2,8 +2,11 @@
 //! endpoints, and Prometheus metrics ([`metrics`]).
 //!
 //! - `GET /healthz`: the process answers (liveness; never touches a dependency).
-//! - `GET /readyz`: 200 when the database, the run queue and the event bus answer and the node
-//!   is not draining; 503 with the failing checks otherwise. Load balancers route on it.
+//! - `GET /readyz`: 200 when the database answers and the node is not draining, 503 otherwise;
+//!   the body also reports the run queue and the event bus. Those two do not make a node
+//!   unready: they are shared by every node (one broker blip would take all of them out of
+//!   rotation) and losing them loses no run (the sweeper re-queues from the database, streams
+//!   fall back to it). The status is `degraded` then.
 //! - `GET /metrics`: OpenMetrics text.
 //!
 //! These sit outside `/v1` and need no API key: they reveal no user data, and probes and
@@ -69,9 +72,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => "ok".to_string(),
         Err(e) => e.clone(),
     };
-    let ready = !draining && database.is_ok() && queue.is_ok() && events.is_ok();
+    let ready = !draining && database.is_ok();
+    let status = if draining {
+        "draining"
+    } else if !ready {
+        "unready"
+    } else if queue.is_err() || events.is_err() {
+        "degraded"
+    } else {
+        "ready"
+    };
     let body = json!({
-        "status": if draining { "draining" } else if ready { "ready" } else { "unready" },
+        "status": status,
         "checks": {
             "database": show(&database),
             "queue": show(&queue),
@@ -125,7 +137,12 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
+    // Bounded label values: extension methods (any token is one) count as "other".
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_string();
     let started = Instant::now();
     let resp = next.run(req).await;
     let m = metrics::metrics();

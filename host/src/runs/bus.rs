@@ -139,6 +139,8 @@ pub struct Delivery {
     pub run_id: String,
     /// Acknowledges the message (RabbitMQ) once the run's progress is persisted.
     pub ack: Option<futures::future::BoxFuture<'static, ()>>,
+    /// Returns the message to the queue unstarted (RabbitMQ; a draining worker's backlog).
+    pub requeue: Option<futures::future::BoxFuture<'static, ()>>,
     /// When the run was put on the queue (Unix milliseconds), for the `queue_wait` metric.
     pub enqueued_ms: Option<i64>,
     /// The W3C `traceparent` of the span that queued the run (traces cross the queue).
@@ -190,6 +192,7 @@ impl RunQueue for LocalQueue {
             .send(Delivery {
                 run_id: run_id.to_string(),
                 ack: None,
+                requeue: None,
                 enqueued_ms: Some(now_ms()),
                 traceparent: crate::ops::telemetry::current_traceparent(),
             })

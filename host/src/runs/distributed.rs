@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -138,15 +139,9 @@ impl RunQueue for RabbitQueue {
     }
 
     /// A passive declare answers with the queue's ready-message count (and proves the
-    /// connection, reopening it if it had dropped).
+    /// connection; `publish_channel` reopens one that dropped).
     async fn depth(&self) -> anyhow::Result<Option<u64>> {
-        let ch = match self.publish_channel().await {
-            Ok(ch) => ch,
-            Err(_) => {
-                *self.publisher.lock().await = None;
-                self.publish_channel().await?
-            }
-        };
+        let ch = self.publish_channel().await?;
         let q = ch
             .queue_declare(
                 self.queue.as_str().into(),
@@ -157,23 +152,22 @@ impl RunQueue for RabbitQueue {
                 FieldTable::default(),
             )
             .await;
-        match q {
-            Ok(q) => Ok(Some(u64::from(q.message_count()))),
-            Err(e) => {
-                // A failed passive declare closes the channel: open a fresh one next time.
-                *self.publisher.lock().await = None;
-                Err(e.into())
-            }
-        }
+        // A failed passive declare closes the channel; `publish_channel` sees that and opens
+        // a fresh one next time (resetting it here could close one a publisher just opened).
+        Ok(Some(u64::from(q?.message_count())))
     }
 }
 
-/// Consumes run ids from RabbitMQ into the worker pool, reconnecting with back-off.
+/// Consumes run ids from RabbitMQ into the worker pool, reconnecting with back-off. When the
+/// node drains it cancels its consumer (RabbitMQ sends it nothing more) but keeps the
+/// connection until `stop`, so runs in flight can still ack; messages the pool will not start
+/// are requeued at once.
 pub fn spawn_rabbit_consumer(
     url: String,
     queue: String,
     prefetch: u16,
     tx: mpsc::UnboundedSender<Delivery>,
+    lifecycle: crate::ops::Lifecycle,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -191,8 +185,19 @@ pub fn spawn_rabbit_consumer(
                     )
                     .await?;
                 tracing::info!(queue = %queue, prefetch, "consuming runs from RabbitMQ");
-                while let Some(d) = consumer.next().await {
-                    let d = d?;
+                loop {
+                    let d = tokio::select! {
+                        d = consumer.next() => match d { Some(d) => d?, None => break },
+                        _ = lifecycle.draining.cancelled() => {
+                            let _ = ch
+                                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                                .await;
+                            tracing::info!("draining: no more runs taken from RabbitMQ");
+                            // Keep the connection for the acks of runs in flight.
+                            stop.cancelled().await;
+                            break;
+                        }
+                    };
                     let run_id = String::from_utf8_lossy(&d.data).into_owned();
                     let enqueued_ms = d.properties.timestamp().map(|t| t as i64);
                     let traceparent = d.properties.headers().as_ref().and_then(|h| {
@@ -207,15 +212,25 @@ pub fn spawn_rabbit_consumer(
                             tracing::warn!(error = %e, "could not ack a run message; it will be redelivered");
                         }
                     });
-                    if tx
-                        .send(Delivery {
-                            run_id,
-                            ack: Some(ack),
-                            enqueued_ms,
-                            traceparent,
-                        })
-                        .is_err()
-                    {
+                    let acker = d.acker.clone();
+                    let requeue: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+                        let _ = acker
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                ..Default::default()
+                            })
+                            .await;
+                    });
+                    if let Err(unsent) = tx.send(Delivery {
+                        run_id,
+                        ack: Some(ack),
+                        requeue: Some(requeue),
+                        enqueued_ms,
+                        traceparent,
+                    }) {
+                        if let Some(r) = unsent.0.requeue {
+                            r.await;
+                        }
                         break;
                     }
                 }

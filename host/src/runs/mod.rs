@@ -184,9 +184,8 @@ pub async fn end_idle_run(
 
 /// Runs queued deliveries through the engine, at most `concurrency` at a time.
 ///
-/// When `lifecycle.draining` fires the pool takes no new deliveries (RabbitMQ redelivers the
-/// ones it was sent but did not start once this node's connection closes) and lets the runs
-/// in flight finish; those still going when `lifecycle.ending` fires are stopped at their next
+/// When `lifecycle.draining` fires the pool takes no new deliveries (those it was sent but did
+/// not start are requeued) and lets the runs in flight finish; those still going when `lifecycle.ending` fires are stopped at their next
 /// await point and handed back: their leases are released, so another worker resumes them
 /// from the last persisted step at once.
 pub fn spawn_worker_pool(
@@ -228,6 +227,14 @@ pub fn spawn_worker_pool(
                 drop(permit);
             });
             while tasks.try_join_next().is_some() {}
+        }
+        // Deliveries this node will not start go back to the queue now (RabbitMQ), not when
+        // its connection closes at the end of the grace period.
+        rx.close();
+        while let Ok(d) = rx.try_recv() {
+            if let Some(requeue) = d.requeue {
+                requeue.await;
+            }
         }
         let in_flight = tasks.len();
         if in_flight > 0 {

@@ -4,9 +4,10 @@
 //! by the store's `index_generation`, which every change to the store's chunks or attributes
 //! bumps in the same transaction. A search reads the generation (one indexed query) and
 //! rebuilds the index only when it moved, so any node of a distributed deployment serves any
-//! store and never answers from stale content. Rebuilds of one store are serialised so a burst
-//! of searches after ingestion builds once, and stream the chunks from the database into the
-//! builder so a million-chunk store is never held in memory twice.
+//! store and never answers from stale content. A rebuild runs as its own task shared by every
+//! search waiting for it (a burst of searches after ingestion builds once, and a search that
+//! gives up does not cancel it), frees the stale index first, and streams the chunks from the
+//! database into the builder, so a million-chunk store is not held in memory twice.
 //!
 //! The index holds no chunk text: results are read back by row number (`chunks.seq`), at
 //! most `max_num_results` rows per search.
@@ -37,6 +38,9 @@ use vectors::Vectors;
 
 /// Stores whose index stays cached per node; least recently used beyond this are dropped.
 const MAX_CACHED_STORES: usize = 64;
+/// Memory the cached indexes of one node may hold (a million-chunk store with 1,536-dimension
+/// embeddings takes about 2.5 GiB); the most recently built index is kept even if larger.
+const MAX_CACHED_BYTES: usize = 8 << 30;
 /// Reciprocal-rank fusion constant.
 const RRF_K: f32 = 60.0;
 /// How many of each ranking's best chunks are fused (results are at most 50).
@@ -113,7 +117,10 @@ impl IndexBuilder {
         }
     }
 
-    fn finish(self) -> StoreIndex {
+    fn finish(mut self) -> StoreIndex {
+        self.chunk_file.shrink_to_fit();
+        self.chunk_seq.shrink_to_fit();
+        self.vectors.shrink_to_fit();
         StoreIndex {
             generation: self.generation,
             files: self.files,
@@ -126,6 +133,14 @@ impl IndexBuilder {
 }
 
 impl StoreIndex {
+    /// Heap bytes held (approximately: the postings' hash table itself is not counted).
+    fn bytes(&self) -> usize {
+        self.lexical.bytes()
+            + self.vectors.bytes()
+            + self.chunk_file.capacity() * 4
+            + self.chunk_seq.capacity() * 8
+    }
+
     /// The chunks that best match, best first: `(chunk, score)` with scores in 0..1.
     fn rank(
         &self,
@@ -191,13 +206,21 @@ pub struct SearchRequest<'a> {
 /// See [`SearchRequest::query_vector`]; start with `QueryVector::new()`.
 pub type QueryVector = tokio::sync::OnceCell<Option<Vec<f32>>>;
 
+/// An index build in progress, shared by every search waiting for it.
+type PendingIndex =
+    futures::future::Shared<futures::future::BoxFuture<'static, ApiResult<Arc<StoreIndex>>>>;
+
 /// Per-node cache of store indexes.
 #[derive(Default)]
 pub struct SearchIndexes {
     /// Query embeddings for hybrid search, when the server has an embeddings model.
     embedder: std::sync::OnceLock<Arc<Embedder>>,
     cached: Mutex<HashMap<String, (Arc<StoreIndex>, u64)>>,
-    building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Builds in progress by store: their generation, the shared result and a handle to stop
+    /// a build a newer generation made useless. A build runs as its own task, so a search
+    /// that gives up (a tool call's time limit, a client that hangs up) does not throw away
+    /// a large store's build: the next search picks up the result.
+    building: Mutex<HashMap<String, (i64, PendingIndex, tokio::task::AbortHandle)>>,
     clock: std::sync::atomic::AtomicU64,
 }
 
@@ -230,6 +253,9 @@ impl SearchIndexes {
         let mut map = self.cached.lock().expect("search cache poisoned");
         let entry = map.get_mut(vs_id)?;
         if entry.0.generation != generation {
+            // Stale for good (generations only grow): free it before the rebuild, so a large
+            // store is not held twice.
+            map.remove(vs_id);
             return None;
         }
         entry.1 = tick;
@@ -241,35 +267,74 @@ impl SearchIndexes {
         if let Some(ix) = self.cached(vs_id, generation) {
             return Ok(ix);
         }
-        let gate = self
-            .building
-            .lock()
-            .expect("search cache poisoned")
-            .entry(vs_id.to_string())
-            .or_default()
-            .clone();
-        let _building = gate.lock().await;
-        // Someone may have built it while we waited; re-read the generation, it may have moved on.
-        let generation = store.index_generation(vs_id).await?;
-        if let Some(ix) = self.cached(vs_id, generation) {
-            return Ok(ix);
+        let pending = {
+            let mut building = self.building.lock().expect("search cache poisoned");
+            match building.get(vs_id) {
+                Some((g, pending, _)) if *g >= generation => pending.clone(),
+                _ => {
+                    let (store, id) = (store.clone(), vs_id.to_string());
+                    let task = tokio::spawn(async move {
+                        Self::build(&store, &id, generation).await.map(Arc::new)
+                    });
+                    let abort = task.abort_handle();
+                    let pending: PendingIndex = futures::FutureExt::shared(Box::pin(async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(ApiError::internal("building a search index", e))
+                        })
+                    })
+                        as futures::future::BoxFuture<'static, _>);
+                    if let Some((_, _, older)) =
+                        building.insert(vs_id.to_string(), (generation, pending.clone(), abort))
+                    {
+                        older.abort();
+                    }
+                    pending
+                }
+            }
+        };
+        let ix = pending.await?;
+        {
+            let mut building = self.building.lock().expect("search cache poisoned");
+            if building
+                .get(vs_id)
+                .is_some_and(|(g, _, _)| *g == ix.generation)
+            {
+                building.remove(vs_id);
+            }
         }
-        let ix = Arc::new(Self::build(store, vs_id, generation).await?);
+        self.install(vs_id, ix.clone());
+        Ok(ix)
+    }
+
+    /// Caches a built index (unless a newer one is there), evicting the least recently used
+    /// stores beyond the count and memory budgets (the newest always stays).
+    fn install(&self, vs_id: &str, ix: Arc<StoreIndex>) {
         let tick = self
             .clock
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut map = self.cached.lock().expect("search cache poisoned");
-        map.insert(vs_id.to_string(), (ix.clone(), tick));
-        if map.len() > MAX_CACHED_STORES {
-            if let Some(oldest) = map
+        if map
+            .get(vs_id)
+            .is_some_and(|(have, _)| have.generation >= ix.generation)
+        {
+            return;
+        }
+        map.insert(vs_id.to_string(), (ix, tick));
+        loop {
+            let bytes: usize = map.values().map(|(ix, _)| ix.bytes()).sum();
+            if map.len() <= 1 || (map.len() <= MAX_CACHED_STORES && bytes <= MAX_CACHED_BYTES) {
+                break;
+            }
+            let Some(oldest) = map
                 .iter()
+                .filter(|(k, _)| k.as_str() != vs_id)
                 .min_by_key(|(_, (_, t))| *t)
                 .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+            else {
+                break;
+            };
+            map.remove(&oldest);
         }
-        Ok(ix)
     }
 
     /// Reads a store's completed files and streams its chunks into a builder on a blocking

@@ -72,6 +72,14 @@ impl Vectors {
         self.chunks.len()
     }
 
+    /// Returns the spare capacity of a finished index.
+    pub fn shrink_to_fit(&mut self) {
+        self.chunks.shrink_to_fit();
+        self.bits.shrink_to_fit();
+        self.codes.shrink_to_fit();
+        self.scales.shrink_to_fit();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
@@ -133,7 +141,8 @@ impl Vectors {
             .collect();
         // The distance below which there are fewer than `candidates` chunks: take all of those
         // and, in row order, enough at the cut-off distance itself.
-        let mut cut = self.dims;
+        // (Fewer allowed chunks than `candidates`: every one of them.)
+        let mut cut = self.dims + 1;
         let mut below = 0u32;
         for (d, &n) in counts.iter().enumerate() {
             if (below + n) as usize >= candidates {
@@ -145,7 +154,9 @@ impl Vectors {
         let mut at_cut = candidates as u32 - below.min(candidates as u32);
         let mut scored = Vec::with_capacity(candidates);
         for (row, &d) in distances.iter().enumerate() {
-            let take = if (d as usize) < cut {
+            let take = if d == u16::MAX {
+                false
+            } else if (d as usize) < cut {
                 true
             } else if d as usize == cut && at_cut > 0 {
                 at_cut -= 1;
@@ -340,6 +351,15 @@ mod tests {
         assert_eq!(filtered.len(), 5);
         // Fewer allowed chunks than candidates: all of them, ranked.
         assert_eq!(ix.nearest(&q, 5, 400, true, |c| c < 3).len(), 3);
+        // …even those at the largest distance (every sign differs).
+        let mut opposite = Vectors::default();
+        opposite.push(0, &[1.0, 1.0]);
+        opposite.push(1, &[-1.0, -1.0]);
+        opposite.push(2, &[-1.0, -0.5]);
+        assert_eq!(
+            opposite.nearest(&[1.0, 1.0], 3, 10, true, |_| true).len(),
+            3
+        );
     }
 
     #[test]
