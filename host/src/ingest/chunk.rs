@@ -17,6 +17,28 @@ fn bpe() -> &'static CoreBPE {
     })
 }
 
+/// Byte length of each token id seen so far (0: not looked up yet; no token is empty). Decoding
+/// every token of a text to learn its length allocated once per token, a tenth of ingestion's
+/// time; the vocabulary is small, so its lengths are learnt once per process.
+fn token_lens() -> &'static std::sync::Mutex<Vec<u32>> {
+    static LENS: OnceLock<std::sync::Mutex<Vec<u32>>> = OnceLock::new();
+    LENS.get_or_init(Default::default)
+}
+
+fn token_len(lens: &mut Vec<u32>, t: u32) -> usize {
+    let i = t as usize;
+    if i >= lens.len() {
+        lens.resize(i + 1, 0);
+    }
+    if lens[i] == 0 {
+        lens[i] = bpe()
+            ._decode_native_and_split(vec![t])
+            .next()
+            .map_or(0, |b| b.len() as u32);
+    }
+    lens[i] as usize
+}
+
 /// Loads the tokenizer ahead of the first request (it takes a moment).
 pub fn warm_up() {
     let _ = bpe();
@@ -49,9 +71,12 @@ pub fn chunk(text: &str, max: usize, overlap: usize) -> (Vec<Chunk>, usize) {
     let mut offsets = Vec::with_capacity(tokens.len() + 1);
     let mut at = 0usize;
     offsets.push(0);
-    for piece in bpe()._decode_native_and_split(tokens.clone()) {
-        at += piece.len();
-        offsets.push(at);
+    {
+        let mut lens = token_lens().lock().expect("token length table poisoned");
+        for &t in &tokens {
+            at += token_len(&mut lens, t);
+            offsets.push(at);
+        }
     }
     debug_assert_eq!(at, text.len());
     let boundary = |mut i: usize| {
