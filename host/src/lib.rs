@@ -231,18 +231,21 @@ async fn run_node(
         tracing::warn!("requests still open 5 s after the grace period; stopping anyway");
     }
     stop.cancel();
-    // Background tasks stop at their next await; a file still being ingested is abandoned
-    // (its lease lapses and another node, or this one after a restart, ingests it again).
+    // Background tasks get a moment to stop on their own (connections closed politely); then
+    // they are aborted: a file still being ingested is abandoned (its lease lapses and another
+    // node, or this one after a restart, ingests it again).
     let mut rest: Vec<tokio::task::JoinHandle<()>> = workers;
     rest.extend(run_tasks);
     rest.push(janitor);
-    for t in &rest {
-        if !t.is_finished() {
-            t.abort();
+    let aborts: Vec<_> = rest.iter().map(|t| t.abort_handle()).collect();
+    let all = futures::future::join_all(rest);
+    if tokio::time::timeout(std::time::Duration::from_secs(2), all)
+        .await
+        .is_err()
+    {
+        for a in aborts {
+            a.abort();
         }
-    }
-    for t in rest {
-        let _ = t.await;
     }
     Ok(())
 }

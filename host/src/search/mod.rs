@@ -252,12 +252,13 @@ impl SearchIndexes {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut map = self.cached.lock().expect("search cache poisoned");
         let entry = map.get_mut(vs_id)?;
-        if entry.0.generation != generation {
+        if entry.0.generation < generation {
             // Stale for good (generations only grow): free it before the rebuild, so a large
             // store is not held twice.
             map.remove(vs_id);
             return None;
         }
+        // Equal, or newer than the generation this search read a moment ago: current enough.
         entry.1 = tick;
         Some(entry.0.clone())
     }
