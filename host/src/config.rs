@@ -151,6 +151,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSISTANTS_OTLP_PROTOCOL", value_name = "PROTOCOL")]
     pub otlp_protocol: Option<String>,
 
+    /// On SIGTERM, how long to keep accepting connections while `/readyz` answers 503, so a
+    /// load balancer takes the node out of rotation before its listener closes [default: 0].
+    #[arg(long, env = "ASSISTANTS_DRAIN_DELAY_SECS", value_name = "SECS")]
+    pub drain_delay_secs: Option<u64>,
+
     /// On SIGTERM, how long work in flight may take to finish (runs, streams, requests) before
     /// streams are closed and unfinished runs are handed back to the queue [default: 20].
     #[arg(long, env = "ASSISTANTS_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
@@ -237,6 +242,7 @@ pub struct FileConfig {
     pub shutdown_grace_secs: Option<u64>,
     pub otlp_endpoint: Option<String>,
     pub otlp_protocol: Option<String>,
+    pub drain_delay_secs: Option<u64>,
     pub log_format: Option<String>,
     pub queue_url: Option<String>,
     pub events_url: Option<String>,
@@ -354,6 +360,8 @@ pub struct Settings {
     pub ingest_concurrency: usize,
     /// See `--shutdown-grace-secs`.
     pub shutdown_grace_secs: u64,
+    /// See `--drain-delay-secs`.
+    pub drain_delay_secs: u64,
     /// Where traces are exported, if anywhere.
     pub otlp: Option<crate::ops::telemetry::OtlpSettings>,
     pub log_format: String,
@@ -480,6 +488,7 @@ impl Settings {
                 .shutdown_grace_secs
                 .or(file.shutdown_grace_secs)
                 .unwrap_or(20),
+            drain_delay_secs: args.drain_delay_secs.or(file.drain_delay_secs).unwrap_or(0),
             otlp: args
                 .otlp_endpoint
                 .clone()

@@ -180,6 +180,7 @@ async fn run_node(
     }
 
     let grace = std::time::Duration::from_secs(settings.shutdown_grace_secs);
+    let drain_delay = std::time::Duration::from_secs(settings.drain_delay_secs);
     let state = AppState {
         store,
         blobs,
@@ -204,8 +205,13 @@ async fn run_node(
             } else {
                 ops::router().with_state(state)
             };
-            let server = axum::serve(listener, router)
-                .with_graceful_shutdown(lifecycle.draining.clone().cancelled_owned());
+            // The listener stays open `drain_delay` into draining: /readyz answers 503 meanwhile,
+            // so balancers stop routing here before connections would be refused.
+            let draining = lifecycle.draining.clone();
+            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+                draining.cancelled().await;
+                tokio::time::sleep(drain_delay).await;
+            });
             draining_tasks.spawn(async move {
                 if let Err(e) = server.await {
                     tracing::error!(error = %e, "serving HTTP failed");
@@ -220,7 +226,7 @@ async fn run_node(
     lifecycle.draining.cancel();
     tokio::select! {
         _ = draining_tasks.wait() => {}
-        _ = tokio::time::sleep(grace) => {}
+        _ = tokio::time::sleep(grace.max(drain_delay)) => {}
     }
     lifecycle.ending.cancel();
     // Streams end and runs are handed back within moments of `ending`.

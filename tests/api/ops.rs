@@ -203,3 +203,29 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// With a drain delay, a stopping node keeps answering for a moment, and `/readyz` says it is
+/// draining (503) so a load balancer takes it out of rotation before connections are refused.
+#[tokio::test]
+async fn readiness_fails_while_a_node_drains() {
+    let mut app = TestApp::spawn_with(|s| s.drain_delay_secs = 2).await;
+    let url = format!("{}/readyz", app.root);
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 200);
+    app.begin_stop();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let body = loop {
+        let resp = app.client.get(&url).send().await.expect("still listening");
+        if resp.status() == 503 {
+            break resp.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "readiness never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["status"], "draining", "{body}");
+    assert_eq!(body["checks"]["database"], "ok");
+    app.stop().await;
+    assert!(
+        app.client.get(&url).send().await.is_err(),
+        "the listener is closed once the node stopped"
+    );
+}

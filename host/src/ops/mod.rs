@@ -32,8 +32,8 @@ use crate::api::AppState;
 #[derive(Clone, Default)]
 pub struct Lifecycle {
     /// Cancelled when the node is asked to stop (SIGTERM): readiness fails, the worker takes no
-    /// new runs, the listener takes no new connections, and work in flight has the grace period
-    /// to finish.
+    /// new runs, the listener takes no new connections (after the drain delay), and work in
+    /// flight has the grace period to finish.
     pub draining: CancellationToken,
     /// Cancelled when the grace period is over: open streams end now with a final `error`
     /// event, and runs still in flight are handed back to the queue.
