@@ -528,4 +528,13 @@ async fn a_runs_trace_spans_the_api_node_the_queue_and_the_worker() {
         run_span["parentSpanId"], request["spanId"],
         "the worker's run span continues the API request's span"
     );
+    // The upstream was told the trace too (W3C traceparent: 00-<trace id>-<span id>-<flags>).
+    let trace_id = trace.as_str().unwrap().to_ascii_lowercase();
+    let sent = llm.traceparents();
+    assert!(
+        sent.iter()
+            .flatten()
+            .any(|tp| tp.split('-').nth(1) == Some(trace_id.as_str())),
+        "no LLM request carried the run's trace {trace_id}: {sent:?}"
+    );
 }

@@ -95,6 +95,8 @@ struct Inner {
     answered_at: Vec<std::time::Instant>,
     /// Bodies of `/embeddings` requests.
     embedding_requests: Vec<Value>,
+    /// The `traceparent` header of each chat request (None when absent).
+    traceparents: Vec<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -142,6 +144,11 @@ impl FakeLlm {
         self.inner.lock().unwrap().requests.clone()
     }
 
+    /// The `traceparent` header of each chat request, in order.
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.inner.lock().unwrap().traceparents.clone()
+    }
+
     /// The text of the last message the model was sent (a tool's output, after a tool call).
     pub fn last_message_text(&self) -> String {
         self.last_request()["messages"]
@@ -164,11 +171,21 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Value {
     })
 }
 
-async fn completions(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Value>) -> Response {
+async fn completions(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: axum::http::HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
     let body = body.0;
     let reply = {
         let mut g = inner.lock().unwrap();
         g.requests.push(body.clone());
+        g.traceparents.push(
+            headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        );
         g.script.pop_front()
     };
     let reply = reply.unwrap_or_else(|| {

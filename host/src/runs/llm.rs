@@ -51,8 +51,43 @@ impl LlmError {
 }
 
 struct Upstream {
-    client: async_openai::Client<OpenAIConfig>,
+    client: async_openai::Client<TracedConfig>,
     base_url: String,
+}
+
+/// async-openai's OpenAI configuration, plus the current span's W3C `traceparent` on every
+/// request: an upstream that traces (a gateway, an inference server behind a collector)
+/// continues the run's trace. Headers are built per request in the calling task, inside the
+/// `llm.chat` span.
+#[derive(Clone)]
+struct TracedConfig(OpenAIConfig);
+
+impl async_openai::config::Config for TracedConfig {
+    fn headers(&self) -> reqwest::header::HeaderMap {
+        let mut headers = self.0.headers();
+        if let Some(tp) = crate::ops::telemetry::current_traceparent() {
+            if let Ok(v) = reqwest::header::HeaderValue::from_str(&tp) {
+                headers.insert("traceparent", v);
+            }
+        }
+        headers
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.0.url(path)
+    }
+
+    fn query(&self) -> Vec<(&str, &str)> {
+        self.0.query()
+    }
+
+    fn api_base(&self) -> &str {
+        self.0.api_base()
+    }
+
+    fn api_key(&self) -> &secrecy::SecretString {
+        self.0.api_key()
+    }
 }
 
 impl Upstream {
@@ -69,7 +104,7 @@ impl Upstream {
             ..Default::default()
         };
         Ok(Upstream {
-            client: async_openai::Client::with_config(config)
+            client: async_openai::Client::with_config(TracedConfig(config))
                 .with_http_client(http)
                 .with_backoff(backoff),
             base_url: base_url.to_string(),
