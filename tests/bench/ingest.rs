@@ -28,11 +28,7 @@ fn text(rng: &mut impl Rng, bytes: usize) -> String {
 fn main() {
     let files = env_usize("BENCH_FILES", 20);
     let mb = env_usize("BENCH_FILE_MB", 1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = assistants_tests::bench::runtime();
     rt.block_on(async move {
         let app = TestApp::spawn().await;
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);

@@ -116,18 +116,10 @@ fn main() {
     };
 
     // The server gets its own runtime (and so its own threads), as it would in its own process.
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = assistants_tests::bench::runtime();
     let app = server_rt.block_on(TestApp::spawn_with(|s| s.ingest_concurrency = 2));
     let app = Arc::new(app);
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let client_rt = assistants_tests::bench::runtime();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS)
         .build()

@@ -21,11 +21,7 @@ fn ctx() -> CallContext {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = assistants_tests::bench::runtime();
     rt.block_on(async {
         let cache = tempfile::tempdir().unwrap();
         let settings = PluginSettings { cache_dir: Some(cache.path().to_path_buf()), instances: Some(1000), ..Default::default() };

@@ -21,11 +21,7 @@ use assistants_tests::{json, parse_sse, TestApp};
 fn main() {
     let sequential = env_usize("BENCH_RUNS", 300);
     let concurrent = env_usize("BENCH_CONCURRENT", 1000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = assistants_tests::bench::runtime();
     rt.block_on(async move {
         let llm = FakeLlm::start().await;
         let app = TestApp::spawn_with_llm(&llm, |s| s.runs.concurrency = 1000).await;

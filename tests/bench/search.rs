@@ -132,11 +132,7 @@ fn main() {
     let files = env_usize("BENCH_FILES", 100).max(1);
     let queries = env_usize("BENCH_QUERIES", 200);
     let corpus = Corpus::new(dims, words);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = assistants_tests::bench::runtime();
     rt.block_on(async move {
         let mut app = TestApp::spawn_with(|s| s.ingest_concurrency = 0).await;
         let mut ids = Vec::new();

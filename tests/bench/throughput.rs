@@ -74,11 +74,7 @@ fn main() {
     let clients = env_usize("BENCH_CLIENTS", 32);
     let secs = env_usize("BENCH_SECS", 20) as u64;
     let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "embedded,distributed".into());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = assistants_tests::bench::runtime();
     rt.block_on(async move {
         let llm = FakeLlm::start().await;
         for mode in modes.split(',') {

@@ -601,12 +601,7 @@ impl PluginHost {
         store.data().flush_stdio();
         let elapsed = started.elapsed();
         let memory_hit = store.data().limits.memory_limit_hit;
-        let mut label = match &outcome {
-            Err(_) => "timeout",
-            Ok(Err(trap)) => trap_outcome(trap, memory_hit),
-            Ok(Ok(Ok(_))) => "ok",
-            Ok(Ok(Err(_))) => "error",
-        };
+        let mut label = call_outcome(&outcome, memory_hit);
         let result = match outcome {
             Err(_) => Err(ToolError::Failed(format!(
                 "the tool did not finish within its time limit of {} ms",
@@ -672,12 +667,7 @@ impl PluginHost {
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
-        let label = match &outcome {
-            Err(_) => "timeout",
-            Ok(Err(trap)) => trap_outcome(trap, store.data().limits.memory_limit_hit),
-            Ok(Ok(Ok(_))) => "ok",
-            Ok(Ok(Err(_))) => "error",
-        };
+        let label = call_outcome(&outcome, store.data().limits.memory_limit_hit);
         crate::ops::metrics::metrics().plugin_call(&plugin.id, "strategy", label);
         let result = match outcome {
             Err(_) => Err(format!(
@@ -774,12 +764,7 @@ impl PluginHost {
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
-        let label = match &outcome {
-            Err(_) => "timeout",
-            Ok(Err(trap)) => trap_outcome(trap, store.data().limits.memory_limit_hit),
-            Ok(Ok(Ok(_))) => "ok",
-            Ok(Ok(Err(_))) => "error",
-        };
+        let label = call_outcome(&outcome, store.data().limits.memory_limit_hit);
         crate::ops::metrics::metrics().plugin_call(&plugin.id, "parser", label);
         let result = match outcome {
             Err(_) => Err((
@@ -866,19 +851,26 @@ fn annotation_size(a: &bindings::Annotation) -> usize {
     }
 }
 
-/// A trap as the model should read it: which limit was hit (the memory limit is known from the
-/// store's limiter, not guessed from the message), or that the tool crashed.
-/// The metrics label of a trap: which limit it hit, if any.
-fn trap_outcome(e: &wasmtime::Error, memory_limit_hit: bool) -> &'static str {
-    if memory_limit_hit {
-        return "memory";
-    }
-    match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => "timeout",
-        _ => "trap",
+/// The metrics label of a sandboxed call's outcome (timed out on the host's clock, trapped —
+/// and which limit that trap hit — or the plugin's own answer, ok or error).
+fn call_outcome<T, E>(
+    outcome: &Result<wasmtime::Result<Result<T, E>>, tokio::time::error::Elapsed>,
+    memory_limit_hit: bool,
+) -> &'static str {
+    match outcome {
+        Err(_) => "timeout",
+        Ok(Err(_)) if memory_limit_hit => "memory",
+        Ok(Err(trap)) => match trap.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => "timeout",
+            _ => "trap",
+        },
+        Ok(Ok(Ok(_))) => "ok",
+        Ok(Ok(Err(_))) => "error",
     }
 }
 
+/// A trap as the model should read it: which limit was hit (the memory limit is known from the
+/// store's limiter, not guessed from the message), or that the tool crashed.
 fn describe_trap(e: &wasmtime::Error, limits: &Effective, memory_limit_hit: bool) -> String {
     if memory_limit_hit {
         return format!(
