@@ -6,13 +6,12 @@
 //! a key created with `assistants keys create` takes effect within a second on every node,
 //! without a per-request query in open mode.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
-use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::keys::DEFAULT_PROJECT;
 use crate::store::Store;
@@ -73,10 +72,15 @@ fn redact_key(key: &str) -> String {
 /// The caller's project, extracted from the `Authorization` header.
 pub struct Project(pub String);
 
-impl FromRequestParts<AppState> for Project {
+impl<S> FromRequestParts<S> for Project
+where
+    S: Send + Sync,
+    Arc<Auth>: FromRef<S>,
+    Store: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let bearer = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -87,6 +91,7 @@ impl FromRequestParts<AppState> for Project {
             })
             .map(str::trim)
             .filter(|k| !k.is_empty());
-        state.auth.project(&state.store, bearer).await.map(Project)
+        let (auth, store) = (Arc::<Auth>::from_ref(state), Store::from_ref(state));
+        auth.project(&store, bearer).await.map(Project)
     }
 }

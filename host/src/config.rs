@@ -12,6 +12,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::llm::LlmSettings;
+use crate::redact::redact_url;
+
 /// A self-hosted server for the OpenAI Assistants API v2.
 ///
 /// Point the official `openai` SDKs at it by setting their base URL to
@@ -270,28 +273,7 @@ pub struct LlmFileConfig {
     /// `[[llm.routes]]`: `model = "gpt-4o"` (exact) or `prefix = "llama"`, with `base_url`
     /// and optionally `api_key`. The first match wins; unmatched models use the default.
     #[serde(default)]
-    pub routes: Vec<LlmRoute>,
-}
-
-/// One upstream route (see [`LlmFileConfig::routes`]).
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LlmRoute {
-    pub model: Option<String>,
-    pub prefix: Option<String>,
-    pub base_url: String,
-    pub api_key: Option<String>,
-}
-
-impl std::fmt::Debug for LlmRoute {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmRoute")
-            .field("model", &self.model)
-            .field("prefix", &self.prefix)
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
-            .finish()
-    }
+    pub routes: Vec<crate::llm::LlmRoute>,
 }
 
 /// `[runs]` in the config file.
@@ -366,32 +348,8 @@ pub struct Settings {
     pub otlp: Option<crate::ops::telemetry::OtlpSettings>,
     pub log_format: String,
     pub plugins: crate::plugins::PluginSettings,
-    pub llm: LlmSettings,
+    pub llm: crate::llm::LlmSettings,
     pub runs: RunSettings,
-}
-
-/// Where runs send chat completions.
-#[derive(Clone)]
-pub struct LlmSettings {
-    pub base_url: String,
-    pub api_key: Option<String>,
-    pub timeout: std::time::Duration,
-    pub max_retries: u32,
-    pub routes: Vec<LlmRoute>,
-    pub embedding_model: Option<String>,
-}
-
-impl std::fmt::Debug for LlmSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmSettings")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
-            .field("timeout", &self.timeout)
-            .field("max_retries", &self.max_retries)
-            .field("routes", &self.routes)
-            .field("embedding_model", &self.embedding_model)
-            .finish()
-    }
 }
 
 /// How this node takes part in runs.
@@ -566,17 +524,6 @@ impl Settings {
                 events_url: args.events_url.clone().or_else(|| file.events_url.clone()),
             },
         }
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs and `Debug`.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => raw.to_string(),
     }
 }
 

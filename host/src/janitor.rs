@@ -49,9 +49,9 @@ pub async fn sweep(
 }
 
 async fn sweep_uploads(store: &Store, blobs: &Blobs) -> Result<(), crate::error::ApiError> {
-    use crate::api::uploads::Upload;
+    use crate::model::Upload;
     loop {
-        let batch = store.expired_uploads(crate::ids::now(), 100).await?;
+        let batch = store.expired_uploads(crate::model::ids::now(), 100).await?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -81,7 +81,7 @@ async fn sweep_files(
 ) -> Result<usize, crate::error::ApiError> {
     let mut deleted = 0;
     loop {
-        let batch = store.expired_files(crate::ids::now(), 100).await?;
+        let batch = store.expired_files(crate::model::ids::now(), 100).await?;
         if batch.is_empty() {
             return Ok(deleted);
         }

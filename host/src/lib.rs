@@ -2,15 +2,22 @@
 //!
 //! Map of the crate:
 //! - [`config`]: command line, environment and TOML settings.
+//! - [`model`]: the domain model (assistants, threads, messages, files, vector stores, runs and
+//!   the engine record), typed ids; owned by no transport.
 //! - [`api`]: the HTTP surface, one module per resource; handlers validate, then call the store.
+//! - [`state`]: what handlers share ([`state::AppState`]).
 //! - [`store`]: every SQL statement, over SQLite or PostgreSQL through one `Any` pool.
 //! - [`blobs`]: file bytes in a local directory or an S3-compatible bucket.
 //! - [`ingest`]: background parsing, chunking and embedding of vector-store files.
 //! - [`search`]: lexical and hybrid search over a store's chunks, cached per node.
+//! - [`llm`]: chat completions and embeddings over OpenAI-compatible upstreams.
+//! - [`tokens`]: `o200k_base` token counts (run budgets, chunking).
+//! - [`runs`]: the run engine (claims, strategy steps, LLM and tool actions), queue and events.
 //! - [`auth`]: API keys → projects.
 //! - [`janitor`]: periodic clean-up of expired files, uploads and tombstones.
 //! - [`ops`]: lifecycle (graceful shutdown), `/healthz`, `/readyz`, Prometheus `/metrics`.
 //! - [`plugins`]: the WebAssembly plugin host (tool components, manifests, grants, sandbox).
+//! - [`redact`]: secrets kept out of logs.
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
 //!
 //! [`start`] wires them together for a bound listener and a shutdown future, which is how the
@@ -21,14 +28,18 @@ pub mod auth;
 pub mod blobs;
 pub mod config;
 pub mod error;
-pub mod ids;
 pub mod ingest;
 pub mod janitor;
+pub mod llm;
+pub mod model;
 pub mod ops;
 pub mod plugins;
+pub mod redact;
 pub mod runs;
 pub mod search;
+pub mod state;
 pub mod store;
+pub mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,8 +48,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::AppState;
 use crate::config::Settings;
+use crate::state::AppState;
 
 /// Opens storage, migrates, and serves on `listener` until `shutdown` resolves; unless
 /// `settings.runs.worker` is off, this node also drives runs.
@@ -89,18 +100,27 @@ async fn run_node(
     if plugin_settings.cache_dir.is_none() {
         plugin_settings.cache_dir = Some(settings.storage.data_dir.join("plugin-cache"));
     }
-    let plugins = Arc::new(plugins::PluginHost::load(&plugin_settings).await?);
-    let llm = Arc::new(runs::llm::Llm::new(&settings.llm)?);
-    let search = Arc::new(search::SearchIndexes::default());
-    match &settings.llm.embedding_model {
-        Some(model) => search.set_embedder(Arc::new(search::Embedder {
+    let llm = Arc::new(llm::Llm::new(&settings.llm)?);
+    let embedder: Option<Arc<dyn llm::Embeddings>> = match &settings.llm.embedding_model {
+        Some(model) => Some(Arc::new(llm::UpstreamEmbeddings {
             llm: llm.clone(),
             model: model.clone(),
         })),
-        None => tracing::info!(
-            "no embeddings model configured: vector-store search is lexical (BM25) only"
-        ),
-    }
+        None => {
+            tracing::info!(
+                "no embeddings model configured: vector-store search is lexical (BM25) only"
+            );
+            None
+        }
+    };
+    let search = Arc::new(search::SearchIndexes::new(embedder));
+    let plugin_search = Arc::new(search::PluginSearch {
+        store: store.clone(),
+        indexes: search.clone(),
+    });
+    let plugins = Arc::new(
+        plugins::PluginHost::load_with_search(&plugin_settings, Some(plugin_search)).await?,
+    );
     let ingest = ingest::IngestHandle::default();
     // Ingestion reads documents through the parser components and embeds chunks.
     let workers = ingest::spawn_workers(
@@ -115,10 +135,6 @@ async fn run_node(
         // No new files once the node drains; the one in progress is abandoned at the end.
         lifecycle.draining.clone(),
     );
-    plugins.attach_search(plugins::retrieval::SearchBackend {
-        store: store.clone(),
-        search: search.clone(),
-    });
     let janitor = janitor::spawn(store.clone(), blobs.clone(), search.clone(), stop.clone());
 
     // Run events and the run queue: in-process unless distributed mode names Redis/RabbitMQ.

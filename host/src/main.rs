@@ -188,7 +188,9 @@ async fn plugins_command(action: PluginsAction, file: &FileConfig) -> anyhow::Re
                 }
             };
             let ctx = assistants_host::plugins::bindings::CallContext {
-                tool_call_id: assistants_host::ids::new_id(assistants_host::ids::IdKind::ToolCall),
+                tool_call_id: assistants_host::model::ids::new_id(
+                    assistants_host::model::ids::IdKind::ToolCall,
+                ),
                 run_id: None,
                 thread_id: None,
                 assistant_id: None,

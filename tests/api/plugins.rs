@@ -403,7 +403,7 @@ async fn plugin_tools_are_prefixed_only_when_names_collide() {
 
 #[tokio::test]
 async fn a_strategy_component_is_driven_step_by_step() {
-    use assistants_host::plugins::bindings::{
+    use assistants_host::model::engine::{
         Action, ChatMessage, Event, FinishReason, LlmResult, PublishMode, RunInput, RunLimits,
     };
     let host = host_with_test_plugins().await;
@@ -433,7 +433,7 @@ async fn a_strategy_component_is_driven_step_by_step() {
     };
     let first = host.step(&s, &input, &[], &Event::Start).await.unwrap();
     assert_eq!(first.state, vec![1]);
-    let Action::CallLlm((request, PublishMode::Message)) = &first.action else {
+    let Action::CallLlm(request, PublishMode::Message) = &first.action else {
         panic!("expected an LLM call")
     };
     assert_eq!(request.messages.len(), 2);
@@ -478,7 +478,6 @@ async fn a_strategy_component_is_driven_step_by_step() {
 
 #[tokio::test]
 async fn retrieval_tools_search_only_the_stores_of_their_call() {
-    use assistants_host::plugins::retrieval::SearchBackend;
     let app = TestApp::spawn().await;
     let f = app
         .upload_ok("otters.txt", "Sea otters hold hands while they sleep.")
@@ -493,14 +492,21 @@ async fn retrieval_tools_search_only_the_stores_of_their_call() {
     app.wait_vs(&vs).await;
     app.wait_vs(&vs_other).await;
 
-    let host = host_with_test_plugins().await;
     let store = assistants_host::store::Store::connect(&app.database_url)
         .await
         .unwrap();
-    host.attach_search(SearchBackend {
+    let search = std::sync::Arc::new(assistants_host::search::PluginSearch {
         store,
-        search: Default::default(),
+        indexes: Default::default(),
     });
+    let settings = PluginSettings {
+        dir: Some(TEST_PLUGINS.into()),
+        instances: Some(16),
+        ..Default::default()
+    };
+    let host = PluginHost::load_with_search(&settings, Some(search))
+        .await
+        .expect("plugin host");
     let tool = host.get("search-tool").expect("retrieval tools load");
     assert!(tool.is_tool());
     let mut call = ctx();

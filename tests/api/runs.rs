@@ -981,7 +981,7 @@ async fn models_are_routed_to_their_upstream() {
     local.push(Reply::text("from local"));
     let route = local.url.clone();
     let app = TestApp::spawn_with_llm(&default, move |s| {
-        s.llm.routes = vec![assistants_host::config::LlmRoute {
+        s.llm.routes = vec![assistants_host::llm::LlmRoute {
             model: None,
             prefix: Some("llama".into()),
             base_url: route,

@@ -3,37 +3,17 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::common::{self, ListQuery, Metadata, Patch};
+use super::common::{self, ListQuery, Patch};
 use super::extract::{Json, Path, Query};
 use super::tool_resources::{self, Inline};
-use super::AppState;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{new_id, now, IdKind};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Assistant {
-    pub id: String,
-    pub object: String,
-    pub created_at: i64,
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub model: String,
-    pub instructions: Option<String>,
-    pub tools: Vec<Value>,
-    pub tool_resources: Value,
-    pub metadata: Metadata,
-    pub temperature: Option<f64>,
-    pub top_p: Option<f64>,
-    pub response_format: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reasoning_effort: Option<String>,
-}
-
-crate::impl_doc!(Assistant, table = "assistants", name = "assistant");
+use crate::model::ids::{new_id, now, IdKind};
+use crate::model::Assistant;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 struct CreateAssistant {

@@ -4,10 +4,10 @@
 
 use serde_json::{json, Value};
 
-use super::messages::Message;
-use super::threads::Thread;
-use super::AppState;
 use crate::error::ApiResult;
+use crate::model::Message;
+use crate::model::Thread;
+use crate::state::AppState;
 use crate::store::Tx;
 
 /// File ids of the message's attachments that ask for file_search.

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ListEnvelope, ListParams, Order, Page};
 
-pub type Metadata = Map<String, Value>;
+pub use crate::model::Metadata;
 
 /// Checks the metadata rules: at most 16 pairs, keys ≤ 64 chars, string values ≤ 512 chars.
 /// `null` means "no metadata", which is `{}` on the wire.
@@ -479,7 +479,7 @@ pub async fn require_existing<D: crate::store::Doc>(
     param: &str,
     ids: &[String],
 ) -> ApiResult<()> {
-    if let Some(bad) = ids.iter().find(|id| !crate::ids::is_valid_id(id)) {
+    if let Some(bad) = ids.iter().find(|id| !crate::model::ids::is_valid_id(id)) {
         return Err(ApiError::invalid(
             param,
             format!("No {} found with id '{}'.", D::NAME, bad.escape_debug()),

@@ -7,33 +7,17 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::common::{self, ListQuery};
 use super::extract::{Path, Query};
-use super::AppState;
 use crate::auth::Project;
 use crate::blobs::{file_key, PutError};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::ids::{new_id, now, IdKind};
+use crate::model::ids::{new_id, now, IdKind};
+use crate::model::FileObject;
+use crate::state::AppState;
 use crate::store::Val;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileObject {
-    pub id: String,
-    pub object: String,
-    pub bytes: i64,
-    pub created_at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<i64>,
-    pub filename: String,
-    pub purpose: String,
-    pub status: String,
-    pub status_details: Option<String>,
-}
-
-crate::impl_doc!(FileObject, table = "files", name = "file");
 
 /// Purposes a client may upload with.
 pub const PURPOSES: &[&str] = &[

@@ -3,38 +3,19 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::common::{self, ListQuery, Metadata, Patch};
+use super::common::{self, ListQuery, Patch};
 use super::extract::{Json, Path, Query};
-use super::files::FileObject;
-use super::threads::Thread;
-use super::AppState;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{new_id, now, IdKind};
+use crate::model::ids::{new_id, now, IdKind};
+use crate::model::FileObject;
+use crate::model::Message;
+use crate::model::Thread;
+use crate::state::AppState;
 use crate::store::{Tx, Val};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Message {
-    pub id: String,
-    pub object: String,
-    pub created_at: i64,
-    pub thread_id: String,
-    pub status: String,
-    pub incomplete_details: Option<Value>,
-    pub completed_at: Option<i64>,
-    pub incomplete_at: Option<i64>,
-    pub role: String,
-    pub content: Vec<Value>,
-    pub assistant_id: Option<String>,
-    pub run_id: Option<String>,
-    pub attachments: Vec<Value>,
-    pub metadata: Metadata,
-}
-
-crate::impl_doc!(Message, table = "messages", name = "message");
 
 #[derive(Debug, Deserialize)]
 pub struct CreateMessage {
@@ -227,18 +208,10 @@ pub async fn prepare(
 
 /// Inserts a prepared message inside a transaction.
 pub async fn insert_in(state: &AppState, tx: &mut Tx, project: &str, m: &Message) -> ApiResult<()> {
-    state.store.insert_in(tx, project, m, &m.columns()).await
-}
-
-impl Message {
-    /// The indexed columns of a message row besides the document itself (every write of a
-    /// message, by the API or the run engine, passes these).
-    pub fn columns(&self) -> [(&'static str, Val); 2] {
-        [
-            ("thread_id", Val::Text(self.thread_id.clone())),
-            ("run_id", Val::OptText(self.run_id.clone())),
-        ]
-    }
+    state
+        .store
+        .insert_in(tx, project, m, &crate::store::message_columns(m))
+        .await
 }
 
 async fn create(
@@ -276,7 +249,7 @@ async fn create(
             &project,
             &thread_id,
             &m,
-            &m.columns(),
+            &crate::store::message_columns(&m),
             crate::store::runs::NO_ACTIVE_RUN,
         )
         .await?;
@@ -300,7 +273,7 @@ async fn list(
     if let Some(run) = q
         .run_id
         .as_deref()
-        .filter(|r| !r.is_empty() && !crate::ids::is_valid_id(r))
+        .filter(|r| !r.is_empty() && !crate::model::ids::is_valid_id(r))
     {
         return Err(ApiError::invalid(
             "run_id",

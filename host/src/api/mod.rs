@@ -15,36 +15,14 @@ pub mod uploads;
 pub mod vector_store_files;
 pub mod vector_stores;
 
-use std::sync::Arc;
-
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::auth::Auth;
-use crate::blobs::Blobs;
-use crate::config::Settings;
 use crate::error::{ApiError, ErrorKind};
-use crate::ingest::IngestHandle;
-use crate::search::SearchIndexes;
-use crate::store::Store;
-
-/// Everything a handler may use. Cheap to clone (all handles).
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub blobs: Blobs,
-    pub settings: Arc<Settings>,
-    pub auth: Arc<Auth>,
-    pub ingest: IngestHandle,
-    pub search: Arc<SearchIndexes>,
-    pub plugins: Arc<crate::plugins::PluginHost>,
-    pub runs: crate::runs::RunsHandle,
-    /// Draining and ending signals of graceful shutdown.
-    pub lifecycle: crate::ops::Lifecycle,
-}
+use crate::state::AppState;
 
 /// How long SDK pollers should wait between polls; small so `*_and_poll` helpers finish fast.
 const POLL_AFTER_MS: &str = "100";

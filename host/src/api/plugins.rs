@@ -7,10 +7,10 @@ use axum::routing::get;
 use axum::Router;
 
 use super::extract::Path;
-use super::AppState;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::plugins::PluginInfo;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -16,19 +16,20 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::assistants::Assistant;
 use super::common::{self, ListQuery};
 use super::extract::{Json, Path, Query};
 use super::messages::{self, CreateMessage};
-use super::threads::{self, CreateThread, Thread};
-use super::AppState;
+use super::threads::{self, CreateThread};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{new_id, now, IdKind};
-use crate::plugins::bindings::{Event, ToolResult};
+use crate::model::engine::{EngineRecord, Event, Next, ToolBinding, ToolResult};
+use crate::model::ids::{new_id, now, IdKind};
+use crate::model::Assistant;
+use crate::model::Thread;
+use crate::model::{Run, RunStatus, RunStep};
 use crate::plugins::manifest::Kind;
 use crate::runs::bus::{StreamEvent, Subscription};
-use crate::runs::model::{EngineRecord, Next, Run, RunStatus, RunStep, ToolBinding};
+use crate::state::AppState;
 use assistants_worker::status::event_ends_stream;
 
 /// Parameters shared by create-run and create-thread-and-run.
@@ -258,7 +259,7 @@ async fn prepare(
     p: RunParams,
     additional_instructions: Option<String>,
 ) -> ApiResult<Prepared> {
-    if !crate::ids::is_valid_id(&p.assistant_id) {
+    if !crate::model::ids::is_valid_id(&p.assistant_id) {
         return Err(ApiError::not_found("assistant", &p.assistant_id));
     }
     let asst = state
@@ -560,7 +561,7 @@ async fn start(
     state: &AppState,
     project: &str,
     prepared: Prepared,
-    additional: Vec<messages::Message>,
+    additional: Vec<crate::model::Message>,
     mut initial: Vec<StreamEvent>,
 ) -> ApiResult<Response> {
     let Prepared {
@@ -956,7 +957,7 @@ async fn list_steps(
     let page = page.map(|raw| {
         let mut step: Value = serde_json::from_str(raw.body.get()).unwrap_or_default();
         if !with_content {
-            crate::runs::model::strip_result_content(&mut step);
+            crate::model::run::strip_result_content(&mut step);
         }
         (raw.id, step)
     });
@@ -983,7 +984,7 @@ async fn retrieve_step(
     }
     let mut step = serde_json::to_value(step)?;
     if !with_content {
-        crate::runs::model::strip_result_content(&mut step);
+        crate::model::run::strip_result_content(&mut step);
     }
     Ok(axum::Json(step))
 }

@@ -3,28 +3,18 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::common::{self, Metadata, Patch};
+use super::common::{self, Patch};
 use super::extract::{Json, Path};
 use super::messages::{self, CreateMessage};
 use super::tool_resources::{self, Inline};
-use super::AppState;
 use crate::auth::Project;
 use crate::error::ApiResult;
-use crate::ids::{new_id, now, IdKind};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Thread {
-    pub id: String,
-    pub object: String,
-    pub created_at: i64,
-    pub tool_resources: Value,
-    pub metadata: Metadata,
-}
-
-crate::impl_doc!(Thread, table = "threads", name = "thread");
+use crate::model::ids::{new_id, now, IdKind};
+use crate::model::Thread;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct CreateThread {

@@ -6,10 +6,11 @@
 use serde_json::{json, Map, Value};
 
 use super::common;
-use super::files::FileObject;
-use super::vector_stores::{self, VectorStoreDoc};
-use super::AppState;
+use super::vector_stores;
 use crate::error::{ApiError, ApiResult};
+use crate::model::FileObject;
+use crate::model::VectorStoreDoc;
+use crate::state::AppState;
 use crate::store::Tx;
 
 /// Whether inline `vector_stores` may be created, and in which transaction.

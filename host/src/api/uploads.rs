@@ -5,36 +5,20 @@ use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::routing::post;
 use axum::Router;
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::extract::{Json, Path};
-use super::files::{check_filename, drain, multipart_error, put_error, FileObject};
-use super::AppState;
+use super::files::{check_filename, drain, multipart_error, put_error};
 use crate::auth::Project;
 use crate::blobs::{file_key, part_key};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::ids::{new_id, now, IdKind};
+use crate::model::ids::{new_id, now, IdKind};
+use crate::model::{FileObject, Upload};
+use crate::state::AppState;
 use crate::store::Val;
 
 /// How long an upload accepts parts, as in the real API.
 const UPLOAD_TTL_SECS: i64 = 3600;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Upload {
-    pub id: String,
-    pub object: String,
-    pub bytes: i64,
-    pub created_at: i64,
-    pub filename: String,
-    pub purpose: String,
-    pub status: String,
-    pub expires_at: i64,
-    pub file: Option<FileObject>,
-    /// Not in the spec's Upload object, but kept and echoed: SDKs ignore extra fields.
-    pub mime_type: String,
-}
-
-crate::impl_doc!(Upload, table = "uploads", name = "upload");
 
 #[derive(Debug, Deserialize)]
 struct CreateUpload {

@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 
 use super::common::{self, ListQuery};
 use super::extract::{Json, Path, Query};
-use super::files::FileObject;
-use super::vector_stores::VectorStoreDoc;
-use super::AppState;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{new_id, now, IdKind};
+use crate::model::ids::{new_id, now, IdKind};
+use crate::model::FileObject;
+use crate::model::VectorStoreDoc;
+use crate::state::AppState;
 use crate::store::vector_stores::VsFileRow;
 
 #[derive(Debug, Deserialize)]

@@ -10,29 +10,14 @@ use serde_json::{json, Value};
 
 use super::common::{self, ListQuery, Metadata, Patch};
 use super::extract::{Json, Path, Query};
-use super::files::FileObject;
-use super::AppState;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{new_id, now, IdKind};
+use crate::model::ids::{new_id, now, IdKind};
+use crate::model::FileObject;
+use crate::model::VectorStoreDoc;
 use crate::search::{Filter, SearchRequest};
+use crate::state::AppState;
 use crate::store::{Tx, Val};
-
-/// The stored part of a vector store; counts and status are added when it is read.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VectorStoreDoc {
-    pub id: String,
-    pub created_at: i64,
-    pub name: Option<String>,
-    pub metadata: Metadata,
-    pub expires_after: Option<Value>,
-}
-
-crate::impl_doc!(
-    VectorStoreDoc,
-    table = "vector_stores",
-    name = "vector store"
-);
 
 #[derive(Debug, Serialize)]
 pub struct VectorStore {

@@ -1,4 +1,4 @@
-//! Token-exact chunking with the `o200k_base` tokenizer (the GPT-4o family's).
+//! Token-exact chunking with the `o200k_base` tokenizer ([`crate::tokens`]).
 //!
 //! The text is tokenized once; chunks are windows of `max` tokens advancing by `max - overlap`.
 //! Window edges are mapped back to byte offsets in the original text (by summing each token's
@@ -6,48 +6,7 @@
 //! A token may end inside a multi-byte character; edges are moved forward to the next
 //! character boundary.
 
-use std::sync::OnceLock;
-
-use tiktoken_rs::CoreBPE;
-
-fn bpe() -> &'static CoreBPE {
-    static BPE: OnceLock<CoreBPE> = OnceLock::new();
-    BPE.get_or_init(|| {
-        tiktoken_rs::o200k_base().expect("the o200k_base ranks ship inside tiktoken-rs")
-    })
-}
-
-/// Byte length of each token id seen so far (0: not looked up yet; no token is empty). Decoding
-/// every token of a text to learn its length allocated once per token, a tenth of ingestion's
-/// time; the vocabulary is small, so its lengths are learnt once per process.
-fn token_lens() -> &'static std::sync::Mutex<Vec<u32>> {
-    static LENS: OnceLock<std::sync::Mutex<Vec<u32>>> = OnceLock::new();
-    LENS.get_or_init(Default::default)
-}
-
-fn token_len(lens: &mut Vec<u32>, t: u32) -> usize {
-    let i = t as usize;
-    if i >= lens.len() {
-        lens.resize(i + 1, 0);
-    }
-    if lens[i] == 0 {
-        lens[i] = bpe()
-            ._decode_native_and_split(vec![t])
-            .next()
-            .map_or(0, |b| b.len() as u32);
-    }
-    lens[i] as usize
-}
-
-/// Loads the tokenizer ahead of the first request (it takes a moment).
-pub fn warm_up() {
-    let _ = bpe();
-}
-
-/// Number of tokens in `text`.
-pub fn count_tokens(text: &str) -> usize {
-    bpe().encode_ordinary(text).len()
-}
+use crate::tokens;
 
 /// A chunk: its exact text and its token count.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,22 +22,12 @@ pub fn chunk(text: &str, max: usize, overlap: usize) -> (Vec<Chunk>, usize) {
         max > 0 && overlap < max,
         "chunking parameters are validated by the API"
     );
-    let tokens = bpe().encode_ordinary(text);
+    let tokens = tokens::encode(text);
     if tokens.is_empty() {
         return (Vec::new(), 0);
     }
-    // offsets[i] = byte offset where token i starts; offsets[n] = text length.
-    let mut offsets = Vec::with_capacity(tokens.len() + 1);
-    let mut at = 0usize;
-    offsets.push(0);
-    {
-        let mut lens = token_lens().lock().expect("token length table poisoned");
-        for &t in &tokens {
-            at += token_len(&mut lens, t);
-            offsets.push(at);
-        }
-    }
-    debug_assert_eq!(at, text.len());
+    let offsets = tokens::byte_offsets(&tokens);
+    debug_assert_eq!(offsets.last().copied(), Some(text.len()));
     let boundary = |mut i: usize| {
         while i < text.len() && !text.is_char_boundary(i) {
             i += 1;
@@ -108,6 +57,7 @@ pub fn chunk(text: &str, max: usize, overlap: usize) -> (Vec<Chunk>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::count_tokens;
 
     #[test]
     fn windows_have_the_requested_size_and_overlap() {

@@ -63,7 +63,7 @@ pub fn spawn_workers(
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     // Load the tokenizer off the request path.
-    tokio::task::spawn_blocking(chunk::warm_up);
+    tokio::task::spawn_blocking(crate::tokens::warm_up);
     (0..n)
         .map(|_| {
             let (deps, handle, stop) = (deps.clone(), handle.clone(), stop.clone());
@@ -145,7 +145,7 @@ async fn ingest(deps: &Deps, job: &IngestJob) -> Result<Outcome, crate::error::A
         search,
     } = deps;
     let Some(file) = store
-        .find::<crate::api::files::FileObject>(&job.project_id, &job.file_id)
+        .find::<crate::model::FileObject>(&job.project_id, &job.file_id)
         .await?
     else {
         return Ok(Outcome::Failed(
@@ -210,10 +210,9 @@ async fn ingest(deps: &Deps, job: &IngestJob) -> Result<Outcome, crate::error::A
             let vectors = match search.embedder() {
                 Some(embedder) => {
                     let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
-                    let v = embedder
-                        .embed(&texts)
-                        .await
-                        .map_err(|e| crate::error::ApiError::internal("embedding chunks", e))?;
+                    let v = embedder.embed(&texts).await.map_err(|e| {
+                        crate::error::ApiError::internal("embedding chunks", e.message())
+                    })?;
                     v.into_iter().map(Some).collect()
                 }
                 None => vec![None; chunks.len()],

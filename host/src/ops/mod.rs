@@ -26,7 +26,21 @@ use axum::Router;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::AppState;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::runs::bus::{EventBus, RunQueue};
+use crate::store::Store;
+
+/// What the operations endpoints read: the database, the node's lifecycle, the queue and bus.
+#[derive(Clone)]
+pub struct OpsState {
+    pub store: Store,
+    pub lifecycle: Lifecycle,
+    pub queue: Arc<dyn RunQueue>,
+    pub bus: Arc<dyn EventBus>,
+}
 
 /// Where a node is in its life. Both tokens start uncancelled.
 #[derive(Clone, Default)]
@@ -43,7 +57,12 @@ pub struct Lifecycle {
 /// Each readiness check gets this long; a dependency that hangs is as unready as one that fails.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn router() -> Router<AppState> {
+/// The operations routes, for any router state the [`OpsState`] can be taken from.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    OpsState: FromRef<S>,
+{
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -61,11 +80,11 @@ where
     }
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<OpsState>) -> Response {
     let (database, queue, events) = tokio::join!(
         check(async { state.store.ping().await.map_err(anyhow::Error::from) }),
-        check(state.runs.queue.ready()),
-        check(state.runs.bus.ready()),
+        check(state.queue.ready()),
+        check(state.bus.ready()),
     );
     let draining = state.lifecycle.draining.is_cancelled();
     let show = |r: &Result<(), String>| match r {
@@ -98,7 +117,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-async fn scrape(State(state): State<AppState>) -> Response {
+async fn scrape(State(state): State<OpsState>) -> Response {
     let m = metrics::metrics();
     // Shared state is read at scrape time; a failure leaves the last values in place.
     match state.store.active_run_counts().await {
@@ -117,8 +136,7 @@ async fn scrape(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not count runs"),
     }
-    if let Ok(Ok(Some(depth))) = tokio::time::timeout(CHECK_TIMEOUT, state.runs.queue.depth()).await
-    {
+    if let Ok(Ok(Some(depth))) = tokio::time::timeout(CHECK_TIMEOUT, state.queue.depth()).await {
         m.queue_depth.set(depth as i64);
     }
     (

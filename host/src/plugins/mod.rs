@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use bindings::{
-    CallContext, Event, ParseError, ParserPluginPre, RetrievalToolPluginPre, RunInput, StepResult,
+    CallContext, Event, ParseError, ParserPluginPre, RetrievalToolPluginPre, RunInput,
     StrategyPluginPre, ToolError, ToolOutput, ToolPluginPre, ToolSpec,
 };
 use manifest::{Caps, Effective, Grant, Kind, Manifest};
@@ -224,8 +224,9 @@ pub struct PluginHost {
     caps: Caps,
     cache_dir: Option<PathBuf>,
     plugins: HashMap<String, Arc<Plugin>>,
-    /// Vector-store search for retrieval tools, attached once the server's store exists.
-    search: std::sync::OnceLock<retrieval::SearchBackend>,
+    /// Vector-store search for retrieval tools (none in tools that load plugins without a
+    /// server, such as `assistants plugins call`).
+    search: Option<Arc<dyn retrieval::VectorSearch>>,
     /// Plugins loaded again by digest for runs pinned to a component no longer installed.
     pinned: tokio::sync::Mutex<HashMap<String, Arc<Plugin>>>,
     /// The settings the host was loaded with (grants apply to plugins loaded by digest too).
@@ -250,6 +251,14 @@ impl PluginHost {
     /// Loads the built-in plugins and those in `settings.dir`. A plugin that fails to load is
     /// reported and skipped; the others still load.
     pub async fn load(settings: &PluginSettings) -> anyhow::Result<PluginHost> {
+        Self::load_with_search(settings, None).await
+    }
+
+    /// [`PluginHost::load`], giving retrieval tools `search` over the server's vector stores.
+    pub async fn load_with_search(
+        settings: &PluginSettings,
+        search: Option<Arc<dyn retrieval::VectorSearch>>,
+    ) -> anyhow::Result<PluginHost> {
         let caps = settings.caps;
         let pool = PoolSize {
             instances: settings.instances.unwrap_or(1000),
@@ -264,7 +273,7 @@ impl PluginHost {
             caps,
             cache_dir: settings.cache_dir.clone(),
             plugins: HashMap::new(),
-            search: Default::default(),
+            search,
             pinned: Default::default(),
             settings: settings.clone(),
         };
@@ -428,7 +437,7 @@ impl PluginHost {
             return Ok(p.clone());
         }
         anyhow::ensure!(
-            crate::ids::is_valid_id(digest),
+            crate::model::ids::is_valid_id(digest),
             "'{digest}' is not a component digest"
         );
         let dir = self
@@ -521,11 +530,6 @@ impl PluginHost {
         }
     }
 
-    /// Gives retrieval tools their vector-store search (called once the server's store exists).
-    pub fn attach_search(&self, backend: retrieval::SearchBackend) {
-        let _ = self.search.set(backend);
-    }
-
     pub fn get(&self, id: &str) -> Option<Arc<Plugin>> {
         self.plugins.get(id).cloned()
     }
@@ -586,9 +590,9 @@ impl PluginHost {
         };
         let mut store = self.store(plugin);
         if matches!(plugin.pre, Instance::Retrieval(_)) {
-            store.data_mut().retrieval =
-                self.search.get().map(|backend| retrieval::CallRetrieval {
-                    backend: backend.clone(),
+            store.data_mut().retrieval.granted =
+                self.search.clone().map(|search| retrieval::CallRetrieval {
+                    search,
                     vector_store_ids: ctx.vector_store_ids.clone(),
                     hits: Vec::new(),
                 });
@@ -631,6 +635,7 @@ impl PluginHost {
         let hits = store
             .data_mut()
             .retrieval
+            .granted
             .take()
             .map(|r| r.hits)
             .unwrap_or_default();
@@ -644,10 +649,10 @@ impl PluginHost {
     pub async fn step(
         &self,
         plugin: &Plugin,
-        input: &RunInput,
+        input: &crate::model::engine::RunInput,
         state: &[u8],
-        event: &Event,
-    ) -> Result<StepResult, String> {
+        event: &crate::model::engine::Event,
+    ) -> Result<crate::model::engine::StepResult, String> {
         let Instance::Strategy(pre) = &plugin.pre else {
             return Err(format!("{} is not a strategy plugin", plugin.manifest.id));
         };
@@ -657,11 +662,12 @@ impl PluginHost {
             .slot(Duration::from_millis(plugin.limits.timeout_ms))
             .await?;
         let mut store = self.store(plugin);
+        let (input, event) = (RunInput::from(input), Event::from(event));
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
                 .assistants_plugin_strategy()
-                .call_step(&mut store, input, state, event)
+                .call_step(&mut store, &input, state, &event)
                 .await
         };
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
@@ -688,7 +694,7 @@ impl PluginHost {
                 result.state.len()
             ));
         }
-        Ok(result)
+        Ok(result.into())
     }
 }
 

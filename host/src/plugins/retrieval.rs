@@ -8,32 +8,43 @@ use std::sync::Arc;
 
 use super::bindings::retrieval::assistants::plugin::vector_store;
 use super::bindings::{SearchHit, SearchRequest};
-use super::runtime::CallState;
-use crate::search::{Filter, SearchIndexes};
-use crate::store::Store;
 
 /// Most hits recorded for one call (a file_search call makes one search of at most 50).
 const MAX_RECORDED_HITS: usize = 200;
 
-/// The server's search, shared by all calls.
-#[derive(Clone)]
-pub struct SearchBackend {
-    pub store: Store,
-    pub search: Arc<SearchIndexes>,
+/// The server's vector-store search as retrieval tools get it. The host checks what a call may
+/// search (its stores, the query's size, the result count) before asking; the implementation
+/// (`search::PluginSearch`) resolves nothing else of the caller's.
+#[async_trait::async_trait]
+pub trait VectorSearch: Send + Sync {
+    /// The best hits of `request` over `stores` (sorted, deduplicated, all granted to the
+    /// call), at most `request.max_results`, best first. The error is for the plugin.
+    async fn search(
+        &self,
+        stores: &[String],
+        request: &SearchRequest,
+    ) -> Result<Vec<SearchHit>, String>;
 }
 
 /// What one call may search.
 pub struct CallRetrieval {
-    pub backend: SearchBackend,
+    pub search: Arc<dyn VectorSearch>,
     pub vector_store_ids: Vec<String>,
     /// Every hit this call's searches returned, in order: the host records them (file_search
     /// run steps list them, and citations in the answer resolve against them).
     pub hits: Vec<SearchHit>,
 }
 
-impl vector_store::Host for CallState {
+/// The `vector-store` capability of one call: what it may search, if anything. Each call's
+/// store holds one (`CallState::retrieval`); the linker hands the import this part only.
+#[derive(Default)]
+pub struct VectorStoreAccess {
+    pub granted: Option<CallRetrieval>,
+}
+
+impl vector_store::Host for VectorStoreAccess {
     async fn search(&mut self, request: SearchRequest) -> Result<Vec<SearchHit>, String> {
-        let Some(access) = &self.retrieval else {
+        let Some(access) = &self.granted else {
             return Err("this call has no vector stores to search".into());
         };
         if let Some(id) = request
@@ -52,67 +63,8 @@ impl vector_store::Host for CallState {
         if !(1..=50).contains(&request.max_results) {
             return Err("max-results must be between 1 and 50".into());
         }
-        let filter = match &request.filters_json {
-            None => None,
-            Some(json) => {
-                let value: serde_json::Value =
-                    serde_json::from_str(json).map_err(|e| format!("filters are not JSON: {e}"))?;
-                Some(Filter::parse("filters", &value).map_err(|e| e.message)?)
-            }
-        };
-        let queries = [request.query.clone()];
-        let mut hits = Vec::new();
-        let now = crate::ids::now();
-        let query_vector = crate::search::QueryVector::new();
-        for vs in &stores {
-            // An expired store cannot be searched (as with the real API, whose runs fail on
-            // it); the tool tells the model, which can tell the user.
-            let expires = access
-                .backend
-                .store
-                .vs_expires_at(vs)
-                .await
-                .map_err(|e| e.message)?;
-            if expires.is_some_and(|t| now > t) {
-                return Err(format!(
-                    "vector store {vs} has expired; it must be recreated with the same files"
-                ));
-            }
-            // Searching keeps a store alive, as using it through the API does.
-            let _ = access.backend.store.mark_store_active(vs).await;
-            let req = crate::search::SearchRequest {
-                queries: &queries,
-                max_results: request.max_results as usize,
-                threshold: f64::from(request.score_threshold),
-                filter: filter.as_ref(),
-                // The file_search tool's rankers (auto, default_2024_08_21) all rescore.
-                rerank: true,
-                query_vector: &query_vector,
-            };
-            let found = access
-                .backend
-                .search
-                .search(&access.backend.store, vs, &req)
-                .await
-                .map_err(|e| e.message)?;
-            hits.extend(found);
-        }
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-        hits.truncate(request.max_results as usize);
-        let hits: Vec<SearchHit> = hits
-            .into_iter()
-            .map(|h| SearchHit {
-                file_id: h.file_id,
-                filename: h.filename,
-                score: h.score as f32,
-                text: h.text,
-                attributes_json: h
-                    .attributes
-                    .unwrap_or_else(|| serde_json::json!({}))
-                    .to_string(),
-            })
-            .collect();
-        if let Some(access) = &mut self.retrieval {
+        let hits = access.search.search(&stores, &request).await?;
+        if let Some(access) = &mut self.granted {
             // Recorded host-side, outside the call's memory limit: bounded per call.
             let room = MAX_RECORDED_HITS.saturating_sub(access.hits.len());
             access.hits.extend(hits.iter().take(room).cloned());

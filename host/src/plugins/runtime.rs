@@ -96,8 +96,8 @@ impl PluginEngine {
         let mut linker = self.tool_linker()?;
         super::bindings::retrieval::assistants::plugin::vector_store::add_to_linker::<
             CallState,
-            wasmtime::component::HasSelf<CallState>,
-        >(&mut linker, |s| s)?;
+            wasmtime::component::HasSelf<super::retrieval::VectorStoreAccess>,
+        >(&mut linker, |s| &mut s.retrieval)?;
         Ok(linker)
     }
 
@@ -253,7 +253,7 @@ pub struct CallState {
     http: wasmtime_wasi_http::WasiHttpCtx,
     http_hooks: PluginHttpHooks,
     /// For retrieval tools: the stores this call may search, and how.
-    pub retrieval: Option<super::retrieval::CallRetrieval>,
+    pub retrieval: super::retrieval::VectorStoreAccess,
 }
 
 impl CallState {
@@ -294,7 +294,7 @@ impl CallState {
             stderr,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_hooks: PluginHttpHooks::new(http),
-            retrieval: None,
+            retrieval: Default::default(),
         }
     }
 

@@ -67,7 +67,7 @@ impl RabbitQueue {
         q.publish_channel().await.map_err(|e| {
             anyhow::anyhow!(
                 "connecting to RabbitMQ at {}: {e}",
-                crate::config::redact_url(url)
+                crate::redact::redact_url(url)
             )
         })?;
         Ok(q)
@@ -264,7 +264,7 @@ impl RedisBus {
     /// Connects, subscribes to every run channel, and keeps the subscription alive until
     /// `stop`. Fails if Redis cannot be reached at startup.
     pub async fn connect(url: &str, stop: CancellationToken) -> anyhow::Result<RedisBus> {
-        let redacted = crate::config::redact_url(url);
+        let redacted = crate::redact::redact_url(url);
         let client = redis::Client::open(url)
             .map_err(|e| anyhow::anyhow!("invalid Redis URL {redacted}: {e}"))?;
         let conn = redis::aio::ConnectionManager::new(client.clone())

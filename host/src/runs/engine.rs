@@ -18,14 +18,15 @@ use tracing::Instrument;
 
 use super::bus::{EventBus, StreamEvent};
 use super::input;
-use super::llm::{Llm, LlmError};
-use super::model::{usage, ActionIds, EngineRecord, Next, OpenToolStep, Run, RunStatus, RunStep};
-use crate::api::messages::Message;
-use crate::ids::{new_id, now, IdKind};
-use crate::plugins::bindings::{
-    Action, CallContext, Event, FinishReason, LlmRequest, LlmResult, PublishMode, RunInput,
-    ToolCall, ToolResult,
+use crate::llm::{Llm, LlmError};
+use crate::model::engine::{
+    Action, ActionIds, EngineRecord, Event, FinishReason, LlmRequest, LlmResult, Next,
+    OpenToolStep, PublishMode, RunInput, Source, ToolBinding, ToolCall, ToolResult,
 };
+use crate::model::ids::{new_id, now, IdKind};
+use crate::model::run::{usage, Run, RunStatus, RunStep};
+use crate::model::Message;
+use crate::plugins::bindings::CallContext;
 use crate::plugins::{error_text, Plugin, PluginHost};
 use crate::store::{Store, Tx};
 use assistants_worker::calls::Assembler;
@@ -100,7 +101,7 @@ fn new_ids() -> ActionIds {
 
 /// The citable passages of a tool's output: each annotation whose indices cover a label
 /// `【s:n†name】` in the text (a `url` annotation makes a web source, a `file` one a file source).
-fn labelled_sources(out: &crate::plugins::bindings::ToolOutput) -> Vec<super::model::Source> {
+fn labelled_sources(out: &crate::plugins::bindings::ToolOutput) -> Vec<Source> {
     use crate::plugins::bindings::Annotation;
     let chars: Vec<char> = out.text.chars().collect();
     let label_at = |start: u32, end: u32| {
@@ -124,7 +125,7 @@ fn labelled_sources(out: &crate::plugins::bindings::ToolOutput) -> Vec<super::mo
                 Annotation::File(f) => (f.start_index, f.end_index, f.file_id.clone(), None, None),
             };
             let label = label_at(start, end)?;
-            Some(super::model::Source {
+            Some(Source {
                 sequence: label.sequence.unwrap_or(0),
                 index: label.index.unwrap_or(i as u32),
                 file_id,
@@ -139,7 +140,7 @@ fn labelled_sources(out: &crate::plugins::bindings::ToolOutput) -> Vec<super::mo
 /// Citation annotations for the labels in `text` that name a passage this run was given: by
 /// its exact `sequence:index`, else by name (models garble numbers). File sources become
 /// `file_citation`s, web sources `url_citation`s (the shape the Responses API uses).
-fn citations(text: &str, sources: &[super::model::Source]) -> Vec<Value> {
+fn citations(text: &str, sources: &[Source]) -> Vec<Value> {
     assistants_worker::citations::labels(text)
         .into_iter()
         .filter_map(|l| {
@@ -335,7 +336,7 @@ impl Engine {
                 Next::Done | Next::AwaitOutputs => return Ok(()),
                 Next::Step { event } => self.step(ctx, &strategy, &input, event).await?,
                 Next::Perform { action, event, ids } => match *action {
-                    Action::CallLlm((req, mode)) => match self.fresh_ids(ctx, &ids).await? {
+                    Action::CallLlm(req, mode) => match self.fresh_ids(ctx, &ids).await? {
                         Some(ids) => self.call_llm(ctx, &req, mode, &ids).await?,
                         None => Flow::Interrupted,
                     },
@@ -625,10 +626,20 @@ impl Engine {
             return Ok(false);
         };
         self.store
-            .upsert_in(&mut tx, &ctx.project, &step, &step.columns())
+            .upsert_in(
+                &mut tx,
+                &ctx.project,
+                &step,
+                &crate::store::step_columns(&step),
+            )
             .await?;
         self.store
-            .upsert_in(&mut tx, &ctx.project, &msg, &msg.columns())
+            .upsert_in(
+                &mut tx,
+                &ctx.project,
+                &msg,
+                &crate::store::message_columns(&msg),
+            )
             .await?;
         tx.commit().await?;
         self.publish(ctx, "thread.run.step.created", &step).await;
@@ -709,10 +720,10 @@ impl Engine {
         let (p, c) = step_usage.unwrap_or((0, 0));
         step.usage = Some(usage(p, c));
         self.store
-            .upsert_in(tx, &ctx.project, &msg, &msg.columns())
+            .upsert_in(tx, &ctx.project, &msg, &crate::store::message_columns(&msg))
             .await?;
         self.store
-            .upsert_in(tx, &ctx.project, &step, &step.columns())
+            .upsert_in(tx, &ctx.project, &step, &crate::store::step_columns(&step))
             .await?;
         events.push(StreamEvent::new(msg_event, &msg));
         events.push(StreamEvent::new("thread.run.step.completed", &step));
@@ -810,7 +821,7 @@ impl Engine {
                 .collect();
             (
                 prompt_estimate,
-                crate::ingest::chunk::count_tokens(&format!("{}{args}", progress.text)) as u64,
+                crate::tokens::count_tokens(&format!("{}{args}", progress.text)) as u64,
             )
         });
         ctx.rec.prompt_tokens += prompt;
@@ -844,7 +855,12 @@ impl Engine {
                 step.created_at = existing.created_at;
             }
             self.store
-                .upsert_in(&mut tx, &ctx.project, &step, &step.columns())
+                .upsert_in(
+                    &mut tx,
+                    &ctx.project,
+                    &step,
+                    &crate::store::step_columns(&step),
+                )
                 .await?;
             ctx.rec.open_tool_step = Some(OpenToolStep {
                 id: ids.tool_step.clone(),
@@ -938,7 +954,12 @@ impl Engine {
                         return Ok(Ok(false));
                     };
                     self.store
-                        .upsert_in(&mut tx, &ctx.project, &step, &step.columns())
+                        .upsert_in(
+                            &mut tx,
+                            &ctx.project,
+                            &step,
+                            &crate::store::step_columns(&step),
+                        )
                         .await?;
                     tx.commit().await?;
                     self.publish(ctx, "thread.run.step.created", &step).await;
@@ -1003,7 +1024,12 @@ impl Engine {
             m.content =
                 vec![json!({"type": "text", "text": {"value": p.published, "annotations": []}})];
             self.store
-                .upsert_in(&mut tx, &ctx.project, &m, &m.columns())
+                .upsert_in(
+                    &mut tx,
+                    &ctx.project,
+                    &m,
+                    &crate::store::message_columns(&m),
+                )
                 .await?;
             tx.commit().await?;
             Ok(())
@@ -1080,7 +1106,12 @@ impl Engine {
         };
         if !existed {
             self.store
-                .upsert_in(&mut tx, &ctx.project, &step, &step.columns())
+                .upsert_in(
+                    &mut tx,
+                    &ctx.project,
+                    &step,
+                    &crate::store::step_columns(&step),
+                )
                 .await?;
         }
         ctx.rec.open_tool_step = Some(OpenToolStep {
@@ -1162,12 +1193,12 @@ impl Engine {
             ctx.rec.open_tool_step = None;
             let mut shown = serde_json::to_value(&step)?;
             if !ctx.rec.include_content {
-                super::model::strip_result_content(&mut shown);
+                crate::model::run::strip_result_content(&mut shown);
             }
             events.push(StreamEvent::new("thread.run.step.completed", &shown));
         }
         self.store
-            .upsert_in(tx, &ctx.project, &step, &step.columns())
+            .upsert_in(tx, &ctx.project, &step, &crate::store::step_columns(&step))
             .await?;
         Ok(events)
     }
@@ -1230,80 +1261,74 @@ impl Engine {
         {
             self.wait_for_ingestion(ctx).await;
         }
-        let run_one =
-            |(call, binding, options): (ToolCall, Option<super::model::ToolBinding>, Value)| {
-                let context = CallContext {
-                    tool_call_id: call.id.clone(),
-                    run_id: Some(ctx.run.id.clone()),
-                    thread_id: Some(ctx.run.thread_id.clone()),
-                    assistant_id: Some(ctx.run.assistant_id.clone()),
-                    vector_store_ids: ctx.rec.vector_store_ids.clone(),
-                    options_json: options.to_string(),
-                };
-                let plugins = self.plugins.clone();
-                async move {
-                    let (outcome, hits) = match &binding {
-                        None => (
+        let run_one = |(call, binding, options): (ToolCall, Option<ToolBinding>, Value)| {
+            let context = CallContext {
+                tool_call_id: call.id.clone(),
+                run_id: Some(ctx.run.id.clone()),
+                thread_id: Some(ctx.run.thread_id.clone()),
+                assistant_id: Some(ctx.run.assistant_id.clone()),
+                vector_store_ids: ctx.rec.vector_store_ids.clone(),
+                options_json: options.to_string(),
+            };
+            let plugins = self.plugins.clone();
+            async move {
+                let (outcome, hits) = match &binding {
+                    None => (
+                        Err(format!(
+                            "unknown tool '{}': this run offers no such tool",
+                            call.name
+                        )),
+                        vec![],
+                    ),
+                    Some(b) => match plugins.by_digest(&b.digest).await {
+                        Err(e) => (
                             Err(format!(
-                                "unknown tool '{}': this run offers no such tool",
-                                call.name
+                                "the tool's plugin '{}' is not available: {e:#}",
+                                b.plugin
                             )),
                             vec![],
                         ),
-                        Some(b) => match plugins.by_digest(&b.digest).await {
-                            Err(e) => (
-                                Err(format!(
-                                    "the tool's plugin '{}' is not available: {e:#}",
-                                    b.plugin
-                                )),
-                                vec![],
-                            ),
-                            Ok(plugin) => {
-                                let span = tracing::info_span!(
-                                    "plugin.call",
-                                    plugin = %b.plugin,
-                                    tool = %b.tool
-                                );
-                                let (r, hits) = plugins
-                                    .invoke_recorded(
-                                        &plugin,
-                                        context,
-                                        &b.tool,
-                                        &call.arguments_json,
-                                    )
-                                    .instrument(span)
-                                    .await;
-                                let r = r.map(|o| {
-                                    let sources = labelled_sources(&o);
-                                    (o.text, sources)
-                                });
-                                (r.map_err(|e| error_text(&e)), hits)
-                            }
-                        },
-                    };
-                    let mut sources = Vec::new();
-                    let result = match outcome {
-                        Ok((text, labelled)) => {
-                            sources = labelled;
-                            ToolResult {
-                                tool_call_id: call.id.clone(),
-                                output: text,
-                                is_error: false,
-                            }
+                        Ok(plugin) => {
+                            let span = tracing::info_span!(
+                                "plugin.call",
+                                plugin = %b.plugin,
+                                tool = %b.tool
+                            );
+                            let (r, hits) = plugins
+                                .invoke_recorded(&plugin, context, &b.tool, &call.arguments_json)
+                                .instrument(span)
+                                .await;
+                            let r = r.map(|o| {
+                                let sources = labelled_sources(&o);
+                                (o.text, sources)
+                            });
+                            (r.map_err(|e| error_text(&e)), hits)
                         }
-                        Err(e) => ToolResult {
+                    },
+                };
+                let mut sources = Vec::new();
+                let result = match outcome {
+                    Ok((text, labelled)) => {
+                        sources = labelled;
+                        ToolResult {
                             tool_call_id: call.id.clone(),
-                            output: format!("error: {e}"),
-                            is_error: true,
-                        },
-                    };
-                    let file_search = binding
-                        .as_ref()
-                        .filter(|b| b.plugin == FILE_SEARCH)
-                        .map(|_| (options, hits));
-                    (result, file_search, sources)
-                }
-            };
+                            output: text,
+                            is_error: false,
+                        }
+                    }
+                    Err(e) => ToolResult {
+                        tool_call_id: call.id.clone(),
+                        output: format!("error: {e}"),
+                        is_error: true,
+                    },
+                };
+                let file_search = binding
+                    .as_ref()
+                    .filter(|b| b.plugin == FILE_SEARCH)
+                    .map(|_| (options, hits));
+                (result, file_search, sources)
+            }
+        };
         let work = async {
             if ctx.run.parallel_tool_calls {
                 futures::future::join_all(prepared.into_iter().map(run_one)).await
@@ -1352,7 +1377,7 @@ impl Engine {
                     },
                 });
                 for (i, h) in hits.iter().enumerate() {
-                    ctx.rec.sources.push(super::model::Source {
+                    ctx.rec.sources.push(Source {
                         sequence,
                         index: i as u32,
                         file_id: h.file_id.clone(),

@@ -4,16 +4,15 @@
 
 use serde_json::{json, Value};
 
-use crate::api::messages::Message;
 use crate::error::ApiResult;
-use crate::ingest::chunk::count_tokens;
-use crate::plugins::bindings::{
-    ChatMessage, LlmRequest, RunInput, RunLimits, RunTool, ToolLocation, ToolSpec,
+use crate::model::engine::{
+    ChatMessage, EngineRecord, LlmRequest, RunInput, RunLimits, RunTool, ToolLocation, ToolSpec,
 };
+use crate::model::Message;
+use crate::model::Run;
 use crate::plugins::PluginHost;
 use crate::store::{ListParams, Order, Store};
-
-use super::model::{EngineRecord, Run};
+use crate::tokens::count_tokens;
 
 /// Most thread messages a run reads (newest first) before truncation.
 const MAX_HISTORY: i64 = 2000;
@@ -167,7 +166,7 @@ pub async fn build(
             tools.push(RunTool {
                 spec: ToolSpec {
                     name: b.exposed.clone(),
-                    ..spec.clone()
+                    ..ToolSpec::from(spec.clone())
                 },
                 location: ToolLocation::Server,
             });

@@ -14,8 +14,6 @@ pub mod bus;
 pub mod distributed;
 pub mod engine;
 pub mod input;
-pub mod llm;
-pub mod model;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,12 +21,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::messages::Message;
 use crate::error::ApiResult;
-use crate::ids::now;
+use crate::model::engine::{EngineRecord, Next, OpenToolStep};
+use crate::model::ids::now;
+use crate::model::Message;
+use crate::model::{Run, RunStatus, RunStep};
 use crate::store::{Store, Tx};
 use bus::{Delivery, EventBus, RunQueue, StreamEvent};
-use model::{EngineRecord, Next, OpenToolStep, Run, RunStatus, RunStep};
 
 /// What API handlers need to start and signal runs.
 #[derive(Clone)]
@@ -66,7 +65,10 @@ pub fn end_idle(
     status: RunStatus,
 ) -> Option<OpenToolStep> {
     run.set_status(status, now());
-    run.usage = Some(model::usage(engine.prompt_tokens, engine.completion_tokens));
+    run.usage = Some(crate::model::run::usage(
+        engine.prompt_tokens,
+        engine.completion_tokens,
+    ));
     engine.next = Next::Done;
     engine.open_tool_step.take()
 }
@@ -102,7 +104,9 @@ pub async fn close_unfinished_in(
             _ => "max_tokens",
         };
         m.incomplete_details = Some(serde_json::json!({ "reason": reason }));
-        store.upsert_in(tx, project, &m, &m.columns()).await?;
+        store
+            .upsert_in(tx, project, &m, &crate::store::message_columns(&m))
+            .await?;
         events.push(StreamEvent::new("thread.message.incomplete", &m));
     }
     for mut s in store.by_run_in::<RunStep>(tx, &run.id).await? {
@@ -111,8 +115,8 @@ pub async fn close_unfinished_in(
         }
         s.status = status.to_string();
         s.usage = Some(match open.filter(|o| o.id == s.id) {
-            Some(o) => model::usage(o.prompt_tokens, o.completion_tokens),
-            None => model::usage(0, 0),
+            Some(o) => crate::model::run::usage(o.prompt_tokens, o.completion_tokens),
+            None => crate::model::run::usage(0, 0),
         });
         match status {
             "cancelled" => s.cancelled_at = Some(t),
@@ -123,10 +127,12 @@ pub async fn close_unfinished_in(
             }
             _ => s.completed_at = Some(t),
         }
-        store.upsert_in(tx, project, &s, &s.columns()).await?;
+        store
+            .upsert_in(tx, project, &s, &crate::store::step_columns(&s))
+            .await?;
         let mut shown = serde_json::to_value(&s)?;
         if !include_content {
-            model::strip_result_content(&mut shown);
+            crate::model::run::strip_result_content(&mut shown);
         }
         events.push(StreamEvent::new(
             &format!("thread.run.step.{status}"),

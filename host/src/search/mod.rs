@@ -12,7 +12,7 @@
 //! The index holds no chunk text: results are read back by row number (`chunks.seq`), at
 //! most `max_num_results` rows per search.
 //!
-//! Hybrid search: when the server has an embeddings model ([`Embedder`]), chunks carry unit
+//! Hybrid search: when the server has an embeddings model ([`Embeddings`]), chunks carry unit
 //! vectors and the query is embedded too; the best chunks of the lexical ranking and of the
 //! vector ranking ([`vectors`]) are fused by reciprocal rank (k = 60), and a chunk's score is
 //! the better of its normalised BM25 and its cosine similarity (clamped to 0..1). Without a
@@ -20,6 +20,7 @@
 
 mod filter;
 pub mod lexical;
+mod plugin_search;
 pub mod vectors;
 
 use std::collections::HashMap;
@@ -30,8 +31,10 @@ use serde_json::Value;
 
 pub use filter::{Filter, Op};
 pub use lexical::terms;
+pub use plugin_search::PluginSearch;
 
 use crate::error::{ApiError, ApiResult};
+use crate::llm::Embeddings;
 use crate::store::Store;
 use lexical::{Lexical, LexicalBuilder};
 use vectors::Vectors;
@@ -50,21 +53,6 @@ const FUSION_WINDOW: usize = 100;
 const VECTOR_CANDIDATES: usize = 1_000;
 /// Rows per batch streamed from the database into an index builder.
 const BUILD_BATCH: usize = 512;
-
-/// Embeds queries for hybrid search (the server's embeddings model through the LLM upstream).
-pub struct Embedder {
-    pub llm: Arc<crate::runs::llm::Llm>,
-    pub model: String,
-}
-
-impl Embedder {
-    pub async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, String> {
-        self.llm
-            .embed(&self.model, inputs)
-            .await
-            .map_err(|e| e.message().to_string())
-    }
-}
 
 struct FileInfo {
     id: String,
@@ -214,7 +202,7 @@ type PendingIndex =
 #[derive(Default)]
 pub struct SearchIndexes {
     /// Query embeddings for hybrid search, when the server has an embeddings model.
-    embedder: std::sync::OnceLock<Arc<Embedder>>,
+    embedder: Option<Arc<dyn Embeddings>>,
     cached: Mutex<HashMap<String, (Arc<StoreIndex>, u64)>>,
     /// Builds in progress by store: their generation, the shared result and a handle to stop
     /// a build a newer generation made useless. A build runs as its own task, so a search
@@ -225,13 +213,18 @@ pub struct SearchIndexes {
 }
 
 impl SearchIndexes {
-    /// Makes searches hybrid (called once at startup when an embeddings model is configured).
-    pub fn set_embedder(&self, embedder: Arc<Embedder>) {
-        let _ = self.embedder.set(embedder);
+    /// Indexes whose searches are hybrid when `embedder` is given (the server's embeddings
+    /// model), lexical otherwise.
+    pub fn new(embedder: Option<Arc<dyn Embeddings>>) -> SearchIndexes {
+        SearchIndexes {
+            embedder,
+            ..Default::default()
+        }
     }
 
-    pub fn embedder(&self) -> Option<Arc<Embedder>> {
-        self.embedder.get().cloned()
+    /// The embeddings model chunks and queries are embedded with, if any.
+    pub fn embedder(&self) -> Option<Arc<dyn Embeddings>> {
+        self.embedder.clone()
     }
 
     /// Drops the cached index of a store (the generation check would catch it too; this frees memory early).
@@ -469,14 +462,17 @@ impl SearchIndexes {
         if let Some(v) = req.query_vector.get() {
             return v.clone();
         }
-        let embedder = self.embedder.get()?;
+        let embedder = self.embedder.as_ref()?;
         req.query_vector
             .get_or_init(|| async {
                 let query = req.queries.join("\n");
                 match embedder.embed(&[query]).await {
                     Ok(mut v) => v.pop(),
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not embed the query; searching lexically");
+                        tracing::warn!(
+                            error = e.message(),
+                            "could not embed the query; searching lexically"
+                        );
                         None
                     }
                 }

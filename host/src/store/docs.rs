@@ -11,6 +11,7 @@ use sqlx::Row;
 use super::list::ListScope;
 use super::{bind_all, ListParams, Page, Store, Val};
 use crate::error::{ApiError, ApiResult};
+use crate::model::{Assistant, FileObject, Message, Run, RunStep, Thread, Upload, VectorStoreDoc};
 
 /// A stored document as raw JSON, with its id.
 #[derive(Debug)]
@@ -25,11 +26,10 @@ impl Serialize for RawDoc {
     }
 }
 
-/// Implements [`Doc`] for a struct with `id: String` and `created_at: i64` fields.
-#[macro_export]
+/// Implements [`Doc`] for a model type with `id` and `created_at: i64` fields.
 macro_rules! impl_doc {
     ($ty:ty, table = $table:literal, name = $name:literal) => {
-        impl $crate::store::Doc for $ty {
+        impl Doc for $ty {
             const TABLE: &'static str = $table;
             const NAME: &'static str = $name;
             fn id(&self) -> &str {
@@ -50,6 +50,33 @@ pub trait Doc: Serialize + DeserializeOwned + Send + Sync + Unpin {
     const NAME: &'static str;
     fn id(&self) -> &str;
     fn created_at(&self) -> i64;
+}
+
+impl_doc!(Assistant, table = "assistants", name = "assistant");
+impl_doc!(Thread, table = "threads", name = "thread");
+impl_doc!(Message, table = "messages", name = "message");
+impl_doc!(FileObject, table = "files", name = "file");
+impl_doc!(Upload, table = "uploads", name = "upload");
+impl_doc!(
+    VectorStoreDoc,
+    table = "vector_stores",
+    name = "vector store"
+);
+impl_doc!(Run, table = "runs", name = "run");
+impl_doc!(RunStep, table = "run_steps", name = "run step");
+
+/// The indexed columns of a message row besides the document itself (every write of a
+/// message, by the API or the run engine, passes these).
+pub fn message_columns(m: &Message) -> [(&'static str, Val); 2] {
+    [
+        ("thread_id", Val::Text(m.thread_id.clone())),
+        ("run_id", Val::OptText(m.run_id.clone())),
+    ]
+}
+
+/// The indexed columns of a run step row besides the document itself.
+pub fn step_columns(s: &RunStep) -> [(&'static str, Val); 1] {
+    [("run_id", Val::Text(s.run_id.clone()))]
 }
 
 impl Store {

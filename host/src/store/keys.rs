@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::Store;
-use crate::ids::{new_id, now, IdKind};
+use crate::model::ids::{new_id, now, IdKind};
 
 /// The project every request lands in while no API key exists.
 pub const DEFAULT_PROJECT: &str = "proj_default";

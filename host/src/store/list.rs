@@ -150,7 +150,7 @@ impl Store {
                 format!("Invalid '{param}': no object with id '{id}' in this list."),
             )
         };
-        if !crate::ids::is_valid_id(id) {
+        if !crate::model::ids::is_valid_id(id) {
             return Err(invalid());
         }
         let mut args = vec![
@@ -206,7 +206,7 @@ impl Store {
         .bind(id.to_string())
         .bind(project.to_string())
         .bind(seq)
-        .bind(crate::ids::now())
+        .bind(crate::model::ids::now())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -215,7 +215,7 @@ impl Store {
     /// Forgets tombstones older than `max_age_secs`.
     pub async fn purge_tombstones(&self, max_age_secs: i64) -> ApiResult<u64> {
         let done = sqlx::query("DELETE FROM tombstones WHERE deleted_at < $1")
-            .bind(crate::ids::now() - max_age_secs)
+            .bind(crate::model::ids::now() - max_age_secs)
             .execute(&self.write)
             .await?;
         Ok(done.rows_affected())

@@ -19,7 +19,7 @@ pub mod runs;
 mod uploads;
 pub mod vector_stores;
 
-pub use docs::{Doc, RawDoc};
+pub use docs::{message_columns, step_columns, Doc, RawDoc};
 pub use list::{ListEnvelope, ListParams, Order, Page};
 
 use std::str::FromStr;
@@ -69,7 +69,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
                     .await
-                    .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
+                    .with_context(|| format!("connecting to {}", crate::redact::redact_url(url)))?;
                 Ok(Store {
                     read: pool.clone(),
                     write: pool,

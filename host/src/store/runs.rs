@@ -10,8 +10,9 @@ use sqlx::Row;
 
 use super::{Doc, Store, Tx, Val};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::now;
-use crate::runs::model::{EngineRecord, Run, RunStatus};
+use crate::model::engine::EngineRecord;
+use crate::model::ids::now;
+use crate::model::{Run, RunStatus};
 
 /// A run claimed by a worker.
 pub struct Claim {

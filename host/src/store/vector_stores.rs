@@ -11,7 +11,7 @@ use sqlx::Row;
 
 use super::{ListParams, Page, Store, Val};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::now;
+use crate::model::ids::now;
 
 /// A file's membership of a vector store, as stored.
 #[derive(Debug, Clone)]

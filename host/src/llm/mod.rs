@@ -7,6 +7,10 @@
 //! anything streamed is retried with exponential backoff; once tokens have reached clients it
 //! is not, since a retry would stream them twice.
 
+mod embeddings;
+
+pub use embeddings::{Embeddings, UpstreamEmbeddings};
+
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -16,8 +20,52 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::LlmSettings;
 use assistants_worker::calls::Fragment;
+
+/// Where chat completions and embeddings go: the default upstream and per-model routes.
+#[derive(Clone)]
+pub struct LlmSettings {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub timeout: std::time::Duration,
+    pub max_retries: u32,
+    pub routes: Vec<LlmRoute>,
+    pub embedding_model: Option<String>,
+}
+
+impl std::fmt::Debug for LlmSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmSettings")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("routes", &self.routes)
+            .field("embedding_model", &self.embedding_model)
+            .finish()
+    }
+}
+
+/// One upstream route (see [`LlmFileConfig::routes`]).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmRoute {
+    pub model: Option<String>,
+    pub prefix: Option<String>,
+    pub base_url: String,
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for LlmRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmRoute")
+            .field("model", &self.model)
+            .field("prefix", &self.prefix)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
 
 /// One parsed chunk of a streamed completion.
 #[derive(Debug, Default)]
@@ -265,70 +313,6 @@ impl Llm {
             .unwrap_or(&self.default)
     }
 
-    /// Embeds `inputs` with `model` (`POST /embeddings`), in batches; the vectors come back
-    /// normalised to unit length, in input order. async-openai retries 429/5xx here (with a
-    /// bounded back-off, see `Upstream::new`): nothing has reached a client yet.
-    pub async fn embed(&self, model: &str, inputs: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
-        const BATCH: usize = 64;
-        let upstream = self.upstream(model);
-        let mut out = Vec::with_capacity(inputs.len());
-        for batch in inputs.chunks(BATCH) {
-            let body =
-                serde_json::json!({"model": model, "input": batch, "encoding_format": "float"});
-            let started = std::time::Instant::now();
-            let answer =
-                tokio::time::timeout(self.timeout, upstream.client.embeddings().create_byot(body))
-                    .await;
-            let outcome = match &answer {
-                Ok(Ok(_)) => "ok",
-                Ok(Err(_)) => "upstream_error",
-                Err(_) => "upstream_timeout",
-            };
-            crate::ops::metrics::metrics().llm_call(
-                "embeddings",
-                model,
-                outcome,
-                started.elapsed().as_secs_f64(),
-            );
-            let answer: Value = answer
-                .map_err(|_| {
-                    LlmError::Server("the embeddings upstream did not answer in time".into())
-                })?
-                .map_err(|e| LlmError::Server(format!("the embeddings upstream failed: {e}")))?;
-            let mut data: Vec<(u64, Vec<f32>)> = answer
-                .get("data")
-                .and_then(Value::as_array)
-                .ok_or_else(|| LlmError::Server("the embeddings answer has no data".into()))?
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let index = d.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
-                    let v: Vec<f32> = d
-                        .get("embedding")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_f64)
-                                .map(|x| x as f32)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    (index, v)
-                })
-                .collect();
-            if data.len() != batch.len() || data.iter().any(|(_, v)| v.is_empty()) {
-                return Err(LlmError::Server(format!(
-                    "the embeddings upstream returned {} vectors for {} inputs",
-                    data.len(),
-                    batch.len()
-                )));
-            }
-            data.sort_by_key(|(i, _)| *i);
-            out.extend(data.into_iter().map(|(_, v)| unit(v)));
-        }
-        Ok(out)
-    }
-
     /// Starts a streamed completion of `body` (a chat-completions request with `stream: true`).
     /// Retries happen here, before the first chunk is handed out.
     pub async fn stream(&self, body: &Value) -> Result<ChunkStream, LlmError> {
@@ -404,15 +388,6 @@ impl Llm {
             attempt += 1;
         }
     }
-}
-
-/// `v` scaled to unit length (cosine similarity is then a dot product).
-pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
 }
 
 fn parse(v: Value) -> Result<Chunk, LlmError> {

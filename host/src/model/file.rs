@@ -1,0 +1,17 @@
+//! An uploaded file's record (its bytes live in the blob store).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileObject {
+    pub id: String,
+    pub object: String,
+    pub bytes: i64,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    pub filename: String,
+    pub purpose: String,
+    pub status: String,
+    pub status_details: Option<String>,
+}

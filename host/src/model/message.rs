@@ -1,0 +1,24 @@
+//! A message of a thread, written by a client or by a run.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Metadata;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub object: String,
+    pub created_at: i64,
+    pub thread_id: String,
+    pub status: String,
+    pub incomplete_details: Option<Value>,
+    pub completed_at: Option<i64>,
+    pub incomplete_at: Option<i64>,
+    pub role: String,
+    pub content: Vec<Value>,
+    pub assistant_id: Option<String>,
+    pub run_id: Option<String>,
+    pub attachments: Vec<Value>,
+    pub metadata: Metadata,
+}

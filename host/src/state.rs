@@ -1,0 +1,52 @@
+//! What every request handler may use: [`AppState`], the node's handles, and the narrower
+//! states the operations endpoints and the key check take from it.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::auth::Auth;
+use crate::blobs::Blobs;
+use crate::config::Settings;
+use crate::ingest::IngestHandle;
+use crate::ops::OpsState;
+use crate::search::SearchIndexes;
+use crate::store::Store;
+
+/// Everything a handler may use. Cheap to clone (all handles).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub blobs: Blobs,
+    pub settings: Arc<Settings>,
+    pub auth: Arc<Auth>,
+    pub ingest: IngestHandle,
+    pub search: Arc<SearchIndexes>,
+    pub plugins: Arc<crate::plugins::PluginHost>,
+    pub runs: crate::runs::RunsHandle,
+    /// Draining and ending signals of graceful shutdown.
+    pub lifecycle: crate::ops::Lifecycle,
+}
+
+impl FromRef<AppState> for OpsState {
+    fn from_ref(s: &AppState) -> OpsState {
+        OpsState {
+            store: s.store.clone(),
+            lifecycle: s.lifecycle.clone(),
+            queue: s.runs.queue.clone(),
+            bus: s.runs.bus.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(s: &AppState) -> Store {
+        s.store.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Auth> {
+    fn from_ref(s: &AppState) -> Arc<Auth> {
+        s.auth.clone()
+    }
+}
