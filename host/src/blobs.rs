@@ -14,12 +14,34 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, WriteMultipart};
 
-use crate::error::{ApiError, ApiResult, ErrorKind};
-
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
 }
+
+/// Why reading, copying or deleting an object failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The object's bytes are gone (deleted with their object, concurrently).
+    #[error("the object no longer exists")]
+    Missing,
+    /// The object is larger than the caller can take.
+    #[error("the object is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the object store failed: {0}")]
+    Store(object_store::Error),
+}
+
+impl From<object_store::Error> for BlobError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => BlobError::Missing,
+            other => BlobError::Store(other),
+        }
+    }
+}
+
+pub type BlobResult<T> = Result<T, BlobError>;
 
 /// Why a streamed write did not complete.
 #[derive(Debug)]
@@ -110,24 +132,21 @@ impl Blobs {
     pub async fn get_stream(
         &self,
         key: &str,
-    ) -> ApiResult<impl Stream<Item = Result<Bytes, object_store::Error>>> {
+    ) -> BlobResult<impl Stream<Item = Result<Bytes, object_store::Error>>> {
         Ok(self.store.get(&ObjectPath::from(key)).await?.into_stream())
     }
 
     /// The whole object in memory, refusing objects larger than `limit`.
-    pub async fn get_bytes(&self, key: &str, limit: u64) -> ApiResult<Bytes> {
+    pub async fn get_bytes(&self, key: &str, limit: u64) -> BlobResult<Bytes> {
         let got = self.store.get(&ObjectPath::from(key)).await?;
         if got.meta.size as u64 > limit {
-            return Err(ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                format!("Object is larger than {limit} bytes."),
-            ));
+            return Err(BlobError::TooLarge { limit });
         }
         Ok(got.bytes().await?)
     }
 
     /// Concatenates `parts` into `dest` by streaming, returning the total size.
-    pub async fn concat(&self, parts: &[String], dest: &str) -> ApiResult<u64> {
+    pub async fn concat(&self, parts: &[String], dest: &str) -> BlobResult<u64> {
         let store = self.store.clone();
         let parts: Vec<ObjectPath> = parts.iter().map(|p| ObjectPath::from(p.as_str())).collect();
         let stream = futures::stream::iter(parts)
@@ -140,13 +159,18 @@ impl Blobs {
         self.put_stream(dest, stream, u64::MAX)
             .await
             .map_err(|e| match e {
-                PutError::Store(e) => ApiError::from(e),
-                other => ApiError::internal("concatenating upload parts", format!("{other:?}")),
+                PutError::Store(e) => BlobError::from(e),
+                // The parts' own stream failed: a part could not be read.
+                PutError::Source(e) => BlobError::Store(object_store::Error::Generic {
+                    store: "concat",
+                    source: e.into(),
+                }),
+                PutError::TooLarge { limit } => BlobError::TooLarge { limit },
             })
     }
 
     /// Deletes an object; a missing object is not an error (deletes are retried idempotently).
-    pub async fn delete(&self, key: &str) -> ApiResult<()> {
+    pub async fn delete(&self, key: &str) -> BlobResult<()> {
         match self.store.delete(&ObjectPath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -154,7 +178,7 @@ impl Blobs {
     }
 
     /// Deletes every object under `prefix`.
-    pub async fn delete_prefix(&self, prefix: &str) -> ApiResult<()> {
+    pub async fn delete_prefix(&self, prefix: &str) -> BlobResult<()> {
         let keys: Vec<_> = self
             .store
             .list(Some(&ObjectPath::from(prefix)))

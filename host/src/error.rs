@@ -8,6 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::blobs::BlobError;
+use crate::search::FilterError;
+use crate::store::StoreError;
+
 /// What went wrong, from the client's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -90,6 +94,13 @@ impl ApiError {
         )
     }
 
+    /// 400 for a message or run on a thread that already has an active run.
+    pub fn thread_locked(thread_id: &str, run_id: &str) -> Self {
+        Self::bad_request(format!(
+            "Thread {thread_id} already has an active run {run_id}."
+        ))
+    }
+
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self
@@ -143,51 +154,61 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
+impl From<StoreError> for ApiError {
+    /// The one mapping from store failures to what clients see.
     #[track_caller]
-    fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            // A row this request refers to was deleted concurrently (e.g. attaching a file to a
-            // store that is being deleted): the referenced object no longer exists.
-            match db.kind() {
-                sqlx::error::ErrorKind::ForeignKeyViolation => {
-                    return ApiError::new(
-                        ErrorKind::NotFound,
-                        "An object this request refers to no longer exists.",
-                    )
-                }
-                sqlx::error::ErrorKind::UniqueViolation => {
-                    return ApiError::new(
-                        ErrorKind::Conflict,
-                        "The object was changed by a concurrent request; retry.",
-                    )
-                }
-                _ => {}
-            }
-        }
+    fn from(e: StoreError) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::error!(cause = %e, "database unavailable");
+            StoreError::NotFound { kind, id } => ApiError::not_found(kind, &id),
+            // A row this request refers to was deleted concurrently (e.g. attaching a file to
+            // a store that is being deleted): the referenced object no longer exists.
+            StoreError::Vanished => ApiError::new(
+                ErrorKind::NotFound,
+                "An object this request refers to no longer exists.",
+            ),
+            StoreError::Conflict => ApiError::new(
+                ErrorKind::Conflict,
+                "The object was changed by a concurrent request; retry.",
+            ),
+            StoreError::ThreadLocked { thread_id, run_id } => {
+                ApiError::thread_locked(&thread_id, &run_id)
+            }
+            StoreError::UnknownCursor { param, id } => ApiError::invalid(
+                param,
+                format!("Invalid '{param}': no object with id '{id}' in this list."),
+            ),
+            StoreError::Unavailable(cause) => {
+                tracing::error!(%cause, "database unavailable");
                 ApiError::new(
                     ErrorKind::Unavailable,
                     "The database is temporarily unavailable.",
                 )
             }
-            other => ApiError::internal("database error", other),
+            StoreError::Internal { context, cause } => ApiError::internal(context, cause),
         }
     }
 }
 
-impl From<object_store::Error> for ApiError {
+impl From<FilterError> for ApiError {
+    fn from(e: FilterError) -> Self {
+        ApiError::invalid(e.param, e.message)
+    }
+}
+
+impl From<BlobError> for ApiError {
     #[track_caller]
-    fn from(e: object_store::Error) -> Self {
+    fn from(e: BlobError) -> Self {
         match e {
             // The object's bytes were deleted (with the object, concurrently).
-            object_store::Error::NotFound { .. } => ApiError::new(
+            BlobError::Missing => ApiError::new(
                 ErrorKind::NotFound,
                 "The content of this object no longer exists.",
             ),
-            other => ApiError::internal("blob store error", other),
+            BlobError::TooLarge { limit } => ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("Object is larger than {limit} bytes."),
+            ),
+            BlobError::Store(e) => ApiError::internal("blob store error", e),
         }
     }
 }

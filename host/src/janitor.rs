@@ -37,18 +37,14 @@ pub fn spawn(
 const TOMBSTONE_TTL_SECS: i64 = 86_400;
 
 /// Runs every clean-up once; returns how many files were deleted.
-pub async fn sweep(
-    store: &Store,
-    blobs: &Blobs,
-    search: &SearchIndexes,
-) -> Result<usize, crate::error::ApiError> {
+pub async fn sweep(store: &Store, blobs: &Blobs, search: &SearchIndexes) -> anyhow::Result<usize> {
     let deleted = sweep_files(store, blobs, search).await?;
     sweep_uploads(store, blobs).await?;
     store.purge_tombstones(TOMBSTONE_TTL_SECS).await?;
     Ok(deleted)
 }
 
-async fn sweep_uploads(store: &Store, blobs: &Blobs) -> Result<(), crate::error::ApiError> {
+async fn sweep_uploads(store: &Store, blobs: &Blobs) -> anyhow::Result<()> {
     use crate::model::Upload;
     loop {
         let batch = store.expired_uploads(crate::model::ids::now(), 100).await?;
@@ -57,7 +53,7 @@ async fn sweep_uploads(store: &Store, blobs: &Blobs) -> Result<(), crate::error:
         }
         for (project, id) in batch {
             let expired = store
-                .update::<Upload>(&project, &id, |u| {
+                .update::<Upload, crate::store::StoreError>(&project, &id, |u| {
                     if u.status == "pending" {
                         u.status = "expired".into();
                     }
@@ -78,7 +74,7 @@ async fn sweep_files(
     store: &Store,
     blobs: &Blobs,
     search: &SearchIndexes,
-) -> Result<usize, crate::error::ApiError> {
+) -> anyhow::Result<usize> {
     let mut deleted = 0;
     loop {
         let batch = store.expired_files(crate::model::ids::now(), 100).await?;

@@ -209,7 +209,7 @@ async fn modify(
     };
     let a = state
         .store
-        .update::<Assistant>(&project, &id, move |a| {
+        .update::<Assistant, ApiError>(&project, &id, move |a| {
             if let Some(m) = req.model {
                 a.model = m;
             }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::model::Message;
 use crate::model::Thread;
 use crate::state::AppState;
@@ -44,7 +44,7 @@ pub async fn attach_to_thread_store(
     // on one store (a no-op update takes the lock on PostgreSQL; SQLite has one writer).
     let thread = state
         .store
-        .update_in::<Thread>(tx, project, thread_id, |_| Ok(()))
+        .update_in::<Thread, ApiError>(tx, project, thread_id, |_| Ok(()))
         .await?;
     let mut existing = thread
         .tool_resources
@@ -84,7 +84,7 @@ pub async fn attach_to_thread_store(
             .await?;
             state
                 .store
-                .update_in::<Thread>(tx, project, thread_id, |t| {
+                .update_in::<Thread, ApiError>(tx, project, thread_id, |t| {
                     let mut resources = t.tool_resources.as_object().cloned().unwrap_or_default();
                     resources.insert("file_search".into(), json!({ "vector_store_ids": [vs.id] }));
                     t.tool_resources = Value::Object(resources);

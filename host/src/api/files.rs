@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::common::{self, ListQuery};
 use super::extract::{Path, Query};
 use crate::auth::Project;
-use crate::blobs::{file_key, PutError};
+use crate::blobs::{file_key, BlobError, PutError};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::model::ids::{new_id, now, IdKind};
 use crate::model::FileObject;
@@ -86,7 +86,7 @@ pub fn put_error(param: &str, e: PutError) -> ApiError {
         PutError::Source(msg) => {
             ApiError::invalid(param, format!("Could not read the uploaded file: {msg}."))
         }
-        PutError::Store(e) => ApiError::from(e),
+        PutError::Store(e) => ApiError::from(BlobError::from(e)),
     }
 }
 

@@ -211,7 +211,8 @@ pub async fn insert_in(state: &AppState, tx: &mut Tx, project: &str, m: &Message
     state
         .store
         .insert_in(tx, project, m, &crate::store::message_columns(m))
-        .await
+        .await?;
+    Ok(())
 }
 
 async fn create(
@@ -234,7 +235,7 @@ async fn create(
             .active_run_in(&mut tx, &project, &thread_id)
             .await?
         {
-            return Err(crate::store::runs::thread_locked(&thread_id, &run));
+            return Err(ApiError::thread_locked(&thread_id, &run));
         }
         insert_in(&state, &mut tx, &project, &m).await?;
         tx.commit().await?;
@@ -255,7 +256,7 @@ async fn create(
         .await?;
     if inserted == 0 {
         return Err(match state.store.active_run(&project, &thread_id).await? {
-            Some(run) => crate::store::runs::thread_locked(&thread_id, &run),
+            Some(run) => ApiError::thread_locked(&thread_id, &run),
             None => ApiError::not_found("thread", &thread_id),
         });
     }
@@ -327,7 +328,7 @@ async fn modify(
     let metadata = common::metadata_patch(req.metadata)?;
     let m = state
         .store
-        .update::<Message>(&project, &id, move |m| {
+        .update::<Message, ApiError>(&project, &id, move |m| {
             if m.thread_id != thread_id {
                 return Err(ApiError::not_found("message", &m.id));
             }

@@ -760,7 +760,7 @@ async fn modify(
     let metadata = common::metadata_patch(req.metadata)?;
     let run = state
         .store
-        .update_run(&project, &thread_id, &id, |run, _| {
+        .update_run::<ApiError>(&project, &thread_id, &id, |run, _| {
             if let Some(m) = metadata {
                 run.metadata = m;
             }
@@ -803,7 +803,7 @@ async fn cancel(
         let mut now_waiting = false;
         let run = state
             .store
-            .update_run(&project, &thread_id, &id, |run, _| {
+            .update_run::<ApiError>(&project, &thread_id, &id, |run, _| {
                 match run.status() {
                     RunStatus::RequiresAction => now_waiting = true,
                     s if s.is_cancellable() => run.set_status(RunStatus::Cancelling, now()),
@@ -875,7 +875,7 @@ async fn submit_tool_outputs(
     };
     let run = state
         .store
-        .update_run(&project, &thread_id, &id, |run, engine| {
+        .update_run::<ApiError>(&project, &thread_id, &id, |run, engine| {
             if run.status() != RunStatus::RequiresAction {
                 return Err(ApiError::bad_request(format!(
                     "Runs in status \"{}\" do not accept tool outputs.",

@@ -11,7 +11,7 @@ use super::extract::{Json, Path};
 use super::messages::{self, CreateMessage};
 use super::tool_resources::{self, Inline};
 use crate::auth::Project;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::model::ids::{new_id, now, IdKind};
 use crate::model::Thread;
 use crate::state::AppState;
@@ -128,7 +128,7 @@ async fn modify(
     };
     let t = state
         .store
-        .update::<Thread>(&project, &id, move |t| {
+        .update::<Thread, ApiError>(&project, &id, move |t| {
             if let Some(m) = metadata {
                 t.metadata = m;
             }

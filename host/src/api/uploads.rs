@@ -251,7 +251,7 @@ async fn complete(
         let mut tx = state.store.begin().await?;
         let u = state
             .store
-            .update_in::<Upload>(&mut tx, &project, &upload_id, |u| {
+            .update_in::<Upload, ApiError>(&mut tx, &project, &upload_id, |u| {
                 if u.status != "pending" {
                     return Err(ApiError::new(
                         ErrorKind::Conflict,
@@ -297,7 +297,7 @@ async fn cancel(
     require_pending(&u)?;
     let u = state
         .store
-        .update::<Upload>(&project, &upload_id, |u| {
+        .update::<Upload, ApiError>(&project, &upload_id, |u| {
             if u.status != "pending" {
                 return Err(ApiError::new(
                     ErrorKind::Conflict,

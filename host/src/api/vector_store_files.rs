@@ -89,11 +89,8 @@ fn status_filter(f: &Option<String>) -> ApiResult<Option<&str>> {
 }
 
 async fn require_store(state: &AppState, project: &str, vs: &str) -> ApiResult<()> {
-    state
-        .store
-        .get::<VectorStoreDoc>(project, vs)
-        .await
-        .map(|_| ())
+    state.store.get::<VectorStoreDoc>(project, vs).await?;
+    Ok(())
 }
 
 async fn create(

@@ -246,7 +246,7 @@ async fn modify(
     };
     let doc = state
         .store
-        .update::<VectorStoreDoc>(&project, &id, move |d| {
+        .update::<VectorStoreDoc, ApiError>(&project, &id, move |d| {
             req.name.apply(&mut d.name);
             if let Some(m) = metadata {
                 d.metadata = m;

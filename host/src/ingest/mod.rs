@@ -132,12 +132,26 @@ async fn process_job(deps: &Deps, job: IngestJob) {
     }
 }
 
+/// Why a file could not be ingested this time; every case is transient (the file is handed
+/// back and retried), unlike an `Outcome::Failed` file.
+#[derive(Debug, thiserror::Error)]
+enum IngestError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Blob(#[from] crate::blobs::BlobError),
+    #[error("embedding chunks failed: {0}")]
+    Embedding(String),
+    #[error("{0} panicked: {1}")]
+    Panicked(&'static str, tokio::task::JoinError),
+}
+
 enum Outcome {
     Done(Vec<NewChunk>, i64),
     Failed(&'static str, String),
 }
 
-async fn ingest(deps: &Deps, job: &IngestJob) -> Result<Outcome, crate::error::ApiError> {
+async fn ingest(deps: &Deps, job: &IngestJob) -> Result<Outcome, IngestError> {
     let Deps {
         store,
         blobs,
@@ -182,7 +196,7 @@ async fn ingest(deps: &Deps, job: &IngestJob) -> Result<Outcome, crate::error::A
                     .map_err(|(code, message)| parse::ParseError { code, message }),
                 None => tokio::task::spawn_blocking(move || parse::extract_text(&name, &bytes))
                     .await
-                    .map_err(|e| crate::error::ApiError::internal("text extraction panicked", e))?,
+                    .map_err(|e| IngestError::Panicked("text extraction", e))?,
             };
             match parsed {
                 Ok(t) => {
@@ -202,7 +216,7 @@ async fn ingest(deps: &Deps, job: &IngestJob) -> Result<Outcome, crate::error::A
         Ok(chunks)
     })
     .await
-    .map_err(|e| crate::error::ApiError::internal("chunking panicked", e))?;
+    .map_err(|e| IngestError::Panicked("chunking", e))?;
     match chunks {
         Ok(chunks) => {
             // With an embeddings model, every chunk gets its vector; a failed call is a
@@ -210,9 +224,10 @@ async fn ingest(deps: &Deps, job: &IngestJob) -> Result<Outcome, crate::error::A
             let vectors = match search.embedder() {
                 Some(embedder) => {
                     let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
-                    let v = embedder.embed(&texts).await.map_err(|e| {
-                        crate::error::ApiError::internal("embedding chunks", e.message())
-                    })?;
+                    let v = embedder
+                        .embed(&texts)
+                        .await
+                        .map_err(|e| IngestError::Embedding(e.message().to_string()))?;
                     v.into_iter().map(Some).collect()
                 }
                 None => vec![None; chunks.len()],

@@ -4,14 +4,13 @@
 
 use serde_json::{json, Value};
 
-use crate::error::ApiResult;
 use crate::model::engine::{
     ChatMessage, EngineRecord, LlmRequest, RunInput, RunLimits, RunTool, ToolLocation, ToolSpec,
 };
 use crate::model::Message;
 use crate::model::Run;
 use crate::plugins::PluginHost;
-use crate::store::{ListParams, Order, Store};
+use crate::store::{ListParams, Order, Store, StoreResult};
 use crate::tokens::count_tokens;
 
 /// Most thread messages a run reads (newest first) before truncation.
@@ -102,7 +101,7 @@ pub async fn build(
     project: &str,
     run: &Run,
     engine: &EngineRecord,
-) -> ApiResult<RunInput> {
+) -> StoreResult<RunInput> {
     let params = ListParams {
         limit: MAX_HISTORY,
         order: Order::Desc,

@@ -21,12 +21,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiResult;
 use crate::model::engine::{EngineRecord, Next, OpenToolStep};
 use crate::model::ids::now;
 use crate::model::Message;
 use crate::model::{Run, RunStatus, RunStep};
-use crate::store::{Store, Tx};
+use crate::store::{Store, StoreError, StoreResult, Tx};
 use bus::{Delivery, EventBus, RunQueue, StreamEvent};
 
 /// What API handlers need to start and signal runs.
@@ -87,7 +86,7 @@ pub async fn close_unfinished_in(
     status: &str,
     open: Option<&OpenToolStep>,
     include_content: bool,
-) -> ApiResult<Vec<StreamEvent>> {
+) -> StoreResult<Vec<StreamEvent>> {
     let t = now();
     let mut events = Vec::new();
     for mut m in store.by_run_in::<Message>(tx, &run.id).await? {
@@ -145,15 +144,15 @@ pub async fn close_unfinished_in(
 /// Ends a run no worker holds, in one transaction with its unfinished children, if `decide`
 /// (seeing the locked run) says so; publishes the events. Returns the run as stored, and
 /// whether it was ended.
-pub async fn end_idle_run(
+pub async fn end_idle_run<E: From<StoreError>>(
     store: &Store,
     bus: &dyn EventBus,
     project: &str,
     thread_id: &str,
     run_id: &str,
     status: RunStatus,
-    decide: impl FnOnce(&Run) -> ApiResult<bool>,
-) -> ApiResult<(Run, bool)> {
+    decide: impl FnOnce(&Run) -> Result<bool, E>,
+) -> Result<(Run, bool), E> {
     let mut tx = store.begin().await?;
     let (mut run, mut engine) = store
         .lock_run_in(&mut tx, project, thread_id, run_id)
@@ -279,7 +278,7 @@ pub fn spawn_sweeper(
     })
 }
 
-async fn sweep(store: &Store, handle: &RunsHandle) -> ApiResult<()> {
+async fn sweep(store: &Store, handle: &RunsHandle) -> StoreResult<()> {
     for id in store.due_runs(5, 100).await? {
         tracing::info!(run_id = %id, "re-queueing a run no worker holds");
         if let Err(e) = handle.queue.enqueue(&id).await {
@@ -294,7 +293,11 @@ async fn sweep(store: &Store, handle: &RunsHandle) -> ApiResult<()> {
             &thread,
             &id,
             RunStatus::Expired,
-            |run| Ok(run.status().is_active() && run.expires_at.is_some_and(|e| e < now())),
+            |run| {
+                Ok::<_, StoreError>(
+                    run.status().is_active() && run.expires_at.is_some_and(|e| e < now()),
+                )
+            },
         )
         .await?;
     }

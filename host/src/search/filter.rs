@@ -2,7 +2,18 @@
 
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+/// A filter that does not parse: the path of the offending part (`filters.filters[1].key`)
+/// and what is wrong with it, in the words the API answers with.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct FilterError {
+    pub param: String,
+    pub message: String,
+}
+
+fn invalid(param: String, message: String) -> FilterError {
+    FilterError { param, message }
+}
 
 /// An attribute filter: a comparison or an and/or of filters.
 #[derive(Debug, Clone)]
@@ -26,9 +37,9 @@ pub enum Op {
 
 impl Filter {
     /// Parses and validates a filter; errors name the offending path.
-    pub fn parse(param: &str, v: &Value) -> ApiResult<Filter> {
+    pub fn parse(param: &str, v: &Value) -> Result<Filter, FilterError> {
         let kind = v.get("type").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::invalid(
+            invalid(
                 format!("{param}.type"),
                 format!("Missing required parameter: '{param}.type'."),
             )
@@ -36,7 +47,7 @@ impl Filter {
         match kind {
             "and" | "or" => {
                 let list = v.get("filters").and_then(Value::as_array).ok_or_else(|| {
-                    ApiError::invalid(
+                    invalid(
                         format!("{param}.filters"),
                         format!("Invalid '{param}.filters': expected an array."),
                     )
@@ -45,7 +56,7 @@ impl Filter {
                     .iter()
                     .enumerate()
                     .map(|(i, f)| Filter::parse(&format!("{param}.filters[{i}]"), f))
-                    .collect::<ApiResult<Vec<_>>>()?;
+                    .collect::<Result<Vec<_>, FilterError>>()?;
                 Ok(if kind == "and" {
                     Filter::And(parsed)
                 } else {
@@ -63,14 +74,14 @@ impl Filter {
                     "in" => Op::In,
                     "nin" => Op::Nin,
                     other => {
-                        return Err(ApiError::invalid(
+                        return Err(invalid(
                             format!("{param}.type"),
                             format!("Invalid '{param}.type': '{other}'. Expected eq, ne, gt, gte, lt, lte, in, nin, and or or."),
                         ))
                     }
                 };
                 let key = v.get("key").and_then(Value::as_str).ok_or_else(|| {
-                    ApiError::invalid(
+                    invalid(
                         format!("{param}.key"),
                         format!("Missing required parameter: '{param}.key'."),
                     )
@@ -80,14 +91,14 @@ impl Filter {
                     .filter(|v| !v.is_null())
                     .cloned()
                     .ok_or_else(|| {
-                        ApiError::invalid(
+                        invalid(
                             format!("{param}.value"),
                             format!("Missing required parameter: '{param}.value'."),
                         )
                     })?;
                 let list_op = matches!(op, Op::In | Op::Nin);
                 if list_op != value.is_array() || value.is_object() {
-                    return Err(ApiError::invalid(
+                    return Err(invalid(
                         format!("{param}.value"),
                         format!("Invalid '{param}.value': 'in'/'nin' take an array, other comparisons a string, number or boolean."),
                     ));

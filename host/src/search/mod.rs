@@ -29,13 +29,12 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use serde_json::Value;
 
-pub use filter::{Filter, Op};
+pub use filter::{Filter, FilterError, Op};
 pub use lexical::terms;
 pub use plugin_search::PluginSearch;
 
-use crate::error::{ApiError, ApiResult};
 use crate::llm::Embeddings;
-use crate::store::Store;
+use crate::store::{Store, StoreError, StoreResult};
 use lexical::{Lexical, LexicalBuilder};
 use vectors::Vectors;
 
@@ -196,7 +195,7 @@ pub type QueryVector = tokio::sync::OnceCell<Option<Vec<f32>>>;
 
 /// An index build in progress, shared by every search waiting for it.
 type PendingIndex =
-    futures::future::Shared<futures::future::BoxFuture<'static, ApiResult<Arc<StoreIndex>>>>;
+    futures::future::Shared<futures::future::BoxFuture<'static, StoreResult<Arc<StoreIndex>>>>;
 
 /// Per-node cache of store indexes.
 #[derive(Default)]
@@ -256,7 +255,7 @@ impl SearchIndexes {
         Some(entry.0.clone())
     }
 
-    async fn index(&self, store: &Store, vs_id: &str) -> ApiResult<Arc<StoreIndex>> {
+    async fn index(&self, store: &Store, vs_id: &str) -> StoreResult<Arc<StoreIndex>> {
         let generation = store.index_generation(vs_id).await?;
         if let Some(ix) = self.cached(vs_id, generation) {
             return Ok(ix);
@@ -273,7 +272,7 @@ impl SearchIndexes {
                     let abort = task.abort_handle();
                     let pending: PendingIndex = futures::FutureExt::shared(Box::pin(async move {
                         task.await.unwrap_or_else(|e| {
-                            Err(ApiError::internal("building a search index", e))
+                            Err(StoreError::internal("building a search index", e))
                         })
                     })
                         as futures::future::BoxFuture<'static, _>);
@@ -333,7 +332,7 @@ impl SearchIndexes {
 
     /// Reads a store's completed files and streams its chunks into a builder on a blocking
     /// thread (tokenising a large store takes seconds of CPU).
-    async fn build(store: &Store, vs_id: &str, generation: i64) -> ApiResult<StoreIndex> {
+    async fn build(store: &Store, vs_id: &str, generation: i64) -> StoreResult<StoreIndex> {
         let started = std::time::Instant::now();
         let attrs = store.store_file_attributes(vs_id).await?;
         let names = store
@@ -383,7 +382,7 @@ impl SearchIndexes {
         drop(tx);
         let ix = builder
             .await
-            .map_err(|e| ApiError::internal("building a search index", e))?;
+            .map_err(|e| StoreError::internal("building a search index", e))?;
         tracing::debug!(
             vector_store_id = vs_id,
             chunks = ix.chunk_seq.len(),
@@ -402,7 +401,7 @@ impl SearchIndexes {
         store: &Store,
         vs_id: &str,
         req: &SearchRequest<'_>,
-    ) -> ApiResult<Vec<Hit>> {
+    ) -> StoreResult<Vec<Hit>> {
         let ix = self.index(store, vs_id).await?;
         let mut query_terms: Vec<String> = req.queries.iter().flat_map(|q| terms(q)).collect();
         query_terms.sort();
@@ -427,7 +426,7 @@ impl SearchIndexes {
             )
         })
         .await
-        .map_err(|e| ApiError::internal("searching", e))?;
+        .map_err(|e| StoreError::internal("searching", e))?;
         let seqs: Vec<i64> = ranked
             .iter()
             .map(|(c, _)| ix.chunk_seq[*c as usize])

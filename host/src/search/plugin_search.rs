@@ -26,7 +26,7 @@ impl VectorSearch for PluginSearch {
             Some(json) => {
                 let value: serde_json::Value =
                     serde_json::from_str(json).map_err(|e| format!("filters are not JSON: {e}"))?;
-                Some(Filter::parse("filters", &value).map_err(|e| e.message)?)
+                Some(Filter::parse("filters", &value).map_err(|e| e.to_string())?)
             }
         };
         let queries = [request.query.clone()];
@@ -36,7 +36,11 @@ impl VectorSearch for PluginSearch {
         for vs in stores {
             // An expired store cannot be searched (as with the real API, whose runs fail on
             // it); the tool tells the model, which can tell the user.
-            let expires = self.store.vs_expires_at(vs).await.map_err(|e| e.message)?;
+            let expires = self
+                .store
+                .vs_expires_at(vs)
+                .await
+                .map_err(|e| e.to_string())?;
             if expires.is_some_and(|t| now > t) {
                 return Err(format!(
                     "vector store {vs} has expired; it must be recreated with the same files"
@@ -57,7 +61,7 @@ impl VectorSearch for PluginSearch {
                 .indexes
                 .search(&self.store, vs, &req)
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(|e| e.to_string())?;
             hits.extend(found);
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));

@@ -8,9 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::Row;
 
+use super::error::{StoreError, StoreResult};
 use super::list::ListScope;
 use super::{bind_all, ListParams, Page, Store, Val};
-use crate::error::{ApiError, ApiResult};
 use crate::model::{Assistant, FileObject, Message, Run, RunStep, Thread, Upload, VectorStoreDoc};
 
 /// A stored document as raw JSON, with its id.
@@ -89,7 +89,7 @@ impl Store {
         project: &str,
         doc: &D,
         extra: &[(&'static str, Val)],
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let sql = insert_sql::<D>(extra);
         let args = insert_args(project, doc, extra)?;
         self.execute_one(sql, args).await.map(|_| ())
@@ -104,12 +104,12 @@ impl Store {
         parent_id: &str,
         doc: &D,
         extra: &[(&'static str, Val)],
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         match self
             .insert_under_unless::<P, D>(project, parent_id, doc, extra, "")
             .await?
         {
-            0 => Err(ApiError::not_found(P::NAME, parent_id)),
+            0 => Err(StoreError::not_found(P::NAME, parent_id)),
             _ => Ok(()),
         }
     }
@@ -125,7 +125,7 @@ impl Store {
         doc: &D,
         extra: &[(&'static str, Val)],
         guard: &str,
-    ) -> ApiResult<u64> {
+    ) -> StoreResult<u64> {
         let mut args = insert_args(project, doc, extra)?;
         let cols = insert_columns(extra);
         let vals: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
@@ -143,7 +143,7 @@ impl Store {
     }
 
     /// One write statement: through group commit on SQLite, in autocommit on PostgreSQL.
-    async fn execute_one(&self, sql: String, args: Vec<Val>) -> ApiResult<u64> {
+    async fn execute_one(&self, sql: String, args: Vec<Val>) -> StoreResult<u64> {
         if let Some(group) = &self.group {
             return group.execute(sql, args).await;
         }
@@ -159,7 +159,7 @@ impl Store {
         project: &str,
         doc: &D,
         extra: &[(&'static str, Val)],
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let sql = insert_sql::<D>(extra);
         let args = insert_args(project, doc, extra)?;
         bind_all(sqlx::query(&sql), &args)
@@ -169,14 +169,14 @@ impl Store {
     }
 
     /// Fetches a document of the project, or a 404 in the wire wording.
-    pub async fn get<D: Doc>(&self, project: &str, id: &str) -> ApiResult<D> {
+    pub async fn get<D: Doc>(&self, project: &str, id: &str) -> StoreResult<D> {
         self.find::<D>(project, id)
             .await?
-            .ok_or_else(|| ApiError::not_found(D::NAME, id))
+            .ok_or_else(|| StoreError::not_found(D::NAME, id))
     }
 
     /// Fetches a document of the project if it exists.
-    pub async fn find<D: Doc>(&self, project: &str, id: &str) -> ApiResult<Option<D>> {
+    pub async fn find<D: Doc>(&self, project: &str, id: &str) -> StoreResult<Option<D>> {
         let sql = format!(
             "SELECT body FROM {} WHERE id = $1 AND project_id = $2",
             D::TABLE
@@ -200,7 +200,7 @@ impl Store {
         tx: &mut super::Tx,
         project: &str,
         id: &str,
-    ) -> ApiResult<Option<D>> {
+    ) -> StoreResult<Option<D>> {
         let sql = format!(
             "SELECT body FROM {} WHERE id = $1 AND project_id = $2",
             D::TABLE
@@ -217,13 +217,14 @@ impl Store {
     }
 
     /// Read-modify-write of one document under the write lock, so concurrent updates never
-    /// lose each other's fields. `f` may reject the change; nothing is written then.
-    pub async fn update<D: Doc>(
+    /// lose each other's fields. `f` may reject the change with its own error; nothing is
+    /// written then.
+    pub async fn update<D: Doc, E: From<StoreError>>(
         &self,
         project: &str,
         id: &str,
-        f: impl FnOnce(&mut D) -> ApiResult<()>,
-    ) -> ApiResult<D> {
+        f: impl FnOnce(&mut D) -> Result<(), E>,
+    ) -> Result<D, E> {
         let mut tx = self.begin().await?;
         let doc = self.update_in(&mut tx, project, id, f).await?;
         tx.commit().await?;
@@ -231,13 +232,26 @@ impl Store {
     }
 
     /// [`Store::update`] inside a caller's transaction.
-    pub async fn update_in<D: Doc>(
+    pub async fn update_in<D: Doc, E: From<StoreError>>(
         &self,
         tx: &mut super::Tx,
         project: &str,
         id: &str,
-        f: impl FnOnce(&mut D) -> ApiResult<()>,
-    ) -> ApiResult<D> {
+        f: impl FnOnce(&mut D) -> Result<(), E>,
+    ) -> Result<D, E> {
+        let mut doc: D = self.lock_doc_in(tx, project, id).await?;
+        f(&mut doc)?;
+        self.write_doc_in(tx, &doc).await?;
+        Ok(doc)
+    }
+
+    /// Reads a document for update (locked on PostgreSQL until `tx` ends).
+    async fn lock_doc_in<D: Doc>(
+        &self,
+        tx: &mut super::Tx,
+        project: &str,
+        id: &str,
+    ) -> StoreResult<D> {
         let sql = format!(
             "SELECT body FROM {} WHERE id = $1 AND project_id = $2{}",
             D::TABLE,
@@ -248,20 +262,23 @@ impl Store {
             .bind(project.to_string())
             .fetch_optional(&mut **tx)
             .await?
-            .ok_or_else(|| ApiError::not_found(D::NAME, id))?;
-        let mut doc: D = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
-        f(&mut doc)?;
+            .ok_or_else(|| StoreError::not_found(D::NAME, id))?;
+        Ok(serde_json::from_str(&row.try_get::<String, _>(0)?)?)
+    }
+
+    /// Writes back a document read with [`Store::lock_doc_in`].
+    async fn write_doc_in<D: Doc>(&self, tx: &mut super::Tx, doc: &D) -> StoreResult<()> {
         let sql = format!("UPDATE {} SET body = $1 WHERE id = $2", D::TABLE);
         sqlx::query(&sql)
-            .bind(serde_json::to_string(&doc)?)
-            .bind(id.to_string())
+            .bind(serde_json::to_string(doc)?)
+            .bind(doc.id().to_string())
             .execute(&mut **tx)
             .await?;
-        Ok(doc)
+        Ok(())
     }
 
     /// Deletes a document of the project (leaving a tombstone for cursors); 404 if there was none.
-    pub async fn delete<D: Doc>(&self, project: &str, id: &str) -> ApiResult<()> {
+    pub async fn delete<D: Doc>(&self, project: &str, id: &str) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let sql = format!(
             "DELETE FROM {} WHERE id = $1 AND project_id = $2 RETURNING seq",
@@ -272,7 +289,7 @@ impl Store {
             .bind(project.to_string())
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or_else(|| ApiError::not_found(D::NAME, id))?;
+            .ok_or_else(|| StoreError::not_found(D::NAME, id))?;
         self.tombstone_in(&mut tx, D::TABLE, "", id, project, row.try_get(0)?)
             .await?;
         tx.commit().await?;
@@ -288,7 +305,7 @@ impl Store {
         parent: Option<(&'static str, &str)>,
         filters: Vec<(&'static str, Val)>,
         params: &ListParams,
-    ) -> ApiResult<Page<RawDoc>> {
+    ) -> StoreResult<Page<RawDoc>> {
         let scope = ListScope {
             table: D::TABLE,
             project,
@@ -313,7 +330,7 @@ impl Store {
         parent: Option<(&'static str, &str)>,
         filters: Vec<(&'static str, Val)>,
         params: &ListParams,
-    ) -> ApiResult<Page<D>> {
+    ) -> StoreResult<Page<D>> {
         let page = self.list_raw::<D>(project, parent, filters, params).await?;
         let items = page
             .items
@@ -352,7 +369,7 @@ fn insert_args<D: Doc>(
     project: &str,
     doc: &D,
     extra: &[(&'static str, Val)],
-) -> ApiResult<Vec<Val>> {
+) -> StoreResult<Vec<Val>> {
     let mut args = vec![
         Val::Text(doc.id().to_string()),
         Val::Text(project.to_string()),
@@ -369,7 +386,7 @@ impl Store {
         &self,
         project: &str,
         ids: &[String],
-    ) -> ApiResult<std::collections::HashSet<String>> {
+    ) -> StoreResult<std::collections::HashSet<String>> {
         let mut found = std::collections::HashSet::new();
         for batch in ids.chunks(500) {
             let marks: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();

@@ -15,6 +15,9 @@ pub enum StoreError {
     /// A concurrent change won (a unique key failed).
     #[error("the object was changed concurrently")]
     Conflict,
+    /// The thread already has an active run (the one-active-run-per-thread index).
+    #[error("thread {thread_id} already has an active run {run_id}")]
+    ThreadLocked { thread_id: String, run_id: String },
     /// A list cursor (`after`/`before`) names no object of the list, live or recently deleted.
     #[error("cursor '{id}' names no object of this list")]
     UnknownCursor { param: &'static str, id: String },
@@ -23,7 +26,10 @@ pub enum StoreError {
     Unavailable(String),
     /// Anything else: a failed statement, a stored document that does not decode.
     #[error("{context}: {cause}")]
-    Internal { context: &'static str, cause: String },
+    Internal {
+        context: &'static str,
+        cause: String,
+    },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

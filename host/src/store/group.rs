@@ -15,8 +15,8 @@
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::error::{StoreError, StoreResult};
 use super::{bind_all, Val};
-use crate::error::{ApiError, ApiResult};
 
 /// Most statements committed together; bounds how long the first caller of a batch waits.
 const MAX_BATCH: usize = 256;
@@ -24,7 +24,7 @@ const MAX_BATCH: usize = 256;
 struct Job {
     sql: String,
     args: Vec<Val>,
-    done: oneshot::Sender<ApiResult<u64>>,
+    done: oneshot::Sender<StoreResult<u64>>,
 }
 
 #[derive(Clone)]
@@ -42,9 +42,9 @@ impl GroupWriter {
     }
 
     /// Executes one statement, returning its affected row count once it is committed.
-    pub(crate) async fn execute(&self, sql: String, args: Vec<Val>) -> ApiResult<u64> {
+    pub(crate) async fn execute(&self, sql: String, args: Vec<Val>) -> StoreResult<u64> {
         let (done, wait) = oneshot::channel();
-        let closed = || ApiError::internal("group commit", "the writer task has stopped");
+        let closed = || StoreError::internal("group commit", "the writer task has stopped");
         self.jobs
             .send(Job { sql, args, done })
             .await
@@ -70,9 +70,9 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-async fn commit(pool: &AnyPool, batch: &[Job]) -> Vec<ApiResult<u64>> {
+async fn commit(pool: &AnyPool, batch: &[Job]) -> Vec<StoreResult<u64>> {
     let fail_all = |e: sqlx::Error| {
-        let e = ApiError::from(e);
+        let e = StoreError::from(e);
         batch.iter().map(|_| Err(e.clone())).collect()
     };
     let mut tx = match super::begin_write(pool, super::Backend::Sqlite).await {
@@ -86,7 +86,7 @@ async fn commit(pool: &AnyPool, batch: &[Job]) -> Vec<ApiResult<u64>> {
             q.execute(&mut *tx)
                 .await
                 .map(|r| r.rows_affected())
-                .map_err(ApiError::from),
+                .map_err(StoreError::from),
         );
     }
     match tx.commit().await {

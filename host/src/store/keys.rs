@@ -2,6 +2,8 @@
 
 use sqlx::Row;
 
+use super::StoreResult;
+
 use super::Store;
 use crate::model::ids::{new_id, now, IdKind};
 
@@ -26,7 +28,7 @@ pub fn hash_key(key: &str) -> String {
 impl Store {
     /// Whether any key was ever created; until then the server runs open in the default project.
     /// Revoked keys count: revoking the last key must lock the server, not open it.
-    pub async fn any_key_configured(&self) -> Result<bool, sqlx::Error> {
+    pub async fn any_key_configured(&self) -> StoreResult<bool> {
         let row = sqlx::query("SELECT COUNT(*) FROM api_keys")
             .fetch_one(&self.read)
             .await?;
@@ -34,14 +36,14 @@ impl Store {
     }
 
     /// The project of an active key, if the key is valid.
-    pub async fn project_for_key(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+    pub async fn project_for_key(&self, key: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query(
             "SELECT project_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash_key(key))
         .fetch_optional(&self.read)
         .await?;
-        row.map(|r| r.try_get::<String, _>(0)).transpose()
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
     /// Creates a key in `project_name` (creating the project if needed); returns (key id, key).

@@ -8,8 +8,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::error::{StoreError, StoreResult};
 use super::{bind_all, Store, Val};
-use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,8 +77,8 @@ impl Store {
         scope: &ListScope<'_>,
         columns: &'static str,
         params: &ListParams,
-        map: impl Fn(&AnyRow) -> ApiResult<T>,
-    ) -> ApiResult<Page<T>> {
+        map: impl Fn(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Page<T>> {
         let after = self
             .cursor_seq(scope, "after", params.after.as_deref())
             .await?;
@@ -129,7 +129,7 @@ impl Store {
             .iter()
             .take(params.limit as usize)
             .map(&map)
-            .collect::<ApiResult<Vec<_>>>()?;
+            .collect::<StoreResult<Vec<_>>>()?;
         if walk_backwards {
             items.reverse();
         }
@@ -142,13 +142,11 @@ impl Store {
         scope: &ListScope<'_>,
         param: &'static str,
         id: Option<&str>,
-    ) -> ApiResult<Option<i64>> {
+    ) -> StoreResult<Option<i64>> {
         let Some(id) = id else { return Ok(None) };
-        let invalid = || {
-            ApiError::invalid(
-                param,
-                format!("Invalid '{param}': no object with id '{id}' in this list."),
-            )
+        let invalid = || StoreError::UnknownCursor {
+            param,
+            id: id.to_string(),
         };
         if !crate::model::ids::is_valid_id(id) {
             return Err(invalid());
@@ -195,7 +193,7 @@ impl Store {
         id: &str,
         project: &str,
         seq: i64,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO tombstones (tbl, parent, id, project_id, seq, deleted_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \
@@ -213,7 +211,7 @@ impl Store {
     }
 
     /// Forgets tombstones older than `max_age_secs`.
-    pub async fn purge_tombstones(&self, max_age_secs: i64) -> ApiResult<u64> {
+    pub async fn purge_tombstones(&self, max_age_secs: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM tombstones WHERE deleted_at < $1")
             .bind(crate::model::ids::now() - max_age_secs)
             .execute(&self.write)

@@ -12,6 +12,7 @@
 
 mod checkpoint;
 mod docs;
+mod error;
 mod group;
 pub mod keys;
 mod list;
@@ -20,6 +21,7 @@ mod uploads;
 pub mod vector_stores;
 
 pub use docs::{message_columns, step_columns, Doc, RawDoc};
+pub use error::{StoreError, StoreResult};
 pub use list::{ListEnvelope, ListParams, Order, Page};
 
 use std::str::FromStr;
@@ -147,11 +149,9 @@ impl Store {
     }
 
     /// Cheap liveness probe of the database.
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map(|_| ())
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
     }
 }
 
@@ -182,8 +182,8 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 pub struct Tx(pub(crate) sqlx::Transaction<'static, sqlx::Any>);
 
 impl Tx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.0.commit().await
+    pub async fn commit(self) -> StoreResult<()> {
+        Ok(self.0.commit().await?)
     }
 }
 
@@ -207,7 +207,7 @@ impl Store {
     /// transaction that reads first and writes later fails at once with "database is locked"
     /// when another process (say `assistants keys create` beside a running server) holds the
     /// lock, whereas an immediate one waits for it under the busy timeout.
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+    pub async fn begin(&self) -> StoreResult<Tx> {
         Ok(Tx(begin_write(&self.write, self.backend).await?))
     }
 }

@@ -8,8 +8,8 @@
 
 use sqlx::Row;
 
+use super::error::{StoreError, StoreResult};
 use super::{Doc, Store, Tx, Val};
-use crate::error::{ApiError, ApiResult};
 use crate::model::engine::EngineRecord;
 use crate::model::ids::now;
 use crate::model::{Run, RunStatus};
@@ -43,7 +43,7 @@ impl Store {
         project: &str,
         run: &Run,
         engine: &EngineRecord,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let result = sqlx::query(
             "INSERT INTO runs (id, project_id, thread_id, created_at, status, expires_at, \
              nudged_at, engine, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -66,7 +66,10 @@ impl Store {
                     .active_run(project, &run.thread_id)
                     .await?
                     .unwrap_or_default();
-                Err(thread_locked(&run.thread_id, &active))
+                Err(StoreError::ThreadLocked {
+                    thread_id: run.thread_id.clone(),
+                    run_id: active,
+                })
             }
             Err(e) => Err(e.into()),
         }
@@ -74,7 +77,7 @@ impl Store {
 
     /// The active run of a thread, if any. Reads through the read pool: it is also asked while
     /// a failed insert's transaction still holds SQLite's single write connection.
-    pub async fn active_run(&self, project: &str, thread_id: &str) -> ApiResult<Option<String>> {
+    pub async fn active_run(&self, project: &str, thread_id: &str) -> StoreResult<Option<String>> {
         let sql = format!(
             "SELECT id FROM runs WHERE thread_id = $1 AND project_id = $2 AND status IN {ACTIVE_SQL}"
         );
@@ -87,7 +90,7 @@ impl Store {
     }
 
     /// How many runs are in each active status (for the `runs_active` gauge).
-    pub async fn active_run_counts(&self) -> ApiResult<Vec<(String, i64)>> {
+    pub async fn active_run_counts(&self) -> StoreResult<Vec<(String, i64)>> {
         let sql = format!(
             "SELECT status, COUNT(*) FROM runs WHERE status IN {ACTIVE_SQL} GROUP BY status"
         );
@@ -105,7 +108,7 @@ impl Store {
         tx: &mut Tx,
         project: &str,
         thread_id: &str,
-    ) -> ApiResult<Option<String>> {
+    ) -> StoreResult<Option<String>> {
         let sql = format!(
             "SELECT id FROM runs WHERE thread_id = $1 AND project_id = $2 AND status IN {ACTIVE_SQL}"
         );
@@ -120,13 +123,13 @@ impl Store {
     /// Read-modify-write of a run and its engine record by the API (submit outputs,
     /// metadata). The lease is left alone: the engine's fenced writes check the status it
     /// expects, so an API transition (say to `cancelling`) is never overwritten.
-    pub async fn update_run(
+    pub async fn update_run<E: From<StoreError>>(
         &self,
         project: &str,
         thread_id: &str,
         run_id: &str,
-        f: impl FnOnce(&mut Run, &mut EngineRecord) -> ApiResult<()>,
-    ) -> ApiResult<Run> {
+        f: impl FnOnce(&mut Run, &mut EngineRecord) -> Result<(), E>,
+    ) -> Result<Run, E> {
         let mut tx = self.begin().await?;
         let (mut run, mut engine) = self
             .lock_run_in(&mut tx, project, thread_id, run_id)
@@ -144,7 +147,7 @@ impl Store {
         project: &str,
         thread_id: &str,
         run_id: &str,
-    ) -> ApiResult<(Run, EngineRecord)> {
+    ) -> StoreResult<(Run, EngineRecord)> {
         let sql = format!(
             "SELECT body, engine FROM runs WHERE id = $1 AND project_id = $2 AND thread_id = $3{}",
             self.lock_rows()
@@ -155,7 +158,7 @@ impl Store {
             .bind(thread_id.to_string())
             .fetch_optional(&mut **tx)
             .await?
-            .ok_or_else(|| ApiError::not_found(Run::NAME, run_id))?;
+            .ok_or_else(|| StoreError::not_found(Run::NAME, run_id))?;
         Ok((
             serde_json::from_str(&row.try_get::<String, _>(0)?)?,
             serde_json::from_str(&row.try_get::<String, _>(1)?)?,
@@ -164,7 +167,7 @@ impl Store {
 
     /// The documents of a run's table (`messages` or `run_steps`) that belong to `run_id`, in
     /// insertion order, read inside `tx`.
-    pub async fn by_run_in<D: Doc>(&self, tx: &mut Tx, run_id: &str) -> ApiResult<Vec<D>> {
+    pub async fn by_run_in<D: Doc>(&self, tx: &mut Tx, run_id: &str) -> StoreResult<Vec<D>> {
         let sql = format!(
             "SELECT body FROM {} WHERE run_id = $1 ORDER BY seq",
             D::TABLE
@@ -186,7 +189,7 @@ impl Store {
         run_id: &str,
         message_id: &str,
         step_ids: &[&str],
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         sqlx::query("DELETE FROM messages WHERE id = $1 AND run_id = $2")
             .bind(message_id.to_string())
             .bind(run_id.to_string())
@@ -210,7 +213,7 @@ impl Store {
         run: &Run,
         engine: &EngineRecord,
         lease: Option<i64>,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let (lease_sql, lease_val) = match lease {
             None => ("", None),
             Some(0) => (", lease_until = NULL, lease_token = NULL", None),
@@ -235,7 +238,7 @@ impl Store {
     /// Claims a run that needs a worker (queued, in progress without a live lease, or
     /// cancelling): sets a fresh lease token and returns the run. `None` if it needs no worker
     /// or another one holds it.
-    pub async fn claim_run(&self, run_id: &str, lease_secs: i64) -> ApiResult<Option<Claim>> {
+    pub async fn claim_run(&self, run_id: &str, lease_secs: i64) -> StoreResult<Option<Claim>> {
         let token: i64 = rand::random::<i64>() & i64::MAX;
         let t = now();
         let row = sqlx::query(
@@ -264,7 +267,7 @@ impl Store {
         run_id: &str,
         token: i64,
         lease_secs: i64,
-    ) -> ApiResult<Option<RunStatus>> {
+    ) -> StoreResult<Option<RunStatus>> {
         let row = sqlx::query(
             "UPDATE runs SET lease_until = $1 WHERE id = $2 AND lease_token = $3 RETURNING status",
         )
@@ -280,7 +283,7 @@ impl Store {
     }
 
     /// Hands a held lease back (on shutdown) and marks the run for the sweeper at once.
-    pub async fn release_lease(&self, run_id: &str, token: i64) -> ApiResult<()> {
+    pub async fn release_lease(&self, run_id: &str, token: i64) -> StoreResult<()> {
         sqlx::query(
             "UPDATE runs SET lease_until = NULL, lease_token = NULL, nudged_at = 0 \
              WHERE id = $1 AND lease_token = $2",
@@ -294,7 +297,7 @@ impl Store {
 
     /// A write transaction for the engine, if it still holds the run's lease (see the module
     /// docs). The run comes back as stored, for its current status and metadata.
-    pub async fn engine_tx(&self, run_id: &str, token: i64) -> ApiResult<Option<(Tx, Locked)>> {
+    pub async fn engine_tx(&self, run_id: &str, token: i64) -> StoreResult<Option<(Tx, Locked)>> {
         let mut tx = self.begin().await?;
         let sql = format!(
             "SELECT lease_token, body FROM runs WHERE id = $1{}",
@@ -326,7 +329,7 @@ impl Store {
         project: &str,
         doc: &D,
         extra: &[(&'static str, Val)],
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let mut cols = String::from("id, project_id, created_at, body");
         for (c, _) in extra {
             cols.push_str(", ");
@@ -354,7 +357,7 @@ impl Store {
     /// Runs that need a worker but have none: not leased (or the lease ran out) and not put
     /// on the queue within `quiet_secs`. Marks them nudged now, so concurrent sweepers on other
     /// nodes do not queue them again.
-    pub async fn due_runs(&self, quiet_secs: i64, limit: i64) -> ApiResult<Vec<String>> {
+    pub async fn due_runs(&self, quiet_secs: i64, limit: i64) -> StoreResult<Vec<String>> {
         let t = now();
         let rows = sqlx::query(
             "SELECT id FROM runs WHERE status IN ('queued', 'in_progress', 'cancelling') \
@@ -385,7 +388,7 @@ impl Store {
     }
 
     /// Records that a run was just put on the queue (see [`Store::due_runs`]).
-    pub async fn mark_nudged(&self, run_id: &str) -> ApiResult<()> {
+    pub async fn mark_nudged(&self, run_id: &str) -> StoreResult<()> {
         sqlx::query("UPDATE runs SET nudged_at = $1 WHERE id = $2")
             .bind(now())
             .bind(run_id.to_string())
@@ -395,7 +398,7 @@ impl Store {
     }
 
     /// Active runs past their `expires_at` that no live worker holds: (project, thread, run).
-    pub async fn expired_runs(&self, limit: i64) -> ApiResult<Vec<(String, String, String)>> {
+    pub async fn expired_runs(&self, limit: i64) -> StoreResult<Vec<(String, String, String)>> {
         let t = now();
         let sql = format!(
             "SELECT project_id, thread_id, id FROM runs WHERE status IN {ACTIVE_SQL} \
@@ -410,11 +413,4 @@ impl Store {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
             .collect()
     }
-}
-
-/// The 400 for a thread that already has an active run.
-pub fn thread_locked(thread_id: &str, run_id: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "Thread {thread_id} already has an active run {run_id}."
-    ))
 }

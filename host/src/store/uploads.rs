@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
+use super::error::StoreResult;
 use super::Store;
-use crate::error::ApiResult;
 
 impl Store {
     /// Records a part unless the upload's parts would then exceed `declared` bytes (false).
@@ -16,7 +16,7 @@ impl Store {
         created_at: i64,
         bytes: i64,
         declared: i64,
-    ) -> ApiResult<bool> {
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO upload_parts (id, upload_id, created_at, bytes) SELECT $1, $2, $3, $4 \
              WHERE (SELECT COALESCE(SUM(bytes), 0) FROM upload_parts WHERE upload_id = $2) + $4 <= $5",
@@ -32,7 +32,11 @@ impl Store {
     }
 
     /// (project, id) of uploads past their expiry that still hold parts.
-    pub async fn expired_uploads(&self, now: i64, limit: i64) -> ApiResult<Vec<(String, String)>> {
+    pub async fn expired_uploads(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT u.project_id, u.id FROM uploads u WHERE u.expires_at < $1 \
              AND EXISTS (SELECT 1 FROM upload_parts p WHERE p.upload_id = u.id) LIMIT $2",
@@ -47,7 +51,7 @@ impl Store {
     }
 
     /// Forgets an upload's parts (their bytes are deleted by the caller).
-    pub async fn delete_upload_parts(&self, upload_id: &str) -> ApiResult<()> {
+    pub async fn delete_upload_parts(&self, upload_id: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
             .bind(upload_id.to_string())
             .execute(&self.write)
@@ -56,7 +60,7 @@ impl Store {
     }
 
     /// Part id → size in bytes.
-    pub async fn upload_parts(&self, upload_id: &str) -> ApiResult<HashMap<String, i64>> {
+    pub async fn upload_parts(&self, upload_id: &str) -> StoreResult<HashMap<String, i64>> {
         let rows = sqlx::query("SELECT id, bytes FROM upload_parts WHERE upload_id = $1")
             .bind(upload_id.to_string())
             .fetch_all(&self.read)

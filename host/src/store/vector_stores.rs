@@ -9,8 +9,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::error::{StoreError, StoreResult};
 use super::{ListParams, Page, Store, Val};
-use crate::error::{ApiError, ApiResult};
 use crate::model::ids::now;
 
 /// A file's membership of a vector store, as stored.
@@ -30,8 +30,8 @@ pub struct VsFileRow {
 const VS_FILE_COLS: &str = "vector_store_id, id, batch_id, created_at, status, usage_bytes, \
                             last_error, chunking_strategy, attributes";
 
-fn vs_file_row(r: &AnyRow) -> ApiResult<VsFileRow> {
-    let json = |s: Option<String>| -> ApiResult<Option<serde_json::Value>> {
+fn vs_file_row(r: &AnyRow) -> StoreResult<VsFileRow> {
+    let json = |s: Option<String>| -> StoreResult<Option<serde_json::Value>> {
         Ok(s.map(|s| serde_json::from_str(&s)).transpose()?)
     };
     Ok(VsFileRow {
@@ -118,7 +118,7 @@ impl Store {
         batch_id: Option<&str>,
         chunking_strategy: &serde_json::Value,
         attributes: Option<&serde_json::Value>,
-    ) -> ApiResult<VsFileRow> {
+    ) -> StoreResult<VsFileRow> {
         let mut tx = self.begin().await?;
         self.attach_file_in(
             &mut tx,
@@ -133,7 +133,7 @@ impl Store {
         self.touch_store_in(&mut tx, vs_id).await?;
         tx.commit().await?;
         self.vs_file(project, vs_id, file_id).await?.ok_or_else(|| {
-            ApiError::internal(
+            StoreError::internal(
                 "attach_file",
                 "attached file vanished before it could be read",
             )
@@ -149,7 +149,7 @@ impl Store {
         batch_id: Option<&str>,
         chunking_strategy: &serde_json::Value,
         attributes: Option<&serde_json::Value>,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let attrs = attributes.map(|a| a.to_string());
         sqlx::query(
             "INSERT INTO vector_store_files (vector_store_id, id, project_id, batch_id, created_at, \
@@ -179,7 +179,7 @@ impl Store {
         tx: &mut super::Tx,
         vs_id: &str,
         file_id: Option<&str>,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         match file_id {
             Some(f) => {
                 sqlx::query("DELETE FROM chunks WHERE vector_store_id = $1 AND file_id = $2")
@@ -200,7 +200,7 @@ impl Store {
 
     /// Marks the store active now and invalidates search caches of it.
     /// Whether a store exists and has not expired, read inside `tx`.
-    pub(crate) async fn vs_usable_in(&self, tx: &mut super::Tx, vs_id: &str) -> ApiResult<bool> {
+    pub(crate) async fn vs_usable_in(&self, tx: &mut super::Tx, vs_id: &str) -> StoreResult<bool> {
         let row = sqlx::query("SELECT body, last_active_at FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
             .fetch_optional(&mut **tx)
@@ -217,7 +217,7 @@ impl Store {
         tx: &mut super::Tx,
         vs_id: &str,
         file_id: &str,
-    ) -> ApiResult<bool> {
+    ) -> StoreResult<bool> {
         let row =
             sqlx::query("SELECT 1 FROM vector_store_files WHERE vector_store_id = $1 AND id = $2")
                 .bind(vs_id.to_string())
@@ -227,7 +227,7 @@ impl Store {
         Ok(row.is_some())
     }
 
-    pub(crate) async fn touch_store_in(&self, tx: &mut super::Tx, vs_id: &str) -> ApiResult<()> {
+    pub(crate) async fn touch_store_in(&self, tx: &mut super::Tx, vs_id: &str) -> StoreResult<()> {
         sqlx::query(
             "UPDATE vector_stores SET index_generation = index_generation + 1, \
              last_active_at = $1 WHERE id = $2",
@@ -244,7 +244,7 @@ impl Store {
         project: &str,
         vs_id: &str,
         file_id: &str,
-    ) -> ApiResult<Option<VsFileRow>> {
+    ) -> StoreResult<Option<VsFileRow>> {
         let sql = format!(
             "SELECT {VS_FILE_COLS} FROM vector_store_files \
              WHERE vector_store_id = $1 AND id = $2 AND project_id = $3"
@@ -265,7 +265,7 @@ impl Store {
         batch_id: Option<&str>,
         status: Option<&str>,
         params: &ListParams,
-    ) -> ApiResult<Page<VsFileRow>> {
+    ) -> StoreResult<Page<VsFileRow>> {
         let mut filters = Vec::new();
         if let Some(b) = batch_id {
             filters.push(("batch_id", Val::Text(b.to_string())));
@@ -285,7 +285,12 @@ impl Store {
     }
 
     /// Removes a file from one store with its chunks; false if it was not there.
-    pub async fn detach_file(&self, project: &str, vs_id: &str, file_id: &str) -> ApiResult<bool> {
+    pub async fn detach_file(
+        &self,
+        project: &str,
+        vs_id: &str,
+        file_id: &str,
+    ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let detached = self
             .detach_file_in(&mut tx, project, vs_id, file_id)
@@ -300,7 +305,7 @@ impl Store {
         project: &str,
         vs_id: &str,
         file_id: &str,
-    ) -> ApiResult<bool> {
+    ) -> StoreResult<bool> {
         let row = sqlx::query(
             "DELETE FROM vector_store_files WHERE vector_store_id = $1 AND id = $2 AND project_id = $3 \
              RETURNING seq",
@@ -326,7 +331,7 @@ impl Store {
     }
 
     /// Deletes a file and removes it from every store that holds it, in one transaction.
-    pub async fn delete_file_everywhere(&self, project: &str, file_id: &str) -> ApiResult<bool> {
+    pub async fn delete_file_everywhere(&self, project: &str, file_id: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let stores = sqlx::query(
             "SELECT vector_store_id FROM vector_store_files WHERE id = $1 AND project_id = $2",
@@ -357,7 +362,7 @@ impl Store {
         vs_id: &str,
         file_id: &str,
         attributes: &serde_json::Value,
-    ) -> ApiResult<Option<VsFileRow>> {
+    ) -> StoreResult<Option<VsFileRow>> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE vector_store_files SET attributes = $1 \
@@ -383,7 +388,7 @@ impl Store {
         &self,
         vs_id: &str,
         batch_id: Option<&str>,
-    ) -> ApiResult<(FileCounts, i64)> {
+    ) -> StoreResult<(FileCounts, i64)> {
         let rows = match batch_id {
             None => {
                 sqlx::query(
@@ -433,7 +438,7 @@ impl Store {
         project: &str,
         vs_id: &str,
         batch_id: &str,
-    ) -> ApiResult<bool> {
+    ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE file_batches SET cancelled_at = COALESCE(cancelled_at, $1) \
@@ -468,7 +473,7 @@ impl Store {
         batch_id: &str,
         created_at: i64,
         files: &[(String, serde_json::Value, Option<serde_json::Value>)],
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO file_batches (id, vector_store_id, project_id, created_at) VALUES ($1, $2, $3, $4)",
@@ -502,7 +507,7 @@ impl Store {
         project: &str,
         vs_id: &str,
         batch_id: &str,
-    ) -> ApiResult<Option<(i64, Option<i64>)>> {
+    ) -> StoreResult<Option<(i64, Option<i64>)>> {
         let row = sqlx::query(
             "SELECT created_at, cancelled_at FROM file_batches \
              WHERE id = $1 AND vector_store_id = $2 AND project_id = $3",
@@ -519,7 +524,7 @@ impl Store {
     }
 
     /// Claims the oldest unleased in-progress file for `lease_secs` seconds.
-    pub async fn claim_ingest(&self, lease_secs: i64) -> ApiResult<Option<IngestJob>> {
+    pub async fn claim_ingest(&self, lease_secs: i64) -> StoreResult<Option<IngestJob>> {
         let t = now();
         let token: i64 = rand::random();
         // On PostgreSQL, concurrent claimers skip rows another is claiming instead of all
@@ -553,7 +558,7 @@ impl Store {
     }
 
     /// Gives a claimed file back for another attempt after `retry_in_secs` (transient failure).
-    pub async fn release_ingest(&self, job: &IngestJob, retry_in_secs: i64) -> ApiResult<()> {
+    pub async fn release_ingest(&self, job: &IngestJob, retry_in_secs: i64) -> StoreResult<()> {
         sqlx::query(
             "UPDATE vector_store_files SET lease_until = $1 \
              WHERE vector_store_id = $2 AND id = $3 AND lease_token = $4 AND status = 'in_progress'",
@@ -573,7 +578,7 @@ impl Store {
         job: &IngestJob,
         chunks: &[NewChunk],
         usage_bytes: i64,
-    ) -> ApiResult<bool> {
+    ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE vector_store_files SET status = 'completed', usage_bytes = $1, lease_until = NULL, \
@@ -630,7 +635,7 @@ impl Store {
     }
 
     /// Marks the file failed with `last_error`, unless the job was superseded.
-    pub async fn fail_ingest(&self, job: &IngestJob, code: &str, message: &str) -> ApiResult<()> {
+    pub async fn fail_ingest(&self, job: &IngestJob, code: &str, message: &str) -> StoreResult<()> {
         sqlx::query(
             "UPDATE vector_store_files SET status = 'failed', last_error = $1, lease_until = NULL, \
              lease_token = NULL \
@@ -646,12 +651,12 @@ impl Store {
     }
 
     /// The generation of a store's searchable content; changes whenever chunks or attributes do.
-    pub async fn index_generation(&self, vs_id: &str) -> ApiResult<i64> {
+    pub async fn index_generation(&self, vs_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT index_generation FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
             .fetch_optional(&self.read)
             .await?
-            .ok_or_else(|| ApiError::not_found("vector store", vs_id))?;
+            .ok_or_else(|| StoreError::not_found("vector store", vs_id))?;
         Ok(row.try_get(0)?)
     }
 
@@ -660,7 +665,7 @@ impl Store {
     pub fn stream_chunks<'a>(
         &'a self,
         vs_id: &str,
-    ) -> futures::stream::BoxStream<'a, ApiResult<ChunkRow>> {
+    ) -> futures::stream::BoxStream<'a, StoreResult<ChunkRow>> {
         use futures::StreamExt;
         sqlx::query(
             "SELECT seq, file_id, text, embedding FROM chunks WHERE vector_store_id = $1 ORDER BY seq",
@@ -683,7 +688,7 @@ impl Store {
     pub async fn chunk_texts(
         &self,
         seqs: &[i64],
-    ) -> ApiResult<std::collections::HashMap<i64, String>> {
+    ) -> StoreResult<std::collections::HashMap<i64, String>> {
         if seqs.is_empty() {
             return Ok(Default::default());
         }
@@ -707,7 +712,7 @@ impl Store {
     pub async fn store_file_attributes(
         &self,
         vs_id: &str,
-    ) -> ApiResult<Vec<(String, Option<serde_json::Value>)>> {
+    ) -> StoreResult<Vec<(String, Option<serde_json::Value>)>> {
         let rows = sqlx::query(
             "SELECT id, attributes FROM vector_store_files WHERE vector_store_id = $1 AND status = 'completed'",
         )
@@ -726,7 +731,7 @@ impl Store {
     }
 
     /// The parsed text of a file, if it has been parsed.
-    pub async fn file_text(&self, file_id: &str) -> ApiResult<Option<String>> {
+    pub async fn file_text(&self, file_id: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT text FROM file_texts WHERE file_id = $1")
             .bind(file_id.to_string())
             .fetch_optional(&self.read)
@@ -734,7 +739,7 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    pub async fn put_file_text(&self, file_id: &str, text: &str) -> ApiResult<()> {
+    pub async fn put_file_text(&self, file_id: &str, text: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO file_texts (file_id, text) VALUES ($1, $2) \
              ON CONFLICT (file_id) DO UPDATE SET text = excluded.text",
@@ -747,7 +752,7 @@ impl Store {
     }
 
     /// Deletes a vector store with its memberships, batches and chunks.
-    pub async fn delete_vector_store(&self, project: &str, vs_id: &str) -> ApiResult<bool> {
+    pub async fn delete_vector_store(&self, project: &str, vs_id: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let seq = sqlx::query("SELECT seq FROM vector_stores WHERE id = $1 AND project_id = $2")
             .bind(vs_id.to_string())
@@ -783,22 +788,22 @@ impl Store {
 impl Store {
     /// When the store last changed or was searched (the anchor of `expires_after`).
     /// When a store expires (`expires_after` days after it was last active), if it does.
-    pub async fn vs_expires_at(&self, vs_id: &str) -> ApiResult<Option<i64>> {
+    pub async fn vs_expires_at(&self, vs_id: &str) -> StoreResult<Option<i64>> {
         let row = sqlx::query("SELECT body, last_active_at FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
             .fetch_optional(&self.read)
             .await?
-            .ok_or_else(|| ApiError::not_found("vector store", vs_id))?;
+            .ok_or_else(|| StoreError::not_found("vector store", vs_id))?;
         let body: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
         Ok(expires_at(body.get("expires_after"), row.try_get(1)?))
     }
 
-    pub async fn vs_last_active(&self, vs_id: &str) -> ApiResult<i64> {
+    pub async fn vs_last_active(&self, vs_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT last_active_at FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
             .fetch_optional(&self.read)
             .await?
-            .ok_or_else(|| ApiError::not_found("vector store", vs_id))?;
+            .ok_or_else(|| StoreError::not_found("vector store", vs_id))?;
         Ok(row.try_get(0)?)
     }
 }
@@ -808,7 +813,7 @@ impl Store {
     pub async fn filenames<'a>(
         &self,
         ids: impl Iterator<Item = &'a str>,
-    ) -> ApiResult<std::collections::HashMap<String, String>> {
+    ) -> StoreResult<std::collections::HashMap<String, String>> {
         let mut out = std::collections::HashMap::new();
         for id in ids {
             let row = sqlx::query("SELECT body FROM files WHERE id = $1")
@@ -828,7 +833,7 @@ impl Store {
 
 impl Store {
     /// (project, id) of up to `limit` files whose `expires_at` has passed.
-    pub async fn expired_files(&self, now: i64, limit: i64) -> ApiResult<Vec<(String, String)>> {
+    pub async fn expired_files(&self, now: i64, limit: i64) -> StoreResult<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT project_id, id FROM files WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2",
         )
@@ -844,7 +849,7 @@ impl Store {
 
 impl Store {
     /// Number of searchable chunks in a store (operators and benchmarks size stores by it).
-    pub async fn chunk_count(&self, vs_id: &str) -> ApiResult<i64> {
+    pub async fn chunk_count(&self, vs_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT COUNT(*) FROM chunks WHERE vector_store_id = $1")
             .bind(vs_id.to_string())
             .fetch_one(&self.read)
@@ -856,7 +861,7 @@ impl Store {
 impl Store {
     /// Records use of a store (searches keep it from expiring), at most once a minute so a busy
     /// store does not turn every search into a write.
-    pub async fn mark_store_active(&self, vs_id: &str) -> ApiResult<()> {
+    pub async fn mark_store_active(&self, vs_id: &str) -> StoreResult<()> {
         let t = now();
         if self.vs_last_active(vs_id).await? >= t - 60 {
             return Ok(());
