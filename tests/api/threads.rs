@@ -129,3 +129,65 @@ async fn thread_tool_resources_can_create_a_vector_store() {
     let v = app.wait_vs(vs).await;
     assert_eq!(v["file_counts"]["completed"], 1);
 }
+
+/// Threads of the default project, read straight from the database (the API cannot list
+/// threads).
+async fn stored_threads(app: &TestApp) -> usize {
+    use assistants_host::model::Thread;
+    use assistants_host::store::{keys::DEFAULT_PROJECT, ListParams, Store};
+    let store = Store::connect(&app.database_url).await.unwrap();
+    let params = ListParams {
+        limit: 100,
+        ..Default::default()
+    };
+    store
+        .list_raw::<Thread>(DEFAULT_PROJECT, None, vec![], &params)
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+#[tokio::test]
+async fn create_thread_and_run_writes_both_or_neither() {
+    let app = TestApp::spawn().await;
+    let asst = app.create("/assistants", json!({"model": "gpt-4o"})).await;
+    let body = json!({
+        "assistant_id": asst,
+        "thread": {"messages": [{"role": "user", "content": "hello"}]},
+    });
+    // The database refuses the run, after the thread and its message were written in the
+    // same transaction: nothing of the request may remain.
+    let postgres = app.database_url.starts_with("postgres");
+    let refuse_runs = if postgres {
+        "CREATE FUNCTION refuse_run() RETURNS trigger AS $$ BEGIN \
+         RAISE EXCEPTION 'no runs today'; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER refuse_runs BEFORE INSERT ON runs \
+         FOR EACH ROW EXECUTE FUNCTION refuse_run();"
+    } else {
+        "CREATE TRIGGER refuse_runs BEFORE INSERT ON runs \
+         BEGIN SELECT RAISE(ABORT, 'no runs today'); END;"
+    };
+    assistants_host::store::admin_execute(&app.database_url, refuse_runs)
+        .await
+        .unwrap();
+    let (s, e) = app.post("/threads/runs", body.clone()).await;
+    assert_eq!(s, 500, "{e}");
+    assert_eq!(assert_error(&e)["type"], "server_error");
+    assert_eq!(stored_threads(&app).await, 0, "no orphan thread");
+
+    let allow_runs = if postgres {
+        "DROP TRIGGER refuse_runs ON runs"
+    } else {
+        "DROP TRIGGER refuse_runs"
+    };
+    assistants_host::store::admin_execute(&app.database_url, allow_runs)
+        .await
+        .unwrap();
+    let (s, run) = app.post("/threads/runs", body).await;
+    assert_eq!(s, 200, "{run}");
+    assert_eq!(stored_threads(&app).await, 1);
+    let thread = run["thread_id"].as_str().unwrap();
+    let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
+    assert_eq!(msgs["data"][0]["content"][0]["text"]["value"], "hello");
+}

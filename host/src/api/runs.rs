@@ -556,39 +556,72 @@ fn sse(initial: Vec<StreamEvent>, sub: Subscription, watch: Watch) -> Response {
         .into_response()
 }
 
-/// Inserts a prepared run (after `extra` writes in the same transaction) and queues it.
+/// The thread a run starts on.
+enum OnThread {
+    /// An existing thread (checked to exist in the project).
+    Existing,
+    /// A thread created in the run's own transaction (create-thread-and-run), whose stores
+    /// the run searches: those of `tool_resources` if the request gave them (they replace the
+    /// assistant's), else the assistant's, and the thread's own in either case.
+    New {
+        thread: threads::NewThread,
+        tool_resources: Option<Value>,
+    },
+}
+
+/// Inserts a prepared run (with its additional messages, and the new thread it starts on, in
+/// the same transaction) and queues it.
 async fn start(
     state: &AppState,
     project: &str,
     prepared: Prepared,
     additional: Vec<crate::model::Message>,
-    mut initial: Vec<StreamEvent>,
+    on: OnThread,
 ) -> ApiResult<Response> {
     let Prepared {
-        run,
+        mut run,
         mut engine,
         stream,
     } = prepared;
-    // The thread must exist in the project (checked before the transaction: on PostgreSQL a
-    // read on another pooled connection while holding one can starve the pool).
-    let thread_exists = state
-        .store
-        .existing::<Thread>(project, std::slice::from_ref(&run.thread_id))
-        .await?;
-    if thread_exists.is_empty() {
-        return Err(ApiError::not_found("thread", &run.thread_id));
+    let mut initial = Vec::new();
+    if let OnThread::Existing = on {
+        // The thread must exist in the project (checked before the transaction: on PostgreSQL
+        // a read on another pooled connection while holding one can starve the pool).
+        let thread_exists = state
+            .store
+            .existing::<Thread>(project, std::slice::from_ref(&run.thread_id))
+            .await?;
+        if thread_exists.is_empty() {
+            return Err(ApiError::not_found("thread", &run.thread_id));
+        }
     }
-    // Its messages go first, then the run.
     let mut tx = state.store.begin().await?;
+    let mut attached = false;
+    if let OnThread::New {
+        thread,
+        tool_resources,
+    } = on
+    {
+        let thread = threads::insert_in(state, &mut tx, project, thread).await?;
+        run.thread_id = thread.id.clone();
+        engine.vector_store_ids = match &tool_resources {
+            Some(r) => union(&store_ids(r), &store_ids(&thread.tool_resources)),
+            None => union(&engine.vector_store_ids, &store_ids(&thread.tool_resources)),
+        };
+        initial.push(StreamEvent::new("thread.created", &thread));
+        attached = true;
+    }
+    // The additional messages go first, then the run.
     let mut files = Vec::new();
     for m in &additional {
         messages::insert_in(state, &mut tx, project, m).await?;
         files.extend(super::attachments::file_search_files(m));
     }
-    let attached =
+    let filled =
         super::attachments::attach_to_thread_store(state, &mut tx, project, &run.thread_id, &files)
             .await?;
-    if attached {
+    attached |= filled;
+    if filled {
         // The run searches the thread store its additional messages just filled (or created).
         if let Some(t) = state
             .store
@@ -666,7 +699,7 @@ async fn create(
             .await?,
         );
     }
-    start(&state, &project, prepared, additional, Vec::new()).await
+    start(&state, &project, prepared, additional, OnThread::Existing).await
 }
 
 async fn create_thread_and_run(
@@ -674,7 +707,8 @@ async fn create_thread_and_run(
     Project(project): Project,
     Json(req): Json<CreateThreadAndRun>,
 ) -> ApiResult<Response> {
-    // Validate the run before creating the thread, so a bad run leaves nothing behind.
+    // Everything is validated before anything is written; the thread, its messages and the
+    // run are then written in one transaction, so a failure leaves nothing behind.
     let override_resources = match req.tool_resources {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -687,8 +721,8 @@ async fn create_thread_and_run(
             .await?,
         ),
     };
-    let mut prepared = prepare(&state, &project, "", req.params, None).await?;
-    let thread = threads::create_thread(
+    let prepared = prepare(&state, &project, "", req.params, None).await?;
+    let thread = threads::prepare(
         &state,
         &project,
         req.thread.unwrap_or(CreateThread {
@@ -698,18 +732,11 @@ async fn create_thread_and_run(
         }),
     )
     .await?;
-    prepared.run.thread_id = thread.id.clone();
-    // A run's tool_resources replace the assistant's; the thread's own stores (including one
-    // made for its messages' attachments) still apply.
-    prepared.engine.vector_store_ids = match &override_resources {
-        Some(r) => union(&store_ids(r), &store_ids(&thread.tool_resources)),
-        None => union(
-            &prepared.engine.vector_store_ids,
-            &store_ids(&thread.tool_resources),
-        ),
+    let on = OnThread::New {
+        thread,
+        tool_resources: override_resources,
     };
-    let initial = vec![StreamEvent::new("thread.created", &thread)];
-    start(&state, &project, prepared, Vec::new(), initial).await
+    start(&state, &project, prepared, Vec::new(), on).await
 }
 
 async fn list(

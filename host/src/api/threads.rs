@@ -13,8 +13,9 @@ use super::tool_resources::{self, Inline};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::model::ids::{new_id, now, IdKind};
-use crate::model::Thread;
+use crate::model::{Message, Thread};
 use crate::state::AppState;
+use crate::store::Tx;
 
 #[derive(Debug, Deserialize)]
 pub struct CreateThread {
@@ -39,14 +40,22 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-/// Creates a thread and its initial messages in one transaction (shared with create-and-run).
-pub async fn create_thread(
-    state: &AppState,
-    project: &str,
-    req: CreateThread,
-) -> ApiResult<Thread> {
+/// A validated thread request: the new thread and its first messages, nothing written yet.
+pub struct NewThread {
+    thread: Thread,
+    messages: Vec<Message>,
+    tool_resources: Option<Value>,
+}
+
+impl NewThread {
+    pub fn id(&self) -> &str {
+        &self.thread.id
+    }
+}
+
+/// Validates a thread request (its messages and metadata) without writing anything.
+pub async fn prepare(state: &AppState, project: &str, req: CreateThread) -> ApiResult<NewThread> {
     let metadata = common::metadata("metadata", req.metadata)?;
-    let msgs = req.messages.unwrap_or_default();
     let thread = Thread {
         id: new_id(IdKind::Thread),
         object: "thread".into(),
@@ -54,44 +63,56 @@ pub async fn create_thread(
         tool_resources: serde_json::json!({}),
         metadata,
     };
-    let mut prepared = Vec::with_capacity(msgs.len());
-    for (i, m) in msgs.into_iter().enumerate() {
+    let mut prepared = Vec::new();
+    for (i, m) in req.messages.unwrap_or_default().into_iter().enumerate() {
         prepared.push(
             messages::prepare(state, project, &thread.id, m, &format!("messages[{i}]")).await?,
         );
     }
-    // Inline vector stores are created in the thread's transaction, after all else validated.
-    let mut tx = state.store.begin().await?;
+    Ok(NewThread {
+        thread,
+        messages: prepared,
+        tool_resources: req.tool_resources,
+    })
+}
+
+/// Writes a prepared thread, its inline vector stores, its messages and the store for their
+/// attachments inside the caller's transaction (a thread alone, or with the run of
+/// create-thread-and-run, so a failure of either leaves neither). The caller notifies
+/// ingestion after committing.
+pub async fn insert_in(
+    state: &AppState,
+    tx: &mut Tx,
+    project: &str,
+    new: NewThread,
+) -> ApiResult<Thread> {
+    let NewThread {
+        thread,
+        messages: prepared,
+        tool_resources,
+    } = new;
     let resources =
-        tool_resources::resolve(state, project, req.tool_resources, Inline::Create(&mut tx))
-            .await?;
+        tool_resources::resolve(state, project, tool_resources, Inline::Create(&mut *tx)).await?;
     let mut thread = Thread {
         tool_resources: resources,
         ..thread
     };
-    state
-        .store
-        .insert_in(&mut tx, project, &thread, &[])
-        .await?;
+    state.store.insert_in(tx, project, &thread, &[]).await?;
     let mut files = Vec::new();
     for m in &prepared {
-        messages::insert_in(state, &mut tx, project, m).await?;
+        messages::insert_in(state, tx, project, m).await?;
         files.extend(super::attachments::file_search_files(m));
     }
-    if super::attachments::attach_to_thread_store(state, &mut tx, project, &thread.id, &files)
-        .await?
-    {
+    if super::attachments::attach_to_thread_store(state, tx, project, &thread.id, &files).await? {
         // The thread now names the vector store created for its attachments.
         if let Some(t) = state
             .store
-            .find_in::<Thread>(&mut tx, project, &thread.id)
+            .find_in::<Thread>(tx, project, &thread.id)
             .await?
         {
             thread = t;
         }
     }
-    tx.commit().await?;
-    state.ingest.notify();
     Ok(thread)
 }
 
@@ -100,7 +121,12 @@ async fn create(
     Project(project): Project,
     Json(req): Json<CreateThread>,
 ) -> ApiResult<axum::Json<Thread>> {
-    Ok(axum::Json(create_thread(&state, &project, req).await?))
+    let new = prepare(&state, &project, req).await?;
+    let mut tx = state.store.begin().await?;
+    let thread = insert_in(&state, &mut tx, &project, new).await?;
+    tx.commit().await?;
+    state.ingest.notify();
+    Ok(axum::Json(thread))
 }
 
 async fn retrieve(
