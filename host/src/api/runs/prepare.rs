@@ -1,0 +1,320 @@
+//! Validating a run request: parameters, the assistant's defaults, `include[]`, and the
+//! strategy and plugin tools pinned to the components installed now.
+
+use super::*;
+
+/// The only `include[]` value the API defines (file-search result content in steps).
+pub const INCLUDE_FILE_SEARCH_CONTENT: &str =
+    "step_details.tool_calls[*].file_search.results[*].content";
+
+/// Parses and checks `include[]` from the raw query string.
+pub(super) fn include(raw: &Option<String>) -> ApiResult<Vec<String>> {
+    let mut out = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
+        if k == "include[]" || k == "include" {
+            if v != INCLUDE_FILE_SEARCH_CONTENT {
+                return Err(ApiError::invalid(
+                    "include",
+                    format!("Invalid 'include[]' value '{v}'. Supported: {INCLUDE_FILE_SEARCH_CONTENT}."),
+                ));
+            }
+            out.push(v.into_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// A validated run, ready to insert.
+pub(super) struct Prepared {
+    pub(super) run: Run,
+    pub(super) engine: EngineRecord,
+    pub(super) stream: bool,
+}
+
+pub(super) fn check_tokens(param: &str, v: Option<i64>) -> ApiResult<Option<i64>> {
+    match v {
+        Some(n) if n < 256 => Err(ApiError::invalid(
+            param,
+            format!("Invalid '{param}': must be at least 256, got {n}."),
+        )),
+        _ => Ok(v),
+    }
+}
+
+pub(super) fn truncation(v: Option<Value>) -> ApiResult<Value> {
+    let v = match v {
+        None | Some(Value::Null) => return Ok(json!({"type": "auto", "last_messages": null})),
+        Some(v) => v,
+    };
+    let bad = |m: &str| ApiError::invalid("truncation_strategy", m.to_string());
+    match v.get("type").and_then(Value::as_str) {
+        Some("auto") => Ok(json!({"type": "auto", "last_messages": null})),
+        Some("last_messages") => match v.get("last_messages") {
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n >= 1) => {
+                Ok(json!({"type": "last_messages", "last_messages": n}))
+            }
+            _ => Err(bad(
+                "Invalid 'truncation_strategy.last_messages': expected an integer of at least 1.",
+            )),
+        },
+        _ => Err(bad(
+            "Invalid 'truncation_strategy.type': expected 'auto' or 'last_messages'.",
+        )),
+    }
+}
+
+pub(super) fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value> {
+    let v = match v {
+        None | Some(Value::Null) => return Ok(Value::String("auto".into())),
+        Some(v) => v,
+    };
+    if let Some(s) = v.as_str() {
+        return match s {
+            "none" | "auto" | "required" => Ok(v),
+            _ => Err(ApiError::invalid(
+                "tool_choice",
+                format!("Invalid 'tool_choice': expected 'none', 'auto', 'required' or a tool, got '{s}'."),
+            )),
+        };
+    }
+    let kind = v.get("type").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid(
+            "tool_choice.type",
+            "Missing required parameter: 'tool_choice.type'.",
+        )
+    })?;
+    if kind == "function" {
+        let name = v
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "tool_choice.function.name",
+                    "Missing required parameter: 'tool_choice.function.name'.",
+                )
+            })?;
+        let known = tools.iter().any(|t| {
+            t.get("type").and_then(Value::as_str) == Some("function")
+                && t.get("function")
+                    .and_then(|f| f.get("name"))
+                    .and_then(Value::as_str)
+                    == Some(name)
+        });
+        if !known {
+            return Err(ApiError::invalid(
+                "tool_choice.function.name",
+                format!("Invalid 'tool_choice': the run has no function tool named '{name}'."),
+            ));
+        }
+        return Ok(v);
+    }
+    if !tools
+        .iter()
+        .any(|t| t.get("type").and_then(Value::as_str) == Some(kind))
+    {
+        return Err(ApiError::invalid(
+            "tool_choice.type",
+            format!("Invalid 'tool_choice': the run has no tool of type '{kind}'."),
+        ));
+    }
+    Ok(v)
+}
+
+/// `a` then the ids of `b` not in `a`, in order.
+pub(super) fn union(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out = a.to_vec();
+    for id in b {
+        if !out.contains(id) {
+            out.push(id.clone());
+        }
+    }
+    out
+}
+
+/// `file_search.vector_store_ids` of a `tool_resources` value.
+pub(super) fn store_ids(resources: &Value) -> Vec<String> {
+    resources
+        .pointer("/file_search/vector_store_ids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Validates the parameters, applies the assistant's defaults, and pins the strategy and the
+/// plugin tools to the components installed now.
+pub(super) async fn prepare(
+    state: &AppState,
+    project: &str,
+    thread_id: &str,
+    p: RunParams,
+    additional_instructions: Option<String>,
+) -> ApiResult<Prepared> {
+    if !crate::model::ids::is_valid_id(&p.assistant_id) {
+        return Err(ApiError::not_found("assistant", &p.assistant_id));
+    }
+    let asst = state
+        .store
+        .get::<Assistant>(project, &p.assistant_id)
+        .await?;
+    if let Some(m) = &p.model {
+        if m.trim().is_empty() {
+            return Err(ApiError::invalid(
+                "model",
+                "Invalid 'model': must be a non-empty string.",
+            ));
+        }
+    }
+    common::max_chars("instructions", &p.instructions, 256_000)?;
+    common::max_chars("additional_instructions", &additional_instructions, 256_000)?;
+    let tools = match p.tools {
+        Some(Value::Null) | None => asst.tools.clone(),
+        Some(t) => common::tools("tools", Some(t), &state.plugins)?,
+    };
+    let temperature =
+        common::number_in("temperature", p.temperature, 0.0, 2.0)?.or(asst.temperature);
+    let top_p = common::number_in("top_p", p.top_p, 0.0, 1.0)?.or(asst.top_p);
+    let response_format = match p.response_format {
+        None | Some(Value::Null) => asst.response_format.clone(),
+        Some(v) => common::response_format(Some(v))?,
+    };
+    let max_prompt_tokens = check_tokens("max_prompt_tokens", p.max_prompt_tokens)?;
+    let max_completion_tokens = check_tokens("max_completion_tokens", p.max_completion_tokens)?;
+    let truncation_strategy = truncation(p.truncation_strategy)?;
+    let tool_choice = tool_choice(p.tool_choice, &tools)?;
+    let metadata = common::metadata("metadata", p.metadata)?;
+    if let Some(e) = &p.reasoning_effort {
+        if !matches!(e.as_str(), "minimal" | "low" | "medium" | "high") {
+            return Err(ApiError::invalid(
+                "reasoning_effort",
+                format!(
+                    "Invalid 'reasoning_effort': expected minimal, low, medium or high, got '{e}'."
+                ),
+            ));
+        }
+    }
+
+    // The strategy: the assistant's `metadata.strategy`, else the server default.
+    let strategy_id = asst
+        .metadata
+        .get("strategy")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| state.settings.runs.default_strategy.clone());
+    let strategy = state
+        .plugins
+        .get(&strategy_id)
+        .filter(|p| p.manifest.kind == Kind::Strategy)
+        .ok_or_else(|| {
+            let known: Vec<String> = state
+                .plugins
+                .list()
+                .iter()
+                .filter(|p| p.manifest.kind == Kind::Strategy)
+                .map(|p| p.manifest.id.clone())
+                .collect();
+            ApiError::invalid(
+                "metadata.strategy",
+                format!(
+                    "The assistant's strategy '{strategy_id}' is not installed. Installed strategies: {}.",
+                    known.join(", ")
+                ),
+            )
+        })?;
+
+    // Plugin tools, named for the model and pinned to today's components.
+    let client_functions: Vec<String> = tools
+        .iter()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+        .filter_map(|t| {
+            t.pointer("/function/name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    let plugin_ids: Vec<String> = tools
+        .iter()
+        .filter_map(|t| t.get("type").and_then(Value::as_str))
+        .filter(|kind| state.plugins.get(kind).is_some_and(|p| p.is_tool()))
+        .map(str::to_string)
+        .collect();
+    let bindings = state
+        .plugins
+        .offered_tools(&plugin_ids, &client_functions)
+        .into_iter()
+        .map(|o| ToolBinding {
+            exposed: o.exposed_name,
+            plugin: o.plugin.manifest.id.clone(),
+            digest: o.plugin.digest.clone(),
+            tool: o.spec.name,
+        })
+        .collect();
+
+    let mut instructions = p
+        .instructions
+        .or_else(|| asst.instructions.clone())
+        .unwrap_or_default();
+    if let Some(extra) = additional_instructions.filter(|s| !s.is_empty()) {
+        if !instructions.is_empty() {
+            instructions.push_str("\n\n");
+        }
+        instructions.push_str(&extra);
+    }
+    let created_at = now();
+    let run = Run {
+        id: new_id(IdKind::Run),
+        object: "thread.run".into(),
+        created_at,
+        thread_id: thread_id.to_string(),
+        assistant_id: asst.id.clone(),
+        status: RunStatus::Queued.as_str().into(),
+        required_action: None,
+        last_error: None,
+        expires_at: Some(created_at + state.settings.runs.expiry_secs),
+        started_at: None,
+        cancelled_at: None,
+        failed_at: None,
+        completed_at: None,
+        incomplete_details: None,
+        model: p.model.unwrap_or_else(|| asst.model.clone()),
+        instructions,
+        tools,
+        metadata,
+        usage: None,
+        temperature,
+        top_p,
+        max_prompt_tokens,
+        max_completion_tokens,
+        truncation_strategy,
+        tool_choice,
+        parallel_tool_calls: p.parallel_tool_calls.unwrap_or(true),
+        response_format,
+        reasoning_effort: p.reasoning_effort.or(asst.reasoning_effort.clone()),
+    };
+    let engine = EngineRecord {
+        strategy: strategy.manifest.id.clone(),
+        digest: strategy.digest.clone(),
+        state: String::new(),
+        next: Next::Step {
+            event: Event::Start,
+        },
+        tools: bindings,
+        vector_store_ids: store_ids(&asst.tool_resources),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        open_tool_step: None,
+        steps: 0,
+        sources: Vec::new(),
+        plugin_calls: Default::default(),
+        include_content: false,
+    };
+    Ok(Prepared {
+        run,
+        engine,
+        stream: p.stream.unwrap_or(false),
+    })
+}

@@ -1,0 +1,59 @@
+//! The strategy world: one step of a strategy component in a fresh sandbox, converting the
+//! engine's types to the bindings and back (`bindings`).
+
+use super::*;
+
+impl PluginHost {
+    /// Runs one step of a strategy in a fresh sandbox. Errors (the strategy's own, a trap, a
+    /// limit, an oversize state) come back as text for the run's `last_error`.
+    pub async fn step(
+        &self,
+        plugin: &Plugin,
+        input: &crate::model::engine::RunInput,
+        state: &[u8],
+        event: &crate::model::engine::Event,
+    ) -> Result<crate::model::engine::StepResult, String> {
+        let Instance::Strategy(pre) = &plugin.pre else {
+            return Err(format!("{} is not a strategy plugin", plugin.manifest.id));
+        };
+        let limits = plugin.limits;
+        let _slot = self
+            .world(plugin.manifest.kind)
+            .slot(Duration::from_millis(plugin.limits.timeout_ms))
+            .await?;
+        let mut store = self.store(plugin);
+        let (input, event) = (RunInput::from(input), Event::from(event));
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .assistants_plugin_strategy()
+                .call_step(&mut store, &input, state, &event)
+                .await
+        };
+        let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
+        let outcome = tokio::time::timeout(timeout, call).await;
+        store.data().flush_stdio();
+        let label = call_outcome(&outcome, store.data().limits.memory_limit_hit);
+        crate::ops::metrics::metrics().plugin_call(&plugin.id, "strategy", label);
+        let result = match outcome {
+            Err(_) => Err(format!(
+                "the strategy did not finish a step within {} ms",
+                limits.timeout_ms
+            )),
+            Ok(Err(trap)) => {
+                Err(
+                    describe_trap(&trap, &limits, store.data().limits.memory_limit_hit)
+                        .replace("the tool", "the strategy"),
+                )
+            }
+            Ok(Ok(r)) => r,
+        }?;
+        if result.state.len() > MAX_STRATEGY_STATE {
+            return Err(format!(
+                "the strategy returned {} bytes of state; the limit is {MAX_STRATEGY_STATE}",
+                result.state.len()
+            ));
+        }
+        Ok(result.into())
+    }
+}

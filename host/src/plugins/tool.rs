@@ -1,0 +1,108 @@
+//! The tool worlds (plain and retrieval): one tool call in a fresh sandbox, with the searches
+//! a retrieval tool made recorded for the run.
+
+use super::*;
+
+impl PluginHost {
+    /// Runs one tool call in a fresh sandbox. Every failure — bad arguments, a trap, the time
+    /// or memory limit, an oversize result — comes back as a `ToolError` for the model; the
+    /// host is never affected.
+    pub async fn invoke(
+        &self,
+        plugin: &Plugin,
+        ctx: CallContext,
+        tool: &str,
+        arguments: &str,
+    ) -> Result<ToolOutput, ToolError> {
+        self.invoke_recorded(plugin, ctx, tool, arguments).await.0
+    }
+
+    /// [`PluginHost::invoke`], also returning every vector-store hit the call's searches got
+    /// (retrieval tools; empty for others), as the run engine records them.
+    pub async fn invoke_recorded(
+        &self,
+        plugin: &Plugin,
+        ctx: CallContext,
+        tool: &str,
+        arguments: &str,
+    ) -> (Result<ToolOutput, ToolError>, Vec<bindings::SearchHit>) {
+        let limits = plugin.limits;
+        if arguments.len() as u64 > limits.max_args_kib * 1024 {
+            return (
+                Err(ToolError::InvalidArguments(format!(
+                    "the arguments are {} bytes; this tool accepts at most {} KiB",
+                    arguments.len(),
+                    limits.max_args_kib
+                ))),
+                vec![],
+            );
+        }
+        if !plugin.is_tool() {
+            return (
+                Err(ToolError::UnknownTool(format!(
+                    "{} is not a tool plugin",
+                    plugin.manifest.id
+                ))),
+                vec![],
+            );
+        }
+        let started = Instant::now();
+        let world = self.world(plugin.manifest.kind);
+        let _slot = match world.slot(Duration::from_millis(limits.timeout_ms)).await {
+            Ok(slot) => slot,
+            Err(e) => return (Err(ToolError::Failed(e)), vec![]),
+        };
+        let mut store = self.store(plugin);
+        if matches!(plugin.pre, Instance::Retrieval(_)) {
+            store.data_mut().retrieval.granted =
+                self.search.clone().map(|search| retrieval::CallRetrieval {
+                    search,
+                    vector_store_ids: ctx.vector_store_ids.clone(),
+                    hits: Vec::new(),
+                });
+        }
+        let call = plugin.pre.invoke(&mut store, &ctx, tool, arguments);
+        // The epoch deadline stops guest code; the timeout also bounds time spent in host
+        // calls (a guest sleeping in WASI), with a small margin so the trap usually wins.
+        let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
+        let outcome = tokio::time::timeout(timeout, call).await;
+        store.data().flush_stdio();
+        let elapsed = started.elapsed();
+        let memory_hit = store.data().limits.memory_limit_hit;
+        let mut label = call_outcome(&outcome, memory_hit);
+        let result = match outcome {
+            Err(_) => Err(ToolError::Failed(format!(
+                "the tool did not finish within its time limit of {} ms",
+                limits.timeout_ms
+            ))),
+            Ok(Err(trap)) => Err(ToolError::Failed(describe_trap(&trap, &limits, memory_hit))),
+            Ok(Ok(r)) => r,
+        };
+        let result = result.and_then(|out| {
+            let size = out.text.len() + out.annotations.iter().map(annotation_size).sum::<usize>();
+            if size as u64 > limits.max_result_kib * 1024 {
+                label = "too_large";
+                return Err(ToolError::Failed(format!(
+                    "the tool's result is {size} bytes; the limit is {} KiB",
+                    limits.max_result_kib
+                )));
+            }
+            Ok(out)
+        });
+        crate::ops::metrics::metrics().plugin_call(&plugin.id, "tool", label);
+        match &result {
+            Ok(_) => tracing::debug!(plugin = %plugin.id, tool, ?elapsed, "tool call finished"),
+            Err(e) => {
+                tracing::info!(plugin = %plugin.id, tool, ?elapsed, error = %error_text(e), "tool call failed")
+            }
+        }
+        let hits = store
+            .data_mut()
+            .retrieval
+            .granted
+            .take()
+            .map(|r| r.hits)
+            .unwrap_or_default();
+        (result, hits)
+    }
+}
