@@ -47,12 +47,6 @@ pub struct NewThread {
     tool_resources: Option<Value>,
 }
 
-impl NewThread {
-    pub fn id(&self) -> &str {
-        &self.thread.id
-    }
-}
-
 /// Validates a thread request (its messages and metadata) without writing anything.
 pub async fn prepare(state: &AppState, project: &str, req: CreateThread) -> ApiResult<NewThread> {
     let metadata = common::metadata("metadata", req.metadata)?;
