@@ -1,7 +1,7 @@
 //! Builds the sandbox test components in `tests/plugins/` for wasm32-wasip2 and tells the tests
 //! where they are (`TEST_PLUGINS_DIR`: `NAME.wasm` + `NAME.toml`, usable as a plugins dir).
 
-#[path = "../host/build_wasm.rs"]
+#[path = "../host/core/build_wasm.rs"]
 mod build_wasm;
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ fn main() {
     let plugins = manifest_dir.join("plugins");
     println!("cargo:rerun-if-changed=plugins");
     println!("cargo:rerun-if-changed=../wit");
-    println!("cargo:rerun-if-changed=../host/build_wasm.rs");
+    println!("cargo:rerun-if-changed=../host/core/build_wasm.rs");
     let built = build_wasm::build_wasm_workspace(
         &plugins,
         &manifest_dir.join("../wit"),

@@ -13,8 +13,8 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::store::keys::DEFAULT_PROJECT;
-use crate::store::Store;
+use assistants_core::store::keys::DEFAULT_PROJECT;
+use assistants_core::store::Store;
 
 const RECHECK: Duration = Duration::from_secs(1);
 

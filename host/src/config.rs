@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use crate::llm::LlmSettings;
-use crate::redact::redact_url;
+use assistants_core::llm::LlmSettings;
+use assistants_core::redact::redact_url;
 
 /// A self-hosted server for the OpenAI Assistants API v2.
 ///
@@ -273,7 +273,7 @@ pub struct LlmFileConfig {
     /// `[[llm.routes]]`: `model = "gpt-4o"` (exact) or `prefix = "llama"`, with `base_url`
     /// and optionally `api_key`. The first match wins; unmatched models use the default.
     #[serde(default)]
-    pub routes: Vec<crate::llm::LlmRoute>,
+    pub routes: Vec<assistants_core::llm::LlmRoute>,
 }
 
 /// `[runs]` in the config file.
@@ -297,10 +297,10 @@ pub struct PluginsFileConfig {
     pub instances: Option<u32>,
     /// What each plugin may use, by plugin id: `[plugins.grants.weather] hosts = [...]`.
     #[serde(default)]
-    pub grants: std::collections::BTreeMap<String, crate::plugins::manifest::Grant>,
+    pub grants: std::collections::BTreeMap<String, assistants_core::plugins::manifest::Grant>,
     /// Upper bounds of every plugin's limits: `[plugins.caps] timeout_ms = 10000`.
     #[serde(default)]
-    pub caps: crate::plugins::manifest::Caps,
+    pub caps: assistants_core::plugins::manifest::Caps,
 }
 
 impl FileConfig {
@@ -345,10 +345,10 @@ pub struct Settings {
     /// See `--drain-delay-secs`.
     pub drain_delay_secs: u64,
     /// Where traces are exported, if anywhere.
-    pub otlp: Option<crate::ops::telemetry::OtlpSettings>,
+    pub otlp: Option<assistants_core::obs::telemetry::OtlpSettings>,
     pub log_format: String,
-    pub plugins: crate::plugins::PluginSettings,
-    pub llm: crate::llm::LlmSettings,
+    pub plugins: assistants_core::plugins::PluginSettings,
+    pub llm: assistants_core::llm::LlmSettings,
     pub runs: RunSettings,
 }
 
@@ -451,7 +451,7 @@ impl Settings {
                 .otlp_endpoint
                 .clone()
                 .or_else(|| file.otlp_endpoint.clone())
-                .map(|endpoint| crate::ops::telemetry::OtlpSettings {
+                .map(|endpoint| assistants_core::obs::telemetry::OtlpSettings {
                     endpoint,
                     protocol: args
                         .otlp_protocol
@@ -464,7 +464,7 @@ impl Settings {
                 .clone()
                 .or_else(|| file.log_format.clone())
                 .unwrap_or_else(|| "text".into()),
-            plugins: crate::plugins::PluginSettings {
+            plugins: assistants_core::plugins::PluginSettings {
                 dir: args
                     .plugins_dir
                     .clone()

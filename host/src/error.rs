@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::blobs::BlobError;
-use crate::search::FilterError;
-use crate::store::StoreError;
+use assistants_core::blobs::BlobError;
+use assistants_core::search::FilterError;
+use assistants_core::store::StoreError;
 
 /// What went wrong, from the client's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::blobs::{file_key, Blobs};
-use crate::search::SearchIndexes;
-use crate::store::Store;
+use assistants_core::blobs::{file_key, Blobs};
+use assistants_core::search::SearchIndexes;
+use assistants_core::store::Store;
 
 const EVERY: Duration = Duration::from_secs(60);
 
@@ -45,15 +45,17 @@ pub async fn sweep(store: &Store, blobs: &Blobs, search: &SearchIndexes) -> anyh
 }
 
 async fn sweep_uploads(store: &Store, blobs: &Blobs) -> anyhow::Result<()> {
-    use crate::model::Upload;
+    use assistants_core::model::Upload;
     loop {
-        let batch = store.expired_uploads(crate::model::ids::now(), 100).await?;
+        let batch = store
+            .expired_uploads(assistants_core::model::ids::now(), 100)
+            .await?;
         if batch.is_empty() {
             return Ok(());
         }
         for (project, id) in batch {
             let expired = store
-                .update::<Upload, crate::store::StoreError>(&project, &id, |u| {
+                .update::<Upload, assistants_core::store::StoreError>(&project, &id, |u| {
                     if u.status == "pending" {
                         u.status = "expired".into();
                     }
@@ -77,7 +79,9 @@ async fn sweep_files(
 ) -> anyhow::Result<usize> {
     let mut deleted = 0;
     loop {
-        let batch = store.expired_files(crate::model::ids::now(), 100).await?;
+        let batch = store
+            .expired_files(assistants_core::model::ids::now(), 100)
+            .await?;
         if batch.is_empty() {
             return Ok(deleted);
         }

@@ -1,45 +1,30 @@
 //! `assistants-host`: a self-hosted server for the OpenAI Assistants API v2.
 //!
 //! Map of the crate:
-//! - [`config`]: command line, environment and TOML settings.
-//! - [`model`]: the domain model (assistants, threads, messages, files, vector stores, runs and
-//!   the engine record), typed ids; owned by no transport.
-//! - [`api`]: the HTTP surface, one module per resource; handlers validate, then call the store.
+//! - [`config`]: command line, environment and TOML settings; each subsystem owns its settings
+//!   type, this only assembles them.
+//! - [`api`]: the HTTP surface, one module per resource; handlers validate, then call the store
+//!   or a run transition (`assistants_worker::transitions`).
 //! - [`state`]: what handlers share ([`state::AppState`]).
-//! - [`store`]: every SQL statement, over SQLite or PostgreSQL through one `Any` pool.
-//! - [`blobs`]: file bytes in a local directory or an S3-compatible bucket.
-//! - [`ingest`]: background parsing, chunking and embedding of vector-store files.
-//! - [`search`]: lexical and hybrid search over a store's chunks, cached per node.
-//! - [`llm`]: chat completions and embeddings over OpenAI-compatible upstreams.
-//! - [`tokens`]: `o200k_base` token counts (run budgets, chunking).
-//! - [`runs`]: the run engine (claims, strategy steps, LLM and tool actions), queue and events.
 //! - [`auth`]: API keys → projects.
 //! - [`janitor`]: periodic clean-up of expired files, uploads and tombstones.
-//! - [`ops`]: lifecycle (graceful shutdown), `/healthz`, `/readyz`, Prometheus `/metrics`.
-//! - [`plugins`]: the WebAssembly plugin host (tool components, manifests, grants, sandbox).
-//! - [`redact`]: secrets kept out of logs.
+//! - [`ops`]: `/healthz`, `/readyz`, Prometheus `/metrics`.
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
+//!
+//! Below it: `assistants-worker` (the run engine and every run transition) and
+//! `assistants-core` (domain model, store, blobs, search, ingestion, LLM client, plugin host,
+//! run queue and events, lifecycle, metrics), which both the API and the engine depend on.
 //!
 //! [`start`] wires them together for a bound listener and a shutdown future, which is how the
 //! binary and the integration tests both run the server.
 
 pub mod api;
 pub mod auth;
-pub mod blobs;
 pub mod config;
 pub mod error;
-pub mod ingest;
 pub mod janitor;
-pub mod llm;
-pub mod model;
 pub mod ops;
-pub mod plugins;
-pub mod redact;
-pub mod runs;
-pub mod search;
 pub mod state;
-pub mod store;
-pub mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,13 +33,17 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use assistants_core::lifecycle::Lifecycle;
+use assistants_core::{blobs, bus, ingest, llm, plugins, search, store};
+use assistants_worker::{engine, pool, transitions};
+
 use crate::config::Settings;
 use crate::state::AppState;
 
 /// Opens storage, migrates, and serves on `listener` until `shutdown` resolves; unless
 /// `settings.runs.worker` is off, this node also drives runs.
 ///
-/// Shutdown is graceful and bounded ([`ops::Lifecycle`]): when `shutdown` resolves the node
+/// Shutdown is graceful and bounded ([`Lifecycle`]): when `shutdown` resolves the node
 /// drains — readiness fails, no new connections or runs are taken, requests, streams and runs
 /// in flight get `shutdown_grace_secs` to finish. Then streams still open end with an `error`
 /// event, runs still in flight are handed back (another worker resumes them from their last
@@ -95,7 +84,7 @@ async fn run_node(
         .context("the object store is not usable")?;
 
     let stop = CancellationToken::new();
-    let lifecycle = ops::Lifecycle::default();
+    let lifecycle = Lifecycle::default();
     let mut plugin_settings = settings.plugins.clone();
     if plugin_settings.cache_dir.is_none() {
         plugin_settings.cache_dir = Some(settings.storage.data_dir.join("plugin-cache"));
@@ -138,20 +127,20 @@ async fn run_node(
     let janitor = janitor::spawn(store.clone(), blobs.clone(), search.clone(), stop.clone());
 
     // Run events and the run queue: in-process unless distributed mode names Redis/RabbitMQ.
-    let bus: Arc<dyn runs::bus::EventBus> = match &settings.runs.events_url {
-        Some(url) => Arc::new(runs::distributed::RedisBus::connect(url, stop.clone()).await?),
-        None => Arc::new(runs::bus::LocalBus::default()),
+    let bus: Arc<dyn bus::EventBus> = match &settings.runs.events_url {
+        Some(url) => Arc::new(bus::distributed::RedisBus::connect(url, stop.clone()).await?),
+        None => Arc::new(bus::LocalBus::default()),
     };
     let mut run_tasks = Vec::new();
     // What gets the grace period on shutdown: the HTTP server and the worker pool.
     let draining_tasks = tokio_util::task::TaskTracker::new();
-    let (local_queue, deliveries) = runs::bus::LocalQueue::new();
-    let queue: Arc<dyn runs::bus::RunQueue> = match &settings.runs.queue_url {
+    let (local_queue, deliveries) = bus::LocalQueue::new();
+    let queue: Arc<dyn bus::RunQueue> = match &settings.runs.queue_url {
         Some(url) => {
             let name = &settings.runs.queue_name;
-            let q = runs::distributed::RabbitQueue::connect(url, name).await?;
+            let q = bus::distributed::RabbitQueue::connect(url, name).await?;
             if settings.runs.worker {
-                run_tasks.push(runs::distributed::spawn_rabbit_consumer(
+                run_tasks.push(bus::distributed::spawn_rabbit_consumer(
                     url.clone(),
                     name.clone(),
                     settings.runs.concurrency.min(u16::MAX as usize) as u16,
@@ -164,13 +153,13 @@ async fn run_node(
         }
         None => Arc::new(local_queue),
     };
-    let handle = runs::RunsHandle {
+    let handle = transitions::RunsHandle {
         bus: bus.clone(),
         queue,
         store: store.clone(),
     };
     if settings.runs.worker {
-        let engine = Arc::new(runs::engine::Engine {
+        let engine = Arc::new(engine::Engine {
             store: store.clone(),
             plugins: plugins.clone(),
             llm: llm.clone(),
@@ -178,7 +167,7 @@ async fn run_node(
             lease_secs: settings.runs.lease_secs,
             held: Default::default(),
         });
-        let pool = runs::spawn_worker_pool(
+        let pool = pool::spawn_worker_pool(
             engine,
             deliveries,
             settings.runs.concurrency,
@@ -188,7 +177,7 @@ async fn run_node(
             let _ = pool.await;
         });
         // A draining node re-queues nothing: its own released runs go to other workers.
-        run_tasks.push(runs::spawn_sweeper(
+        run_tasks.push(pool::spawn_sweeper(
             store.clone(),
             handle.clone(),
             lifecycle.draining.clone(),

@@ -1,11 +1,11 @@
 //! The `assistants` binary: parses the command line and runs a subcommand.
 
 use anyhow::Context;
+use assistants_core::obs::telemetry;
+use assistants_core::store::Store;
 use assistants_host::config::{
     Cli, Command, FileConfig, KeysAction, PluginsAction, Settings, StorageSettings,
 };
-use assistants_host::ops::telemetry;
-use assistants_host::store::Store;
 use clap::Parser;
 
 #[tokio::main]
@@ -118,7 +118,7 @@ async fn shutdown_signal() {
 
 /// `assistants plugins …`: the plugin author's and operator's view of the plugin host.
 async fn plugins_command(action: PluginsAction, file: &FileConfig) -> anyhow::Result<()> {
-    use assistants_host::plugins::{error_text, PluginHost, PluginSettings};
+    use assistants_core::plugins::{error_text, PluginHost, PluginSettings};
     let mut settings = PluginSettings {
         dir: None,
         cache_dir: None,
@@ -187,9 +187,9 @@ async fn plugins_command(action: PluginsAction, file: &FileConfig) -> anyhow::Re
                     )
                 }
             };
-            let ctx = assistants_host::plugins::bindings::CallContext {
-                tool_call_id: assistants_host::model::ids::new_id(
-                    assistants_host::model::ids::IdKind::ToolCall,
+            let ctx = assistants_core::plugins::bindings::CallContext {
+                tool_call_id: assistants_core::model::ids::new_id(
+                    assistants_core::model::ids::IdKind::ToolCall,
                 ),
                 run_id: None,
                 thread_id: None,

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::auth::Auth;
-use crate::blobs::Blobs;
 use crate::config::Settings;
-use crate::ingest::IngestHandle;
 use crate::ops::OpsState;
-use crate::search::SearchIndexes;
-use crate::store::Store;
+use assistants_core::blobs::Blobs;
+use assistants_core::ingest::IngestHandle;
+use assistants_core::search::SearchIndexes;
+use assistants_core::store::Store;
 
 /// Everything a handler may use. Cheap to clone (all handles).
 #[derive(Clone)]
@@ -22,10 +22,10 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub ingest: IngestHandle,
     pub search: Arc<SearchIndexes>,
-    pub plugins: Arc<crate::plugins::PluginHost>,
-    pub runs: crate::runs::RunsHandle,
+    pub plugins: Arc<assistants_core::plugins::PluginHost>,
+    pub runs: assistants_worker::transitions::RunsHandle,
     /// Draining and ending signals of graceful shutdown.
-    pub lifecycle: crate::ops::Lifecycle,
+    pub lifecycle: assistants_core::lifecycle::Lifecycle,
 }
 
 impl FromRef<AppState> for OpsState {

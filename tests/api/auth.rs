@@ -1,4 +1,4 @@
-use assistants_host::store::Store;
+use assistants_core::store::Store;
 use assistants_tests::{assert_error, json, TestApp};
 
 #[tokio::test]

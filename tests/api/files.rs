@@ -125,7 +125,8 @@ async fn refused_uploads_leave_nothing_behind() {
 
 #[tokio::test]
 async fn expired_files_are_deleted_everywhere() {
-    use assistants_host::{blobs::Blobs, janitor, search::SearchIndexes, store::Store};
+    use assistants_core::{blobs::Blobs, search::SearchIndexes, store::Store};
+    use assistants_host::janitor;
     let app = TestApp::spawn().await;
     let r = upload_expiring(&app, "tmp.txt", b"short-lived words", "3600").await;
     assert_eq!(r.status(), 200);
@@ -148,7 +149,7 @@ async fn expired_files_are_deleted_everywhere() {
             .unwrap(),
         0
     );
-    assistants_host::store::admin_execute(
+    assistants_core::store::admin_execute(
         &s.storage.database_url,
         &format!("UPDATE files SET expires_at = 1 WHERE id = '{id}'"),
     )

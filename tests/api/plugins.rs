@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use assistants_host::plugins::bindings::{CallContext, ToolError};
-use assistants_host::plugins::{error_text, PluginHost, PluginSettings};
+use assistants_core::plugins::bindings::{CallContext, ToolError};
+use assistants_core::plugins::{error_text, PluginHost, PluginSettings};
 use assistants_tests::{assert_error, json, TestApp};
 
 const TEST_PLUGINS: &str = env!("TEST_PLUGINS_DIR");
@@ -244,7 +244,7 @@ async fn http_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 }
 
 async fn host_with_grants(
-    grants: &[(&str, assistants_host::plugins::manifest::Grant)],
+    grants: &[(&str, assistants_core::plugins::manifest::Grant)],
 ) -> PluginHost {
     let settings = PluginSettings {
         dir: Some(TEST_PLUGINS.into()),
@@ -258,8 +258,8 @@ async fn host_with_grants(
     PluginHost::load(&settings).await.expect("plugin host")
 }
 
-fn grant(hosts: &[String], private: bool) -> assistants_host::plugins::manifest::Grant {
-    assistants_host::plugins::manifest::Grant {
+fn grant(hosts: &[String], private: bool) -> assistants_core::plugins::manifest::Grant {
+    assistants_core::plugins::manifest::Grant {
         hosts: hosts.to_vec(),
         allow_private_addresses: private,
         ..Default::default()
@@ -403,7 +403,7 @@ async fn plugin_tools_are_prefixed_only_when_names_collide() {
 
 #[tokio::test]
 async fn a_strategy_component_is_driven_step_by_step() {
-    use assistants_host::model::engine::{
+    use assistants_core::model::engine::{
         Action, ChatMessage, Event, FinishReason, LlmResult, PublishMode, RunInput, RunLimits,
     };
     let host = host_with_test_plugins().await;
@@ -492,10 +492,10 @@ async fn retrieval_tools_search_only_the_stores_of_their_call() {
     app.wait_vs(&vs).await;
     app.wait_vs(&vs_other).await;
 
-    let store = assistants_host::store::Store::connect(&app.database_url)
+    let store = assistants_core::store::Store::connect(&app.database_url)
         .await
         .unwrap();
-    let search = std::sync::Arc::new(assistants_host::search::PluginSearch {
+    let search = std::sync::Arc::new(assistants_core::search::PluginSearch {
         store,
         indexes: Default::default(),
     });

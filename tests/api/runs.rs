@@ -981,7 +981,7 @@ async fn models_are_routed_to_their_upstream() {
     local.push(Reply::text("from local"));
     let route = local.url.clone();
     let app = TestApp::spawn_with_llm(&default, move |s| {
-        s.llm.routes = vec![assistants_host::llm::LlmRoute {
+        s.llm.routes = vec![assistants_core::llm::LlmRoute {
             model: None,
             prefix: Some("llama".into()),
             base_url: route,
@@ -1355,7 +1355,7 @@ async fn web_retrieval_reads_granted_pages_and_answers_cite_them() {
     let host = site.trim_start_matches("http://").to_string();
     let search_url = format!("{site}/search");
     let app = TestApp::spawn_with_llm(&llm, move |s| {
-        let mut grant = assistants_host::plugins::manifest::Grant {
+        let mut grant = assistants_core::plugins::manifest::Grant {
             hosts: vec![host],
             allow_private_addresses: true,
             ..Default::default()
@@ -1466,7 +1466,7 @@ async fn expired_vector_stores_are_refused_for_search_and_file_search() {
         .await;
     assert_eq!(s, 200, "a live store is searchable");
     // Two days without use.
-    assistants_host::store::admin_execute(
+    assistants_core::store::admin_execute(
         &app.settings().storage.database_url,
         &format!(
             "UPDATE vector_stores SET last_active_at = last_active_at - 172800 WHERE id = '{vs}'"

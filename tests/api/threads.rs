@@ -133,8 +133,8 @@ async fn thread_tool_resources_can_create_a_vector_store() {
 /// Threads of the default project, read straight from the database (the API cannot list
 /// threads).
 async fn stored_threads(app: &TestApp) -> usize {
-    use assistants_host::model::Thread;
-    use assistants_host::store::{keys::DEFAULT_PROJECT, ListParams, Store};
+    use assistants_core::model::Thread;
+    use assistants_core::store::{keys::DEFAULT_PROJECT, ListParams, Store};
     let store = Store::connect(&app.database_url).await.unwrap();
     let params = ListParams {
         limit: 100,
@@ -168,7 +168,7 @@ async fn create_thread_and_run_writes_both_or_neither() {
         "CREATE TRIGGER refuse_runs BEFORE INSERT ON runs \
          BEGIN SELECT RAISE(ABORT, 'no runs today'); END;"
     };
-    assistants_host::store::admin_execute(&app.database_url, refuse_runs)
+    assistants_core::store::admin_execute(&app.database_url, refuse_runs)
         .await
         .unwrap();
     let (s, e) = app.post("/threads/runs", body.clone()).await;
@@ -181,7 +181,7 @@ async fn create_thread_and_run_writes_both_or_neither() {
     } else {
         "DROP TRIGGER refuse_runs"
     };
-    assistants_host::store::admin_execute(&app.database_url, allow_runs)
+    assistants_core::store::admin_execute(&app.database_url, allow_runs)
         .await
         .unwrap();
     let (s, run) = app.post("/threads/runs", body).await;

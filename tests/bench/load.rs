@@ -208,7 +208,7 @@ fn main() {
             assert_eq!(v["file_counts"]["completed"], 50, "{v}");
             let ingest = seed.elapsed().as_secs_f64();
             let settings = app.settings();
-            let store = assistants_host::store::Store::connect(&settings.storage.database_url).await.unwrap();
+            let store = assistants_core::store::Store::connect(&settings.storage.database_url).await.unwrap();
             let chunks = store.chunk_count(&vs).await.unwrap();
             println!(
                 "  (ingested {:.1} MB of text into {chunks} chunks in {ingest:.1}s = {:.1} MB/s, incl. upload)",

@@ -5,9 +5,9 @@
 use assistants_tests::bench::{peak_rss_mib, percentile};
 use std::time::Instant;
 
-use assistants_host::plugins::bindings::CallContext;
-use assistants_host::plugins::runtime::{PluginEngine, PoolSize};
-use assistants_host::plugins::{PluginHost, PluginSettings};
+use assistants_core::plugins::bindings::CallContext;
+use assistants_core::plugins::runtime::{PluginEngine, PoolSize};
+use assistants_core::plugins::{PluginHost, PluginSettings};
 
 fn ctx() -> CallContext {
     CallContext {
@@ -49,7 +49,7 @@ fn main() {
 
         // 2. Loading a component that is already compiled and cached on disk.
         let engine = PluginEngine::new(PoolSize { instances: 16, max_memory_mib: 256 }).unwrap();
-        let wasm = assistants_host::plugins::BUILTIN_PLUGINS[0].1;
+        let wasm = assistants_core::plugins::BUILTIN_PLUGINS[0].1;
         let digest = "bench-calculator";
         engine.load_component(wasm, digest, Some(cache.path())).unwrap();
         let mut loads = Vec::new();

@@ -22,10 +22,10 @@
 
 use std::time::{Duration, Instant};
 
-use assistants_host::search::vectors::{exact_nearest, Vectors};
-use assistants_host::search::{QueryVector, SearchIndexes, SearchRequest};
-use assistants_host::store::vector_stores::NewChunk;
-use assistants_host::store::Store;
+use assistants_core::search::vectors::{exact_nearest, Vectors};
+use assistants_core::search::{QueryVector, SearchIndexes, SearchRequest};
+use assistants_core::store::vector_stores::NewChunk;
+use assistants_core::store::Store;
 use assistants_tests::bench::{env_usize, peak_rss_mib, percentile};
 use assistants_tests::{json, TestApp};
 use rand::rngs::StdRng;

@@ -13,10 +13,10 @@ const MAX_LINES: usize = 600;
 
 /// Files still over [`MAX_LINES`], each to be split (issue 11). The list may only shrink: the
 /// test fails for a file over the limit that is not here, and for one here that is no longer over.
-const TOO_LONG_YET: &[&str] = &["host/src/runs/engine.rs"];
+const TOO_LONG_YET: &[&str] = &["worker/src/engine/mod.rs"];
 
 /// The crates whose layout is checked, relative to the workspace root.
-const CRATES: &[&str] = &["host/src", "worker/src"];
+const CRATES: &[&str] = &["host/src", "host/core/src", "worker/src"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,17 +1,20 @@
-//! The run engine's functional core: everything about driving a run that needs no I/O.
+//! `assistants-worker`: the run engine. It claims queued runs, drives their strategy component
+//! step by step, calls the LLM and tool plugins, and publishes what clients see.
 //!
-//! The imperative shell lives in the host (`host/src/runs`): it claims runs from the database,
-//! calls strategy components, streams the LLM, runs tool plugins and publishes events. The
-//! decisions it makes along the way that can be stated as pure functions live here, where they
-//! are unit-tested without a database, a network or a Wasm engine:
-//! - [`status`]: the run status machine (which statuses are active, terminal, cancellable) and
-//!   the SSE event each status is announced with;
-//! - [`publish`]: what part of a streaming LLM answer clients see (everything, nothing, or only
+//! - [`engine`]: the claim/lease loop and the LLM and tool actions of one run;
+//! - [`input`]: what the strategy and the model see (thread messages, truncation, tools);
+//! - [`transitions`]: every change of a run's status (the API calls these too);
+//! - [`pool`]: the worker pool fed by the run queue, and the sweeper;
+//! - [`publish`]: what part of a streaming answer clients see (everything, nothing, or only
 //!   what follows a marker such as ReAct's `Final Answer:`), across arbitrary chunk boundaries;
-//! - [`calls`]: assembling streamed tool-call fragments into whole calls;
 //! - [`citations`]: file-search labels in an answer, located for `file_citation` annotations.
+//!
+//! Everything it shares with the HTTP API (model, store, plugin host, LLM client, queue and
+//! events) is in `assistants-core`.
 
-pub mod calls;
 pub mod citations;
+pub mod engine;
+pub mod input;
+pub mod pool;
 pub mod publish;
-pub mod status;
+pub mod transitions;

@@ -11,9 +11,9 @@ use super::extract::{Json, Path, Query};
 use super::tool_resources::{self, Inline};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::model::ids::{new_id, now, IdKind};
-use crate::model::Assistant;
 use crate::state::AppState;
+use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::Assistant;
 
 #[derive(Debug, Deserialize)]
 struct CreateAssistant {

@@ -5,10 +5,10 @@
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::model::Message;
-use crate::model::Thread;
 use crate::state::AppState;
-use crate::store::Tx;
+use assistants_core::model::Message;
+use assistants_core::model::Thread;
+use assistants_core::store::Tx;
 
 /// File ids of the message's attachments that ask for file_search.
 pub fn file_search_files(m: &Message) -> Vec<String> {

@@ -5,9 +5,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::store::{ListEnvelope, ListParams, Order, Page};
+use assistants_core::store::{ListEnvelope, ListParams, Order, Page};
 
-pub use crate::model::Metadata;
+pub use assistants_core::model::Metadata;
 
 /// Checks the metadata rules: at most 16 pairs, keys ≤ 64 chars, string values ≤ 512 chars.
 /// `null` means "no metadata", which is `{}` on the wire.
@@ -268,7 +268,7 @@ const BUILTIN_TOOLS: &[&str] = &["code_interpreter", "file_search", "function"];
 pub fn tools(
     param: &str,
     v: Option<Value>,
-    plugins: &crate::plugins::PluginHost,
+    plugins: &assistants_core::plugins::PluginHost,
 ) -> ApiResult<Vec<Value>> {
     let list = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
@@ -473,13 +473,16 @@ pub fn response_format(v: Option<Value>) -> ApiResult<Value> {
 
 /// Checks that every id names a `D` of the project, in one query; otherwise a 400 naming
 /// `param` and the first missing id ("No file found with id '…'.").
-pub async fn require_existing<D: crate::store::Doc>(
-    store: &crate::store::Store,
+pub async fn require_existing<D: assistants_core::store::Doc>(
+    store: &assistants_core::store::Store,
     project: &str,
     param: &str,
     ids: &[String],
 ) -> ApiResult<()> {
-    if let Some(bad) = ids.iter().find(|id| !crate::model::ids::is_valid_id(id)) {
+    if let Some(bad) = ids
+        .iter()
+        .find(|id| !assistants_core::model::ids::is_valid_id(id))
+    {
         return Err(ApiError::invalid(
             param,
             format!("No {} found with id '{}'.", D::NAME, bad.escape_debug()),

@@ -99,7 +99,7 @@ fn describe(path: String, inner: &serde_json::Error) -> ApiError {
     )
 }
 
-/// Path parameters, all of which must look like ids of ours (see [`crate::model::ids::is_valid_id`]).
+/// Path parameters, all of which must look like ids of ours (see [`assistants_core::model::ids::is_valid_id`]).
 ///
 /// Anything else cannot name an object, so it is a 404 in the envelope before any query runs;
 /// this also keeps NUL bytes and odd encodings away from the database.
@@ -118,7 +118,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| not_found(parts.uri.path()))?;
-        if let Some((_, bad)) = raw.iter().find(|(_, v)| !crate::model::ids::is_valid_id(v)) {
+        if let Some((_, bad)) = raw
+            .iter()
+            .find(|(_, v)| !assistants_core::model::ids::is_valid_id(v))
+        {
             return Err(not_found(bad));
         }
         axum::extract::Path::<T>::from_request_parts(parts, state)

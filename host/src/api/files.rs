@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 use super::common::{self, ListQuery};
 use super::extract::{Path, Query};
 use crate::auth::Project;
-use crate::blobs::{file_key, BlobError, PutError};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::model::ids::{new_id, now, IdKind};
-use crate::model::FileObject;
 use crate::state::AppState;
-use crate::store::Val;
+use assistants_core::blobs::{file_key, BlobError, PutError};
+use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::FileObject;
+use assistants_core::store::Val;
 
 /// Purposes a client may upload with.
 pub const PURPOSES: &[&str] = &[

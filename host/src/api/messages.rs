@@ -10,12 +10,12 @@ use super::common::{self, ListQuery, Patch};
 use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::model::ids::{new_id, now, IdKind};
-use crate::model::FileObject;
-use crate::model::Message;
-use crate::model::Thread;
 use crate::state::AppState;
-use crate::store::{Tx, Val};
+use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::FileObject;
+use assistants_core::model::Message;
+use assistants_core::model::Thread;
+use assistants_core::store::{Tx, Val};
 
 #[derive(Debug, Deserialize)]
 pub struct CreateMessage {
@@ -210,7 +210,7 @@ pub async fn prepare(
 pub async fn insert_in(state: &AppState, tx: &mut Tx, project: &str, m: &Message) -> ApiResult<()> {
     state
         .store
-        .insert_in(tx, project, m, &crate::store::message_columns(m))
+        .insert_in(tx, project, m, &assistants_core::store::message_columns(m))
         .await?;
     Ok(())
 }
@@ -250,8 +250,8 @@ async fn create(
             &project,
             &thread_id,
             &m,
-            &crate::store::message_columns(&m),
-            crate::store::runs::NO_ACTIVE_RUN,
+            &assistants_core::store::message_columns(&m),
+            assistants_core::store::runs::NO_ACTIVE_RUN,
         )
         .await?;
     if inserted == 0 {
@@ -274,7 +274,7 @@ async fn list(
     if let Some(run) = q
         .run_id
         .as_deref()
-        .filter(|r| !r.is_empty() && !crate::model::ids::is_valid_id(r))
+        .filter(|r| !r.is_empty() && !assistants_core::model::ids::is_valid_id(r))
     {
         return Err(ApiError::invalid(
             "run_id",

@@ -9,8 +9,8 @@ use axum::Router;
 use super::extract::Path;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::plugins::PluginInfo;
 use crate::state::AppState;
+use assistants_core::plugins::PluginInfo;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,7 +23,7 @@ async fn list(
     Project(_): Project,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let items: Vec<PluginInfo> = state.plugins.list().iter().map(|p| p.info()).collect();
-    let page = crate::store::Page {
+    let page = assistants_core::store::Page {
         items,
         has_more: false,
     };

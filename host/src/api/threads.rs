@@ -12,10 +12,10 @@ use super::messages::{self, CreateMessage};
 use super::tool_resources::{self, Inline};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::model::ids::{new_id, now, IdKind};
-use crate::model::{Message, Thread};
 use crate::state::AppState;
-use crate::store::Tx;
+use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::{Message, Thread};
+use assistants_core::store::Tx;
 
 #[derive(Debug, Deserialize)]
 pub struct CreateThread {

@@ -8,10 +8,10 @@ use serde_json::{json, Map, Value};
 use super::common;
 use super::vector_stores;
 use crate::error::{ApiError, ApiResult};
-use crate::model::FileObject;
-use crate::model::VectorStoreDoc;
 use crate::state::AppState;
-use crate::store::Tx;
+use assistants_core::model::FileObject;
+use assistants_core::model::VectorStoreDoc;
+use assistants_core::store::Tx;
 
 /// Whether inline `vector_stores` may be created, and in which transaction.
 pub enum Inline<'a> {

@@ -10,12 +10,12 @@ use serde::Deserialize;
 use super::extract::{Json, Path};
 use super::files::{check_filename, drain, multipart_error, put_error};
 use crate::auth::Project;
-use crate::blobs::{file_key, part_key};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::model::ids::{new_id, now, IdKind};
-use crate::model::{FileObject, Upload};
 use crate::state::AppState;
-use crate::store::Val;
+use assistants_core::blobs::{file_key, part_key};
+use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::{FileObject, Upload};
+use assistants_core::store::Val;
 
 /// How long an upload accepts parts, as in the real API.
 const UPLOAD_TTL_SECS: i64 = 3600;

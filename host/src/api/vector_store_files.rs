@@ -2,7 +2,7 @@
 //! ingestion, their status, attributes and parsed content, and batches of them.
 //!
 //! A vector-store file's id is the file id. Attaching only records the file as `in_progress`;
-//! the ingestion workers (see `crate::ingest`) take it from there.
+//! the ingestion workers (see `assistants_core::ingest`) take it from there.
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -14,11 +14,11 @@ use super::common::{self, ListQuery};
 use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::model::ids::{new_id, now, IdKind};
-use crate::model::FileObject;
-use crate::model::VectorStoreDoc;
 use crate::state::AppState;
-use crate::store::vector_stores::VsFileRow;
+use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::FileObject;
+use assistants_core::model::VectorStoreDoc;
+use assistants_core::store::vector_stores::VsFileRow;
 
 #[derive(Debug, Deserialize)]
 struct CreateFile {

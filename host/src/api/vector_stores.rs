@@ -12,12 +12,12 @@ use super::common::{self, ListQuery, Metadata, Patch};
 use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::model::ids::{new_id, now, IdKind};
-use crate::model::FileObject;
-use crate::model::VectorStoreDoc;
-use crate::search::{Filter, SearchRequest};
 use crate::state::AppState;
-use crate::store::{Tx, Val};
+use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::FileObject;
+use assistants_core::model::VectorStoreDoc;
+use assistants_core::search::{Filter, SearchRequest};
+use assistants_core::store::{Tx, Val};
 
 #[derive(Debug, Serialize)]
 pub struct VectorStore {
@@ -26,7 +26,7 @@ pub struct VectorStore {
     pub created_at: i64,
     pub name: Option<String>,
     pub usage_bytes: i64,
-    pub file_counts: crate::store::vector_stores::FileCounts,
+    pub file_counts: assistants_core::store::vector_stores::FileCounts,
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_after: Option<Value>,
@@ -109,8 +109,10 @@ pub async fn load(state: &AppState, project: &str, id: &str) -> ApiResult<Vector
 async fn view(state: &AppState, doc: VectorStoreDoc) -> ApiResult<VectorStore> {
     let (counts, usage_bytes) = state.store.file_counts(&doc.id, None).await?;
     let last_active_at = state.store.vs_last_active(&doc.id).await?;
-    let expires_at =
-        crate::store::vector_stores::expires_at(doc.expires_after.as_ref(), last_active_at);
+    let expires_at = assistants_core::store::vector_stores::expires_at(
+        doc.expires_after.as_ref(),
+        last_active_at,
+    );
     let status = if expires_at.is_some_and(|t| now() > t) {
         "expired"
     } else if counts.in_progress > 0 {
@@ -214,7 +216,7 @@ async fn list(
     for d in page.items {
         items.push(view(&state, d).await?);
     }
-    let page = crate::store::Page {
+    let page = assistants_core::store::Page {
         items,
         has_more: page.has_more,
     };

@@ -1,5 +1,5 @@
-//! Operating a node: its lifecycle (serving → draining → ending), liveness and readiness
-//! endpoints, and Prometheus metrics ([`metrics`]).
+//! Operating a node over HTTP: liveness and readiness endpoints, and the Prometheus scrape of
+//! the metrics every subsystem records (`assistants_core::obs::metrics`).
 //!
 //! - `GET /healthz`: the process answers (liveness; never touches a dependency).
 //! - `GET /readyz`: 200 when the database answers and the node is not draining, 503 otherwise;
@@ -12,9 +12,6 @@
 //! These sit outside `/v1` and need no API key: they reveal no user data, and probes and
 //! scrapers do not carry keys. Operators who expose a node publicly filter them at the proxy.
 
-pub mod metrics;
-pub mod telemetry;
-
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -24,14 +21,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
 use axum::extract::FromRef;
 
-use crate::runs::bus::{EventBus, RunQueue};
-use crate::store::Store;
+use assistants_core::bus::{EventBus, RunQueue};
+use assistants_core::lifecycle::Lifecycle;
+use assistants_core::obs::metrics;
+use assistants_core::store::Store;
 
 /// What the operations endpoints read: the database, the node's lifecycle, the queue and bus.
 #[derive(Clone)]
@@ -40,18 +38,6 @@ pub struct OpsState {
     pub lifecycle: Lifecycle,
     pub queue: Arc<dyn RunQueue>,
     pub bus: Arc<dyn EventBus>,
-}
-
-/// Where a node is in its life. Both tokens start uncancelled.
-#[derive(Clone, Default)]
-pub struct Lifecycle {
-    /// Cancelled when the node is asked to stop (SIGTERM): readiness fails, the worker takes no
-    /// new runs, the listener takes no new connections (after the drain delay), and work in
-    /// flight has the grace period to finish.
-    pub draining: CancellationToken,
-    /// Cancelled when the grace period is over: open streams end now with a final `error`
-    /// event, and runs still in flight are handed back to the queue.
-    pub ending: CancellationToken,
 }
 
 /// Each readiness check gets this long; a dependency that hangs is as unready as one that fails.

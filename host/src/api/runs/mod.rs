@@ -1,7 +1,7 @@
 //! `/threads/{thread_id}/runs` and `/threads/runs`: create (optionally streamed), list,
 //! retrieve, modify, cancel, submit tool outputs, and run steps.
 //!
-//! Handlers validate and record; the run engine (`crate::runs`) does the work. A streamed
+//! Handlers validate and record; the run engine (`assistants_worker`) does the work. A streamed
 //! request subscribes to the run's events *before* the run is queued, so the response carries
 //! every event from `thread.run.created` to the terminal one, then `done`.
 
@@ -27,15 +27,15 @@ use super::messages::{self, CreateMessage};
 use super::threads::{self, CreateThread};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
-use crate::model::engine::{EngineRecord, Event, Next, ToolBinding, ToolResult};
-use crate::model::ids::{new_id, now, IdKind};
-use crate::model::Assistant;
-use crate::model::Thread;
-use crate::model::{Run, RunStatus, RunStep};
-use crate::plugins::manifest::Kind;
-use crate::runs::bus::{StreamEvent, Subscription};
 use crate::state::AppState;
-use assistants_worker::status::event_ends_stream;
+use assistants_core::bus::{StreamEvent, Subscription};
+use assistants_core::model::engine::{EngineRecord, Event, Next, ToolBinding, ToolResult};
+use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::status::event_ends_stream;
+use assistants_core::model::Assistant;
+use assistants_core::model::Thread;
+use assistants_core::model::{Run, RunStatus, RunStep};
+use assistants_core::plugins::manifest::Kind;
 
 /// Parameters shared by create-run and create-thread-and-run.
 #[derive(Debug, Deserialize)]
@@ -132,7 +132,7 @@ async fn start(
     state: &AppState,
     project: &str,
     prepared: Prepared,
-    additional: Vec<crate::model::Message>,
+    additional: Vec<assistants_core::model::Message>,
     on: OnThread,
 ) -> ApiResult<Response> {
     let Prepared {
@@ -365,7 +365,7 @@ async fn cancel(
     // Two rounds at most: a run that reaches requires_action between them is ended directly.
     for _ in 0..2 {
         // A run waiting for the client has no worker: it ends here, with its open tool step.
-        let (run, ended) = crate::runs::end_idle_run(
+        let (run, ended) = assistants_worker::transitions::end_idle_run(
             &state.store,
             &*state.runs.bus,
             &project,
@@ -541,11 +541,11 @@ async fn list_steps(
     let page = page.map(|raw| {
         let mut step: Value = serde_json::from_str(raw.body.get()).unwrap_or_default();
         if !with_content {
-            crate::model::run::strip_result_content(&mut step);
+            assistants_core::model::run::strip_result_content(&mut step);
         }
         (raw.id, step)
     });
-    let page = crate::store::Page {
+    let page = assistants_core::store::Page {
         items: page.items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
         has_more: page.has_more,
     };
@@ -568,7 +568,7 @@ async fn retrieve_step(
     }
     let mut step = serde_json::to_value(step)?;
     if !with_content {
-        crate::model::run::strip_result_content(&mut step);
+        assistants_core::model::run::strip_result_content(&mut step);
     }
     Ok(axum::Json(step))
 }

@@ -154,7 +154,7 @@ pub(super) async fn prepare(
     p: RunParams,
     additional_instructions: Option<String>,
 ) -> ApiResult<Prepared> {
-    if !crate::model::ids::is_valid_id(&p.assistant_id) {
+    if !assistants_core::model::ids::is_valid_id(&p.assistant_id) {
         return Err(ApiError::not_found("assistant", &p.assistant_id));
     }
     let asst = state

@@ -32,7 +32,7 @@ pub(super) const STREAM_CHECK: std::time::Duration = std::time::Duration::from_s
 /// best-effort (a Redis restart loses some), the database is the truth, so a stream always
 /// ends once its run has.
 pub(super) struct Watch {
-    store: crate::store::Store,
+    store: assistants_core::store::Store,
     project: String,
     run_id: String,
     /// The node's shutdown grace period is over: the stream must end now.

@@ -7,6 +7,7 @@
 //! anything streamed is retried with exponential backoff; once tokens have reached clients it
 //! is not, since a retry would stream them twice.
 
+pub mod calls;
 mod embeddings;
 
 pub use embeddings::{Embeddings, UpstreamEmbeddings};
@@ -20,7 +21,7 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use assistants_worker::calls::Fragment;
+use crate::llm::calls::Fragment;
 
 /// Where chat completions and embeddings go: the default upstream and per-model routes.
 #[derive(Clone)]
@@ -113,7 +114,7 @@ struct TracedConfig(OpenAIConfig);
 impl async_openai::config::Config for TracedConfig {
     fn headers(&self) -> reqwest::header::HeaderMap {
         let mut headers = self.0.headers();
-        if let Some(tp) = crate::ops::telemetry::current_traceparent() {
+        if let Some(tp) = crate::obs::telemetry::current_traceparent() {
             if let Ok(v) = reqwest::header::HeaderValue::from_str(&tp) {
                 headers.insert("traceparent", v);
             }

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let plugins = manifest_dir.join("../plugins");
-    println!("cargo:rerun-if-changed=../plugins");
-    println!("cargo:rerun-if-changed=../wit");
+    let plugins = manifest_dir.join("../../plugins");
+    println!("cargo:rerun-if-changed=../../plugins");
+    println!("cargo:rerun-if-changed=../../wit");
     println!("cargo:rerun-if-changed=build_wasm.rs");
     let built =
-        build_wasm::build_wasm_workspace(&plugins, &manifest_dir.join("../wit"), "wasm-plugins");
+        build_wasm::build_wasm_workspace(&plugins, &manifest_dir.join("../../wit"), "wasm-plugins");
     let mut entries = Vec::new();
     for (member, manifest) in build_wasm::plugin_manifests(&plugins) {
         let stem = manifest.file_stem().unwrap().to_string_lossy().to_string();

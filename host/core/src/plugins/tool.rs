@@ -89,7 +89,7 @@ impl PluginHost {
             }
             Ok(out)
         });
-        crate::ops::metrics::metrics().plugin_call(&plugin.id, "tool", label);
+        crate::obs::metrics::metrics().plugin_call(&plugin.id, "tool", label);
         match &result {
             Ok(_) => tracing::debug!(plugin = %plugin.id, tool, ?elapsed, "tool call finished"),
             Err(e) => {

@@ -49,8 +49,8 @@ pub struct Store {
     _checkpointer: Option<std::sync::Arc<tokio_util::sync::DropGuard>>,
 }
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`). Does not migrate.

@@ -9,7 +9,7 @@
 pub mod tool {
     wasmtime::component::bindgen!({
         world: "tool-plugin",
-        path: "../wit/v0.1.0",
+        path: "../../wit/v0.1.0",
         exports: { default: async },
     });
 }
@@ -17,7 +17,7 @@ pub mod tool {
 pub mod strategy {
     wasmtime::component::bindgen!({
         world: "strategy-plugin",
-        path: "../wit/v0.1.0",
+        path: "../../wit/v0.1.0",
         exports: { default: async },
         // One set of shared types and one logging host implementation for every world.
         with: {
@@ -30,7 +30,7 @@ pub mod strategy {
 pub mod retrieval {
     wasmtime::component::bindgen!({
         world: "retrieval-tool-plugin",
-        path: "../wit/v0.1.0",
+        path: "../../wit/v0.1.0",
         imports: { "assistants:plugin/vector-store.search": async },
         exports: { default: async },
         with: {
@@ -44,7 +44,7 @@ pub mod retrieval {
 pub mod parser {
     wasmtime::component::bindgen!({
         world: "parser-plugin",
-        path: "../wit/v0.1.0",
+        path: "../../wit/v0.1.0",
         exports: { default: async },
         with: {
             "assistants:plugin/logging": super::tool::assistants::plugin::logging,

@@ -34,7 +34,7 @@ impl PluginHost {
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
         let label = call_outcome(&outcome, store.data().limits.memory_limit_hit);
-        crate::ops::metrics::metrics().plugin_call(&plugin.id, "strategy", label);
+        crate::obs::metrics::metrics().plugin_call(&plugin.id, "strategy", label);
         let result = match outcome {
             Err(_) => Err(format!(
                 "the strategy did not finish a step within {} ms",

@@ -4,14 +4,14 @@
 
 use serde_json::{json, Value};
 
-use crate::model::engine::{
+use assistants_core::model::engine::{
     ChatMessage, EngineRecord, LlmRequest, RunInput, RunLimits, RunTool, ToolLocation, ToolSpec,
 };
-use crate::model::Message;
-use crate::model::Run;
-use crate::plugins::PluginHost;
-use crate::store::{ListParams, Order, Store, StoreResult};
-use crate::tokens::count_tokens;
+use assistants_core::model::Message;
+use assistants_core::model::Run;
+use assistants_core::plugins::PluginHost;
+use assistants_core::store::{ListParams, Order, Store, StoreResult};
+use assistants_core::tokens::count_tokens;
 
 /// Most thread messages a run reads (newest first) before truncation.
 const MAX_HISTORY: i64 = 2000;

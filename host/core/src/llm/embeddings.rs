@@ -48,7 +48,7 @@ impl Embeddings for UpstreamEmbeddings {
                 Ok(Err(_)) => "upstream_error",
                 Err(_) => "upstream_timeout",
             };
-            crate::ops::metrics::metrics().llm_call(
+            crate::obs::metrics::metrics().llm_call(
                 "embeddings",
                 model,
                 outcome,

@@ -10,6 +10,8 @@
 //! database lease decides who drives a run, and the sweeper re-queues runs nobody took, so a
 //! lost or duplicated queue message delays a run but never loses or doubles it.
 
+pub mod distributed;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -194,7 +196,7 @@ impl RunQueue for LocalQueue {
                 ack: None,
                 requeue: None,
                 enqueued_ms: Some(now_ms()),
-                traceparent: crate::ops::telemetry::current_traceparent(),
+                traceparent: crate::obs::telemetry::current_traceparent(),
             })
             .map_err(|_| anyhow::anyhow!("the run worker has stopped"))
     }

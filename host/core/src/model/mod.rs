@@ -11,6 +11,7 @@ pub mod file;
 pub mod ids;
 pub mod message;
 pub mod run;
+pub mod status;
 pub mod thread;
 pub mod upload;
 pub mod vector_store;

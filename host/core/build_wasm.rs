@@ -1,4 +1,4 @@
-//! Shared by `host/build.rs` and `tests/build.rs` (included with `#[path]`): builds a cargo
+//! Shared by `host/core/build.rs` and `tests/build.rs` (included with `#[path]`): builds a cargo
 //! workspace of plugin components for wasm32-wasip2 with a nested cargo.
 
 use std::path::{Path, PathBuf};

@@ -143,7 +143,7 @@ impl Store {
         })
     }
 
-    pub(crate) async fn attach_file_in(
+    pub async fn attach_file_in(
         &self,
         tx: &mut super::Tx,
         project: &str,
@@ -203,7 +203,7 @@ impl Store {
 
     /// Marks the store active now and invalidates search caches of it.
     /// Whether a store exists and has not expired, read inside `tx`.
-    pub(crate) async fn vs_usable_in(&self, tx: &mut super::Tx, vs_id: &str) -> StoreResult<bool> {
+    pub async fn vs_usable_in(&self, tx: &mut super::Tx, vs_id: &str) -> StoreResult<bool> {
         let row = sqlx::query("SELECT body, last_active_at FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
             .fetch_optional(&mut **tx)
@@ -215,7 +215,7 @@ impl Store {
     }
 
     /// Whether the file is attached to the store, read inside `tx`.
-    pub(crate) async fn vs_has_file_in(
+    pub async fn vs_has_file_in(
         &self,
         tx: &mut super::Tx,
         vs_id: &str,
@@ -230,7 +230,7 @@ impl Store {
         Ok(row.is_some())
     }
 
-    pub(crate) async fn touch_store_in(&self, tx: &mut super::Tx, vs_id: &str) -> StoreResult<()> {
+    pub async fn touch_store_in(&self, tx: &mut super::Tx, vs_id: &str) -> StoreResult<()> {
         sqlx::query(
             "UPDATE vector_stores SET index_generation = index_generation + 1, \
              last_active_at = $1 WHERE id = $2",

@@ -16,21 +16,21 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::bus::{EventBus, StreamEvent};
-use super::input;
-use crate::llm::{Llm, LlmError};
-use crate::model::engine::{
+use crate::input;
+use crate::publish::{Filter, Mode};
+use assistants_core::bus::{EventBus, StreamEvent};
+use assistants_core::llm::calls::Assembler;
+use assistants_core::llm::{Llm, LlmError};
+use assistants_core::model::engine::{
     Action, ActionIds, EngineRecord, Event, FinishReason, LlmRequest, LlmResult, Next,
     OpenToolStep, PublishMode, RunInput, Source, ToolBinding, ToolCall, ToolResult,
 };
-use crate::model::ids::{new_id, now, IdKind};
-use crate::model::run::{usage, Run, RunStatus, RunStep};
-use crate::model::Message;
-use crate::plugins::bindings::CallContext;
-use crate::plugins::{error_text, Plugin, PluginHost};
-use crate::store::{Store, Tx};
-use assistants_worker::calls::Assembler;
-use assistants_worker::publish::{Filter, Mode};
+use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::run::{usage, Run, RunStatus, RunStep};
+use assistants_core::model::Message;
+use assistants_core::plugins::bindings::CallContext;
+use assistants_core::plugins::{error_text, Plugin, PluginHost};
+use assistants_core::store::{Store, Tx};
 
 /// The plugin id whose calls are recorded in the `file_search` step shape and cited.
 const FILE_SEARCH: &str = "file_search";
@@ -101,14 +101,14 @@ fn new_ids() -> ActionIds {
 
 /// The citable passages of a tool's output: each annotation whose indices cover a label
 /// `【s:n†name】` in the text (a `url` annotation makes a web source, a `file` one a file source).
-fn labelled_sources(out: &crate::plugins::bindings::ToolOutput) -> Vec<Source> {
-    use crate::plugins::bindings::Annotation;
+fn labelled_sources(out: &assistants_core::plugins::bindings::ToolOutput) -> Vec<Source> {
+    use assistants_core::plugins::bindings::Annotation;
     let chars: Vec<char> = out.text.chars().collect();
     let label_at = |start: u32, end: u32| {
         let (s, e) = (start as usize, end as usize);
         (s < e && e <= chars.len())
             .then(|| chars[s..e].iter().collect::<String>())
-            .and_then(|t| assistants_worker::citations::labels(&t).into_iter().next())
+            .and_then(|t| crate::citations::labels(&t).into_iter().next())
     };
     out.annotations
         .iter()
@@ -141,7 +141,7 @@ fn labelled_sources(out: &crate::plugins::bindings::ToolOutput) -> Vec<Source> {
 /// its exact `sequence:index`, else by name (models garble numbers). File sources become
 /// `file_citation`s, web sources `url_citation`s (the shape the Responses API uses).
 fn citations(text: &str, sources: &[Source]) -> Vec<Value> {
-    assistants_worker::citations::labels(text)
+    crate::citations::labels(text)
         .into_iter()
         .filter_map(|l| {
             let exact = sources.iter().find(|s| {
@@ -514,7 +514,7 @@ impl Engine {
         ctx.rec.next = Next::Done;
         let open = ctx.rec.open_tool_step.take();
         // The run and its unfinished children end in one transaction.
-        let events = super::close_unfinished_in(
+        let events = crate::transitions::close_unfinished_in(
             &self.store,
             &mut tx,
             &ctx.project,
@@ -530,7 +530,7 @@ impl Engine {
         }
         self.publish(ctx, status.event(), &ctx.run).await;
         tracing::info!(run_id = %ctx.run.id, status = %status, "run ended");
-        let m = crate::ops::metrics::metrics();
+        let m = assistants_core::obs::metrics::metrics();
         m.run_finished(&status.to_string());
         m.run_phase("total", (now() - ctx.run.created_at) as f64);
         Ok(())
@@ -630,7 +630,7 @@ impl Engine {
                 &mut tx,
                 &ctx.project,
                 &step,
-                &crate::store::step_columns(&step),
+                &assistants_core::store::step_columns(&step),
             )
             .await?;
         self.store
@@ -638,7 +638,7 @@ impl Engine {
                 &mut tx,
                 &ctx.project,
                 &msg,
-                &crate::store::message_columns(&msg),
+                &assistants_core::store::message_columns(&msg),
             )
             .await?;
         tx.commit().await?;
@@ -720,10 +720,20 @@ impl Engine {
         let (p, c) = step_usage.unwrap_or((0, 0));
         step.usage = Some(usage(p, c));
         self.store
-            .upsert_in(tx, &ctx.project, &msg, &crate::store::message_columns(&msg))
+            .upsert_in(
+                tx,
+                &ctx.project,
+                &msg,
+                &assistants_core::store::message_columns(&msg),
+            )
             .await?;
         self.store
-            .upsert_in(tx, &ctx.project, &step, &crate::store::step_columns(&step))
+            .upsert_in(
+                tx,
+                &ctx.project,
+                &step,
+                &assistants_core::store::step_columns(&step),
+            )
             .await?;
         events.push(StreamEvent::new(msg_event, &msg));
         events.push(StreamEvent::new("thread.run.step.completed", &step));
@@ -784,7 +794,7 @@ impl Engine {
             Some(Err(_)) => None,
         };
         if let Some(result) = result {
-            let m = crate::ops::metrics::metrics();
+            let m = assistants_core::obs::metrics::metrics();
             m.llm_call("chat", model, result, seconds);
             m.run_phase("llm", seconds);
         }
@@ -821,7 +831,7 @@ impl Engine {
                 .collect();
             (
                 prompt_estimate,
-                crate::tokens::count_tokens(&format!("{}{args}", progress.text)) as u64,
+                assistants_core::tokens::count_tokens(&format!("{}{args}", progress.text)) as u64,
             )
         });
         ctx.rec.prompt_tokens += prompt;
@@ -859,7 +869,7 @@ impl Engine {
                     &mut tx,
                     &ctx.project,
                     &step,
-                    &crate::store::step_columns(&step),
+                    &assistants_core::store::step_columns(&step),
                 )
                 .await?;
             ctx.rec.open_tool_step = Some(OpenToolStep {
@@ -958,7 +968,7 @@ impl Engine {
                             &mut tx,
                             &ctx.project,
                             &step,
-                            &crate::store::step_columns(&step),
+                            &assistants_core::store::step_columns(&step),
                         )
                         .await?;
                     tx.commit().await?;
@@ -1028,7 +1038,7 @@ impl Engine {
                     &mut tx,
                     &ctx.project,
                     &m,
-                    &crate::store::message_columns(&m),
+                    &assistants_core::store::message_columns(&m),
                 )
                 .await?;
             tx.commit().await?;
@@ -1110,7 +1120,7 @@ impl Engine {
                     &mut tx,
                     &ctx.project,
                     &step,
-                    &crate::store::step_columns(&step),
+                    &assistants_core::store::step_columns(&step),
                 )
                 .await?;
         }
@@ -1193,12 +1203,17 @@ impl Engine {
             ctx.rec.open_tool_step = None;
             let mut shown = serde_json::to_value(&step)?;
             if !ctx.rec.include_content {
-                crate::model::run::strip_result_content(&mut shown);
+                assistants_core::model::run::strip_result_content(&mut shown);
             }
             events.push(StreamEvent::new("thread.run.step.completed", &shown));
         }
         self.store
-            .upsert_in(tx, &ctx.project, &step, &crate::store::step_columns(&step))
+            .upsert_in(
+                tx,
+                &ctx.project,
+                &step,
+                &assistants_core::store::step_columns(&step),
+            )
             .await?;
         Ok(events)
     }
@@ -1345,7 +1360,8 @@ impl Engine {
             r = work => r,
             _ = ctx.stop.cancelled() => return Ok(Flow::Interrupted),
         };
-        crate::ops::metrics::metrics().run_phase("tools", started.elapsed().as_secs_f64());
+        assistants_core::obs::metrics::metrics()
+            .run_phase("tools", started.elapsed().as_secs_f64());
         // file_search calls are recorded with their results; the passages become the run's
         // citable sources.
         let mut replacements = std::collections::HashMap::new();
@@ -1460,7 +1476,7 @@ impl Engine {
         self.commit(tx, ctx, true).await?;
         self.publish(ctx, RunStatus::RequiresAction.event(), &ctx.run)
             .await;
-        crate::ops::metrics::metrics().run_finished("requires_action");
+        assistants_core::obs::metrics::metrics().run_finished("requires_action");
         Ok(())
     }
 

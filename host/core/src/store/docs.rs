@@ -153,7 +153,7 @@ impl Store {
             .rows_affected())
     }
 
-    pub(crate) async fn insert_in<D: Doc>(
+    pub async fn insert_in<D: Doc>(
         &self,
         tx: &mut super::Tx,
         project: &str,

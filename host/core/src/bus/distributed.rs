@@ -28,7 +28,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{Delivery, EventBus, LocalBus, RunQueue, StreamEvent, Subscription};
+use super::{Delivery, EventBus, LocalBus, RunQueue, StreamEvent, Subscription};
 
 const CHANNEL_PREFIX: &str = "assistants:run:";
 
@@ -89,12 +89,12 @@ impl RabbitQueue {
     async fn try_publish(&self, run_id: &str) -> anyhow::Result<()> {
         let ch = self.publish_channel().await?;
         let mut headers = FieldTable::default();
-        if let Some(tp) = crate::ops::telemetry::current_traceparent() {
+        if let Some(tp) = crate::obs::telemetry::current_traceparent() {
             headers.insert("traceparent".into(), AMQPValue::LongString(tp.into()));
         }
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
-            .with_timestamp(super::bus::now_ms() as u64)
+            .with_timestamp(super::now_ms() as u64)
             .with_headers(headers);
         let confirm = ch
             .basic_publish(
@@ -167,7 +167,7 @@ pub fn spawn_rabbit_consumer(
     queue: String,
     prefetch: u16,
     tx: mpsc::UnboundedSender<Delivery>,
-    lifecycle: crate::ops::Lifecycle,
+    lifecycle: crate::lifecycle::Lifecycle,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

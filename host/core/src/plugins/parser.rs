@@ -76,7 +76,7 @@ impl PluginHost {
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
         let label = call_outcome(&outcome, store.data().limits.memory_limit_hit);
-        crate::ops::metrics::metrics().plugin_call(&plugin.id, "parser", label);
+        crate::obs::metrics::metrics().plugin_call(&plugin.id, "parser", label);
         let result = match outcome {
             Err(_) => Err((
                 "invalid_file",

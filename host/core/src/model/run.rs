@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Metadata;
-pub use assistants_worker::status::RunStatus;
+pub use crate::model::status::RunStatus;
 
 /// A run, exactly as the API returns it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
