@@ -11,10 +11,6 @@ use std::path::{Path, PathBuf};
 /// Lines a source file may have (the anchors' 90th percentile is 570–860).
 const MAX_LINES: usize = 600;
 
-/// Files still over [`MAX_LINES`], each to be split (issue 11). The list may only shrink: the
-/// test fails for a file over the limit that is not here, and for one here that is no longer over.
-const TOO_LONG_YET: &[&str] = &["worker/src/engine/mod.rs"];
-
 /// The crates whose layout is checked, relative to the workspace root.
 const CRATES: &[&str] = &["host/src", "host/core/src", "worker/src"];
 
@@ -130,21 +126,12 @@ fn no_source_file_is_too_long() {
         .collect();
     let offenders = sizes
         .iter()
-        .filter(|(path, n)| *n > MAX_LINES && !TOO_LONG_YET.contains(&path.as_str()))
+        .filter(|(_, n)| *n > MAX_LINES)
         .map(|(path, n)| format!("{path}: {n} lines"))
         .collect();
     report(
         &format!("files over {MAX_LINES} lines (split them by responsibility)"),
         offenders,
-    );
-    let stale = TOO_LONG_YET
-        .iter()
-        .filter(|allowed| !sizes.iter().any(|(p, n)| p == *allowed && *n > MAX_LINES))
-        .map(|p| p.to_string())
-        .collect();
-    report(
-        "files in TOO_LONG_YET that are gone or short enough now: remove them",
-        stale,
     );
 }
 

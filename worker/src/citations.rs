@@ -4,6 +4,14 @@
 //! uses a passage writes the label into its answer. Each label found becomes a `file_citation`
 //! annotation whose `start_index`/`end_index` slice exactly the label out of the message text.
 //! Indices count characters (Unicode scalar values), as the SDKs' string slicing does.
+//!
+//! Tools other than file_search cite the same way: a labelled passage with an annotation
+//! (`url` or `file`) becomes a source of the run ([`labelled_sources`]), and the answer's
+//! labels that name a source become its annotations ([`annotations`]).
+
+use serde_json::{json, Value};
+
+use assistants_core::model::engine::Source;
 
 /// One label found in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +64,78 @@ pub fn labels(text: &str) -> Vec<Label> {
         i = end + 1;
     }
     out
+}
+
+/// The citable passages of a tool's output: each annotation whose indices cover a label
+/// `【s:n†name】` in the text (a `url` annotation makes a web source, a `file` one a file source).
+pub fn labelled_sources(out: &assistants_core::plugins::bindings::ToolOutput) -> Vec<Source> {
+    use assistants_core::plugins::bindings::Annotation;
+    let chars: Vec<char> = out.text.chars().collect();
+    let label_at = |start: u32, end: u32| {
+        let (s, e) = (start as usize, end as usize);
+        (s < e && e <= chars.len())
+            .then(|| chars[s..e].iter().collect::<String>())
+            .and_then(|t| labels(&t).into_iter().next())
+    };
+    out.annotations
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let (start, end, file_id, url, title) = match a {
+                Annotation::Url(u) => (
+                    u.start_index,
+                    u.end_index,
+                    String::new(),
+                    Some(u.url.clone()),
+                    u.title.clone(),
+                ),
+                Annotation::File(f) => (f.start_index, f.end_index, f.file_id.clone(), None, None),
+            };
+            let label = label_at(start, end)?;
+            Some(Source {
+                sequence: label.sequence.unwrap_or(0),
+                index: label.index.unwrap_or(i as u32),
+                file_id,
+                filename: label.filename,
+                url,
+                title,
+            })
+        })
+        .collect()
+}
+
+/// Citation annotations for the labels in `text` that name a passage this run was given: by
+/// its exact `sequence:index`, else by name (models garble numbers). File sources become
+/// `file_citation`s, web sources `url_citation`s (the shape the Responses API uses).
+pub fn annotations(text: &str, sources: &[Source]) -> Vec<Value> {
+    labels(text)
+        .into_iter()
+        .filter_map(|l| {
+            let exact = sources.iter().find(|s| {
+                Some(s.sequence) == l.sequence
+                    && Some(s.index) == l.index
+                    && s.filename == l.filename
+            });
+            let source = exact.or_else(|| sources.iter().find(|s| s.filename == l.filename))?;
+            Some(match &source.url {
+                Some(url) => json!({
+                    "type": "url_citation",
+                    "text": l.text,
+                    "start_index": l.start_index,
+                    "end_index": l.end_index,
+                    "url": url,
+                    "title": source.title.clone().unwrap_or_else(|| source.filename.clone()),
+                }),
+                None => json!({
+                    "type": "file_citation",
+                    "text": l.text,
+                    "start_index": l.start_index,
+                    "end_index": l.end_index,
+                    "file_citation": {"file_id": source.file_id},
+                }),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

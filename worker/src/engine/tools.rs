@@ -1,0 +1,411 @@
+//! The tool action: plugin tools run in the sandbox (file_search recorded in its own step
+//! shape, with its hits kept as citable sources), and calls handed to the client
+//! (`requires_action`).
+
+use super::*;
+
+impl Engine {
+    /// The step that shows `calls`: the open one from the LLM call that made them, or a new
+    /// one (strategies like ReAct choose calls from text, with no step streamed yet).
+    pub(super) async fn ensure_tool_step(
+        &self,
+        ctx: &mut Ctx,
+        calls: &[ToolCall],
+        ids: &ActionIds,
+    ) -> EngineResult<Option<String>> {
+        if let Some(open) = &ctx.rec.open_tool_step {
+            if let Some(step) = self.store.find::<RunStep>(&ctx.project, &open.id).await? {
+                let known: Vec<&str> = step
+                    .step_details
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c.get("id").and_then(Value::as_str))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if calls.iter().all(|c| known.contains(&c.id.as_str())) {
+                    return Ok(Some(open.id.clone()));
+                }
+            }
+        }
+        let step = self.tool_step(ctx, &ids.tool_step, calls);
+        let existed = self
+            .store
+            .find::<RunStep>(&ctx.project, &ids.tool_step)
+            .await?
+            .is_some();
+        let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
+            return Ok(None);
+        };
+        if !existed {
+            self.store
+                .upsert_in(
+                    &mut tx,
+                    &ctx.project,
+                    &step,
+                    &assistants_core::store::step_columns(&step),
+                )
+                .await?;
+        }
+        ctx.rec.open_tool_step = Some(OpenToolStep {
+            id: ids.tool_step.clone(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        });
+        self.commit(tx, ctx, false).await?;
+        if !existed {
+            self.publish(ctx, "thread.run.step.created", &step).await;
+            self.publish(ctx, "thread.run.step.in_progress", &step)
+                .await;
+            let named: Vec<Value> = calls
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut entry = Self::call_entry(ctx, c);
+                    entry["index"] = json!(i);
+                    entry
+                })
+                .collect();
+            let delta = json!({"id": step.id, "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": named}}});
+            self.publish(ctx, "thread.run.step.delta", &delta).await;
+        }
+        Ok(Some(ids.tool_step.clone()))
+    }
+
+    /// Writes outputs into the open tool step; completes it when every call has one. Returns
+    /// the events to publish (inside the caller's transaction).
+    pub(super) async fn record_outputs(
+        &self,
+        tx: &mut Tx,
+        ctx: &mut Ctx,
+        results: &[ToolResult],
+        replacements: &std::collections::HashMap<String, Value>,
+    ) -> EngineResult<Vec<StreamEvent>> {
+        let Some(open) = ctx.rec.open_tool_step.clone() else {
+            return Ok(vec![]);
+        };
+        let Some(mut step) = self
+            .store
+            .find_in::<RunStep>(tx, &ctx.project, &open.id)
+            .await?
+        else {
+            return Ok(vec![]);
+        };
+        if let Some(list) = step
+            .step_details
+            .get_mut("tool_calls")
+            .and_then(Value::as_array_mut)
+        {
+            for c in list.iter_mut() {
+                let id = c
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if let Some(entry) = replacements.get(&id) {
+                    *c = entry.clone();
+                } else if let Some(r) = results.iter().find(|r| r.tool_call_id == id) {
+                    c["function"]["output"] = json!(r.output);
+                }
+            }
+        }
+        let answered = |c: &Value| {
+            !c["function"]["output"].is_null() || c.pointer("/file_search/results").is_some()
+        };
+        let done = step
+            .step_details
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().all(answered));
+        let mut events = Vec::new();
+        if done {
+            step.status = "completed".into();
+            step.completed_at = Some(now());
+            step.usage = Some(usage(open.prompt_tokens, open.completion_tokens));
+            ctx.rec.open_tool_step = None;
+            let mut shown = serde_json::to_value(&step)?;
+            if !ctx.rec.include_content {
+                assistants_core::model::run::strip_result_content(&mut shown);
+            }
+            events.push(StreamEvent::new("thread.run.step.completed", &shown));
+        }
+        self.store
+            .upsert_in(
+                tx,
+                &ctx.project,
+                &step,
+                &assistants_core::store::step_columns(&step),
+            )
+            .await?;
+        Ok(events)
+    }
+
+    /// Applies the client's outputs to the waiting tool step before the strategy sees them.
+    pub(super) async fn close_tool_step(
+        &self,
+        ctx: &mut Ctx,
+        results: &[ToolResult],
+    ) -> EngineResult<bool> {
+        if ctx.rec.open_tool_step.is_none() {
+            return Ok(true);
+        }
+        let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
+            return Ok(false);
+        };
+        let events = self
+            .record_outputs(&mut tx, ctx, results, &Default::default())
+            .await?;
+        self.commit(tx, ctx, false).await?;
+        for e in events {
+            self.bus.publish(&ctx.run.id, e).await;
+        }
+        Ok(true)
+    }
+
+    pub(super) async fn call_tools(
+        &self,
+        ctx: &mut Ctx,
+        calls: Vec<ToolCall>,
+        ids: &ActionIds,
+    ) -> EngineResult<Flow> {
+        if self.ensure_tool_step(ctx, &calls, ids).await?.is_none() {
+            return Ok(Flow::Interrupted);
+        }
+        // Each call's options: the tool entry that enabled its plugin, and its sequence among
+        // this run's calls of that plugin (file_search labels its passages with it).
+        let mut prepared = Vec::with_capacity(calls.len());
+        for call in calls {
+            let binding = ctx
+                .rec
+                .tools
+                .iter()
+                .find(|b| b.exposed == call.name)
+                .cloned();
+            let mut options = json!({});
+            if let Some(b) = &binding {
+                let n = ctx.rec.plugin_calls.entry(b.plugin.clone()).or_insert(0);
+                let entry = ctx
+                    .run
+                    .tools
+                    .iter()
+                    .find(|t| t.get("type").and_then(Value::as_str) == Some(b.plugin.as_str()))
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": b.plugin}));
+                options = json!({"tool": entry, "sequence": *n});
+                *n += 1;
+            }
+            prepared.push((call, binding, options));
+        }
+        if prepared
+            .iter()
+            .any(|(_, b, _)| b.as_ref().is_some_and(|b| b.plugin == FILE_SEARCH))
+        {
+            self.wait_for_ingestion(ctx).await;
+        }
+        let run_one = |(call, binding, options): (ToolCall, Option<ToolBinding>, Value)| {
+            let context = CallContext {
+                tool_call_id: call.id.clone(),
+                run_id: Some(ctx.run.id.clone()),
+                thread_id: Some(ctx.run.thread_id.clone()),
+                assistant_id: Some(ctx.run.assistant_id.clone()),
+                vector_store_ids: ctx.rec.vector_store_ids.clone(),
+                options_json: options.to_string(),
+            };
+            let plugins = self.plugins.clone();
+            async move {
+                let (outcome, hits) = match &binding {
+                    None => (
+                        Err(format!(
+                            "unknown tool '{}': this run offers no such tool",
+                            call.name
+                        )),
+                        vec![],
+                    ),
+                    Some(b) => match plugins.by_digest(&b.digest).await {
+                        Err(e) => (
+                            Err(format!(
+                                "the tool's plugin '{}' is not available: {e:#}",
+                                b.plugin
+                            )),
+                            vec![],
+                        ),
+                        Ok(plugin) => {
+                            let span = tracing::info_span!(
+                                "plugin.call",
+                                plugin = %b.plugin,
+                                tool = %b.tool
+                            );
+                            let (r, hits) = plugins
+                                .invoke_recorded(&plugin, context, &b.tool, &call.arguments_json)
+                                .instrument(span)
+                                .await;
+                            let r = r.map(|o| {
+                                let sources = crate::citations::labelled_sources(&o);
+                                (o.text, sources)
+                            });
+                            (r.map_err(|e| error_text(&e)), hits)
+                        }
+                    },
+                };
+                let mut sources = Vec::new();
+                let result = match outcome {
+                    Ok((text, labelled)) => {
+                        sources = labelled;
+                        ToolResult {
+                            tool_call_id: call.id.clone(),
+                            output: text,
+                            is_error: false,
+                        }
+                    }
+                    Err(e) => ToolResult {
+                        tool_call_id: call.id.clone(),
+                        output: format!("error: {e}"),
+                        is_error: true,
+                    },
+                };
+                let file_search = binding
+                    .as_ref()
+                    .filter(|b| b.plugin == FILE_SEARCH)
+                    .map(|_| (options, hits));
+                (result, file_search, sources)
+            }
+        };
+        let work = async {
+            if ctx.run.parallel_tool_calls {
+                futures::future::join_all(prepared.into_iter().map(run_one)).await
+            } else {
+                let mut out = Vec::new();
+                for c in prepared {
+                    out.push(run_one(c).await);
+                }
+                out
+            }
+        };
+        let started = std::time::Instant::now();
+        let outcomes = tokio::select! {
+            r = work => r,
+            _ = ctx.stop.cancelled() => return Ok(Flow::Interrupted),
+        };
+        assistants_core::obs::metrics::metrics()
+            .run_phase("tools", started.elapsed().as_secs_f64());
+        // file_search calls are recorded with their results; the passages become the run's
+        // citable sources.
+        let mut replacements = std::collections::HashMap::new();
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (result, file_search, sources) in outcomes {
+            // Passages a tool labelled and annotated (web pages, files) become citable.
+            ctx.rec.sources.extend(sources);
+            if let Some((options, hits)) = file_search {
+                let sequence = options["sequence"].as_u64().unwrap_or(0) as u32;
+                let ranking = options
+                    .pointer("/tool/file_search/ranking_options")
+                    .cloned()
+                    .unwrap_or_default();
+                let entry = json!({
+                    "id": result.tool_call_id,
+                    "type": "file_search",
+                    "file_search": {
+                        "ranking_options": {
+                            "ranker": ranking.get("ranker").and_then(Value::as_str)
+                                .filter(|r| *r != "auto").unwrap_or("default_2024_08_21"),
+                            "score_threshold": ranking.get("score_threshold").and_then(Value::as_f64).unwrap_or(0.0),
+                        },
+                        "results": hits.iter().map(|h| json!({
+                            "file_id": h.file_id,
+                            "file_name": h.filename,
+                            "score": h.score,
+                            "content": [{"type": "text", "text": h.text}],
+                        })).collect::<Vec<_>>(),
+                    },
+                });
+                for (i, h) in hits.iter().enumerate() {
+                    ctx.rec.sources.push(Source {
+                        sequence,
+                        index: i as u32,
+                        file_id: h.file_id.clone(),
+                        filename: h.filename.clone(),
+                        url: None,
+                        title: None,
+                    });
+                }
+                replacements.insert(result.tool_call_id.clone(), entry);
+            }
+            results.push(result);
+        }
+        let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
+            return Ok(Flow::Interrupted);
+        };
+        let events = self
+            .record_outputs(&mut tx, ctx, &results, &replacements)
+            .await?;
+        ctx.rec.next = Next::Step {
+            event: Event::ToolsCompleted(results),
+        };
+        self.commit(tx, ctx, false).await?;
+        for e in events {
+            self.bus.publish(&ctx.run.id, e).await;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Waits (up to a minute) until no file of the run's vector stores is still being
+    /// ingested, so a search right after files were attached finds them, as users expect.
+    pub(super) async fn wait_for_ingestion(&self, ctx: &Ctx) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        for vs in &ctx.rec.vector_store_ids {
+            loop {
+                match self.store.file_counts(vs, None).await {
+                    Ok((counts, _)) if counts.in_progress > 0 => {}
+                    _ => break,
+                }
+                if std::time::Instant::now() >= deadline || ctx.stop.is_cancelled() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    pub(super) async fn require_action(
+        &self,
+        ctx: &mut Ctx,
+        calls: Vec<ToolCall>,
+        ids: &ActionIds,
+    ) -> EngineResult<()> {
+        if calls.is_empty() {
+            return self
+                .fail(
+                    ctx,
+                    "server_error",
+                    format!(
+                        "the strategy '{}' asked the client for no tool calls",
+                        ctx.rec.strategy
+                    ),
+                )
+                .await;
+        }
+        if self.ensure_tool_step(ctx, &calls, ids).await?.is_none() {
+            return self.interrupted(ctx).await;
+        }
+        ctx.run.set_status(RunStatus::RequiresAction, now());
+        ctx.run.required_action = Some(json!({
+            "type": "submit_tool_outputs",
+            "submit_tool_outputs": {"tool_calls": calls.iter().map(|c| json!({
+                "id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments_json},
+            })).collect::<Vec<_>>()},
+        }));
+        ctx.rec.next = Next::AwaitOutputs;
+        let Some(tx) = self.tx(ctx, RunStatus::InProgress).await? else {
+            return self.interrupted(ctx).await;
+        };
+        self.commit(tx, ctx, true).await?;
+        self.publish(ctx, RunStatus::RequiresAction.event(), &ctx.run)
+            .await;
+        assistants_core::obs::metrics::metrics().run_finished("requires_action");
+        Ok(())
+    }
+}
