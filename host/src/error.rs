@@ -11,6 +11,7 @@ use serde::Serialize;
 use assistants_core::blobs::BlobError;
 use assistants_core::search::FilterError;
 use assistants_core::store::StoreError;
+use assistants_worker::transitions::TransitionError;
 
 /// What went wrong, from the client's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +186,25 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Internal { context, cause } => ApiError::internal(context, cause),
+        }
+    }
+}
+
+impl From<TransitionError> for ApiError {
+    /// A refused run transition: the client asked for a change the run's status does not allow.
+    #[track_caller]
+    fn from(e: TransitionError) -> Self {
+        let message = e.to_string();
+        match e {
+            TransitionError::Store(e) => e.into(),
+            TransitionError::NotCancellable(_) | TransitionError::NotAwaitingOutputs(_) => {
+                ApiError::bad_request(message)
+            }
+            TransitionError::Raced => ApiError::new(ErrorKind::Conflict, message),
+            TransitionError::UnknownToolCall { .. }
+            | TransitionError::MissingToolOutputs { .. } => {
+                ApiError::invalid("tool_outputs", message)
+            }
         }
     }
 }

@@ -4,7 +4,9 @@
 //! - every source file of the server's crates opens with a `//!` paragraph saying what it owns;
 //! - `sqlx` is named only under the store: handlers, the engine and ingestion speak `Store`;
 //! - `api::` is named only inside the API and the binary that mounts it;
-//! - no source file grows past [`MAX_LINES`]: a module that does becomes a directory.
+//! - no source file grows past [`MAX_LINES`]: a module that does becomes a directory;
+//! - a run's status changes only in `worker/src/transitions/`, and the API never names the
+//!   engine record: it calls transitions.
 
 use std::path::{Path, PathBuf};
 
@@ -119,6 +121,40 @@ fn the_api_is_named_only_by_itself_and_the_binary() {
 }
 
 #[test]
+fn run_statuses_change_only_in_transitions() {
+    // The one module that calls `set_status`, and where it is defined.
+    let allowed = |path: &str| {
+        path.starts_with("worker/src/transitions/") || path == "host/core/src/model/run.rs"
+    };
+    let offenders = sources()
+        .into_iter()
+        .filter(|(path, _)| !allowed(path))
+        .filter(|(_, text)| {
+            let code = code(text);
+            code.contains(".set_status(") || code.contains("run.status = ")
+        })
+        .map(|(path, _)| path)
+        .collect();
+    report(
+        "files that change a run's status outside worker/src/transitions/",
+        offenders,
+    );
+    let offenders = sources()
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("host/src/"))
+        .filter(|(_, text)| {
+            let code = code(text);
+            code.contains("EngineRecord") || names_path(&code, "Next")
+        })
+        .map(|(path, _)| path)
+        .collect();
+    report(
+        "API files that build or edit engine state (call assistants_worker::transitions)",
+        offenders,
+    );
+}
+
+#[test]
 fn no_source_file_is_too_long() {
     let sizes: Vec<(String, usize)> = sources()
         .into_iter()
@@ -144,4 +180,10 @@ fn the_rules_see_what_they_look_for() {
     assert!(!names_path("let my_api::x", "api"));
     assert!(!names_path("fn apis() {}", "api"));
     assert_eq!(code("let a = 1; // sqlx::query"), "let a = 1; ");
+    // The status rule matches what transitions really call.
+    let (_, transitions) = sources()
+        .into_iter()
+        .find(|(path, _)| path == "worker/src/transitions/mod.rs")
+        .expect("worker/src/transitions/mod.rs exists");
+    assert!(code(&transitions).contains(".set_status("));
 }

@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 
 use assistants_core::bus::Delivery;
 use assistants_core::model::ids::now;
-use assistants_core::model::RunStatus;
 use assistants_core::store::{Store, StoreError, StoreResult};
 
 /// Runs queued deliveries through the engine, at most `concurrency` at a time.
@@ -117,7 +116,7 @@ async fn sweep(store: &Store, handle: &crate::transitions::RunsHandle) -> StoreR
             &project,
             &thread,
             &id,
-            RunStatus::Expired,
+            crate::transitions::Ending::Expired,
             |run| {
                 Ok::<_, StoreError>(
                     run.status().is_active() && run.expires_at.is_some_and(|e| e < now()),

@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use crate::input;
 use crate::publish::{Filter, Mode};
+use crate::transitions::{self, Ending};
 use assistants_core::bus::{EventBus, StreamEvent};
 use assistants_core::llm::calls::Assembler;
 use assistants_core::llm::{Llm, LlmError};
@@ -259,7 +260,7 @@ impl Engine {
         match ctx.run.status() {
             RunStatus::Cancelling => return self.interrupted(ctx).await,
             RunStatus::Queued => {
-                ctx.run.set_status(RunStatus::InProgress, now());
+                transitions::start(&mut ctx.run);
                 if !self.save(ctx, RunStatus::Queued).await? {
                     return self.interrupted(ctx).await;
                 }
@@ -285,9 +286,7 @@ impl Engine {
                 return self.interrupted(ctx).await;
             }
             if ctx.run.expires_at.is_some_and(|e| e <= now()) {
-                return self
-                    .end(ctx, RunStatus::Expired, RunStatus::InProgress, "expired")
-                    .await;
+                return self.end(ctx, Ending::Expired, RunStatus::InProgress).await;
             }
             let flow = match ctx.rec.next.clone() {
                 Next::Done | Next::AwaitOutputs => return Ok(()),
@@ -430,18 +429,13 @@ impl Engine {
         drop(tx);
         match locked.status {
             RunStatus::Cancelling => {
-                self.end(
-                    ctx,
-                    RunStatus::Cancelled,
-                    RunStatus::Cancelling,
-                    "cancelled",
-                )
-                .await
+                self.end(ctx, Ending::Cancelled, RunStatus::Cancelling)
+                    .await
             }
             s if s.is_active() => {
                 // Spurious stop: hand the run back; the sweeper queues it again.
                 if let Some(tx) = self.tx(ctx, s).await? {
-                    ctx.run.status = s.as_str().into();
+                    transitions::hand_back(&mut ctx.run, s);
                     self.commit(tx, ctx, true).await?;
                 }
                 Ok(())
@@ -450,14 +444,8 @@ impl Engine {
         }
     }
 
-    /// Ends the run in a terminal `status`, closing its open steps as `step_status`.
-    async fn end(
-        &self,
-        ctx: &mut Ctx,
-        status: RunStatus,
-        expected: RunStatus,
-        step_status: &str,
-    ) -> EngineResult<()> {
+    /// Ends the run as `ending` says, if it is still in `expected` and ours.
+    async fn end(&self, ctx: &mut Ctx, ending: Ending, expected: RunStatus) -> EngineResult<()> {
         let Some(mut tx) = self.tx(ctx, expected).await? else {
             // Moved meanwhile (a cancel landed) or taken away: end it the way that happened,
             // rather than sit on the lease until it lapses.
@@ -466,61 +454,49 @@ impl Engine {
             }
             return Ok(());
         };
-        ctx.run.set_status(status, now());
-        ctx.run.usage = Some(usage(ctx.rec.prompt_tokens, ctx.rec.completion_tokens));
-        ctx.rec.next = Next::Done;
-        let open = ctx.rec.open_tool_step.take();
         // The run and its unfinished children end in one transaction.
-        let events = crate::transitions::close_unfinished_in(
+        let events = transitions::end_in(
             &self.store,
             &mut tx,
             &ctx.project,
-            &ctx.run,
-            step_status,
-            open.as_ref(),
-            ctx.rec.include_content,
+            &mut ctx.run,
+            &mut ctx.rec,
+            &ending,
         )
         .await?;
         self.commit(tx, ctx, true).await?;
         for e in events {
             self.bus.publish(&ctx.run.id, e).await;
         }
-        self.publish(ctx, status.event(), &ctx.run).await;
+        let status = ending.status();
         tracing::info!(run_id = %ctx.run.id, status = %status, "run ended");
         let m = assistants_core::obs::metrics::metrics();
-        m.run_finished(&status.to_string());
+        m.run_finished(status.as_str());
         m.run_phase("total", (now() - ctx.run.created_at) as f64);
         Ok(())
     }
 
     async fn fail(&self, ctx: &mut Ctx, code: &str, message: String) -> EngineResult<()> {
         tracing::warn!(run_id = %ctx.run.id, code, %message, "run failed");
-        ctx.run.last_error = Some(json!({"code": code, "message": message}));
-        self.end(ctx, RunStatus::Failed, RunStatus::InProgress, "failed")
-            .await
+        let ending = Ending::Failed {
+            code: code.to_string(),
+            message,
+        };
+        self.end(ctx, ending, RunStatus::InProgress).await
     }
 
     async fn incomplete(&self, ctx: &mut Ctx, reason: &str) -> EngineResult<()> {
-        ctx.run.incomplete_details = Some(json!({ "reason": reason }));
-        self.end(
-            ctx,
-            RunStatus::Incomplete,
-            RunStatus::InProgress,
-            "completed",
-        )
-        .await
+        let ending = Ending::Incomplete {
+            reason: reason.to_string(),
+        };
+        self.end(ctx, ending, RunStatus::InProgress).await
     }
 
     async fn finish(&self, ctx: &mut Ctx, reason: FinishReason) -> EngineResult<()> {
         match reason {
             FinishReason::Completed => {
-                self.end(
-                    ctx,
-                    RunStatus::Completed,
-                    RunStatus::InProgress,
-                    "completed",
-                )
-                .await
+                self.end(ctx, Ending::Completed, RunStatus::InProgress)
+                    .await
             }
             FinishReason::MaxCompletionTokens => {
                 self.incomplete(ctx, "max_completion_tokens").await

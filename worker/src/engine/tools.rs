@@ -390,15 +390,7 @@ impl Engine {
         if self.ensure_tool_step(ctx, &calls, ids).await?.is_none() {
             return self.interrupted(ctx).await;
         }
-        ctx.run.set_status(RunStatus::RequiresAction, now());
-        ctx.run.required_action = Some(json!({
-            "type": "submit_tool_outputs",
-            "submit_tool_outputs": {"tool_calls": calls.iter().map(|c| json!({
-                "id": c.id, "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments_json},
-            })).collect::<Vec<_>>()},
-        }));
-        ctx.rec.next = Next::AwaitOutputs;
+        transitions::require_action(&mut ctx.run, &mut ctx.rec, &calls);
         let Some(tx) = self.tx(ctx, RunStatus::InProgress).await? else {
             return self.interrupted(ctx).await;
         };

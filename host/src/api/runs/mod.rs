@@ -29,13 +29,14 @@ use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::bus::{StreamEvent, Subscription};
-use assistants_core::model::engine::{EngineRecord, Event, Next, ToolBinding, ToolResult};
+use assistants_core::model::engine::{ToolBinding, ToolResult};
 use assistants_core::model::ids::{new_id, now, IdKind};
 use assistants_core::model::status::event_ends_stream;
 use assistants_core::model::Assistant;
 use assistants_core::model::Thread;
 use assistants_core::model::{Run, RunStatus, RunStep};
 use assistants_core::plugins::manifest::Kind;
+use assistants_worker::transitions::{self, Pins};
 
 /// Parameters shared by create-run and create-thread-and-run.
 #[derive(Debug, Deserialize)]
@@ -137,7 +138,7 @@ async fn start(
 ) -> ApiResult<Response> {
     let Prepared {
         mut run,
-        mut engine,
+        mut pins,
         stream,
     } = prepared;
     let mut initial = Vec::new();
@@ -161,9 +162,9 @@ async fn start(
     {
         let thread = threads::insert_in(state, &mut tx, project, thread).await?;
         run.thread_id = thread.id.clone();
-        engine.vector_store_ids = match &tool_resources {
+        pins.vector_store_ids = match &tool_resources {
             Some(r) => union(&store_ids(r), &store_ids(&thread.tool_resources)),
-            None => union(&engine.vector_store_ids, &store_ids(&thread.tool_resources)),
+            None => union(&pins.vector_store_ids, &store_ids(&thread.tool_resources)),
         };
         initial.push(StreamEvent::new("thread.created", &thread));
         attached = true;
@@ -185,10 +186,10 @@ async fn start(
             .find_in::<Thread>(&mut tx, project, &run.thread_id)
             .await?
         {
-            engine.vector_store_ids =
-                union(&engine.vector_store_ids, &store_ids(&t.tool_resources));
+            pins.vector_store_ids = union(&pins.vector_store_ids, &store_ids(&t.tool_resources));
         }
     }
+    let engine = transitions::create(&mut run, pins);
     state
         .store
         .insert_run_in(&mut tx, project, &run, &engine)
@@ -232,10 +233,10 @@ async fn create(
         req.additional_instructions,
     )
     .await?;
-    prepared.engine.include_content = !include.is_empty();
+    prepared.pins.include_content = !include.is_empty();
     let thread = state.store.get::<Thread>(&project, &thread_id).await?;
-    prepared.engine.vector_store_ids = union(
-        &prepared.engine.vector_store_ids,
+    prepared.pins.vector_store_ids = union(
+        &prepared.pins.vector_store_ids,
         &store_ids(&thread.tool_resources),
     );
     let mut additional = Vec::new();
@@ -359,61 +360,8 @@ async fn cancel(
     Project(project): Project,
     Path((thread_id, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Run>> {
-    let refuse = |status: RunStatus| {
-        ApiError::bad_request(format!("Cannot cancel run with status '{status}'."))
-    };
-    // Two rounds at most: a run that reaches requires_action between them is ended directly.
-    for _ in 0..2 {
-        // A run waiting for the client has no worker: it ends here, with its open tool step.
-        let (run, ended) = assistants_worker::transitions::end_idle_run(
-            &state.store,
-            &*state.runs.bus,
-            &project,
-            &thread_id,
-            &id,
-            RunStatus::Cancelled,
-            |run| match run.status() {
-                RunStatus::RequiresAction => Ok(true),
-                s if s.is_cancellable() => Ok(false),
-                s => Err(refuse(s)),
-            },
-        )
-        .await?;
-        if ended {
-            return Ok(axum::Json(run));
-        }
-        // Queued or in progress: mark it; the worker driving it hears `cancelling` and
-        // aborts, and a queued run is claimed and ended by the next worker.
-        let mut now_waiting = false;
-        let run = state
-            .store
-            .update_run::<ApiError>(&project, &thread_id, &id, |run, _| {
-                match run.status() {
-                    RunStatus::RequiresAction => now_waiting = true,
-                    s if s.is_cancellable() => run.set_status(RunStatus::Cancelling, now()),
-                    s => return Err(refuse(s)),
-                }
-                Ok(())
-            })
-            .await?;
-        if now_waiting {
-            continue;
-        }
-        state
-            .runs
-            .bus
-            .publish(
-                &run.id,
-                StreamEvent::new(RunStatus::Cancelling.event(), &run),
-            )
-            .await;
-        state.runs.enqueue(&run.id).await;
-        return Ok(axum::Json(run));
-    }
-    Err(ApiError::new(
-        crate::error::ErrorKind::Conflict,
-        "The run changed status while it was being cancelled; try again.",
-    ))
+    let run = transitions::cancel(&state.runs, &project, &thread_id, &id).await?;
+    Ok(axum::Json(run))
 }
 
 async fn submit_tool_outputs(
@@ -457,64 +405,8 @@ async fn submit_tool_outputs(
     } else {
         None
     };
-    let run = state
-        .store
-        .update_run::<ApiError>(&project, &thread_id, &id, |run, engine| {
-            if run.status() != RunStatus::RequiresAction {
-                return Err(ApiError::bad_request(format!(
-                    "Runs in status \"{}\" do not accept tool outputs.",
-                    run.status
-                )));
-            }
-            let pending: Vec<String> = run
-                .required_action
-                .as_ref()
-                .and_then(|a| a.pointer("/submit_tool_outputs/tool_calls"))
-                .and_then(Value::as_array)
-                .map(|calls| {
-                    calls
-                        .iter()
-                        .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some(unknown) = results.iter().find(|r| !pending.contains(&r.tool_call_id)) {
-                return Err(ApiError::invalid(
-                    "tool_outputs",
-                    format!(
-                        "No tool call found with id '{}' waiting for output in run {}.",
-                        unknown.tool_call_id, run.id
-                    ),
-                ));
-            }
-            let missing: Vec<&String> = pending
-                .iter()
-                .filter(|p| !results.iter().any(|r| &r.tool_call_id == *p))
-                .collect();
-            if !missing.is_empty() {
-                return Err(ApiError::invalid(
-                    "tool_outputs",
-                    format!(
-                        "Expected tool outputs for call ids {:?}, missing: {:?}.",
-                        pending, missing
-                    ),
-                ));
-            }
-            // Outputs in the order the calls were asked for.
-            let mut ordered = Vec::with_capacity(pending.len());
-            for p in &pending {
-                if let Some(r) = results.iter().find(|r| &r.tool_call_id == p) {
-                    ordered.push(r.clone());
-                }
-            }
-            engine.next = Next::Step {
-                event: Event::OutputsSubmitted(ordered),
-            };
-            run.set_status(RunStatus::Queued, now());
-            Ok(())
-        })
-        .await?;
-    state.runs.enqueue(&run.id).await;
+    let run =
+        transitions::submit_tool_outputs(&state.runs, &project, &thread_id, &id, results).await?;
     let initial = vec![StreamEvent::new(RunStatus::Queued.event(), &run)];
     Ok(respond(&state, &project, &run, initial, sub))
 }

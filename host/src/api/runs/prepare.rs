@@ -27,7 +27,8 @@ pub(super) fn include(raw: &Option<String>) -> ApiResult<Vec<String>> {
 /// A validated run, ready to insert.
 pub(super) struct Prepared {
     pub(super) run: Run,
-    pub(super) engine: EngineRecord,
+    /// What the run is pinned to; the engine record is built from it when the run is created.
+    pub(super) pins: Pins,
     pub(super) stream: bool,
 }
 
@@ -271,7 +272,8 @@ pub(super) async fn prepare(
         created_at,
         thread_id: thread_id.to_string(),
         assistant_id: asst.id.clone(),
-        status: RunStatus::Queued.as_str().into(),
+        // `transitions::create` sets the first status.
+        status: String::new(),
         required_action: None,
         last_error: None,
         expires_at: Some(created_at + state.settings.runs.expiry_secs),
@@ -295,26 +297,16 @@ pub(super) async fn prepare(
         response_format,
         reasoning_effort: p.reasoning_effort.or(asst.reasoning_effort.clone()),
     };
-    let engine = EngineRecord {
+    let pins = Pins {
         strategy: strategy.manifest.id.clone(),
         digest: strategy.digest.clone(),
-        state: String::new(),
-        next: Next::Step {
-            event: Event::Start,
-        },
         tools: bindings,
         vector_store_ids: store_ids(&asst.tool_resources),
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        open_tool_step: None,
-        steps: 0,
-        sources: Vec::new(),
-        plugin_calls: Default::default(),
         include_content: false,
     };
     Ok(Prepared {
         run,
-        engine,
+        pins,
         stream: p.stream.unwrap_or(false),
     })
 }
