@@ -4,6 +4,7 @@
 //! - uploads past their hour release their parts' bytes (a pending one becomes `expired`);
 //! - tombstones older than a day are forgotten (cursors naming long-deleted objects then 400).
 
+use assistants_core::model::UploadStatus;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -56,8 +57,8 @@ async fn sweep_uploads(store: &Store, blobs: &Blobs) -> anyhow::Result<()> {
         for (project, id) in batch {
             let expired = store
                 .update::<Upload, assistants_core::store::StoreError>(&project, &id, |u| {
-                    if u.status == "pending" {
-                        u.status = "expired".into();
+                    if u.status == UploadStatus::Pending {
+                        u.status = UploadStatus::Expired;
                     }
                     Ok(())
                 })

@@ -1,5 +1,6 @@
 //! `/files`: multipart upload (streamed to the blob store), list, retrieve, delete, content.
 
+use assistants_core::model::FileStatus;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::header;
@@ -189,7 +190,7 @@ async fn create(
             expires_at,
             filename,
             purpose: purpose.clone(),
-            status: "processed".into(),
+            status: FileStatus::Processed,
             status_details: None,
         };
         let expiry = ("expires_at", expires_at.map_or(Val::OptInt(None), |t| Val::OptInt(Some(t))));

@@ -1,5 +1,6 @@
 //! `/threads/{thread_id}/messages`: create, list (with `run_id`), retrieve, modify, delete.
 
+use assistants_core::model::MessageStatus;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
@@ -193,7 +194,7 @@ pub async fn prepare(
         object: "thread.message".into(),
         created_at,
         thread_id: thread_id.to_string(),
-        status: "completed".into(),
+        status: MessageStatus::Completed,
         incomplete_details: None,
         completed_at: Some(created_at),
         incomplete_at: None,

@@ -1,6 +1,7 @@
 //! `/uploads`: large files in parts. Parts are stored as separate blobs as they arrive and
 //! concatenated into a regular file on `complete`, which checks the declared size.
 
+use assistants_core::model::{FileStatus, UploadStatus};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::routing::post;
 use axum::Router;
@@ -49,14 +50,14 @@ pub fn router() -> Router<AppState> {
 /// The upload with `status` reflecting expiry.
 async fn load(state: &AppState, project: &str, id: &str) -> ApiResult<Upload> {
     let mut u = state.store.get::<Upload>(project, id).await?;
-    if u.status == "pending" && now() > u.expires_at {
-        u.status = "expired".into();
+    if u.status == UploadStatus::Pending && now() > u.expires_at {
+        u.status = UploadStatus::Expired;
     }
     Ok(u)
 }
 
 fn require_pending(u: &Upload) -> ApiResult<()> {
-    if u.status != "pending" {
+    if u.status != UploadStatus::Pending {
         return Err(ApiError::bad_request(format!(
             "Upload {} is {} and no longer accepts changes.",
             u.id, u.status
@@ -93,7 +94,7 @@ async fn create(
         created_at,
         filename: req.filename,
         purpose: req.purpose,
-        status: "pending".into(),
+        status: UploadStatus::Pending,
         expires_at: created_at + UPLOAD_TTL_SECS,
         file: None,
         mime_type: req.mime_type,
@@ -242,7 +243,7 @@ async fn complete(
         expires_at: None,
         filename: u.filename.clone(),
         purpose: u.purpose.clone(),
-        status: "processed".into(),
+        status: FileStatus::Processed,
         status_details: None,
     };
     // The file and the upload's completion commit together; a concurrent complete or cancel
@@ -252,13 +253,13 @@ async fn complete(
         let u = state
             .store
             .update_in::<Upload, ApiError>(&mut tx, &project, &upload_id, |u| {
-                if u.status != "pending" {
+                if u.status != UploadStatus::Pending {
                     return Err(ApiError::new(
                         ErrorKind::Conflict,
                         format!("Upload {} is already {}.", u.id, u.status),
                     ));
                 }
-                u.status = "completed".into();
+                u.status = UploadStatus::Completed;
                 u.file = Some(file.clone());
                 Ok(())
             })
@@ -298,13 +299,13 @@ async fn cancel(
     let u = state
         .store
         .update::<Upload, ApiError>(&project, &upload_id, |u| {
-            if u.status != "pending" {
+            if u.status != UploadStatus::Pending {
                 return Err(ApiError::new(
                     ErrorKind::Conflict,
                     format!("Upload {} is already {}.", u.id, u.status),
                 ));
             }
-            u.status = "cancelled".into();
+            u.status = UploadStatus::Cancelled;
             Ok(())
         })
         .await?;

@@ -4,6 +4,7 @@
 //! A vector-store file's id is the file id. Attaching only records the file as `in_progress`;
 //! the ingestion workers (see `assistants_core::ingest`) take it from there.
 
+use assistants_core::model::IngestStatus;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -77,14 +78,15 @@ fn wire(r: VsFileRow) -> Value {
     })
 }
 
-fn status_filter(f: &Option<String>) -> ApiResult<Option<&str>> {
+fn status_filter(f: &Option<String>) -> ApiResult<Option<IngestStatus>> {
     match f.as_deref() {
         None | Some("") => Ok(None),
-        Some(s @ ("in_progress" | "completed" | "failed" | "cancelled")) => Ok(Some(s)),
-        Some(other) => Err(ApiError::invalid(
-            "filter",
-            format!("Invalid 'filter': '{other}'. Expected in_progress, completed, failed or cancelled."),
-        )),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            ApiError::invalid(
+                "filter",
+                format!("Invalid 'filter': '{s}'. Expected in_progress, completed, failed or cancelled."),
+            )
+        }),
     }
 }
 
@@ -202,8 +204,8 @@ async fn content(
     Path((vs, file_id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Value>> {
     let row = load(&state, &project, &vs, &file_id).await?;
-    let data = match (row.status.as_str(), state.store.file_text(&file_id).await?) {
-        ("completed", Some(text)) => vec![json!({"type": "text", "text": text})],
+    let data = match (row.status, state.store.file_text(&file_id).await?) {
+        (IngestStatus::Completed, Some(text)) => vec![json!({"type": "text", "text": text})],
         _ => vec![],
     };
     Ok(axum::Json(json!({
@@ -224,13 +226,13 @@ async fn batch_view(state: &AppState, project: &str, vs: &str, batch_id: &str) -
     let (counts, _) = state.store.file_counts(vs, Some(batch_id)).await?;
     // Python pollers wait on file_counts.in_progress, Node pollers on status: both settle together.
     let status = if cancelled_at.is_some() {
-        "cancelled"
+        IngestStatus::Cancelled
     } else if counts.in_progress > 0 {
-        "in_progress"
+        IngestStatus::InProgress
     } else if counts.total > 0 && counts.failed == counts.total {
-        "failed"
+        IngestStatus::Failed
     } else {
-        "completed"
+        IngestStatus::Completed
     };
     Ok(json!({
         "id": batch_id,

@@ -2,6 +2,7 @@
 //!
 //! `file_counts`, `usage_bytes` and `status` are derived from the store's files on every read.
 
+use assistants_core::model::VectorStoreStatus;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -27,7 +28,7 @@ pub struct VectorStore {
     pub name: Option<String>,
     pub usage_bytes: i64,
     pub file_counts: assistants_core::store::vector_stores::FileCounts,
-    pub status: &'static str,
+    pub status: VectorStoreStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_after: Option<Value>,
     pub expires_at: Option<i64>,
@@ -114,11 +115,11 @@ async fn view(state: &AppState, doc: VectorStoreDoc) -> ApiResult<VectorStore> {
         last_active_at,
     );
     let status = if expires_at.is_some_and(|t| now() > t) {
-        "expired"
+        VectorStoreStatus::Expired
     } else if counts.in_progress > 0 {
-        "in_progress"
+        VectorStoreStatus::InProgress
     } else {
-        "completed"
+        VectorStoreStatus::Completed
     };
     Ok(VectorStore {
         id: doc.id,

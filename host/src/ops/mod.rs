@@ -12,6 +12,7 @@
 //! These sit outside `/v1` and need no API key: they reveal no user data, and probes and
 //! scrapers do not carry keys. Operators who expose a node publicly filter them at the proxy.
 
+use assistants_core::model::RunStatus;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -108,10 +109,10 @@ async fn scrape(State(state): State<OpsState>) -> Response {
     // Shared state is read at scrape time; a failure leaves the last values in place.
     match state.store.active_run_counts().await {
         Ok(counts) => {
-            for status in ["queued", "in_progress", "requires_action", "cancelling"] {
+            for status in RunStatus::ACTIVE {
                 let n = counts
                     .iter()
-                    .find(|(s, _)| s == status)
+                    .find(|(s, _)| s == status.as_str())
                     .map_or(0, |(_, n)| *n);
                 m.runs_active
                     .get_or_create(&metrics::StatusLabels {

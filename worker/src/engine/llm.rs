@@ -405,12 +405,12 @@ impl Engine {
             ));
         }
         let msg_event = if cut_off {
-            msg.status = "incomplete".into();
+            msg.status = MessageStatus::Incomplete;
             msg.incomplete_at = Some(t);
             msg.incomplete_details = Some(json!({"reason": "max_tokens"}));
             "thread.message.incomplete"
         } else {
-            msg.status = "completed".into();
+            msg.status = MessageStatus::Completed;
             msg.completed_at = Some(t);
             "thread.message.completed"
         };
@@ -427,7 +427,7 @@ impl Engine {
         {
             step.created_at = existing.created_at;
         }
-        step.status = "completed".into();
+        step.status = StepStatus::Completed;
         step.completed_at = Some(t);
         let (p, c) = step_usage.unwrap_or((0, 0));
         step.usage = Some(usage(p, c));

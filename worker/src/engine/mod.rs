@@ -32,7 +32,7 @@ use assistants_core::model::engine::{
 };
 use assistants_core::model::ids::{new_id, now, IdKind};
 use assistants_core::model::run::{usage, Run, RunStatus, RunStep};
-use assistants_core::model::Message;
+use assistants_core::model::{Message, MessageStatus, StepStatus};
 use assistants_core::plugins::bindings::CallContext;
 use assistants_core::plugins::{error_text, Plugin, PluginHost};
 use assistants_core::store::{Store, StoreError, Tx};
@@ -355,14 +355,17 @@ impl Engine {
             *stored = fresh.clone();
         }
         self.commit(tx, ctx, false).await?;
-        if let Some(mut m) = message.filter(|m| m.status == "in_progress") {
-            m.status = "incomplete".into();
+        if let Some(mut m) = message.filter(|m| m.status == MessageStatus::InProgress) {
+            m.status = MessageStatus::Incomplete;
             m.incomplete_at = Some(now());
             m.incomplete_details = Some(json!({"reason": "run_failed"}));
             self.publish(ctx, "thread.message.incomplete", &m).await;
         }
-        for mut s in steps.into_iter().filter(|s| s.status == "in_progress") {
-            s.status = "cancelled".into();
+        for mut s in steps
+            .into_iter()
+            .filter(|s| s.status == StepStatus::InProgress)
+        {
+            s.status = StepStatus::Cancelled;
             s.cancelled_at = Some(now());
             s.usage = Some(usage(0, 0));
             self.publish(ctx, "thread.run.step.cancelled", &s).await;

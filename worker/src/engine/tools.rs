@@ -122,7 +122,7 @@ impl Engine {
             .is_some_and(|l| l.iter().all(answered));
         let mut events = Vec::new();
         if done {
-            step.status = "completed".into();
+            step.status = StepStatus::Completed;
             step.completed_at = Some(now());
             step.usage = Some(usage(open.prompt_tokens, open.completion_tokens));
             ctx.rec.open_tool_step = None;
@@ -397,7 +397,7 @@ impl Engine {
         self.commit(tx, ctx, true).await?;
         self.publish(ctx, RunStatus::RequiresAction.event(), &ctx.run)
             .await;
-        assistants_core::obs::metrics::metrics().run_finished("requires_action");
+        assistants_core::obs::metrics::metrics().run_finished(RunStatus::RequiresAction.as_str());
         Ok(())
     }
 }

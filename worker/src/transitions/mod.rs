@@ -17,7 +17,7 @@ use assistants_core::model::engine::{
 };
 use assistants_core::model::ids::now;
 use assistants_core::model::run::usage;
-use assistants_core::model::{Message, Run, RunStatus, RunStep};
+use assistants_core::model::{Message, MessageStatus, Run, RunStatus, RunStep, StepStatus};
 use assistants_core::store::{Store, StoreError, StoreResult, Tx};
 
 /// What API handlers need to start and signal runs.
@@ -97,12 +97,12 @@ impl Ending {
     }
 
     /// The status the run's unfinished steps end in (an incomplete run's steps completed).
-    fn step_status(&self) -> &'static str {
+    fn step_status(&self) -> StepStatus {
         match self {
-            Ending::Cancelled => "cancelled",
-            Ending::Expired => "expired",
-            Ending::Failed { .. } => "failed",
-            Ending::Completed | Ending::Incomplete { .. } => "completed",
+            Ending::Cancelled => StepStatus::Cancelled,
+            Ending::Expired => StepStatus::Expired,
+            Ending::Failed { .. } => StepStatus::Failed,
+            Ending::Completed | Ending::Incomplete { .. } => StepStatus::Completed,
         }
     }
 
@@ -160,7 +160,7 @@ pub fn start(run: &mut Run) {
 /// A worker stopped driving a run it was not asked to stop (the lease watcher fired
 /// spuriously): the run goes back to the status the database holds, for the next worker.
 pub fn hand_back(run: &mut Run, stored: RunStatus) {
-    run.status = stored.as_str().into();
+    run.status = stored;
 }
 
 /// The strategy asked the client for `calls`: the run waits for their outputs, holding no
@@ -232,10 +232,10 @@ async fn close_unfinished_in(
     let t = now();
     let mut events = Vec::new();
     for mut m in store.by_run_in::<Message>(tx, &run.id).await? {
-        if m.status != "in_progress" {
+        if m.status != MessageStatus::InProgress {
             continue;
         }
-        m.status = "incomplete".into();
+        m.status = MessageStatus::Incomplete;
         m.incomplete_at = Some(t);
         m.completed_at = None;
         m.incomplete_details = Some(json!({ "reason": ending.message_reason() }));
@@ -251,10 +251,10 @@ async fn close_unfinished_in(
     }
     let status = ending.step_status();
     for mut s in store.by_run_in::<RunStep>(tx, &run.id).await? {
-        if s.status != "in_progress" {
+        if s.status != StepStatus::InProgress {
             continue;
         }
-        s.status = status.to_string();
+        s.status = status;
         s.usage = Some(match open.filter(|o| o.id == s.id) {
             Some(o) => usage(o.prompt_tokens, o.completion_tokens),
             None => usage(0, 0),

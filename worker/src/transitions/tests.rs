@@ -32,7 +32,7 @@ async fn setup() -> (RunsHandle, tempfile::TempDir) {
 async fn waiting_run(runs: &RunsHandle, calls: &[&str]) -> Run {
     let mut run: Run = serde_json::from_value(json!({
         "id": "run_1", "object": "thread.run", "created_at": 0, "thread_id": "thread_1",
-        "assistant_id": "asst_1", "status": "", "model": "m", "instructions": "",
+        "assistant_id": "asst_1", "status": "queued", "model": "m", "instructions": "",
         "tools": [], "metadata": {}, "truncation_strategy": {"type": "auto"},
         "tool_choice": "auto", "parallel_tool_calls": true, "response_format": "auto",
         "expires_at": 600,
@@ -207,7 +207,7 @@ fn each_ending_closes_children_the_way_the_wire_says() {
     for (ending, status, step, reason) in table {
         assert_eq!(ending.status(), status);
         assert!(status.is_terminal());
-        assert_eq!(ending.step_status(), step);
+        assert_eq!(ending.step_status().as_str(), step);
         assert_eq!(ending.message_reason(), reason);
     }
 }

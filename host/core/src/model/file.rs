@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::status::FileStatus;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileObject {
     pub id: String,
@@ -12,6 +14,6 @@ pub struct FileObject {
     pub expires_at: Option<i64>,
     pub filename: String,
     pub purpose: String,
-    pub status: String,
+    pub status: FileStatus,
     pub status_details: Option<String>,
 }

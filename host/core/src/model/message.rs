@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::status::MessageStatus;
 use super::Metadata;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -11,7 +12,7 @@ pub struct Message {
     pub object: String,
     pub created_at: i64,
     pub thread_id: String,
-    pub status: String,
+    pub status: MessageStatus,
     pub incomplete_details: Option<Value>,
     pub completed_at: Option<i64>,
     pub incomplete_at: Option<i64>,

@@ -20,6 +20,9 @@ pub use assistant::Assistant;
 pub use file::FileObject;
 pub use message::Message;
 pub use run::{Run, RunStatus, RunStep};
+pub use status::{
+    FileStatus, IngestStatus, MessageStatus, StepStatus, UploadStatus, VectorStoreStatus,
+};
 pub use thread::Thread;
 pub use upload::Upload;
 pub use vector_store::VectorStoreDoc;

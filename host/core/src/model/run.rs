@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Metadata;
-pub use crate::model::status::RunStatus;
+pub use crate::model::status::{RunStatus, StepStatus};
 
 /// A run, exactly as the API returns it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -14,7 +14,7 @@ pub struct Run {
     pub created_at: i64,
     pub thread_id: String,
     pub assistant_id: String,
-    pub status: String,
+    pub status: RunStatus,
     pub required_action: Option<Value>,
     pub last_error: Option<Value>,
     pub expires_at: Option<i64>,
@@ -51,7 +51,7 @@ pub struct RunStep {
     pub thread_id: String,
     #[serde(rename = "type")]
     pub kind: String,
-    pub status: String,
+    pub status: StepStatus,
     pub cancelled_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub expired_at: Option<i64>,
@@ -64,13 +64,13 @@ pub struct RunStep {
 
 impl Run {
     pub fn status(&self) -> RunStatus {
-        self.status.parse().unwrap_or(RunStatus::Failed)
+        self.status
     }
 
     /// Moves to `status`, keeping the timestamps the wire promises in step: `expires_at` is
     /// null once terminal, each terminal status sets its own `*_at`.
     pub fn set_status(&mut self, status: RunStatus, now: i64) {
-        self.status = status.as_str().to_string();
+        self.status = status;
         match status {
             RunStatus::InProgress if self.started_at.is_none() => self.started_at = Some(now),
             RunStatus::Completed | RunStatus::Incomplete => self.completed_at = Some(now),

@@ -1,39 +1,135 @@
-//! The run status machine of the Assistants API v2.
+//! The statuses of the domain objects, as enums with their wire names.
 //!
-//! `queued → in_progress → (requires_action → queued → in_progress …)` ending in `completed`,
-//! `incomplete`, `failed`, `cancelled` or `expired`; `cancelling` sits between a cancel request
-//! on a run that a worker is driving and `cancelled`. Old SDK pollers loop forever on a status
-//! outside this enum, so nothing else is ever reported.
+//! Runs: `queued → in_progress → (requires_action → queued → in_progress …)` ending in
+//! `completed`, `incomplete`, `failed`, `cancelled` or `expired`; `cancelling` sits between a
+//! cancel request on a run that a worker is driving and `cancelled`. Old SDK pollers loop
+//! forever on a status outside this enum, so nothing else is ever reported. Steps, messages,
+//! files and uploads have their own, smaller sets.
+//!
+//! Each status (de)serialises as its wire name and nothing else: a stored object with a status
+//! outside its set fails to load (the store reports it as an internal error) instead of being
+//! read as some other status.
 
 use std::fmt;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RunStatus {
-    Queued,
-    InProgress,
-    RequiresAction,
-    Cancelling,
-    Cancelled,
-    Failed,
-    Completed,
-    Incomplete,
-    Expired,
+use serde::{Deserialize, Serialize};
+
+/// Declares a status enum whose variants serialise as the given wire names, with `ALL`,
+/// `as_str`, `Display` and `FromStr` agreeing with serde.
+macro_rules! wire_status {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|st| st.as_str() == s)
+                    .ok_or_else(|| format!("unknown {} '{s}'", stringify!($name)))
+            }
+        }
+    };
+}
+
+wire_status! {
+    /// A run's status.
+    RunStatus {
+        Queued = "queued",
+        InProgress = "in_progress",
+        RequiresAction = "requires_action",
+        Cancelling = "cancelling",
+        Cancelled = "cancelled",
+        Failed = "failed",
+        Completed = "completed",
+        Incomplete = "incomplete",
+        Expired = "expired",
+    }
+}
+
+wire_status! {
+    /// A run step's status: in progress until its run ends it or it completes.
+    StepStatus {
+        InProgress = "in_progress",
+        Cancelled = "cancelled",
+        Failed = "failed",
+        Completed = "completed",
+        Expired = "expired",
+    }
+}
+
+wire_status! {
+    /// A message's status: user messages are `completed` when created; an assistant's answer
+    /// is `in_progress` while it streams, then `completed` or `incomplete`.
+    MessageStatus {
+        InProgress = "in_progress",
+        Incomplete = "incomplete",
+        Completed = "completed",
+    }
+}
+
+wire_status! {
+    /// A file's status (deprecated on the wire, still sent): files are `processed` once stored.
+    FileStatus {
+        Uploaded = "uploaded",
+        Processed = "processed",
+        Error = "error",
+    }
+}
+
+wire_status! {
+    /// A vector-store file's ingestion status, and a file batch's (derived from its files).
+    IngestStatus {
+        InProgress = "in_progress",
+        Completed = "completed",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
+wire_status! {
+    /// A vector store's status, derived on read: `expired` past its expiry, `in_progress`
+    /// while a file is being ingested, else `completed`.
+    VectorStoreStatus {
+        Expired = "expired",
+        InProgress = "in_progress",
+        Completed = "completed",
+    }
+}
+
+wire_status! {
+    /// An upload's status: `pending` until completed, cancelled or expired.
+    UploadStatus {
+        Pending = "pending",
+        Completed = "completed",
+        Cancelled = "cancelled",
+        Expired = "expired",
+    }
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 9] = [
-        RunStatus::Queued,
-        RunStatus::InProgress,
-        RunStatus::RequiresAction,
-        RunStatus::Cancelling,
-        RunStatus::Cancelled,
-        RunStatus::Failed,
-        RunStatus::Completed,
-        RunStatus::Incomplete,
-        RunStatus::Expired,
-    ];
-
     /// The statuses that hold the thread lock (and count toward expiry).
     pub const ACTIVE: [RunStatus; 4] = [
         RunStatus::Queued,
@@ -41,20 +137,6 @@ impl RunStatus {
         RunStatus::RequiresAction,
         RunStatus::Cancelling,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::InProgress => "in_progress",
-            RunStatus::RequiresAction => "requires_action",
-            RunStatus::Cancelling => "cancelling",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Failed => "failed",
-            RunStatus::Completed => "completed",
-            RunStatus::Incomplete => "incomplete",
-            RunStatus::Expired => "expired",
-        }
-    }
 
     /// Whether the run still holds its thread (no new messages or runs there).
     pub fn is_active(self) -> bool {
@@ -96,26 +178,10 @@ impl RunStatus {
     }
 }
 
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RunStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown run status '{s}'"))
-    }
-}
-
 /// Whether an SSE event name ends a run's stream (see [`RunStatus::ends_stream`]).
 pub fn event_ends_stream(event: &str) -> bool {
     RunStatus::ALL
-        .into_iter()
+        .iter()
         .any(|s| s.ends_stream() && s.event() == event)
 }
 
@@ -125,8 +191,9 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_and_partition() {
-        for s in RunStatus::ALL {
+        for &s in RunStatus::ALL {
             assert_eq!(s.as_str().parse::<RunStatus>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
             assert_ne!(s.is_active(), s.is_terminal());
         }
         assert!("running".parse::<RunStatus>().is_err());
@@ -136,5 +203,18 @@ mod tests {
         assert!(event_ends_stream("thread.run.expired"));
         assert!(!event_ends_stream("thread.run.in_progress"));
         assert!(!event_ends_stream("thread.run.cancelling"));
+    }
+
+    #[test]
+    fn a_status_outside_its_set_does_not_load() {
+        assert!(serde_json::from_value::<RunStatus>("running".into()).is_err());
+        assert!(serde_json::from_value::<StepStatus>("requires_action".into()).is_err());
+        for &s in StepStatus::ALL {
+            let back: StepStatus = serde_json::from_value(s.as_str().into()).unwrap();
+            assert_eq!(back, s);
+        }
+        for &s in MessageStatus::ALL {
+            assert_eq!(s.as_str().parse::<MessageStatus>().unwrap(), s);
+        }
     }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::file::FileObject;
+use super::status::UploadStatus;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Upload {
@@ -12,7 +13,7 @@ pub struct Upload {
     pub created_at: i64,
     pub filename: String,
     pub purpose: String,
-    pub status: String,
+    pub status: UploadStatus,
     pub expires_at: i64,
     pub file: Option<FileObject>,
     /// Not in the spec's Upload object, but kept and echoed: SDKs ignore extra fields.

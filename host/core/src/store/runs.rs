@@ -52,7 +52,7 @@ impl Store {
         .bind(project.to_string())
         .bind(run.thread_id.clone())
         .bind(run.created_at)
-        .bind(run.status.clone())
+        .bind(run.status.as_str())
         .bind(run.expires_at)
         .bind(now())
         .bind(serde_json::to_string(engine)?)
@@ -223,7 +223,7 @@ impl Store {
             "UPDATE runs SET status = $1, expires_at = $2, engine = $3, body = $4{lease_sql} WHERE id = $5"
         );
         let mut q = sqlx::query(&sql)
-            .bind(run.status.clone())
+            .bind(run.status.as_str())
             .bind(run.expires_at)
             .bind(serde_json::to_string(engine)?)
             .bind(serde_json::to_string(run)?)

@@ -273,7 +273,7 @@ pub(super) async fn prepare(
         thread_id: thread_id.to_string(),
         assistant_id: asst.id.clone(),
         // `transitions::create` sets the first status.
-        status: String::new(),
+        status: RunStatus::Queued,
         required_action: None,
         last_error: None,
         expires_at: Some(created_at + state.settings.runs.expiry_secs),

@@ -15,6 +15,7 @@ use sqlx::Row;
 use super::error::{StoreError, StoreResult};
 use super::{ListParams, Page, Store, Val};
 use crate::model::ids::now;
+use crate::model::IngestStatus;
 
 /// A file's membership of a vector store, as stored.
 #[derive(Debug, Clone)]
@@ -23,7 +24,7 @@ pub struct VsFileRow {
     pub file_id: String,
     pub batch_id: Option<String>,
     pub created_at: i64,
-    pub status: String,
+    pub status: IngestStatus,
     pub usage_bytes: i64,
     pub last_error: Option<serde_json::Value>,
     pub chunking_strategy: serde_json::Value,
@@ -32,6 +33,12 @@ pub struct VsFileRow {
 
 const VS_FILE_COLS: &str = "vector_store_id, id, batch_id, created_at, status, usage_bytes, \
                             last_error, chunking_strategy, attributes";
+
+/// A stored ingestion status; one outside the set is a corrupt row, not some other status.
+fn ingest_status(s: String) -> StoreResult<IngestStatus> {
+    s.parse()
+        .map_err(|e| StoreError::internal("reading a vector-store file's status", e))
+}
 
 fn vs_file_row(r: &AnyRow) -> StoreResult<VsFileRow> {
     let json = |s: Option<String>| -> StoreResult<Option<serde_json::Value>> {
@@ -42,7 +49,7 @@ fn vs_file_row(r: &AnyRow) -> StoreResult<VsFileRow> {
         file_id: r.try_get(1)?,
         batch_id: r.try_get(2)?,
         created_at: r.try_get(3)?,
-        status: r.try_get(4)?,
+        status: ingest_status(r.try_get(4)?)?,
         usage_bytes: r.try_get(5)?,
         last_error: json(r.try_get(6)?)?,
         chunking_strategy: json(Some(r.try_get(7)?))?.unwrap_or_default(),
@@ -266,7 +273,7 @@ impl Store {
         project: &str,
         vs_id: &str,
         batch_id: Option<&str>,
-        status: Option<&str>,
+        status: Option<IngestStatus>,
         params: &ListParams,
     ) -> StoreResult<Page<VsFileRow>> {
         let mut filters = Vec::new();
@@ -423,12 +430,11 @@ impl Store {
             let b: i64 = r.try_get(2)?;
             bytes += b;
             counts.total += n;
-            match status.as_str() {
-                "in_progress" => counts.in_progress += n,
-                "completed" => counts.completed += n,
-                "failed" => counts.failed += n,
-                "cancelled" => counts.cancelled += n,
-                other => tracing::warn!(status = other, "unknown vector store file status"),
+            match ingest_status(status)? {
+                IngestStatus::InProgress => counts.in_progress += n,
+                IngestStatus::Completed => counts.completed += n,
+                IngestStatus::Failed => counts.failed += n,
+                IngestStatus::Cancelled => counts.cancelled += n,
             }
         }
         Ok((counts, bytes))
