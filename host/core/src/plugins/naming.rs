@@ -64,7 +64,7 @@ pub fn exposed_names(tools: &[(&str, &str)], reserved: &[String]) -> Vec<String>
                 return prefixed;
             }
             // Function names are capped at 64 characters: keep a recognisable head and a hash.
-            let h = digest(prefixed.as_bytes());
+            let h = super::registry::digest(prefixed.as_bytes());
             format!("{}_{}", &prefixed[..47], &h[..16])
         })
         .collect()

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder,
@@ -21,15 +21,14 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::tool::assistants::plugin::{config, logging};
+use super::config::GuestConfig;
 use super::egress::{HttpPolicy, PluginHttpHooks};
+use super::logging::GuestLog;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const TICK: Duration = Duration::from_millis(10);
 /// Captured guest stdout/stderr per call; beyond this, guest writes fail.
 const STDIO_CAPACITY: usize = 64 * 1024;
-/// Log records a guest may write per call, and the size of one.
-const MAX_LOG_RECORDS: u32 = 1000;
-const MAX_LOG_BYTES: usize = 4096;
 
 /// Sizing of the instance pool (per engine).
 #[derive(Debug, Clone, Copy)]
@@ -80,14 +79,8 @@ impl PluginEngine {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         // wasi:http is linked for every plugin; its hooks refuse what the grant does not allow.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        logging::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
-            &mut linker,
-            |s| s,
-        )?;
-        config::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
-            &mut linker,
-            |s| s,
-        )?;
+        logging::add_to_linker::<CallState, HasSelf<GuestLog>>(&mut linker, |s| &mut s.log)?;
+        config::add_to_linker::<CallState, HasSelf<GuestConfig>>(&mut linker, |s| &mut s.config)?;
         Ok(linker)
     }
 
@@ -96,7 +89,7 @@ impl PluginEngine {
         let mut linker = self.tool_linker()?;
         super::bindings::retrieval::assistants::plugin::vector_store::add_to_linker::<
             CallState,
-            wasmtime::component::HasSelf<super::retrieval::VectorStoreAccess>,
+            HasSelf<super::retrieval::VectorStoreAccess>,
         >(&mut linker, |s| &mut s.retrieval)?;
         Ok(linker)
     }
@@ -106,10 +99,7 @@ impl PluginEngine {
     pub fn strategy_linker(&self) -> anyhow::Result<Linker<CallState>> {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        logging::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
-            &mut linker,
-            |s| s,
-        )?;
+        logging::add_to_linker::<CallState, HasSelf<GuestLog>>(&mut linker, |s| &mut s.log)?;
         Ok(linker)
     }
 
@@ -239,15 +229,16 @@ impl wasmtime::ResourceLimiter for CallLimits {
     }
 }
 
-/// What one call's store holds.
+/// What one call's store holds: the WASI context (empty but for captured stdio), the limits,
+/// and one unit per host capability the plugin's world imports — logging, config, outgoing
+/// HTTP (policy hooks over `wasi:http`), vector-store search for retrieval tools.
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub limits: CallLimits,
     plugin_id: Arc<str>,
-    /// Non-secret config values the plugin declared.
-    config: Arc<BTreeMap<String, String>>,
-    logs_left: u32,
+    log: GuestLog,
+    config: GuestConfig,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     http: wasmtime_wasi_http::WasiHttpCtx,
@@ -287,9 +278,9 @@ impl CallState {
             wasi,
             table: ResourceTable::new(),
             limits,
+            log: GuestLog::new(plugin_id.clone()),
+            config: GuestConfig::new(config),
             plugin_id,
-            config,
-            logs_left: MAX_LOG_RECORDS,
             stdout,
             stderr,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
@@ -326,38 +317,6 @@ impl wasmtime_wasi_http::WasiHttpView for CallState {
             table: &mut self.table,
             hooks: &mut self.http_hooks,
         }
-    }
-}
-
-impl logging::Host for CallState {
-    fn log(&mut self, level: logging::Level, message: String) {
-        if self.logs_left == 0 {
-            return;
-        }
-        self.logs_left -= 1;
-        let mut message = message;
-        if message.len() > MAX_LOG_BYTES {
-            let mut cut = MAX_LOG_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-        }
-        let plugin = &*self.plugin_id;
-        // Escaped, so a plugin cannot forge log lines with newlines or terminal control codes.
-        match level {
-            logging::Level::Trace => tracing::trace!(plugin, "{}", message.escape_debug()),
-            logging::Level::Debug => tracing::debug!(plugin, "{}", message.escape_debug()),
-            logging::Level::Info => tracing::info!(plugin, "{}", message.escape_debug()),
-            logging::Level::Warn => tracing::warn!(plugin, "{}", message.escape_debug()),
-            logging::Level::Error => tracing::error!(plugin, "{}", message.escape_debug()),
-        }
-    }
-}
-
-impl config::Host for CallState {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).cloned()
     }
 }
 

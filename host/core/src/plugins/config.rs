@@ -1,0 +1,24 @@
+//! The `config` import: the non-secret values the operator set for a plugin in its grant
+//! (secrets never reach the guest; the outgoing-HTTP policy injects them, see `egress`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::bindings::tool::assistants::plugin::config;
+
+/// One call's view of its plugin's configuration.
+pub struct GuestConfig {
+    values: Arc<BTreeMap<String, String>>,
+}
+
+impl GuestConfig {
+    pub fn new(values: Arc<BTreeMap<String, String>>) -> GuestConfig {
+        GuestConfig { values }
+    }
+}
+
+impl config::Host for GuestConfig {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.values.get(&key).cloned()
+    }
+}
