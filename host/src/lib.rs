@@ -18,13 +18,13 @@
 //! [`start`] wires them together for a bound listener and a shutdown future, which is how the
 //! binary and the integration tests both run the server.
 
-pub mod api;
-pub mod auth;
+pub(crate) mod api;
+pub(crate) mod auth;
 pub mod config;
-pub mod error;
+pub(crate) mod error;
 pub mod janitor;
-pub mod ops;
-pub mod state;
+pub(crate) mod ops;
+pub(crate) mod state;
 
 use std::future::Future;
 use std::sync::Arc;

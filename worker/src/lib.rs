@@ -12,9 +12,9 @@
 //! Everything it shares with the HTTP API (model, store, plugin host, LLM client, queue and
 //! events) is in `assistants-core`.
 
-pub mod citations;
+pub(crate) mod citations;
 pub mod engine;
-pub mod input;
+pub(crate) mod input;
 pub mod pool;
-pub mod publish;
+pub(crate) mod publish;
 pub mod transitions;
