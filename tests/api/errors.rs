@@ -50,3 +50,36 @@ async fn malformed_requests_get_the_error_envelope() {
         .unwrap();
     assert_eq!(r.headers()["openai-poll-after-ms"], "100");
 }
+
+#[tokio::test]
+async fn an_id_of_the_wrong_kind_in_a_path_is_not_found_for_that_kind() {
+    let app = TestApp::spawn().await;
+    let thread = app.create("/threads", json!({})).await;
+    let asst = app.create("/assistants", json!({"model": "m"})).await;
+    for (path, message) in [
+        (
+            format!("/threads/{asst}"),
+            format!("No thread found with id '{asst}'."),
+        ),
+        (
+            format!("/threads/{thread}/runs/{thread}"),
+            format!("No run found with id '{thread}'."),
+        ),
+        (
+            format!("/assistants/{thread}/"),
+            format!("No assistant found with id '{thread}'."),
+        ),
+        (
+            format!("/vector_stores/{asst}/files"),
+            format!("No vector store found with id '{asst}'."),
+        ),
+    ] {
+        let (s, e) = app.get(path.trim_end_matches('/')).await;
+        assert_eq!(s, 404, "{path}: {e}");
+        assert_error(&e);
+        assert_eq!(e["error"]["message"], message.as_str(), "{path}");
+    }
+    // The right kind still finds the object.
+    let (s, _) = app.get(&format!("/threads/{thread}")).await;
+    assert_eq!(s, 200);
+}

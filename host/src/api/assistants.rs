@@ -1,5 +1,6 @@
 //! `/assistants`: create, list, retrieve, modify, delete.
 
+use assistants_core::model::ids::AssistantId;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
@@ -12,7 +13,7 @@ use super::tool_resources::{self, Inline};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::ids::now;
 use assistants_core::model::Assistant;
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +118,7 @@ async fn create(
     )
     .await?;
     let a = Assistant {
-        id: new_id(IdKind::Assistant),
+        id: AssistantId::new(),
         object: "assistant".into(),
         created_at: now(),
         name: req.name,

@@ -9,6 +9,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use assistants_core::model::ids::IdKind;
+
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 
@@ -99,7 +101,8 @@ fn describe(path: String, inner: &serde_json::Error) -> ApiError {
     )
 }
 
-/// Path parameters, all of which must look like ids of ours (see [`assistants_core::model::ids::is_valid_id`]).
+/// Path parameters, all of which must look like ids of ours (see [`assistants_core::model::ids::is_valid_id`]),
+/// and each id parameter an id of its kind (`{run_id}` starts with `run_`).
 ///
 /// Anything else cannot name an object, so it is a 404 in the envelope before any query runs;
 /// this also keeps NUL bytes and odd encodings away from the database.
@@ -124,11 +127,36 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         {
             return Err(not_found(bad));
         }
+        // An id parameter of the wrong kind names no object: 404 for that kind, no query.
+        for (name, value) in raw.iter() {
+            if let Some(kind) = id_kind_of(name) {
+                if !value.starts_with(kind.prefix()) {
+                    return Err(ApiError::not_found(kind.noun(), value));
+                }
+            }
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
             .map_err(|e| ApiError::bad_request(format!("Invalid path: {}.", e.body_text())))
     }
+}
+
+/// The kind of id a route parameter holds, by the parameter's name (the routes name them
+/// after the OpenAPI spec's path parameters).
+fn id_kind_of(param: &str) -> Option<IdKind> {
+    Some(match param {
+        "assistant_id" => IdKind::Assistant,
+        "thread_id" => IdKind::Thread,
+        "message_id" => IdKind::Message,
+        "run_id" => IdKind::Run,
+        "step_id" => IdKind::Step,
+        "file_id" => IdKind::File,
+        "upload_id" => IdKind::Upload,
+        "vs" | "vector_store_id" => IdKind::VectorStore,
+        "batch_id" => IdKind::FileBatch,
+        _ => return None,
+    })
 }
 
 /// Query-string parameters.
@@ -154,6 +182,26 @@ mod tests {
     struct Body {
         model: String,
         temperature: Option<f64>,
+    }
+
+    #[test]
+    fn every_id_route_parameter_has_a_kind() {
+        for name in [
+            "assistant_id",
+            "thread_id",
+            "run_id",
+            "step_id",
+            "vs",
+            "batch_id",
+        ] {
+            assert!(id_kind_of(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            id_kind_of("plugin_id"),
+            None,
+            "plugin ids are manifest names"
+        );
+        assert_eq!(id_kind_of("file_id").map(IdKind::prefix), Some("file-"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `/files`: multipart upload (streamed to the blob store), list, retrieve, delete, content.
 
+use assistants_core::model::ids::FileId;
 use assistants_core::model::FileStatus;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
@@ -16,7 +17,7 @@ use crate::auth::Project;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::state::AppState;
 use assistants_core::blobs::{file_key, BlobError, PutError};
-use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::ids::now;
 use assistants_core::model::FileObject;
 use assistants_core::store::Val;
 
@@ -121,7 +122,7 @@ async fn create(
             e.body_text()
         ))
     })?;
-    let id = new_id(IdKind::File);
+    let id = FileId::new();
     let key = file_key(&id);
     let mut purpose = None;
     let mut expires_seconds: Option<String> = None;

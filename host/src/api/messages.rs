@@ -1,5 +1,6 @@
 //! `/threads/{thread_id}/messages`: create, list (with `run_id`), retrieve, modify, delete.
 
+use assistants_core::model::ids::{MessageId, ThreadId};
 use assistants_core::model::MessageStatus;
 use axum::extract::State;
 use axum::routing::get;
@@ -12,7 +13,7 @@ use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::ids::now;
 use assistants_core::model::FileObject;
 use assistants_core::model::Message;
 use assistants_core::model::Thread;
@@ -163,7 +164,7 @@ fn attachments(param: &str, v: Option<Value>) -> ApiResult<(Vec<Value>, Vec<Stri
 pub async fn prepare(
     state: &AppState,
     project: &str,
-    thread_id: &str,
+    thread_id: &ThreadId,
     req: CreateMessage,
     param: &str,
 ) -> ApiResult<Message> {
@@ -190,10 +191,10 @@ pub async fn prepare(
         .await?;
     let created_at = now();
     Ok(Message {
-        id: new_id(IdKind::Message),
+        id: MessageId::new(),
         object: "thread.message".into(),
         created_at,
-        thread_id: thread_id.to_string(),
+        thread_id: thread_id.clone(),
         status: MessageStatus::Completed,
         incomplete_details: None,
         completed_at: Some(created_at),
@@ -222,6 +223,7 @@ async fn create(
     Path(thread_id): Path<String>,
     Json(req): Json<CreateMessage>,
 ) -> ApiResult<axum::Json<Message>> {
+    let thread_id = ThreadId::parse(&thread_id)?;
     let m = prepare(&state, &project, &thread_id, req, "").await?;
     let files = super::attachments::file_search_files(&m);
     if !files.is_empty() {

@@ -1,5 +1,6 @@
 //! `/threads`: create (with initial messages), retrieve, modify, delete.
 
+use assistants_core::model::ids::ThreadId;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -13,7 +14,7 @@ use super::tool_resources::{self, Inline};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::ids::now;
 use assistants_core::model::{Message, Thread};
 use assistants_core::store::Tx;
 
@@ -48,10 +49,15 @@ pub struct NewThread {
 }
 
 /// Validates a thread request (its messages and metadata) without writing anything.
-pub async fn prepare(state: &AppState, project: &str, req: CreateThread) -> ApiResult<NewThread> {
+pub async fn prepare(
+    state: &AppState,
+    project: &str,
+    id: ThreadId,
+    req: CreateThread,
+) -> ApiResult<NewThread> {
     let metadata = common::metadata("metadata", req.metadata)?;
     let thread = Thread {
-        id: new_id(IdKind::Thread),
+        id,
         object: "thread".into(),
         created_at: now(),
         tool_resources: serde_json::json!({}),
@@ -115,7 +121,7 @@ async fn create(
     Project(project): Project,
     Json(req): Json<CreateThread>,
 ) -> ApiResult<axum::Json<Thread>> {
-    let new = prepare(&state, &project, req).await?;
+    let new = prepare(&state, &project, ThreadId::new(), req).await?;
     let mut tx = state.store.begin().await?;
     let thread = insert_in(&state, &mut tx, &project, new).await?;
     tx.commit().await?;

@@ -124,7 +124,7 @@ pub async fn resolve(
                     state, tx, project, None, metadata, None, &file_ids, &strategy,
                 )
                 .await?;
-                ids.push(vs.id);
+                ids.push(vs.id.to_string());
             }
         }
     }

@@ -1,6 +1,8 @@
 //! `/uploads`: large files in parts. Parts are stored as separate blobs as they arrive and
 //! concatenated into a regular file on `complete`, which checks the declared size.
 
+use assistants_core::model::ids::FileId;
+use assistants_core::model::ids::UploadId;
 use assistants_core::model::{FileStatus, UploadStatus};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::routing::post;
@@ -88,7 +90,7 @@ async fn create(
     }
     let created_at = now();
     let u = Upload {
-        id: new_id(IdKind::Upload),
+        id: UploadId::new(),
         object: "upload".into(),
         bytes: req.bytes,
         created_at,
@@ -228,7 +230,7 @@ async fn complete(
             ),
         ));
     }
-    let file_id = new_id(IdKind::File);
+    let file_id = FileId::new();
     let keys: Vec<String> = req
         .part_ids
         .iter()

@@ -2,6 +2,7 @@
 //!
 //! `file_counts`, `usage_bytes` and `status` are derived from the store's files on every read.
 
+use assistants_core::model::ids::VectorStoreId;
 use assistants_core::model::VectorStoreStatus;
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -14,7 +15,7 @@ use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::ids::now;
 use assistants_core::model::FileObject;
 use assistants_core::model::VectorStoreDoc;
 use assistants_core::search::{Filter, SearchRequest};
@@ -22,7 +23,7 @@ use assistants_core::store::{Tx, Val};
 
 #[derive(Debug, Serialize)]
 pub struct VectorStore {
-    pub id: String,
+    pub id: VectorStoreId,
     pub object: &'static str,
     pub created_at: i64,
     pub name: Option<String>,
@@ -150,7 +151,7 @@ pub async fn create_store_in(
 ) -> ApiResult<VectorStoreDoc> {
     let created_at = now();
     let doc = VectorStoreDoc {
-        id: new_id(IdKind::VectorStore),
+        id: VectorStoreId::new(),
         created_at,
         name,
         metadata,

@@ -30,7 +30,7 @@ use assistants_core::model::engine::{
     Action, ActionIds, EngineRecord, Event, FinishReason, LlmRequest, LlmResult, Next,
     OpenToolStep, PublishMode, RunInput, Source, ToolBinding, ToolCall, ToolResult,
 };
-use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::ids::{new_id, now, IdKind, MessageId, StepId};
 use assistants_core::model::run::{usage, Run, RunStatus, RunStep};
 use assistants_core::model::{Message, MessageStatus, StepStatus};
 use assistants_core::plugins::bindings::CallContext;
@@ -119,9 +119,9 @@ type EngineResult<T> = Result<T, EngineError>;
 
 fn new_ids() -> ActionIds {
     ActionIds {
-        message_step: new_id(IdKind::Step),
-        message: new_id(IdKind::Message),
-        tool_step: new_id(IdKind::Step),
+        message_step: StepId::new(),
+        message: MessageId::new(),
+        tool_step: StepId::new(),
     }
 }
 

@@ -12,7 +12,7 @@ impl Engine {
         ctx: &mut Ctx,
         calls: &[ToolCall],
         ids: &ActionIds,
-    ) -> EngineResult<Option<String>> {
+    ) -> EngineResult<Option<StepId>> {
         if let Some(open) = &ctx.rec.open_tool_step {
             if let Some(step) = self.store.find::<RunStep>(&ctx.project, &open.id).await? {
                 let known: Vec<&str> = step
@@ -208,9 +208,9 @@ impl Engine {
         let run_one = |(call, binding, options): (ToolCall, Option<ToolBinding>, Value)| {
             let context = CallContext {
                 tool_call_id: call.id.clone(),
-                run_id: Some(ctx.run.id.clone()),
-                thread_id: Some(ctx.run.thread_id.clone()),
-                assistant_id: Some(ctx.run.assistant_id.clone()),
+                run_id: Some(ctx.run.id.to_string()),
+                thread_id: Some(ctx.run.thread_id.to_string()),
+                assistant_id: Some(ctx.run.assistant_id.to_string()),
                 vector_store_ids: ctx.rec.vector_store_ids.clone(),
                 options_json: options.to_string(),
             };

@@ -3,9 +3,9 @@
 use super::*;
 
 impl Engine {
-    pub(super) fn message(&self, ctx: &Ctx, id: &str) -> Message {
+    pub(super) fn message(&self, ctx: &Ctx, id: &MessageId) -> Message {
         Message {
-            id: id.to_string(),
+            id: id.clone(),
             object: "thread.message".into(),
             created_at: now(),
             thread_id: ctx.run.thread_id.clone(),
@@ -22,9 +22,9 @@ impl Engine {
         }
     }
 
-    pub(super) fn run_step(&self, ctx: &Ctx, id: &str, kind: &str, details: Value) -> RunStep {
+    pub(super) fn run_step(&self, ctx: &Ctx, id: &StepId, kind: &str, details: Value) -> RunStep {
         RunStep {
-            id: id.to_string(),
+            id: id.clone(),
             object: "thread.run.step".into(),
             created_at: now(),
             run_id: ctx.run.id.clone(),
@@ -63,7 +63,7 @@ impl Engine {
     }
 
     /// A `tool_calls` step with these calls (outputs not yet known).
-    pub(super) fn tool_step(&self, ctx: &Ctx, id: &str, calls: &[ToolCall]) -> RunStep {
+    pub(super) fn tool_step(&self, ctx: &Ctx, id: &StepId, calls: &[ToolCall]) -> RunStep {
         let calls: Vec<Value> = calls.iter().map(|c| Self::call_entry(ctx, c)).collect();
         self.run_step(
             ctx,

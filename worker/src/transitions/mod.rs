@@ -386,7 +386,7 @@ pub async fn submit_tool_outputs(
             if let Some(unknown) = results.iter().find(|r| !pending.contains(&r.tool_call_id)) {
                 return Err(TransitionError::UnknownToolCall {
                     call: unknown.tool_call_id.clone(),
-                    run: run.id.clone(),
+                    run: run.id.to_string(),
                 });
             }
             let missing: Vec<String> = pending

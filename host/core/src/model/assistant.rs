@@ -1,5 +1,6 @@
 //! An assistant: model, instructions, tools and tool resources a run starts from.
 
+use super::ids::AssistantId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -7,7 +8,7 @@ use super::Metadata;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Assistant {
-    pub id: String,
+    pub id: AssistantId,
     pub object: String,
     pub created_at: i64,
     pub name: Option<String>,

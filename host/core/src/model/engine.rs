@@ -7,6 +7,7 @@
 //! serde shapes are those the bindings had when records were first written (externally tagged
 //! variants, snake_case fields); `tests` below loads such a record.
 
+use super::ids::{MessageId, StepId};
 use serde::{Deserialize, Serialize};
 
 /// A message of the conversation, as the model should see it.
@@ -180,9 +181,9 @@ pub struct ToolBinding {
 /// the same message and steps instead of adding new ones.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActionIds {
-    pub message_step: String,
-    pub message: String,
-    pub tool_step: String,
+    pub message_step: StepId,
+    pub message: MessageId,
+    pub tool_step: StepId,
 }
 
 /// What the engine does next with a run.
@@ -251,7 +252,7 @@ pub struct Source {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenToolStep {
-    pub id: String,
+    pub id: StepId,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
 }

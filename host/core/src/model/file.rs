@@ -1,12 +1,13 @@
 //! An uploaded file's record (its bytes live in the blob store).
 
+use super::ids::FileId;
 use serde::{Deserialize, Serialize};
 
 use super::status::FileStatus;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileObject {
-    pub id: String,
+    pub id: FileId,
     pub object: String,
     pub bytes: i64,
     pub created_at: i64,

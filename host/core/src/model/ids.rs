@@ -3,12 +3,22 @@
 //! Ids are opaque to clients but the prefix is part of the wire contract: SDK users and tests
 //! look at it, and the hyphen in `file-` is what OpenAI used. The random part is 24 characters
 //! of base62 (~143 bits), so collisions are not a practical concern and ids do not leak counts.
+//!
+//! Each kind of object has its own id type ([`AssistantId`], [`ThreadId`], [`RunId`], …), so a
+//! thread id cannot be stored where a run id belongs. Ids from outside (paths, bodies, cursors)
+//! become typed through `parse`, which refuses anything that is not an id of that kind — a
+//! wrong prefix names no object, so the API answers 404 for it without a query. Stored
+//! documents deserialise without that check: the store holds only ids this server made.
+
+use std::fmt;
+use std::ops::Deref;
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 /// The kinds of object that get an id, each with its wire prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdKind {
     Assistant,
     Thread,
@@ -45,6 +55,27 @@ impl IdKind {
     }
 }
 
+impl IdKind {
+    /// What clients call this kind of object in messages ("No run step found with id …").
+    pub const fn noun(self) -> &'static str {
+        match self {
+            IdKind::Assistant => "assistant",
+            IdKind::Thread => "thread",
+            IdKind::Message => "message",
+            IdKind::Run => "run",
+            IdKind::Step => "run step",
+            IdKind::ToolCall => "tool call",
+            IdKind::File => "file",
+            IdKind::Upload => "upload",
+            IdKind::UploadPart => "upload part",
+            IdKind::VectorStore => "vector store",
+            IdKind::FileBatch => "vector store file batch",
+            IdKind::Project => "project",
+            IdKind::ApiKey => "API key",
+        }
+    }
+}
+
 /// A new random id of the given kind.
 pub fn new_id(kind: IdKind) -> String {
     let mut rng = rand::thread_rng();
@@ -67,6 +98,102 @@ pub fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// An id from outside that is not an id of the expected kind: it names no object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{id}' is not an id of a {kind:?}")]
+pub struct IdError {
+    pub kind: IdKind,
+    pub id: String,
+}
+
+/// Declares the id type of one kind of object.
+macro_rules! typed_id {
+    ($(#[$meta:meta])* $name:ident = $kind:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const KIND: IdKind = $kind;
+
+            /// A new random id of this kind.
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> $name {
+                $name(new_id($kind))
+            }
+
+            /// An id from outside: refused unless it is well-formed and has this kind's prefix.
+            pub fn parse(id: &str) -> Result<$name, IdError> {
+                if is_valid_id(id) && id.starts_with($kind.prefix()) {
+                    Ok($name(id.to_string()))
+                } else {
+                    Err(IdError {
+                        kind: $kind,
+                        id: id.to_string(),
+                    })
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+    };
+}
+
+typed_id!(AssistantId = IdKind::Assistant);
+typed_id!(ThreadId = IdKind::Thread);
+typed_id!(MessageId = IdKind::Message);
+typed_id!(RunId = IdKind::Run);
+typed_id!(StepId = IdKind::Step);
+typed_id!(FileId = IdKind::File);
+typed_id!(UploadId = IdKind::Upload);
+typed_id!(VectorStoreId = IdKind::VectorStore);
+
 /// Current time as integer Unix seconds, the only time unit on the wire.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -85,5 +212,18 @@ mod tests {
         let b = new_id(IdKind::File);
         assert!(a.starts_with("file-") && a.len() == 5 + 24);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn an_id_from_outside_must_have_its_kind() {
+        let run = RunId::new();
+        assert_eq!(RunId::parse(&run).unwrap(), run);
+        assert!(RunId::parse(StepId::new().as_str()).is_err());
+        assert!(RunId::parse("run_a/b").is_err());
+        assert!(RunId::parse("run_").is_ok_and(|r| r == "run_"));
+        let e = ThreadId::parse("asst_1").unwrap_err();
+        assert_eq!(e.kind, IdKind::Thread);
+        // On the wire and in storage an id is its string.
+        assert_eq!(serde_json::to_value(&run).unwrap(), run.as_str());
     }
 }

@@ -1,5 +1,6 @@
 //! Runs and run steps.
 
+use super::ids::{AssistantId, RunId, StepId, ThreadId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -9,11 +10,11 @@ pub use crate::model::status::{RunStatus, StepStatus};
 /// A run, exactly as the API returns it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
-    pub id: String,
+    pub id: RunId,
     pub object: String,
     pub created_at: i64,
-    pub thread_id: String,
-    pub assistant_id: String,
+    pub thread_id: ThreadId,
+    pub assistant_id: AssistantId,
     pub status: RunStatus,
     pub required_action: Option<Value>,
     pub last_error: Option<Value>,
@@ -43,12 +44,12 @@ pub struct Run {
 /// A run step, exactly as the API returns it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunStep {
-    pub id: String,
+    pub id: StepId,
     pub object: String,
     pub created_at: i64,
-    pub run_id: String,
-    pub assistant_id: String,
-    pub thread_id: String,
+    pub run_id: RunId,
+    pub assistant_id: AssistantId,
+    pub thread_id: ThreadId,
     #[serde(rename = "type")]
     pub kind: String,
     pub status: StepStatus,

@@ -1,5 +1,6 @@
 //! A multipart upload in progress, which becomes a file when completed.
 
+use super::ids::UploadId;
 use serde::{Deserialize, Serialize};
 
 use super::file::FileObject;
@@ -7,7 +8,7 @@ use super::status::UploadStatus;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Upload {
-    pub id: String,
+    pub id: UploadId,
     pub object: String,
     pub bytes: i64,
     pub created_at: i64,

@@ -1,6 +1,7 @@
 //! A vector store's stored record (file counts and status are derived from its files on
 //! read, never stored).
 
+use super::ids::VectorStoreId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -9,7 +10,7 @@ use super::Metadata;
 /// The stored part of a vector store; counts and status are added when it is read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VectorStoreDoc {
-    pub id: String,
+    pub id: VectorStoreId,
     pub created_at: i64,
     pub name: Option<String>,
     pub metadata: Metadata,

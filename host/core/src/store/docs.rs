@@ -69,14 +69,17 @@ impl_doc!(RunStep, table = "run_steps", name = "run step");
 /// message, by the API or the run engine, passes these).
 pub fn message_columns(m: &Message) -> [(&'static str, Val); 2] {
     [
-        ("thread_id", Val::Text(m.thread_id.clone())),
-        ("run_id", Val::OptText(m.run_id.clone())),
+        ("thread_id", Val::Text(m.thread_id.to_string())),
+        (
+            "run_id",
+            Val::OptText(m.run_id.as_ref().map(|r| r.to_string())),
+        ),
     ]
 }
 
 /// The indexed columns of a run step row besides the document itself.
 pub fn step_columns(s: &RunStep) -> [(&'static str, Val); 1] {
-    [("run_id", Val::Text(s.run_id.clone()))]
+    [("run_id", Val::Text(s.run_id.to_string()))]
 }
 
 impl Store {

@@ -48,9 +48,9 @@ impl Store {
             "INSERT INTO runs (id, project_id, thread_id, created_at, status, expires_at, \
              nudged_at, engine, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
-        .bind(run.id.clone())
+        .bind(run.id.to_string())
         .bind(project.to_string())
-        .bind(run.thread_id.clone())
+        .bind(run.thread_id.to_string())
         .bind(run.created_at)
         .bind(run.status.as_str())
         .bind(run.expires_at)
@@ -67,7 +67,7 @@ impl Store {
                     .await?
                     .unwrap_or_default();
                 Err(StoreError::ThreadLocked {
-                    thread_id: run.thread_id.clone(),
+                    thread_id: run.thread_id.to_string(),
                     run_id: active,
                 })
             }
@@ -227,7 +227,7 @@ impl Store {
             .bind(run.expires_at)
             .bind(serde_json::to_string(engine)?)
             .bind(serde_json::to_string(run)?)
-            .bind(run.id.clone());
+            .bind(run.id.to_string());
         if let Some(v) = lease_val {
             q = q.bind(v);
         }

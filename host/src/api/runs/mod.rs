@@ -8,6 +8,7 @@
 mod prepare;
 mod sse;
 
+use assistants_core::model::ids::ThreadId;
 use prepare::{include, prepare, store_ids, union, Prepared};
 use sse::respond;
 use std::collections::HashSet;
@@ -30,7 +31,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::bus::{StreamEvent, Subscription};
 use assistants_core::model::engine::{ToolBinding, ToolResult};
-use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::ids::now;
 use assistants_core::model::status::event_ends_stream;
 use assistants_core::model::Assistant;
 use assistants_core::model::Thread;
@@ -147,7 +148,7 @@ async fn start(
         // a read on another pooled connection while holding one can starve the pool).
         let thread_exists = state
             .store
-            .existing::<Thread>(project, std::slice::from_ref(&run.thread_id))
+            .existing::<Thread>(project, &[run.thread_id.to_string()])
             .await?;
         if thread_exists.is_empty() {
             return Err(ApiError::not_found("thread", &run.thread_id));
@@ -224,6 +225,7 @@ async fn create(
     RawQuery(raw): RawQuery,
     Json(req): Json<CreateRun>,
 ) -> ApiResult<Response> {
+    let thread_id = ThreadId::parse(&thread_id)?;
     let include = include(&raw)?;
     let mut prepared = prepare(
         &state,
@@ -279,10 +281,12 @@ async fn create_thread_and_run(
             .await?,
         ),
     };
-    let prepared = prepare(&state, &project, "", req.params, None).await?;
+    let thread_id = ThreadId::new();
+    let prepared = prepare(&state, &project, &thread_id, req.params, None).await?;
     let thread = threads::prepare(
         &state,
         &project,
+        thread_id,
         req.thread.unwrap_or(CreateThread {
             messages: None,
             tool_resources: None,

@@ -2,6 +2,7 @@
 //! strategy and plugin tools pinned to the components installed now.
 
 use super::*;
+use assistants_core::model::ids::RunId;
 
 /// The only `include[]` value the API defines (file-search result content in steps).
 pub const INCLUDE_FILE_SEARCH_CONTENT: &str =
@@ -151,7 +152,7 @@ pub(super) fn store_ids(resources: &Value) -> Vec<String> {
 pub(super) async fn prepare(
     state: &AppState,
     project: &str,
-    thread_id: &str,
+    thread_id: &ThreadId,
     p: RunParams,
     additional_instructions: Option<String>,
 ) -> ApiResult<Prepared> {
@@ -267,10 +268,10 @@ pub(super) async fn prepare(
     }
     let created_at = now();
     let run = Run {
-        id: new_id(IdKind::Run),
+        id: RunId::new(),
         object: "thread.run".into(),
         created_at,
-        thread_id: thread_id.to_string(),
+        thread_id: thread_id.clone(),
         assistant_id: asst.id.clone(),
         // `transitions::create` sets the first status.
         status: RunStatus::Queued,

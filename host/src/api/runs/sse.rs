@@ -17,7 +17,7 @@ pub(super) fn respond(
             let watch = Watch {
                 store: state.store.clone(),
                 project: project.to_string(),
-                run_id: run.id.clone(),
+                run_id: run.id.to_string(),
                 ending: state.lifecycle.ending.clone(),
             };
             sse(initial, sub, watch)
