@@ -149,7 +149,7 @@ async fn expired_files_are_deleted_everywhere() {
             .unwrap(),
         0
     );
-    assistants_core::store::admin_execute(
+    assistants_core::store::testing::admin_execute(
         &s.storage.database_url,
         &format!("UPDATE files SET expires_at = 1 WHERE id = '{id}'"),
     )

@@ -1466,7 +1466,7 @@ async fn expired_vector_stores_are_refused_for_search_and_file_search() {
         .await;
     assert_eq!(s, 200, "a live store is searchable");
     // Two days without use.
-    assistants_core::store::admin_execute(
+    assistants_core::store::testing::admin_execute(
         &app.settings().storage.database_url,
         &format!(
             "UPDATE vector_stores SET last_active_at = last_active_at - 172800 WHERE id = '{vs}'"

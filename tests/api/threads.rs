@@ -168,7 +168,7 @@ async fn create_thread_and_run_writes_both_or_neither() {
         "CREATE TRIGGER refuse_runs BEFORE INSERT ON runs \
          BEGIN SELECT RAISE(ABORT, 'no runs today'); END;"
     };
-    assistants_core::store::admin_execute(&app.database_url, refuse_runs)
+    assistants_core::store::testing::admin_execute(&app.database_url, refuse_runs)
         .await
         .unwrap();
     let (s, e) = app.post("/threads/runs", body.clone()).await;
@@ -181,7 +181,7 @@ async fn create_thread_and_run_writes_both_or_neither() {
     } else {
         "DROP TRIGGER refuse_runs"
     };
-    assistants_core::store::admin_execute(&app.database_url, allow_runs)
+    assistants_core::store::testing::admin_execute(&app.database_url, allow_runs)
         .await
         .unwrap();
     let (s, run) = app.post("/threads/runs", body).await;

@@ -419,7 +419,7 @@ impl Drop for TestApp {
             rt.block_on(async move {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 if let Some((admin, name)) = pg {
-                    let _ = assistants_core::store::admin_execute(
+                    let _ = assistants_core::store::testing::admin_execute(
                         &admin,
                         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
                     )
@@ -438,7 +438,7 @@ impl Drop for TestApp {
 
 async fn create_pg_database(url: &str) -> (String, String) {
     let name = format!("assistants_test_{}", random_suffix());
-    assistants_core::store::admin_execute(url, &format!("CREATE DATABASE {name}"))
+    assistants_core::store::testing::admin_execute(url, &format!("CREATE DATABASE {name}"))
         .await
         .expect("creating a test database (is PostgreSQL running?)");
     (url.to_string(), name)

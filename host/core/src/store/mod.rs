@@ -17,6 +17,8 @@ mod group;
 pub mod keys;
 mod list;
 pub mod runs;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod uploads;
 pub mod vector_stores;
 
@@ -233,17 +235,6 @@ fn bind<'q>(
         Val::OptInt(i) => q.bind(*i),
         Val::OptBytes(b) => q.bind(b.clone()),
     }
-}
-
-/// Runs one statement on a fresh connection (no pool, no migrations); for operator tooling and
-/// tests that create or drop whole databases.
-pub async fn admin_execute(url: &str, sql: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url).await?;
-    conn.execute(sql).await?;
-    conn.close().await?;
-    Ok(())
 }
 
 /// A write transaction on `pool`, immediate on SQLite (see [`Store::begin`]).
