@@ -1,6 +1,5 @@
 //! `/assistants`: create, list, retrieve, modify, delete.
 
-use assistants_core::model::ids::AssistantId;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
@@ -13,7 +12,7 @@ use super::tool_resources::{self, Inline};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::now;
+use assistants_core::model::ids::{now, AssistantId};
 use assistants_core::model::Assistant;
 
 #[derive(Debug, Deserialize)]
@@ -154,7 +153,7 @@ async fn list(
 async fn retrieve(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<AssistantId>,
 ) -> ApiResult<axum::Json<Assistant>> {
     Ok(axum::Json(
         state.store.get::<Assistant>(&project, &id).await?,
@@ -164,7 +163,7 @@ async fn retrieve(
 async fn modify(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<AssistantId>,
     Json(req): Json<ModifyAssistant>,
 ) -> ApiResult<axum::Json<Assistant>> {
     // Validate everything before touching the stored object, so a bad field changes nothing.
@@ -241,7 +240,7 @@ async fn modify(
 async fn remove(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<AssistantId>,
 ) -> ApiResult<axum::Json<Value>> {
     state.store.delete::<Assistant>(&project, &id).await?;
     Ok(axum::Json(

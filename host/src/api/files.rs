@@ -1,6 +1,5 @@
 //! `/files`: multipart upload (streamed to the blob store), list, retrieve, delete, content.
 
-use assistants_core::model::ids::FileId;
 use assistants_core::model::FileStatus;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
@@ -17,7 +16,7 @@ use crate::auth::Project;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::state::AppState;
 use assistants_core::blobs::{file_key, BlobError, PutError};
-use assistants_core::model::ids::now;
+use assistants_core::model::ids::{now, FileId};
 use assistants_core::model::FileObject;
 use assistants_core::store::Val;
 
@@ -234,7 +233,7 @@ async fn list(
 async fn retrieve(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<FileId>,
 ) -> ApiResult<axum::Json<FileObject>> {
     Ok(axum::Json(
         state.store.get::<FileObject>(&project, &id).await?,
@@ -244,7 +243,7 @@ async fn retrieve(
 async fn remove(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<FileId>,
 ) -> ApiResult<axum::Json<Value>> {
     if !state.store.delete_file_everywhere(&project, &id).await? {
         return Err(ApiError::not_found("file", &id));
@@ -262,7 +261,7 @@ async fn remove(
 async fn content(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<FileId>,
 ) -> ApiResult<Response> {
     let file = state.store.get::<FileObject>(&project, &id).await?;
     let stream = state.blobs.get_stream(&file_key(&id)).await?;

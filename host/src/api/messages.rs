@@ -1,6 +1,5 @@
 //! `/threads/{thread_id}/messages`: create, list (with `run_id`), retrieve, modify, delete.
 
-use assistants_core::model::ids::{MessageId, ThreadId};
 use assistants_core::model::MessageStatus;
 use axum::extract::State;
 use axum::routing::get;
@@ -13,7 +12,7 @@ use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::now;
+use assistants_core::model::ids::{now, MessageId, ThreadId};
 use assistants_core::model::FileObject;
 use assistants_core::model::Message;
 use assistants_core::model::Thread;
@@ -220,10 +219,9 @@ pub async fn insert_in(state: &AppState, tx: &mut Tx, project: &str, m: &Message
 async fn create(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(thread_id): Path<String>,
+    Path(thread_id): Path<ThreadId>,
     Json(req): Json<CreateMessage>,
 ) -> ApiResult<axum::Json<Message>> {
-    let thread_id = ThreadId::parse(&thread_id)?;
     let m = prepare(&state, &project, &thread_id, req, "").await?;
     let files = super::attachments::file_search_files(&m);
     if !files.is_empty() {
@@ -269,7 +267,7 @@ async fn create(
 async fn list(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(thread_id): Path<String>,
+    Path(thread_id): Path<ThreadId>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let params = q.params(20, 100)?;
@@ -315,7 +313,7 @@ async fn get_in_thread(
 async fn retrieve(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((thread_id, id)): Path<(String, String)>,
+    Path((thread_id, id)): Path<(ThreadId, MessageId)>,
 ) -> ApiResult<axum::Json<Message>> {
     Ok(axum::Json(
         get_in_thread(&state, &project, &thread_id, &id).await?,
@@ -325,7 +323,7 @@ async fn retrieve(
 async fn modify(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((thread_id, id)): Path<(String, String)>,
+    Path((thread_id, id)): Path<(ThreadId, MessageId)>,
     Json(req): Json<ModifyMessage>,
 ) -> ApiResult<axum::Json<Message>> {
     let metadata = common::metadata_patch(req.metadata)?;
@@ -347,7 +345,7 @@ async fn modify(
 async fn remove(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((thread_id, id)): Path<(String, String)>,
+    Path((thread_id, id)): Path<(ThreadId, MessageId)>,
 ) -> ApiResult<axum::Json<Value>> {
     get_in_thread(&state, &project, &thread_id, &id).await?;
     state.store.delete::<Message>(&project, &id).await?;

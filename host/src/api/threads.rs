@@ -1,6 +1,5 @@
 //! `/threads`: create (with initial messages), retrieve, modify, delete.
 
-use assistants_core::model::ids::ThreadId;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -14,7 +13,7 @@ use super::tool_resources::{self, Inline};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::now;
+use assistants_core::model::ids::{now, ThreadId};
 use assistants_core::model::{Message, Thread};
 use assistants_core::store::Tx;
 
@@ -132,7 +131,7 @@ async fn create(
 async fn retrieve(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<ThreadId>,
 ) -> ApiResult<axum::Json<Thread>> {
     Ok(axum::Json(state.store.get::<Thread>(&project, &id).await?))
 }
@@ -140,7 +139,7 @@ async fn retrieve(
 async fn modify(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<ThreadId>,
     Json(req): Json<ModifyThread>,
 ) -> ApiResult<axum::Json<Thread>> {
     let metadata = common::metadata_patch(req.metadata)?;
@@ -170,7 +169,7 @@ async fn modify(
 async fn remove(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<ThreadId>,
 ) -> ApiResult<axum::Json<Value>> {
     // Messages go with the thread (ON DELETE CASCADE).
     state.store.delete::<Thread>(&project, &id).await?;

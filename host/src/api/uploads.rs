@@ -1,8 +1,6 @@
 //! `/uploads`: large files in parts. Parts are stored as separate blobs as they arrive and
 //! concatenated into a regular file on `complete`, which checks the declared size.
 
-use assistants_core::model::ids::FileId;
-use assistants_core::model::ids::UploadId;
 use assistants_core::model::{FileStatus, UploadStatus};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::routing::post;
@@ -16,7 +14,7 @@ use crate::auth::Project;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::state::AppState;
 use assistants_core::blobs::{file_key, part_key};
-use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::ids::{new_id, now, FileId, IdKind, UploadId};
 use assistants_core::model::{FileObject, Upload};
 use assistants_core::store::Val;
 
@@ -111,7 +109,7 @@ async fn create(
 async fn add_part(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(upload_id): Path<String>,
+    Path(upload_id): Path<UploadId>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let mut multipart = multipart.map_err(|e| {
@@ -192,7 +190,7 @@ async fn add_part_to(
 async fn complete(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(upload_id): Path<String>,
+    Path(upload_id): Path<UploadId>,
     Json(req): Json<CompleteUpload>,
 ) -> ApiResult<axum::Json<Upload>> {
     let u = load(&state, &project, &upload_id).await?;
@@ -294,7 +292,7 @@ async fn complete(
 async fn cancel(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(upload_id): Path<String>,
+    Path(upload_id): Path<UploadId>,
 ) -> ApiResult<axum::Json<Upload>> {
     let u = load(&state, &project, &upload_id).await?;
     require_pending(&u)?;

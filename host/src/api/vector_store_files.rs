@@ -16,7 +16,7 @@ use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::{new_id, now, IdKind};
+use assistants_core::model::ids::{now, FileBatchId, FileId, VectorStoreId};
 use assistants_core::model::FileObject;
 use assistants_core::model::VectorStoreDoc;
 use assistants_core::store::vector_stores::VsFileRow;
@@ -98,7 +98,7 @@ async fn require_store(state: &AppState, project: &str, vs: &str) -> ApiResult<(
 async fn create(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(vs): Path<String>,
+    Path(vs): Path<VectorStoreId>,
     Json(req): Json<CreateFile>,
 ) -> ApiResult<axum::Json<Value>> {
     let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
@@ -130,7 +130,7 @@ async fn create(
 async fn list(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(vs): Path<String>,
+    Path(vs): Path<VectorStoreId>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let params = q.params(20, 100)?;
@@ -158,7 +158,7 @@ async fn load(state: &AppState, project: &str, vs: &str, file_id: &str) -> ApiRe
 async fn retrieve(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((vs, file_id)): Path<(String, String)>,
+    Path((vs, file_id)): Path<(VectorStoreId, FileId)>,
 ) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(wire(
         load(&state, &project, &vs, &file_id).await?,
@@ -168,7 +168,7 @@ async fn retrieve(
 async fn update(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((vs, file_id)): Path<(String, String)>,
+    Path((vs, file_id)): Path<(VectorStoreId, FileId)>,
     Json(req): Json<UpdateAttributes>,
 ) -> ApiResult<axum::Json<Value>> {
     let attrs =
@@ -186,7 +186,7 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((vs, file_id)): Path<(String, String)>,
+    Path((vs, file_id)): Path<(VectorStoreId, FileId)>,
 ) -> ApiResult<axum::Json<Value>> {
     require_store(&state, &project, &vs).await?;
     if !state.store.detach_file(&project, &vs, &file_id).await? {
@@ -201,7 +201,7 @@ async fn remove(
 async fn content(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((vs, file_id)): Path<(String, String)>,
+    Path((vs, file_id)): Path<(VectorStoreId, FileId)>,
 ) -> ApiResult<axum::Json<Value>> {
     let row = load(&state, &project, &vs, &file_id).await?;
     let data = match (row.status, state.store.file_text(&file_id).await?) {
@@ -247,7 +247,7 @@ async fn batch_view(state: &AppState, project: &str, vs: &str, batch_id: &str) -
 async fn create_batch(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(vs): Path<String>,
+    Path(vs): Path<VectorStoreId>,
     Json(req): Json<CreateBatch>,
 ) -> ApiResult<axum::Json<Value>> {
     let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
@@ -298,7 +298,7 @@ async fn create_batch(
     require_store(&state, &project, &vs).await?;
     let ids: Vec<String> = files.iter().map(|(id, _, _)| id.clone()).collect();
     common::require_existing::<FileObject>(&state.store, &project, "file_ids", &ids).await?;
-    let batch_id = new_id(IdKind::FileBatch);
+    let batch_id = FileBatchId::new();
     let created_at = now();
     state
         .store
@@ -314,7 +314,7 @@ async fn create_batch(
 async fn get_batch(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((vs, batch_id)): Path<(String, String)>,
+    Path((vs, batch_id)): Path<(VectorStoreId, FileBatchId)>,
 ) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(
         batch_view(&state, &project, &vs, &batch_id).await?,
@@ -324,7 +324,7 @@ async fn get_batch(
 async fn cancel_batch(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((vs, batch_id)): Path<(String, String)>,
+    Path((vs, batch_id)): Path<(VectorStoreId, FileBatchId)>,
 ) -> ApiResult<axum::Json<Value>> {
     if !state.store.cancel_batch(&project, &vs, &batch_id).await? {
         // Unknown (404 from the view) or finished, which cannot be cancelled any more.
@@ -341,7 +341,7 @@ async fn cancel_batch(
 async fn list_batch_files(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((vs, batch_id)): Path<(String, String)>,
+    Path((vs, batch_id)): Path<(VectorStoreId, FileBatchId)>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let params = q.params(20, 100)?;

@@ -2,7 +2,6 @@
 //!
 //! `file_counts`, `usage_bytes` and `status` are derived from the store's files on every read.
 
-use assistants_core::model::ids::VectorStoreId;
 use assistants_core::model::VectorStoreStatus;
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -15,7 +14,7 @@ use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::now;
+use assistants_core::model::ids::{now, VectorStoreId};
 use assistants_core::model::FileObject;
 use assistants_core::model::VectorStoreDoc;
 use assistants_core::search::{Filter, SearchRequest};
@@ -228,7 +227,7 @@ async fn list(
 async fn retrieve(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<VectorStoreId>,
 ) -> ApiResult<axum::Json<VectorStore>> {
     Ok(axum::Json(load(&state, &project, &id).await?))
 }
@@ -236,7 +235,7 @@ async fn retrieve(
 async fn modify(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<VectorStoreId>,
     Json(req): Json<ModifyVectorStore>,
 ) -> ApiResult<axum::Json<VectorStore>> {
     let metadata = common::metadata_patch(req.metadata)?;
@@ -267,7 +266,7 @@ async fn modify(
 async fn remove(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<VectorStoreId>,
 ) -> ApiResult<axum::Json<Value>> {
     if !state.store.delete_vector_store(&project, &id).await? {
         return Err(ApiError::not_found("vector store", &id));
@@ -281,7 +280,7 @@ async fn remove(
 async fn search(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    Path(id): Path<VectorStoreId>,
     Json(req): Json<SearchBody>,
 ) -> ApiResult<axum::Json<Value>> {
     let queries: Vec<String> = match &req.query {

@@ -193,6 +193,7 @@ typed_id!(StepId = IdKind::Step);
 typed_id!(FileId = IdKind::File);
 typed_id!(UploadId = IdKind::Upload);
 typed_id!(VectorStoreId = IdKind::VectorStore);
+typed_id!(FileBatchId = IdKind::FileBatch);
 
 /// Current time as integer Unix seconds, the only time unit on the wire.
 pub fn now() -> i64 {

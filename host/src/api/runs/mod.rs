@@ -8,7 +8,6 @@
 mod prepare;
 mod sse;
 
-use assistants_core::model::ids::ThreadId;
 use prepare::{include, prepare, store_ids, union, Prepared};
 use sse::respond;
 use std::collections::HashSet;
@@ -31,7 +30,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::bus::{StreamEvent, Subscription};
 use assistants_core::model::engine::{ToolBinding, ToolResult};
-use assistants_core::model::ids::now;
+use assistants_core::model::ids::{now, RunId, StepId, ThreadId};
 use assistants_core::model::status::event_ends_stream;
 use assistants_core::model::Assistant;
 use assistants_core::model::Thread;
@@ -221,11 +220,10 @@ async fn start(
 async fn create(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(thread_id): Path<String>,
+    Path(thread_id): Path<ThreadId>,
     RawQuery(raw): RawQuery,
     Json(req): Json<CreateRun>,
 ) -> ApiResult<Response> {
-    let thread_id = ThreadId::parse(&thread_id)?;
     let include = include(&raw)?;
     let mut prepared = prepare(
         &state,
@@ -304,7 +302,7 @@ async fn create_thread_and_run(
 async fn list(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(thread_id): Path<String>,
+    Path(thread_id): Path<ThreadId>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let page = state
@@ -333,7 +331,7 @@ async fn get_run(state: &AppState, project: &str, thread_id: &str, id: &str) -> 
 async fn retrieve(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((thread_id, id)): Path<(String, String)>,
+    Path((thread_id, id)): Path<(ThreadId, RunId)>,
 ) -> ApiResult<axum::Json<Run>> {
     Ok(axum::Json(
         get_run(&state, &project, &thread_id, &id).await?,
@@ -343,7 +341,7 @@ async fn retrieve(
 async fn modify(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((thread_id, id)): Path<(String, String)>,
+    Path((thread_id, id)): Path<(ThreadId, RunId)>,
     Json(req): Json<ModifyRun>,
 ) -> ApiResult<axum::Json<Run>> {
     let metadata = common::metadata_patch(req.metadata)?;
@@ -362,7 +360,7 @@ async fn modify(
 async fn cancel(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((thread_id, id)): Path<(String, String)>,
+    Path((thread_id, id)): Path<(ThreadId, RunId)>,
 ) -> ApiResult<axum::Json<Run>> {
     let run = transitions::cancel(&state.runs, &project, &thread_id, &id).await?;
     Ok(axum::Json(run))
@@ -371,7 +369,7 @@ async fn cancel(
 async fn submit_tool_outputs(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((thread_id, id)): Path<(String, String)>,
+    Path((thread_id, id)): Path<(ThreadId, RunId)>,
     Json(req): Json<SubmitToolOutputs>,
 ) -> ApiResult<Response> {
     let mut results = Vec::with_capacity(req.tool_outputs.len());
@@ -418,7 +416,7 @@ async fn submit_tool_outputs(
 async fn list_steps(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((thread_id, run_id)): Path<(String, String)>,
+    Path((thread_id, run_id)): Path<(ThreadId, RunId)>,
     RawQuery(raw): RawQuery,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
@@ -453,7 +451,7 @@ async fn list_steps(
 async fn retrieve_step(
     State(state): State<AppState>,
     Project(project): Project,
-    Path((thread_id, run_id, step_id)): Path<(String, String, String)>,
+    Path((thread_id, run_id, step_id)): Path<(ThreadId, RunId, StepId)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<axum::Json<Value>> {
     let with_content = !include(&raw)?.is_empty();
