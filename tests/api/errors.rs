@@ -56,6 +56,7 @@ async fn an_id_of_the_wrong_kind_in_a_path_is_not_found_for_that_kind() {
     let app = TestApp::spawn().await;
     let thread = app.create("/threads", json!({})).await;
     let asst = app.create("/assistants", json!({"model": "m"})).await;
+    let vs = app.create("/vector_stores", json!({})).await;
     for (path, message) in [
         (
             format!("/threads/{asst}"),
@@ -72,6 +73,10 @@ async fn an_id_of_the_wrong_kind_in_a_path_is_not_found_for_that_kind() {
         (
             format!("/vector_stores/{asst}/files"),
             format!("No vector store found with id '{asst}'."),
+        ),
+        (
+            format!("/vector_stores/{vs}/files/{asst}"),
+            format!("No vector store file found with id '{asst}'."),
         ),
     ] {
         let (s, e) = app.get(path.trim_end_matches('/')).await;

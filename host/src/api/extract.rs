@@ -128,10 +128,16 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             return Err(not_found(bad));
         }
         // An id parameter of the wrong kind names no object: 404 for that kind, no query.
+        let in_store = raw.iter().any(|(name, _)| name == "vs");
         for (name, value) in raw.iter() {
             if let Some(kind) = id_kind_of(name) {
                 if !value.starts_with(kind.prefix()) {
-                    return Err(ApiError::not_found(kind.noun(), value));
+                    // A file under a vector store is "vector store file", as its handlers say.
+                    let noun = match kind {
+                        IdKind::File if in_store => "vector store file",
+                        _ => kind.noun(),
+                    };
+                    return Err(ApiError::not_found(noun, value));
                 }
             }
         }
