@@ -12,7 +12,7 @@
 //! subscribers (`LocalBus`); publishing is one `PUBLISH` per event. A node's own events travel
 //! through Redis as well, so every listener sees one order per run. Redis keeps nothing: a
 //! stream that misses events while Redis restarts falls back to reading the run's status from
-//! the database (see `api::runs::sse`).
+//! the database (the host's SSE responses do this, `assistants_host` `api/runs/sse.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
