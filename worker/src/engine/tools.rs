@@ -211,7 +211,12 @@ impl Engine {
                 run_id: Some(ctx.run.id.to_string()),
                 thread_id: Some(ctx.run.thread_id.to_string()),
                 assistant_id: Some(ctx.run.assistant_id.to_string()),
-                vector_store_ids: ctx.rec.vector_store_ids.clone(),
+                vector_store_ids: ctx
+                    .rec
+                    .vector_store_ids
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect(),
                 options_json: options.to_string(),
             };
             let plugins = self.plugins.clone();

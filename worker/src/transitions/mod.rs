@@ -15,7 +15,7 @@ use assistants_core::bus::{EventBus, RunQueue, StreamEvent};
 use assistants_core::model::engine::{
     EngineRecord, Event, Next, OpenToolStep, ToolBinding, ToolCall, ToolResult,
 };
-use assistants_core::model::ids::now;
+use assistants_core::model::ids::{now, VectorStoreId};
 use assistants_core::model::run::usage;
 use assistants_core::model::{Message, MessageStatus, Run, RunStatus, RunStep, StepStatus};
 use assistants_core::store::{Store, StoreError, StoreResult, Tx};
@@ -125,7 +125,7 @@ pub struct Pins {
     /// The plugin tools offered to the model, each pinned to its component.
     pub tools: Vec<ToolBinding>,
     /// The vector stores its `file_search` searches.
-    pub vector_store_ids: Vec<String>,
+    pub vector_store_ids: Vec<VectorStoreId>,
     /// Whether file_search result content is shown in its steps (`include[]`).
     pub include_content: bool,
 }

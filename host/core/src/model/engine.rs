@@ -7,7 +7,7 @@
 //! serde shapes are those the bindings had when records were first written (externally tagged
 //! variants, snake_case fields); `tests` below loads such a record.
 
-use super::ids::{MessageId, StepId};
+use super::ids::{MessageId, StepId, VectorStoreId};
 use serde::{Deserialize, Serialize};
 
 /// A message of the conversation, as the model should see it.
@@ -215,7 +215,7 @@ pub struct EngineRecord {
     pub next: Next,
     pub tools: Vec<ToolBinding>,
     /// Vector stores the run's retrieval tools may search.
-    pub vector_store_ids: Vec<String>,
+    pub vector_store_ids: Vec<VectorStoreId>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     /// The `tool_calls` step whose calls still wait for outputs, with the usage of the LLM

@@ -2,7 +2,7 @@
 //! strategy and plugin tools pinned to the components installed now.
 
 use super::*;
-use assistants_core::model::ids::RunId;
+use assistants_core::model::ids::{RunId, VectorStoreId};
 
 /// The only `include[]` value the API defines (file-search result content in steps).
 pub const INCLUDE_FILE_SEARCH_CONTENT: &str =
@@ -124,7 +124,7 @@ pub(super) fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value>
 }
 
 /// `a` then the ids of `b` not in `a`, in order.
-pub(super) fn union(a: &[String], b: &[String]) -> Vec<String> {
+pub(super) fn union(a: &[VectorStoreId], b: &[VectorStoreId]) -> Vec<VectorStoreId> {
     let mut out = a.to_vec();
     for id in b {
         if !out.contains(id) {
@@ -134,14 +134,15 @@ pub(super) fn union(a: &[String], b: &[String]) -> Vec<String> {
     out
 }
 
-/// `file_search.vector_store_ids` of a `tool_resources` value.
-pub(super) fn store_ids(resources: &Value) -> Vec<String> {
+/// `file_search.vector_store_ids` of a `tool_resources` value (one this server validated when
+/// it was written, so every entry is a vector store id).
+pub(super) fn store_ids(resources: &Value) -> Vec<VectorStoreId> {
     resources
         .pointer("/file_search/vector_store_ids")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
+                .filter_map(|v| v.as_str().and_then(|s| VectorStoreId::parse(s).ok()))
                 .collect()
         })
         .unwrap_or_default()
