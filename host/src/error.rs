@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use assistants_core::blobs::BlobError;
-use assistants_core::model::ids::IdError;
 use assistants_core::search::FilterError;
 use assistants_core::store::StoreError;
 use assistants_worker::transitions::TransitionError;
@@ -207,13 +206,6 @@ impl From<TransitionError> for ApiError {
                 ApiError::invalid("tool_outputs", message)
             }
         }
-    }
-}
-
-impl From<IdError> for ApiError {
-    /// An id from a path or body that is not an id of the kind it names: no such object.
-    fn from(e: IdError) -> Self {
-        ApiError::not_found(e.kind.noun(), &e.id)
     }
 }
 

@@ -119,7 +119,7 @@ async fn sweep(store: &Store, handle: &crate::transitions::RunsHandle) -> StoreR
             crate::transitions::Ending::Expired,
             |run| {
                 Ok::<_, StoreError>(
-                    run.status().is_active() && run.expires_at.is_some_and(|e| e < now()),
+                    run.status.is_active() && run.expires_at.is_some_and(|e| e < now()),
                 )
             },
         )

@@ -131,7 +131,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         let in_store = raw.iter().any(|(name, _)| name == "vs");
         for (name, value) in raw.iter() {
             if let Some(kind) = id_kind_of(name) {
-                if !value.starts_with(kind.prefix()) {
+                if !kind.accepts(value) {
                     // A file under a vector store is "vector store file", as its handlers say.
                     let noun = match kind {
                         IdKind::File if in_store => "vector store file",

@@ -257,7 +257,7 @@ impl Engine {
     }
 
     async fn run_loop(&self, ctx: &mut Ctx) -> EngineResult<()> {
-        match ctx.run.status() {
+        match ctx.run.status {
             RunStatus::Cancelling => return self.interrupted(ctx).await,
             RunStatus::Queued => {
                 transitions::start(&mut ctx.run);

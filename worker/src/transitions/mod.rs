@@ -329,7 +329,7 @@ pub async fn cancel(
             thread_id,
             id,
             Ending::Cancelled,
-            |run| match run.status() {
+            |run| match run.status {
                 RunStatus::RequiresAction => Ok(true),
                 s if s.is_cancellable() => Ok(false),
                 s => Err(TransitionError::NotCancellable(s)),
@@ -343,7 +343,7 @@ pub async fn cancel(
         let run = runs
             .store
             .update_run::<TransitionError>(project, thread_id, id, |run, _| {
-                match run.status() {
+                match run.status {
                     RunStatus::RequiresAction => now_waiting = true,
                     s if s.is_cancellable() => run.set_status(RunStatus::Cancelling, now()),
                     s => return Err(TransitionError::NotCancellable(s)),
@@ -379,8 +379,8 @@ pub async fn submit_tool_outputs(
     let run = runs
         .store
         .update_run::<TransitionError>(project, thread_id, id, |run, engine| {
-            if run.status() != RunStatus::RequiresAction {
-                return Err(TransitionError::NotAwaitingOutputs(run.status()));
+            if run.status != RunStatus::RequiresAction {
+                return Err(TransitionError::NotAwaitingOutputs(run.status));
             }
             let pending = pending_calls(run);
             if let Some(unknown) = results.iter().find(|r| !pending.contains(&r.tool_call_id)) {

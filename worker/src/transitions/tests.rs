@@ -46,7 +46,7 @@ async fn waiting_run(runs: &RunsHandle, calls: &[&str]) -> Run {
         include_content: false,
     };
     let engine = create(&mut run, pins);
-    assert_eq!(run.status(), RunStatus::Queued);
+    assert_eq!(run.status, RunStatus::Queued);
     assert!(matches!(
         engine.next,
         Next::Step {
@@ -89,7 +89,7 @@ fn output(id: &str) -> ToolResult {
 async fn outputs_must_answer_exactly_the_waiting_calls_and_reach_the_strategy_in_call_order() {
     let (runs, _dir) = setup().await;
     let run = waiting_run(&runs, &["call_a", "call_b"]).await;
-    assert_eq!(run.status(), RunStatus::RequiresAction);
+    assert_eq!(run.status, RunStatus::RequiresAction);
     assert!(run.expires_at.is_some());
 
     let err = submit_tool_outputs(&runs, "p", "thread_1", "run_1", vec![output("call_x")])
@@ -116,7 +116,7 @@ async fn outputs_must_answer_exactly_the_waiting_calls_and_reach_the_strategy_in
     )
     .await
     .unwrap();
-    assert_eq!(run.status(), RunStatus::Queued);
+    assert_eq!(run.status, RunStatus::Queued);
     assert!(run.required_action.is_none());
     let (_, engine) = runs
         .store
@@ -149,7 +149,7 @@ async fn outputs_must_answer_exactly_the_waiting_calls_and_reach_the_strategy_in
         "Runs in status \"queued\" do not accept tool outputs."
     );
     let run = cancel(&runs, "p", "thread_1", "run_1").await.unwrap();
-    assert_eq!(run.status(), RunStatus::Cancelling);
+    assert_eq!(run.status, RunStatus::Cancelling);
 }
 
 #[tokio::test]
@@ -158,7 +158,7 @@ async fn a_run_waiting_for_the_client_is_cancelled_at_once_and_then_refuses_anot
     waiting_run(&runs, &["call_a"]).await;
     let mut events = runs.bus.subscribe("run_1").await.unwrap();
     let run = cancel(&runs, "p", "thread_1", "run_1").await.unwrap();
-    assert_eq!(run.status(), RunStatus::Cancelled);
+    assert_eq!(run.status, RunStatus::Cancelled);
     assert!(run.cancelled_at.is_some());
     assert!(run.expires_at.is_none(), "terminal runs do not expire");
     assert!(run.usage.is_some(), "terminal runs carry usage");

@@ -76,6 +76,13 @@ impl IdKind {
     }
 }
 
+impl IdKind {
+    /// Whether `id` could be an id of this kind: well-formed ([`is_valid_id`]) with its prefix.
+    pub fn accepts(self, id: &str) -> bool {
+        is_valid_id(id) && id.starts_with(self.prefix())
+    }
+}
+
 /// A new random id of the given kind.
 pub fn new_id(kind: IdKind) -> String {
     let mut rng = rand::thread_rng();
@@ -125,7 +132,7 @@ macro_rules! typed_id {
 
             /// An id from outside: refused unless it is well-formed and has this kind's prefix.
             pub fn parse(id: &str) -> Result<$name, IdError> {
-                if is_valid_id(id) && id.starts_with($kind.prefix()) {
+                if $kind.accepts(id) {
                     Ok($name(id.to_string()))
                 } else {
                     Err(IdError {

@@ -64,10 +64,6 @@ pub struct RunStep {
 }
 
 impl Run {
-    pub fn status(&self) -> RunStatus {
-        self.status
-    }
-
     /// Moves to `status`, keeping the timestamps the wire promises in step: `expires_at` is
     /// null once terminal, each terminal status sets its own `*_at`.
     pub fn set_status(&mut self, status: RunStatus, now: i64) {

@@ -315,7 +315,7 @@ impl Store {
         Ok(Some((
             tx,
             Locked {
-                status: run.status(),
+                status: run.status,
                 run,
             },
         )))

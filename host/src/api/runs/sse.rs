@@ -46,7 +46,7 @@ impl Watch {
             .find::<Run>(&self.project, &self.run_id)
             .await
             .ok()??;
-        let status = run.status();
+        let status = run.status;
         status
             .ends_stream()
             .then(|| StreamEvent::new(status.event(), &run))
