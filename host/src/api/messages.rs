@@ -209,10 +209,7 @@ pub async fn prepare(
 
 /// Inserts a prepared message inside a transaction.
 pub async fn insert_in(state: &AppState, tx: &mut Tx, project: &str, m: &Message) -> ApiResult<()> {
-    state
-        .store
-        .insert_in(tx, project, m, &assistants_core::store::message_columns(m))
-        .await?;
+    state.store.insert_in(tx, project, m, &[]).await?;
     Ok(())
 }
 
@@ -251,7 +248,7 @@ async fn create(
             &project,
             &thread_id,
             &m,
-            &assistants_core::store::message_columns(&m),
+            &[],
             assistants_core::store::runs::NO_ACTIVE_RUN,
         )
         .await?;

@@ -138,14 +138,7 @@ impl Engine {
             {
                 step.created_at = existing.created_at;
             }
-            self.store
-                .upsert_in(
-                    &mut tx,
-                    &ctx.project,
-                    &step,
-                    &assistants_core::store::step_columns(&step),
-                )
-                .await?;
+            self.store.upsert_in(&mut tx, &ctx.project, &step).await?;
             ctx.rec.open_tool_step = Some(OpenToolStep {
                 id: ids.tool_step.clone(),
                 prompt_tokens: prompt,
@@ -237,14 +230,7 @@ impl Engine {
                     let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
                         return Ok(StreamEnd::TakenAway);
                     };
-                    self.store
-                        .upsert_in(
-                            &mut tx,
-                            &ctx.project,
-                            &step,
-                            &assistants_core::store::step_columns(&step),
-                        )
-                        .await?;
+                    self.store.upsert_in(&mut tx, &ctx.project, &step).await?;
                     tx.commit().await?;
                     self.publish(ctx, "thread.run.step.created", &step).await;
                     self.publish(ctx, "thread.run.step.in_progress", &step)
@@ -307,14 +293,7 @@ impl Engine {
             };
             m.content =
                 vec![json!({"type": "text", "text": {"value": p.published, "annotations": []}})];
-            self.store
-                .upsert_in(
-                    &mut tx,
-                    &ctx.project,
-                    &m,
-                    &assistants_core::store::message_columns(&m),
-                )
-                .await?;
+            self.store.upsert_in(&mut tx, &ctx.project, &m).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -337,22 +316,8 @@ impl Engine {
         let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
             return Ok(false);
         };
-        self.store
-            .upsert_in(
-                &mut tx,
-                &ctx.project,
-                &step,
-                &assistants_core::store::step_columns(&step),
-            )
-            .await?;
-        self.store
-            .upsert_in(
-                &mut tx,
-                &ctx.project,
-                &msg,
-                &assistants_core::store::message_columns(&msg),
-            )
-            .await?;
+        self.store.upsert_in(&mut tx, &ctx.project, &step).await?;
+        self.store.upsert_in(&mut tx, &ctx.project, &msg).await?;
         tx.commit().await?;
         self.publish(ctx, "thread.run.step.created", &step).await;
         self.publish(ctx, "thread.run.step.in_progress", &step)
@@ -431,22 +396,8 @@ impl Engine {
         step.completed_at = Some(t);
         let (p, c) = step_usage.unwrap_or((0, 0));
         step.usage = Some(usage(p, c));
-        self.store
-            .upsert_in(
-                tx,
-                &ctx.project,
-                &msg,
-                &assistants_core::store::message_columns(&msg),
-            )
-            .await?;
-        self.store
-            .upsert_in(
-                tx,
-                &ctx.project,
-                &step,
-                &assistants_core::store::step_columns(&step),
-            )
-            .await?;
+        self.store.upsert_in(tx, &ctx.project, &msg).await?;
+        self.store.upsert_in(tx, &ctx.project, &step).await?;
         events.push(StreamEvent::new(msg_event, &msg));
         events.push(StreamEvent::new("thread.run.step.completed", &step));
         Ok(events)

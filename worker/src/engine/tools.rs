@@ -40,14 +40,7 @@ impl Engine {
             return Ok(None);
         };
         if !existed {
-            self.store
-                .upsert_in(
-                    &mut tx,
-                    &ctx.project,
-                    &step,
-                    &assistants_core::store::step_columns(&step),
-                )
-                .await?;
+            self.store.upsert_in(&mut tx, &ctx.project, &step).await?;
         }
         ctx.rec.open_tool_step = Some(OpenToolStep {
             id: ids.tool_step.clone(),
@@ -132,14 +125,7 @@ impl Engine {
             }
             events.push(StreamEvent::new("thread.run.step.completed", &shown));
         }
-        self.store
-            .upsert_in(
-                tx,
-                &ctx.project,
-                &step,
-                &assistants_core::store::step_columns(&step),
-            )
-            .await?;
+        self.store.upsert_in(tx, &ctx.project, &step).await?;
         Ok(events)
     }
 

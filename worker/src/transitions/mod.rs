@@ -239,14 +239,7 @@ async fn close_unfinished_in(
         m.incomplete_at = Some(t);
         m.completed_at = None;
         m.incomplete_details = Some(json!({ "reason": ending.message_reason() }));
-        store
-            .upsert_in(
-                tx,
-                project,
-                &m,
-                &assistants_core::store::message_columns(&m),
-            )
-            .await?;
+        store.upsert_in(tx, project, &m).await?;
         events.push(StreamEvent::new("thread.message.incomplete", &m));
     }
     let status = ending.step_status();
@@ -268,9 +261,7 @@ async fn close_unfinished_in(
             }
             Ending::Completed | Ending::Incomplete { .. } => s.completed_at = Some(t),
         }
-        store
-            .upsert_in(tx, project, &s, &assistants_core::store::step_columns(&s))
-            .await?;
+        store.upsert_in(tx, project, &s).await?;
         let mut shown = serde_json::to_value(&s)?;
         if !include_content {
             assistants_core::model::run::strip_result_content(&mut shown);

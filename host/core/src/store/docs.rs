@@ -26,9 +26,10 @@ impl Serialize for RawDoc {
     }
 }
 
-/// Implements [`Doc`] for a model type with `id` and `created_at: i64` fields.
+/// Implements [`Doc`] for a model type with `id` and `created_at: i64` fields; `columns`
+/// names the function giving a row's indexed columns, for types that have any.
 macro_rules! impl_doc {
-    ($ty:ty, table = $table:literal, name = $name:literal) => {
+    ($ty:ty, table = $table:literal, name = $name:literal $(, columns = $columns:ident)?) => {
         impl Doc for $ty {
             const TABLE: &'static str = $table;
             const NAME: &'static str = $name;
@@ -38,6 +39,11 @@ macro_rules! impl_doc {
             fn created_at(&self) -> i64 {
                 self.created_at
             }
+            $(
+                fn columns(&self) -> Vec<(&'static str, Val)> {
+                    $columns(self)
+                }
+            )?
         }
     };
 }
@@ -50,11 +56,21 @@ pub trait Doc: Serialize + DeserializeOwned + Send + Sync + Unpin {
     const NAME: &'static str;
     fn id(&self) -> &str;
     fn created_at(&self) -> i64;
+    /// The indexed columns every row of this type has besides id, project, created_at and
+    /// body; every insert and upsert writes them, so no caller can forget one.
+    fn columns(&self) -> Vec<(&'static str, Val)> {
+        Vec::new()
+    }
 }
 
 impl_doc!(Assistant, table = "assistants", name = "assistant");
 impl_doc!(Thread, table = "threads", name = "thread");
-impl_doc!(Message, table = "messages", name = "message");
+impl_doc!(
+    Message,
+    table = "messages",
+    name = "message",
+    columns = message_columns
+);
 impl_doc!(FileObject, table = "files", name = "file");
 impl_doc!(Upload, table = "uploads", name = "upload");
 impl_doc!(
@@ -63,12 +79,16 @@ impl_doc!(
     name = "vector store"
 );
 impl_doc!(Run, table = "runs", name = "run");
-impl_doc!(RunStep, table = "run_steps", name = "run step");
+impl_doc!(
+    RunStep,
+    table = "run_steps",
+    name = "run step",
+    columns = step_columns
+);
 
-/// The indexed columns of a message row besides the document itself (every write of a
-/// message, by the API or the run engine, passes these).
-pub fn message_columns(m: &Message) -> [(&'static str, Val); 2] {
-    [
+/// The indexed columns of a message row: its thread and run.
+fn message_columns(m: &Message) -> Vec<(&'static str, Val)> {
+    vec![
         ("thread_id", Val::Text(m.thread_id.to_string())),
         (
             "run_id",
@@ -77,9 +97,9 @@ pub fn message_columns(m: &Message) -> [(&'static str, Val); 2] {
     ]
 }
 
-/// The indexed columns of a run step row besides the document itself.
-pub fn step_columns(s: &RunStep) -> [(&'static str, Val); 1] {
-    [("run_id", Val::Text(s.run_id.to_string()))]
+/// The indexed columns of a run step row: its run.
+fn step_columns(s: &RunStep) -> Vec<(&'static str, Val)> {
+    vec![("run_id", Val::Text(s.run_id.to_string()))]
 }
 
 impl Store {
@@ -93,8 +113,9 @@ impl Store {
         doc: &D,
         extra: &[(&'static str, Val)],
     ) -> StoreResult<()> {
-        let sql = insert_sql::<D>(extra);
-        let args = insert_args(project, doc, extra)?;
+        let cols = row_columns(doc, extra);
+        let sql = insert_sql::<D>(&cols);
+        let args = insert_args(project, doc, &cols)?;
         self.execute_one(sql, args).await.map(|_| ())
     }
 
@@ -129,8 +150,9 @@ impl Store {
         extra: &[(&'static str, Val)],
         guard: &str,
     ) -> StoreResult<u64> {
-        let mut args = insert_args(project, doc, extra)?;
-        let cols = insert_columns(extra);
+        let extra = row_columns(doc, extra);
+        let mut args = insert_args(project, doc, &extra)?;
+        let cols = insert_columns(&extra);
         let vals: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
         let parent = format!("${}", args.len() + 1);
         let sql = format!(
@@ -163,8 +185,9 @@ impl Store {
         doc: &D,
         extra: &[(&'static str, Val)],
     ) -> StoreResult<()> {
-        let sql = insert_sql::<D>(extra);
-        let args = insert_args(project, doc, extra)?;
+        let cols = row_columns(doc, extra);
+        let sql = insert_sql::<D>(&cols);
+        let args = insert_args(project, doc, &cols)?;
         bind_all(sqlx::query(&sql), &args)
             .execute(&mut **tx)
             .await?;
@@ -347,6 +370,13 @@ impl Store {
     }
 }
 
+/// The document's own indexed columns ([`Doc::columns`]) followed by the caller's `extra`.
+fn row_columns<D: Doc>(doc: &D, extra: &[(&'static str, Val)]) -> Vec<(&'static str, Val)> {
+    let mut cols = doc.columns();
+    cols.extend_from_slice(extra);
+    cols
+}
+
 /// The column list of an insert, in the order of [`insert_args`].
 fn insert_columns(extra: &[(&'static str, Val)]) -> String {
     let mut cols = String::from("id, project_id, created_at, body");
@@ -357,7 +387,7 @@ fn insert_columns(extra: &[(&'static str, Val)]) -> String {
     cols
 }
 
-fn insert_sql<D: Doc>(extra: &[(&'static str, Val)]) -> String {
+pub(super) fn insert_sql<D: Doc>(extra: &[(&'static str, Val)]) -> String {
     let vals: Vec<String> = (1..=4 + extra.len()).map(|i| format!("${i}")).collect();
     format!(
         "INSERT INTO {} ({}) VALUES ({})",
@@ -368,7 +398,7 @@ fn insert_sql<D: Doc>(extra: &[(&'static str, Val)]) -> String {
 }
 
 /// The values of an insert: id, project, created_at, body, then the extra columns.
-fn insert_args<D: Doc>(
+pub(super) fn insert_args<D: Doc>(
     project: &str,
     doc: &D,
     extra: &[(&'static str, Val)],

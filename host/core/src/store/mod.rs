@@ -22,7 +22,7 @@ pub mod testing;
 mod uploads;
 pub mod vector_stores;
 
-pub use docs::{message_columns, step_columns, Doc, RawDoc};
+pub use docs::{Doc, RawDoc};
 pub use error::{StoreError, StoreResult};
 pub use list::{ListEnvelope, ListParams, Order, Page};
 

@@ -9,7 +9,7 @@
 use sqlx::Row;
 
 use super::error::{StoreError, StoreResult};
-use super::{Doc, Store, Tx, Val};
+use super::{Doc, Store, Tx};
 use crate::model::engine::EngineRecord;
 use crate::model::ids::now;
 use crate::model::{Run, RunStatus};
@@ -322,32 +322,14 @@ impl Store {
     }
 
     /// Inserts or replaces a document by id (the engine writes the same message or step again
-    /// when it repeats an action after a crash).
-    pub async fn upsert_in<D: Doc>(
-        &self,
-        tx: &mut Tx,
-        project: &str,
-        doc: &D,
-        extra: &[(&'static str, Val)],
-    ) -> StoreResult<()> {
-        let mut cols = String::from("id, project_id, created_at, body");
-        for (c, _) in extra {
-            cols.push_str(", ");
-            cols.push_str(c);
-        }
-        let marks: Vec<String> = (1..=4 + extra.len()).map(|i| format!("${i}")).collect();
+    /// when it repeats an action after a crash), with its indexed columns.
+    pub async fn upsert_in<D: Doc>(&self, tx: &mut Tx, project: &str, doc: &D) -> StoreResult<()> {
+        let cols = doc.columns();
         let sql = format!(
-            "INSERT INTO {} ({cols}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-            D::TABLE,
-            marks.join(", ")
+            "{} ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            super::docs::insert_sql::<D>(&cols)
         );
-        let mut args = vec![
-            Val::Text(doc.id().to_string()),
-            Val::Text(project.to_string()),
-            Val::Int(doc.created_at()),
-            Val::Text(serde_json::to_string(doc)?),
-        ];
-        args.extend(extra.iter().map(|(_, v)| v.clone()));
+        let args = super::docs::insert_args(project, doc, &cols)?;
         super::bind_all(sqlx::query(&sql), &args)
             .execute(&mut **tx)
             .await?;
