@@ -2,16 +2,16 @@
 
 use assistants_core::model::FileStatus;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use futures::TryStreamExt;
 use serde_json::{json, Value};
 
 use super::common::{self, ListQuery};
 use super::extract::{Path, Query};
+use super::form::Form;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::state::AppState;
@@ -32,11 +32,9 @@ pub const PURPOSES: &[&str] = &[
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        // Uploads enforce their own streaming limit, so axum's default 2 MB body cap is lifted here.
-        .route(
-            "/files",
-            get(list).post(create).layer(DefaultBodyLimit::disable()),
-        )
+        // Uploads are read through `Form`, which streams the file part and bounds the rest;
+        // axum's 2 MB body cap (for its own extractors) does not apply to it.
+        .route("/files", get(list).post(create))
         .route("/files/{file_id}", get(retrieve).delete(remove))
         .route("/files/{file_id}/content", get(content))
 }
@@ -91,36 +89,11 @@ pub fn put_error(param: &str, e: PutError) -> ApiError {
     }
 }
 
-/// Reads and discards what is left of a multipart body (up to 8 MiB) before an error response.
-/// Answering while the client is still sending makes the server close the connection under
-/// it, and SDKs then report a connection error instead of the error we sent.
-pub async fn drain(multipart: &mut Multipart) {
-    let mut budget: usize = 8 * 1024 * 1024;
-    while let Ok(Some(mut field)) = multipart.next_field().await {
-        while let Ok(Some(chunk)) = field.chunk().await {
-            if chunk.len() >= budget {
-                return;
-            }
-            budget -= chunk.len();
-        }
-    }
-}
-
-pub fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    ApiError::bad_request(format!("Invalid multipart body: {}.", e.body_text()))
-}
-
 async fn create(
     State(state): State<AppState>,
     Project(project): Project,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    mut form: Form,
 ) -> ApiResult<axum::Json<FileObject>> {
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request(format!(
-            "Expected a multipart/form-data body: {}.",
-            e.body_text()
-        ))
-    })?;
     let id = FileId::new();
     let key = file_key(&id);
     let mut purpose = None;
@@ -128,8 +101,8 @@ async fn create(
     let mut stored: Option<(String, u64)> = None;
 
     let outcome: ApiResult<()> = async {
-        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-            match field.name().unwrap_or("") {
+        while let Some(part) = form.next_part().await? {
+            match part.name().unwrap_or("") {
                 "file" => {
                     if stored.is_some() {
                         return Err(ApiError::invalid(
@@ -137,9 +110,9 @@ async fn create(
                             "Only one 'file' part is allowed.",
                         ));
                     }
-                    let filename = field.file_name().unwrap_or("").to_string();
+                    let filename = part.file_name().unwrap_or("").to_string();
                     check_filename("file", &filename)?;
-                    let stream = field.map_err(|e| e.body_text());
+                    let stream = part.into_stream();
                     let n = state
                         .blobs
                         .put_stream(&key, Box::pin(stream), state.settings.max_upload_bytes)
@@ -147,21 +120,19 @@ async fn create(
                         .map_err(|e| put_error("file", e))?;
                     stored = Some((filename, n));
                 }
-                "purpose" => purpose = Some(field.text().await.map_err(multipart_error)?),
+                "purpose" => purpose = Some(part.text("purpose").await?),
                 "expires_after[seconds]" => {
-                    expires_seconds = Some(field.text().await.map_err(multipart_error)?)
+                    expires_seconds = Some(part.text("expires_after.seconds").await?)
                 }
-                // Unknown parts are ignored, like unknown JSON keys; reading drains them.
-                _ => {
-                    field.bytes().await.map_err(multipart_error)?;
-                }
+                // Unknown parts are ignored, like unknown JSON keys.
+                _ => form.ignore(part).await?,
             }
         }
         Ok(())
     }
     .await;
     if outcome.is_err() {
-        drain(&mut multipart).await;
+        form.drain().await;
     }
 
     let result = async {

@@ -6,6 +6,7 @@ mod attachments;
 pub mod common;
 pub mod extract;
 pub mod files;
+mod form;
 pub mod messages;
 mod plugins;
 pub mod runs;

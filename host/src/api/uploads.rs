@@ -2,14 +2,14 @@
 //! concatenated into a regular file on `complete`, which checks the declared size.
 
 use assistants_core::model::{FileStatus, UploadStatus};
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
-use futures::TryStreamExt;
 use serde::Deserialize;
 
 use super::extract::{Json, Path};
-use super::files::{check_filename, drain, multipart_error, put_error};
+use super::files::{check_filename, put_error};
+use super::form::Form;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::state::AppState;
@@ -39,10 +39,7 @@ struct CompleteUpload {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/uploads", post(create))
-        .route(
-            "/uploads/{upload_id}/parts",
-            post(add_part).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/uploads/{upload_id}/parts", post(add_part))
         .route("/uploads/{upload_id}/complete", post(complete))
         .route("/uploads/{upload_id}/cancel", post(cancel))
 }
@@ -110,17 +107,11 @@ async fn add_part(
     State(state): State<AppState>,
     Project(project): Project,
     Path(upload_id): Path<UploadId>,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    mut form: Form,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request(format!(
-            "Expected a multipart/form-data body: {}.",
-            e.body_text()
-        ))
-    })?;
-    let result = add_part_to(&state, &project, &upload_id, &mut multipart).await;
+    let result = add_part_to(&state, &project, &upload_id, &mut form).await;
     if result.is_err() {
-        drain(&mut multipart).await;
+        form.drain().await;
     }
     result.map(axum::Json)
 }
@@ -129,7 +120,7 @@ async fn add_part_to(
     state: &AppState,
     project: &str,
     upload_id: &str,
-    multipart: &mut Multipart,
+    form: &mut Form,
 ) -> ApiResult<serde_json::Value> {
     let u = load(state, project, upload_id).await?;
     require_pending(&u)?;
@@ -137,9 +128,9 @@ async fn add_part_to(
     let key = part_key(upload_id, &part_id);
     let mut size = None;
     let streamed: ApiResult<()> = async {
-        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-            if field.name() == Some("data") && size.is_none() {
-                let stream = field.map_err(|e| e.body_text());
+        while let Some(part) = form.next_part().await? {
+            if part.name() == Some("data") && size.is_none() {
+                let stream = part.into_stream();
                 let limit = (u.bytes as u64).min(state.settings.max_upload_bytes);
                 let n = state
                     .blobs
@@ -148,7 +139,7 @@ async fn add_part_to(
                     .map_err(|e| put_error("data", e))?;
                 size = Some(n);
             } else {
-                field.bytes().await.map_err(multipart_error)?;
+                form.ignore(part).await?;
             }
         }
         Ok(())
