@@ -5,6 +5,10 @@
 //! every request needs a valid one. Whether keys exist is re-checked at most once a second, so
 //! a key created with `assistants keys create` takes effect within a second on every node,
 //! without a per-request query in open mode.
+//!
+//! Open mode is for a server only its own machine can reach: an API node listening beyond
+//! loopback with no key creates one at start and prints it once ([`secure_exposed_start`]),
+//! unless the operator asks for open mode explicitly (`--allow-open`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,4 +98,34 @@ where
         let (auth, store) = (Arc::<Auth>::from_ref(state), Store::from_ref(state));
         auth.project(&store, bearer).await.map(Project)
     }
+}
+
+/// What [`secure_exposed_start`] did.
+#[derive(Debug, PartialEq)]
+pub enum Exposure {
+    /// Listening on loopback only, or keys exist already: nothing to do.
+    Unchanged,
+    /// The operator allowed open mode on a reachable address.
+    OpenByRequest,
+    /// A first key was created for the default project (id, key); the caller prints it once.
+    KeyCreated(String, String),
+}
+
+/// Makes sure a server reachable from the network does not start open: with no key and a
+/// listen address beyond loopback, it creates a first key for the default project, unless
+/// `allow_open` says the operator wants open mode there.
+pub async fn secure_exposed_start(
+    store: &Store,
+    listen: std::net::SocketAddr,
+    allow_open: bool,
+) -> anyhow::Result<Exposure> {
+    if listen.ip().is_loopback() || store.any_key_configured().await? {
+        return Ok(Exposure::Unchanged);
+    }
+    if allow_open {
+        tracing::warn!(%listen, "serving without API keys on a reachable address (--allow-open): any client may use this server");
+        return Ok(Exposure::OpenByRequest);
+    }
+    let (id, key) = store.create_default_project_key().await?;
+    Ok(Exposure::KeyCreated(id, key))
 }

@@ -9,6 +9,7 @@
 //! - [`auth`]: API keys → projects.
 //! - [`janitor`]: periodic clean-up of expired files, uploads and tombstones.
 //! - [`ops`]: `/healthz`, `/readyz`, Prometheus `/metrics`.
+//! - [`serve`]: the HTTP server loop (connection cap, header-read and idle timeouts).
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
 //!
 //! Below it: `assistants-worker` (the run engine and every run transition) and
@@ -24,6 +25,7 @@ pub mod config;
 pub(crate) mod error;
 pub mod janitor;
 pub(crate) mod ops;
+pub mod serve;
 pub(crate) mod state;
 
 use std::future::Future;
@@ -199,12 +201,12 @@ async fn run_node(
     };
     match listener {
         Some(listener) => {
-            use axum::serve::ListenerExt;
-            tracing::info!(addr = %listener.local_addr()?, "listening");
-            // No Nagle delay: streamed tokens go out as they are written, not 40 ms later.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "listening");
+            if state.settings.runs.api {
+                secure(&state.store, addr, state.settings.allow_open).await?;
+            }
+            let limits = state.settings.connections;
             let router = if state.settings.runs.api {
                 api::router(state)
             } else {
@@ -213,15 +215,10 @@ async fn run_node(
             // The listener stays open `drain_delay` into draining: /readyz answers 503 meanwhile,
             // so balancers stop routing here before connections would be refused.
             let draining = lifecycle.draining.clone();
-            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            draining_tasks.spawn(serve::serve(listener, router, limits, async move {
                 draining.cancelled().await;
                 tokio::time::sleep(drain_delay).await;
-            });
-            draining_tasks.spawn(async move {
-                if let Err(e) = server.await {
-                    tracing::error!(error = %e, "serving HTTP failed");
-                }
-            });
+            }));
         }
         None => tracing::info!("worker node running"),
     }
@@ -257,6 +254,27 @@ async fn run_node(
         for a in aborts {
             a.abort();
         }
+    }
+    Ok(())
+}
+
+/// An API node reachable beyond loopback never starts open (see [`auth::secure_exposed_start`]);
+/// a key it creates is printed here, once, to the console and not to the log.
+async fn secure(
+    store: &store::Store,
+    addr: std::net::SocketAddr,
+    allow_open: bool,
+) -> anyhow::Result<()> {
+    if let auth::Exposure::KeyCreated(id, key) =
+        auth::secure_exposed_start(store, addr, allow_open).await?
+    {
+        tracing::warn!(%addr, key_id = %id, "no API key existed and this server is reachable beyond loopback: created one for the default project");
+        eprintln!(
+            "\nThis server listens on {addr} and had no API key, so it created one for the default\n\
+             project. It is shown only this once; clients send it as `Authorization: Bearer KEY`:\n\n\
+             \x20   {key}\n\n\
+             (Manage keys with `assistants keys`; to serve without keys here, pass --allow-open.)\n"
+        );
     }
     Ok(())
 }

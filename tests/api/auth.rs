@@ -201,3 +201,44 @@ async fn keys_can_be_created_while_the_server_is_writing() {
     };
     tokio::join!(writes, keys);
 }
+
+/// A server reachable beyond loopback never starts open: with no key it creates one (printed
+/// once on the console) and requires it; `--allow-open` keeps open mode when asked for.
+#[tokio::test]
+async fn an_exposed_server_does_not_start_open() {
+    let app = TestApp::spawn_with(|s| s.listen = "0.0.0.0:0".parse().unwrap()).await;
+    let store = Store::connect(&app.database_url).await.unwrap();
+    let keys = store.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 1, "one key created at start");
+    assert_eq!(keys[0].project, "default");
+    let r = app.client.get(app.url("/assistants")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no key at all");
+    let (s, _) = app.get("/assistants").await;
+    assert_eq!(s, 401, "any token was accepted");
+    // The key belongs to the project open mode used, so nothing made before keys is
+    // stranded; `keys create --project default` adds keys to that same project.
+    let (_, extra) = store.create_key("default").await.unwrap();
+    assert_eq!(
+        store.project_for_key(&extra).await.unwrap().as_deref(),
+        Some(assistants_core::store::keys::DEFAULT_PROJECT)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut keyed = app;
+    keyed.key = extra;
+    assert_eq!(keyed.get("/assistants").await.0, 200);
+
+    let open = TestApp::spawn_with(|s| {
+        s.listen = "0.0.0.0:0".parse().unwrap();
+        s.allow_open = true;
+    })
+    .await;
+    let store = Store::connect(&open.database_url).await.unwrap();
+    assert!(store.list_keys().await.unwrap().is_empty());
+    assert_eq!(open.get("/assistants").await.0, 200);
+
+    // On loopback nothing changes: the newcomer's one-command start stays open.
+    let local = TestApp::spawn().await;
+    let store = Store::connect(&local.database_url).await.unwrap();
+    assert!(store.list_keys().await.unwrap().is_empty());
+    assert_eq!(local.get("/assistants").await.0, 200);
+}

@@ -158,10 +158,14 @@ impl TestApp {
                 .with_test_writer()
                 .try_init();
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        // On the settings' address (loopback unless a test says otherwise), any free port.
+        let listener = tokio::net::TcpListener::bind((settings.listen.ip(), 0))
             .await
             .expect("bind");
-        let addr = listener.local_addr().unwrap();
+        let mut addr = listener.local_addr().unwrap();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         let database_url = settings.storage.database_url.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(assistants_host::start(settings.clone(), listener, async {
@@ -303,6 +307,7 @@ impl TestApp {
 
     /// Polls a run until it leaves queued/in_progress/cancelling (30 s at most).
     pub async fn wait_run(&self, thread: &str, run: &str) -> Value {
+        let mut last = Value::Null;
         for _ in 0..600 {
             let (s, v) = self.get(&format!("/threads/{thread}/runs/{run}")).await;
             assert_eq!(s, 200, "{v}");
@@ -312,9 +317,10 @@ impl TestApp {
             ) {
                 return v;
             }
+            last = v;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("run {run} did not settle");
+        panic!("run {run} did not settle: {last}");
     }
 
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (StatusCode, Value) {

@@ -48,8 +48,6 @@ impl Store {
 
     /// Creates a key in `project_name` (creating the project if needed); returns (key id, key).
     pub async fn create_key(&self, project_name: &str) -> anyhow::Result<(String, String)> {
-        use rand::distributions::Alphanumeric;
-        use rand::Rng;
         let mut tx = self.begin().await?;
         let existing = sqlx::query("SELECT id FROM projects WHERE name = $1")
             .bind(project_name.to_string())
@@ -68,26 +66,26 @@ impl Store {
                 id
             }
         };
-        let secret: String = rand::thread_rng()
-            .sample_iter(&Alphanumeric)
-            .take(40)
-            .map(char::from)
-            .collect();
-        let key = format!("sk-asst-{secret}");
-        let id = new_id(IdKind::ApiKey);
+        let created = insert_key(&mut tx, &project_id).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Creates a key for the project open mode uses (named `default`), so what was created
+    /// before keys existed stays visible to the key's holder; returns (key id, key).
+    pub async fn create_default_project_key(&self) -> anyhow::Result<(String, String)> {
+        let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, project_id, key_hash, prefix, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO projects (id, name, created_at) VALUES ($1, 'default', $2) \
+             ON CONFLICT (id) DO NOTHING",
         )
-        .bind(id.clone())
-        .bind(project_id)
-        .bind(hash_key(&key))
-        .bind(key[..12].to_string())
+        .bind(DEFAULT_PROJECT)
         .bind(now())
         .execute(&mut *tx)
         .await?;
+        let created = insert_key(&mut tx, DEFAULT_PROJECT).await?;
         tx.commit().await?;
-        Ok((id, key))
+        Ok(created)
     }
 
     pub async fn list_keys(&self) -> anyhow::Result<Vec<KeyInfo>> {
@@ -120,4 +118,29 @@ impl Store {
                 .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// A new random key in `project_id`, stored as its hash; returns (key id, key).
+async fn insert_key(tx: &mut super::Tx, project_id: &str) -> anyhow::Result<(String, String)> {
+    use rand::distributions::Alphanumeric;
+    use rand::Rng;
+    let secret: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    let key = format!("sk-asst-{secret}");
+    let id = new_id(IdKind::ApiKey);
+    sqlx::query(
+        "INSERT INTO api_keys (id, project_id, key_hash, prefix, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.clone())
+    .bind(project_id.to_string())
+    .bind(hash_key(&key))
+    .bind(key[..12].to_string())
+    .bind(now())
+    .execute(&mut **tx)
+    .await?;
+    Ok((id, key))
 }

@@ -1,0 +1,96 @@
+//! The optional TOML config file (`--config`): its shape, every key optional.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The optional TOML file. Unknown keys are an error so typos do not silently fall back to defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub object_store_url: Option<String>,
+    pub max_upload_bytes: Option<u64>,
+    pub max_json_bytes: Option<usize>,
+    #[serde(default)]
+    pub allow_open: bool,
+    pub max_connections: Option<usize>,
+    pub idle_timeout_secs: Option<u64>,
+    pub ingest_concurrency: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
+    pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: Option<String>,
+    pub drain_delay_secs: Option<u64>,
+    pub log_format: Option<String>,
+    pub queue_url: Option<String>,
+    pub events_url: Option<String>,
+    #[serde(default)]
+    pub plugins: PluginsFileConfig,
+    #[serde(default)]
+    pub llm: LlmFileConfig,
+    #[serde(default)]
+    pub runs: RunsFileConfig,
+}
+
+/// `[llm]` in the config file: the default upstream and per-model routes.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmFileConfig {
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    /// Seconds to wait for the upstream to start answering, and between streamed chunks
+    /// [default: 120].
+    pub timeout_secs: Option<u64>,
+    /// Retries of a call that failed with 429 or 5xx before anything streamed [default: 3].
+    pub max_retries: Option<u32>,
+    /// Embeddings model for vector-store search (see `--embedding-model`).
+    pub embedding_model: Option<String>,
+    /// `[[llm.routes]]`: `model = "gpt-4o"` (exact) or `prefix = "llama"`, with `base_url`
+    /// and optionally `api_key`. The first match wins; unmatched models use the default.
+    #[serde(default)]
+    pub routes: Vec<assistants_core::llm::LlmRoute>,
+}
+
+/// `[runs]` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsFileConfig {
+    pub concurrency: Option<usize>,
+    pub expiry_secs: Option<i64>,
+    pub default_strategy: Option<String>,
+    /// Name of the RabbitMQ queue of runs [default: assistants.runs].
+    pub queue_name: Option<String>,
+    pub lease_secs: Option<i64>,
+}
+
+/// `[plugins]` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsFileConfig {
+    pub dir: Option<PathBuf>,
+    /// See `--plugin-cache-key-file`.
+    pub cache_key_file: Option<PathBuf>,
+    /// Concurrent plugin calls per world (instance pool size) [default: 1000].
+    pub instances: Option<u32>,
+    /// What each plugin may use, by plugin id: `[plugins.grants.weather] hosts = [...]`.
+    #[serde(default)]
+    pub grants: std::collections::BTreeMap<String, assistants_core::plugins::manifest::Grant>,
+    /// Upper bounds of every plugin's limits: `[plugins.caps] timeout_ms = 10000`.
+    #[serde(default)]
+    pub caps: assistants_core::plugins::manifest::Caps,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}

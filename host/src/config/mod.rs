@@ -1,0 +1,303 @@
+//! Command line, environment and config-file settings, layered as
+//! defaults < TOML file (`--config`) < environment (`ASSISTANTS_*`) < flags.
+//!
+//! clap reads flags and env vars into `Option`s (no clap defaults), so a value that was not given
+//! on the command line or in the environment can still come from the file; only then do the
+//! built-in defaults apply. [`Settings`] is the resolved result every other module reads.
+//! `cli` holds the flags, `file` the TOML file's shape; this module resolves them.
+
+mod cli;
+mod file;
+
+pub use cli::*;
+pub use file::*;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use assistants_core::llm::LlmSettings;
+use assistants_core::redact::redact_url;
+
+/// Where the database and blobs live, resolved.
+#[derive(Clone)]
+pub struct StorageSettings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub object_store_url: Option<String>,
+}
+
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("object_store_url", &self.object_store_url)
+            .finish()
+    }
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub storage: StorageSettings,
+    pub max_upload_bytes: u64,
+    pub max_json_bytes: usize,
+    /// See `--allow-open`.
+    pub allow_open: bool,
+    /// See `--max-connections` and `--idle-timeout-secs`.
+    pub connections: crate::serve::ConnectionLimits,
+    pub ingest_concurrency: usize,
+    /// See `--shutdown-grace-secs`.
+    pub shutdown_grace_secs: u64,
+    /// See `--drain-delay-secs`.
+    pub drain_delay_secs: u64,
+    /// Where traces are exported, if anywhere.
+    pub otlp: Option<assistants_core::obs::telemetry::OtlpSettings>,
+    pub log_format: String,
+    pub plugins: assistants_core::plugins::PluginSettings,
+    pub llm: assistants_core::llm::LlmSettings,
+    pub runs: RunSettings,
+}
+
+/// How this node takes part in runs.
+#[derive(Clone)]
+pub struct RunSettings {
+    /// Whether this node drives runs (false for `serve --no-worker`).
+    pub worker: bool,
+    /// Whether this node serves the HTTP API (false for `assistants worker`).
+    pub api: bool,
+    pub concurrency: usize,
+    pub expiry_secs: i64,
+    pub lease_secs: i64,
+    pub default_strategy: String,
+    pub queue_url: Option<String>,
+    pub queue_name: String,
+    pub events_url: Option<String>,
+}
+
+impl std::fmt::Debug for RunSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSettings")
+            .field("worker", &self.worker)
+            .field("api", &self.api)
+            .field("concurrency", &self.concurrency)
+            .field("expiry_secs", &self.expiry_secs)
+            .field("lease_secs", &self.lease_secs)
+            .field("default_strategy", &self.default_strategy)
+            .field("queue_url", &self.queue_url.as_deref().map(redact_url))
+            .field("queue_name", &self.queue_name)
+            .field("events_url", &self.events_url.as_deref().map(redact_url))
+            .finish()
+    }
+}
+
+impl StorageSettings {
+    pub fn resolve(args: &StorageArgs, file: &FileConfig) -> Self {
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = args
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("assistants.db").display()));
+        let object_store_url = args
+            .object_store_url
+            .clone()
+            .or_else(|| file.object_store_url.clone());
+        StorageSettings {
+            data_dir,
+            database_url,
+            object_store_url,
+        }
+    }
+}
+
+impl Settings {
+    /// Settings with every default, for tests and embedding.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        Self::resolve(
+            &ServeArgs {
+                storage: StorageArgs {
+                    data_dir: Some(data_dir),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            &FileConfig::default(),
+        )
+    }
+
+    pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Self {
+        Settings {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| ([127, 0, 0, 1], 8000).into()),
+            storage: StorageSettings::resolve(&args.storage, file),
+            max_upload_bytes: args
+                .max_upload_bytes
+                .or(file.max_upload_bytes)
+                .unwrap_or(512 * 1024 * 1024),
+            max_json_bytes: args
+                .max_json_bytes
+                .or(file.max_json_bytes)
+                .unwrap_or(32 * 1024 * 1024),
+            allow_open: args.allow_open || file.allow_open,
+            connections: crate::serve::ConnectionLimits {
+                max_connections: args
+                    .max_connections
+                    .or(file.max_connections)
+                    .unwrap_or(16_384),
+                idle_timeout: std::time::Duration::from_secs(
+                    args.idle_timeout_secs
+                        .or(file.idle_timeout_secs)
+                        .unwrap_or(30),
+                ),
+            },
+            ingest_concurrency: args
+                .ingest_concurrency
+                .or(file.ingest_concurrency)
+                .unwrap_or(2),
+            shutdown_grace_secs: args
+                .shutdown_grace_secs
+                .or(file.shutdown_grace_secs)
+                .unwrap_or(20),
+            drain_delay_secs: args.drain_delay_secs.or(file.drain_delay_secs).unwrap_or(0),
+            otlp: args
+                .otlp_endpoint
+                .clone()
+                .or_else(|| file.otlp_endpoint.clone())
+                .map(|endpoint| assistants_core::obs::telemetry::OtlpSettings {
+                    endpoint,
+                    protocol: args
+                        .otlp_protocol
+                        .clone()
+                        .or_else(|| file.otlp_protocol.clone())
+                        .unwrap_or_else(|| "http/protobuf".into()),
+                }),
+            log_format: args
+                .log_format
+                .clone()
+                .or_else(|| file.log_format.clone())
+                .unwrap_or_else(|| "text".into()),
+            plugins: assistants_core::plugins::PluginSettings {
+                dir: args
+                    .plugins_dir
+                    .clone()
+                    .or_else(|| file.plugins.dir.clone()),
+                cache_dir: None,
+                cache_key_file: args
+                    .plugin_cache_key_file
+                    .clone()
+                    .or_else(|| file.plugins.cache_key_file.clone()),
+                grants: file.plugins.grants.clone(),
+                instances: file.plugins.instances,
+                caps: file.plugins.caps,
+            },
+            llm: LlmSettings {
+                base_url: args
+                    .llm_base_url
+                    .clone()
+                    .or_else(|| file.llm.base_url.clone())
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                api_key: args
+                    .llm_api_key
+                    .clone()
+                    .or_else(|| file.llm.api_key.clone()),
+                timeout: std::time::Duration::from_secs(file.llm.timeout_secs.unwrap_or(120)),
+                max_retries: file.llm.max_retries.unwrap_or(3),
+                routes: file.llm.routes.clone(),
+                embedding_model: args
+                    .embedding_model
+                    .clone()
+                    .or_else(|| file.llm.embedding_model.clone()),
+            },
+            runs: RunSettings {
+                worker: !args.no_worker,
+                api: true,
+                concurrency: args
+                    .run_concurrency
+                    .or(file.runs.concurrency)
+                    .unwrap_or(32)
+                    .max(1),
+                expiry_secs: args
+                    .run_expiry_secs
+                    .or(file.runs.expiry_secs)
+                    .unwrap_or(600)
+                    .max(1),
+                default_strategy: args
+                    .default_strategy
+                    .clone()
+                    .or_else(|| file.runs.default_strategy.clone())
+                    .unwrap_or_else(|| "native".into()),
+                lease_secs: args
+                    .run_lease_secs
+                    .or(file.runs.lease_secs)
+                    .unwrap_or(30)
+                    .max(2),
+                queue_url: args.queue_url.clone().or_else(|| file.queue_url.clone()),
+                queue_name: file
+                    .runs
+                    .queue_name
+                    .clone()
+                    .unwrap_or_else(|| "assistants.runs".into()),
+                events_url: args.events_url.clone().or_else(|| file.events_url.clone()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let file: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:9000\"\nmax_upload_bytes = 10\ndata_dir = \"/x\"")
+                .unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, &file);
+        assert_eq!(s.listen.port(), 1);
+        assert_eq!(s.max_upload_bytes, 10);
+        assert_eq!(s.storage.database_url, "sqlite:///x/assistants.db");
+        assert_eq!(s.max_json_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn plugin_grants_and_caps_come_from_the_file() {
+        let file: FileConfig = toml::from_str(
+            "[plugins.caps]\ntimeout_ms = 100\n[plugins.grants.weather]\nhosts = [\"api.test\"]\nconfig = { api_key = \"s\" }",
+        )
+        .unwrap();
+        assert_eq!(file.plugins.caps.timeout_ms, 100);
+        assert_eq!(
+            file.plugins.caps.memory_mib, 256,
+            "unset caps keep their default"
+        );
+        assert_eq!(file.plugins.grants["weather"].hosts, ["api.test"]);
+        assert!(
+            !format!("{:?}", file.plugins.grants["weather"]).contains("\"s\""),
+            "secrets stay out of Debug"
+        );
+        assert!(toml::from_str::<FileConfig>("[plugins.caps]\ntimeout = 1").is_err());
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        assert!(toml::from_str::<FileConfig>("listne = \"x\"").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let s = redact_url("postgres://u:hunter2@db/x");
+        assert!(!s.contains("hunter2") && s.contains("***"));
+    }
+}

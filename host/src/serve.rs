@@ -1,0 +1,85 @@
+//! The HTTP server loop: accepts connections up to a cap, serves each with hyper under a
+//! header-read / idle timeout, and shuts down gracefully.
+//!
+//! `axum::serve` has neither a connection cap nor a timer (so hyper's header-read timeout never
+//! runs): one client opening sockets and sending nothing, or a byte a minute, could hold every
+//! file descriptor. Here a semaphore bounds open connections (past the cap, connections wait
+//! in the kernel's backlog instead of being accepted), and hyper's HTTP/1 header-read timeout,
+//! which also runs while a keep-alive connection waits for its next request, closes idle and
+//! slow-header connections.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+/// Limits on the connections a node accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Open connections at most; more wait to be accepted.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a keep-alive
+    /// connection may sit idle before its next request.
+    pub idle_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, asks every
+/// connection to finish its request in flight, and returns when all have closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // No Nagle delay: streamed tokens go out as they are written, not 40 ms later.
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let service = TowerToHyperService::new(
+            router.map_request(|req: Request<Incoming>| req.map(Body::new)),
+        );
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::trace!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
