@@ -189,3 +189,68 @@ async fn inline_vector_stores_only_on_create_and_only_when_everything_else_is_va
         .unwrap();
     assert_eq!(app.wait_vs(vs).await["file_counts"]["completed"], 1);
 }
+
+/// agency-swarm 0.7 sends `{"tool_resources": {"file_search": {}}}` with every start; that must
+/// not detach the stores already there. Only a list that is given changes, `[]` clears, and
+/// `null` clears everything — for assistants and threads alike.
+#[tokio::test]
+async fn a_partial_tool_resources_patch_keeps_what_it_does_not_name() {
+    let app = TestApp::spawn().await;
+    let f = app.upload_ok("a.txt", "words").await;
+    let vs = app.create("/vector_stores", json!({})).await;
+    let full = json!({
+        "code_interpreter": {"file_ids": [f]},
+        "file_search": {"vector_store_ids": [vs]},
+    });
+    let asst = app
+        .create("/assistants", json!({"model": "m", "tool_resources": full}))
+        .await;
+    let thread = app
+        .create("/threads", json!({"tool_resources": full}))
+        .await;
+    for path in [format!("/assistants/{asst}"), format!("/threads/{thread}")] {
+        for keep in [
+            json!({"file_search": {}}),
+            json!({"file_search": {"vector_store_ids": null}}),
+            json!({}),
+            json!({"code_interpreter": {}}),
+        ] {
+            let (s, o) = app.post(&path, json!({"tool_resources": keep})).await;
+            assert_eq!(s, 200, "{o}");
+            assert_eq!(o["tool_resources"], full, "{path} after {keep}");
+            assert_eq!(app.get(&path).await.1["tool_resources"], full);
+        }
+        let (_, o) = app
+            .post(
+                &path,
+                json!({"tool_resources": {"file_search": {"vector_store_ids": []}}}),
+            )
+            .await;
+        assert_eq!(
+            o["tool_resources"]["file_search"]["vector_store_ids"],
+            json!([])
+        );
+        assert_eq!(
+            o["tool_resources"]["code_interpreter"]["file_ids"],
+            json!([f])
+        );
+        let (_, o) = app
+            .post(
+                &path,
+                json!({"tool_resources": {"file_search": {"vector_store_ids": [vs]}}}),
+            )
+            .await;
+        assert_eq!(o["tool_resources"], full);
+        // A bad id in a patch is refused and changes nothing.
+        let (s, e) = app
+            .post(
+                &path,
+                json!({"tool_resources": {"code_interpreter": {"file_ids": ["file-missing"]}}}),
+            )
+            .await;
+        assert_eq!(s, 400, "{e}");
+        assert_eq!(app.get(&path).await.1["tool_resources"], full);
+        let (_, o) = app.post(&path, json!({"tool_resources": null})).await;
+        assert_eq!(o["tool_resources"], json!({}), "{path}");
+    }
+}

@@ -191,3 +191,44 @@ async fn create_thread_and_run_writes_both_or_neither() {
     let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
     assert_eq!(msgs["data"][0]["content"][0]["text"]["value"], "hello");
 }
+
+/// OpenAI caps a message at 256,000 characters (not bytes); longer content is refused with
+/// its error code, whether it comes as a string or as text parts.
+#[tokio::test]
+async fn message_content_is_capped_at_256000_characters() {
+    let app = TestApp::spawn().await;
+    let thread = app.create("/threads", json!({})).await;
+    let path = format!("/threads/{thread}/messages");
+    let at_limit = "é".repeat(256_000);
+    let (s, m) = app
+        .post(&path, json!({"role": "user", "content": at_limit}))
+        .await;
+    assert_eq!(s, 200, "{m}");
+    let (s, e) = app
+        .post(
+            &path,
+            json!({"role": "user", "content": "x".repeat(256_001)}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["code"], "string_above_max_length", "{e}");
+    assert_eq!(e["error"]["param"], "content", "{e}");
+    let halves = json!([
+        {"type": "text", "text": "a".repeat(128_001)},
+        {"type": "text", "text": "b".repeat(128_000)},
+    ]);
+    let (s, e) = app
+        .post(&path, json!({"role": "user", "content": halves}))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    // The same limit holds where messages arrive with a new thread.
+    let (s, e) = app
+        .post(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "x".repeat(256_001)}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (_, list) = app.get(&path).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}

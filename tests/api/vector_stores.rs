@@ -504,3 +504,29 @@ async fn with_an_embeddings_model_search_is_hybrid() {
         .is_some_and(|a| a.iter().any(|t| t.as_str().unwrap().contains("tires")))));
     assert!(reqs.iter().any(|r| r["input"] == json!(["automobile"])));
 }
+
+/// Tokenising and embedding a query is paid before any limit on results: queries are capped
+/// in count and length.
+#[tokio::test]
+async fn search_queries_are_bounded() {
+    let app = TestApp::spawn().await;
+    let vs = app.create("/vector_stores", json!({})).await;
+    let path = format!("/vector_stores/{vs}/search");
+    let (s, e) = app
+        .post(&path, json!({"query": "q".repeat(16 * 1024 + 1)}))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["param"], "query");
+    let many: Vec<String> = (0..11).map(|i| format!("query {i}")).collect();
+    let (s, e) = app.post(&path, json!({"query": many})).await;
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10"),
+        "{e}"
+    );
+    let (s, r) = app.post(&path, json!({"query": many[..10]})).await;
+    assert_eq!(s, 200, "{r}");
+}

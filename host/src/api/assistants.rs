@@ -200,12 +200,13 @@ async fn modify(
         Patch::Null => Some(Value::String("auto".into())),
         Patch::Value(v) => Some(common::response_format(Some(v))?),
     };
+    // `null` clears every list; an object changes only the lists it names.
     let tool_resources = match req.tool_resources {
         Patch::Absent => None,
-        Patch::Null => Some(serde_json::json!({})),
-        Patch::Value(v) => {
-            Some(tool_resources::resolve(&state, &project, Some(v), Inline::Refuse).await?)
-        }
+        Patch::Null => Some(None),
+        Patch::Value(v) => Some(Some(
+            tool_resources::Change::resolve(&state, &project, v).await?,
+        )),
     };
     let a = state
         .store
@@ -228,8 +229,10 @@ async fn modify(
             if let Some(r) = response_format {
                 a.response_format = r;
             }
-            if let Some(r) = tool_resources {
-                a.tool_resources = r;
+            match &tool_resources {
+                None => {}
+                Some(None) => a.tool_resources = serde_json::json!({}),
+                Some(Some(patch)) => patch.apply(&mut a.tool_resources),
             }
             Ok(())
         })

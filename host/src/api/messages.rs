@@ -41,6 +41,9 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// The most characters of text a message may hold, as in OpenAI's API.
+pub const MAX_CONTENT_CHARS: usize = 256_000;
+
 /// Turns request content (a string or an array of parts) into stored content parts.
 fn content_parts(param: &str, content: Value) -> ApiResult<(Vec<Value>, Vec<String>)> {
     let mut referenced = Vec::new();
@@ -118,6 +121,21 @@ fn content_parts(param: &str, content: Value) -> ApiResult<(Vec<Value>, Vec<Stri
             ))
         }
     };
+    let chars: usize = parts
+        .iter()
+        .filter_map(|p| p["text"]["value"].as_str())
+        .map(|t| t.chars().count())
+        .sum();
+    if chars > MAX_CONTENT_CHARS {
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "Invalid '{param}': string too long. Expected a string with maximum length \
+                 {MAX_CONTENT_CHARS}, but got a string with length {chars} instead."
+            ),
+        )
+        .with_code("string_above_max_length"));
+    }
     Ok((parts, referenced))
 }
 

@@ -144,12 +144,13 @@ async fn modify(
 ) -> ApiResult<axum::Json<Thread>> {
     let metadata = common::metadata_patch(req.metadata)?;
 
+    // `null` clears every list; an object changes only the lists it names.
     let tool_resources = match req.tool_resources {
         Patch::Absent => None,
-        Patch::Null => Some(serde_json::json!({})),
-        Patch::Value(v) => {
-            Some(tool_resources::resolve(&state, &project, Some(v), Inline::Refuse).await?)
-        }
+        Patch::Null => Some(None),
+        Patch::Value(v) => Some(Some(
+            tool_resources::Change::resolve(&state, &project, v).await?,
+        )),
     };
     let t = state
         .store
@@ -157,8 +158,10 @@ async fn modify(
             if let Some(m) = metadata {
                 t.metadata = m;
             }
-            if let Some(r) = tool_resources {
-                t.tool_resources = r;
+            match &tool_resources {
+                None => {}
+                Some(None) => t.tool_resources = serde_json::json!({}),
+                Some(Some(patch)) => patch.apply(&mut t.tool_resources),
             }
             Ok(())
         })

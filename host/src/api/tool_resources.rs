@@ -1,7 +1,8 @@
 //! `tool_resources` of assistants and threads: file ids for code_interpreter and vector stores
 //! for file_search, checked to exist in the caller's project. On create,
 //! `file_search.vector_stores` makes a new store from files, as the real API does, inside the
-//! owner's transaction, so a request that fails leaves no store behind.
+//! owner's transaction, so a request that fails leaves no store behind. On modify, a patch
+//! changes only the lists it names ([`Change`]).
 
 use serde_json::{json, Map, Value};
 
@@ -130,4 +131,83 @@ pub async fn resolve(
     }
     out.insert("file_search".into(), json!({ "vector_store_ids": ids }));
     Ok(Value::Object(out))
+}
+
+/// The tool lists a modify request names. Clients such as agency-swarm send
+/// `{"file_search": {}}` on every start; taking that as "no vector stores" would silently
+/// detach the owner's stores, so only a list that is given (even `[]`, which clears) changes.
+pub struct Change {
+    sets: Vec<(&'static str, &'static str, Value)>,
+}
+
+/// The (tool, list) pairs `tool_resources` holds.
+const LISTS: [(&str, &str); 2] = [
+    ("code_interpreter", "file_ids"),
+    ("file_search", "vector_store_ids"),
+];
+
+impl Change {
+    /// Validates a modify request's `tool_resources` (as [`resolve`] does, refusing inline
+    /// stores) and keeps the lists it names.
+    pub async fn resolve(state: &AppState, project: &str, v: Value) -> ApiResult<Change> {
+        let named: Vec<(&'static str, &'static str)> = LISTS
+            .into_iter()
+            .filter(|(tool, list)| {
+                v.get(tool)
+                    .and_then(|t| t.get(list))
+                    .is_some_and(|l| !l.is_null())
+            })
+            .collect();
+        let resolved = resolve(state, project, Some(v), Inline::Refuse).await?;
+        let sets = named
+            .into_iter()
+            .map(|(tool, list)| (tool, list, resolved[tool][list].clone()))
+            .collect();
+        Ok(Change { sets })
+    }
+
+    /// `current` with the named lists replaced and everything else kept.
+    pub fn apply(&self, current: &mut Value) {
+        if !current.is_object() {
+            *current = json!({});
+        }
+        for (tool, list, value) in &self.sets {
+            let entry = current
+                .as_object_mut()
+                .expect("made an object above")
+                .entry(*tool)
+                .or_insert_with(|| json!({}));
+            if !entry.is_object() {
+                *entry = json!({});
+            }
+            entry[*list] = value.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_replaces_only_the_lists_it_names() {
+        let mut current = json!({
+            "code_interpreter": {"file_ids": ["file-a"]},
+            "file_search": {"vector_store_ids": ["vs_1"]},
+        });
+        Change { sets: vec![] }.apply(&mut current);
+        assert_eq!(current["file_search"]["vector_store_ids"], json!(["vs_1"]));
+        Change {
+            sets: vec![("file_search", "vector_store_ids", json!([]))],
+        }
+        .apply(&mut current);
+        assert_eq!(current["file_search"]["vector_store_ids"], json!([]));
+        assert_eq!(current["code_interpreter"]["file_ids"], json!(["file-a"]));
+        let mut empty = json!({});
+        Change {
+            sets: vec![("code_interpreter", "file_ids", json!(["file-b"]))],
+        }
+        .apply(&mut empty);
+        assert_eq!(empty, json!({"code_interpreter": {"file_ids": ["file-b"]}}));
+    }
 }

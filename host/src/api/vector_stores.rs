@@ -17,7 +17,7 @@ use crate::state::AppState;
 use assistants_core::model::ids::{now, VectorStoreId};
 use assistants_core::model::FileObject;
 use assistants_core::model::VectorStoreDoc;
-use assistants_core::search::{Filter, SearchRequest};
+use assistants_core::search::{Filter, SearchRequest, MAX_QUERIES, MAX_QUERY_BYTES};
 use assistants_core::store::{Tx, Val};
 
 #[derive(Debug, Serialize)]
@@ -302,6 +302,18 @@ async fn search(
             ))
         }
     };
+    if queries.len() > MAX_QUERIES {
+        return Err(ApiError::invalid(
+            "query",
+            format!("Invalid 'query': at most {MAX_QUERIES} queries are allowed."),
+        ));
+    }
+    if queries.iter().any(|q| q.len() > MAX_QUERY_BYTES) {
+        return Err(ApiError::invalid(
+            "query",
+            format!("Invalid 'query': a query may be at most {MAX_QUERY_BYTES} bytes long."),
+        ));
+    }
     if queries.iter().all(|q| q.trim().is_empty()) {
         return Err(ApiError::invalid(
             "query",

@@ -177,6 +177,12 @@ pub struct Hit {
     pub text: String,
 }
 
+/// Longest query text a search accepts (the API's `query`, a retrieval plugin's request):
+/// tokenising and embedding it is paid before any limit on results applies.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// Most queries one API search may carry (`query` as an array).
+pub const MAX_QUERIES: usize = 10;
+
 pub struct SearchRequest<'a> {
     pub queries: &'a [String],
     pub max_results: usize,

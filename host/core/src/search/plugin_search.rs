@@ -21,6 +21,12 @@ impl VectorSearch for PluginSearch {
         stores: &[String],
         request: &PluginRequest,
     ) -> Result<Vec<SearchHit>, String> {
+        if request.query.len() > super::MAX_QUERY_BYTES {
+            return Err(format!(
+                "the query is longer than {} bytes",
+                super::MAX_QUERY_BYTES
+            ));
+        }
         let filter = match &request.filters_json {
             None => None,
             Some(json) => {
