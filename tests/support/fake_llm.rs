@@ -112,6 +112,8 @@ impl FakeLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
             .route("/v1/embeddings", post(embeddings))
+            // Real upstreams take prompts of many megabytes (long contexts).
+            .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());

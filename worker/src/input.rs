@@ -15,6 +15,9 @@ use assistants_core::tokens::count_tokens;
 
 /// Most thread messages a run reads (newest first) before truncation.
 const MAX_HISTORY: i64 = 2000;
+/// Most bytes of message text a run reads (newest first; the newest message always counts):
+/// 2,000 messages of 256,000 characters would otherwise be gigabytes per step.
+const MAX_HISTORY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Tokens a message costs beyond its text (role and framing), as OpenAI counts it.
 const MESSAGE_OVERHEAD: usize = 4;
@@ -116,10 +119,10 @@ pub async fn build(
             &params,
         )
         .await?;
+    let mut bytes = 0;
     let mut messages: Vec<ChatMessage> = page
         .items
         .iter()
-        .rev()
         .filter(|m| m.run_id.as_deref() != Some(run.id.as_str()))
         .map(|m| ChatMessage {
             role: m.role.clone(),
@@ -127,7 +130,13 @@ pub async fn build(
             tool_call_id: None,
             tool_calls: vec![],
         })
+        .take_while(|m| {
+            let first = bytes == 0;
+            bytes += m.content.len().max(1);
+            first || bytes <= MAX_HISTORY_BYTES
+        })
         .collect();
+    messages.reverse();
 
     let mut tools = Vec::new();
     for t in &run.tools {
@@ -178,17 +187,6 @@ pub async fn build(
         }
     }
 
-    let instructions_tokens = count_tokens(&run.instructions)
-        + tools
-            .iter()
-            .map(|t| count_tokens(&t.spec.description) + count_tokens(&t.spec.parameters_json))
-            .sum::<usize>();
-    messages = truncate(
-        messages,
-        &run.truncation_strategy,
-        instructions_tokens,
-        run.max_prompt_tokens,
-    );
     Ok(RunInput {
         model: run.model.clone(),
         instructions: run.instructions.clone(),
@@ -204,6 +202,24 @@ pub async fn build(
             parallel_tool_calls: run.parallel_tool_calls,
         },
     })
+}
+
+/// `input` with the run's `truncation_strategy` and `max_prompt_tokens` applied. It counts
+/// tokens of the whole history, so the engine runs it off the async threads.
+pub fn fit(mut input: RunInput, strategy: &Value, max_prompt_tokens: Option<i64>) -> RunInput {
+    let instructions_tokens = count_tokens(&input.instructions)
+        + input
+            .tools
+            .iter()
+            .map(|t| count_tokens(&t.spec.description) + count_tokens(&t.spec.parameters_json))
+            .sum::<usize>();
+    input.messages = truncate(
+        std::mem::take(&mut input.messages),
+        strategy,
+        instructions_tokens,
+        max_prompt_tokens,
+    );
+    input
 }
 
 /// The run's `tool_choice` in chat-completions terms: a plugin tool type becomes a named

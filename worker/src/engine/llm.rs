@@ -23,7 +23,13 @@ impl Engine {
     ) -> EngineResult<Flow> {
         // Budgets: the prompt of this call must fit what is left of max_prompt_tokens; the
         // answer may use what is left of max_completion_tokens.
-        let prompt_estimate = input::request_tokens(req) as u64;
+        let prompt_estimate = {
+            let req = req.clone();
+            blocking("counting prompt tokens", move || {
+                input::request_tokens(&req)
+            })
+            .await? as u64
+        };
         if let Some(max) = ctx.run.max_prompt_tokens {
             if ctx.rec.prompt_tokens + prompt_estimate > max as u64 {
                 self.incomplete(ctx, "max_prompt_tokens").await?;
@@ -97,17 +103,21 @@ impl Engine {
                 arguments_json: c.arguments,
             })
             .collect();
-        let (prompt, completion) = progress.usage.unwrap_or_else(|| {
+        let (prompt, completion) = match progress.usage {
+            Some(usage) => usage,
             // Servers that do not report usage: count it ourselves.
-            let args: String = tool_calls
-                .iter()
-                .map(|c| c.arguments_json.as_str())
-                .collect();
-            (
-                prompt_estimate,
-                assistants_core::tokens::count_tokens(&format!("{}{args}", progress.text)) as u64,
-            )
-        });
+            None => {
+                let args: String = tool_calls
+                    .iter()
+                    .map(|c| c.arguments_json.as_str())
+                    .collect();
+                let answer = format!("{}{args}", progress.text);
+                let count = blocking("counting answer tokens", move || {
+                    assistants_core::tokens::count_tokens(&answer)
+                });
+                (prompt_estimate, count.await? as u64)
+            }
+        };
         ctx.rec.prompt_tokens += prompt;
         ctx.rec.completion_tokens += completion;
         let finish_reason = progress.finish_reason.clone().unwrap_or_else(|| {

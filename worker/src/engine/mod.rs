@@ -113,9 +113,22 @@ pub enum EngineError {
     Events(anyhow::Error),
     #[error("serialising a run step: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0} stopped: {1}")]
+    Blocking(&'static str, tokio::task::JoinError),
 }
 
 type EngineResult<T> = Result<T, EngineError>;
+
+/// Runs CPU-bound work (tokenising a history) on the blocking pool, so a long prompt cannot
+/// stall the async threads that serve every other run and request.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> EngineResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| EngineError::Blocking(what, e))
+}
 
 fn new_ids() -> ActionIds {
     ActionIds {
@@ -281,6 +294,14 @@ impl Engine {
         };
         let input =
             input::build(&self.store, &self.plugins, &ctx.project, &ctx.run, &ctx.rec).await?;
+        let (truncation, max_prompt) = (
+            ctx.run.truncation_strategy.clone(),
+            ctx.run.max_prompt_tokens,
+        );
+        let input = blocking("fitting the history", move || {
+            input::fit(input, &truncation, max_prompt)
+        })
+        .await?;
         loop {
             if ctx.stop.is_cancelled() {
                 return self.interrupted(ctx).await;
