@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Plugins { action } => {
             let _telemetry = init_logging("text")?;
-            plugins_command(action, &file).await
+            plugins_command(action, &file, cli.config.is_some()).await
         }
         Command::Keys { storage, action } => {
             let storage = StorageSettings::resolve(&storage, &file);
@@ -117,11 +117,16 @@ async fn shutdown_signal() {
 }
 
 /// `assistants plugins …`: the plugin author's and operator's view of the plugin host.
-async fn plugins_command(action: PluginsAction, file: &FileConfig) -> anyhow::Result<()> {
+async fn plugins_command(
+    action: PluginsAction,
+    file: &FileConfig,
+    configured: bool,
+) -> anyhow::Result<()> {
     use assistants_core::plugins::{error_text, PluginHost, PluginSettings};
     let mut settings = PluginSettings {
         dir: None,
         cache_dir: None,
+        cache_key_file: None,
         grants: file.plugins.grants.clone(),
         instances: Some(16),
         caps: file.plugins.caps,
@@ -159,14 +164,42 @@ async fn plugins_command(action: PluginsAction, file: &FileConfig) -> anyhow::Re
             file: path,
             manifest,
         } => {
+            use assistants_core::plugins::manifest::{requirements, sample_grant, Manifest};
             let (wasm, manifest) = load_file(&path, manifest)?;
+            let parsed = Manifest::parse(&manifest).context("invalid manifest")?;
+            // Without an operator config, the component is checked as if granted everything it
+            // asks for; with one, against that config's real grants.
+            if !configured {
+                settings
+                    .grants
+                    .insert(parsed.id.clone(), sample_grant(&parsed));
+            }
             let host = PluginHost::load(&settings).await?;
             let plugin = host
                 .prepare(&wasm, &manifest, &settings, false)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:#}"))?;
             println!("{}", serde_json::to_string_pretty(&plugin.info())?);
-            println!("ok: {} can be loaded", plugin.manifest.id);
+            let needs = requirements(&parsed);
+            if needs.is_empty() {
+                println!("needs no grants");
+            } else {
+                println!("needs:");
+                for line in needs {
+                    println!("  - {line}");
+                }
+            }
+            if configured {
+                println!(
+                    "ok: {} loads with the grants of this config",
+                    plugin.manifest.id
+                );
+            } else {
+                println!(
+                    "ok: {} is a valid component; it loads once the operator grants the above (check with --config)",
+                    plugin.manifest.id
+                );
+            }
             Ok(())
         }
         PluginsAction::Call {

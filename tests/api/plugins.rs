@@ -143,6 +143,7 @@ async fn hostile_calls_end_in_tool_errors_and_the_plugin_keeps_working() {
         ("read_env", "no environment"),
         ("open_socket", "no sockets"),
         ("huge_result", "limit is 64 KiB"),
+        ("huge_error", "[truncated from 20971520 bytes]"),
         ("panic", "crashed"),
         ("deep_recursion", "stack"),
     ];
@@ -154,7 +155,13 @@ async fn hostile_calls_end_in_tool_errors_and_the_plugin_keeps_working() {
         let text = error_text(&e);
         assert!(
             text.contains(expected),
-            "{tool}: expected '{expected}' in '{text}'"
+            "{tool}: expected '{expected}' in '{}…'",
+            &text[..text.len().min(200)]
+        );
+        assert!(
+            text.len() <= 64 * 1024,
+            "{tool}: {} bytes of error",
+            text.len()
         );
         // A functional bound, not a performance target: the call must end at its deadline
         // rather than hang (generous margin for a loaded CI machine).
@@ -230,6 +237,9 @@ async fn http_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
                         "Location: http://169.254.169.254/latest/meta-data\r\n",
                         String::new(),
                     )
+                } else if path == "/echo" {
+                    // Reflects the request head, as header-echo services do.
+                    ("200 OK", "", head.clone())
                 } else if path == "/big" {
                     ("200 OK", "", "x".repeat(1 << 20))
                 } else {
@@ -281,6 +291,8 @@ async fn the_weather_plugin_calls_its_api_with_a_host_side_secret() {
     g.config
         .insert("base_url".into(), format!("http://127.0.0.1:{port}"));
     g.config.insert("api_key".into(), "test-secret".into());
+    g.secret_hosts
+        .insert("api_key".into(), vec![format!("127.0.0.1:{port}")]);
     let host = host_with_grants(&[("weather", g.clone()), ("hostile", g)]).await;
     let weather = host
         .get("weather")
@@ -306,16 +318,70 @@ async fn the_weather_plugin_calls_its_api_with_a_host_side_secret() {
     assert_eq!(error_text(&e), "no secret visible");
 }
 
+/// A secret goes only to the hosts it is bound to (not to every granted host, not to a
+/// redirect target), and a host that echoes it hands the plugin `[redacted]` instead.
+#[tokio::test]
+async fn secrets_are_bound_to_their_hosts_and_never_read_back() {
+    let (port, seen) = http_server().await;
+    let bound = format!("127.0.0.1:{port}");
+    let other = format!("localhost:{port}");
+    let mut g = grant(&[bound.clone(), other.clone()], true);
+    g.config.insert("api_key".into(), "sk-bound-secret".into());
+    // Bound nowhere: the plugin does not load, and the error says what to grant.
+    let settings = PluginSettings {
+        dir: Some(TEST_PLUGINS.into()),
+        instances: Some(4),
+        grants: [("hostile".to_string(), g.clone())].into(),
+        ..Default::default()
+    };
+    let host = PluginHost::load(&settings).await.unwrap();
+    assert!(host.get("hostile").is_none(), "a secret bound nowhere");
+    let wasm = std::fs::read(format!("{TEST_PLUGINS}/hostile.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(format!("{TEST_PLUGINS}/hostile.toml")).unwrap();
+    let e = host
+        .prepare(&wasm, &manifest, &settings, false)
+        .await
+        .err()
+        .unwrap();
+    assert!(format!("{e:#}").contains("secret_hosts.api_key"), "{e:#}");
+    // Bound to a host that is not granted: refused the same way.
+    let mut stray = g.clone();
+    stray
+        .secret_hosts
+        .insert("api_key".into(), vec!["api.elsewhere.test".into()]);
+    assert!(host_with_grants(&[("hostile", stray)])
+        .await
+        .get("hostile")
+        .is_none());
+
+    g.secret_hosts.insert("api_key".into(), vec![bound.clone()]);
+    let host = host_with_grants(&[("hostile", g)]).await;
+    let echoed = fetch(&host, &format!("http://{bound}/echo")).await.unwrap();
+    let sent = seen.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        sent.contains("sk-bound-secret"),
+        "injected for its host: {sent}"
+    );
+    assert!(!echoed.contains("sk-bound-secret"), "read back: {echoed}");
+    assert!(echoed.contains("Bearer [redacted]"), "{echoed}");
+    // Another granted host (same server, other name) never receives it.
+    let echoed = fetch(&host, &format!("http://{other}/echo")).await.unwrap();
+    let sent = seen.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        !sent.to_ascii_lowercase().contains("authorization"),
+        "{sent}"
+    );
+    assert!(echoed.starts_with("200 GET /echo"), "{echoed}");
+}
+
 #[tokio::test]
 async fn outgoing_http_follows_the_grant_after_dns() {
     let (port, seen) = http_server().await;
     let local = format!("127.0.0.1:{port}");
-    // Nothing granted: refused before any connection.
+    // Nothing granted: no HTTP at all (the imports trap), so nothing is connected.
     let host = host_with_grants(&[]).await;
-    assert!(fetch(&host, &format!("http://{local}/"))
-        .await
-        .unwrap_err()
-        .contains("http refused"));
+    let e = fetch(&host, &format!("http://{local}/")).await.unwrap_err();
+    assert!(e.contains("no network grant"), "{e}");
     // Granted, but it is a loopback address: refused without the private-address grant,
     // also when reached through a name that resolves there, and for the metadata address.
     let host = host_with_grants(&[(
@@ -372,6 +438,31 @@ async fn outgoing_http_follows_the_grant_after_dns() {
         .await
         .unwrap_err();
     assert!(e.contains("http body failed"), "{e}");
+}
+
+/// wasi:http resources live in host memory, outside the plugin's `memory_mib`: 20,000 header
+/// maps once took the host to 2.5 GB. Ungranted, a plugin has no HTTP resources at all;
+/// granted, their number and size are budgeted against its memory limit.
+#[tokio::test]
+async fn http_resources_are_budgeted_against_the_plugin() {
+    for host in [
+        host_with_grants(&[]).await,
+        host_with_grants(&[("hostile", grant(&["example.com".into()], false))]).await,
+    ] {
+        let p = host.get("hostile").unwrap();
+        let e = host
+            .invoke(&p, ctx(), "hoard_fields", "{}")
+            .await
+            .expect_err("hoarding header maps ends in an error");
+        let text = error_text(&e);
+        assert!(!text.contains("kept"), "{text}");
+        assert_eq!(
+            host.invoke(&p, ctx(), "ok", "{}").await.unwrap().text,
+            "fine"
+        );
+    }
+    // The budget: a 32 MiB plugin holds at most 512 host resources of at most 16 KiB.
+    assert_eq!(assistants_core::plugins::runtime::resource_cap(32), 512);
 }
 
 #[tokio::test]
@@ -537,6 +628,17 @@ async fn retrieval_tools_search_only_the_stores_of_their_call() {
         error_text(&e).contains("not available to this call"),
         "{e:?}"
     );
+    // Searches are paid host-side: a call gets a bounded number of them.
+    let mut call = ctx();
+    call.vector_store_ids = vec![vs.clone()];
+    let e = host
+        .invoke(&tool, call, "search_flood", r#"{"query": "otters"}"#)
+        .await
+        .unwrap_err();
+    assert!(
+        error_text(&e).contains("refused after 32 searches"),
+        "{e:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,4 +704,42 @@ async fn a_replaced_plugin_stays_available_by_digest() {
         &host.by_digest(&calc.digest.clone()).await.unwrap(),
         &calc
     ));
+}
+
+/// `assistants plugins check` without an operator config: a plugin that needs hosts, config
+/// and a secret is validated as if granted them, and what it needs is listed.
+#[tokio::test]
+async fn a_component_is_checked_without_an_operator_config() {
+    use assistants_core::plugins::manifest::{requirements, sample_grant, Manifest};
+    use assistants_core::plugins::BUILTIN_PLUGINS;
+    let (_, wasm, manifest) = BUILTIN_PLUGINS
+        .iter()
+        .find(|(stem, _, _)| *stem == "weather")
+        .unwrap();
+    let parsed = Manifest::parse(manifest).unwrap();
+    let bare = PluginSettings {
+        instances: Some(4),
+        ..Default::default()
+    };
+    let host = PluginHost::load(&bare).await.unwrap();
+    assert!(
+        host.prepare(wasm, manifest, &bare, false).await.is_err(),
+        "with no grant it would not load"
+    );
+    let mut checked = bare.clone();
+    checked
+        .grants
+        .insert(parsed.id.clone(), sample_grant(&parsed));
+    let plugin = host
+        .prepare(wasm, manifest, &checked, false)
+        .await
+        .expect("valid as if granted what it asks for");
+    assert_eq!(plugin.tools[0].name, "current_weather");
+    let needs = requirements(&parsed).join("\n");
+    assert!(needs.contains("required config 'base_url'"), "{needs}");
+    assert!(
+        needs.contains("secret 'api_key'") && needs.contains("Authorization header"),
+        "{needs}"
+    );
+    assert!(needs.contains("hosts the operator chooses"), "{needs}");
 }

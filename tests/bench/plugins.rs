@@ -51,11 +51,16 @@ fn main() {
         let engine = PluginEngine::new(PoolSize { instances: 16, max_memory_mib: 256 }).unwrap();
         let wasm = assistants_core::plugins::BUILTIN_PLUGINS[0].1;
         let digest = "bench-calculator";
-        engine.load_component(wasm, digest, Some(cache.path())).unwrap();
+        // The cache authenticates what it loads (an HMAC over the compiled code), as a server's does.
+        let artifacts = assistants_core::plugins::cache::ArtifactCache::new(
+            cache.path().join("artifacts"),
+            assistants_core::plugins::cache::CacheKey::load(Some(&cache.path().join("key"))),
+        );
+        engine.load_component(wasm, digest, Some(&artifacts)).unwrap();
         let mut loads = Vec::new();
         for _ in 0..200 {
             let t = Instant::now();
-            engine.load_component(wasm, digest, Some(cache.path())).unwrap();
+            engine.load_component(wasm, digest, Some(&artifacts)).unwrap();
             loads.push(t.elapsed());
         }
         loads.sort();

@@ -20,7 +20,7 @@ check() { # name, command...
 "$root/plugins-py/text_stats/build.sh" "$work/plugins" >/dev/null
 
 check "plugins check accepts the component" \
-  bash -c "'$bin' plugins check '$work/plugins/text_stats.wasm' | grep -q 'ok: text_stats can be loaded'"
+  bash -c "'$bin' plugins check '$work/plugins/text_stats.wasm' | grep -q 'ok: text_stats is a valid component'"
 
 out="$("$bin" plugins call "$work/plugins/text_stats.wasm" text_stats '{"text": "The cat sat. The cat ran! A dog barked?", "top": 2}' 2>&1)"
 check "plugins call computes in the sandbox" \

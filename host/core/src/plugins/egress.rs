@@ -7,7 +7,8 @@
 //! rebinding cannot swap in a private address between check and use. Redirects are not followed
 //! by the host: a guest following one makes a new request, checked the same way.
 //!
-//! Secrets are injected here as request headers, so they never enter guest memory. Response
+//! Secrets are injected here as request headers, only towards the hosts each is bound to, so
+//! they never enter guest memory, and scrubbed from responses ([`super::secrets`]). Response
 //! bodies are capped, and a per-plugin semaphore bounds concurrent requests across its calls.
 
 use std::net::{IpAddr, SocketAddr};
@@ -18,11 +19,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::Scheme;
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+pub use super::secrets::{host_matches, Secret};
+use super::secrets::{scrub_headers, Scrubbed};
 
 /// Connecting (DNS, TCP and TLS) must finish within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,73 +42,65 @@ pub struct HttpPolicy {
     /// Requests in flight across all of the plugin's calls (the grant's `http_concurrency`);
     /// further requests wait, within their call's time limit.
     pub permits: Arc<Semaphore>,
-    /// Headers set on every request (secrets from the grant).
-    pub inject: Vec<(HeaderName, HeaderValue)>,
+    /// Secrets from the grant, each set as a header on requests to its own hosts.
+    pub secrets: Vec<Secret>,
 }
 
 impl HttpPolicy {
-    /// Secrets travel over https; over plain http only to the private services an operator
-    /// explicitly opened (local development), never in clear across a public network.
-    fn may_inject_secrets(&self, https: bool) -> bool {
-        https || self.allow_private_addresses
+    /// Secrets travel over https; over plain http only to an address that is private and
+    /// opened by the grant (a local service), never in clear across a public network.
+    fn may_inject_secrets(&self, https: bool, addr: IpAddr) -> bool {
+        https || (self.allow_private_addresses && is_private(addr))
     }
 
     fn host_allowed(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.hosts.iter().any(|pattern| {
-            let (name, want_port) = match pattern.rsplit_once(':') {
-                Some((n, p)) if p.parse::<u16>().is_ok() && !n.contains(':') => {
-                    (n, p.parse::<u16>().ok())
-                }
-                _ => (pattern.as_str(), None),
-            };
-            let name_ok = match name.strip_prefix("*.") {
-                Some(domain) => host.ends_with(&format!(".{domain}")),
-                None => host == name,
-            };
-            // A grant without a port means the standard web ports, not every service on the host.
-            name_ok && want_port.map_or(port == 443 || port == 80, |p| p == port)
-        })
+        host_matches(&self.hosts, host, port)
     }
 }
 
-/// Addresses a plugin may not reach unless the grant allows private addresses.
+/// Addresses a plugin may not reach unless the grant allows private addresses: everything
+/// that is not global unicast ([`is_global`]).
 pub fn is_private(ip: IpAddr) -> bool {
+    !is_global(ip)
+}
+
+/// Whether `ip` is a global unicast address, by allow-list: IPv6 only inside 2000::/3 and
+/// IPv4 outside every special-purpose range. A deny-list misses forms nobody listed
+/// (`::ffff:0:a.b.c.d`, a new documentation prefix); an allow-list refuses them by default.
+pub fn is_global(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
+            let special = o[0] == 0 // "this network"
+                || o[0] == 10
+                || o[0] == 127
                 || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
-                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15, benchmarking
-                || o[0] >= 240 // reserved
+                || (o[0] == 169 && o[1] == 254) // link-local (cloud metadata)
+                || (o[0] == 172 && (o[1] & 0xf0) == 16)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+                || (o[0] == 192 && o[1] == 0 && o[2] == 2) // documentation
+                || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 6to4 relay anycast
+                || (o[0] == 192 && o[1] == 168)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking
+                || (o[0] == 198 && o[1] == 51 && o[2] == 100) // documentation
+                || (o[0] == 203 && o[1] == 0 && o[2] == 113) // documentation
+                || o[0] >= 224; // multicast, reserved, broadcast
+            !special
         }
         IpAddr::V6(v6) => {
+            // A mapped address is connected to over IPv4: judge the IPv4 address.
             if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
+                return is_global(IpAddr::V4(v4));
             }
             let seg = v6.segments();
-            // Forms that carry an IPv4 address another network may translate to: NAT64
-            // (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16), Teredo (2001::/32) and the
-            // deprecated IPv4-compatible ::a.b.c.d. Refused outright rather than decoded.
-            let embeds_v4 = (seg[0] == 0x64 && seg[1] == 0xff9b)
+            let in_global_unicast = (seg[0] & 0xe000) == 0x2000; // 2000::/3
+                                                                 // Inside 2000::/3, ranges that are not plain global unicast: IETF protocol
+                                                                 // assignments incl. Teredo (2001::/23), documentation (2001:db8::/32, 3fff::/20),
+                                                                 // and 6to4 (2002::/16), which carry IPv4 addresses another network translates.
+            let special = (seg[0] == 0x2001 && (seg[1] < 0x0200 || seg[1] == 0x0db8))
                 || seg[0] == 0x2002
-                || (seg[0] == 0x2001 && seg[1] == 0)
-                || (seg[..6].iter().all(|&x| x == 0) && !v6.is_loopback() && !v6.is_unspecified());
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || embeds_v4
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local
-                || (seg[0] & 0xffc0) == 0xfe80 // link-local
-                || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-                || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+                || (seg[0] & 0xfff0) == 0x3ff0;
+            in_global_unicast && !special
         }
     }
 }
@@ -209,12 +205,18 @@ async fn send(
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(|_| Error::ConnectionRefused)?;
 
-    if policy.may_inject_secrets(https) {
-        for (name, value) in &policy.inject {
-            request.headers_mut().insert(name.clone(), value.clone());
+    for secret in policy
+        .secrets
+        .iter()
+        .filter(|s| host_matches(&s.hosts, &host, port))
+    {
+        if policy.may_inject_secrets(https, addr.ip()) {
+            request
+                .headers_mut()
+                .insert(secret.header.clone(), secret.value.clone());
+        } else {
+            tracing::warn!(plugin = %policy.plugin, %host, "a secret is not sent over plain http to a public address");
         }
-    } else if !policy.inject.is_empty() {
-        tracing::warn!(plugin = %policy.plugin, %host, "secrets are not sent over plain http to public hosts");
     }
     // hyper's client expects origin-form (`/path?query`) for a direct connection.
     *request.uri_mut() = http::Uri::builder()
@@ -246,13 +248,18 @@ async fn send(
     } else {
         exchange(tcp, request).await?
     };
+    // Whatever the host answers, the guest never reads a secret back (an echo service, a
+    // redirect target that reflects headers).
+    let raws: Vec<Vec<u8>> = policy.secrets.iter().map(|s| s.raw.clone()).collect();
+    let mut response = response;
+    scrub_headers(response.headers_mut(), &raws);
     Ok(response.map(|body| {
-        LimitedBody {
+        let limited = LimitedBody {
             inner: body,
             left: policy.max_response_bytes,
             _permit: permit,
-        }
-        .boxed_unsync()
+        };
+        Scrubbed::new(limited, raws).boxed_unsync()
     }))
 }
 
@@ -330,10 +337,34 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            // Forms a deny-list missed: IPv4-translated, NAT64, 6to4, Teredo, new docs prefix,
+            // the unspecified and multicast addresses, IETF-reserved IPv4.
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:0",
+            "::127.0.0.1",
+            "::",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+            "2001::1",
+            "2001:db8::1",
+            "3fff::1",
+            "ff02::1",
+            "100::1",
+            "192.0.0.8",
+            "192.88.99.1",
+            "198.18.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700:4700::1111"] {
+        for ip in [
+            "1.1.1.1",
+            "93.184.216.34",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::200e",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
     }
@@ -350,7 +381,7 @@ mod tests {
             allow_private_addresses: false,
             max_response_bytes: 0,
             permits: Arc::new(Semaphore::new(1)),
-            inject: vec![],
+            secrets: vec![],
         };
         assert!(p.host_allowed("API.example.com", 443));
         assert!(!p.host_allowed("evil-api.example.com", 443));
@@ -361,7 +392,19 @@ mod tests {
         );
         assert!(!p.host_allowed("cdn.test", 80));
         assert!(p.host_allowed("127.0.0.1", 8080));
-        assert!(p.may_inject_secrets(true) && !p.may_inject_secrets(false));
+        let (public, local) = (
+            "93.184.216.34".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+        );
+        assert!(p.may_inject_secrets(true, public));
+        assert!(
+            !p.may_inject_secrets(false, public),
+            "never in clear to a public address"
+        );
+        assert!(
+            !p.may_inject_secrets(false, local),
+            "private only when the grant opens it"
+        );
         assert!(!p.host_allowed("127.0.0.1", 8081));
     }
 }

@@ -8,7 +8,7 @@ use super::bindings::tool::assistants::plugin::logging;
 
 /// Log records a guest may write per call, and the size of one.
 const MAX_LOG_RECORDS: u32 = 1000;
-const MAX_LOG_BYTES: usize = 4096;
+pub(super) const MAX_LOG_BYTES: usize = 4096;
 
 /// One call's logging capability.
 pub struct GuestLog {

@@ -61,8 +61,12 @@ pub struct ConfigKey {
     #[serde(default)]
     pub secret: bool,
     /// For secrets: the HTTP header the host sets on the plugin's outgoing requests to the
-    /// granted hosts, e.g. `Authorization` with `value_prefix = "Bearer "`.
+    /// secret's hosts, e.g. `Authorization` with `value_prefix = "Bearer "`.
     pub inject_header: Option<String>,
+    /// For injected secrets: the hosts (patterns as in `network.hosts`) the secret may be sent
+    /// to, when the operator's grant does not say (`secret_hosts`). Each must be granted.
+    #[serde(default)]
+    pub inject_hosts: Vec<String>,
     #[serde(default)]
     pub value_prefix: String,
     #[serde(default)]
@@ -163,6 +167,10 @@ pub struct Grant {
     /// Values of the plugin's config keys, secrets included (they stay host-side).
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Per injected secret, the hosts it is sent to (overrides the manifest's `inject_hosts`):
+    /// `secret_hosts.api_key = ["api.weather.example"]`. Each must be one of `hosts`.
+    #[serde(default)]
+    pub secret_hosts: BTreeMap<String, Vec<String>>,
     /// Limits granted, each within the operator caps; default: the caps.
     #[serde(default)]
     pub limits: Limits,
@@ -174,6 +182,7 @@ impl std::fmt::Debug for Grant {
             .field("hosts", &self.hosts)
             .field("allow_private_addresses", &self.allow_private_addresses)
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
+            .field("secret_hosts", &self.secret_hosts)
             .field("limits", &self.limits)
             .finish()
     }
@@ -209,6 +218,102 @@ impl Default for LimitSet {
     }
 }
 
+/// A grant that gives `manifest` everything it asks for, with placeholder config values: what
+/// `assistants plugins check` validates a component with when no operator config is given.
+pub fn sample_grant(manifest: &Manifest) -> Grant {
+    let wildcard = manifest.network.hosts.iter().any(|h| h == "*");
+    let mut hosts: Vec<String> = manifest
+        .network
+        .hosts
+        .iter()
+        .filter(|h| *h != "*")
+        .cloned()
+        .collect();
+    if wildcard {
+        hosts.push("api.example.com".into());
+    }
+    let mut grant = Grant {
+        hosts: hosts.clone(),
+        ..Grant::default()
+    };
+    for c in &manifest.config {
+        grant.config.insert(c.key.clone(), format!("<{}>", c.key));
+        if c.inject_header.is_some() && c.inject_hosts.is_empty() {
+            grant.secret_hosts.insert(c.key.clone(), hosts.clone());
+        }
+    }
+    grant
+}
+
+/// What an operator must grant `manifest`, one line each, for `assistants plugins check`.
+pub fn requirements(manifest: &Manifest) -> Vec<String> {
+    let id = &manifest.id;
+    let mut out = Vec::new();
+    for h in &manifest.network.hosts {
+        out.push(if h == "*" {
+            format!(
+                "network: hosts the operator chooses (plugins.grants.{id}.hosts){}",
+                if manifest.network.require_grant {
+                    ", at least one"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            format!("network: host '{h}' (plugins.grants.{id}.hosts)")
+        });
+    }
+    for c in &manifest.config {
+        let kind = match (c.secret, c.required) {
+            (true, true) => "required secret",
+            (true, false) => "optional secret",
+            (false, true) => "required config",
+            (false, false) => "optional config",
+        };
+        let mut line = format!("{kind} '{}' (plugins.grants.{id}.config.{})", c.key, c.key);
+        if let Some(header) = &c.inject_header {
+            let hosts = if c.inject_hosts.is_empty() {
+                format!("the hosts in plugins.grants.{id}.secret_hosts.{}", c.key)
+            } else {
+                c.inject_hosts.join(", ")
+            };
+            line.push_str(&format!(", sent as the {header} header to {hosts}"));
+        }
+        if !c.description.is_empty() {
+            line.push_str(&format!(": {}", c.description));
+        }
+        out.push(line);
+    }
+    let l = &manifest.limits;
+    for (name, v) in [
+        ("timeout_ms", l.timeout_ms),
+        ("memory_mib", l.memory_mib),
+        ("max_args_kib", l.max_args_kib),
+        ("max_result_kib", l.max_result_kib),
+        ("http_concurrency", l.http_concurrency.map(u64::from)),
+        ("http_max_response_kib", l.http_max_response_kib),
+    ] {
+        if let Some(v) = v {
+            out.push(format!(
+                "limit {name} = {v} (within plugins.caps and plugins.grants.{id}.limits)"
+            ));
+        }
+    }
+    out
+}
+
+/// The hosts a secret config key is sent to: the grant's `secret_hosts` for it, else the
+/// manifest's `inject_hosts`; lower-case.
+pub fn secret_hosts(grant: &Grant, key: &ConfigKey) -> Vec<String> {
+    grant
+        .secret_hosts
+        .get(&key.key)
+        .unwrap_or(&key.inject_hosts)
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect()
+}
+
 /// Intersects what the plugin asks for with what it was granted, within the caps; the error
 /// lists every request that exceeds its grant.
 pub fn effective(
@@ -236,6 +341,26 @@ pub fn effective(
             missing.push(format!(
                 "required config key '{}' (set plugins.grants.{}.config.{})",
                 c.key, manifest.id, c.key
+            ));
+        }
+    }
+    // A secret goes only where it is bound: to hosts named for it, each of them granted.
+    let allowed = manifest.allowed_hosts(grant);
+    for c in manifest.config.iter().filter(|c| c.inject_header.is_some()) {
+        if !grant.config.contains_key(&c.key) {
+            continue;
+        }
+        let hosts = secret_hosts(grant, c);
+        if hosts.is_empty() {
+            missing.push(format!(
+                "hosts for secret '{}' (set plugins.grants.{}.secret_hosts.{} = [\"api.example.com\"])",
+                c.key, manifest.id, c.key
+            ));
+        }
+        for h in hosts.iter().filter(|h| !allowed.contains(h)) {
+            missing.push(format!(
+                "secret '{}' is bound to '{h}', which is not a granted host (add it to plugins.grants.{}.hosts)",
+                c.key, manifest.id
             ));
         }
     }
@@ -320,6 +445,7 @@ mod tests {
         secret = true
         inject_header = "Authorization"
         value_prefix = "Bearer "
+        inject_hosts = ["api.weather.test"]
         required = true
         [limits]
         timeout_ms = 5000
@@ -345,6 +471,16 @@ mod tests {
             vec!["limits.timeout_ms = 5000 (granted 1000)".to_string()]
         );
         grant.limits.timeout_ms = None;
+        // The operator may rebind the secret, only to a granted host.
+        grant
+            .secret_hosts
+            .insert("api_key".into(), vec!["evil.test".into()]);
+        let err = effective(&m, &grant, &caps).unwrap_err();
+        assert!(
+            err[0].contains("'evil.test', which is not a granted host"),
+            "{err:?}"
+        );
+        grant.secret_hosts.clear();
         let (e, warnings) = effective(&m, &grant, &caps).unwrap();
         assert_eq!(
             (e.timeout_ms, e.memory_mib, e.max_result_kib),

@@ -9,6 +9,7 @@
 //! gets the same component back (`by_digest`) even after the operator replaced the plugin.
 
 pub mod bindings;
+pub mod cache;
 mod config;
 pub mod egress;
 mod logging;
@@ -17,6 +18,7 @@ mod naming;
 mod outcome;
 mod parser;
 mod registry;
+mod secrets;
 pub use registry::BUILTIN_PLUGINS;
 pub mod retrieval;
 pub mod runtime;
@@ -25,7 +27,7 @@ mod tool;
 mod world;
 
 pub use naming::{exposed_names, OfferedTool};
-use outcome::{annotation_size, call_outcome, describe_trap};
+use outcome::{annotation_size, call_outcome, cap_error, cap_text, describe_trap};
 use world::World;
 
 use std::collections::{BTreeMap, HashMap};
@@ -48,8 +50,11 @@ use runtime::{CallState, PluginEngine, PoolSize};
 pub struct PluginSettings {
     /// Directory of operator plugins (`NAME.wasm` + `NAME.toml`).
     pub dir: Option<PathBuf>,
-    /// Where compiled components are cached.
+    /// Where compiled components are cached (and loaded components archived).
     pub cache_dir: Option<PathBuf>,
+    /// The key file that authenticates the cache [default: `$HOME/.config/assistants/plugin-cache.key`];
+    /// keep it outside the data directory.
+    pub cache_key_file: Option<PathBuf>,
     /// Grants per plugin id.
     pub grants: BTreeMap<String, Grant>,
     /// Concurrent calls per world.
@@ -142,6 +147,8 @@ pub const MAX_PARSED_TEXT: usize = 32 * 1024 * 1024;
 
 /// Largest strategy state a step may return; it is persisted after every step.
 pub const MAX_STRATEGY_STATE: usize = 1024 * 1024;
+/// Longest error text a strategy step may return; it becomes the run's `last_error.message`.
+pub const MAX_STRATEGY_ERROR: usize = 8 * 1024;
 
 /// How a plugin is listed by `GET /v1/plugins` and `assistants plugins list`.
 #[derive(Debug, Serialize)]
@@ -195,7 +202,7 @@ pub struct PluginHost {
     strategies: World,
     parsers: World,
     caps: Caps,
-    cache_dir: Option<PathBuf>,
+    cache: Option<cache::ArtifactCache>,
     plugins: HashMap<String, Arc<Plugin>>,
     /// Vector-store search for retrieval tools (none in tools that load plugins without a
     /// server, such as `assistants plugins call`).

@@ -1,5 +1,5 @@
 //! What became of a sandboxed call, for metrics and for the caller: outcome labels, trap
-//! descriptions, result sizes.
+//! descriptions, result sizes, and plugin-written text cut to size.
 
 use super::*;
 
@@ -58,8 +58,53 @@ pub(super) fn describe_trap(
         return "the tool crashed (it panicked or hit an unreachable instruction)".into();
     }
     let text = format!("{e:#}");
+    // A plugin granted no host has wasi:http imports that trap (see `World::instantiate_pre`).
+    if text.contains("unknown import: `wasi:http/") {
+        return "the tool has no network grant: outgoing HTTP is not available to it".into();
+    }
     format!(
         "the tool crashed: {}",
         text.lines().next().unwrap_or("trap")
     )
+}
+
+/// `text` cut to at most `limit` bytes at a character boundary, ending with a note of how long
+/// it was. Plugin-written text (a tool's error, a strategy's error) is bounded like results
+/// before anything stores, logs or shows it.
+pub(crate) fn cap_text(text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let note = format!(" … [truncated from {} bytes]", text.len());
+    let keep = text.floor_char_boundary(limit.saturating_sub(note.len()));
+    let mut cut = text;
+    cut.truncate(keep);
+    cut.push_str(&note);
+    cut
+}
+
+/// A tool's error with its text capped at `limit` bytes (see [`cap_text`]).
+pub(super) fn cap_error(e: ToolError, limit: usize) -> ToolError {
+    match e {
+        ToolError::InvalidArguments(m) => ToolError::InvalidArguments(cap_text(m, limit)),
+        ToolError::UnknownTool(m) => ToolError::UnknownTool(cap_text(m, limit)),
+        ToolError::Failed(m) => ToolError::Failed(cap_text(m, limit)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cap_text;
+
+    #[test]
+    fn cap_text_bounds_and_keeps_characters_whole() {
+        assert_eq!(cap_text("short".into(), 100), "short");
+        let long = "é".repeat(10_000); // 2 bytes each
+        let cut = cap_text(long, 1000);
+        assert!(cut.len() <= 1000, "{}", cut.len());
+        assert!(cut.starts_with("éé"));
+        assert!(cut.ends_with("[truncated from 20000 bytes]"), "{cut}");
+        // A limit smaller than the note still gives a bounded, valid string.
+        assert!(cap_text("x".repeat(500), 10).len() <= 64);
+    }
 }

@@ -33,7 +33,12 @@ impl PluginHost {
             // Parsers are pure like strategies: WASI (empty) and logging only.
             parsers: World::new(pool, PluginEngine::strategy_linker)?,
             caps,
-            cache_dir: settings.cache_dir.clone(),
+            cache: settings.cache_dir.clone().map(|dir| {
+                cache::ArtifactCache::new(
+                    dir,
+                    cache::CacheKey::load(settings.cache_key_file.as_deref()),
+                )
+            }),
             plugins: HashMap::new(),
             search,
             pinned: Default::default(),
@@ -108,18 +113,16 @@ impl PluginHost {
         let world = self.world(manifest.kind);
         let component = world
             .engine
-            .load_component(wasm, &digest, self.cache_dir.as_deref())?;
-        let imports = |e: wasmtime::Error| {
-            anyhow::Error::from(e)
-                .context("the component imports something this kind of plugin may not use")
-        };
+            .load_component(wasm, &digest, self.cache.as_ref())?;
         let not_world = |e: wasmtime::Error| {
             anyhow::Error::from(e).context(format!(
                 "the component does not implement the world {}",
                 manifest.world
             ))
         };
-        let pre = world.linker.instantiate_pre(&component).map_err(imports)?;
+        let id: Arc<str> = Arc::from(manifest.id.as_str());
+        let http = Arc::new(http_policy(&id, &manifest, &grant, &limits)?);
+        let pre = world.instantiate_pre(&component, !http.hosts.is_empty())?;
         let pre = match manifest.kind {
             Kind::Tool => Instance::Tool(ToolPluginPre::new(pre).map_err(not_world)?),
             Kind::Strategy => Instance::Strategy(StrategyPluginPre::new(pre).map_err(not_world)?),
@@ -134,8 +137,6 @@ impl PluginHost {
             .filter(|c| !c.secret)
             .filter_map(|c| grant.config.get(&c.key).map(|v| (c.key.clone(), v.clone())))
             .collect();
-        let id: Arc<str> = Arc::from(manifest.id.as_str());
-        let http = Arc::new(http_policy(&id, &manifest, &grant, &limits)?);
         let mut plugin = Plugin {
             http,
             id,
@@ -161,30 +162,8 @@ impl PluginHost {
     /// Keeps the bytes and manifest of every plugin that loaded, by digest, so a run pinned to
     /// a component keeps working after the operator replaces or removes it. Best-effort.
     fn archive(&self, digest: &str, wasm: &[u8], manifest: &str) {
-        let Some(dir) = &self.cache_dir else { return };
-        let dir = dir.join("archive");
-        let wasm_path = dir.join(format!("{digest}.wasm"));
-        if wasm_path.exists() {
-            return;
-        }
-        let result = (|| -> anyhow::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            for (path, bytes) in [
-                (dir.join(format!("{digest}.toml")), manifest.as_bytes()),
-                (wasm_path, wasm),
-            ] {
-                let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-                std::io::Write::write_all(&mut tmp, bytes)?;
-                tmp.persist(path)?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            tracing::warn!(
-                digest,
-                error = format!("{e:#}"),
-                "could not archive a plugin for pinned runs"
-            );
+        if let Some(cache) = &self.cache {
+            cache.archive(digest, wasm, manifest);
         }
     }
 
@@ -202,14 +181,11 @@ impl PluginHost {
             crate::model::ids::is_valid_id(digest),
             "'{digest}' is not a component digest"
         );
-        let dir = self
-            .cache_dir
+        let (wasm, manifest) = self
+            .cache
             .as_ref()
             .context("no plugin archive is configured")?
-            .join("archive");
-        let wasm = std::fs::read(dir.join(format!("{digest}.wasm")))
-            .with_context(|| format!("no component with digest {digest} was ever loaded here"))?;
-        let manifest = std::fs::read_to_string(dir.join(format!("{digest}.toml")))?;
+            .archived(digest)?;
         let plugin = Arc::new(
             self.prepare(&wasm, &manifest, &self.settings, false)
                 .await?,
@@ -278,7 +254,7 @@ fn http_policy(
     grant: &Grant,
     limits: &Effective,
 ) -> anyhow::Result<egress::HttpPolicy> {
-    let mut inject = Vec::new();
+    let mut secrets = Vec::new();
     for key in manifest.config.iter().filter(|c| c.secret) {
         let (Some(header), Some(value)) = (&key.inject_header, grant.config.get(&key.key)) else {
             continue;
@@ -286,15 +262,22 @@ fn http_policy(
         let name = ::http::HeaderName::from_bytes(header.as_bytes()).with_context(|| {
             format!("config key '{}': '{header}' is not a header name", key.key)
         })?;
-        let mut value = ::http::HeaderValue::from_str(&format!("{}{value}", key.value_prefix))
-            .with_context(|| {
-                format!(
-                    "config key '{}': the granted value is not a valid header value",
-                    key.key
-                )
-            })?;
-        value.set_sensitive(true);
-        inject.push((name, value));
+        let mut header_value =
+            ::http::HeaderValue::from_str(&format!("{}{value}", key.value_prefix)).with_context(
+                || {
+                    format!(
+                        "config key '{}': the granted value is not a valid header value",
+                        key.key
+                    )
+                },
+            )?;
+        header_value.set_sensitive(true);
+        secrets.push(egress::Secret {
+            header: name,
+            value: header_value,
+            raw: value.as_bytes().to_vec(),
+            hosts: manifest::secret_hosts(grant, key),
+        });
     }
     Ok(egress::HttpPolicy {
         plugin: id.clone(),
@@ -304,7 +287,7 @@ fn http_policy(
         permits: Arc::new(tokio::sync::Semaphore::new(
             limits.http_concurrency.max(1) as usize
         )),
-        inject,
+        secrets,
     })
 }
 

@@ -11,10 +11,14 @@ use super::bindings::{SearchHit, SearchRequest};
 
 /// Most hits recorded for one call (a file_search call makes one search of at most 50).
 const MAX_RECORDED_HITS: usize = 200;
+/// Most searches one call may make: each is paid host-side (tokenising, maybe embedding,
+/// ranking), outside the call's own limits.
+pub const MAX_SEARCHES_PER_CALL: u32 = 32;
 
 /// The server's vector-store search as retrieval tools get it. The host checks what a call may
-/// search (its stores, the query's size, the result count) before asking; the implementation
-/// (`search::PluginSearch`) resolves nothing else of the caller's.
+/// search (its stores, the number of searches, the result count) before asking; the
+/// implementation (`search::PluginSearch`) bounds the query and resolves nothing else of the
+/// caller's.
 #[async_trait::async_trait]
 pub trait VectorSearch: Send + Sync {
     /// The best hits of `request` over `stores` (sorted, deduplicated, all granted to the
@@ -33,6 +37,8 @@ pub struct CallRetrieval {
     /// Every hit this call's searches returned, in order: the host records them (file_search
     /// run steps list them, and citations in the answer resolve against them).
     pub hits: Vec<SearchHit>,
+    /// Searches made so far (at most [`MAX_SEARCHES_PER_CALL`]).
+    pub searches: u32,
 }
 
 /// The `vector-store` capability of one call: what it may search, if anything. Each call's
@@ -54,8 +60,10 @@ impl vector_store::Host for VectorStoreAccess {
         {
             return Err(format!("vector store '{id}' is not available to this call"));
         }
-        if request.query.len() > 16 * 1024 {
-            return Err("the query is longer than 16 KiB".into());
+        if access.searches >= MAX_SEARCHES_PER_CALL {
+            return Err(format!(
+                "a call may search at most {MAX_SEARCHES_PER_CALL} times"
+            ));
         }
         let mut stores = request.vector_store_ids.clone();
         stores.sort();
@@ -63,7 +71,11 @@ impl vector_store::Host for VectorStoreAccess {
         if !(1..=50).contains(&request.max_results) {
             return Err("max-results must be between 1 and 50".into());
         }
-        let hits = access.search.search(&stores, &request).await?;
+        let search = Arc::clone(&access.search);
+        if let Some(access) = &mut self.granted {
+            access.searches += 1;
+        }
+        let hits = search.search(&stores, &request).await?;
         if let Some(access) = &mut self.granted {
             // Recorded host-side, outside the call's memory limit: bounded per call.
             let room = MAX_RECORDED_HITS.saturating_sub(access.hits.len());

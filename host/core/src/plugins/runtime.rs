@@ -29,6 +29,18 @@ use super::logging::GuestLog;
 pub const TICK: Duration = Duration::from_millis(10);
 /// Captured guest stdout/stderr per call; beyond this, guest writes fail.
 const STDIO_CAPACITY: usize = 64 * 1024;
+/// Largest in-memory size of one `wasi:http` fields resource (a request's or response's
+/// headers); wasmtime's default (128 KiB) times thousands of handles was gigabytes.
+pub const HTTP_FIELDS_BYTES: usize = 16 * 1024;
+
+/// Host resources (streams, pollables, HTTP fields and bodies …) one call may hold at once.
+/// They live in host memory, outside the guest's linear memory, so they are budgeted against
+/// the call's memory limit: at most a quarter of it in full header maps, and never fewer than
+/// a plain tool needs.
+pub fn resource_cap(memory_mib: u64) -> usize {
+    let quarter = (memory_mib as usize * 1024 * 1024) / 4;
+    (quarter / HTTP_FIELDS_BYTES).clamp(256, 16_384)
+}
 
 /// Sizing of the instance pool (per engine).
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +49,13 @@ pub struct PoolSize {
     pub instances: u32,
     /// Upper bound of any one call's linear memory (the operator cap), in MiB.
     pub max_memory_mib: u64,
+}
+
+/// Whether a linker offers `wasi:http` (to tools with granted hosts) or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http {
+    Linked,
+    Sealed,
 }
 
 /// An engine configured for plugins, with its epoch ticker.
@@ -73,20 +92,22 @@ impl PluginEngine {
         Ok(PluginEngine { engine })
     }
 
-    /// A linker with WASI (empty context) and the host interfaces of the tool worlds.
-    pub fn tool_linker(&self) -> anyhow::Result<Linker<CallState>> {
+    /// A linker with WASI (empty context) and the host interfaces of the tool worlds;
+    /// `wasi:http` (whose hooks refuse what the grant does not allow) if `http` says so.
+    pub fn tool_linker(&self, http: Http) -> anyhow::Result<Linker<CallState>> {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        // wasi:http is linked for every plugin; its hooks refuse what the grant does not allow.
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        if http == Http::Linked {
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        }
         logging::add_to_linker::<CallState, HasSelf<GuestLog>>(&mut linker, |s| &mut s.log)?;
         config::add_to_linker::<CallState, HasSelf<GuestConfig>>(&mut linker, |s| &mut s.config)?;
         Ok(linker)
     }
 
     /// A linker for retrieval tools: the tool world's imports plus `vector-store` search.
-    pub fn retrieval_linker(&self) -> anyhow::Result<Linker<CallState>> {
-        let mut linker = self.tool_linker()?;
+    pub fn retrieval_linker(&self, http: Http) -> anyhow::Result<Linker<CallState>> {
+        let mut linker = self.tool_linker(http)?;
         super::bindings::retrieval::assistants::plugin::vector_store::add_to_linker::<
             CallState,
             HasSelf<super::retrieval::VectorStoreAccess>,
@@ -96,43 +117,25 @@ impl PluginEngine {
 
     /// A linker for strategies: WASI (empty context) and logging only. Strategies are pure, so
     /// a component that imports `wasi:http` or `config` does not load.
-    pub fn strategy_linker(&self) -> anyhow::Result<Linker<CallState>> {
+    pub fn strategy_linker(&self, _: Http) -> anyhow::Result<Linker<CallState>> {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         logging::add_to_linker::<CallState, HasSelf<GuestLog>>(&mut linker, |s| &mut s.log)?;
         Ok(linker)
     }
 
-    /// Compiles `wasm`, or loads it from the on-disk cache keyed by content hash and engine.
+    /// Compiles `wasm`, or loads it from the authenticated on-disk cache, keyed by content
+    /// hash and engine configuration.
     pub fn load_component(
         &self,
         wasm: &[u8],
         digest: &str,
-        cache_dir: Option<&std::path::Path>,
+        cache: Option<&super::cache::ArtifactCache>,
     ) -> anyhow::Result<Component> {
-        let Some(dir) = cache_dir else {
-            return Ok(Component::new(&self.engine, wasm)?);
-        };
-        let path = dir.join(format!("{digest}-{}.cwasm", self.compat_tag()));
-        if path.exists() {
-            // SAFETY: the file was written by `serialize` below for this exact engine
-            // configuration (the compatibility tag is in its name) and content hash, in a
-            // directory only this server writes. wasmtime additionally checks the header and
-            // refuses artifacts from another version or configuration.
-            #[allow(unsafe_code)]
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable cached component")
-                }
-            }
+        match cache {
+            Some(cache) => cache.compiled(&self.engine, wasm, digest, &self.compat_tag()),
+            None => Ok(Component::new(&self.engine, wasm)?),
         }
-        let component = Component::new(&self.engine, wasm)?;
-        // The cache only saves time: failing to write it (read-only or full disk) is logged.
-        if let Err(e) = write_cache(dir, &path, &component) {
-            tracing::warn!(path = %path.display(), error = format!("{e:#}"), "could not cache a compiled component");
-        }
-        Ok(component)
     }
 
     fn compat_tag(&self) -> String {
@@ -141,22 +144,6 @@ impl PluginEngine {
         self.engine.precompile_compatibility_hash().hash(&mut h);
         format!("{:016x}", h.finish())
     }
-}
-
-/// Writes a compiled component to a unique temporary file in `dir`, syncs it and renames it into
-/// place, so concurrent writers and readers (other servers, `plugins check`) never see half a file.
-fn write_cache(
-    dir: &std::path::Path,
-    path: &std::path::Path,
-    component: &Component,
-) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&component.serialize()?)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)?;
-    Ok(())
 }
 
 /// One thread advances every plugin engine's epoch.
@@ -274,16 +261,20 @@ impl CallState {
                 .build(),
             memory_limit_hit: false,
         };
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(resource_cap(memory_mib));
+        let mut http_ctx = wasmtime_wasi_http::WasiHttpCtx::new();
+        http_ctx.set_field_size_limit(HTTP_FIELDS_BYTES);
         CallState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limits,
             log: GuestLog::new(plugin_id.clone()),
             config: GuestConfig::new(config),
             plugin_id,
             stdout,
             stderr,
-            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http: http_ctx,
             http_hooks: PluginHttpHooks::new(http),
             retrieval: Default::default(),
         }

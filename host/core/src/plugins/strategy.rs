@@ -46,7 +46,8 @@ impl PluginHost {
                         .replace("the tool", "the strategy"),
                 )
             }
-            Ok(Ok(r)) => r,
+            // The strategy's own error text is bounded: it becomes `last_error.message`.
+            Ok(Ok(r)) => r.map_err(|e| cap_text(e, MAX_STRATEGY_ERROR)),
         }?;
         if result.state.len() > MAX_STRATEGY_STATE {
             return Err(format!(

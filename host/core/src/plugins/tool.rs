@@ -59,6 +59,7 @@ impl PluginHost {
                     search,
                     vector_store_ids: ctx.vector_store_ids.clone(),
                     hits: Vec::new(),
+                    searches: 0,
                 });
         }
         let call = plugin.pre.invoke(&mut store, &ctx, tool, arguments);
@@ -89,11 +90,15 @@ impl PluginHost {
             }
             Ok(out)
         });
+        // An error is text the guest chose, like a result: bounded by the same limit before
+        // it is logged, stored in a step or sent to the model.
+        let result = result.map_err(|e| cap_error(e, limits.max_result_kib as usize * 1024));
         crate::obs::metrics::metrics().plugin_call(&plugin.id, "tool", label);
         match &result {
             Ok(_) => tracing::debug!(plugin = %plugin.id, tool, ?elapsed, "tool call finished"),
             Err(e) => {
-                tracing::info!(plugin = %plugin.id, tool, ?elapsed, error = %error_text(e), "tool call failed")
+                let shown = cap_text(error_text(e), logging::MAX_LOG_BYTES);
+                tracing::info!(plugin = %plugin.id, tool, ?elapsed, error = %shown.escape_debug(), "tool call failed")
             }
         }
         let hits = store

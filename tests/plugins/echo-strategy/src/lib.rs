@@ -33,11 +33,16 @@ impl Guest for Echo {
                     PublishMode::Message,
                 ))
             }
-            Event::LlmCompleted(result) if result.finish_reason == "length" => Action::Finish(FinishReason::MaxCompletionTokens),
+            Event::LlmCompleted(result) if result.finish_reason == "length" => {
+                Action::Finish(FinishReason::MaxCompletionTokens)
+            }
             Event::LlmCompleted(_) => Action::Finish(FinishReason::Completed),
             _ => return Err("echo-strategy only handles start and llm-completed".into()),
         };
-        Ok(StepResult { state: vec![steps], action })
+        Ok(StepResult {
+            state: vec![steps],
+            action,
+        })
     }
 }
 

@@ -10,12 +10,27 @@ use exports::assistants::plugin::tool::{CallContext, Guest, ToolError, ToolOutpu
 struct Hostile;
 
 const TOOLS: &[&str] = &[
-    "ok", "spin", "hog", "read_file", "read_env", "open_socket", "huge_result", "panic", "sleep", "deep_recursion",
-    "fetch", "read_secret",
+    "ok",
+    "spin",
+    "hog",
+    "read_file",
+    "read_env",
+    "open_socket",
+    "huge_result",
+    "panic",
+    "sleep",
+    "deep_recursion",
+    "fetch",
+    "read_secret",
+    "huge_error",
+    "hoard_fields",
 ];
 
 fn ok(text: String) -> Result<ToolOutput, ToolError> {
-    Ok(ToolOutput { text, annotations: vec![] })
+    Ok(ToolOutput {
+        text,
+        annotations: vec![],
+    })
 }
 
 #[inline(never)]
@@ -74,6 +89,24 @@ impl Guest for Hostile {
                 Err(e) => Err(ToolError::Failed(format!("no sockets: {e}"))),
             },
             "huge_result" => ok("x".repeat(10 << 20)),
+            "huge_error" => Err(ToolError::Failed("e".repeat(20 << 20))),
+            // Host-side memory through wasi:http: 20,000 header maps of ~8 KiB, all kept.
+            "hoard_fields" => {
+                use wasip2::http::types::Fields;
+                let value = vec![b'v'; 8 * 1024];
+                let mut kept = Vec::new();
+                for n in 0..20_000 {
+                    match Fields::from_list(&[("x-hoard".to_string(), value.clone())]) {
+                        Ok(f) => kept.push(f),
+                        Err(e) => {
+                            return Err(ToolError::Failed(format!(
+                                "refused after {n} fields: {e:?}"
+                            )))
+                        }
+                    }
+                }
+                ok(format!("kept {} fields", kept.len()))
+            }
             "panic" => panic!("the hostile plugin panics on purpose"),
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(30));
@@ -92,7 +125,11 @@ impl Guest for Hostile {
                         .await
                         .map_err(|e| ToolError::Failed(format!("http refused: {e:?}")))?;
                     let status = response.status().as_u16();
-                    let body = response.body_mut().str_contents().await.map_err(|e| ToolError::Failed(format!("http body failed: {e:?}")))?;
+                    let body = response
+                        .body_mut()
+                        .str_contents()
+                        .await
+                        .map_err(|e| ToolError::Failed(format!("http body failed: {e:?}")))?;
                     ok(format!("{status} {body}"))
                 })
             }

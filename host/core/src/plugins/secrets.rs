@@ -1,0 +1,197 @@
+//! Operator secrets on a plugin's outgoing HTTP: injected as a header only on requests to the
+//! hosts the secret is bound to (over https, or plain http to an address that is private by
+//! grant), and scrubbed from every response before the guest reads it, so a host that echoes
+//! request headers (or a redirect to one) cannot hand the secret to the plugin.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, HeaderValue};
+use http_body::{Body, Frame};
+
+/// What replaces a secret's value in a response.
+const REDACTED: &[u8] = b"[redacted]";
+
+/// One secret a plugin's requests may carry.
+#[derive(Debug)]
+pub struct Secret {
+    pub header: HeaderName,
+    /// The header value (the manifest's prefix and the granted value).
+    pub value: HeaderValue,
+    /// The granted value alone: what is scrubbed from responses.
+    pub raw: Vec<u8>,
+    /// Host patterns (as in grants) the secret may be sent to.
+    pub hosts: Vec<String>,
+}
+
+/// Whether `host:port` matches one of `patterns` (`host`, `*.domain`, either with `:port`; a
+/// pattern without a port means the standard web ports 443 and 80).
+pub fn host_matches(patterns: &[String], host: &str, port: u16) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    patterns.iter().any(|pattern| {
+        let (name, want_port) = match pattern.rsplit_once(':') {
+            Some((n, p)) if p.parse::<u16>().is_ok() && !n.contains(':') => {
+                (n, p.parse::<u16>().ok())
+            }
+            _ => (pattern.as_str(), None),
+        };
+        let name_ok = match name.strip_prefix("*.") {
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => host == name,
+        };
+        name_ok && want_port.map_or(port == 443 || port == 80, |p| p == port)
+    })
+}
+
+/// Every occurrence of any secret in `bytes` replaced.
+fn scrub(bytes: &[u8], secrets: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        let mut i = 0;
+        while i + secret.len() <= out.len() {
+            if out[i..].starts_with(secret) {
+                out.splice(i..i + secret.len(), REDACTED.iter().copied());
+                i += REDACTED.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Response headers with every secret's value scrubbed.
+pub fn scrub_headers(headers: &mut http::HeaderMap, secrets: &[Vec<u8>]) {
+    if secrets.is_empty() {
+        return;
+    }
+    for value in headers.values_mut() {
+        let clean = scrub(value.as_bytes(), secrets);
+        if clean != value.as_bytes() {
+            *value =
+                HeaderValue::from_bytes(&clean).unwrap_or(HeaderValue::from_static("[redacted]"));
+        }
+    }
+}
+
+/// A response body with every secret's value scrubbed, also where one spans two chunks: the
+/// last `longest - 1` bytes of each chunk wait for the next.
+pub struct Scrubbed<B> {
+    inner: B,
+    secrets: Vec<Vec<u8>>,
+    carry: BytesMut,
+    /// A non-data frame (trailers) read while `carry` still had to go out first.
+    held: Option<Frame<Bytes>>,
+    done: bool,
+}
+
+impl<B> Scrubbed<B> {
+    pub fn new(inner: B, secrets: Vec<Vec<u8>>) -> Self {
+        Scrubbed {
+            inner,
+            secrets,
+            carry: BytesMut::new(),
+            held: None,
+            done: false,
+        }
+    }
+
+    fn keep(&self) -> usize {
+        self.secrets
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(1)
+    }
+}
+
+impl<B> Body for Scrubbed<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        if let Some(frame) = self.held.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if self.secrets.is_empty() {
+            return Pin::new(&mut self.inner).poll_frame(cx);
+        }
+        loop {
+            if self.done {
+                let rest = self.carry.split().freeze();
+                return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(rest))));
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        self.carry.extend_from_slice(&data);
+                        let clean = scrub(&self.carry, &self.secrets);
+                        let ready = clean.len().saturating_sub(self.keep());
+                        self.carry = BytesMut::from(&clean[ready..]);
+                        if ready > 0 {
+                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(
+                                clean[..ready].to_vec(),
+                            )))));
+                        }
+                    }
+                    Err(trailers) => {
+                        let rest = self.carry.split().freeze();
+                        if rest.is_empty() {
+                            return Poll::Ready(Some(Ok(trailers)));
+                        }
+                        self.held = Some(trailers);
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => self.done = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.carry.is_empty() && self.held.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+
+    #[test]
+    fn secrets_are_scrubbed_wherever_they_appear() {
+        let s = vec![b"sk-123".to_vec()];
+        assert_eq!(
+            scrub(b"a sk-123 b sk-123", &s),
+            b"a [redacted] b [redacted]"
+        );
+        assert_eq!(scrub(b"nothing", &s), b"nothing");
+        let mut h = http::HeaderMap::new();
+        h.insert("x-echo", HeaderValue::from_static("Bearer sk-123"));
+        scrub_headers(&mut h, &s);
+        assert_eq!(h["x-echo"], "Bearer [redacted]");
+    }
+
+    #[tokio::test]
+    async fn a_secret_split_across_chunks_is_scrubbed() {
+        let chunks = ["echo: s", "k-", "123 and sk-1", "23", "!"];
+        let stream = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c)))),
+        );
+        let body = Scrubbed::new(StreamBody::new(stream), vec![b"sk-123".to_vec()]);
+        let all = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], b"echo: [redacted] and [redacted]!");
+    }
+}

@@ -1,0 +1,194 @@
+//! Hostile plugins against the whole server: what a misbehaving tool does to a run stays
+//! inside that run's limits (the sandbox itself is tested in `plugins.rs`).
+
+use assistants_tests::fake_llm::{FakeLlm, Reply};
+use assistants_tests::{json, TestApp};
+
+const TEST_PLUGINS: &str = env!("TEST_PLUGINS_DIR");
+
+#[tokio::test]
+async fn a_huge_tool_error_is_truncated_and_the_run_goes_on() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::tool("huge_error", "{}"));
+    llm.push(Reply::text("The tool failed."));
+    let app = TestApp::spawn_with_llm(&llm, |s| s.plugins.dir = Some(TEST_PLUGINS.into())).await;
+    let asst = app
+        .create(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "hostile"}]}),
+        )
+        .await;
+    let thread = app
+        .create(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "go"}]}),
+        )
+        .await;
+    let run = app
+        .create(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, &run).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run}/steps?order=asc"))
+        .await;
+    let output = steps["data"][0]["step_details"]["tool_calls"][0]["function"]["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The manifest's max_result_kib (64) bounds the error as it bounds a result.
+    assert!(
+        output.len() <= 64 * 1024 + 64,
+        "{} bytes stored",
+        output.len()
+    );
+    assert!(
+        output.contains("[truncated from 20971520 bytes]"),
+        "…{}",
+        &output[output.len() - 80..]
+    );
+    let sent = llm.last_message_text();
+    assert!(
+        sent.len() <= 64 * 1024 + 64,
+        "{} bytes sent to the model",
+        sent.len()
+    );
+}
+
+/// A thread may hold thousands of 256,000-character messages; a run reads its history newest
+/// first within a byte budget (8 MiB) instead of loading all of it into every step.
+#[tokio::test]
+async fn a_huge_history_is_read_within_a_byte_budget() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("ok"));
+    let app = TestApp::spawn_with_llm(&llm, |_| {}).await;
+    let asst = app.create("/assistants", json!({"model": "m"})).await;
+    let thread = app.create("/threads", json!({})).await;
+    let big = "x".repeat(255_990);
+    for i in 0..40 {
+        app.create(
+            &format!("/threads/{thread}/messages"),
+            json!({"role": "user", "content": format!("{i:04} {big}")}),
+        )
+        .await;
+    }
+    let run = app
+        .create(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, &run).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let sent: Vec<String> = llm.last_request()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap()[..4].to_string())
+        .collect();
+    // 8 MiB holds 32 of these; the newest are kept, in order.
+    assert_eq!(sent.len(), 32, "{sent:?}");
+    assert_eq!(sent.first().unwrap(), "0008");
+    assert_eq!(sent.last().unwrap(), "0039");
+}
+
+/// The compile cache and the archive live in the data directory; an attacker who can write
+/// there must not get code run as another plugin. A swapped `.cwasm` is compiled again, a
+/// swapped archive entry is refused, and the directories are private.
+#[tokio::test]
+async fn swapped_cache_files_are_not_trusted() {
+    use assistants_core::plugins::bindings::CallContext;
+    use assistants_core::plugins::{PluginHost, PluginSettings};
+    let cache = tempfile::tempdir().unwrap();
+    let key = tempfile::tempdir().unwrap();
+    let settings = PluginSettings {
+        dir: Some(TEST_PLUGINS.into()),
+        instances: Some(4),
+        cache_dir: Some(cache.path().join("plugin-cache")),
+        cache_key_file: Some(key.path().join("cache.key")),
+        ..Default::default()
+    };
+    let ctx = || CallContext {
+        tool_call_id: "call_test".into(),
+        run_id: None,
+        thread_id: None,
+        assistant_id: None,
+        vector_store_ids: vec![],
+        options_json: "{}".into(),
+    };
+    let (calc, hostile) = {
+        let host = PluginHost::load(&settings).await.unwrap();
+        let digest = |id: &str| host.get(id).unwrap().digest.clone();
+        (digest("calculator"), digest("hostile"))
+    };
+    let dir = cache.path().join("plugin-cache");
+    let compiled = |digest: &str| {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                name.starts_with(digest) && name.ends_with(".cwasm")
+            })
+            .unwrap_or_else(|| panic!("no cached component for {digest}"))
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "cache dir mode {mode:o}");
+    }
+    // The hostile component's compiled code, put where the calculator's belongs.
+    std::fs::copy(compiled(&hostile), compiled(&calc)).unwrap();
+    let host = PluginHost::load(&settings).await.unwrap();
+    let calculator = host.get("calculator").unwrap();
+    assert_eq!(calculator.digest, calc);
+    let out = host
+        .invoke(
+            &calculator,
+            ctx(),
+            "calculate",
+            r#"{"expression":"(2+3)*4"}"#,
+        )
+        .await
+        .expect("the calculator, compiled again, not the swapped code");
+    assert_eq!(out.text, "20");
+
+    // The archive serves runs pinned to a plugin no longer installed: an entry edited there
+    // (a manifest asking for more, a component swapped for another) is refused.
+    let archive = dir.join("archive");
+    let without = PluginSettings {
+        dir: None,
+        ..settings.clone()
+    };
+    let manifest = archive.join(format!("{hostile}.toml"));
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        original.replace("timeout_ms = 500", "timeout_ms = 5000"),
+    )
+    .unwrap();
+    refused(&PluginHost::load(&without).await.unwrap(), &hostile).await;
+    std::fs::write(&manifest, &original).unwrap();
+    let host = PluginHost::load(&without).await.unwrap();
+    let pinned = host
+        .by_digest(&hostile)
+        .await
+        .expect("the intact entry loads");
+    assert_eq!(pinned.limits.timeout_ms, 500);
+    std::fs::copy(
+        archive.join(format!("{calc}.wasm")),
+        archive.join(format!("{hostile}.wasm")),
+    )
+    .unwrap();
+    refused(&PluginHost::load(&without).await.unwrap(), &hostile).await;
+}
+
+async fn refused(host: &assistants_core::plugins::PluginHost, digest: &str) {
+    let e = host.by_digest(digest).await.err().expect("refused");
+    assert!(format!("{e:#}").contains("integrity"), "{e:#}");
+}
