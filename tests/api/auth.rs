@@ -242,3 +242,69 @@ async fn an_exposed_server_does_not_start_open() {
     assert!(store.list_keys().await.unwrap().is_empty());
     assert_eq!(local.get("/assistants").await.0, 200);
 }
+
+/// An operator decides which projects may use a plugin (`projects` in its grant): others
+/// neither see it nor can enable it, and an assistant that enabled it before the
+/// restriction cannot run with it.
+#[tokio::test]
+async fn operators_choose_which_projects_may_use_a_plugin() {
+    use assistants_core::plugins::manifest::Grant;
+    let mut open = TestApp::spawn().await;
+    let store = Store::connect(&open.database_url).await.unwrap();
+    let (_, key_a) = store.create_key("team-a").await.unwrap();
+    let (_, key_b) = store.create_key("team-b").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    open.key = key_b.clone();
+    let calc = json!({"model": "m", "tools": [{"type": "calculator"}]});
+    let before = open.create("/assistants", calc.clone()).await;
+    let thread = open.create("/threads", json!({})).await;
+
+    // A second node on the same database, where calculator is for team-a only.
+    let mut app = open
+        .spawn_peer(|s| {
+            s.plugins.grants.insert(
+                "calculator".into(),
+                Grant {
+                    projects: Some(vec!["team-a".into()]),
+                    ..Default::default()
+                },
+            );
+        })
+        .await;
+    app.key = key_b;
+    let (s, e) = app.post("/assistants", calc.clone()).await;
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available to this project"),
+        "{e}"
+    );
+    let (_, plugins) = app.get("/plugins").await;
+    let ids: Vec<&str> = plugins["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&"calculator"), "{ids:?}");
+    assert_eq!(app.get("/plugins/calculator").await.0, 404);
+    let (s, e) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": before}),
+        )
+        .await;
+    assert_eq!(s, 400, "an assistant from before the restriction: {e}");
+    assert_eq!(e["error"]["param"], "tools");
+
+    app.key = key_a;
+    app.create("/assistants", calc).await;
+    let (_, plugins) = app.get("/plugins").await;
+    assert!(plugins["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == "calculator"));
+}

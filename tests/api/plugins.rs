@@ -642,32 +642,60 @@ async fn retrieval_tools_search_only_the_stores_of_their_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_beyond_the_instance_pool_wait_for_a_slot() {
+async fn a_flooding_project_holds_only_its_share_of_the_pool() {
     let settings = PluginSettings {
         dir: Some(TEST_PLUGINS.into()),
-        instances: Some(2),
+        instances: Some(8),
         ..Default::default()
     };
     let host = std::sync::Arc::new(PluginHost::load(&settings).await.unwrap());
-    // Two calls that sleep until their 500 ms limit hold both instance slots...
-    let sleepers: Vec<_> = (0..2)
+    // One project floods a plugin whose calls hang until their 500 ms limit...
+    let sleepers: Vec<_> = (0..8)
         .map(|_| {
             let host = host.clone();
             tokio::spawn(async move {
                 let p = host.get("hostile").unwrap();
-                host.invoke(&p, ctx(), "sleep", "{}").await
+                host.invoke_recorded(&p, Some("proj_flood"), ctx(), "sleep", "{}")
+                    .await
+                    .0
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // ...so this one waits for a slot (within its own 1 s limit) rather than failing.
+    // ...yet it holds at most a quarter of the pool (its plugin's and its project's share),
+    // so another project's call gets a slot within its own limit.
+    use assistants_core::plugins::manifest::Kind;
+    assert!(
+        host.slots_in_use(Kind::Tool) <= 2,
+        "{} slots held",
+        host.slots_in_use(Kind::Tool)
+    );
     let calc = host.get("calculator").unwrap();
-    let out = host
-        .invoke(&calc, ctx(), "calculate", r#"{"expression": "6 * 7"}"#)
+    let (out, _) = host
+        .invoke_recorded(
+            &calc,
+            Some("proj_other"),
+            ctx(),
+            "calculate",
+            r#"{"expression": "6 * 7"}"#,
+        )
         .await;
-    assert_eq!(out.expect("waited for a free slot").text, "42");
+    assert_eq!(out.expect("a slot for another project").text, "42");
+    // The flooding project's own calls wait for its share (within their limit) rather than
+    // failing at once.
+    let (out, _) = host
+        .invoke_recorded(
+            &calc,
+            Some("proj_flood"),
+            ctx(),
+            "calculate",
+            r#"{"expression": "6 * 7"}"#,
+        )
+        .await;
+    assert_eq!(out.expect("waited for the project's share").text, "42");
     for s in sleepers {
-        assert!(error_text(&s.await.unwrap().unwrap_err()).contains("time limit"));
+        let e = error_text(&s.await.unwrap().unwrap_err());
+        assert!(e.contains("time limit") || e.contains("busy"), "{e}");
     }
 }
 

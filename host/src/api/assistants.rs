@@ -103,7 +103,8 @@ async fn create(
     check_model(&req.model)?;
     check_texts(&req.name, &req.description, &req.instructions)?;
     check_effort(&req.reasoning_effort)?;
-    let tools = common::tools("tools", req.tools, &state.plugins)?;
+    let caller = common::plugin_caller(&state, &project).await?;
+    let tools = common::tools("tools", req.tools, &state.plugins, &caller)?;
     let metadata = common::metadata("metadata", req.metadata)?;
     let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
     let top_p = common::number_in("top_p", req.top_p, 0.0, 1.0)?;
@@ -182,9 +183,10 @@ async fn modify(
     if let Patch::Value(e) = &req.reasoning_effort {
         check_effort(&Some(e.clone()))?;
     }
+    let caller = common::plugin_caller(&state, &project).await?;
     let tools = req
         .tools
-        .map(|t| common::tools("tools", Some(t), &state.plugins))
+        .map(|t| common::tools("tools", Some(t), &state.plugins, &caller))
         .transpose()?;
     let metadata = common::metadata_patch(req.metadata)?;
     let num = |p: Patch<f64>, name: &str, hi: f64| -> ApiResult<Patch<f64>> {

@@ -5,7 +5,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use assistants_core::plugins::ProjectRef;
 use assistants_core::store::{ListEnvelope, ListParams, Order, Page};
+
+use crate::state::AppState;
 
 pub use assistants_core::model::Metadata;
 
@@ -269,6 +272,7 @@ pub fn tools(
     param: &str,
     v: Option<Value>,
     plugins: &assistants_core::plugins::PluginHost,
+    caller: &ProjectRef,
 ) -> ApiResult<Vec<Value>> {
     let list = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
@@ -298,7 +302,11 @@ pub fn tools(
             "function" => function_tool(&at, t)?,
             "file_search" => file_search_tool(&at, t)?,
             "code_interpreter" => {}
-            plugin if plugins.get(plugin).is_some_and(|p| p.is_tool()) => {}
+            plugin if plugins.get(plugin).is_some_and(|p| p.is_tool()) => {
+                if !plugins.get(plugin).is_some_and(|p| p.allows(caller)) {
+                    return Err(not_for_project(&format!("{at}.type"), plugin));
+                }
+            }
             other => {
                 return Err(ApiError::invalid(
                     format!("{at}.type"),
@@ -308,7 +316,7 @@ pub fn tools(
                     plugins
                         .list()
                         .iter()
-                        .filter(|p| p.is_tool())
+                        .filter(|p| p.is_tool() && p.allows(caller))
                         .map(|p| format!(", {}", p.manifest.id))
                         .collect::<String>()
                 ),
@@ -496,6 +504,28 @@ pub async fn require_existing<D: assistants_core::store::Doc>(
         )),
         None => Ok(()),
     }
+}
+
+/// The caller as plugin allow-lists name projects; its name is looked up only when some
+/// plugin is limited to some projects.
+pub async fn plugin_caller(state: &AppState, project: &str) -> ApiResult<ProjectRef> {
+    let name = if state.plugins.restricts_projects() {
+        state.store.project_name(project).await?
+    } else {
+        None
+    };
+    Ok(ProjectRef {
+        id: project.to_string(),
+        name,
+    })
+}
+
+/// The error for a plugin the operator did not open to the caller's project.
+pub fn not_for_project(param: &str, plugin: &str) -> ApiError {
+    ApiError::invalid(
+        param,
+        format!("The plugin '{plugin}' is not available to this project."),
+    )
 }
 
 #[cfg(test)]

@@ -20,9 +20,16 @@ pub fn router() -> Router<AppState> {
 
 async fn list(
     State(state): State<AppState>,
-    Project(_): Project,
+    Project(project): Project,
 ) -> ApiResult<impl axum::response::IntoResponse> {
-    let items: Vec<PluginInfo> = state.plugins.list().iter().map(|p| p.info()).collect();
+    let caller = super::common::plugin_caller(&state, &project).await?;
+    let items: Vec<PluginInfo> = state
+        .plugins
+        .list()
+        .iter()
+        .filter(|p| p.allows(&caller))
+        .map(|p| p.info())
+        .collect();
     let page = assistants_core::store::Page {
         items,
         has_more: false,
@@ -32,12 +39,14 @@ async fn list(
 
 async fn retrieve(
     State(state): State<AppState>,
-    Project(_): Project,
+    Project(project): Project,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<PluginInfo>> {
+    let caller = super::common::plugin_caller(&state, &project).await?;
     state
         .plugins
         .get(&id)
+        .filter(|p| p.allows(&caller))
         .map(|p| axum::Json(p.info()))
         .ok_or_else(|| {
             ApiError::new(

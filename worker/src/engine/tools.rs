@@ -206,6 +206,7 @@ impl Engine {
                 options_json: options.to_string(),
             };
             let plugins = self.plugins.clone();
+            let project = ctx.project.clone();
             async move {
                 let (outcome, hits) = match &binding {
                     None => (
@@ -230,7 +231,13 @@ impl Engine {
                                 tool = %b.tool
                             );
                             let (r, hits) = plugins
-                                .invoke_recorded(&plugin, context, &b.tool, &call.arguments_json)
+                                .invoke_recorded(
+                                    &plugin,
+                                    Some(&project),
+                                    context,
+                                    &b.tool,
+                                    &call.arguments_json,
+                                )
                                 .instrument(span)
                                 .await;
                             let r = r.map(|o| {

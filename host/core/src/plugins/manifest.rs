@@ -174,6 +174,10 @@ pub struct Grant {
     /// Limits granted, each within the operator caps; default: the caps.
     #[serde(default)]
     pub limits: Limits,
+    /// The projects (ids or names) that may use the plugin; unset: every project. Plugins
+    /// holding operator secrets are often meant for some teams only.
+    #[serde(default)]
+    pub projects: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Grant {
@@ -184,6 +188,7 @@ impl std::fmt::Debug for Grant {
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
             .field("secret_hosts", &self.secret_hosts)
             .field("limits", &self.limits)
+            .field("projects", &self.projects)
             .finish()
     }
 }

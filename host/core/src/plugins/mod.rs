@@ -73,10 +73,31 @@ pub struct Plugin {
     /// File extensions a parser plugin reads (empty for other kinds).
     pub formats: Vec<String>,
     pub limits: Effective,
+    /// The projects (ids or names) that may use it, from the grant; `None`: every project.
+    pub projects: Option<Vec<String>>,
+    /// The plugin's share of its world's instance slots ([`world::World::share`]).
+    slots: Arc<tokio::sync::Semaphore>,
     config: Arc<BTreeMap<String, String>>,
     http: Arc<egress::HttpPolicy>,
     id: Arc<str>,
     pre: Instance,
+}
+
+/// A project as plugin allow-lists name it: by id or by name (`keys create --project NAME`).
+#[derive(Debug, Clone)]
+pub struct ProjectRef {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+impl Plugin {
+    /// Whether `project` may use this plugin (the operator's `projects` allow-list).
+    pub fn allows(&self, project: &ProjectRef) -> bool {
+        self.projects.as_ref().is_none_or(|list| {
+            list.iter()
+                .any(|p| *p == project.id || project.name.as_deref() == Some(p.as_str()))
+        })
+    }
 }
 
 /// A pre-instantiated component of one of the worlds.
@@ -254,5 +275,18 @@ impl PluginHost {
         let mut all: Vec<_> = self.plugins.values().cloned().collect();
         all.sort_by(|a, b| a.manifest.id.cmp(&b.manifest.id));
         all
+    }
+
+    /// Instance slots of `kind`'s world held by calls right now (of its pool of
+    /// `instances`), for operators and tests.
+    pub fn slots_in_use(&self, kind: manifest::Kind) -> usize {
+        let pool = self.settings.instances.unwrap_or(1000);
+        self.world(kind).in_use(pool)
+    }
+
+    /// Whether any plugin is limited to some projects (only then does a caller's project
+    /// name need looking up).
+    pub fn restricts_projects(&self) -> bool {
+        self.plugins.values().any(|p| p.projects.is_some())
     }
 }

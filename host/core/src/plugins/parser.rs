@@ -61,7 +61,7 @@ impl PluginHost {
         let limits = plugin.limits;
         let _slot = self
             .world(plugin.manifest.kind)
-            .slot(Duration::from_millis(limits.timeout_ms))
+            .slot_for(plugin, None, Duration::from_millis(limits.timeout_ms))
             .await
             .map_err(|e| ("server_error", e))?;
         let mut store = self.store(plugin);

@@ -146,6 +146,8 @@ impl PluginHost {
             tools: Vec::new(),
             formats: Vec::new(),
             limits,
+            projects: grant.projects.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(world.share())),
             config: Arc::new(config),
             pre,
         };
@@ -202,7 +204,7 @@ impl PluginHost {
         let deadline = Duration::from_millis(plugin.limits.timeout_ms);
         let _slot = self
             .world(plugin.manifest.kind)
-            .slot(deadline)
+            .slot_for(plugin, None, deadline)
             .await
             .map_err(anyhow::Error::msg)?;
         let mut store = self.store(plugin);

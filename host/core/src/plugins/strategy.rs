@@ -19,7 +19,11 @@ impl PluginHost {
         let limits = plugin.limits;
         let _slot = self
             .world(plugin.manifest.kind)
-            .slot(Duration::from_millis(plugin.limits.timeout_ms))
+            .slot_for(
+                plugin,
+                None,
+                Duration::from_millis(plugin.limits.timeout_ms),
+            )
             .await?;
         let mut store = self.store(plugin);
         let (input, event) = (RunInput::from(input), Event::from(event));

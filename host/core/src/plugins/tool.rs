@@ -14,14 +14,18 @@ impl PluginHost {
         tool: &str,
         arguments: &str,
     ) -> Result<ToolOutput, ToolError> {
-        self.invoke_recorded(plugin, ctx, tool, arguments).await.0
+        self.invoke_recorded(plugin, None, ctx, tool, arguments)
+            .await
+            .0
     }
 
-    /// [`PluginHost::invoke`], also returning every vector-store hit the call's searches got
-    /// (retrieval tools; empty for others), as the run engine records them.
+    /// [`PluginHost::invoke`] on behalf of `project` (whose calls share a quarter of the pool),
+    /// also returning every vector-store hit the call's searches got (retrieval tools; empty
+    /// for others), as the run engine records them.
     pub async fn invoke_recorded(
         &self,
         plugin: &Plugin,
+        project: Option<&str>,
         ctx: CallContext,
         tool: &str,
         arguments: &str,
@@ -48,7 +52,8 @@ impl PluginHost {
         }
         let started = Instant::now();
         let world = self.world(plugin.manifest.kind);
-        let _slot = match world.slot(Duration::from_millis(limits.timeout_ms)).await {
+        let deadline = Duration::from_millis(limits.timeout_ms);
+        let _slot = match world.slot_for(plugin, project, deadline).await {
             Ok(slot) => slot,
             Err(e) => return (Err(ToolError::Failed(e)), vec![]),
         };

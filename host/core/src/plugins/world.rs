@@ -13,6 +13,17 @@ pub(super) struct World {
     /// One permit per pooled instance: calls beyond the pool wait here (within their
     /// deadline) instead of failing on an exhausted pool.
     slots: Arc<tokio::sync::Semaphore>,
+    /// The most slots one plugin, or one project, may hold at once ([`World::share`]).
+    share: usize,
+    /// Each project's share of the slots, created on its first call.
+    projects: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// The permits one call holds: its plugin's share, its project's share, a pool slot.
+pub(super) struct Slot {
+    _plugin: tokio::sync::OwnedSemaphorePermit,
+    _project: Option<tokio::sync::OwnedSemaphorePermit>,
+    _pool: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl World {
@@ -29,7 +40,59 @@ impl World {
             sealed: linker(&engine, runtime::Http::Sealed)?,
             engine,
             slots: Arc::new(tokio::sync::Semaphore::new(pool.instances as usize)),
+            share: (pool.instances as usize / 4).max(1),
+            projects: Default::default(),
         })
+    }
+
+    /// Pool slots held by calls right now.
+    pub(super) fn in_use(&self, pool: u32) -> usize {
+        (pool as usize).saturating_sub(self.slots.available_permits())
+    }
+
+    /// The most slots one plugin or one project may hold: a quarter of the pool, so a plugin
+    /// whose calls hang, or a project flooding calls, leaves most of it to everyone else.
+    pub(super) fn share(&self) -> usize {
+        self.share
+    }
+
+    /// Waits until `deadline` for the plugin's share, the project's share (calls inside a
+    /// project's run) and a pool slot, in that order; waiters are served first come, first
+    /// served at each step.
+    pub(super) async fn slot_for(
+        &self,
+        plugin: &Plugin,
+        project: Option<&str>,
+        deadline: Duration,
+    ) -> Result<Slot, String> {
+        let project_share = project.map(|p| {
+            let mut shares = self.projects.lock().expect("project shares poisoned");
+            shares
+                .entry(p.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.share)))
+                .clone()
+        });
+        let acquire = async {
+            let plugin_permit = plugin.slots.clone().acquire_owned().await;
+            let project_permit = match project_share {
+                Some(s) => Some(s.acquire_owned().await),
+                None => None,
+            };
+            let pool = self.slots.clone().acquire_owned().await;
+            (plugin_permit, project_permit, pool)
+        };
+        match tokio::time::timeout(deadline, acquire).await {
+            Ok((Ok(plugin), project, Ok(pool))) => Ok(Slot {
+                _plugin: plugin,
+                _project: project.transpose().map_err(|e| e.to_string())?,
+                _pool: pool,
+            }),
+            _ => Err(format!(
+                "the server is busy: every instance slot this call may use (its plugin's and \
+                 project's share of {} of the pool) is in use; try again",
+                self.share
+            )),
+        }
     }
 
     /// Resolves `component`'s imports. Without `http`, its `wasi:http` imports (a component
@@ -55,21 +118,6 @@ impl World {
         let mut stubbed = self.sealed.clone();
         stub_http_imports(&mut stubbed, component, &self.engine.engine)?;
         Ok(stubbed.instantiate_pre(component)?)
-    }
-
-    /// Waits for a free instance slot until `deadline`.
-    pub(super) async fn slot(
-        &self,
-        deadline: Duration,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
-        // Fast path without a timer: the pool is rarely full.
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        match tokio::time::timeout(deadline, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err("the server is busy: every plugin instance slot is in use; try again".into()),
-        }
     }
 }
 

@@ -46,6 +46,16 @@ impl Store {
         Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
+    /// The name of the project with this id, if it has one (open mode's project has none
+    /// until a key names it).
+    pub async fn project_name(&self, id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT name FROM projects WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    }
+
     /// Creates a key in `project_name` (creating the project if needed); returns (key id, key).
     pub async fn create_key(&self, project_name: &str) -> anyhow::Result<(String, String)> {
         let mut tx = self.begin().await?;

@@ -174,9 +174,10 @@ pub(super) async fn prepare(
     }
     common::max_chars("instructions", &p.instructions, 256_000)?;
     common::max_chars("additional_instructions", &additional_instructions, 256_000)?;
+    let caller = common::plugin_caller(state, project).await?;
     let tools = match p.tools {
         Some(Value::Null) | None => asst.tools.clone(),
-        Some(t) => common::tools("tools", Some(t), &state.plugins)?,
+        Some(t) => common::tools("tools", Some(t), &state.plugins, &caller)?,
     };
     let temperature =
         common::number_in("temperature", p.temperature, 0.0, 2.0)?.or(asst.temperature);
@@ -245,6 +246,16 @@ pub(super) async fn prepare(
         .filter(|kind| state.plugins.get(kind).is_some_and(|p| p.is_tool()))
         .map(str::to_string)
         .collect();
+    // The assistant may predate the operator's allow-list: checked again for every run.
+    if let Some(denied) = plugin_ids
+        .iter()
+        .find(|id| !state.plugins.get(id).is_some_and(|p| p.allows(&caller)))
+    {
+        return Err(common::not_for_project("tools", denied));
+    }
+    if !strategy.allows(&caller) {
+        return Err(common::not_for_project("metadata.strategy", &strategy_id));
+    }
     let bindings = state
         .plugins
         .offered_tools(&plugin_ids, &client_functions)
