@@ -77,7 +77,7 @@ fn message(v: &Value) -> String {
 #[tokio::test]
 async fn an_oversized_text_field_is_refused_by_name() {
     let app = TestApp::spawn().await;
-    let huge = "a".repeat(1024 * 1024);
+    let huge = "a".repeat(4 * 1024 * 1024);
     let (s, e) = post_form(
         &app,
         "/files",

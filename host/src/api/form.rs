@@ -149,6 +149,7 @@ impl Form {
         while let Some(chunk) = part.chunk().await? {
             self.ignored += chunk.len();
             if self.ignored > MAX_IGNORED_BYTES {
+                part.discard().await;
                 return Err(ApiError::bad_request(format!(
                     "Invalid multipart body: unknown parts exceed {MAX_IGNORED_BYTES} bytes."
                 )));
@@ -201,11 +202,24 @@ impl Part {
         Ok(chunk)
     }
 
+    /// Reads what is left of the part (at most [`DRAIN_BYTES`]) and drops it, through the
+    /// meter: the parser would otherwise skip it unmetered when the next part is asked for.
+    async fn discard(&mut self) {
+        let mut left = DRAIN_BYTES;
+        while let Ok(Some(chunk)) = self.chunk().await {
+            if chunk.len() >= left {
+                return;
+            }
+            left -= chunk.len();
+        }
+    }
+
     /// The part as UTF-8 text of at most [`MAX_TEXT_BYTES`]; `param` names it in errors.
     pub async fn text(mut self, param: &str) -> ApiResult<String> {
         let mut bytes = Vec::new();
         while let Some(chunk) = self.chunk().await? {
             if bytes.len() + chunk.len() > MAX_TEXT_BYTES {
+                self.discard().await;
                 return Err(ApiError::invalid(
                     param,
                     format!("Invalid '{param}': the field is longer than {MAX_TEXT_BYTES} bytes."),

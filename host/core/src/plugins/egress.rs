@@ -155,13 +155,23 @@ impl WasiHttpHooks for PluginHttpHooks {
     }
 }
 
-async fn send(
+/// Bytes of a refused request's body read (and dropped) before the refusal is answered.
+const REFUSED_BODY_BYTES: usize = 1024 * 1024;
+
+fn connect_timeout(options: Option<&RequestOptions>) -> Duration {
+    options
+        .and_then(|o| o.connect_timeout)
+        .unwrap_or(CONNECT_TIMEOUT)
+        .min(CONNECT_TIMEOUT)
+}
+
+/// The policy checks, then a TCP connection to the address that was checked: (stream, host,
+/// port, https, address).
+async fn connect(
     policy: &HttpPolicy,
-    mut request: Request<WasiBody>,
-    options: Option<RequestOptions>,
-    permit: OwnedSemaphorePermit,
-) -> Result<Response<WasiBody>, Error> {
-    let uri = request.uri().clone();
+    uri: &http::Uri,
+    options: Option<&RequestOptions>,
+) -> Result<(tokio::net::TcpStream, String, u16, bool, SocketAddr), Error> {
     let https = uri.scheme() == Some(&Scheme::HTTPS);
     let host = uri
         .host()
@@ -174,11 +184,7 @@ async fn send(
         tracing::warn!(plugin = %policy.plugin, %host, port, "HTTP request to a host that was not granted refused");
         return Err(Error::HttpRequestDenied);
     }
-    let connect_timeout = options
-        .as_ref()
-        .and_then(|o| o.connect_timeout)
-        .unwrap_or(CONNECT_TIMEOUT)
-        .min(CONNECT_TIMEOUT);
+    let connect_timeout = connect_timeout(options);
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::time::timeout(
@@ -204,7 +210,27 @@ async fn send(
         .await
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(|_| Error::ConnectionRefused)?;
+    Ok((tcp, host, port, https, addr))
+}
 
+async fn send(
+    policy: &HttpPolicy,
+    mut request: Request<WasiBody>,
+    options: Option<RequestOptions>,
+    permit: OwnedSemaphorePermit,
+) -> Result<Response<WasiBody>, Error> {
+    let uri = request.uri().clone();
+    let (tcp, host, port, https, addr) = match connect(policy, &uri, options.as_ref()).await {
+        Ok(connected) => connected,
+        Err(e) => {
+            // Take the guest's request body before answering: if its writer found the body
+            // gone it would report a broken stream ("connection reset") instead of this error.
+            let body = http_body_util::Limited::new(request.into_body(), REFUSED_BODY_BYTES);
+            let _ = body.collect().await;
+            return Err(e);
+        }
+    };
+    let connect_timeout = connect_timeout(options.as_ref());
     for secret in policy
         .secrets
         .iter()

@@ -159,6 +159,9 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
+        if self.secrets.is_empty() {
+            return self.held.is_none() && self.inner.is_end_stream();
+        }
         self.done && self.carry.is_empty() && self.held.is_none()
     }
 }
