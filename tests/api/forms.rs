@@ -153,6 +153,25 @@ async fn unknown_parts_are_ignored_only_within_a_budget() {
     assert_eq!(files["data"].as_array().unwrap().len(), 1, "{files}");
 }
 
+/// A file over the upload limit is answered 413 while the client is still sending, and the
+/// rest of its body is drained (up to 8 MiB) so the client reads that answer instead of a
+/// broken connection.
+#[tokio::test]
+async fn a_file_over_the_limit_is_answered_not_cut_off() {
+    let app = TestApp::spawn_with(|s| s.max_upload_bytes = 1024 * 1024).await;
+    let (s, e) = post_form(
+        &app,
+        "/files",
+        form_body(vec![
+            field("purpose", "assistants"),
+            file("file", "big.bin", vec![b'b'; 9 * 1024 * 1024]),
+        ]),
+    )
+    .await;
+    assert_eq!(s, 413, "{e}");
+    assert_eq!(assert_error(&e)["code"], "file_too_large");
+}
+
 #[tokio::test]
 async fn endless_part_headers_are_cut_off() {
     let app = TestApp::spawn().await;

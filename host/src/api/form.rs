@@ -39,6 +39,9 @@ const DRAIN_BYTES: usize = 8 * 1024 * 1024;
 struct Meter {
     received: AtomicU64,
     delivered: AtomicU64,
+    /// While draining after an error: how far the body may be read (0: not draining). The
+    /// parser then skips the rest of the current part itself, unmetered by `delivered`.
+    drain_until: AtomicU64,
 }
 
 impl Meter {
@@ -72,10 +75,17 @@ where
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.yielded = true;
-                self.meter
+                let received = self
+                    .meter
                     .received
-                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                if self.meter.unread() > MAX_UNREAD_BYTES {
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed)
+                    + chunk.len() as u64;
+                let drain_until = self.meter.drain_until.load(Ordering::Relaxed);
+                if drain_until > 0 {
+                    if received > drain_until {
+                        return Poll::Ready(Some(Err("drained enough".into())));
+                    }
+                } else if self.meter.unread() > MAX_UNREAD_BYTES {
                     return Poll::Ready(Some(Err(format!(
                         "part headers or framing exceed {MAX_UNREAD_BYTES} bytes"
                     ))));
@@ -162,17 +172,13 @@ impl Form {
     /// Answering while the client is still sending makes the server close the connection under
     /// it, and SDKs then report a connection error instead of the error we sent.
     pub async fn drain(&mut self) {
-        let mut budget = DRAIN_BYTES;
+        let received = self.meter.received.load(Ordering::Relaxed);
+        self.meter
+            .drain_until
+            .store(received + DRAIN_BYTES as u64, Ordering::Relaxed);
+        // The body stream itself ends the drain past `drain_until`.
         while let Ok(Some(mut part)) = self.parser.next_field().await {
-            while let Ok(Some(chunk)) = part.chunk().await {
-                self.meter
-                    .delivered
-                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                if chunk.len() >= budget {
-                    return;
-                }
-                budget -= chunk.len();
-            }
+            while let Ok(Some(_)) = part.chunk().await {}
         }
     }
 }
