@@ -92,7 +92,10 @@ fn read_or_create(path: &Path) -> anyhow::Result<CacheKey> {
         return read(path);
     }
     let dir = path.parent().context("the key file has no directory")?;
-    private_dir(dir)?;
+    // Only a directory made for the key is restricted; an existing one is the operator's.
+    if !dir.exists() {
+        private_dir(dir)?;
+    }
     let key = CacheKey::random();
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?; // created 0600
     tmp.write_all(&key.0)?;

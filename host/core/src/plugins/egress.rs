@@ -226,11 +226,12 @@ async fn send(
             // Take the guest's request body before answering: if its writer found the body
             // gone it would report a broken stream ("connection reset") instead of this error.
             let body = http_body_util::Limited::new(request.into_body(), REFUSED_BODY_BYTES);
-            let _ = body.collect().await;
+            let _ = tokio::time::timeout(connect_timeout(options.as_ref()), body.collect()).await;
             return Err(e);
         }
     };
     let connect_timeout = connect_timeout(options.as_ref());
+    let mut injected = false;
     for secret in policy
         .secrets
         .iter()
@@ -240,10 +241,19 @@ async fn send(
             request
                 .headers_mut()
                 .insert(secret.header.clone(), secret.value.clone());
+            injected = true;
         } else {
             tracing::warn!(plugin = %policy.plugin, %host, "a secret is not sent over plain http to a public address");
         }
     }
+    if injected {
+        // The answer must be scrubbable: no compression the guest could undo afterwards.
+        request.headers_mut().insert(
+            http::header::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        );
+    }
+
     // hyper's client expects origin-form (`/path?query`) for a direct connection.
     *request.uri_mut() = http::Uri::builder()
         .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
@@ -278,6 +288,16 @@ async fn send(
     // redirect target that reflects headers).
     let raws: Vec<Vec<u8>> = policy.secrets.iter().map(|s| s.raw.clone()).collect();
     let mut response = response;
+    let coding = response
+        .headers()
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .filter(|c| !c.eq_ignore_ascii_case("identity"))
+        .map(str::to_string);
+    if injected && coding.is_some() {
+        tracing::warn!(plugin = %policy.plugin, %host, "a compressed answer to a request carrying a secret was refused");
+        return Err(Error::HttpResponseContentCoding(coding));
+    }
     scrub_headers(response.headers_mut(), &raws);
     Ok(response.map(|body| {
         let limited = LimitedBody {

@@ -1,7 +1,9 @@
 //! Operator secrets on a plugin's outgoing HTTP: injected as a header only on requests to the
 //! hosts the secret is bound to (over https, or plain http to an address that is private by
-//! grant), and scrubbed from every response before the guest reads it, so a host that echoes
-//! request headers (or a redirect to one) cannot hand the secret to the plugin.
+//! grant), and masked in every response (headers, body, trailers) before the guest reads it,
+//! so a host that echoes request headers cannot hand the secret to the plugin. Requests that
+//! carry a secret ask for an uncompressed response, and a compressed one is refused: the
+//! guest could otherwise decompress an echo the scrubber never saw.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,8 +12,9 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderName, HeaderValue};
 use http_body::{Body, Frame};
 
-/// What replaces a secret's value in a response.
-const REDACTED: &[u8] = b"[redacted]";
+/// What each byte of a secret's value becomes in a response. The mask keeps the length, so a
+/// `Content-Length` the guest trusts stays true.
+const MASK: u8 = b'*';
 
 /// One secret a plugin's requests may carry.
 #[derive(Debug)]
@@ -44,15 +47,18 @@ pub fn host_matches(patterns: &[String], host: &str, port: u16) -> bool {
     })
 }
 
-/// Every occurrence of any secret in `bytes` replaced.
+/// Every occurrence of any secret in `bytes` masked (same length).
 fn scrub(bytes: &[u8], secrets: &[Vec<u8>]) -> Vec<u8> {
     let mut out = bytes.to_vec();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+    // Longest first, so a secret inside another does not leave the outer one's ends readable.
+    let mut ordered: Vec<&Vec<u8>> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    ordered.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in ordered {
         let mut i = 0;
         while i + secret.len() <= out.len() {
             if out[i..].starts_with(secret) {
-                out.splice(i..i + secret.len(), REDACTED.iter().copied());
-                i += REDACTED.len();
+                out[i..i + secret.len()].fill(MASK);
+                i += secret.len();
             } else {
                 i += 1;
             }
@@ -69,8 +75,7 @@ pub fn scrub_headers(headers: &mut http::HeaderMap, secrets: &[Vec<u8>]) {
     for value in headers.values_mut() {
         let clean = scrub(value.as_bytes(), secrets);
         if clean != value.as_bytes() {
-            *value =
-                HeaderValue::from_bytes(&clean).unwrap_or(HeaderValue::from_static("[redacted]"));
+            *value = HeaderValue::from_bytes(&clean).unwrap_or(HeaderValue::from_static("***"));
         }
     }
 }
@@ -142,7 +147,11 @@ where
                             )))));
                         }
                     }
-                    Err(trailers) => {
+                    Err(mut trailers) => {
+                        // Trailers are headers too: a host could echo the secret there.
+                        if let Some(map) = trailers.trailers_mut() {
+                            scrub_headers(map, &self.secrets);
+                        }
                         let rest = self.carry.split().freeze();
                         if rest.is_empty() {
                             return Poll::Ready(Some(Ok(trailers)));
@@ -174,15 +183,37 @@ mod tests {
     #[test]
     fn secrets_are_scrubbed_wherever_they_appear() {
         let s = vec![b"sk-123".to_vec()];
-        assert_eq!(
-            scrub(b"a sk-123 b sk-123", &s),
-            b"a [redacted] b [redacted]"
-        );
+        assert_eq!(scrub(b"a sk-123 b sk-123", &s), b"a ****** b ******");
         assert_eq!(scrub(b"nothing", &s), b"nothing");
         let mut h = http::HeaderMap::new();
         h.insert("x-echo", HeaderValue::from_static("Bearer sk-123"));
         scrub_headers(&mut h, &s);
-        assert_eq!(h["x-echo"], "Bearer [redacted]");
+        assert_eq!(h["x-echo"], "Bearer ******");
+        // A secret inside another: the outer one is masked whole.
+        let nested = vec![b"34".to_vec(), b"12345".to_vec()];
+        assert_eq!(scrub(b"x12345y", &nested), b"x*****y");
+    }
+
+    #[tokio::test]
+    async fn trailers_are_scrubbed_too() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-echo", HeaderValue::from_static("sk-123"));
+        let frames = vec![
+            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from("body sk-1"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let mut body = Scrubbed::new(
+            StreamBody::new(futures::stream::iter(frames)),
+            vec![b"sk-123".to_vec()],
+        );
+        let mut seen = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.unwrap();
+            if let Some(t) = frame.trailers_ref() {
+                seen.push(t["x-echo"].to_str().unwrap().to_string());
+            }
+        }
+        assert_eq!(seen, ["******"]);
     }
 
     #[tokio::test]
@@ -195,6 +226,6 @@ mod tests {
         );
         let body = Scrubbed::new(StreamBody::new(stream), vec![b"sk-123".to_vec()]);
         let all = body.collect().await.unwrap().to_bytes();
-        assert_eq!(&all[..], b"echo: [redacted] and [redacted]!");
+        assert_eq!(&all[..], b"echo: ****** and ******!");
     }
 }

@@ -56,8 +56,8 @@ impl World {
         self.share
     }
 
-    /// Waits until `deadline` for the plugin's share, the project's share (calls inside a
-    /// project's run) and a pool slot, in that order; waiters are served first come, first
+    /// Waits until `deadline` for the project's share (calls inside a project's run), the
+    /// plugin's share and a pool slot, in that order; waiters are served first come, first
     /// served at each step.
     pub(super) async fn slot_for(
         &self,
@@ -72,12 +72,14 @@ impl World {
                 .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.share)))
                 .clone()
         });
+        // The project's share first: a flooding project's surplus calls then wait in their
+        // own project's queue, not in the plugin's queue ahead of other projects' calls.
         let acquire = async {
-            let plugin_permit = plugin.slots.clone().acquire_owned().await;
             let project_permit = match project_share {
                 Some(s) => Some(s.acquire_owned().await),
                 None => None,
             };
+            let plugin_permit = plugin.slots.clone().acquire_owned().await;
             let pool = self.slots.clone().acquire_owned().await;
             (plugin_permit, project_permit, pool)
         };
