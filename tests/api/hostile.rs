@@ -101,7 +101,6 @@ async fn a_huge_history_is_read_within_a_byte_budget() {
 /// swapped archive entry is refused, and the directories are private.
 #[tokio::test]
 async fn swapped_cache_files_are_not_trusted() {
-    use assistants_core::plugins::bindings::CallContext;
     use assistants_core::plugins::{PluginHost, PluginSettings};
     let cache = tempfile::tempdir().unwrap();
     let key = tempfile::tempdir().unwrap();
@@ -112,14 +111,7 @@ async fn swapped_cache_files_are_not_trusted() {
         cache_key_file: Some(key.path().join("cache.key")),
         ..Default::default()
     };
-    let ctx = || CallContext {
-        tool_call_id: "call_test".into(),
-        run_id: None,
-        thread_id: None,
-        assistant_id: None,
-        vector_store_ids: vec![],
-        options_json: "{}".into(),
-    };
+    use super::plugins::ctx;
     let (calc, hostile) = {
         let host = PluginHost::load(&settings).await.unwrap();
         let digest = |id: &str| host.get(id).unwrap().digest.clone();

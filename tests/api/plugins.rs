@@ -9,7 +9,7 @@ use assistants_tests::{assert_error, json, TestApp};
 
 const TEST_PLUGINS: &str = env!("TEST_PLUGINS_DIR");
 
-fn ctx() -> CallContext {
+pub(crate) fn ctx() -> CallContext {
     CallContext {
         tool_call_id: "call_test".into(),
         run_id: None,

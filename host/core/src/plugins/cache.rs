@@ -54,23 +54,23 @@ impl CacheKey {
         CacheKey(key)
     }
 
-    fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
+    /// The keyed hash of `parts`, each length-prefixed so no two different part lists feed
+    /// it the same bytes.
+    fn keyed(&self, parts: &[&[u8]]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length works");
         for part in parts {
-            // Length-prefixed, so no two different part lists feed the same bytes.
             mac.update(&(part.len() as u64).to_le_bytes());
             mac.update(part);
         }
-        mac.finalize().into_bytes().into()
+        mac
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
+        self.keyed(parts).finalize().into_bytes().into()
     }
 
     fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length works");
-        for part in parts {
-            mac.update(&(part.len() as u64).to_le_bytes());
-            mac.update(part);
-        }
-        mac.verify_slice(tag).is_ok()
+        self.keyed(parts).verify_slice(tag).is_ok()
     }
 }
 
