@@ -28,6 +28,9 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// The request conflicts with the object's current state (409), e.g. completing a cancelled upload.
     Conflict,
+    /// The project reached a storage quota the operator set (429, `insufficient_quota`, not
+    /// worth retrying: the SDKs are told so by `x-should-retry: false`).
+    QuotaExceeded,
     /// Something failed on our side; the cause is in the server log (500).
     Internal,
     /// A dependency (database, blob store) is unavailable right now (503).
@@ -45,6 +48,7 @@ impl ErrorKind {
             }
             ErrorKind::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "invalid_request_error"),
+            ErrorKind::QuotaExceeded => (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota"),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
             ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
         }
@@ -151,7 +155,22 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), axum::Json(self.body())).into_response()
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if self.kind == ErrorKind::QuotaExceeded {
+            // The official SDKs retry every 429 unless told not to; a quota does not lift by
+            // itself within their backoff.
+            response.headers_mut().insert(
+                "x-should-retry",
+                axum::http::HeaderValue::from_static("false"),
+            );
+        }
+        response
+    }
+}
+
+impl From<assistants_core::limits::QuotaExceeded> for ApiError {
+    fn from(e: assistants_core::limits::QuotaExceeded) -> Self {
+        ApiError::new(ErrorKind::QuotaExceeded, e.to_string()).with_code("insufficient_quota")
     }
 }
 

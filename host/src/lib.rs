@@ -121,6 +121,7 @@ async fn run_node(
             blobs: blobs.clone(),
             parsers: plugins.clone(),
             search: search.clone(),
+            limits: settings.limits,
         },
         ingest.clone(),
         // No new files once the node drains; the one in progress is abandoned at the end.
@@ -173,6 +174,10 @@ async fn run_node(
             engine,
             deliveries,
             settings.runs.concurrency,
+            settings
+                .limits
+                .max_runs
+                .unwrap_or(settings.runs.concurrency),
             lifecycle.clone(),
         );
         draining_tasks.spawn(async move {

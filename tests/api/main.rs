@@ -10,6 +10,7 @@ mod files;
 mod forms;
 mod fuzz;
 mod hostile;
+mod limits;
 mod ops;
 mod pagination;
 mod plugins;

@@ -148,7 +148,7 @@ fn main() {
         let started = Instant::now();
         let per_file = chunks.div_ceil(files);
         let mut written = 0;
-        while let Some(job) = store.claim_ingest(86_400).await.unwrap() {
+        while let Some(job) = store.claim_ingest(86_400, None).await.unwrap() {
             let range = written..(written + per_file).min(chunks);
             let batch: Vec<NewChunk> = range
                 .clone()

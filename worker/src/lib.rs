@@ -5,6 +5,7 @@
 //! - [`input`]: what the strategy and the model see (thread messages, truncation, tools);
 //! - [`transitions`]: every change of a run's status (the API calls these too);
 //! - [`pool`]: the worker pool fed by the run queue, and the sweeper;
+//! - [`fair`]: the order waiting runs start in: projects in turns, each under a cap;
 //! - [`publish`]: what part of a streaming answer clients see (everything, nothing, or only
 //!   what follows a marker such as ReAct's `Final Answer:`), across arbitrary chunk boundaries;
 //! - [`citations`]: file-search labels in an answer, located for `file_citation` annotations.
@@ -14,6 +15,7 @@
 
 pub(crate) mod citations;
 pub mod engine;
+pub(crate) mod fair;
 pub(crate) mod input;
 pub mod pool;
 pub(crate) mod publish;

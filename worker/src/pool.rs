@@ -1,6 +1,7 @@
 //! The pieces every worker node runs: the pool that feeds queued runs to the engine, and the
 //! sweeper that re-queues runs nobody holds and expires runs past `expires_at`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,56 +12,89 @@ use assistants_core::bus::Delivery;
 use assistants_core::model::ids::now;
 use assistants_core::store::{Store, StoreError, StoreResult};
 
-/// Runs queued deliveries through the engine, at most `concurrency` at a time.
+use crate::fair::FairQueue;
+
+/// Runs queued deliveries through the engine, at most `concurrency` at a time and at most
+/// `per_project` of one project, starting waiting runs in turns between projects
+/// ([`FairQueue`]).
 ///
-/// When `lifecycle.draining` fires the pool takes no new deliveries (those it was sent but did
-/// not start are requeued) and lets the runs in flight finish; those still going when `lifecycle.ending` fires are stopped at their next
+/// A delivery that cannot start at once is acknowledged (a RabbitMQ message would otherwise
+/// hold a prefetch slot another project's run could use) and waits here; the database still
+/// has the run queued, so if this node dies the sweeper queues it again for another node.
+///
+/// When `lifecycle.draining` fires the pool takes no new deliveries (those it holds but did
+/// not start are requeued or, already acknowledged, left to the sweeper) and lets the runs in
+/// flight finish; those still going when `lifecycle.ending` fires are stopped at their next
 /// await point and handed back: their leases are released, so another worker resumes them
 /// from the last persisted step at once.
 pub fn spawn_worker_pool(
     engine: Arc<crate::engine::Engine>,
     mut rx: mpsc::UnboundedReceiver<Delivery>,
     concurrency: usize,
+    per_project: usize,
     lifecycle: assistants_core::lifecycle::Lifecycle,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut fair: FairQueue<Delivery> = FairQueue::new(per_project);
+        // Run ids waiting here: the sweeper re-queues runs nobody holds, and a run already
+        // waiting is not queued twice.
+        let mut waiting_ids: HashSet<String> = HashSet::new();
+        let mut tasks: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
         let draining = lifecycle.draining.clone();
         loop {
-            let permit = tokio::select! {
-                _ = draining.cancelled() => break,
-                p = permits.clone().acquire_owned() => p.expect("never closed"),
-            };
-            let delivery = tokio::select! {
-                _ = draining.cancelled() => break,
-                d = rx.recv() => match d { Some(d) => d, None => break },
-            };
-            if let Some(t) = delivery.enqueued_ms {
-                let waited = (assistants_core::bus::now_ms() - t) as f64 / 1000.0;
-                assistants_core::obs::metrics::metrics().run_phase("queue_wait", waited);
+            while tasks.len() < concurrency {
+                let Some((project, delivery)) = fair.next() else {
+                    break;
+                };
+                waiting_ids.remove(&delivery.run_id);
+                start(&mut tasks, &engine, project, delivery);
             }
-            let engine = engine.clone();
-            tasks.spawn(async move {
-                let span = tracing::info_span!("run", run_id = %delivery.run_id, thread_id = tracing::field::Empty);
-                if let Some(tp) = &delivery.traceparent {
-                    assistants_core::obs::telemetry::adopt_parent(&span, tp);
+            let metrics = assistants_core::obs::metrics::metrics();
+            metrics.runs_waiting(fair.waiting());
+            tokio::select! {
+                _ = draining.cancelled() => break,
+                Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
+                    match ended {
+                        Ok(project) => fair.done(&project),
+                        Err(e) => tracing::error!(error = %e, "a run task failed"),
+                    }
                 }
-                let drive = tracing::Instrument::instrument(engine.drive(&delivery.run_id), span);
-                if let Err(e) = drive.await {
-                    tracing::error!(run_id = %delivery.run_id, error = format!("{e:#}"), "driving a run failed; it will be retried");
+                d = rx.recv() => {
+                    let Some(mut delivery) = d else { break };
+                    if !waiting_ids.insert(delivery.run_id.clone()) {
+                        if let Some(ack) = delivery.ack.take() {
+                            ack.await;
+                        }
+                        continue;
+                    }
+                    // A run that cannot be found is started anyway: the engine decides what a
+                    // missing run means, in one place.
+                    let project = engine
+                        .store
+                        .run_project(&delivery.run_id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    let at_cap = tasks.len() >= concurrency || fair.is_capped(&project);
+                    if at_cap {
+                        if let Some(ack) = delivery.ack.take() {
+                            delivery.requeue = None;
+                            ack.await;
+                        }
+                    }
+                    fair.push(&project, delivery);
                 }
-                if let Some(ack) = delivery.ack {
-                    ack.await;
-                }
-                drop(permit);
-            });
-            while tasks.try_join_next().is_some() {}
+            }
         }
         // Deliveries this node will not start go back to the queue now (RabbitMQ), not when
         // its connection closes at the end of the grace period.
         rx.close();
+        let mut unstarted = fair.take_waiting();
         while let Ok(d) = rx.try_recv() {
+            unstarted.push(d);
+        }
+        for d in unstarted {
             if let Some(requeue) = d.requeue {
                 requeue.await;
             }
@@ -79,6 +113,34 @@ pub fn spawn_worker_pool(
         while tasks.join_next().await.is_some() {}
         engine.release_held().await;
     })
+}
+
+/// Drives one run in its own task; the task's output is the run's project.
+fn start(
+    tasks: &mut tokio::task::JoinSet<String>,
+    engine: &Arc<crate::engine::Engine>,
+    project: String,
+    delivery: Delivery,
+) {
+    if let Some(t) = delivery.enqueued_ms {
+        let waited = (assistants_core::bus::now_ms() - t) as f64 / 1000.0;
+        assistants_core::obs::metrics::metrics().run_phase("queue_wait", waited);
+    }
+    let engine = engine.clone();
+    tasks.spawn(async move {
+        let span = tracing::info_span!("run", run_id = %delivery.run_id, thread_id = tracing::field::Empty);
+        if let Some(tp) = &delivery.traceparent {
+            assistants_core::obs::telemetry::adopt_parent(&span, tp);
+        }
+        let drive = tracing::Instrument::instrument(engine.drive(&delivery.run_id), span);
+        if let Err(e) = drive.await {
+            tracing::error!(run_id = %delivery.run_id, error = format!("{e:#}"), "driving a run failed; it will be retried");
+        }
+        if let Some(ack) = delivery.ack {
+            ack.await;
+        }
+        project
+    });
 }
 
 /// Every second: queue runs that need a worker and have none, and expire runs past their

@@ -13,6 +13,7 @@
 //!   manifests, grants, sandbox) and the built-in plugins.
 //! - [`bus`]: run events and the run queue (in-process, or Redis and RabbitMQ).
 //! - [`lifecycle`]: a node's serving → draining → ending tokens.
+//! - [`limits`]: per-project storage quotas and concurrency caps.
 //! - [`obs`]: metrics, logs and traces.
 //! - [`redact`]: secrets kept out of logs.
 //!
@@ -23,6 +24,7 @@ pub mod blobs;
 pub mod bus;
 pub mod ingest;
 pub mod lifecycle;
+pub mod limits;
 pub mod llm;
 pub mod model;
 pub mod obs;

@@ -13,9 +13,9 @@ use super::common::{self, ListQuery};
 use super::extract::{Path, Query};
 use super::form::Form;
 use crate::auth::Project;
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::blobs::{file_key, BlobError, PutError};
+use assistants_core::blobs::file_key;
 use assistants_core::model::ids::{now, FileId};
 use assistants_core::model::FileObject;
 use assistants_core::store::Val;
@@ -74,21 +74,6 @@ pub fn check_filename(param: &str, name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Maps a failed streamed write to the client-facing error.
-pub fn put_error(param: &str, e: PutError) -> ApiError {
-    match e {
-        PutError::TooLarge { limit } => ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("File is too large: the maximum upload size is {limit} bytes."),
-        )
-        .with_code("file_too_large"),
-        PutError::Source(msg) => {
-            ApiError::invalid(param, format!("Could not read the uploaded file: {msg}."))
-        }
-        PutError::Store(e) => ApiError::from(BlobError::from(e)),
-    }
-}
-
 async fn create(
     State(state): State<AppState>,
     Project(project): Project,
@@ -101,6 +86,9 @@ async fn create(
     let mut stored: Option<(String, u64)> = None;
 
     let outcome: ApiResult<()> = async {
+        let room =
+            super::quota::room_for_bytes(&state, &project, state.settings.max_upload_bytes, true)
+                .await?;
         while let Some(part) = form.next_part().await? {
             match part.name().unwrap_or("") {
                 "file" => {
@@ -115,9 +103,9 @@ async fn create(
                     let stream = part.into_stream();
                     let n = state
                         .blobs
-                        .put_stream(&key, Box::pin(stream), state.settings.max_upload_bytes)
+                        .put_stream(&key, Box::pin(stream), room.limit)
                         .await
-                        .map_err(|e| put_error("file", e))?;
+                        .map_err(|e| room.put_error("file", e))?;
                     stored = Some((filename, n));
                 }
                 "purpose" => purpose = Some(part.text("purpose").await?),

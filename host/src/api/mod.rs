@@ -9,6 +9,7 @@ pub mod files;
 mod form;
 pub mod messages;
 mod plugins;
+mod quota;
 pub mod runs;
 pub mod threads;
 mod tool_resources;

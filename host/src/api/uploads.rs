@@ -8,7 +8,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::extract::{Json, Path};
-use super::files::{check_filename, put_error};
+use super::files::check_filename;
 use super::form::Form;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -83,6 +83,10 @@ async fn create(
             "Invalid 'mime_type': must be non-empty.",
         ));
     }
+    // An upload that could never complete within the project's quotas is refused up front.
+    super::quota::room_for_bytes(&state, &project, req.bytes as u64, true)
+        .await?
+        .require(req.bytes as u64)?;
     let created_at = now();
     let u = Upload {
         id: UploadId::new(),
@@ -128,15 +132,16 @@ async fn add_part_to(
     let key = part_key(upload_id, &part_id);
     let mut size = None;
     let streamed: ApiResult<()> = async {
+        let limit = (u.bytes as u64).min(state.settings.max_upload_bytes);
+        let room = super::quota::room_for_bytes(state, project, limit, false).await?;
         while let Some(part) = form.next_part().await? {
             if part.name() == Some("data") && size.is_none() {
                 let stream = part.into_stream();
-                let limit = (u.bytes as u64).min(state.settings.max_upload_bytes);
                 let n = state
                     .blobs
-                    .put_stream(&key, Box::pin(stream), limit)
+                    .put_stream(&key, Box::pin(stream), room.limit)
                     .await
-                    .map_err(|e| put_error("data", e))?;
+                    .map_err(|e| room.put_error("data", e))?;
                 size = Some(n);
             } else {
                 form.ignore(part).await?;
@@ -219,6 +224,7 @@ async fn complete(
             ),
         ));
     }
+    super::quota::room_for_file(&state, &project).await?;
     let file_id = FileId::new();
     let keys: Vec<String> = req
         .part_ids

@@ -104,6 +104,7 @@ async fn create(
     let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
     let attributes = common::attributes("attributes", req.attributes.as_ref())?;
     require_store(&state, &project, &vs).await?;
+    super::quota::room_for_chunks(&state, &project).await?;
     common::require_existing::<FileObject>(
         &state.store,
         &project,
@@ -296,6 +297,7 @@ async fn create_batch(
     let mut seen = std::collections::HashSet::new();
     files.retain(|(id, _, _)| seen.insert(id.clone()));
     require_store(&state, &project, &vs).await?;
+    super::quota::room_for_chunks(&state, &project).await?;
     let ids: Vec<String> = files.iter().map(|(id, _, _)| id.clone()).collect();
     common::require_existing::<FileObject>(&state.store, &project, "file_ids", &ids).await?;
     let batch_id = FileBatchId::new();

@@ -192,6 +192,9 @@ async fn create(
     }
     let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
     common::require_existing::<FileObject>(&state.store, &project, "file_ids", &file_ids).await?;
+    if !file_ids.is_empty() {
+        super::quota::room_for_chunks(&state, &project).await?;
+    }
     let mut tx = state.store.begin().await?;
     let doc = create_store_in(
         &state, &mut tx, &project, req.name, metadata, expires, &file_ids, &strategy,

@@ -208,6 +208,33 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSISTANTS_RUN_CONCURRENCY", value_name = "N")]
     pub run_concurrency: Option<usize>,
 
+    /// How many runs of one project this node drives at once; the project's other runs wait,
+    /// queued, while other projects' runs start [default: three quarters of --run-concurrency].
+    #[arg(long, env = "ASSISTANTS_PROJECT_MAX_RUNS", value_name = "N")]
+    pub project_max_runs: Option<usize>,
+
+    /// How many files of one project are ingested at once across all nodes; 0 for no cap
+    /// beyond the fair order projects are served in [default: 0].
+    #[arg(long, env = "ASSISTANTS_PROJECT_MAX_INGEST", value_name = "N")]
+    pub project_max_ingest: Option<usize>,
+
+    /// Storage quota of each project: bytes of files and pending upload parts; 0 for none
+    /// [default: 0]. Requests past a quota get 429 `insufficient_quota`.
+    #[arg(
+        long,
+        env = "ASSISTANTS_PROJECT_MAX_STORAGE_BYTES",
+        value_name = "BYTES"
+    )]
+    pub project_max_storage_bytes: Option<u64>,
+
+    /// Quota of files per project; 0 for none [default: 0].
+    #[arg(long, env = "ASSISTANTS_PROJECT_MAX_FILES", value_name = "N")]
+    pub project_max_files: Option<u64>,
+
+    /// Quota of vector-store chunks per project; 0 for none [default: 0].
+    #[arg(long, env = "ASSISTANTS_PROJECT_MAX_CHUNKS", value_name = "N")]
+    pub project_max_chunks: Option<u64>,
+
     /// Seconds an active run may take before it expires, including time waiting in
     /// `requires_action` for tool outputs [default: 600].
     #[arg(long, env = "ASSISTANTS_RUN_EXPIRY_SECS", value_name = "SECS")]

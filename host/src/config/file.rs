@@ -34,6 +34,20 @@ pub struct FileConfig {
     pub llm: LlmFileConfig,
     #[serde(default)]
     pub runs: RunsFileConfig,
+    #[serde(default)]
+    pub limits: LimitsFileConfig,
+}
+
+/// `[limits]` in the config file: what each project may hold and run at once (the flags of
+/// the same names, without the `project-` prefix).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFileConfig {
+    pub max_runs: Option<usize>,
+    pub max_ingest: Option<usize>,
+    pub max_storage_bytes: Option<u64>,
+    pub max_files: Option<u64>,
+    pub max_chunks: Option<u64>,
 }
 
 /// `[llm]` in the config file: the default upstream and per-model routes.

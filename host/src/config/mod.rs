@@ -58,6 +58,8 @@ pub struct Settings {
     pub plugins: assistants_core::plugins::PluginSettings,
     pub llm: assistants_core::llm::LlmSettings,
     pub runs: RunSettings,
+    /// Per-project quotas and concurrency caps.
+    pub limits: assistants_core::limits::ProjectLimits,
 }
 
 /// How this node takes part in runs.
@@ -132,6 +134,11 @@ impl Settings {
     }
 
     pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Self {
+        let run_concurrency = args
+            .run_concurrency
+            .or(file.runs.concurrency)
+            .unwrap_or(32)
+            .max(1);
         Settings {
             listen: args
                 .listen
@@ -219,11 +226,7 @@ impl Settings {
             runs: RunSettings {
                 worker: !args.no_worker,
                 api: true,
-                concurrency: args
-                    .run_concurrency
-                    .or(file.runs.concurrency)
-                    .unwrap_or(32)
-                    .max(1),
+                concurrency: run_concurrency,
                 expiry_secs: args
                     .run_expiry_secs
                     .or(file.runs.expiry_secs)
@@ -247,7 +250,34 @@ impl Settings {
                     .unwrap_or_else(|| "assistants.runs".into()),
                 events_url: args.events_url.clone().or_else(|| file.events_url.clone()),
             },
+            limits: project_limits(args, file, run_concurrency),
         }
+    }
+}
+
+/// Per-project limits: flags over the `[limits]` table; 0 means "none".
+fn project_limits(
+    args: &ServeArgs,
+    file: &FileConfig,
+    run_concurrency: usize,
+) -> assistants_core::limits::ProjectLimits {
+    let l = &file.limits;
+    let quota = |flag: Option<u64>, key: Option<u64>| flag.or(key).filter(|&n| n > 0);
+    assistants_core::limits::ProjectLimits {
+        max_storage_bytes: quota(args.project_max_storage_bytes, l.max_storage_bytes),
+        max_files: quota(args.project_max_files, l.max_files),
+        max_chunks: quota(args.project_max_chunks, l.max_chunks),
+        // By default a quarter of the node's run slots stays free of any one project, so a
+        // project whose runs are all stuck (a slow upstream, a tool waiting out its timeout)
+        // cannot hold the node; a single-project server still gets most of it.
+        max_runs: Some(
+            args.project_max_runs
+                .or(l.max_runs)
+                .filter(|&n| n > 0)
+                .unwrap_or(run_concurrency * 3 / 4)
+                .clamp(1, run_concurrency),
+        ),
+        max_ingest: args.project_max_ingest.or(l.max_ingest).filter(|&n| n > 0),
     }
 }
 
@@ -288,6 +318,38 @@ mod tests {
             "secrets stay out of Debug"
         );
         assert!(toml::from_str::<FileConfig>("[plugins.caps]\ntimeout = 1").is_err());
+    }
+
+    #[test]
+    fn project_limits_default_to_a_share_of_runs_and_no_quotas() {
+        let args = ServeArgs {
+            run_concurrency: Some(8),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, &FileConfig::default());
+        assert_eq!(s.limits.max_runs, Some(6));
+        assert!(!s.limits.limits_storage());
+        assert_eq!(s.limits.max_ingest, None);
+        let file: FileConfig = toml::from_str(
+            "[limits]
+max_files = 3
+max_runs = 100
+max_chunks = 0",
+        )
+        .unwrap();
+        let s = Settings::resolve(&args, &file);
+        assert_eq!(s.limits.max_files, Some(3));
+        assert_eq!(
+            s.limits.max_runs,
+            Some(8),
+            "never more than the node drives"
+        );
+        assert_eq!(s.limits.max_chunks, None, "0 is no quota");
+        let one = ServeArgs {
+            run_concurrency: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(Settings::resolve(&one, &file).limits.max_runs, Some(1));
     }
 
     #[test]

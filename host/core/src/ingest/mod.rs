@@ -44,7 +44,6 @@ impl IngestHandle {
     }
 }
 
-/// Starts `n` workers that run until `stop` is cancelled.
 /// What ingestion reads from and writes to.
 #[derive(Clone)]
 pub struct Deps {
@@ -54,8 +53,11 @@ pub struct Deps {
     pub parsers: Arc<PluginHost>,
     /// Holds the embedder, when the server has an embeddings model.
     pub search: Arc<SearchIndexes>,
+    /// Files one project may have in flight, and its chunk quota.
+    pub limits: crate::limits::ProjectLimits,
 }
 
+/// Starts `n` workers that run until `stop` is cancelled.
 pub fn spawn_workers(
     n: usize,
     deps: Deps,
@@ -79,7 +81,11 @@ async fn worker(deps: Deps, handle: IngestHandle, stop: CancellationToken) {
         }
         // Register interest before looking, so a notify between the claim and the wait is not lost.
         let woken = handle.wake.notified();
-        match deps.store.claim_ingest(LEASE_SECS).await {
+        match deps
+            .store
+            .claim_ingest(LEASE_SECS, deps.limits.max_ingest)
+            .await
+        {
             Ok(Some(job)) => {
                 process(&deps, job).await;
                 continue;
@@ -110,7 +116,11 @@ async fn process_job(deps: &Deps, job: IngestJob) {
         }
         return;
     }
-    match ingest(deps, &job).await {
+    let outcome = match ingest(deps, &job).await {
+        Ok(Outcome::Done(chunks, usage)) => within_chunk_quota(deps, &job, chunks, usage).await,
+        other => other,
+    };
+    match outcome {
         Ok(Outcome::Done(chunks, usage)) => match store.complete_ingest(&job, &chunks, usage).await
         {
             Ok(true) => tracing::info!(chunks = chunks.len(), usage_bytes = usage, "file indexed"),
@@ -130,6 +140,30 @@ async fn process_job(deps: &Deps, job: IngestJob) {
             tracing::warn!(error = %e, "ingestion failed transiently; the file will be retried")
         }
     }
+}
+
+/// A file whose chunks would take its project past its chunk quota fails instead of landing.
+async fn within_chunk_quota(
+    deps: &Deps,
+    job: &IngestJob,
+    chunks: Vec<NewChunk>,
+    usage_bytes: i64,
+) -> Result<Outcome, IngestError> {
+    if deps.limits.max_chunks.is_none() {
+        return Ok(Outcome::Done(chunks, usage_bytes));
+    }
+    let held = deps.store.project_usage(&job.project_id).await?;
+    let adding = crate::limits::Usage {
+        chunks: chunks.len() as u64,
+        ..Default::default()
+    };
+    Ok(match deps.limits.check(held, adding) {
+        Ok(()) => Outcome::Done(chunks, usage_bytes),
+        Err(e) => Outcome::Failed(
+            "server_error",
+            format!("The file's {} chunks were not stored: {e}", chunks.len()),
+        ),
+    })
 }
 
 /// Why a file could not be ingested this time; every case is transient (the file is handed
@@ -157,6 +191,7 @@ async fn ingest(deps: &Deps, job: &IngestJob) -> Result<Outcome, IngestError> {
         blobs,
         parsers,
         search,
+        ..
     } = deps;
     let Some(file) = store
         .find::<crate::model::FileObject>(&job.project_id, &job.file_id)

@@ -81,6 +81,7 @@ pub struct Metrics {
     pub runs_finished: Family<StatusLabels, Counter>,
     pub runs_active: Family<StatusLabels, Gauge>,
     pub queue_depth: Gauge,
+    pub runs_waiting: Gauge,
     pub plugin_calls: Family<PluginLabels, Counter>,
     pub llm_requests: Family<LlmLabels, Counter>,
     pub llm_seconds: Family<LlmLatencyLabels, Histogram>,
@@ -132,6 +133,12 @@ impl Metrics {
             "Run messages waiting in RabbitMQ for a worker (embedded mode: see runs_active{status=\"queued\"})",
             queue_depth.clone(),
         );
+        let runs_waiting = Gauge::default();
+        registry.register(
+            "runs_waiting",
+            "Runs this node took off the queue but has not started: waiting for a free slot, or for their project to be under its cap",
+            runs_waiting.clone(),
+        );
         let plugin_calls = Family::<PluginLabels, Counter>::default();
         registry.register(
             "plugin_calls",
@@ -161,6 +168,7 @@ impl Metrics {
             runs_finished,
             runs_active,
             queue_depth,
+            runs_waiting,
             plugin_calls,
             llm_requests,
             llm_seconds,
@@ -179,6 +187,11 @@ impl Metrics {
         self.run_phase_seconds
             .get_or_create(&PhaseLabels { phase })
             .observe(seconds.max(0.0));
+    }
+
+    /// Runs held by this node's pool, not started.
+    pub fn runs_waiting(&self, n: usize) {
+        self.runs_waiting.set(n as i64);
     }
 
     pub fn run_finished(&self, status: &str) {

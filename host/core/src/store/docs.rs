@@ -71,7 +71,12 @@ impl_doc!(
     name = "message",
     columns = message_columns
 );
-impl_doc!(FileObject, table = "files", name = "file");
+impl_doc!(
+    FileObject,
+    table = "files",
+    name = "file",
+    columns = file_columns
+);
 impl_doc!(Upload, table = "uploads", name = "upload");
 impl_doc!(
     VectorStoreDoc,
@@ -95,6 +100,11 @@ fn message_columns(m: &Message) -> Vec<(&'static str, Val)> {
             Val::OptText(m.run_id.as_ref().map(|r| r.to_string())),
         ),
     ]
+}
+
+/// The indexed columns of a file row: its size (a project's storage use is summed from it).
+fn file_columns(f: &FileObject) -> Vec<(&'static str, Val)> {
+    vec![("bytes", Val::Int(f.bytes))]
 }
 
 /// The indexed columns of a run step row: its run.

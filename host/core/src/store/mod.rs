@@ -20,6 +20,7 @@ pub mod runs;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod uploads;
+mod usage;
 pub mod vector_stores;
 
 pub use docs::{Doc, RawDoc};

@@ -89,6 +89,15 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// The project a run belongs to (the worker pool schedules runs by project).
+    pub async fn run_project(&self, run_id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT project_id FROM runs WHERE id = $1")
+            .bind(run_id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     /// How many runs are in each active status (for the `runs_active` gauge).
     pub async fn active_run_counts(&self) -> StoreResult<Vec<(String, i64)>> {
         let sql = format!(

@@ -4,44 +4,69 @@
 use super::*;
 
 impl Store {
-    /// Claims the oldest unleased in-progress file for `lease_secs` seconds.
-    pub async fn claim_ingest(&self, lease_secs: i64) -> StoreResult<Option<IngestJob>> {
-        let t = now();
-        let token: i64 = rand::random();
-        // On PostgreSQL, concurrent claimers skip rows another is claiming instead of all
-        // picking the same one; SQLite's single writer serialises claims anyway.
-        let skip_locked = match self.backend {
-            crate::store::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            crate::store::Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE vector_store_files SET lease_until = $1, lease_token = $3, attempts = attempts + 1 \
-             WHERE status = 'in_progress' AND (lease_until IS NULL OR lease_until < $2) \
-             AND seq = (SELECT seq FROM vector_store_files WHERE status = 'in_progress' \
-                        AND (lease_until IS NULL OR lease_until < $2) ORDER BY seq LIMIT 1{skip_locked}) \
-             RETURNING vector_store_id, id, project_id, chunking_strategy, attempts"
-        );
-        let row = sqlx::query(&sql)
+    /// Claims a waiting in-progress file for `lease_secs` seconds, serving projects fairly:
+    /// the project with the fewest files being ingested goes first (then the one whose file
+    /// has waited longest), and a project with `per_project` files in flight waits.
+    ///
+    /// Two nodes may pick the same file; the conditional update lets one win and the other
+    /// picks again. They may also both see a project one below its cap, so across nodes the
+    /// cap can be exceeded by the number of nodes claiming at that moment.
+    pub async fn claim_ingest(
+        &self,
+        lease_secs: i64,
+        per_project: Option<usize>,
+    ) -> StoreResult<Option<IngestJob>> {
+        let cap = per_project.map_or(i64::MAX, |n| n as i64);
+        for _ in 0..8 {
+            let t = now();
+            let pick = sqlx::query(
+                "SELECT w.first FROM \
+                   (SELECT project_id, MIN(seq) AS first FROM vector_store_files \
+                    WHERE status = 'in_progress' AND (lease_until IS NULL OR lease_until < $1) \
+                    GROUP BY project_id) w \
+                 LEFT JOIN \
+                   (SELECT project_id, COUNT(*) AS n FROM vector_store_files \
+                    WHERE status = 'in_progress' AND lease_token IS NOT NULL AND lease_until >= $1 \
+                    GROUP BY project_id) a ON a.project_id = w.project_id \
+                 WHERE COALESCE(a.n, 0) < $2 ORDER BY COALESCE(a.n, 0), w.first LIMIT 1",
+            )
+            .bind(t)
+            .bind(cap)
+            .fetch_optional(&self.read)
+            .await?;
+            let Some(pick) = pick else { return Ok(None) };
+            let seq: i64 = pick.try_get(0)?;
+            let token: i64 = rand::random();
+            let row = sqlx::query(
+                "UPDATE vector_store_files SET lease_until = $1, lease_token = $3, attempts = attempts + 1 \
+                 WHERE seq = $4 AND status = 'in_progress' AND (lease_until IS NULL OR lease_until < $2) \
+                 RETURNING vector_store_id, id, project_id, chunking_strategy, attempts",
+            )
             .bind(t + lease_secs)
             .bind(t)
             .bind(token)
+            .bind(seq)
             .fetch_optional(&self.write)
             .await?;
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(IngestJob {
-            vector_store_id: r.try_get(0)?,
-            file_id: r.try_get(1)?,
-            project_id: r.try_get(2)?,
-            chunking_strategy: serde_json::from_str(&r.try_get::<String, _>(3)?)?,
-            token,
-            attempts: r.try_get(4)?,
-        }))
+            // Another claimer took it first: pick again.
+            let Some(r) = row else { continue };
+            return Ok(Some(IngestJob {
+                vector_store_id: r.try_get(0)?,
+                file_id: r.try_get(1)?,
+                project_id: r.try_get(2)?,
+                chunking_strategy: serde_json::from_str(&r.try_get::<String, _>(3)?)?,
+                token,
+                attempts: r.try_get(4)?,
+            }));
+        }
+        Ok(None)
     }
 
-    /// Gives a claimed file back for another attempt after `retry_in_secs` (transient failure).
+    /// Gives a claimed file back for another attempt after `retry_in_secs` (transient failure);
+    /// while it waits it no longer counts as in flight for its project.
     pub async fn release_ingest(&self, job: &IngestJob, retry_in_secs: i64) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE vector_store_files SET lease_until = $1 \
+            "UPDATE vector_store_files SET lease_until = $1, lease_token = NULL \
              WHERE vector_store_id = $2 AND id = $3 AND lease_token = $4 AND status = 'in_progress'",
         )
         .bind(now() + retry_in_secs)
@@ -262,14 +287,18 @@ mod tests {
             .attach_file("p", "vs_1", "file-a", None, &strategy, None)
             .await
             .unwrap();
-        let first = store.claim_ingest(300).await.unwrap().expect("claimable");
+        let first = store
+            .claim_ingest(300, None)
+            .await
+            .unwrap()
+            .expect("claimable");
         // The client re-attaches the file while the first worker is still busy with it.
         store
             .attach_file("p", "vs_1", "file-a", None, &strategy, None)
             .await
             .unwrap();
         let second = store
-            .claim_ingest(300)
+            .claim_ingest(300, None)
             .await
             .unwrap()
             .expect("claimable again");
@@ -309,10 +338,42 @@ mod tests {
             .attach_file("p", "vs_1", "file-a", None, &strategy, None)
             .await
             .unwrap();
-        let job = store.claim_ingest(300).await.unwrap().unwrap();
-        assert!(store.claim_ingest(300).await.unwrap().is_none(), "leased");
+        let job = store.claim_ingest(300, None).await.unwrap().unwrap();
+        assert!(
+            store.claim_ingest(300, None).await.unwrap().is_none(),
+            "leased"
+        );
         store.release_ingest(&job, -1).await.unwrap();
-        let again = store.claim_ingest(300).await.unwrap().expect("released");
+        let again = store
+            .claim_ingest(300, None)
+            .await
+            .unwrap()
+            .expect("released");
         assert_eq!(again.attempts, 2);
+    }
+
+    #[tokio::test]
+    async fn claims_serve_the_least_busy_project_first_and_respect_its_cap() {
+        let (store, _dir) = store_with_file().await;
+        let strategy = json!({"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}});
+        // Project p queued three files before project q queued one.
+        for f in ["p-1", "p-2", "p-3"] {
+            store
+                .attach_file("p", "vs_1", f, None, &strategy, None)
+                .await
+                .unwrap();
+        }
+        store
+            .attach_file("q", "vs_1", "q-1", None, &strategy, None)
+            .await
+            .unwrap();
+        let mut order = Vec::new();
+        while let Some(job) = store.claim_ingest(300, Some(2)).await.unwrap() {
+            order.push(job.file_id);
+        }
+        // q does not wait behind p's backlog, and p never has more than two in flight.
+        assert_eq!(order, ["p-1", "q-1", "p-2"]);
+        let rest = store.claim_ingest(300, None).await.unwrap().unwrap();
+        assert_eq!(rest.file_id, "p-3", "without a cap the rest is claimable");
     }
 }
