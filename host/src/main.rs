@@ -129,6 +129,7 @@ async fn plugins_command(
         cache_key_file: None,
         grants: file.plugins.grants.clone(),
         instances: Some(16),
+        memory_budget_mib: file.plugins.memory_budget_mib,
         caps: file.plugins.caps,
     };
     let load_file = |path: &std::path::Path,

@@ -184,3 +184,47 @@ async fn refused(host: &assistants_core::plugins::PluginHost, digest: &str) {
     let e = host.by_digest(digest).await.err().expect("refused");
     assert!(format!("{e:#}").contains("integrity"), "{e:#}");
 }
+
+/// Each call stays within its own memory limit, yet together they would take more than the
+/// host gave plugins: the call that would go over fails (and says why), the others finish,
+/// and the budget is whole again afterwards.
+#[tokio::test]
+async fn concurrent_calls_share_one_memory_budget() {
+    use assistants_core::plugins::{PluginHost, PluginSettings};
+    let host = PluginHost::load(&PluginSettings {
+        dir: Some(TEST_PLUGINS.into()),
+        // A plugin may hold a quarter of the slots: two calls of it at once.
+        instances: Some(8),
+        memory_budget_mib: Some(40),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let host = std::sync::Arc::new(host);
+    let hostile = host.get("hostile").unwrap();
+    let call = |host: std::sync::Arc<PluginHost>| {
+        let hostile = hostile.clone();
+        async move {
+            host.invoke(&hostile, super::plugins::ctx(), "hold", "{}")
+                .await
+        }
+    };
+    let first = tokio::spawn(call(host.clone()));
+    // The first call holds its 20 MiB by the time the second asks for as much.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let second = call(host.clone()).await;
+    let e = second.expect_err("over the budget");
+    assert!(
+        assistants_core::plugins::error_text(&e).contains("taken by other calls"),
+        "{e:?}"
+    );
+    let first = first.await.unwrap().expect("within the budget");
+    assert!(first.text.starts_with("held"), "{}", first.text);
+    assert_eq!(
+        host.memory_in_use().0,
+        0,
+        "every call's memory was refunded"
+    );
+    let again = call(host.clone()).await.expect("the budget is free again");
+    assert!(again.text.starts_with("held"));
+}

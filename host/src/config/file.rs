@@ -88,8 +88,12 @@ pub struct PluginsFileConfig {
     pub dir: Option<PathBuf>,
     /// See `--plugin-cache-key-file`.
     pub cache_key_file: Option<PathBuf>,
-    /// Concurrent plugin calls per world (instance pool size) [default: 1000].
+    /// Concurrent plugin calls per world (instance pool size) [default: one per 8 MiB of the
+    /// memory budget, 16 to 1000].
     pub instances: Option<u32>,
+    /// Linear memory of all plugin calls in flight together, in MiB [default: half the memory
+    /// the process may use].
+    pub memory_budget_mib: Option<u64>,
     /// What each plugin may use, by plugin id: `[plugins.grants.weather] hosts = [...]`.
     #[serde(default)]
     pub grants: std::collections::BTreeMap<String, assistants_core::plugins::manifest::Grant>,

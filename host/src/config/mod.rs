@@ -203,6 +203,7 @@ impl Settings {
                     .or_else(|| file.plugins.cache_key_file.clone()),
                 grants: file.plugins.grants.clone(),
                 instances: file.plugins.instances,
+                memory_budget_mib: file.plugins.memory_budget_mib,
                 caps: file.plugins.caps,
             },
             llm: LlmSettings {

@@ -43,7 +43,7 @@ use bindings::{
     StrategyPluginPre, ToolError, ToolOutput, ToolPluginPre, ToolSpec,
 };
 use manifest::{Caps, Effective, Grant, Kind, Manifest};
-use runtime::{CallState, PluginEngine, PoolSize};
+use runtime::{CallState, MemoryBudget, MemoryStop, PluginEngine, PoolSize};
 
 /// How the plugin host is configured (from the server settings).
 #[derive(Debug, Clone, Default)]
@@ -57,8 +57,11 @@ pub struct PluginSettings {
     pub cache_key_file: Option<PathBuf>,
     /// Grants per plugin id.
     pub grants: BTreeMap<String, Grant>,
-    /// Concurrent calls per world.
+    /// Concurrent calls per world [default: one per 8 MiB of the memory budget, 16 to 1000].
     pub instances: Option<u32>,
+    /// Linear memory of all calls in flight together, in MiB [default: half the memory the
+    /// process may use].
+    pub memory_budget_mib: Option<u64>,
     /// Operator caps on every plugin's limits.
     pub caps: Caps,
 }
@@ -232,6 +235,10 @@ pub struct PluginHost {
     pinned: tokio::sync::Mutex<HashMap<String, Arc<Plugin>>>,
     /// The settings the host was loaded with (grants apply to plugins loaded by digest too).
     settings: PluginSettings,
+    /// Instance slots per world.
+    instances: u32,
+    /// Memory of all calls in flight, across worlds.
+    budget: Arc<MemoryBudget>,
 }
 
 /// Why a call failed, for the model (`tool-error`) and the logs.
@@ -250,6 +257,7 @@ impl PluginHost {
             plugin.config.clone(),
             plugin.limits.memory_mib,
             plugin.http.clone(),
+            self.budget.clone(),
         );
         runtime::call_store(
             &self.world(plugin.manifest.kind).engine.engine,
@@ -280,8 +288,12 @@ impl PluginHost {
     /// Instance slots of `kind`'s world held by calls right now (of its pool of
     /// `instances`), for operators and tests.
     pub fn slots_in_use(&self, kind: manifest::Kind) -> usize {
-        let pool = self.settings.instances.unwrap_or(1000);
-        self.world(kind).in_use(pool)
+        self.world(kind).in_use(self.instances)
+    }
+
+    /// The memory budget of all calls in flight: (bytes charged now, limit).
+    pub fn memory_in_use(&self) -> (u64, u64) {
+        (self.budget.in_use(), self.budget.limit())
     }
 
     /// Whether any plugin is limited to some projects (only then does a caller's project

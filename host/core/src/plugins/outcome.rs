@@ -15,11 +15,11 @@ pub(super) fn annotation_size(a: &bindings::Annotation) -> usize {
 /// and which limit that trap hit — or the plugin's own answer, ok or error).
 pub(super) fn call_outcome<T, E>(
     outcome: &Result<wasmtime::Result<Result<T, E>>, tokio::time::error::Elapsed>,
-    memory_limit_hit: bool,
+    memory: MemoryStop,
 ) -> &'static str {
     match outcome {
         Err(_) => "timeout",
-        Ok(Err(_)) if memory_limit_hit => "memory",
+        Ok(Err(_)) if memory != MemoryStop::None => "memory",
         Ok(Err(trap)) => match trap.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => "timeout",
             _ => "trap",
@@ -31,16 +31,20 @@ pub(super) fn call_outcome<T, E>(
 
 /// A trap as the model should read it: which limit was hit (the memory limit is known from the
 /// store's limiter, not guessed from the message), or that the tool crashed.
-pub(super) fn describe_trap(
-    e: &wasmtime::Error,
-    limits: &Effective,
-    memory_limit_hit: bool,
-) -> String {
-    if memory_limit_hit {
-        return format!(
-            "the tool exceeded its memory limit of {} MiB",
-            limits.memory_mib
-        );
+pub(super) fn describe_trap(e: &wasmtime::Error, limits: &Effective, memory: MemoryStop) -> String {
+    match memory {
+        MemoryStop::OwnLimit => {
+            return format!(
+                "the tool exceeded its memory limit of {} MiB",
+                limits.memory_mib
+            )
+        }
+        MemoryStop::HostBudget => {
+            return "the server's memory for plugin calls is taken by other calls right now; \
+                    try again shortly"
+                .into()
+        }
+        MemoryStop::None => {}
     }
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         match trap {

@@ -75,7 +75,7 @@ impl PluginHost {
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
-        let label = call_outcome(&outcome, store.data().limits.memory_limit_hit);
+        let label = call_outcome(&outcome, store.data().limits.memory_stop);
         crate::obs::metrics::metrics().plugin_call(&plugin.id, "parser", label);
         let result = match outcome {
             Err(_) => Err((
@@ -89,7 +89,7 @@ impl PluginHost {
                 "invalid_file",
                 format!(
                     "The document could not be parsed: {}.",
-                    describe_trap(&trap, &limits, store.data().limits.memory_limit_hit)
+                    describe_trap(&trap, &limits, store.data().limits.memory_stop)
                         .replace("the tool", "the parser")
                 ),
             )),

@@ -22,10 +22,17 @@ impl PluginHost {
         search: Option<Arc<dyn retrieval::VectorSearch>>,
     ) -> anyhow::Result<PluginHost> {
         let caps = settings.caps;
+        let budget = settings
+            .memory_budget_mib
+            .map_or_else(runtime::default_memory_budget, |mib| mib << 20);
+        let instances = settings
+            .instances
+            .unwrap_or_else(|| runtime::default_instances(budget));
         let pool = PoolSize {
-            instances: settings.instances.unwrap_or(1000),
+            instances,
             max_memory_mib: caps.memory_mib,
         };
+        tracing::debug!(instances, budget_mib = budget >> 20, "plugin pools");
         let mut host = PluginHost {
             tools: World::new(pool, PluginEngine::tool_linker)?,
             retrieval_tools: World::new(pool, PluginEngine::retrieval_linker)?,
@@ -43,6 +50,8 @@ impl PluginHost {
             search,
             pinned: Default::default(),
             settings: settings.clone(),
+            instances,
+            budget: MemoryBudget::new(budget),
         };
         for (stem, wasm, manifest) in BUILTIN_PLUGINS {
             // A built-in plugin that needs grants (the weather example needs its API) stays

@@ -4,7 +4,8 @@
 //! component is pre-instantiated) and epoch interruption driven by one ticker thread, so a
 //! guest that loops forever is stopped at its deadline. A call's store carries a WASI context
 //! with nothing in it — no preopened directories, environment, arguments, stdin or sockets —
-//! bounded stdout/stderr capture, and `StoreLimits` for memory, instances and tables. A store is
+//! bounded stdout/stderr capture, and `StoreLimits` for memory, instances and tables (memory also
+//! charged to the host's budget for all calls, [`MemoryBudget`]). A store is
 //! dropped after its call, trap or not, so no state (or corruption) carries over.
 
 use std::collections::BTreeMap;
@@ -42,6 +43,21 @@ pub fn resource_cap(memory_mib: u64) -> usize {
     (quarter / HTTP_FIELDS_BYTES).clamp(256, 16_384)
 }
 
+/// What one call may create: a pool slot's size, and the call's store limits.
+pub struct PerCall {
+    pub core_instances: u32,
+    pub memories: u32,
+    pub tables: u32,
+}
+
+/// Measured: a Rust `wasm32-wasip2` component has 3 core instances, 1 memory and 2 tables; a
+/// componentize-py one 14, 1 and 2. The margin is for other toolchains.
+pub const PER_CALL: PerCall = PerCall {
+    core_instances: 16,
+    memories: 2,
+    tables: 4,
+};
+
 /// Sizing of the instance pool (per engine).
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSize {
@@ -77,10 +93,15 @@ impl PluginEngine {
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             .total_component_instances(pool.instances)
-            // A wasm32-wasip2 component holds a handful of core instances, one or two memories.
-            .total_core_instances(pool.instances * 8)
-            .total_memories(pool.instances * 2)
-            .total_tables(pool.instances * 8)
+            // Every slot is sized for the most one call may create, so a call holding a slot
+            // never finds the pool's memories, tables or instances used up by others; a
+            // component needing more is refused when it loads.
+            .max_core_instances_per_component(PER_CALL.core_instances)
+            .max_memories_per_component(PER_CALL.memories)
+            .max_tables_per_component(PER_CALL.tables)
+            .total_core_instances(pool.instances * PER_CALL.core_instances)
+            .total_memories(pool.instances * PER_CALL.memories)
+            .total_tables(pool.instances * PER_CALL.tables)
             .total_stacks(pool.instances)
             .max_memory_size(max_memory)
             .table_elements(100_000);
@@ -173,11 +194,102 @@ fn start_ticker(engine: Engine) {
     engines.lock().expect("ticker lock").push(engine.weak());
 }
 
-/// The store's limits, remembering whether the memory limit was what stopped the guest, so
-/// the error the model sees says so for certain rather than guessing from a trap message.
+/// What stopped a guest's memory from growing, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemoryStop {
+    #[default]
+    None,
+    /// The call's own `memory_mib`.
+    OwnLimit,
+    /// The host's budget for all calls in flight ([`MemoryBudget`]).
+    HostBudget,
+}
+
+/// Linear memory of every plugin call in flight on this node, across worlds, against one
+/// budget: each call's limit bounds that call, this bounds them together, so many concurrent
+/// calls cannot take the host's memory even when each stays within its own limit. A call is
+/// charged as its memories grow (not for its limit up front, which would idle most of the
+/// budget) and refunded when its store is dropped.
+pub struct MemoryBudget {
+    limit: u64,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryBudget {
+    pub fn new(limit_bytes: u64) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget {
+            limit: limit_bytes,
+            used: Default::default(),
+        })
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes charged to calls in flight.
+    pub fn in_use(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn charge(&self, bytes: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&n| n <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn refund(&self, bytes: u64) {
+        self.used
+            .fetch_sub(bytes, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The default budget: half the memory this process may use (the cgroup limit when it is
+/// lower than the machine's memory), at least 256 MiB.
+pub fn default_memory_budget() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok())
+    .min();
+    let total = [meminfo, cgroup]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(4 << 30);
+    (total / 2).max(256 << 20)
+}
+
+/// Pool slots per world for a memory budget: one per 8 MiB of it (small plugins use a few
+/// MiB), between 16 and 1000.
+pub fn default_instances(budget_bytes: u64) -> u32 {
+    (budget_bytes / (8 << 20)).clamp(16, 1000) as u32
+}
+
+/// The store's limits, remembering what stopped a memory from growing, so the error the
+/// model sees says so for certain rather than guessing from a trap message.
 pub struct CallLimits {
     inner: StoreLimits,
-    pub memory_limit_hit: bool,
+    pub memory_stop: MemoryStop,
+    budget: Arc<MemoryBudget>,
+    /// Bytes this call's memories were charged to the budget.
+    charged: u64,
+}
+
+impl Drop for CallLimits {
+    fn drop(&mut self) {
+        self.budget.refund(self.charged);
+    }
 }
 
 impl wasmtime::ResourceLimiter for CallLimits {
@@ -189,9 +301,18 @@ impl wasmtime::ResourceLimiter for CallLimits {
     ) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum);
         if !matches!(allowed, Ok(true)) {
-            self.memory_limit_hit = true;
+            self.memory_stop = MemoryStop::OwnLimit;
+            return allowed;
         }
-        allowed
+        let more = desired.saturating_sub(current) as u64;
+        if !self.budget.charge(more) {
+            self.memory_stop = MemoryStop::HostBudget;
+            return Err(wasmtime::format_err!(
+                "the host's memory budget for plugin calls is in use"
+            ));
+        }
+        self.charged += more;
+        Ok(true)
     }
 
     fn table_growing(
@@ -240,6 +361,7 @@ impl CallState {
         config: Arc<BTreeMap<String, String>>,
         memory_mib: u64,
         http: Arc<HttpPolicy>,
+        budget: Arc<MemoryBudget>,
     ) -> CallState {
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
@@ -253,13 +375,15 @@ impl CallState {
         let limits = CallLimits {
             inner: StoreLimitsBuilder::new()
                 .memory_size((memory_mib * 1024 * 1024) as usize)
-                .instances(64)
-                .tables(64)
-                .memories(8)
+                .instances(PER_CALL.core_instances as usize)
+                .tables(PER_CALL.tables as usize)
+                .memories(PER_CALL.memories as usize)
                 .table_elements(100_000)
                 .trap_on_grow_failure(true)
                 .build(),
-            memory_limit_hit: false,
+            memory_stop: MemoryStop::None,
+            budget,
+            charged: 0,
         };
         let mut table = ResourceTable::new();
         table.set_max_capacity(resource_cap(memory_mib));
@@ -329,4 +453,24 @@ pub fn call_store(engine: &Engine, state: CallState, timeout: Duration) -> Store
         }
     });
     store
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_charges_up_to_its_limit_and_refunds() {
+        let budget = MemoryBudget::new(100);
+        assert!(budget.charge(60));
+        assert!(!budget.charge(41), "past the limit");
+        assert!(budget.charge(40));
+        assert_eq!(budget.in_use(), 100);
+        budget.refund(100);
+        assert_eq!(budget.in_use(), 0);
+        assert_eq!(default_instances(0), 16);
+        assert_eq!(default_instances(12 << 30), 1000);
+        assert_eq!(default_instances(1 << 30), 128);
+        assert!(default_memory_budget() >= 256 << 20);
+    }
 }

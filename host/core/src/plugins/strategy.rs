@@ -37,19 +37,17 @@ impl PluginHost {
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
-        let label = call_outcome(&outcome, store.data().limits.memory_limit_hit);
+        let label = call_outcome(&outcome, store.data().limits.memory_stop);
         crate::obs::metrics::metrics().plugin_call(&plugin.id, "strategy", label);
         let result = match outcome {
             Err(_) => Err(format!(
                 "the strategy did not finish a step within {} ms",
                 limits.timeout_ms
             )),
-            Ok(Err(trap)) => {
-                Err(
-                    describe_trap(&trap, &limits, store.data().limits.memory_limit_hit)
-                        .replace("the tool", "the strategy"),
-                )
-            }
+            Ok(Err(trap)) => Err(
+                describe_trap(&trap, &limits, store.data().limits.memory_stop)
+                    .replace("the tool", "the strategy"),
+            ),
             // The strategy's own error text is bounded: it becomes `last_error.message`.
             Ok(Ok(r)) => r.map_err(|e| cap_text(e, MAX_STRATEGY_ERROR)),
         }?;

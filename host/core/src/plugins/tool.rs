@@ -74,7 +74,7 @@ impl PluginHost {
         let outcome = tokio::time::timeout(timeout, call).await;
         store.data().flush_stdio();
         let elapsed = started.elapsed();
-        let memory_hit = store.data().limits.memory_limit_hit;
+        let memory_hit = store.data().limits.memory_stop;
         let mut label = call_outcome(&outcome, memory_hit);
         let result = match outcome {
             Err(_) => Err(ToolError::Failed(format!(

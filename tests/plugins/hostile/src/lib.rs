@@ -24,6 +24,7 @@ const TOOLS: &[&str] = &[
     "read_secret",
     "huge_error",
     "hoard_fields",
+    "hold",
 ];
 
 fn ok(text: String) -> Result<ToolOutput, ToolError> {
@@ -106,6 +107,13 @@ impl Guest for Hostile {
                     }
                 }
                 ok(format!("kept {} fields", kept.len()))
+            }
+            // Takes 20 MiB (within its own limit) and keeps it for 300 ms: many such calls at
+            // once are what the host's memory budget bounds.
+            "hold" => {
+                let held = vec![1u8; 20 << 20];
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                ok(format!("held {} bytes", std::hint::black_box(&held).len()))
             }
             "panic" => panic!("the hostile plugin panics on purpose"),
             "sleep" => {
