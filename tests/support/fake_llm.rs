@@ -1,7 +1,9 @@
 //! A scripted OpenAI-compatible chat-completions server for run tests.
 //!
 //! Tests push [`Reply`]s; each request to `/v1/chat/completions` takes the next one (or, when
-//! the script is empty, echoes the last user message). With `"stream": true` replies stream as
+//! the script is empty, echoes the last user message). Long-running benchmarks instead give a
+//! responder that answers each request from its body, and nothing is recorded
+//! ([`FakeLlm::with_responder`]). With `"stream": true` replies stream as
 //! real upstreams do — content in chunks, tool calls in fragments, a usage chunk, `[DONE]` —
 //! otherwise they come whole; either way with optional delays and HTTP errors. Every request body is recorded so tests can assert what the run sent.
 
@@ -87,9 +89,14 @@ impl Reply {
     }
 }
 
+/// Answers a request from its body (the soak benchmark's upstream).
+pub type Responder = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
+
 #[derive(Default)]
 struct Inner {
     script: VecDeque<Reply>,
+    /// When set, answers every request and nothing is recorded.
+    responder: Option<Responder>,
     requests: Vec<Value>,
     /// When each streamed answer started going out (for latency benchmarks).
     answered_at: Vec<std::time::Instant>,
@@ -108,7 +115,21 @@ pub struct FakeLlm {
 
 impl FakeLlm {
     pub async fn start() -> FakeLlm {
-        let inner = Arc::new(Mutex::new(Inner::default()));
+        Self::serve(Inner::default()).await
+    }
+
+    /// An upstream that answers every request with `responder` and records nothing, so it
+    /// runs for as long as a benchmark needs in constant memory.
+    pub async fn with_responder(responder: Responder) -> FakeLlm {
+        Self::serve(Inner {
+            responder: Some(responder),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn serve(inner: Inner) -> FakeLlm {
+        let inner = Arc::new(Mutex::new(inner));
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
             .route("/v1/embeddings", post(embeddings))
@@ -179,7 +200,10 @@ async fn completions(
     body: axum::Json<Value>,
 ) -> Response {
     let body = body.0;
-    let reply = {
+    let responder = inner.lock().unwrap().responder.clone();
+    let reply = if let Some(respond) = responder {
+        Some(respond(&body))
+    } else {
         let mut g = inner.lock().unwrap();
         g.requests.push(body.clone());
         g.traceparents.push(
@@ -257,11 +281,12 @@ async fn completions(
             })
         },
     );
-    inner
-        .lock()
-        .unwrap()
-        .answered_at
-        .push(std::time::Instant::now());
+    {
+        let mut g = inner.lock().unwrap();
+        if g.responder.is_none() {
+            g.answered_at.push(std::time::Instant::now());
+        }
+    }
     Sse::new(stream).into_response()
 }
 

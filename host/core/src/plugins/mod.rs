@@ -12,6 +12,7 @@ pub mod bindings;
 pub mod cache;
 mod config;
 pub mod egress;
+mod exec;
 mod logging;
 pub mod manifest;
 mod naming;
@@ -103,7 +104,9 @@ impl Plugin {
     }
 }
 
-/// A pre-instantiated component of one of the worlds.
+/// A pre-instantiated component of one of the worlds (cheap to clone: a call takes its own
+/// copy to the guest threads).
+#[derive(Clone)]
 enum Instance {
     Tool(ToolPluginPre<CallState>),
     Retrieval(RetrievalToolPluginPre<CallState>),
@@ -239,6 +242,8 @@ pub struct PluginHost {
     instances: u32,
     /// Memory of all calls in flight, across worlds.
     budget: Arc<MemoryBudget>,
+    /// Where guest code runs.
+    guests: exec::GuestThreads,
 }
 
 /// Why a call failed, for the model (`tool-error`) and the logs.

@@ -65,15 +65,22 @@ impl PluginHost {
             .await
             .map_err(|e| ("server_error", e))?;
         let mut store = self.store(plugin);
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .assistants_plugin_parser()
-                .call_parse(&mut store, filename, content)
-                .await
-        };
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
-        let outcome = tokio::time::timeout(timeout, call).await;
+        let (pre, name, content) = (pre.clone(), filename.to_string(), content.to_vec());
+        let (store, outcome) = self
+            .guests
+            .run(async move {
+                let call = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .assistants_plugin_parser()
+                        .call_parse(&mut store, &name, &content)
+                        .await
+                };
+                let outcome = tokio::time::timeout(timeout, call).await;
+                (store, outcome)
+            })
+            .await;
         store.data().flush_stdio();
         let label = call_outcome(&outcome, store.data().limits.memory_stop);
         crate::obs::metrics::metrics().plugin_call(&plugin.id, "parser", label);

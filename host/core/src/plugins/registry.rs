@@ -52,6 +52,7 @@ impl PluginHost {
             settings: settings.clone(),
             instances,
             budget: MemoryBudget::new(budget),
+            guests: exec::GuestThreads::new()?,
         };
         for (stem, wasm, manifest) in BUILTIN_PLUGINS {
             // A built-in plugin that needs grants (the weather example needs its API) stays

@@ -27,15 +27,22 @@ impl PluginHost {
             .await?;
         let mut store = self.store(plugin);
         let (input, event) = (RunInput::from(input), Event::from(event));
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .assistants_plugin_strategy()
-                .call_step(&mut store, &input, state, &event)
-                .await
-        };
+        let (pre, state) = (pre.clone(), state.to_vec());
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
-        let outcome = tokio::time::timeout(timeout, call).await;
+        let (store, outcome) = self
+            .guests
+            .run(async move {
+                let call = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .assistants_plugin_strategy()
+                        .call_step(&mut store, &input, &state, &event)
+                        .await
+                };
+                let outcome = tokio::time::timeout(timeout, call).await;
+                (store, outcome)
+            })
+            .await;
         store.data().flush_stdio();
         let label = call_outcome(&outcome, store.data().limits.memory_stop);
         crate::obs::metrics::metrics().plugin_call(&plugin.id, "strategy", label);

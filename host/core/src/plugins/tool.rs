@@ -67,11 +67,18 @@ impl PluginHost {
                     searches: 0,
                 });
         }
-        let call = plugin.pre.invoke(&mut store, &ctx, tool, arguments);
         // The epoch deadline stops guest code; the timeout also bounds time spent in host
         // calls (a guest sleeping in WASI), with a small margin so the trap usually wins.
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
-        let outcome = tokio::time::timeout(timeout, call).await;
+        let (pre, name, args) = (plugin.pre.clone(), tool.to_string(), arguments.to_string());
+        let (mut store, outcome) = self
+            .guests
+            .run(async move {
+                let call = pre.invoke(&mut store, &ctx, &name, &args);
+                let outcome = tokio::time::timeout(timeout, call).await;
+                (store, outcome)
+            })
+            .await;
         store.data().flush_stdio();
         let elapsed = started.elapsed();
         let memory_hit = store.data().limits.memory_stop;
