@@ -7,9 +7,18 @@
 //! in the kernel's backlog instead of being accepted), and hyper's HTTP/1 header-read timeout,
 //! which also runs while a keep-alive connection waits for its next request, closes idle and
 //! slow-header connections.
+//!
+//! A response sent before its request's body was read to the end (a body over its limit, a
+//! request refused before its upload) carries `Connection: close`: hyper closes such a
+//! connection rather than read the rest, and a client that had already written its whole body
+//! would otherwise put the connection back in its pool and lose its next request on it (the
+//! soak benchmark saw that as broken pipes on ordinary requests).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -69,9 +78,10 @@ pub async fn serve(
         // No Nagle delay: streamed tokens go out as they are written, not 40 ms later.
         let _ = tcp.set_nodelay(true);
         let router = router.clone();
-        let service = TowerToHyperService::new(
-            router.map_request(|req: Request<Incoming>| req.map(Body::new)),
-        );
+        let service = TowerToHyperService::new(tower::service_fn(move |req| {
+            let router = router.clone();
+            async move { Ok::<_, std::convert::Infallible>(respond(router, req).await) }
+        }));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -82,4 +92,52 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves one request, marking the response `Connection: close` if the request's body was
+/// not read to its end.
+async fn respond(router: Router, req: Request<Incoming>) -> axum::response::Response {
+    use hyper::body::Body as _;
+    let read_to_end = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+    let done = read_to_end.clone();
+    let req = req.map(|inner| Body::new(ReadToEnd { inner, done }));
+    let mut response = router.oneshot(req).await.unwrap_or_else(|e| match e {});
+    if !read_to_end.load(Ordering::Acquire) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+/// A request body that records whether it was read to its end.
+struct ReadToEnd {
+    inner: Incoming,
+    done: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for ReadToEnd {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        // Readers may stop at `is_end_stream` after the last frame instead of polling on.
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.done.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

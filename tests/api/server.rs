@@ -81,3 +81,33 @@ async fn connections_beyond_the_cap_wait_until_a_slot_frees() {
         .expect("served once the silent clients left");
     assert!(r.status().is_success());
 }
+
+/// A body refused before it was read to its end ends its connection, and the response says so:
+/// a client that had already written the whole body would otherwise reuse the connection and
+/// lose its next request (seen as broken pipes by the soak benchmark). A body read in full
+/// keeps the connection, error or not.
+#[tokio::test]
+async fn a_response_to_an_unread_body_closes_its_connection() {
+    let app = TestApp::spawn_with(|s| s.max_json_bytes = 1024).await;
+    let post = |body: String| {
+        app.client
+            .post(app.url("/assistants"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let big = post(format!(
+        r#"{{"model": "m", "instructions": "{}"}}"#,
+        "x".repeat(64 * 1024)
+    ))
+    .await
+    .unwrap();
+    assert_eq!(big.status(), 413);
+    assert_eq!(big.headers()["connection"], "close");
+    let invalid = post(r#"{"model": 5}"#.into()).await.unwrap();
+    assert_eq!(invalid.status(), 400);
+    assert!(invalid.headers().get("connection").is_none());
+    let ok = post(r#"{"model": "m"}"#.into()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.headers().get("connection").is_none());
+}

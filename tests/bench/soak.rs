@@ -14,9 +14,11 @@
 //! `SOAK_MAX_RSS_MIB` (default 3072); the p99 target (≤ 2× the baseline) is reported, and
 //! enforced only with `SOAK_STRICT=1` (the machine is shared, latency is noisy).
 //!
-//! Run: `cargo bench -p assistants-tests --bench soak` (release). CI runs a short debug one:
-//! `SOAK_SECS=40 SOAK_PROJECTS=20 cargo test -p assistants-tests --bench soak`. The load
-//! generator runs in the server's process, so the RSS includes it.
+//! Run: `cargo build --release --bin assistants && cargo bench -p assistants-tests --bench
+//! soak`. CI runs a short debug one: `SOAK_SECS=40 SOAK_PROJECTS=20 cargo test -p
+//! assistants-tests --bench soak` after `cargo build --bin assistants`. The server is the
+//! `assistants` binary (`ASSISTANTS_BIN`, else the target directory's) in a process of its
+//! own, so the RSS is the server's; the load generator and the fake upstream share its cores.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 use assistants_core::store::Store;
 use assistants_tests::bench::env_usize;
 use assistants_tests::fake_llm::{FakeLlm, Reply};
-use assistants_tests::{json, TestApp};
+use assistants_tests::json;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -63,6 +65,15 @@ fn upstream(body: &Value) -> Reply {
     Reply::text("Done.")
 }
 
+/// Who sends a request, and what it is.
+#[derive(Clone, Copy)]
+enum Op {
+    /// An ordinary project's request: timed, and it must succeed.
+    Ordinary(&'static str),
+    /// An attack: its status is counted.
+    Attack(&'static str),
+}
+
 /// Latencies and outcomes of one phase.
 #[derive(Default)]
 struct Tally {
@@ -72,8 +83,8 @@ struct Tally {
     runs_ms: Vec<u64>,
     /// Ordinary requests or runs that did not succeed (with a sample).
     failures: Vec<String>,
-    /// Attack responses by status.
-    attack_statuses: BTreeMap<u16, u64>,
+    /// Attack responses by kind and status.
+    attack_statuses: BTreeMap<(&'static str, u16), u64>,
     /// 5xx other than 503, from anyone.
     server_errors: Vec<String>,
 }
@@ -86,8 +97,9 @@ fn pct(v: &mut [u64], p: f64) -> u64 {
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Resident memory of process `pid`, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             let l = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
@@ -117,7 +129,7 @@ impl Ctx {
     }
 
     /// Sends, classifies the status, and returns (status, body).
-    async fn send(&self, rb: reqwest::RequestBuilder, op: Option<&'static str>) -> (u16, Value) {
+    async fn send(&self, rb: reqwest::RequestBuilder, op: Op) -> (u16, Value) {
         let t = Instant::now();
         let (status, body) = match rb.send().await {
             Ok(r) => {
@@ -128,27 +140,33 @@ impl Ctx {
                     serde_json::from_str(&text).unwrap_or(Value::String(text)),
                 )
             }
-            Err(e) => (0, Value::String(e.to_string())),
+            Err(e) => (0, Value::String(format!("{e:?}"))),
         };
         let mut tally = self.tally.lock().unwrap();
         if status >= 500 && status != 503 {
             tally.server_errors.push(format!("{status} {body}"));
         }
-        if let Some(op) = op {
-            let us = t.elapsed().as_micros() as u64;
-            tally.requests_us.push(us);
-            tally.by_op.entry(op).or_default().push(us);
-            if !(200..300).contains(&status) {
-                tally.failures.push(format!("{status} {body}"));
+        match op {
+            Op::Ordinary(name) => {
+                let us = t.elapsed().as_micros() as u64;
+                tally.requests_us.push(us);
+                tally.by_op.entry(name).or_default().push(us);
+                if !(200..300).contains(&status) {
+                    tally.failures.push(format!("{name}: {status} {body}"));
+                }
             }
-        } else {
-            *tally.attack_statuses.entry(status).or_default() += 1;
+            Op::Attack(name) => {
+                if status == 0 && std::env::var("SOAK_DEBUG").is_ok() {
+                    eprintln!("{name}: {body}");
+                }
+                *tally.attack_statuses.entry((name, status)).or_default() += 1
+            }
         }
         (status, body)
     }
 
     /// Creates a thread and run with `content`, polls it to its end; the final run.
-    async fn run(&self, t: &Tenant, content: &str, op: Option<&'static str>) -> Option<Value> {
+    async fn run(&self, t: &Tenant, content: &str, op: Op) -> Option<Value> {
         let body = json!({"assistant_id": t.assistant,
             "thread": {"messages": [{"role": "user", "content": content}]}});
         let (s, run) = self
@@ -192,7 +210,7 @@ async fn ordinary(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
                 let path = format!("/assistants/{}", t.assistant);
                 ctx.send(
                     ctx.req(&t.key, reqwest::Method::GET, &path),
-                    Some("get assistant"),
+                    Op::Ordinary("get assistant"),
                 )
                 .await;
             }
@@ -200,13 +218,13 @@ async fn ordinary(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
                 let path = format!("/threads/{}/messages", t.thread);
                 let body = json!({"role": "user", "content": "How is the weather today?"});
                 let rb = ctx.req(&t.key, reqwest::Method::POST, &path).json(&body);
-                ctx.send(rb, Some("create message")).await;
+                ctx.send(rb, Op::Ordinary("create message")).await;
             }
             6..=8 => {
                 let path = format!("/threads/{}/messages?limit=20", t.thread);
                 ctx.send(
                     ctx.req(&t.key, reqwest::Method::GET, &path),
-                    Some("list messages"),
+                    Op::Ordinary("list messages"),
                 )
                 .await;
             }
@@ -216,7 +234,7 @@ async fn ordinary(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
                     .run(
                         &t,
                         r#"call calculate {"expression":"(2+3)*4"}"#,
-                        Some("create run"),
+                        Op::Ordinary("create run"),
                     )
                     .await;
                 let mut tally = ctx.tally.lock().unwrap();
@@ -240,7 +258,8 @@ async fn hostile(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
         match rng.gen_range(0..10) {
             0..=3 => {
                 let tool = HOSTILE_TOOLS[rng.gen_range(0..HOSTILE_TOOLS.len())];
-                ctx.run(&t, &format!("call {tool} {{}}"), None).await;
+                ctx.run(&t, &format!("call {tool} {{}}"), Op::Attack("hostile run"))
+                    .await;
             }
             4 => {
                 let body = format!(
@@ -251,7 +270,7 @@ async fn hostile(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
                     .req(&t.key, reqwest::Method::POST, "/assistants")
                     .header("content-type", "application/json")
                     .body(body);
-                ctx.send(rb, None).await;
+                ctx.send(rb, Op::Attack("oversized JSON")).await;
             }
             5 => {
                 let form = reqwest::multipart::Form::new()
@@ -263,7 +282,7 @@ async fn hostile(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
                 ctx.send(
                     ctx.req(&t.key, reqwest::Method::POST, "/files")
                         .multipart(form),
-                    None,
+                    Op::Attack("oversized field"),
                 )
                 .await;
             }
@@ -272,7 +291,7 @@ async fn hostile(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
                 let body = json!({"role": "user", "content": "y".repeat(300_000)});
                 ctx.send(
                     ctx.req(&t.key, reqwest::Method::POST, &path).json(&body),
-                    None,
+                    Op::Attack("long message"),
                 )
                 .await;
             }
@@ -289,7 +308,7 @@ async fn hostile(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
                     .send(
                         ctx.req(&t.key, reqwest::Method::POST, "/files")
                             .multipart(form),
-                        None,
+                        Op::Attack("upload to quota"),
                     )
                     .await;
                 if s == 200 {
@@ -297,8 +316,11 @@ async fn hostile(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
                 } else if s == 429 {
                     for id in files.drain(..files.len().min(8)) {
                         let path = format!("/files/{id}");
-                        ctx.send(ctx.req(&t.key, reqwest::Method::DELETE, &path), None)
-                            .await;
+                        ctx.send(
+                            ctx.req(&t.key, reqwest::Method::DELETE, &path),
+                            Op::Attack("delete file"),
+                        )
+                        .await;
                     }
                 }
             }
@@ -340,6 +362,7 @@ async fn phase(
     secs: u64,
     with_attackers: bool,
     seed: u64,
+    server: u32,
 ) -> (Tally, f64) {
     *ctx.tally.lock().unwrap() = Tally::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -348,7 +371,7 @@ async fn phase(
         let (stop, peak) = (stop.clone(), peak.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_mib() as u64, Ordering::Relaxed);
+                peak.fetch_max(rss_mib(server) as u64, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
@@ -381,6 +404,115 @@ async fn phase(
     (tally, peak.load(Ordering::Relaxed) as f64)
 }
 
+/// The server under test: the `assistants` binary in a process of its own (so its RSS and CPU
+/// are its own), on a fresh data directory, with the test plugins and quotas configured.
+struct Server {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    base: String,
+}
+
+impl Server {
+    fn binary() -> std::path::PathBuf {
+        if let Ok(bin) = std::env::var("ASSISTANTS_BIN") {
+            return bin.into();
+        }
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        std::path::Path::new(&target)
+            .join(profile)
+            .join("assistants")
+    }
+
+    async fn start(llm_url: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("soak.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\nmax_json_bytes = {MAX_JSON}\n\
+                 [plugins]\ndir = \"{TEST_PLUGINS}\"\n\
+                 [limits]\nmax_storage_bytes = {}\nmax_files = 1000\n\
+                 [llm]\nbase_url = \"{llm_url}\"\nmax_retries = 1\n",
+                16 << 20
+            ),
+        )
+        .unwrap();
+        let bin = Self::binary();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = std::process::Command::new(&bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--plugin-cache-key-file")
+            .arg(dir.path().join("cache.key"))
+            .env("ASSISTANTS_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "starting {} (build it first: cargo build [--release] --bin assistants): {e}",
+                    bin.display()
+                )
+            });
+        let server = Server {
+            child,
+            dir,
+            base: format!("http://127.0.0.1:{port}/v1"),
+        };
+        let health = format!("http://127.0.0.1:{port}/healthz");
+        for _ in 0..600 {
+            if reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server.print_log_tail();
+        panic!("the server did not become healthy");
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn database_url(&self) -> String {
+        format!(
+            "sqlite://{}",
+            self.dir.path().join("data/assistants.db").display()
+        )
+    }
+
+    fn print_log_tail(&self) {
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<_> = log.lines().collect();
+        for l in &lines[lines.len().saturating_sub(20)..] {
+            println!("  server: {l}");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn main() {
     let secs = env_usize("SOAK_SECS", 600) as u64;
     let projects = env_usize("SOAK_PROJECTS", 50).max(2);
@@ -390,14 +522,8 @@ fn main() {
     let rt = assistants_tests::bench::runtime();
     let ok = rt.block_on(async move {
         let llm = FakeLlm::with_responder(Arc::new(upstream)).await;
-        let app = TestApp::spawn_with_llm(&llm, |s| {
-            s.plugins.dir = Some(TEST_PLUGINS.into());
-            s.max_json_bytes = MAX_JSON;
-            s.limits.max_storage_bytes = Some(16 << 20);
-            s.limits.max_files = Some(1000);
-        })
-        .await;
-        let store = Store::connect(&app.database_url).await.unwrap();
+        let server = Server::start(&llm.url).await;
+        let store = Store::connect(&server.database_url()).await.unwrap();
         let attackers = (projects / 10).max(1);
         let mut tenants = Vec::new();
         for i in 0..projects {
@@ -407,17 +533,18 @@ fn main() {
         // The open-mode check is cached for up to a second.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let ctx = Arc::new(Ctx {
-            client: app.client.clone(),
-            base: app.url(""),
+            client: reqwest::Client::new(),
+            base: server.base.clone(),
             tally: Mutex::new(Tally::default()),
         });
+        let pid = server.pid();
         println!(
             "soak: {projects} projects ({attackers} hostile), baseline {baseline_secs} s, soak {secs} s"
         );
-        let (mut base, base_rss) = phase(&ctx, &tenants, baseline_secs, false, 1).await;
-        let rss_after_baseline = rss_mib();
-        let (mut soak, soak_rss) = phase(&ctx, &tenants, secs, true, 2).await;
-        let rss_end = rss_mib();
+        let (mut base, base_rss) = phase(&ctx, &tenants, baseline_secs, false, 1, pid).await;
+        let rss_after_baseline = rss_mib(pid);
+        let (mut soak, soak_rss) = phase(&ctx, &tenants, secs, true, 2, pid).await;
+        let rss_end = rss_mib(pid);
 
         let row = |name: &str, t: &mut Tally| {
             println!(
@@ -448,7 +575,10 @@ fn main() {
         println!(
             "RSS MiB: peak in baseline {base_rss:.0}, after baseline {rss_after_baseline:.0}, peak in soak {soak_rss:.0}, at end {rss_end:.0} (limit {max_rss:.0})"
         );
-        println!("attack responses by status: {:?}", soak.attack_statuses);
+        println!("attack responses (status 0: the server closed the connection while the client was still sending):");
+        for ((name, status), n) in &soak.attack_statuses {
+            println!("  {name:<16} {status:>3}: {n}");
+        }
         let failures: Vec<_> = base.failures.iter().chain(&soak.failures).collect();
         let server_errors: Vec<_> = base.server_errors.iter().chain(&soak.server_errors).collect();
         println!(
@@ -460,6 +590,9 @@ fn main() {
             println!("  e.g. {}", f.chars().take(300).collect::<String>());
         }
         let mut ok = failures.is_empty() && server_errors.is_empty() && soak_rss <= max_rss;
+        if !ok {
+            server.print_log_tail();
+        }
         if strict && (ratio > 2.0 || run_ratio > 2.0) {
             println!("SOAK_STRICT: p99 above 2x the baseline");
             ok = false;
