@@ -8,6 +8,10 @@
 //! which also runs while a keep-alive connection waits for its next request, closes idle and
 //! slow-header connections.
 //!
+//! A request body must keep arriving: a gap longer than the idle timeout between two of its
+//! frames fails it (a client trickling a body a byte a minute would otherwise hold its
+//! connection, its handler and, for an upload, a blob write for as long as it liked).
+//!
 //! A response sent before its request's body was read to the end (a body over its limit, a
 //! request refused before its upload) carries `Connection: close`: hyper closes such a
 //! connection rather than read the rest, and a client that had already written its whole body
@@ -53,6 +57,7 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
+    let idle = limits.idle_timeout;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -80,7 +85,7 @@ pub async fn serve(
         let router = router.clone();
         let service = TowerToHyperService::new(tower::service_fn(move |req| {
             let router = router.clone();
-            async move { Ok::<_, std::convert::Infallible>(respond(router, req).await) }
+            async move { Ok::<_, std::convert::Infallible>(respond(router, req, idle).await) }
         }));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
         tokio::spawn(async move {
@@ -94,13 +99,30 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-/// Serves one request, marking the response `Connection: close` if the request's body was
-/// not read to its end.
-async fn respond(router: Router, req: Request<Incoming>) -> axum::response::Response {
+/// Serves one request: its body must keep arriving (`idle` at most between frames), and the
+/// response is marked `Connection: close` if the body was not read to its end.
+async fn respond(
+    router: Router,
+    req: Request<Incoming>,
+    idle: Duration,
+) -> axum::response::Response {
     use hyper::body::Body as _;
-    let read_to_end = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+    if req.body().is_end_stream() {
+        return router
+            .oneshot(req.map(Body::new))
+            .await
+            .unwrap_or_else(|e| match e {});
+    }
+    let read_to_end = Arc::new(AtomicBool::new(false));
     let done = read_to_end.clone();
-    let req = req.map(|inner| Body::new(ReadToEnd { inner, done }));
+    let req = req.map(|inner| {
+        Body::new(Paced {
+            inner,
+            done,
+            idle,
+            stall: Box::pin(tokio::time::sleep(idle)),
+        })
+    });
     let mut response = router.oneshot(req).await.unwrap_or_else(|e| match e {});
     if !read_to_end.load(Ordering::Acquire) {
         response.headers_mut().insert(
@@ -111,26 +133,55 @@ async fn respond(router: Router, req: Request<Incoming>) -> axum::response::Resp
     response
 }
 
-/// A request body that records whether it was read to its end.
-struct ReadToEnd {
+/// A request body that fails when the client stops sending it for `idle`, and records
+/// whether it was read to its end.
+struct Paced {
     inner: Incoming,
     done: Arc<AtomicBool>,
+    idle: Duration,
+    /// Fires `idle` after the last frame (or the start).
+    stall: Pin<Box<tokio::time::Sleep>>,
 }
 
-impl hyper::body::Body for ReadToEnd {
+/// The body stopped arriving.
+#[derive(Debug)]
+struct Stalled(Duration);
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the request body stopped arriving for {:?}", self.0)
+    }
+}
+
+impl std::error::Error for Stalled {}
+
+impl hyper::body::Body for Paced {
     type Data = hyper::body::Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Pending => {
+                if self.stall.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(Box::new(Stalled(self.idle)))));
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(Some(_)) => {
+                let next = tokio::time::Instant::now() + self.idle;
+                self.stall.as_mut().reset(next);
+            }
+            Poll::Ready(None) => {}
+        }
         // Readers may stop at `is_end_stream` after the last frame instead of polling on.
         if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
             self.done.store(true, Ordering::Release);
         }
-        polled
+        polled.map(|frame| frame.map(|r| r.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -139,5 +190,21 @@ impl hyper::body::Body for ReadToEnd {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The default cap on open connections: 16,384, or fewer so that they and the server's own
+/// files and sockets (database, blobs, plugins, upstreams: 256 kept aside) stay under the
+/// process's open-files limit (often 1,024), past which `accept` fails.
+pub fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    match soft {
+        Some(n) => n.saturating_sub(256).clamp(64, 16_384),
+        None => 16_384,
     }
 }

@@ -111,3 +111,33 @@ async fn a_response_to_an_unread_body_closes_its_connection() {
     assert_eq!(ok.status(), 200);
     assert!(ok.headers().get("connection").is_none());
 }
+
+/// A body that stops arriving fails once it has paused for the idle timeout: a client sending a
+/// byte a minute cannot hold its connection and request open for as long as it likes.
+#[tokio::test]
+async fn a_request_body_that_stops_arriving_is_given_up() {
+    let app = TestApp::spawn_with(|s| s.connections.idle_timeout = Duration::from_secs(1)).await;
+    let mut slow = TcpStream::connect(addr(&app)).await.unwrap();
+    slow.write_all(
+        b"POST /v1/assistants HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"model\": ",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Functional bound, not a timing target: the server answers and closes rather than wait.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server gave up on the stalled body");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+}

@@ -135,12 +135,13 @@ pub struct ServeArgs {
     pub plugin_cache_key_file: Option<PathBuf>,
 
     /// Most open HTTP connections; past it, new connections wait to be accepted
-    /// [default: 16384].
+    /// [default: 16384, or 256 fewer than the open-files limit if that is lower].
     #[arg(long, env = "ASSISTANTS_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Seconds a client may take to send a request's headers, and a keep-alive connection may
-    /// sit idle between requests, before it is closed [default: 30].
+    /// Seconds a client may take to send a request's headers, or pause within a request body,
+    /// and a keep-alive connection may sit idle between requests, before it is closed
+    /// [default: 30].
     #[arg(long, env = "ASSISTANTS_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
 

@@ -158,7 +158,7 @@ impl Settings {
                 max_connections: args
                     .max_connections
                     .or(file.max_connections)
-                    .unwrap_or(16_384),
+                    .unwrap_or_else(crate::serve::default_max_connections),
                 idle_timeout: std::time::Duration::from_secs(
                     args.idle_timeout_secs
                         .or(file.idle_timeout_secs)
