@@ -24,13 +24,7 @@ async fn a_huge_tool_error_is_truncated_and_the_run_goes_on() {
             json!({"messages": [{"role": "user", "content": "go"}]}),
         )
         .await;
-    let run = app
-        .create(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, &run).await;
+    let (run, done) = app.run_to_end(&thread, &asst).await;
     assert_eq!(done["status"], "completed", "{done}");
     let (_, steps) = app
         .get(&format!("/threads/{thread}/runs/{run}/steps?order=asc"))
@@ -75,13 +69,7 @@ async fn a_huge_history_is_read_within_a_byte_budget() {
         )
         .await;
     }
-    let run = app
-        .create(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, &run).await;
+    let (_, done) = app.run_to_end(&thread, &asst).await;
     assert_eq!(done["status"], "completed", "{done}");
     let sent: Vec<String> = llm.last_request()["messages"]
         .as_array()
@@ -94,6 +82,35 @@ async fn a_huge_history_is_read_within_a_byte_budget() {
     assert_eq!(sent.len(), 32, "{sent:?}");
     assert_eq!(sent.first().unwrap(), "0008");
     assert_eq!(sent.last().unwrap(), "0039");
+}
+
+/// History is read a page at a time (newest first): a thread longer than one page reaches the
+/// model whole and in order.
+#[tokio::test]
+async fn a_long_history_is_read_page_by_page() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("ok"));
+    let app = TestApp::spawn_with_llm(&llm, |_| {}).await;
+    let asst = app.create("/assistants", json!({"model": "m"})).await;
+    let thread = app.create("/threads", json!({})).await;
+    for i in 0..120 {
+        app.create(
+            &format!("/threads/{thread}/messages"),
+            json!({"role": "user", "content": format!("{i:04}")}),
+        )
+        .await;
+    }
+    let (_, done) = app.run_to_end(&thread, &asst).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let sent: Vec<String> = llm.last_request()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..120).map(|i| format!("{i:04}")).collect();
+    assert_eq!(sent, expected);
 }
 
 /// The compile cache and the archive live in the data directory; an attacker who can write

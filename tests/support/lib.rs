@@ -305,6 +305,18 @@ impl TestApp {
         (status, parse_sse(&text))
     }
 
+    /// Starts a run of `assistant` on `thread` and polls it to its end: (run id, final run).
+    pub async fn run_to_end(&self, thread: &str, assistant: &str) -> (String, Value) {
+        let run = self
+            .create(
+                &format!("/threads/{thread}/runs"),
+                json!({"assistant_id": assistant}),
+            )
+            .await;
+        let done = self.wait_run(thread, &run).await;
+        (run, done)
+    }
+
     /// Polls a run until it leaves queued/in_progress/cancelling (30 s at most).
     pub async fn wait_run(&self, thread: &str, run: &str) -> Value {
         let mut last = Value::Null;

@@ -15,6 +15,8 @@ use assistants_core::tokens::count_tokens;
 
 /// Most thread messages a run reads (newest first) before truncation.
 const MAX_HISTORY: i64 = 2000;
+/// Messages read per query while building the history.
+const HISTORY_PAGE: i64 = 50;
 /// Most bytes of message text a run reads (newest first; the newest message always counts):
 /// 2,000 messages of 256,000 characters would otherwise be gigabytes per step.
 const MAX_HISTORY_BYTES: usize = 8 * 1024 * 1024;
@@ -105,37 +107,51 @@ pub async fn build(
     run: &Run,
     engine: &EngineRecord,
 ) -> StoreResult<RunInput> {
-    let params = ListParams {
-        limit: MAX_HISTORY,
-        order: Order::Desc,
-        after: None,
-        before: None,
-    };
-    let page = store
-        .list::<Message>(
-            project,
-            Some(("thread_id", &run.thread_id)),
-            vec![],
-            &params,
-        )
-        .await?;
-    let mut bytes = 0;
-    let mut messages: Vec<ChatMessage> = page
-        .items
-        .iter()
-        .filter(|m| m.run_id.as_deref() != Some(run.id.as_str()))
-        .map(|m| ChatMessage {
-            role: m.role.clone(),
-            content: render(m),
-            tool_call_id: None,
-            tool_calls: vec![],
-        })
-        .take_while(|m| {
-            let first = bytes == 0;
-            bytes += m.content.len().max(1);
-            first || bytes <= MAX_HISTORY_BYTES
-        })
-        .collect();
+    // Newest first, a page at a time, until the byte budget or the message count is reached:
+    // a thread of 2,000 messages of 256,000 characters is never loaded whole.
+    let mut messages: Vec<ChatMessage> = Vec::new();
+    let (mut bytes, mut seen, mut after) = (0, 0, None);
+    'pages: loop {
+        let params = ListParams {
+            limit: HISTORY_PAGE,
+            order: Order::Desc,
+            after: after.take(),
+            before: None,
+        };
+        let page = store
+            .list::<Message>(
+                project,
+                Some(("thread_id", &run.thread_id)),
+                vec![],
+                &params,
+            )
+            .await?;
+        for m in &page.items {
+            seen += 1;
+            if m.run_id.as_deref() == Some(run.id.as_str()) {
+                continue;
+            }
+            let content = render(m);
+            bytes += content.len().max(1);
+            // The newest message always goes in, whatever its size.
+            if !messages.is_empty() && bytes > MAX_HISTORY_BYTES {
+                break 'pages;
+            }
+            messages.push(ChatMessage {
+                role: m.role.clone(),
+                content,
+                tool_call_id: None,
+                tool_calls: vec![],
+            });
+            if seen >= MAX_HISTORY {
+                break 'pages;
+            }
+        }
+        match page.items.last() {
+            Some(last) if page.has_more => after = Some(last.id.to_string()),
+            _ => break,
+        }
+    }
     messages.reverse();
 
     let mut tools = Vec::new();
