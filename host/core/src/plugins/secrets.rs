@@ -49,22 +49,26 @@ pub fn host_matches(patterns: &[String], host: &str, port: u16) -> bool {
 
 /// Every occurrence of any secret in `bytes` masked (same length).
 fn scrub(bytes: &[u8], secrets: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    // Longest first, so a secret inside another does not leave the outer one's ends readable.
-    let mut ordered: Vec<&Vec<u8>> = secrets.iter().filter(|s| !s.is_empty()).collect();
-    ordered.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for secret in ordered {
-        let mut i = 0;
-        while i + secret.len() <= out.len() {
-            if out[i..].starts_with(secret) {
+    scrub_from(bytes, secrets, 0).0
+}
+
+/// `raw` with every occurrence of any secret masked, and its first `masked` bytes too (the end
+/// of an occurrence that began before it); also where masking ends. Occurrences are found in
+/// the raw bytes, so overlapping ones (`abcab` twice in `abcabcab`) are all masked.
+fn scrub_from(raw: &[u8], secrets: &[Vec<u8>], masked: usize) -> (Vec<u8>, usize) {
+    let mut out = raw.to_vec();
+    let first = masked.min(out.len());
+    out[..first].fill(MASK);
+    let mut end = masked;
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        for i in 0..raw.len().saturating_sub(secret.len() - 1) {
+            if raw[i..].starts_with(secret) {
                 out[i..i + secret.len()].fill(MASK);
-                i += secret.len();
-            } else {
-                i += 1;
+                end = end.max(i + secret.len());
             }
         }
     }
-    out
+    (out, end)
 }
 
 /// Response headers with every secret's value scrubbed.
@@ -81,11 +85,15 @@ pub fn scrub_headers(headers: &mut http::HeaderMap, secrets: &[Vec<u8>]) {
 }
 
 /// A response body with every secret's value scrubbed, also where one spans two chunks: the
-/// last `longest - 1` bytes of each chunk wait for the next.
+/// last `longest - 1` raw bytes of each chunk wait for the next, with how many of them belong
+/// to an occurrence already masked.
 pub struct Scrubbed<B> {
     inner: B,
     secrets: Vec<Vec<u8>>,
+    /// Raw bytes not yet sent.
     carry: BytesMut,
+    /// How many leading bytes of `carry` end an occurrence that began before them.
+    masked: usize,
     /// A non-data frame (trailers) read while `carry` still had to go out first.
     held: Option<Frame<Bytes>>,
     done: bool,
@@ -97,9 +105,18 @@ impl<B> Scrubbed<B> {
             inner,
             secrets,
             carry: BytesMut::new(),
+            masked: 0,
             held: None,
             done: false,
         }
+    }
+
+    /// What is left of `carry`, scrubbed, once no more bytes will follow it.
+    fn flush(&mut self) -> Bytes {
+        let (clean, _) = scrub_from(&self.carry, &self.secrets, self.masked);
+        self.carry.clear();
+        self.masked = 0;
+        Bytes::from(clean)
     }
 
     fn keep(&self) -> usize {
@@ -131,16 +148,18 @@ where
         }
         loop {
             if self.done {
-                let rest = self.carry.split().freeze();
+                let rest = self.flush();
                 return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(rest))));
             }
             match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         self.carry.extend_from_slice(&data);
-                        let clean = scrub(&self.carry, &self.secrets);
+                        let (clean, masked_to) =
+                            scrub_from(&self.carry, &self.secrets, self.masked);
                         let ready = clean.len().saturating_sub(self.keep());
-                        self.carry = BytesMut::from(&clean[ready..]);
+                        let _ = self.carry.split_to(ready);
+                        self.masked = masked_to.saturating_sub(ready);
                         if ready > 0 {
                             return Poll::Ready(Some(Ok(Frame::data(Bytes::from(
                                 clean[..ready].to_vec(),
@@ -152,7 +171,7 @@ where
                         if let Some(map) = trailers.trailers_mut() {
                             scrub_headers(map, &self.secrets);
                         }
-                        let rest = self.carry.split().freeze();
+                        let rest = self.flush();
                         if rest.is_empty() {
                             return Poll::Ready(Some(Ok(trailers)));
                         }
@@ -192,6 +211,8 @@ mod tests {
         // A secret inside another: the outer one is masked whole.
         let nested = vec![b"34".to_vec(), b"12345".to_vec()];
         assert_eq!(scrub(b"x12345y", &nested), b"x*****y");
+        // Overlapping occurrences leave no fragment of either readable.
+        assert_eq!(scrub(b"abcabcab!", &[b"abcab".to_vec()]), b"********!");
     }
 
     #[tokio::test]
@@ -227,5 +248,15 @@ mod tests {
         let body = Scrubbed::new(StreamBody::new(stream), vec![b"sk-123".to_vec()]);
         let all = body.collect().await.unwrap().to_bytes();
         assert_eq!(&all[..], b"echo: ****** and ******!");
+        // Overlapping occurrences split across chunks: the second starts inside the first.
+        let chunks = ["xxabca", "bcab", "yy"];
+        let stream = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c)))),
+        );
+        let body = Scrubbed::new(StreamBody::new(stream), vec![b"abcab".to_vec()]);
+        let all = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], b"xx********yy");
     }
 }
