@@ -8,6 +8,8 @@
 //! the calculator). First the ordinary projects run alone (the idle baseline), then everyone
 //! for `SOAK_SECS` seconds (default 600).
 //!
+//! `SOAK_ATTACKS` narrows the attacks (`runs,json,field,message,uploads`) to see what each costs.
+//!
 //! Reported: the ordinary projects' request latency (p50/p99) and run turnaround, baseline vs
 //! soak; the process RSS (sampled every second); responses by status class. The run fails
 //! (exit 1) on any 5xx other than 503, any failed ordinary request or run, or an RSS above
@@ -254,8 +256,21 @@ async fn ordinary(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
 async fn hostile(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut files: Vec<String> = Vec::new();
+    let allowed = attacks();
     while !stop.load(Ordering::Relaxed) {
-        match rng.gen_range(0..10) {
+        let pick = rng.gen_range(0..10);
+        let kind = match pick {
+            0..=3 => "runs",
+            4 => "json",
+            5 => "field",
+            6 => "message",
+            _ => "uploads",
+        };
+        if !allowed.iter().any(|a| a == kind) {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        match pick {
             0..=3 => {
                 let tool = HOSTILE_TOOLS[rng.gen_range(0..HOSTILE_TOOLS.len())];
                 ctx.run(&t, &format!("call {tool} {{}}"), Op::Attack("hostile run"))
@@ -326,6 +341,16 @@ async fn hostile(ctx: Arc<Ctx>, t: Tenant, stop: Arc<AtomicBool>, seed: u64) {
             }
         }
     }
+}
+
+/// The attacks hostile projects make (`SOAK_ATTACKS`, comma-separated; default all): `runs`,
+/// `json`, `field`, `message`, `uploads`.
+fn attacks() -> Vec<String> {
+    std::env::var("SOAK_ATTACKS")
+        .unwrap_or_else(|_| "runs,json,field,message,uploads".into())
+        .split(',')
+        .map(|a| a.trim().to_string())
+        .collect()
 }
 
 /// A client of project `key`: an assistant (with the hostile or the calculator tool) and a

@@ -93,6 +93,17 @@ pub fn is_global(ip: IpAddr) -> bool {
                 return is_global(IpAddr::V4(v4));
             }
             let seg = v6.segments();
+            // The well-known NAT64 prefix (64:ff9b::/96, what DNS64 answers on IPv6-only
+            // networks): the translator forwards to the embedded IPv4 address, so judge that.
+            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let v4 = std::net::Ipv4Addr::new(
+                    (seg[6] >> 8) as u8,
+                    seg[6] as u8,
+                    (seg[7] >> 8) as u8,
+                    seg[7] as u8,
+                );
+                return is_global(IpAddr::V4(v4));
+            }
             let in_global_unicast = (seg[0] & 0xe000) == 0x2000; // 2000::/3
                                                                  // Inside 2000::/3, ranges that are not plain global unicast: IETF protocol
                                                                  // assignments incl. Teredo (2001::/23), documentation (2001:db8::/32, 3fff::/20),
@@ -220,17 +231,17 @@ async fn send(
     permit: OwnedSemaphorePermit,
 ) -> Result<Response<WasiBody>, Error> {
     let uri = request.uri().clone();
+    let connect_timeout = connect_timeout(options.as_ref());
     let (tcp, host, port, https, addr) = match connect(policy, &uri, options.as_ref()).await {
         Ok(connected) => connected,
         Err(e) => {
             // Take the guest's request body before answering: if its writer found the body
             // gone it would report a broken stream ("connection reset") instead of this error.
             let body = http_body_util::Limited::new(request.into_body(), REFUSED_BODY_BYTES);
-            let _ = tokio::time::timeout(connect_timeout(options.as_ref()), body.collect()).await;
+            let _ = tokio::time::timeout(connect_timeout, body.collect()).await;
             return Err(e);
         }
     };
-    let connect_timeout = connect_timeout(options.as_ref());
     let mut injected = false;
     for secret in policy
         .secrets
@@ -390,6 +401,8 @@ mod tests {
             "::127.0.0.1",
             "::",
             "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::808:808",
             "2002:7f00:1::1",
             "2001::1",
             "2001:db8::1",
@@ -410,6 +423,8 @@ mod tests {
             "2606:4700:4700::1111",
             "2a00:1450:4001::200e",
             "::ffff:8.8.8.8",
+            // NAT64 to a global IPv4 address (an IPv6-only network's way out).
+            "64:ff9b::808:808",
         ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
