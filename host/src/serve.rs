@@ -120,7 +120,7 @@ async fn respond(
             inner,
             done,
             idle,
-            stall: Box::pin(tokio::time::sleep(idle)),
+            stall: None,
         })
     });
     let mut response = router.oneshot(req).await.unwrap_or_else(|e| match e {});
@@ -139,8 +139,9 @@ struct Paced {
     inner: Incoming,
     done: Arc<AtomicBool>,
     idle: Duration,
-    /// Fires `idle` after the last frame (or the start).
-    stall: Pin<Box<tokio::time::Sleep>>,
+    /// Fires `idle` after the last frame, or after the handler first asked for the body (a
+    /// handler may take its time before reading; hyper sends `100 Continue` only then).
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// The body stopped arriving.
@@ -164,16 +165,21 @@ impl hyper::body::Body for Paced {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let idle = self.idle;
         match &polled {
             Poll::Pending => {
-                if self.stall.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Some(Err(Box::new(Stalled(self.idle)))));
+                let stall = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if stall.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(Box::new(Stalled(idle)))));
                 }
                 return Poll::Pending;
             }
             Poll::Ready(Some(_)) => {
-                let next = tokio::time::Instant::now() + self.idle;
-                self.stall.as_mut().reset(next);
+                if let Some(stall) = self.stall.as_mut() {
+                    stall.as_mut().reset(tokio::time::Instant::now() + idle);
+                }
             }
             Poll::Ready(None) => {}
         }

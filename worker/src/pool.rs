@@ -1,7 +1,7 @@
 //! The pieces every worker node runs: the pool that feeds queued runs to the engine, and the
 //! sweeper that re-queues runs nobody holds and expires runs past `expires_at`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +18,10 @@ use crate::fair::FairQueue;
 /// `per_project` of one project, starting waiting runs in turns between projects
 /// ([`FairQueue`]).
 ///
-/// A delivery that cannot start at once is acknowledged (a RabbitMQ message would otherwise
-/// hold a prefetch slot another project's run could use) and waits here; the database still
-/// has the run queued, so if this node dies the sweeper queues it again for another node.
+/// A delivery held back by its project's cap is acknowledged at once (its RabbitMQ message
+/// would otherwise hold a prefetch slot another project's run could use) and waits here; the
+/// database still has the run queued, so if this node dies the sweeper queues it again for
+/// another node. Other deliveries are acknowledged once their run has been driven.
 ///
 /// When `lifecycle.draining` fires the pool takes no new deliveries (those it holds but did
 /// not start are requeued or, already acknowledged, left to the sweeper) and lets the runs in
@@ -39,7 +40,10 @@ pub fn spawn_worker_pool(
         // Run ids waiting here: the sweeper re-queues runs nobody holds, and a run already
         // waiting is not queued twice.
         let mut waiting_ids: HashSet<String> = HashSet::new();
-        let mut tasks: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+        let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+        // Each running task's project, so its slot is given back however the task ends (a
+        // panic included: its output is lost then, its id is not).
+        let mut projects: HashMap<tokio::task::Id, String> = HashMap::new();
         let draining = lifecycle.draining.clone();
         loop {
             while tasks.len() < concurrency {
@@ -47,16 +51,23 @@ pub fn spawn_worker_pool(
                     break;
                 };
                 waiting_ids.remove(&delivery.run_id);
-                start(&mut tasks, &engine, project, delivery);
+                let id = start(&mut tasks, &engine, delivery);
+                projects.insert(id, project);
             }
             let metrics = assistants_core::obs::metrics::metrics();
             metrics.runs_waiting(fair.waiting());
             tokio::select! {
                 _ = draining.cancelled() => break,
-                Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
-                    match ended {
-                        Ok(project) => fair.done(&project),
-                        Err(e) => tracing::error!(error = %e, "a run task failed"),
+                Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let id = match ended {
+                        Ok((id, ())) => id,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a run task failed");
+                            e.id()
+                        }
+                    };
+                    if let Some(project) = projects.remove(&id) {
+                        fair.done(&project);
                     }
                 }
                 d = rx.recv() => {
@@ -76,8 +87,10 @@ pub fn spawn_worker_pool(
                         .ok()
                         .flatten()
                         .unwrap_or_default();
-                    let at_cap = tasks.len() >= concurrency || fair.is_capped(&project);
-                    if at_cap {
+                    // Only a run held back by its project's cap gives up its message now; one
+                    // waiting for a free slot keeps it, so the broker's prefetch still stops
+                    // sending this full node more (another node takes them).
+                    if fair.is_capped(&project) {
                         if let Some(ack) = delivery.ack.take() {
                             delivery.requeue = None;
                             ack.await;
@@ -115,13 +128,12 @@ pub fn spawn_worker_pool(
     })
 }
 
-/// Drives one run in its own task; the task's output is the run's project.
+/// Drives one run in its own task; returns the task's id.
 fn start(
-    tasks: &mut tokio::task::JoinSet<String>,
+    tasks: &mut tokio::task::JoinSet<()>,
     engine: &Arc<crate::engine::Engine>,
-    project: String,
     delivery: Delivery,
-) {
+) -> tokio::task::Id {
     if let Some(t) = delivery.enqueued_ms {
         let waited = (assistants_core::bus::now_ms() - t) as f64 / 1000.0;
         assistants_core::obs::metrics::metrics().run_phase("queue_wait", waited);
@@ -139,8 +151,8 @@ fn start(
         if let Some(ack) = delivery.ack {
             ack.await;
         }
-        project
-    });
+    })
+    .id()
 }
 
 /// Every second: queue runs that need a worker and have none, and expire runs past their

@@ -59,7 +59,7 @@ impl PluginHost {
             ));
         };
         let limits = plugin.limits;
-        let _slot = self
+        let slot = self
             .world(plugin.manifest.kind)
             .slot_for(plugin, None, Duration::from_millis(limits.timeout_ms))
             .await
@@ -70,6 +70,8 @@ impl PluginHost {
         let (store, outcome) = self
             .guests
             .run(async move {
+                // The slot goes with the store: both are free only once the call has ended.
+                let _slot = slot;
                 let call = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     instance

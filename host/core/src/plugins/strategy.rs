@@ -17,7 +17,7 @@ impl PluginHost {
             return Err(format!("{} is not a strategy plugin", plugin.manifest.id));
         };
         let limits = plugin.limits;
-        let _slot = self
+        let slot = self
             .world(plugin.manifest.kind)
             .slot_for(
                 plugin,
@@ -32,6 +32,8 @@ impl PluginHost {
         let (store, outcome) = self
             .guests
             .run(async move {
+                // The slot goes with the store: both are free only once the call has ended.
+                let _slot = slot;
                 let call = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     instance

@@ -53,7 +53,7 @@ impl PluginHost {
         let started = Instant::now();
         let world = self.world(plugin.manifest.kind);
         let deadline = Duration::from_millis(limits.timeout_ms);
-        let _slot = match world.slot_for(plugin, project, deadline).await {
+        let slot = match world.slot_for(plugin, project, deadline).await {
             Ok(slot) => slot,
             Err(e) => return (Err(ToolError::Failed(e)), vec![]),
         };
@@ -74,6 +74,8 @@ impl PluginHost {
         let (mut store, outcome) = self
             .guests
             .run(async move {
+                // The slot goes with the store: both are free only once the call has ended.
+                let _slot = slot;
                 let call = pre.invoke(&mut store, &ctx, &name, &args);
                 let outcome = tokio::time::timeout(timeout, call).await;
                 (store, outcome)
