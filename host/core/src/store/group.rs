@@ -16,6 +16,7 @@ use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{StoreError, StoreResult};
+use super::lanes::{Lane, WriterLanes};
 use super::{bind_all, Val};
 
 /// Most statements committed together; bounds how long the first caller of a batch waits.
@@ -35,9 +36,9 @@ pub(crate) struct GroupWriter {
 impl GroupWriter {
     /// Starts the writer task on `pool` (the single-connection write pool). It ends when every
     /// `GroupWriter` clone is dropped.
-    pub(crate) fn spawn(pool: AnyPool) -> GroupWriter {
+    pub(crate) fn spawn(pool: AnyPool, lanes: WriterLanes) -> GroupWriter {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pool, lanes, rx));
         GroupWriter { jobs }
     }
 
@@ -53,7 +54,7 @@ impl GroupWriter {
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: AnyPool, lanes: WriterLanes, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -63,7 +64,10 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        // Inserts here are clients' (messages, objects): the interactive lane.
+        let turn = lanes.turn(Lane::Interactive).await;
         let results = commit(&pool, &batch).await;
+        drop(turn);
         for (job, result) in batch.drain(..).zip(results) {
             let _ = job.done.send(result);
         }

@@ -15,6 +15,7 @@ mod docs;
 mod error;
 mod group;
 pub mod keys;
+mod lanes;
 mod list;
 pub mod runs;
 #[cfg(feature = "test-support")]
@@ -48,6 +49,8 @@ pub struct Store {
     backend: Backend,
     /// Group commit of single-row inserts (SQLite only; see `group`).
     group: Option<group::GroupWriter>,
+    /// Turns at SQLite's one writer, clients' writes first (see `lanes`); none on PostgreSQL.
+    lanes: Option<lanes::WriterLanes>,
     /// Keeps the SQLite checkpointer running while any clone of the store lives.
     _checkpointer: Option<std::sync::Arc<tokio_util::sync::DropGuard>>,
 }
@@ -80,6 +83,7 @@ impl Store {
                     write: pool,
                     backend,
                     group: None,
+                    lanes: None,
                     _checkpointer: None,
                 })
             }
@@ -113,13 +117,15 @@ impl Store {
                     .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
                     .connect_with(opts)
                     .await?;
-                let group = Some(group::GroupWriter::spawn(write.clone()));
+                let lanes = lanes::WriterLanes::default();
+                let group = Some(group::GroupWriter::spawn(write.clone(), lanes.clone()));
                 let checkpointer = checkpoint::spawn(opts_for_checkpoints).await?;
                 Ok(Store {
                     read,
                     write,
                     backend,
                     group,
+                    lanes: Some(lanes),
                     _checkpointer: Some(std::sync::Arc::new(checkpointer)),
                 })
             }
@@ -182,11 +188,18 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 
 /// An open write transaction. Handlers compose several writes into one atomic unit with it
 /// (a thread and its first messages) without seeing sqlx.
-pub struct Tx(pub(crate) sqlx::Transaction<'static, sqlx::Any>);
+pub struct Tx(
+    pub(crate) sqlx::Transaction<'static, sqlx::Any>,
+    /// The turn at SQLite's writer, given up after the transaction ends (fields drop in order).
+    Option<lanes::Turn>,
+);
 
 impl Tx {
     pub async fn commit(self) -> StoreResult<()> {
-        Ok(self.0.commit().await?)
+        let Tx(tx, turn) = self;
+        tx.commit().await?;
+        drop(turn);
+        Ok(())
     }
 }
 
@@ -211,7 +224,21 @@ impl Store {
     /// when another process (say `assistants keys create` beside a running server) holds the
     /// lock, whereas an immediate one waits for it under the busy timeout.
     pub async fn begin(&self) -> StoreResult<Tx> {
-        Ok(Tx(begin_write(&self.write, self.backend).await?))
+        self.begin_in(lanes::Lane::Interactive).await
+    }
+
+    /// [`Store::begin`] for background work (the run engine, ingestion): on SQLite it waits
+    /// while clients' writes are waiting (see `lanes`).
+    pub async fn begin_background(&self) -> StoreResult<Tx> {
+        self.begin_in(lanes::Lane::Background).await
+    }
+
+    async fn begin_in(&self, lane: lanes::Lane) -> StoreResult<Tx> {
+        let turn = match &self.lanes {
+            Some(lanes) => Some(lanes.turn(lane).await),
+            None => None,
+        };
+        Ok(Tx(begin_write(&self.write, self.backend).await?, turn))
     }
 }
 

@@ -307,7 +307,7 @@ impl Store {
     /// A write transaction for the engine, if it still holds the run's lease (see the module
     /// docs). The run comes back as stored, for its current status and metadata.
     pub async fn engine_tx(&self, run_id: &str, token: i64) -> StoreResult<Option<(Tx, Locked)>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_background().await?;
         let sql = format!(
             "SELECT lease_token, body FROM runs WHERE id = $1{}",
             self.lock_rows()

@@ -85,7 +85,7 @@ impl Store {
         chunks: &[NewChunk],
         usage_bytes: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_background().await?;
         let done = sqlx::query(
             "UPDATE vector_store_files SET status = 'completed', usage_bytes = $1, lease_until = NULL, \
              lease_token = NULL \

@@ -1,0 +1,163 @@
+//! SQLite's one writer, served in two lanes: writes a client is waiting on (API requests)
+//! go before background work (the run engine's transactions, ingestion results).
+//!
+//! SQLite has one writer at a time, and writers queue first come, first served for it. Under
+//! load from busy tenants (the soak benchmark: hostile projects' runs, a dozen engine
+//! transactions each) an ordinary project's "create message" waited behind every engine
+//! transaction already queued (p99 15 → 307 ms). Here a transaction takes a turn at the writer
+//! first: whenever the writer frees, an interactive waiter is served before any background
+//! one. Statements that run outside a transaction (lease renewals and the like) do not queue
+//! here; they take the connection between turns.
+//!
+//! Holding a turn while waiting for another would deadlock, as holding the single connection
+//! while waiting for it always has: a transaction never opens a second one.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+/// Whose write it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// A client is waiting for it.
+    Interactive,
+    /// Background work: the run engine, ingestion.
+    Background,
+}
+
+#[derive(Default)]
+struct State {
+    held: bool,
+    interactive: VecDeque<oneshot::Sender<()>>,
+    background: VecDeque<oneshot::Sender<()>>,
+}
+
+/// The queue for the writer. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct WriterLanes {
+    state: Arc<Mutex<State>>,
+}
+
+/// A turn at the writer, given to the next waiter when dropped.
+pub(crate) struct Turn {
+    lanes: WriterLanes,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.lanes.pass();
+    }
+}
+
+/// A waiter; if it is dropped after being handed the turn, it passes the turn on.
+struct Waiting {
+    rx: Option<oneshot::Receiver<()>>,
+    lanes: WriterLanes,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                self.lanes.pass();
+            }
+        }
+    }
+}
+
+impl WriterLanes {
+    /// Waits for a turn at the writer in `lane`.
+    pub(crate) async fn turn(&self, lane: Lane) -> Turn {
+        let rx = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if !state.held {
+                state.held = true;
+                return Turn {
+                    lanes: self.clone(),
+                };
+            }
+            let (tx, rx) = oneshot::channel();
+            match lane {
+                Lane::Interactive => state.interactive.push_back(tx),
+                Lane::Background => state.background.push_back(tx),
+            }
+            rx
+        };
+        let mut waiting = Waiting {
+            rx: Some(rx),
+            lanes: self.clone(),
+        };
+        let rx = waiting.rx.as_mut().expect("set above");
+        // An error means the sender was dropped unsent, which `pass` never does.
+        let _ = rx.await;
+        waiting.rx = None;
+        Turn {
+            lanes: self.clone(),
+        }
+    }
+
+    /// Hands the writer to the next waiter, interactive first, or frees it.
+    fn pass(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let next = match state.interactive.pop_front() {
+                Some(tx) => tx,
+                None => match state.background.pop_front() {
+                    Some(tx) => tx,
+                    None => {
+                        state.held = false;
+                        return;
+                    }
+                },
+            };
+            // A waiter that gave up has closed its end: try the next.
+            if next.send(()).is_ok() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn interactive_waiters_go_first_and_abandoned_turns_pass_on() {
+        let lanes = WriterLanes::default();
+        let first = lanes.turn(Lane::Background).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for (name, lane) in [
+            ("bg1", Lane::Background),
+            ("gone", Lane::Interactive),
+            ("bg2", Lane::Background),
+            ("api", Lane::Interactive),
+        ] {
+            let (lanes, order) = (lanes.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let _turn = lanes.turn(lane).await;
+                order.lock().unwrap().push(name);
+                tokio::task::yield_now().await;
+            }));
+            tokio::task::yield_now().await;
+        }
+        // One interactive waiter gives up before its turn.
+        waiters.remove(1).abort();
+        tokio::task::yield_now().await;
+        drop(first);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["api", "bg1", "bg2"]);
+        // Free again.
+        let _t = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            lanes.turn(Lane::Background),
+        )
+        .await
+        .expect("the writer is free");
+    }
+}
