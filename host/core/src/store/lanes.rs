@@ -6,7 +6,9 @@
 //! transactions each) an ordinary project's "create message" waited behind every engine
 //! transaction already queued (p99 15 → 307 ms). Here a transaction takes a turn at the writer
 //! first: whenever the writer frees, an interactive waiter is served before any background
-//! one. Statements that run outside a transaction (lease renewals and the like) do not queue
+//! one — but never more than [`INTERACTIVE_STREAK`] in a row while background work waits, so a
+//! flood of client writes slows runs and ingestion without stopping them. Statements that run
+//! outside a transaction (lease renewals and the like) do not queue
 //! here; they take the connection between turns.
 //!
 //! Holding a turn while waiting for another would deadlock, as holding the single connection
@@ -26,9 +28,14 @@ pub(crate) enum Lane {
     Background,
 }
 
+/// Interactive turns in a row at most while a background waiter waits.
+const INTERACTIVE_STREAK: u32 = 4;
+
 #[derive(Default)]
 struct State {
     held: bool,
+    /// Interactive turns given since the last background one.
+    streak: u32,
     interactive: VecDeque<oneshot::Sender<()>>,
     background: VecDeque<oneshot::Sender<()>>,
 }
@@ -102,18 +109,21 @@ impl WriterLanes {
     fn pass(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let next = match state.interactive.pop_front() {
-                Some(tx) => tx,
-                None => match state.background.pop_front() {
-                    Some(tx) => tx,
-                    None => {
-                        state.held = false;
-                        return;
-                    }
-                },
+            let take_background = !state.background.is_empty()
+                && (state.streak >= INTERACTIVE_STREAK || state.interactive.is_empty());
+            let next = if take_background {
+                state.background.pop_front()
+            } else {
+                state.interactive.pop_front()
+            };
+            let Some(next) = next else {
+                state.held = false;
+                state.streak = 0;
+                return;
             };
             // A waiter that gave up has closed its end: try the next.
             if next.send(()).is_ok() {
+                state.streak = if take_background { 0 } else { state.streak + 1 };
                 return;
             }
         }
@@ -152,6 +162,29 @@ mod tests {
             w.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), ["api", "bg1", "bg2"]);
+        // A flood of interactive writes lets a background one through every few turns.
+        let first = lanes.turn(Lane::Interactive).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for (name, lane) in std::iter::once(("bg", Lane::Background))
+            .chain((0..6).map(|_| ("api", Lane::Interactive)))
+        {
+            let (lanes, order) = (lanes.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let _turn = lanes.turn(lane).await;
+                order.lock().unwrap().push(name);
+                tokio::task::yield_now().await;
+            }));
+            tokio::task::yield_now().await;
+        }
+        drop(first);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        // Four interactive turns, then the background one, then the rest.
+        let seen = order.lock().unwrap().clone();
+        let bg_at = seen.iter().position(|n| *n == "bg").unwrap();
+        assert!(bg_at <= INTERACTIVE_STREAK as usize, "{seen:?}");
         // Free again.
         let _t = tokio::time::timeout(
             std::time::Duration::from_secs(1),
