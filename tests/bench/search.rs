@@ -26,7 +26,7 @@ use assistants_core::search::vectors::{exact_nearest, Vectors};
 use assistants_core::search::{QueryVector, SearchIndexes, SearchRequest};
 use assistants_core::store::vector_stores::NewChunk;
 use assistants_core::store::Store;
-use assistants_tests::bench::{env_usize, peak_rss_mib, percentile};
+use assistants_tests::bench::{env_usize, peak_rss_mib, percentile, rss_mib};
 use assistants_tests::{json, TestApp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -99,17 +99,6 @@ impl Corpus {
     }
 }
 
-fn current_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -178,7 +167,7 @@ fn main() {
         );
 
         let search = SearchIndexes::default();
-        let rss_before = current_rss_mib();
+        let rss_before = rss_mib("self");
         let mut rng = StdRng::seed_from_u64(SEED + 1);
         let query = |rng: &mut StdRng| {
             let target = rng.gen_range(0..chunks);
@@ -227,7 +216,7 @@ fn main() {
             build.as_secs_f64(),
             n,
             rss_before,
-            current_rss_mib()
+            rss_mib("self")
         );
         let mut hybrid = Vec::new();
         let mut lexical = Vec::new();

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assistants_core::store::Store;
-use assistants_tests::bench::env_usize;
+use assistants_tests::bench::{env_usize, rss_mib};
 use assistants_tests::fake_llm::{FakeLlm, Reply};
 use assistants_tests::json;
 use rand::{Rng, SeedableRng};
@@ -97,17 +97,6 @@ fn pct(v: &mut [u64], p: f64) -> u64 {
     }
     v.sort_unstable();
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
-}
-
-/// Resident memory of process `pid`, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            let l = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
-            l.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct Tenant {
@@ -396,7 +385,7 @@ async fn phase(
         let (stop, peak) = (stop.clone(), peak.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_mib(server) as u64, Ordering::Relaxed);
+                peak.fetch_max(rss_mib(&server.to_string()) as u64, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
@@ -567,9 +556,9 @@ fn main() {
             "soak: {projects} projects ({attackers} hostile), baseline {baseline_secs} s, soak {secs} s"
         );
         let (mut base, base_rss) = phase(&ctx, &tenants, baseline_secs, false, 1, pid).await;
-        let rss_after_baseline = rss_mib(pid);
+        let rss_after_baseline = rss_mib(&pid.to_string());
         let (mut soak, soak_rss) = phase(&ctx, &tenants, secs, true, 2, pid).await;
-        let rss_end = rss_mib(pid);
+        let rss_end = rss_mib(&pid.to_string());
 
         let row = |name: &str, t: &mut Tally| {
             println!(

@@ -9,17 +9,24 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Peak resident set size of this process so far (Linux `VmHWM`), in MiB; 0 elsewhere.
 pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    status_mib("self", "VmHWM")
+}
+
+/// Resident set size of process `pid` (`"self"` for this one) now (Linux `VmRSS`), in MiB.
+pub fn rss_mib(pid: &str) -> f64 {
+    status_mib(pid, "VmRSS")
+}
+
+/// A kB field of `/proc/PID/status`, in MiB; 0 where there is none.
+fn status_mib(pid: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
+            let line = s
+                .lines()
+                .find(|l| l.split(':').next() == Some(field))?
+                .to_string();
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }

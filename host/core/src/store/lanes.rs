@@ -134,26 +134,41 @@ impl WriterLanes {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn interactive_waiters_go_first_and_abandoned_turns_pass_on() {
-        let lanes = WriterLanes::default();
-        let first = lanes.turn(Lane::Background).await;
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let mut waiters = Vec::new();
-        for (name, lane) in [
-            ("bg1", Lane::Background),
-            ("gone", Lane::Interactive),
-            ("bg2", Lane::Background),
-            ("api", Lane::Interactive),
-        ] {
+    /// Queues one waiter per (name, lane), in order; each records its name when served.
+    async fn queue(
+        lanes: &WriterLanes,
+        order: &Arc<Mutex<Vec<&'static str>>>,
+        waiters: impl IntoIterator<Item = (&'static str, Lane)>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles = Vec::new();
+        for (name, lane) in waiters {
             let (lanes, order) = (lanes.clone(), order.clone());
-            waiters.push(tokio::spawn(async move {
+            handles.push(tokio::spawn(async move {
                 let _turn = lanes.turn(lane).await;
                 order.lock().unwrap().push(name);
                 tokio::task::yield_now().await;
             }));
             tokio::task::yield_now().await;
         }
+        handles
+    }
+
+    #[tokio::test]
+    async fn interactive_waiters_go_first_and_abandoned_turns_pass_on() {
+        let lanes = WriterLanes::default();
+        let first = lanes.turn(Lane::Background).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = queue(
+            &lanes,
+            &order,
+            [
+                ("bg1", Lane::Background),
+                ("gone", Lane::Interactive),
+                ("bg2", Lane::Background),
+                ("api", Lane::Interactive),
+            ],
+        )
+        .await;
         // One interactive waiter gives up before its turn.
         waiters.remove(1).abort();
         tokio::task::yield_now().await;
@@ -165,18 +180,13 @@ mod tests {
         // A flood of interactive writes lets a background one through every few turns.
         let first = lanes.turn(Lane::Interactive).await;
         let order = Arc::new(Mutex::new(Vec::new()));
-        let mut waiters = Vec::new();
-        for (name, lane) in std::iter::once(("bg", Lane::Background))
-            .chain((0..6).map(|_| ("api", Lane::Interactive)))
-        {
-            let (lanes, order) = (lanes.clone(), order.clone());
-            waiters.push(tokio::spawn(async move {
-                let _turn = lanes.turn(lane).await;
-                order.lock().unwrap().push(name);
-                tokio::task::yield_now().await;
-            }));
-            tokio::task::yield_now().await;
-        }
+        let waiters = queue(
+            &lanes,
+            &order,
+            std::iter::once(("bg", Lane::Background))
+                .chain((0..6).map(|_| ("api", Lane::Interactive))),
+        )
+        .await;
         drop(first);
         for w in waiters {
             w.await.unwrap();
