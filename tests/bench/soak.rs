@@ -21,6 +21,8 @@
 //! assistants-tests --bench soak` after `cargo build --bin assistants`. The server is the
 //! `assistants` binary (`ASSISTANTS_BIN`, else the target directory's) in a process of its
 //! own, so the RSS is the server's; the load generator and the fake upstream share its cores.
+//! The attackers' clients have a runtime of their own, so their 2 MiB bodies never hold the
+//! threads that time the ordinary requests.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -108,7 +110,7 @@ struct Tenant {
 struct Ctx {
     client: reqwest::Client,
     base: String,
-    tally: Mutex<Tally>,
+    tally: Arc<Mutex<Tally>>,
 }
 
 impl Ctx {
@@ -369,9 +371,54 @@ async fn tenant(ctx: &Ctx, key: &str, hostile: bool) -> Tenant {
     }
 }
 
+/// The hostile projects' clients, standing in for machines of their own: a runtime, threads and
+/// connection pool apart from the ordinary clients', so building and sending 2 MiB bodies
+/// does not hold the threads that time the ordinary requests.
+struct Attackers {
+    /// Present until dropped (dropped inside the main runtime: shut down without blocking).
+    runtime: Option<tokio::runtime::Runtime>,
+    ctx: Arc<Ctx>,
+}
+
+impl Attackers {
+    fn new(base: &str, tally: Arc<Mutex<Tally>>) -> Attackers {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("soak-attacker")
+            .enable_all()
+            .build()
+            .expect("the attackers' runtime");
+        let ctx = Arc::new(Ctx {
+            client: reqwest::Client::new(),
+            base: base.to_string(),
+            tally,
+        });
+        Attackers {
+            runtime: Some(runtime),
+            ctx,
+        }
+    }
+
+    fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.as_ref().expect("present").spawn(f)
+    }
+}
+
+impl Drop for Attackers {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Runs the ordinary (and, in the soak phase, hostile) tenants for `secs`; what they saw.
 async fn phase(
     ctx: &Arc<Ctx>,
+    attack: &Attackers,
     tenants: &[(bool, String)],
     secs: u64,
     with_attackers: bool,
@@ -399,12 +446,13 @@ async fn phase(
         let clients = if *is_hostile { 8 } else { 1 };
         for c in 0..clients {
             let t = tenant(ctx, key, *is_hostile).await;
-            let (ctx, stop) = (ctx.clone(), stop.clone());
+            let stop = stop.clone();
             let seed = seed ^ ((i as u64) << 8 | c);
             tasks.push(if *is_hostile {
-                tokio::spawn(hostile(ctx, t, stop, seed))
+                let ctx = attack.ctx.clone();
+                attack.spawn(hostile(ctx, t, stop, seed))
             } else {
-                tokio::spawn(ordinary(ctx, t, stop, seed))
+                tokio::spawn(ordinary(ctx.clone(), t, stop, seed))
             });
         }
     }
@@ -546,18 +594,20 @@ fn main() {
         }
         // The open-mode check is cached for up to a second.
         tokio::time::sleep(Duration::from_millis(1100)).await;
+        let tally = Arc::new(Mutex::new(Tally::default()));
         let ctx = Arc::new(Ctx {
             client: reqwest::Client::new(),
             base: server.base.clone(),
-            tally: Mutex::new(Tally::default()),
+            tally: tally.clone(),
         });
+        let attack = Attackers::new(&server.base, tally);
         let pid = server.pid();
         println!(
             "soak: {projects} projects ({attackers} hostile), baseline {baseline_secs} s, soak {secs} s"
         );
-        let (mut base, base_rss) = phase(&ctx, &tenants, baseline_secs, false, 1, pid).await;
+        let (mut base, base_rss) = phase(&ctx, &attack, &tenants, baseline_secs, false, 1, pid).await;
         let rss_after_baseline = rss_mib(&pid.to_string());
-        let (mut soak, soak_rss) = phase(&ctx, &tenants, secs, true, 2, pid).await;
+        let (mut soak, soak_rss) = phase(&ctx, &attack, &tenants, secs, true, 2, pid).await;
         let rss_end = rss_mib(&pid.to_string());
 
         let row = |name: &str, t: &mut Tally| {
