@@ -4,7 +4,8 @@ use anyhow::Context;
 use assistants_core::obs::telemetry;
 use assistants_core::store::Store;
 use assistants_host::config::{
-    Cli, Command, FileConfig, KeysAction, PluginsAction, Settings, StorageSettings,
+    Cli, CodeInterpreterAction, Command, FileConfig, KeysAction, PluginsAction, Settings,
+    StorageSettings,
 };
 use clap::Parser;
 
@@ -51,6 +52,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Plugins { action } => {
             let _telemetry = init_logging("text")?;
             plugins_command(action, &file, cli.config.is_some()).await
+        }
+        Command::CodeInterpreter { action } => {
+            let _telemetry = init_logging("text")?;
+            code_interpreter_command(action, &file).await
         }
         Command::Keys { storage, action } => {
             let storage = StorageSettings::resolve(&storage, &file);
@@ -114,6 +119,51 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+/// `assistants code-interpreter install`: the interpreter's files, unpacked and compiled.
+async fn code_interpreter_command(
+    action: CodeInterpreterAction,
+    file: &FileConfig,
+) -> anyhow::Result<()> {
+    use assistants_core::interpreter::{artifact, engine};
+    let CodeInterpreterAction::Install {
+        dir,
+        data_dir,
+        wheel,
+        index_url,
+        plugin_cache_key_file,
+        no_compile,
+        force,
+    } = action;
+    let dir = dir.unwrap_or_else(|| {
+        data_dir
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| "./data".into())
+            .join("code-interpreter")
+    });
+    let installed = match artifact::Installed::find(&dir) {
+        Ok(installed) if !force => installed,
+        _ => artifact::install(&dir, wheel.as_deref(), &index_url).await?,
+    };
+    let root = installed.root.display().to_string();
+    println!("{} is installed in {root}", artifact::WHEEL.file);
+    if !no_compile {
+        let key_file = plugin_cache_key_file.or_else(|| file.plugins.cache_key_file.clone());
+        let key = assistants_core::plugins::cache::CacheKey::load(key_file.as_deref());
+        let started = std::time::Instant::now();
+        // Maps a verified compiled module if there is one (about a second), else compiles.
+        tokio::task::spawn_blocking(move || {
+            let engine = engine::engine()?;
+            engine::compiled(&engine, &installed, &key).map(|_| ())
+        })
+        .await??;
+        println!(
+            "compiled for this machine (ready in {:.1?})",
+            started.elapsed()
+        );
+    }
+    Ok(())
 }
 
 /// `assistants plugins …`: the plugin author's and operator's view of the plugin host.

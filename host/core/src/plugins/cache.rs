@@ -65,12 +65,38 @@ impl CacheKey {
         mac
     }
 
-    fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
         self.keyed(parts).finalize().into_bytes().into()
     }
 
     fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
         self.keyed(parts).verify_slice(tag).is_ok()
+    }
+
+    /// Whether `tag` is the MAC of `parts` followed by the rest of `file` as one more part —
+    /// what [`CacheKey::mac`] gives for the same bytes in memory — read in pieces, so a
+    /// large file is checked without holding it.
+    pub(crate) fn verify_file(
+        &self,
+        parts: &[&[u8]],
+        file: &mut std::fs::File,
+        tag: &[u8],
+    ) -> std::io::Result<bool> {
+        use std::io::Read as _;
+        let len = file.metadata()?.len();
+        let mut mac = self.keyed(parts);
+        mac.update(&len.to_le_bytes());
+        let mut buf = vec![0u8; 1 << 20];
+        let mut read = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            mac.update(&buf[..n]);
+            read += n as u64;
+        }
+        Ok(read == len && mac.verify_slice(tag).is_ok())
     }
 }
 

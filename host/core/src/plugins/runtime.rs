@@ -87,6 +87,9 @@ impl PluginEngine {
     pub fn new(pool: PoolSize) -> anyhow::Result<PluginEngine> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
+        // The `gc` build feature is there for the code interpreter's engine; plugins get
+        // neither GC nor exceptions (and so no GC heaps in the pool).
+        config.wasm_gc(false).wasm_exceptions(false);
         let max_memory = (pool.max_memory_mib * 1024 * 1024) as usize;
         // Reserve only what the cap allows per memory (plus a guard), not the default 4 GiB:
         // every pool slot reserves its address space up front.
@@ -107,7 +110,8 @@ impl PluginEngine {
             .total_tables(pool.instances * PER_CALL.tables)
             .total_stacks(pool.instances)
             .max_memory_size(max_memory)
-            .table_elements(100_000);
+            .table_elements(100_000)
+            .total_gc_heaps(0);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
@@ -170,8 +174,8 @@ impl PluginEngine {
     }
 }
 
-/// One thread advances every plugin engine's epoch.
-fn start_ticker(engine: Engine) {
+/// One thread advances the epoch of every engine (the plugin worlds' and the interpreter's).
+pub(crate) fn start_ticker(engine: Engine) {
     static ENGINES: OnceLock<std::sync::Mutex<Vec<wasmtime::EngineWeak>>> = OnceLock::new();
     let engines = ENGINES.get_or_init(|| {
         std::thread::Builder::new()

@@ -1,0 +1,167 @@
+//! The real code interpreter (CPython with numpy, pandas and matplotlib, in WebAssembly) under
+//! the host's limits. Needs the installed artifact, so it is not part of `cargo test
+//! --workspace`: `.ci/run` installs it (`assistants code-interpreter install`, cached across
+//! runs) and runs `cargo test -p assistants-tests --test interpreter` with
+//! `ASSISTANTS_CODE_INTERPRETER_DIR` (and `ASSISTANTS_PLUGIN_CACHE_KEY_FILE`, the key the
+//! install compiled it under). Without them every test fails and says so.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use assistants_core::interpreter::artifact::Installed;
+use assistants_core::interpreter::engine;
+use assistants_core::interpreter::session::{CellStatus, Mounts, Python, Session, SessionLimits};
+use assistants_core::plugins::cache::CacheKey;
+
+const CELL: Duration = Duration::from_secs(60);
+
+/// The installed interpreter, compiled (mapped from the install's cache), once per process.
+fn python() -> &'static (Python, Installed) {
+    static PYTHON: OnceLock<(Python, Installed)> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let dir = std::env::var_os("ASSISTANTS_CODE_INTERPRETER_DIR").expect(
+            "ASSISTANTS_CODE_INTERPRETER_DIR names the directory of \
+             `assistants code-interpreter install --dir DIR`",
+        );
+        let installed = Installed::find(&PathBuf::from(dir)).expect("an installed interpreter");
+        let key_file = std::env::var_os("ASSISTANTS_PLUGIN_CACHE_KEY_FILE").map(PathBuf::from);
+        let key = CacheKey::load(key_file.as_deref());
+        let engine = engine::engine().unwrap();
+        let module = engine::compiled(&engine, &installed, &key).unwrap();
+        (Python::link(&engine, &module).unwrap(), installed)
+    })
+}
+
+fn limits() -> SessionLimits {
+    SessionLimits {
+        memory_bytes: 512 << 20,
+        open_files: 64,
+        output_bytes: 64 << 10,
+    }
+}
+
+async fn session(dir: &std::path::Path) -> Session {
+    let (python, installed) = python();
+    let mounts = Mounts {
+        installed: installed.clone(),
+        tmp: dir.join("tmp"),
+        data: dir.join("data"),
+    };
+    Session::start(python, &mounts, &limits()).await.unwrap()
+}
+
+/// Runs `code` and expects it to succeed; its stdout.
+async fn ok(s: &mut Session, code: &str) -> String {
+    let out = s.cell(code, CELL).await;
+    assert_eq!(out.status, CellStatus::Ok, "{code}: {out:?}");
+    out.stdout
+}
+
+#[tokio::test]
+async fn cells_echo_keep_state_and_compute_with_numpy_and_pandas() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path()).await;
+    assert_eq!(ok(&mut s, "print('hello')").await, "hello\n");
+    // A final expression is echoed, as in a notebook.
+    assert_eq!(ok(&mut s, "x = 41\nx + 1").await, "42\n");
+    assert_eq!(ok(&mut s, "x").await, "41\n");
+    let code = "import numpy as np, pandas as pd\n\
+                df = pd.DataFrame({'a': np.arange(1, 11), 'b': np.arange(10) ** 2})\n\
+                print(int(df['a'].sum()), int(df['b'].max()), df.shape)";
+    assert_eq!(ok(&mut s, code).await, "55 81 (10, 2)\n");
+}
+
+#[tokio::test]
+async fn matplotlib_draws_a_png_into_the_thread_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path()).await;
+    let code = "import matplotlib.pyplot as plt\n\
+                plt.plot([1, 2, 3], [1, 4, 9])\n\
+                plt.title('squares')\n\
+                plt.savefig('/mnt/data/plot.png')\n\
+                print('saved')";
+    assert_eq!(ok(&mut s, code).await, "saved\n");
+    let png = std::fs::read(dir.path().join("data/plot.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(png.len() > 1000);
+}
+
+#[tokio::test]
+async fn an_exception_is_reported_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path()).await;
+    let out = s.cell("y = 3\n1 / 0", CELL).await;
+    assert_eq!(out.status, CellStatus::Exception);
+    assert!(out.stderr.contains("ZeroDivisionError"), "{}", out.stderr);
+    assert_eq!(ok(&mut s, "y").await, "3\n");
+    assert_eq!(
+        s.cell("import sys; sys.exit(4)", CELL).await.status,
+        CellStatus::Exit(4)
+    );
+    assert_eq!(ok(&mut s, "y * 2").await, "6\n");
+}
+
+#[tokio::test]
+async fn a_runaway_or_sleeping_cell_is_stopped_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path()).await;
+    let out = s
+        .cell("while True:\n    pass", Duration::from_secs(1))
+        .await;
+    assert_eq!(out.status, CellStatus::Timeout);
+    assert!(out.elapsed < Duration::from_secs(10), "{:?}", out.elapsed);
+    assert!(s.is_broken());
+    let mut s = session(dir.path()).await;
+    let out = s
+        .cell("import time; time.sleep(30)", Duration::from_secs(1))
+        .await;
+    assert_eq!(out.status, CellStatus::Timeout);
+    assert!(out.elapsed < Duration::from_secs(10), "{:?}", out.elapsed);
+    // A fresh session works after a broken one.
+    let mut s = session(dir.path()).await;
+    assert_eq!(ok(&mut s, "2 ** 10").await, "1024\n");
+}
+
+#[tokio::test]
+async fn memory_past_the_limit_is_a_memory_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path()).await;
+    let out = s.cell("big = bytearray(1024 * 1024 * 1024)", CELL).await;
+    assert_eq!(out.status, CellStatus::Exception, "{out:?}");
+    assert!(out.stderr.contains("MemoryError"), "{}", out.stderr);
+    assert!(s.memory_bytes() <= 512 << 20);
+    assert_eq!(ok(&mut s, "len(bytearray(10))").await, "10\n");
+}
+
+#[tokio::test]
+async fn no_network_no_host_files_and_a_descriptor_flood_ends_only_its_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path()).await;
+    let out = s
+        .cell(
+            "import socket\nsocket.create_connection(('127.0.0.1', 5432), timeout=2)",
+            CELL,
+        )
+        .await;
+    assert_eq!(out.status, CellStatus::Exception, "{out:?}");
+    let out = s.cell("open('/etc/passwd').read()", CELL).await;
+    assert_eq!(out.status, CellStatus::Exception, "{out:?}");
+    assert!(out.stderr.contains("Error"), "{}", out.stderr);
+    // Writing the library mount is refused.
+    let out = s.cell("open('/usr/local/lib/x', 'w')", CELL).await;
+    assert_eq!(out.status, CellStatus::Exception, "{out:?}");
+    // Opening files past the session's descriptor limit ends the session (WASI preview 1
+    // has no EMFILE in wasmtime); the host's descriptors stay bounded, a new session works.
+    let code = "files = [open(f'/tmp/f{i}', 'w') for i in range(10000)]";
+    match s.cell(code, CELL).await.status {
+        CellStatus::Trapped(why) => assert!(why.contains("too many open files"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.is_broken());
+    let mut s = session(dir.path()).await;
+    assert_eq!(
+        ok(&mut s, "open('/tmp/after', 'w').write('ok')").await,
+        "2\n"
+    );
+}
