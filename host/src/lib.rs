@@ -161,10 +161,23 @@ async fn run_node(
         queue,
         store: store.clone(),
     };
+    // Cells run where runs are driven; an API-only node only reports the tool's status.
+    let interpreter = if settings.runs.worker {
+        assistants_core::interpreter::service::CodeInterpreter::start(
+            settings.code_interpreter.clone(),
+            plugins::cache::CacheKey::load(plugin_settings.cache_key_file.as_deref()),
+        )
+    } else {
+        assistants_core::interpreter::service::CodeInterpreter::unavailable(
+            settings.code_interpreter.clone(),
+            "this node serves the API only; worker nodes run code_interpreter cells",
+        )
+    };
     if settings.runs.worker {
         let engine = Arc::new(engine::Engine {
             store: store.clone(),
             plugins: plugins.clone(),
+            interpreter: interpreter.clone(),
             llm: llm.clone(),
             bus: bus.clone(),
             lease_secs: settings.runs.lease_secs,
@@ -201,6 +214,7 @@ async fn run_node(
         ingest,
         search,
         plugins,
+        interpreter,
         runs: handle,
         lifecycle: lifecycle.clone(),
     };

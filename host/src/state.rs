@@ -23,6 +23,8 @@ pub struct AppState {
     pub ingest: IngestHandle,
     pub search: Arc<SearchIndexes>,
     pub plugins: Arc<assistants_core::plugins::PluginHost>,
+    /// The code_interpreter tool (its status for `GET /v1/plugins`).
+    pub interpreter: Arc<assistants_core::interpreter::service::CodeInterpreter>,
     pub runs: assistants_worker::transitions::RunsHandle,
     /// Draining and ending signals of graceful shutdown.
     pub lifecycle: assistants_core::lifecycle::Lifecycle,

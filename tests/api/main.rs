@@ -4,6 +4,7 @@
 
 mod assistants;
 mod auth;
+mod code_interpreter;
 mod documents;
 mod errors;
 mod files;

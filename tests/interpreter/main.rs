@@ -165,3 +165,66 @@ async fn no_network_no_host_files_and_a_descriptor_flood_ends_only_its_session()
         "2\n"
     );
 }
+
+/// A run whose model calls code_interpreter, on a server configured like the install.
+#[tokio::test]
+async fn a_run_computes_with_pandas_in_the_threads_session() {
+    use assistants_tests::fake_llm::{FakeLlm, Reply};
+    use assistants_tests::{json, TestApp};
+    let dir = std::env::var_os("ASSISTANTS_CODE_INTERPRETER_DIR").map(PathBuf::from);
+    let key = std::env::var_os("ASSISTANTS_PLUGIN_CACHE_KEY_FILE").map(PathBuf::from);
+    let llm = FakeLlm::start().await;
+    let app = TestApp::spawn_with_llm(&llm, |s| {
+        s.code_interpreter.dir = dir.expect("ASSISTANTS_CODE_INTERPRETER_DIR");
+        s.plugins.cache_key_file = key;
+    })
+    .await;
+    let mut ready = false;
+    for _ in 0..600 {
+        let (_, info) = app.get("/plugins/code_interpreter").await;
+        assert_ne!(info["status"], "unavailable", "{info}");
+        if info["status"] == "ready" {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the interpreter did not become ready in a minute");
+    let asst = app
+        .create(
+            "/assistants",
+            json!({"model": "gpt-4o", "tools": [{"type": "code_interpreter"}]}),
+        )
+        .await;
+    let thread = app.create("/threads", json!({})).await;
+    let code = "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3, 4]})\ndf['x'].mean()";
+    llm.push(Reply::tool(
+        "code_interpreter",
+        &json!({ "code": code }).to_string(),
+    ));
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "len(df)"}"#));
+    llm.push(Reply::text("The mean is 2.5."));
+    let (run, done) = app.run_to_end(&thread, &asst).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run}/steps?order=asc"))
+        .await;
+    let logs: Vec<String> = steps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["step_details"]["tool_calls"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|c| {
+            c["code_interpreter"]["outputs"][0]["logs"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(logs, ["np.float64(2.5)\n", "4\n"], "{steps}");
+}

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use assistants_core::interpreter;
 use assistants_core::model::engine::{
     ChatMessage, EngineRecord, LlmRequest, RunInput, RunLimits, RunTool, ToolLocation, ToolSpec,
 };
@@ -182,6 +183,13 @@ pub async fn build(
         }
     }
     for b in &engine.tools {
+        if b.plugin == interpreter::TOOL {
+            tools.push(RunTool {
+                spec: interpreter::tool_spec(&b.exposed),
+                location: ToolLocation::Server,
+            });
+            continue;
+        }
         let Ok(plugin) = plugins.by_digest(&b.digest).await else {
             tracing::warn!(run_id = %run.id, plugin = %b.plugin, digest = %b.digest, "a pinned plugin is gone; its tools are not offered");
             continue;

@@ -173,6 +173,11 @@ pub struct ServeArgs {
     /// created on first start].
     #[arg(long, env = "ASSISTANTS_PLUGIN_CACHE_KEY_FILE", value_name = "FILE")]
     pub plugin_cache_key_file: Option<PathBuf>,
+    /// Where `assistants code-interpreter install` put the code interpreter
+    /// [default: DATA_DIR/code-interpreter]. Without it the server runs and reports
+    /// code_interpreter as unavailable.
+    #[arg(long, env = "ASSISTANTS_CODE_INTERPRETER_DIR", value_name = "DIR")]
+    pub code_interpreter_dir: Option<PathBuf>,
 
     /// Most open HTTP connections; past it, new connections wait to be accepted
     /// [default: 16384, or 256 fewer than the open-files limit if that is lower].

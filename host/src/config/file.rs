@@ -36,6 +36,34 @@ pub struct FileConfig {
     pub runs: RunsFileConfig,
     #[serde(default)]
     pub limits: LimitsFileConfig,
+    #[serde(default)]
+    pub code_interpreter: CodeInterpreterFileConfig,
+}
+
+/// `[code_interpreter]` in the config file: the sandboxed Python tool.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeInterpreterFileConfig {
+    /// Offer it when installed [default: true].
+    pub enabled: Option<bool>,
+    /// See `--code-interpreter-dir`.
+    pub dir: Option<PathBuf>,
+    /// Linear memory of one session, MiB [default: 1024].
+    pub memory_mib: Option<u64>,
+    /// Wall time of one cell [default: 120].
+    pub cell_timeout_secs: Option<u64>,
+    /// Output kept per stream per cell, KiB [default: 64].
+    pub output_kib: Option<usize>,
+    /// Files a session may hold open at once [default: 256].
+    pub open_files: Option<usize>,
+    /// Live sessions per node [default: 16].
+    pub max_sessions: Option<usize>,
+    /// Cells running at once per node [default: one per core].
+    pub max_cells: Option<usize>,
+    /// A session ends after this long without a call [default: 1200].
+    pub idle_secs: Option<u64>,
+    /// … and this long after it started [default: 3600, as OpenAI's].
+    pub lifetime_secs: Option<u64>,
 }
 
 /// `[limits]` in the config file: what each project may hold and run at once (the flags of

@@ -60,6 +60,7 @@ pub struct Settings {
     pub runs: RunSettings,
     /// Per-project quotas and concurrency caps.
     pub limits: assistants_core::limits::ProjectLimits,
+    pub code_interpreter: assistants_core::interpreter::service::InterpreterSettings,
 }
 
 /// How this node takes part in runs.
@@ -252,8 +253,35 @@ impl Settings {
                 events_url: args.events_url.clone().or_else(|| file.events_url.clone()),
             },
             limits: project_limits(args, file, run_concurrency),
+            code_interpreter: code_interpreter(args, file),
         }
     }
+}
+
+/// The code interpreter: the flag and `[code_interpreter]` over the defaults for the data dir.
+fn code_interpreter(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> assistants_core::interpreter::service::InterpreterSettings {
+    use std::time::Duration;
+    let data_dir = StorageSettings::resolve(&args.storage, file).data_dir;
+    let mut s = assistants_core::interpreter::service::InterpreterSettings::for_data_dir(&data_dir);
+    let f = &file.code_interpreter;
+    s.enabled = f.enabled.unwrap_or(true);
+    if let Some(dir) = args.code_interpreter_dir.clone().or_else(|| f.dir.clone()) {
+        s.dir = dir;
+    }
+    s.memory_mib = f.memory_mib.unwrap_or(s.memory_mib).max(64);
+    s.cell_timeout = f
+        .cell_timeout_secs
+        .map_or(s.cell_timeout, Duration::from_secs);
+    s.output_kib = f.output_kib.unwrap_or(s.output_kib).max(1);
+    s.open_files = f.open_files.unwrap_or(s.open_files).max(16);
+    s.max_sessions = f.max_sessions.unwrap_or(s.max_sessions).max(1);
+    s.max_cells = f.max_cells.unwrap_or(s.max_cells).max(1);
+    s.idle = f.idle_secs.map_or(s.idle, Duration::from_secs);
+    s.lifetime = f.lifetime_secs.map_or(s.lifetime, Duration::from_secs);
+    s
 }
 
 /// Per-project limits: flags over the `[limits]` table; 0 means "none".

@@ -255,6 +255,15 @@ impl Engine {
                         // Its arguments are the model's query, not shown in file_search steps.
                         p.file_search_positions.push(added.position);
                         json!({"index": added.position, "id": id, "type": "file_search", "file_search": {}})
+                    } else if Self::is_code_interpreter(ctx, &added.name) {
+                        // Shown as the code itself, decoded from the JSON as it arrives.
+                        let code = super::interpreter::streamed_code(&added.arguments);
+                        p.code_positions.insert(
+                            added.position,
+                            (added.arguments.clone(), code.chars().count()),
+                        );
+                        json!({"index": added.position, "id": id, "type": "code_interpreter",
+                               "code_interpreter": {"input": code, "outputs": []}})
                     } else {
                         json!({"index": added.position, "id": id, "type": "function",
                                "function": {"name": added.name, "arguments": added.arguments, "output": null}})
@@ -263,6 +272,16 @@ impl Engine {
                     || (added.arguments.is_empty() && added.name.is_empty())
                 {
                     continue;
+                } else if let Some((so_far, sent)) = p.code_positions.get_mut(&added.position) {
+                    so_far.push_str(&added.arguments);
+                    let code = super::interpreter::streamed_code(so_far);
+                    let new: String = code.chars().skip(*sent).collect();
+                    if new.is_empty() {
+                        continue;
+                    }
+                    *sent += new.chars().count();
+                    json!({"index": added.position, "type": "code_interpreter",
+                           "code_interpreter": {"input": new}})
                 } else {
                     // Strings concatenate on the client: send only what is new.
                     let mut function = json!({"arguments": added.arguments});

@@ -11,7 +11,8 @@
 //!
 //! This module owns the claim, the lease watcher and the loop; the actions are [`llm`] (stream
 //! a chat completion into a message and tool-call deltas) and [`tools`] (plugin tools in the
-//! sandbox, or calls handed to the client); [`wire`] builds the messages and steps they show.
+//! sandbox, or calls handed to the client), with [`interpreter`] for the code_interpreter
+//! tool; [`wire`] builds the messages and steps they show.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ use assistants_core::plugins::bindings::CallContext;
 use assistants_core::plugins::{error_text, Plugin, PluginHost};
 use assistants_core::store::{Store, StoreError, Tx};
 
+mod interpreter;
 mod llm;
 mod tools;
 mod wire;
@@ -49,6 +51,8 @@ const MAX_STEPS: u32 = 1000;
 pub struct Engine {
     pub store: Store,
     pub plugins: Arc<PluginHost>,
+    /// The code_interpreter tool's sessions on this node.
+    pub interpreter: Arc<assistants_core::interpreter::service::CodeInterpreter>,
     pub llm: Arc<Llm>,
     pub bus: Arc<dyn EventBus>,
     /// How long a claim lasts without renewal (the watcher renews it every third of that):
@@ -96,6 +100,9 @@ struct Progress {
     call_ids: Vec<String>,
     /// Calls (by position) shown as file_search, whose argument fragments are not streamed.
     file_search_positions: Vec<usize>,
+    /// Calls (by position) shown as code_interpreter: their arguments so far, and how much of
+    /// the code in them was streamed as `input`.
+    code_positions: std::collections::HashMap<usize, (String, usize)>,
     finish_reason: Option<String>,
     usage: Option<(u64, u64)>,
 }

@@ -1,8 +1,20 @@
 //! The tool action: plugin tools run in the sandbox (file_search recorded in its own step
-//! shape, with its hits kept as citable sources), and calls handed to the client
-//! (`requires_action`).
+//! shape, with its hits kept as citable sources), code_interpreter calls in the thread's
+//! session, and calls handed to the client (`requires_action`).
 
 use super::*;
+use assistants_core::interpreter as interp;
+use assistants_core::plugins::bindings::SearchHit;
+
+/// How a server-side call is recorded in its step.
+enum Recorded {
+    /// As a function call with its output.
+    Function,
+    /// In the `file_search` shape, with the options it ran with and its hits (citable).
+    FileSearch(Value, Vec<SearchHit>),
+    /// By this entry (a code_interpreter call with its outputs).
+    Replace(Value),
+}
 
 impl Engine {
     /// The step that shows `calls`: the open one from the LLM call that made them, or a new
@@ -106,7 +118,9 @@ impl Engine {
             }
         }
         let answered = |c: &Value| {
-            !c["function"]["output"].is_null() || c.pointer("/file_search/results").is_some()
+            !c["function"]["output"].is_null()
+                || c.pointer("/file_search/results").is_some()
+                || c.pointer("/code_interpreter/outputs").is_some()
         };
         let done = step
             .step_details
@@ -206,8 +220,14 @@ impl Engine {
                 options_json: options.to_string(),
             };
             let plugins = self.plugins.clone();
+            let interpreter = self.interpreter.clone();
+            let thread = ctx.run.thread_id.to_string();
             let project = ctx.project.clone();
             async move {
+                if binding.as_ref().is_some_and(|b| b.plugin == interp::TOOL) {
+                    let (result, entry) = interpreter::call(&interpreter, &thread, &call).await;
+                    return (result, Recorded::Replace(entry), vec![]);
+                }
                 let (outcome, hits) = match &binding {
                     None => (
                         Err(format!(
@@ -264,11 +284,11 @@ impl Engine {
                         is_error: true,
                     },
                 };
-                let file_search = binding
-                    .as_ref()
-                    .filter(|b| b.plugin == FILE_SEARCH)
-                    .map(|_| (options, hits));
-                (result, file_search, sources)
+                let recorded = match binding.as_ref() {
+                    Some(b) if b.plugin == FILE_SEARCH => Recorded::FileSearch(options, hits),
+                    _ => Recorded::Function,
+                };
+                (result, recorded, sources)
             }
         };
         let work = async {
@@ -293,10 +313,12 @@ impl Engine {
         // citable sources.
         let mut replacements = std::collections::HashMap::new();
         let mut results = Vec::with_capacity(outcomes.len());
-        for (result, file_search, sources) in outcomes {
+        for (result, recorded, sources) in outcomes {
             // Passages a tool labelled and annotated (web pages, files) become citable.
             ctx.rec.sources.extend(sources);
-            if let Some((options, hits)) = file_search {
+            if let Recorded::Replace(entry) = recorded {
+                replacements.insert(result.tool_call_id.clone(), entry);
+            } else if let Recorded::FileSearch(options, hits) = recorded {
                 let sequence = options["sequence"].as_u64().unwrap_or(0) as u32;
                 let ranking = options
                     .pointer("/tool/file_search/ranking_options")

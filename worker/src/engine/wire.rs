@@ -56,6 +56,10 @@ impl Engine {
     pub(super) fn call_entry(ctx: &Ctx, c: &ToolCall) -> Value {
         if Self::is_file_search(ctx, &c.name) {
             json!({"id": c.id, "type": "file_search", "file_search": {}})
+        } else if Self::is_code_interpreter(ctx, &c.name) {
+            let input = super::interpreter::code_of(&c.arguments_json)
+                .unwrap_or_else(|_| c.arguments_json.clone());
+            super::interpreter::entry(&c.id, &input, None)
         } else {
             json!({"id": c.id, "type": "function",
                    "function": {"name": c.name, "arguments": c.arguments_json, "output": null}})

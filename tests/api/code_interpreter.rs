@@ -1,0 +1,240 @@
+//! The code_interpreter tool in runs, against the stand-in interpreter
+//! (`assistants_core::interpreter::testing`: its "cells" are one-letter commands — `p TEXT`
+//! prints, `s C` keeps a byte, `r` prints it, `l` loops). The real interpreter runs the same
+//! paths in `tests/interpreter` and the SDK suites.
+
+use std::time::Duration;
+
+use assistants_core::interpreter::testing::install_stand_in;
+use assistants_tests::fake_llm::{FakeLlm, Reply};
+use assistants_tests::{json, TestApp};
+use serde_json::Value;
+
+/// A server with the stand-in installed, once it reports code_interpreter ready.
+async fn setup(
+    llm: &FakeLlm,
+    tweak: impl FnOnce(&mut assistants_host::config::Settings),
+) -> TestApp {
+    let app = TestApp::spawn_with_llm(llm, |s| {
+        install_stand_in(&s.code_interpreter.dir);
+        tweak(s)
+    })
+    .await;
+    for _ in 0..200 {
+        let (_, info) = app.get("/plugins/code_interpreter").await;
+        if info["status"] == "ready" {
+            return app;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("code_interpreter did not become ready");
+}
+
+async fn assistant_and_thread(app: &TestApp) -> (String, String) {
+    let asst = app
+        .create(
+            "/assistants",
+            json!({"model": "gpt-4o", "tools": [{"type": "code_interpreter"}]}),
+        )
+        .await;
+    let thread = app.create("/threads", json!({})).await;
+    (asst, thread)
+}
+
+/// The tool-call entries of a run's steps.
+async fn calls(app: &TestApp, thread: &str, run: &str) -> Vec<Value> {
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run}/steps?order=asc"))
+        .await;
+    steps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["type"] == "tool_calls")
+        .flat_map(|s| s["step_details"]["tool_calls"].as_array().unwrap().clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn calls_run_in_the_threads_session_and_are_recorded_in_openais_shape() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm, |_| {}).await;
+    let (asst, thread) = assistant_and_thread(&app).await;
+
+    // The model is offered the tool as OpenAI's models know it.
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "s Z"}"#));
+    llm.push(Reply::text("Stored."));
+    app.post(
+        &format!("/threads/{thread}/messages"),
+        json!({"role": "user", "content": "remember Z"}),
+    )
+    .await;
+    let (run, done) = app.run_to_end(&thread, &asst).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let offered = &llm.requests()[0]["tools"];
+    let tool = offered
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "code_interpreter")
+        .unwrap_or_else(|| panic!("not offered: {offered}"));
+    assert_eq!(tool["function"]["parameters"]["required"], json!(["code"]));
+    let first = calls(&app, &thread, &run).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["type"], "code_interpreter");
+    assert_eq!(first[0]["code_interpreter"]["input"], "s Z");
+    assert_eq!(first[0]["code_interpreter"]["outputs"], json!([]));
+
+    // The next run on the thread finds the session's state.
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "r"}"#));
+    llm.push(Reply::text("It was Z."));
+    let (run, done) = app.run_to_end(&thread, &asst).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let second = calls(&app, &thread, &run).await;
+    assert_eq!(
+        second[0]["code_interpreter"],
+        json!({"input": "r", "outputs": [{"type": "logs", "logs": "Z"}]})
+    );
+    assert_eq!(llm.last_message_text(), "Z");
+
+    // Another thread has a session of its own.
+    let other = app.create("/threads", json!({})).await;
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "r"}"#));
+    llm.push(Reply::text("Nothing."));
+    let (run, _) = app.run_to_end(&other, &asst).await;
+    assert_eq!(
+        calls(&app, &other, &run).await[0]["code_interpreter"]["outputs"][0]["logs"],
+        "?"
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_run_shows_the_code_then_its_output() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm, |_| {}).await;
+    let (asst, thread) = assistant_and_thread(&app).await;
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "p 42\n"}"#));
+    llm.push(Reply::text("The answer is 42."));
+    let (status, events) = app
+        .stream(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst, "stream": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let input: String = events
+        .iter()
+        .filter(|(e, _)| e == "thread.run.step.delta")
+        .flat_map(|(_, d)| d["delta"]["step_details"]["tool_calls"].as_array().cloned())
+        .flatten()
+        .filter(|c| c["type"] == "code_interpreter")
+        .filter_map(|c| c["code_interpreter"]["input"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(input, "p 42\n");
+    let completed = events
+        .iter()
+        .find(|(e, d)| e == "thread.run.step.completed" && d["type"] == "tool_calls")
+        .map(|(_, d)| d.clone())
+        .expect("the tool step completed");
+    assert_eq!(
+        completed["step_details"]["tool_calls"][0]["code_interpreter"]["outputs"],
+        json!([{"type": "logs", "logs": "42\n"}])
+    );
+    assert_eq!(events.last().unwrap().0, "done");
+}
+
+#[tokio::test]
+async fn a_runaway_cell_times_out_and_the_thread_gets_a_fresh_session() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm, |s| {
+        s.code_interpreter.cell_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let (asst, thread) = assistant_and_thread(&app).await;
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "s A"}"#));
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "l"}"#));
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "r"}"#));
+    llm.push(Reply::text("Done."));
+    let (run, done) = app.run_to_end(&thread, &asst).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let calls = calls(&app, &thread, &run).await;
+    let logs = |i: usize| calls[i]["code_interpreter"]["outputs"][0]["logs"].clone();
+    assert!(
+        logs(1).as_str().unwrap().contains("timed out"),
+        "{}",
+        logs(1)
+    );
+    // The state set before the timeout is gone: a new session.
+    assert_eq!(logs(2), "?");
+}
+
+#[tokio::test]
+async fn without_the_interpreter_a_call_is_told_why_and_the_run_goes_on() {
+    let llm = FakeLlm::start().await;
+    let app = TestApp::spawn_with_llm(&llm, |_| {}).await;
+    let (_, info) = app.get("/plugins/code_interpreter").await;
+    assert_eq!(info["status"], "unavailable", "{info}");
+    assert!(
+        info["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("code-interpreter install"),
+        "{info}"
+    );
+    let (_, list) = app.get("/plugins").await;
+    assert!(list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == "code_interpreter"));
+    let (asst, thread) = assistant_and_thread(&app).await;
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "print(1)"}"#));
+    llm.push(Reply::text("I could not run it."));
+    let (run, done) = app.run_to_end(&thread, &asst).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(
+        llm.last_message_text()
+            .starts_with("error: code_interpreter is not available"),
+        "{}",
+        llm.last_message_text()
+    );
+    let calls = calls(&app, &thread, &run).await;
+    assert_eq!(calls[0]["code_interpreter"]["input"], "print(1)");
+}
+
+#[tokio::test]
+async fn a_cell_abandoned_by_a_cancelled_run_leaves_a_working_thread() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm, |_| {}).await;
+    let (asst, thread) = assistant_and_thread(&app).await;
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "s B"}"#));
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "l"}"#));
+    let run = app
+        .create(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    // Cancel while the loop runs (its tool step is open).
+    for _ in 0..400 {
+        if calls(&app, &thread, &run).await.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (s, v) = app
+        .post(&format!("/threads/{thread}/runs/{run}/cancel"), json!({}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let done = app.wait_run(&thread, &run).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    // The broken session is not reused: the next call starts a fresh one.
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "r"}"#));
+    llm.push(Reply::text("Fresh."));
+    let (run, done) = app.run_to_end(&thread, &asst).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        calls(&app, &thread, &run).await[0]["code_interpreter"]["outputs"][0]["logs"],
+        "?"
+    );
+}

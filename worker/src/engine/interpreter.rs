@@ -1,0 +1,158 @@
+//! The code_interpreter tool in a run: the model's calls run as cells in the thread's session
+//! (`assistants_core::interpreter`), and are recorded in OpenAI's `code_interpreter` step shape
+//! (`input`, then `outputs` with the cell's `logs`), streamed as the model writes the code.
+
+use super::*;
+use assistants_core::interpreter::service::{result_text, CodeInterpreter};
+use assistants_core::interpreter::{self as interp};
+
+impl Engine {
+    /// Whether the model's function `name` is the code interpreter.
+    pub(super) fn is_code_interpreter(ctx: &Ctx, name: &str) -> bool {
+        ctx.rec
+            .tools
+            .iter()
+            .any(|b| b.exposed == name && b.plugin == interp::TOOL)
+    }
+}
+
+/// The Python source in a call's arguments: `{"code": "..."}` as offered, or (as some models
+/// trained on OpenAI's tool send it) the bare source.
+pub(super) fn code_of(arguments: &str) -> Result<String, String> {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v) => v
+            .get("code")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                "the arguments must be an object with the Python source in `code`".to_string()
+            }),
+        Err(_) if !arguments.trim().is_empty() => Ok(arguments.to_string()),
+        Err(_) => Err("no code was given".to_string()),
+    }
+}
+
+/// A code_interpreter call as a step lists it: its input, and its outputs once it ran.
+pub(super) fn entry(id: &str, input: &str, logs: Option<&str>) -> Value {
+    let mut ci = json!({ "input": input });
+    if let Some(logs) = logs {
+        ci["outputs"] = if logs.is_empty() {
+            json!([])
+        } else {
+            json!([{ "type": "logs", "logs": logs }])
+        };
+    }
+    json!({ "id": id, "type": "code_interpreter", "code_interpreter": ci })
+}
+
+/// Runs one call in `thread`'s session: the text the model reads, and the step entry.
+pub(super) async fn call(
+    interpreter: &CodeInterpreter,
+    thread: &str,
+    call: &ToolCall,
+) -> (ToolResult, Value) {
+    let input = code_of(&call.arguments_json);
+    // What the model reads is also what the step's logs show, errors included.
+    let (output, is_error, logs) = match &input {
+        Err(e) => {
+            let text = format!("error: {e}");
+            (text.clone(), true, text)
+        }
+        Ok(code) => match interpreter.run_cell(thread, code).await {
+            Err(why) => {
+                let text = format!("error: code_interpreter is not available: {why}");
+                (text.clone(), true, text)
+            }
+            Ok(report) => {
+                let text = result_text(&report);
+                let failed = !matches!(
+                    report.outcome.status,
+                    interp::session::CellStatus::Ok | interp::session::CellStatus::Exit(0)
+                );
+                (text.clone(), failed, text)
+            }
+        },
+    };
+    let input = input.unwrap_or_else(|_| call.arguments_json.clone());
+    let entry = entry(&call.id, &input, Some(&logs));
+    let result = ToolResult {
+        tool_call_id: call.id.clone(),
+        output,
+        is_error,
+    };
+    (result, entry)
+}
+
+/// The Python source decoded so far from a streamed `{"code": "..."` prefix: what a client
+/// can be shown while the model is still writing. Stops before an incomplete escape.
+pub(super) fn streamed_code(partial: &str) -> String {
+    let Some(key) = partial.find("\"code\"") else {
+        return String::new();
+    };
+    let rest = partial[key + 6..].trim_start();
+    let Some(rest) = rest.strip_prefix(':') else {
+        return String::new();
+    };
+    let Some(body) = rest.trim_start().strip_prefix('"') else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => {
+                let Some(e) = chars.next() else { break };
+                match e {
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    'r' => out.push('\r'),
+                    'b' => out.push('\u{8}'),
+                    'f' => out.push('\u{c}'),
+                    'u' => {
+                        let hex: String = chars.by_ref().take(4).collect();
+                        if hex.len() < 4 {
+                            break;
+                        }
+                        match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                            Some(ch) => out.push(ch),
+                            // A surrogate pair half: shown once the whole call is known.
+                            None => break,
+                        }
+                    }
+                    other => out.push(other),
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_code_decodes_what_has_arrived() {
+        assert_eq!(streamed_code(""), "");
+        assert_eq!(streamed_code("{\"co"), "");
+        assert_eq!(streamed_code("{\"code\": \"import"), "import");
+        assert_eq!(
+            streamed_code("{\"code\": \"x = 1\\nprint(x"),
+            "x = 1\nprint(x"
+        );
+        // An escape cut in half waits for its second half.
+        assert_eq!(streamed_code("{\"code\": \"a\\"), "a");
+        assert_eq!(streamed_code("{\"code\": \"\\u00e9t\\u00"), "ét");
+        assert_eq!(streamed_code("{\"code\": \"q = \\\"s\\\"\"}"), "q = \"s\"");
+    }
+
+    #[test]
+    fn code_is_read_from_json_or_taken_bare() {
+        assert_eq!(code_of(r#"{"code": "1+1"}"#).unwrap(), "1+1");
+        assert_eq!(code_of("print(2)").unwrap(), "print(2)");
+        assert!(code_of(r#"{"source": "1"}"#).is_err());
+        assert!(code_of("  ").is_err());
+    }
+}
