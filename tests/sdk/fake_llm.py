@@ -7,6 +7,9 @@ The SDK suites cannot script replies per request, so this upstream answers by co
   * otherwise, the last message is from the user, contains an http(s) URL and a function named
     `web_fetch` is offered (the server's web_retrieval tool)  -> one `web_fetch` call
     (arguments {"url": <the first URL>}), streamed in fragments;
+  * otherwise, the last message is from the user, starts with "python:" and a function named
+    `code_interpreter` is offered                             -> one `code_interpreter` call
+    (arguments {"code": <the rest of the message>}), streamed in fragments;
   * otherwise, the last message is from the user and a function named `file_search` is offered
                                                               -> one `file_search` call
     (arguments {"query": <last user message>}), streamed in fragments;
@@ -107,6 +110,15 @@ def reply(body: dict) -> list[dict]:
         args = json.dumps({"url": first_url(content_text(last.get("content")))})
         # Three fragments, so that one boundary falls inside the URL.
         out += tool_call(model, "up_wf_0", "web_fetch", args, cuts=(5, 5 + (len(args) - 5) // 2))
+    elif (
+        from_user
+        and "code_interpreter" in offered
+        and content_text(last.get("content")).startswith("python:")
+    ):
+        code = content_text(last.get("content"))[len("python:"):].strip()
+        args = json.dumps({"code": code})
+        # Fragment boundaries inside the code (and inside an escape, where there is one).
+        out += tool_call(model, "up_ci_0", "code_interpreter", args, cuts=(5, 14, 21))
     elif from_user and "file_search" in offered:
         args = json.dumps({"query": content_text(last_user)})
         # Three fragments, so that one boundary falls inside the query string.

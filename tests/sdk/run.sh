@@ -13,6 +13,10 @@
 #                         paragraphs, a <script>) on a host that server grants web_retrieval; without
 #                         it the web_retrieval tests skip. A server started here gets its own page
 #                         (a static server on 127.0.0.1) and the grant, in a --config file.
+#   ASSISTANTS_CODE_INTERPRETER_DIR, ASSISTANTS_PLUGIN_CACHE_KEY_FILE
+#                         a server started here reads them: the code_interpreter tests need the
+#                         interpreter installed (`assistants code-interpreter install`) and fail
+#                         with that hint otherwise
 #   SDK_SUITE_TIMEOUT     wall-clock limit per suite in seconds (default 900)
 #   SDK_TEST_TIMEOUT      limit per test in seconds, read by the suites (default 180)
 #   PYTHON                interpreter used to create the venvs (default python3)

@@ -1716,3 +1716,56 @@ t('web_retrieval run: stream finalMessages() carries the streamed url_citation',
   assert.equal(stored.id, messages[0].id);
   assert.equal(assertCitesPage(stored, web.page), label);
 });
+
+// ---------------------------------------------------------------------------------------------
+// code_interpreter (the server's sandboxed Python; CI installs it before these suites)
+// ---------------------------------------------------------------------------------------------
+
+const CODE = "x = 6 * 7\nprint(f'x = {x}')\nx + 1";
+let codeAssistant;
+
+async function codeSetup() {
+  if (codeAssistant) return codeAssistant;
+  // The server loads the interpreter in the background at start.
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    const { status, body } = await rawGet('/plugins/code_interpreter');
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.notEqual(body.status, 'unavailable', `code_interpreter is unavailable: ${body.status_reason}`);
+    if (body.status === 'ready') break;
+    assert.ok(Date.now() < deadline, 'code_interpreter did not become ready');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  codeAssistant = await client.beta.assistants.create({ model: 'sdk-test-model', tools: [{ type: 'code_interpreter' }] });
+  return codeAssistant;
+}
+
+t('code_interpreter run streamed: the code as it is written, then its logs', async () => {
+  const asst = await codeSetup();
+  const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: `python: ${CODE}` }] });
+  const stream = runsApi.stream(thread.id, { assistant_id: asst.id });
+  const rec = record(stream);
+  const inputs = [];
+  stream.on('toolCallDelta', (delta) => {
+    if (delta.type === 'code_interpreter' && delta.code_interpreter?.input) inputs.push(delta.code_interpreter.input);
+  });
+  const messages = await stream.finalMessages();
+  const run = await stream.finalRun();
+
+  assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+  assert.equal(rec.toolCallsCreated.length, 1, JSON.stringify(rec.toolCallsCreated));
+  const [callId, callType, functionName] = rec.toolCallsCreated[0];
+  assert.deepEqual([callType, functionName], ['code_interpreter', undefined]);
+  assert.ok(inputs.length >= 2, JSON.stringify(inputs));
+  assert.equal(inputs.join(''), CODE);
+  assert.deepEqual(rec.stepsDone.map((s) => s.type), ['tool_calls', 'message_creation']);
+  const [done] = rec.stepsDone[0].step_details.tool_calls;
+  assert.equal(done.id, callId);
+  assert.equal(done.code_interpreter.input, CODE);
+  assert.deepEqual(done.code_interpreter.outputs, [{ type: 'logs', logs: 'x = 42\n43\n' }]);
+  assert.equal(replyText(messages[0]), 'Tool said: x = 42\n43');
+
+  const steps = (await runs.listSteps(thread.id, run.id, { order: 'asc' })).data;
+  const [stored] = steps.find((s) => s.type === 'tool_calls').step_details.tool_calls;
+  assert.deepEqual(stored.code_interpreter, done.code_interpreter);
+});

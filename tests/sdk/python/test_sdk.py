@@ -1793,3 +1793,88 @@ def test_web_retrieval_run_streamed_with_event_handler(client: OpenAI, web_setup
     stored = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data[0]
     assert stored.id == messages[0].id
     assert assert_cites_page(stored, web.page) == label
+
+
+# ---------------------------------------------------------------------------------------------
+# code_interpreter (the server's sandboxed Python; CI installs it before these suites)
+# ---------------------------------------------------------------------------------------------
+
+CODE = "x = 6 * 7\nprint(f'x = {x}')\nx + 1"
+
+
+@pytest.fixture(scope="session")
+def code_assistant(client: OpenAI):
+    # The server loads the interpreter in the background at start.
+    deadline = time.time() + 180
+    while True:
+        status, _, info = raw_request("GET", "/plugins/code_interpreter")
+        assert status == 200, info
+        assert info["status"] != "unavailable", (
+            f"code_interpreter is unavailable: {info.get('status_reason')} "
+            "(run `assistants code-interpreter install` and start the server with its directory)"
+        )
+        if info["status"] == "ready":
+            break
+        assert time.time() < deadline, "code_interpreter did not become ready"
+        time.sleep(0.5)
+    return client.beta.assistants.create(model="sdk-test-model", tools=[{"type": "code_interpreter"}])
+
+
+def test_code_interpreter_run_streamed_with_event_handler(client: OpenAI, code_assistant):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"python: {CODE}"}])
+
+    class Handler(RecordingHandler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inputs: list[str] = []
+            self.logs: list[str] = []
+
+        def on_tool_call_delta(self, delta, snapshot) -> None:  # noqa: ARG002
+            if delta.type == "code_interpreter" and delta.code_interpreter:
+                if delta.code_interpreter.input:
+                    self.inputs.append(delta.code_interpreter.input)
+                for out in delta.code_interpreter.outputs or []:
+                    if out.type == "logs":
+                        self.logs.append(out.logs)
+
+    handler = Handler()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=code_assistant.id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+        messages = stream.get_final_messages()
+        run = stream.get_final_run()
+
+    assert run.status == "completed", run.last_error
+    assert len(handler.tool_calls_created) == 1, handler.tool_calls_created
+    call_id, call_type, function_name = handler.tool_calls_created[0]
+    assert (call_type, function_name) == ("code_interpreter", None)
+    # The code arrived in pieces as the model wrote it, and adds up to what it wrote.
+    assert len(handler.inputs) >= 2, handler.inputs
+    assert "".join(handler.inputs) == CODE
+    assert [s.type for s in handler.steps_done] == ["tool_calls", "message_creation"]
+    [done] = handler.steps_done[0].step_details.tool_calls
+    assert done.id == call_id
+    assert done.type == "code_interpreter"
+    assert done.code_interpreter.input == CODE
+    [logs] = done.code_interpreter.outputs
+    assert (logs.type, logs.logs) == ("logs", "x = 42\n43\n")
+    assert reply_text(messages[0]).rstrip() == "Tool said: x = 42\n43\n".rstrip()
+
+    # The stored steps say the same.
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc")
+    [stored] = [s for s in steps.data if s.type == "tool_calls"][0].step_details.tool_calls
+    assert stored.code_interpreter.input == CODE
+    assert stored.code_interpreter.outputs[0].logs == "x = 42\n43\n"
+
+
+def test_code_interpreter_state_persists_across_runs_of_a_thread(client: OpenAI, code_assistant):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "python: total = 40"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=code_assistant.id)
+    assert run.status == "completed", run.last_error
+    client.beta.threads.messages.create(thread.id, role="user", content="python: total + 2")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=code_assistant.id)
+    assert run.status == "completed", run.last_error
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id)
+    [call] = [s for s in steps.data if s.type == "tool_calls"][0].step_details.tool_calls
+    assert call.code_interpreter.outputs[0].logs == "42\n"
