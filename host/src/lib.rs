@@ -178,6 +178,7 @@ async fn run_node(
             store: store.clone(),
             plugins: plugins.clone(),
             interpreter: interpreter.clone(),
+            blobs: blobs.clone(),
             llm: llm.clone(),
             bus: bus.clone(),
             lease_secs: settings.runs.lease_secs,

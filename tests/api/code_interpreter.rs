@@ -238,3 +238,72 @@ async fn a_cell_abandoned_by_a_cancelled_run_leaves_a_working_thread() {
         "?"
     );
 }
+
+#[tokio::test]
+async fn input_files_are_in_mnt_data_and_named_to_the_model() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm, |_| {}).await;
+    let sales = app
+        .upload_ok("sales.csv", "month,total\njan,3\nfeb,4\n")
+        .await;
+    let notes = app.upload_ok("notes.txt", "attached to a message").await;
+    let unrelated = app
+        .upload_ok("other.txt", "attached for file_search only")
+        .await;
+    let asst = app
+        .create(
+            "/assistants",
+            json!({"model": "gpt-4o", "tools": [{"type": "code_interpreter"}],
+                   "tool_resources": {"code_interpreter": {"file_ids": [sales]}}}),
+        )
+        .await;
+    let thread = app.create("/threads", json!({})).await;
+    let (s, v) = app
+        .post(
+            &format!("/threads/{thread}/messages"),
+            json!({"role": "user", "content": "summarise",
+                   "attachments": [
+                       {"file_id": notes, "tools": [{"type": "code_interpreter"}]},
+                       {"file_id": unrelated, "tools": [{"type": "file_search"}]}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "p ok"}"#));
+    llm.push(Reply::text("Done."));
+    let (_, done) = app.run_to_end(&thread, &asst).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    // The model was told where each file is and what it is called.
+    let tools = &llm.requests()[0]["tools"];
+    let description = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "code_interpreter")
+        .map(|t| t["function"]["description"].as_str().unwrap().to_string())
+        .unwrap();
+    assert!(
+        description.contains(&format!("/mnt/data/{sales}: sales.csv")),
+        "{description}"
+    );
+    assert!(
+        description.contains(&format!("/mnt/data/{notes}: notes.txt")),
+        "{description}"
+    );
+    assert!(!description.contains(&unrelated), "{description}");
+    // And the cell ran with them in the thread's /mnt/data.
+    let data = app
+        .settings()
+        .code_interpreter
+        .sessions_dir
+        .join(&thread)
+        .join("data");
+    assert_eq!(
+        std::fs::read_to_string(data.join(&sales)).unwrap(),
+        "month,total\njan,3\nfeb,4\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join(&notes)).unwrap(),
+        "attached to a message"
+    );
+    assert!(!data.join(&unrelated).exists());
+}

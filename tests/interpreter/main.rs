@@ -168,7 +168,7 @@ async fn no_network_no_host_files_and_a_descriptor_flood_ends_only_its_session()
 
 /// A run whose model calls code_interpreter, on a server configured like the install.
 #[tokio::test]
-async fn a_run_computes_with_pandas_in_the_threads_session() {
+async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
     use assistants_tests::fake_llm::{FakeLlm, Reply};
     use assistants_tests::{json, TestApp};
     let dir = std::env::var_os("ASSISTANTS_CODE_INTERPRETER_DIR").map(PathBuf::from);
@@ -190,14 +190,16 @@ async fn a_run_computes_with_pandas_in_the_threads_session() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "the interpreter did not become ready in a minute");
+    let csv = app.upload_ok("numbers.csv", "x\n1\n2\n3\n4\n").await;
     let asst = app
         .create(
             "/assistants",
-            json!({"model": "gpt-4o", "tools": [{"type": "code_interpreter"}]}),
+            json!({"model": "gpt-4o", "tools": [{"type": "code_interpreter"}],
+                   "tool_resources": {"code_interpreter": {"file_ids": [csv]}}}),
         )
         .await;
     let thread = app.create("/threads", json!({})).await;
-    let code = "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3, 4]})\ndf['x'].mean()";
+    let code = format!("import pandas as pd\ndf = pd.read_csv('/mnt/data/{csv}')\ndf['x'].mean()");
     llm.push(Reply::tool(
         "code_interpreter",
         &json!({ "code": code }).to_string(),

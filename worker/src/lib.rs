@@ -8,12 +8,14 @@
 //! - [`fair`]: the order waiting runs start in: projects in turns, each under a cap;
 //! - [`publish`]: what part of a streaming answer clients see (everything, nothing, or only
 //!   what follows a marker such as ReAct's `Final Answer:`), across arbitrary chunk boundaries;
-//! - [`citations`]: file-search labels in an answer, located for `file_citation` annotations.
+//! - [`citations`]: file-search labels in an answer, located for `file_citation` annotations;
+//! - [`code_files`]: the files a run's code_interpreter sees.
 //!
 //! Everything it shares with the HTTP API (model, store, plugin host, LLM client, queue and
 //! events) is in `assistants-core`.
 
 pub(crate) mod citations;
+pub(crate) mod code_files;
 pub mod engine;
 pub(crate) mod fair;
 pub(crate) mod input;

@@ -3,7 +3,8 @@
 //! (`input`, then `outputs` with the cell's `logs`), streamed as the model writes the code.
 
 use super::*;
-use assistants_core::interpreter::service::{result_text, CodeInterpreter};
+use assistants_core::blobs::{file_key, Blobs};
+use assistants_core::interpreter::service::{result_text, Availability, CodeInterpreter};
 use assistants_core::interpreter::{self as interp};
 
 impl Engine {
@@ -45,12 +46,59 @@ pub(super) fn entry(id: &str, input: &str, logs: Option<&str>) -> Value {
     json!({ "id": id, "type": "code_interpreter", "code_interpreter": ci })
 }
 
+/// Where a call runs and what it may read.
+pub(super) struct Place {
+    pub interpreter: Arc<CodeInterpreter>,
+    pub store: Store,
+    pub blobs: Blobs,
+    pub project: String,
+    pub run: Run,
+}
+
+/// Copies the run's input files into the thread's `/mnt/data` (each once: a file's bytes
+/// never change), through a temporary file beside it so the guest never sees half a file.
+async fn provide_files(place: &Place) {
+    let thread = place.run.thread_id.to_string();
+    let dir = place.interpreter.data_dir(&thread);
+    let result: anyhow::Result<()> = async {
+        let files =
+            crate::code_files::input_files(&place.store, &place.project, &place.run).await?;
+        tokio::fs::create_dir_all(&dir).await?;
+        let staging = dir.parent().unwrap_or(&dir).to_path_buf();
+        for f in files {
+            let path = dir.join(f.id.as_str());
+            if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                continue;
+            }
+            let mut stream = place.blobs.get_stream(&file_key(f.id.as_str())).await?;
+            let tmp = tempfile::NamedTempFile::new_in(&staging)?;
+            let mut out = tokio::fs::File::from_std(tmp.reopen()?);
+            while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                tokio::io::AsyncWriteExt::write_all(&mut out, &chunk?).await?;
+            }
+            tokio::io::AsyncWriteExt::flush(&mut out).await?;
+            tmp.persist(&path)?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(
+            thread,
+            error = format!("{e:#}"),
+            "could not provide the code_interpreter's input files"
+        );
+    }
+}
+
 /// Runs one call in `thread`'s session: the text the model reads, and the step entry.
-pub(super) async fn call(
-    interpreter: &CodeInterpreter,
-    thread: &str,
-    call: &ToolCall,
-) -> (ToolResult, Value) {
+pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) {
+    let interpreter = &place.interpreter;
+    let thread = place.run.thread_id.to_string();
+    let thread = thread.as_str();
+    if interpreter.availability() == Availability::Ready {
+        provide_files(place).await;
+    }
     let input = code_of(&call.arguments_json);
     // What the model reads is also what the step's logs show, errors included.
     let (output, is_error, logs) = match &input {

@@ -53,6 +53,8 @@ pub struct Engine {
     pub plugins: Arc<PluginHost>,
     /// The code_interpreter tool's sessions on this node.
     pub interpreter: Arc<assistants_core::interpreter::service::CodeInterpreter>,
+    /// File bytes (the code_interpreter's input files).
+    pub blobs: assistants_core::blobs::Blobs,
     pub llm: Arc<Llm>,
     pub bus: Arc<dyn EventBus>,
     /// How long a claim lasts without renewal (the watcher renews it every third of that):

@@ -220,12 +220,20 @@ impl Engine {
                 options_json: options.to_string(),
             };
             let plugins = self.plugins.clone();
-            let interpreter = self.interpreter.clone();
-            let thread = ctx.run.thread_id.to_string();
+            let place = binding
+                .as_ref()
+                .filter(|b| b.plugin == interp::TOOL)
+                .map(|_| interpreter::Place {
+                    interpreter: self.interpreter.clone(),
+                    store: self.store.clone(),
+                    blobs: self.blobs.clone(),
+                    project: ctx.project.clone(),
+                    run: ctx.run.clone(),
+                });
             let project = ctx.project.clone();
             async move {
-                if binding.as_ref().is_some_and(|b| b.plugin == interp::TOOL) {
-                    let (result, entry) = interpreter::call(&interpreter, &thread, &call).await;
+                if let Some(place) = place {
+                    let (result, entry) = interpreter::call(&place, &call).await;
                     return (result, Recorded::Replace(entry), vec![]);
                 }
                 let (outcome, hits) = match &binding {

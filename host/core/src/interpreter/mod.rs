@@ -10,6 +10,7 @@
 //! without it starts and says code_interpreter is unavailable.
 
 use crate::model::engine::ToolSpec;
+use session::GUEST_DATA;
 
 pub mod artifact;
 pub mod engine;
@@ -19,17 +20,24 @@ pub mod session;
 /// The tool's type in an assistant's `tools`, and the function name the model is offered.
 pub const TOOL: &str = "code_interpreter";
 
-/// The function the model calls (OpenAI's models know the tool by this name and shape).
-pub fn tool_spec(name: &str) -> ToolSpec {
+/// The function the model calls (OpenAI's models know the tool by this name and shape),
+/// telling it the files it can read: `(file id, name)`, at `/mnt/data/<file id>`.
+pub fn tool_spec(name: &str, files: &[(String, String)]) -> ToolSpec {
+    let mut description = "Runs Python code in a stateful sandbox, like a Jupyter notebook \
+        cell: variables, imports and files persist between calls on this thread. numpy, \
+        pandas, matplotlib, scipy, scikit-learn, statsmodels, sympy, openpyxl and pillow are \
+        installed; there is no internet access. Returns what the code prints (stdout, then \
+        stderr); a final expression's value is printed. Save files you produce under /mnt/data."
+        .to_string();
+    if !files.is_empty() {
+        description.push_str(" The user's files (path: original name):");
+        for (id, filename) in files {
+            description.push_str(&format!("\n- {GUEST_DATA}/{id}: {filename}"));
+        }
+    }
     ToolSpec {
         name: name.to_string(),
-        description: "Runs Python code in a stateful sandbox, like a Jupyter notebook cell: \
-            variables, imports and files persist between calls on this thread. numpy, pandas, \
-            matplotlib, scipy, scikit-learn, statsmodels, sympy, openpyxl and pillow are \
-            installed; there is no internet access. The user's files are in /mnt/data. \
-            Returns what the code prints (stdout, then stderr); a final expression's value is \
-            printed. Save files you produce under /mnt/data."
-            .to_string(),
+        description,
         parameters_json: serde_json::json!({
             "type": "object",
             "properties": {

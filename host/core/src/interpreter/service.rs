@@ -218,7 +218,7 @@ impl CodeInterpreter {
             let mounts = Mounts {
                 installed,
                 tmp: self.settings.sessions_dir.join(thread).join("tmp"),
-                data: self.settings.sessions_dir.join(thread).join("data"),
+                data: self.data_dir(thread),
             };
             let limits = SessionLimits {
                 memory_bytes: (self.settings.memory_mib << 20) as usize,
@@ -304,7 +304,7 @@ impl CodeInterpreter {
     /// How `GET /v1/plugins` lists it: in the plugins' shape, with its status (`ready`,
     /// `preparing`, `unavailable` and why) and limits.
     pub fn info(&self) -> serde_json::Value {
-        let spec = super::tool_spec(super::TOOL);
+        let spec = super::tool_spec(super::TOOL, &[]);
         let (status, reason) = match self.availability() {
             Availability::Ready => ("ready", None),
             Availability::Preparing => ("preparing", None),
@@ -338,6 +338,11 @@ impl CodeInterpreter {
             "status": status,
             "status_reason": reason,
         })
+    }
+
+    /// The host directory that is `thread`'s `/mnt/data`.
+    pub fn data_dir(&self, thread: &str) -> PathBuf {
+        self.settings.sessions_dir.join(thread).join("data")
     }
 
     /// Live sessions on this node.
