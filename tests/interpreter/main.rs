@@ -205,6 +205,12 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
         &json!({ "code": code }).to_string(),
     ));
     llm.push(Reply::tool("code_interpreter", r#"{"code": "len(df)"}"#));
+    let plot =
+        "import matplotlib.pyplot as plt\nplt.plot(df['x'], df['x'] ** 2)\nplt.title('squares')";
+    llm.push(Reply::tool(
+        "code_interpreter",
+        &json!({ "code": plot }).to_string(),
+    ));
     llm.push(Reply::text("The mean is 2.5."));
     let (run, done) = app.run_to_end(&thread, &asst).await;
     assert_eq!(done["status"], "completed", "{done}");
@@ -228,5 +234,46 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
                 .to_string()
         })
         .collect();
-    assert_eq!(logs, ["np.float64(2.5)\n", "4\n"], "{steps}");
+    assert_eq!(logs[..2], ["np.float64(2.5)\n", "4\n"], "{steps}");
+    // The figure the last cell left open was displayed: an image output, a file with purpose
+    // assistants_output holding a PNG, and an image_file part of the answer.
+    let plotted = steps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["step_details"]["tool_calls"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .next_back()
+        .unwrap();
+    let outputs = plotted["code_interpreter"]["outputs"].as_array().unwrap();
+    let image = outputs
+        .iter()
+        .find(|o| o["type"] == "image")
+        .unwrap_or_else(|| panic!("no image output: {plotted}"));
+    let file_id = image["image"]["file_id"].as_str().unwrap();
+    let (_, file) = app.get(&format!("/files/{file_id}")).await;
+    assert_eq!(file["purpose"], "assistants_output", "{file}");
+    let png = app
+        .client
+        .get(app.url(&format!("/files/{file_id}/content")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let (_, msgs) = app
+        .get(&format!("/threads/{thread}/messages?order=desc&limit=1"))
+        .await;
+    let content = msgs["data"][0]["content"].as_array().unwrap();
+    assert_eq!(content[0]["type"], "text", "{msgs}");
+    assert_eq!(
+        content[1],
+        json!({"type": "image_file", "image_file": {"file_id": file_id}})
+    );
 }

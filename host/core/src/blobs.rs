@@ -128,6 +128,13 @@ impl Blobs {
         }
     }
 
+    /// Writes a small object whole (one request; for what the server itself produces, such
+    /// as code_interpreter figures).
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> BlobResult<()> {
+        self.store.put(&ObjectPath::from(key), bytes.into()).await?;
+        Ok(())
+    }
+
     /// The object's bytes as a stream, for downloads.
     pub async fn get_stream(
         &self,

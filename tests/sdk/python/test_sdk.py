@@ -1878,3 +1878,20 @@ def test_code_interpreter_state_persists_across_runs_of_a_thread(client: OpenAI,
     steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id)
     [call] = [s for s in steps.data if s.type == "tool_calls"][0].step_details.tool_calls
     assert call.code_interpreter.outputs[0].logs == "42\n"
+
+
+def test_code_interpreter_figure_becomes_an_image_output_and_image_file(client: OpenAI, code_assistant):
+    code = "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 5])\nplt.title('bars')"
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"python: {code}"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=code_assistant.id)
+    assert run.status == "completed", run.last_error
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id)
+    [call] = [s for s in steps.data if s.type == "tool_calls"][0].step_details.tool_calls
+    images = [o for o in call.code_interpreter.outputs if o.type == "image"]
+    assert len(images) == 1, call.code_interpreter.outputs
+    file_id = images[0].image.file_id
+    assert client.files.retrieve(file_id).purpose == "assistants_output"
+    assert client.files.content(file_id).read().startswith(b"\x89PNG\r\n\x1a\n")
+    [answer] = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data
+    assert [c.type for c in answer.content] == ["text", "image_file"]
+    assert answer.content[1].image_file.file_id == file_id

@@ -6,6 +6,9 @@ use super::*;
 use assistants_core::blobs::{file_key, Blobs};
 use assistants_core::interpreter::service::{result_text, Availability, CodeInterpreter};
 use assistants_core::interpreter::{self as interp};
+use assistants_core::model::ids::FileId;
+use assistants_core::model::{FileObject, FileStatus};
+use assistants_core::store::Val;
 
 impl Engine {
     /// Whether the model's function `name` is the code interpreter.
@@ -91,6 +94,42 @@ async fn provide_files(place: &Place) {
     }
 }
 
+/// Keeps a figure as a file of the run's project (purpose `assistants_output`, as OpenAI's
+/// code_interpreter images are); its id.
+async fn save_image(
+    place: &Place,
+    call_id: &str,
+    index: usize,
+    png: Vec<u8>,
+) -> anyhow::Result<String> {
+    let id = FileId::new();
+    let bytes = png.len() as u64;
+    place.blobs.put_bytes(&file_key(id.as_str()), png).await?;
+    let file = FileObject {
+        id: id.clone(),
+        object: "file".into(),
+        bytes: bytes as i64,
+        created_at: now(),
+        expires_at: None,
+        filename: format!("{call_id}-{index}.png"),
+        purpose: "assistants_output".into(),
+        status: FileStatus::Processed,
+        status_details: None,
+    };
+    place
+        .store
+        .insert(
+            &place.project,
+            &file,
+            &[
+                ("purpose", Val::Text("assistants_output".into())),
+                ("expires_at", Val::OptInt(None)),
+            ],
+        )
+        .await?;
+    Ok(id.to_string())
+}
+
 /// Runs one call in `thread`'s session: the text the model reads, and the step entry.
 pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) {
     let interpreter = &place.interpreter;
@@ -100,6 +139,7 @@ pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) 
         provide_files(place).await;
     }
     let input = code_of(&call.arguments_json);
+    let mut images: Vec<String> = Vec::new();
     // What the model reads is also what the step's logs show, errors included.
     let (output, is_error, logs) = match &input {
         Err(e) => {
@@ -112,17 +152,44 @@ pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) 
                 (text.clone(), true, text)
             }
             Ok(report) => {
-                let text = result_text(&report);
+                let mut text = result_text(&report);
                 let failed = !matches!(
                     report.outcome.status,
                     interp::session::CellStatus::Ok | interp::session::CellStatus::Exit(0)
                 );
+                for (i, png) in report.images.into_iter().enumerate() {
+                    match save_image(place, &call.id, i, png).await {
+                        Ok(id) => images.push(id),
+                        Err(e) => tracing::warn!(
+                            error = format!("{e:#}"),
+                            "could not keep a code_interpreter figure"
+                        ),
+                    }
+                }
+                if !images.is_empty() {
+                    if !text.is_empty() && !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    text.push_str(&format!(
+                        "[{} image(s) displayed to the user: {}]",
+                        images.len(),
+                        images.join(", ")
+                    ));
+                }
                 (text.clone(), failed, text)
             }
         },
     };
     let input = input.unwrap_or_else(|_| call.arguments_json.clone());
-    let entry = entry(&call.id, &input, Some(&logs));
+    let mut entry = entry(&call.id, &input, Some(&logs));
+    if let Some(outputs) = entry
+        .pointer_mut("/code_interpreter/outputs")
+        .and_then(Value::as_array_mut)
+    {
+        for id in &images {
+            outputs.push(json!({"type": "image", "image": {"file_id": id}}));
+        }
+    }
     let result = ToolResult {
         tool_call_id: call.id.clone(),
         output,

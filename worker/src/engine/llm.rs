@@ -361,7 +361,7 @@ impl Engine {
     pub(super) async fn close_message(
         &self,
         tx: &mut Tx,
-        ctx: &Ctx,
+        ctx: &mut Ctx,
         ids: &ActionIds,
         text: &str,
         cut_off: bool,
@@ -380,6 +380,29 @@ impl Engine {
         msg.content =
             vec![json!({"type": "text", "text": {"value": text, "annotations": annotations}})];
         let mut events = Vec::new();
+        // Figures code_interpreter displayed since the last answer follow its text, and reach
+        // streaming clients in one delta before the message completes.
+        let images: Vec<Value> = std::mem::take(&mut ctx.rec.images)
+            .into_iter()
+            .map(|id| json!({"type": "image_file", "image_file": {"file_id": id}}))
+            .collect();
+        if !images.is_empty() {
+            let indexed: Vec<Value> = images
+                .iter()
+                .enumerate()
+                .map(|(i, part)| {
+                    let mut part = part.clone();
+                    part["index"] = json!(i + 1);
+                    part
+                })
+                .collect();
+            msg.content.extend(images);
+            events.push(StreamEvent::new(
+                "thread.message.delta",
+                &json!({"id": ids.message, "object": "thread.message.delta",
+                        "delta": {"content": indexed}}),
+            ));
+        }
         if !annotations.is_empty() {
             // Streamed text got no annotations as it went; they arrive in one delta before the
             // message completes (the SDKs merge them by index into the text part).

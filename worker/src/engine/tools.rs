@@ -325,6 +325,14 @@ impl Engine {
             // Passages a tool labelled and annotated (web pages, files) become citable.
             ctx.rec.sources.extend(sources);
             if let Recorded::Replace(entry) = recorded {
+                // Figures a cell displayed go into the next answer message.
+                let shown = entry
+                    .pointer("/code_interpreter/outputs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| o.pointer("/image/file_id").and_then(Value::as_str));
+                ctx.rec.images.extend(shown.map(str::to_string));
                 replacements.insert(result.tool_call_id.clone(), entry);
             } else if let Recorded::FileSearch(options, hits) = recorded {
                 let sequence = options["sequence"].as_u64().unwrap_or(0) as u32;

@@ -149,6 +149,7 @@ pub fn create(run: &mut Run, pins: Pins) -> EngineRecord {
         sources: Vec::new(),
         plugin_calls: Default::default(),
         include_content: pins.include_content,
+        images: Vec::new(),
     }
 }
 

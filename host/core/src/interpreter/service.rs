@@ -78,9 +78,28 @@ pub enum Availability {
 #[derive(Debug, Clone)]
 pub struct CellReport {
     pub outcome: CellOutcome,
-    /// The session was new for this call (earlier state of the thread is gone).
-    pub fresh_session: bool,
+    /// PNGs of the matplotlib figures the cell left open (in figure order), which the
+    /// notebook would have displayed; the figures are closed.
+    pub images: Vec<Vec<u8>>,
 }
+
+/// Saves and closes the figures a cell left open, as a notebook displays them; prints
+/// nothing and leaves no name behind. Run after each cell that returned.
+const SAVE_FIGURES: &str = "def __assistants_save_figures():
+    import sys, os
+    plt = sys.modules.get('matplotlib.pyplot')
+    if plt is None:
+        return
+    os.makedirs('/tmp/.figures', exist_ok=True)
+    for n in plt.get_fignums()[:MAX]:
+        plt.figure(n).savefig(f'/tmp/.figures/{n:06d}.png', format='png')
+    plt.close('all')
+__assistants_save_figures()
+del __assistants_save_figures
+";
+/// Figures kept per cell, and the largest PNG taken.
+const MAX_FIGURES: usize = 10;
+const MAX_FIGURE_BYTES: u64 = 16 << 20;
 
 struct Live {
     session: Session,
@@ -213,8 +232,7 @@ impl CodeInterpreter {
         if expired {
             *guard = None;
         }
-        let fresh_session = guard.is_none();
-        if fresh_session {
+        if guard.is_none() {
             let mounts = Mounts {
                 installed,
                 tmp: self.settings.sessions_dir.join(thread).join("tmp"),
@@ -236,11 +254,18 @@ impl CodeInterpreter {
         }
         let timeout = self.settings.cell_timeout;
         let code = code.to_string();
+        let save = SAVE_FIGURES.replace("MAX", &MAX_FIGURES.to_string());
         // The cell runs on the guest threads with the session's lock held; the session comes
         // back with the outcome (or not at all, if it broke).
         let work = async move {
             let live = guard.as_mut().expect("a live session");
             let outcome = live.session.cell(&code, timeout).await;
+            if matches!(
+                outcome.status,
+                CellStatus::Ok | CellStatus::Exception | CellStatus::Exit(_)
+            ) {
+                live.session.cell(&save, Duration::from_secs(30)).await;
+            }
             live.last_used = Instant::now();
             if live.session.is_broken() || live.session.has_ended() {
                 *guard = None;
@@ -251,11 +276,12 @@ impl CodeInterpreter {
             Some(g) => g.run(work).await,
             None => work.await,
         };
+        let figures = self.settings.sessions_dir.join(thread).join("tmp/.figures");
+        let images = tokio::task::spawn_blocking(move || take_figures(&figures))
+            .await
+            .unwrap_or_default();
         self.evict();
-        Ok(CellReport {
-            outcome,
-            fresh_session,
-        })
+        Ok(CellReport { outcome, images })
     }
 
     /// The lock a thread's session lives under.
@@ -349,6 +375,30 @@ impl CodeInterpreter {
     pub fn live_sessions(&self) -> usize {
         self.sessions.lock().expect("sessions lock").len()
     }
+}
+
+/// The PNGs in `dir` in name order (at most [`MAX_FIGURES`], each at most
+/// [`MAX_FIGURE_BYTES`]), removed as they are read.
+fn take_figures(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    paths.sort();
+    let mut images = Vec::new();
+    for path in paths {
+        let small = std::fs::metadata(&path).is_ok_and(|m| m.len() <= MAX_FIGURE_BYTES);
+        if small && images.len() < MAX_FIGURES {
+            if let Ok(bytes) = std::fs::read(&path) {
+                images.push(bytes);
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    images
 }
 
 /// The tool result the model reads for a cell: its output, and what happened if it did not

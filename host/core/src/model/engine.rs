@@ -232,6 +232,10 @@ pub struct EngineRecord {
     /// `include[]` asked for file_search result content in streamed step events.
     #[serde(default)]
     pub include_content: bool,
+    /// File ids of figures code_interpreter displayed since the last answer message: the next
+    /// one shows them as `image_file` parts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 /// One citable passage a tool returned in this run: label `【{sequence}:{index}†{filename}】`.
