@@ -215,13 +215,15 @@ async fn a_cell_abandoned_by_a_cancelled_run_leaves_a_working_thread() {
             json!({"assistant_id": asst}),
         )
         .await;
-    // Cancel while the loop runs (its tool step is open).
+    // Cancel while the loop runs: its call is listed just before the cell starts, and the
+    // loop runs for the whole cell timeout (two minutes), so a second later it is running.
     for _ in 0..400 {
         if calls(&app, &thread, &run).await.len() == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let (s, v) = app
         .post(&format!("/threads/{thread}/runs/{run}/cancel"), json!({}))
         .await;
