@@ -319,8 +319,15 @@ impl TestApp {
 
     /// Polls a run until it leaves queued/in_progress/cancelling (30 s at most).
     pub async fn wait_run(&self, thread: &str, run: &str) -> Value {
+        self.wait_run_within(thread, run, Duration::from_secs(30))
+            .await
+    }
+
+    /// Polls a run until it leaves queued/in_progress/cancelling, for at most `limit` (runs
+    /// that do real work, such as the code interpreter's first pandas import on a busy machine).
+    pub async fn wait_run_within(&self, thread: &str, run: &str, limit: Duration) -> Value {
         let mut last = Value::Null;
-        for _ in 0..600 {
+        for _ in 0..(limit.as_millis() / 50).max(1) {
             let (s, v) = self.get(&format!("/threads/{thread}/runs/{run}")).await;
             assert_eq!(s, 200, "{v}");
             if !matches!(
