@@ -309,3 +309,69 @@ async fn input_files_are_in_mnt_data_and_named_to_the_model() {
     );
     assert!(!data.join(&unrelated).exists());
 }
+
+#[tokio::test]
+async fn sandbox_links_in_an_answer_become_file_path_annotations() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm, |_| {}).await;
+    let (asst, thread) = assistant_and_thread(&app).await;
+    // The stand-in writes "aaaa" to /mnt/data/out.csv (descriptor 5 is /mnt/data here).
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "w5 out.csv"}"#));
+    // A file outside the sandbox, linked from inside it (a guest can make symlinks).
+    let data = app
+        .settings()
+        .code_interpreter
+        .sessions_dir
+        .join(&thread)
+        .join("data");
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "host secret").unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    std::os::unix::fs::symlink(secret.path(), data.join("leak.txt")).unwrap();
+    let answer = "Saved [the table](sandbox:/mnt/data/out.csv); see sandbox:/mnt/data/leak.txt and sandbox:/mnt/data/missing.csv.";
+    llm.push(Reply::text(answer));
+    let run = app
+        .create(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, &run).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, msgs) = app
+        .get(&format!("/threads/{thread}/messages?order=desc&limit=1"))
+        .await;
+    let text = &msgs["data"][0]["content"][0]["text"];
+    assert_eq!(text["value"], answer);
+    let annotations = text["annotations"].as_array().unwrap();
+    // Only the file the code wrote: not the symlink out of the sandbox, not a missing one.
+    assert_eq!(annotations.len(), 1, "{annotations:?}");
+    let a = &annotations[0];
+    assert_eq!(a["type"], "file_path");
+    assert_eq!(a["text"], "sandbox:/mnt/data/out.csv");
+    let chars: Vec<char> = answer.chars().collect();
+    let (start, end) = (
+        a["start_index"].as_u64().unwrap() as usize,
+        a["end_index"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(
+        chars[start..end].iter().collect::<String>(),
+        "sandbox:/mnt/data/out.csv"
+    );
+    let file_id = a["file_path"]["file_id"].as_str().unwrap();
+    let (_, file) = app.get(&format!("/files/{file_id}")).await;
+    assert_eq!(file["purpose"], "assistants_output", "{file}");
+    assert_eq!(file["filename"], "out.csv");
+    let content = app
+        .client
+        .get(app.url(&format!("/files/{file_id}/content")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(content, "aaaa");
+    let (_, files) = app.get("/files?purpose=assistants_output").await;
+    assert_eq!(files["data"].as_array().unwrap().len(), 1, "{files}");
+}

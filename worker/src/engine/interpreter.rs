@@ -6,6 +6,7 @@ use super::*;
 use assistants_core::blobs::{file_key, Blobs};
 use assistants_core::interpreter::service::{result_text, Availability, CodeInterpreter};
 use assistants_core::interpreter::{self as interp};
+use assistants_core::model::engine::SandboxFile;
 use assistants_core::model::ids::FileId;
 use assistants_core::model::{FileObject, FileStatus};
 use assistants_core::store::Val;
@@ -94,32 +95,32 @@ async fn provide_files(place: &Place) {
     }
 }
 
-/// Keeps a figure as a file of the run's project (purpose `assistants_output`, as OpenAI's
-/// code_interpreter images are); its id.
-async fn save_image(
-    place: &Place,
-    call_id: &str,
-    index: usize,
-    png: Vec<u8>,
+/// Keeps bytes the code produced as a file of the run's project, with purpose
+/// `assistants_output` (as OpenAI's code_interpreter outputs are); its id.
+async fn save_output(
+    store: &Store,
+    blobs: &Blobs,
+    project: &str,
+    filename: String,
+    content: Vec<u8>,
 ) -> anyhow::Result<String> {
     let id = FileId::new();
-    let bytes = png.len() as u64;
-    place.blobs.put_bytes(&file_key(id.as_str()), png).await?;
+    let bytes = content.len() as u64;
+    blobs.put_bytes(&file_key(id.as_str()), content).await?;
     let file = FileObject {
         id: id.clone(),
         object: "file".into(),
         bytes: bytes as i64,
         created_at: now(),
         expires_at: None,
-        filename: format!("{call_id}-{index}.png"),
+        filename,
         purpose: "assistants_output".into(),
         status: FileStatus::Processed,
         status_details: None,
     };
-    place
-        .store
+    store
         .insert(
-            &place.project,
+            project,
             &file,
             &[
                 ("purpose", Val::Text("assistants_output".into())),
@@ -128,6 +129,74 @@ async fn save_image(
         )
         .await?;
     Ok(id.to_string())
+}
+
+/// A file below `dir` at `rel` that is a regular file reached through real directories only
+/// (the guest can make symlinks in /mnt/data; the host must not follow them out of it).
+async fn sandbox_file(dir: &std::path::Path, rel: &str) -> Option<std::path::PathBuf> {
+    let mut path = dir.to_path_buf();
+    let parts: Vec<_> = std::path::Path::new(rel).components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        let std::path::Component::Normal(name) = part else {
+            return None;
+        };
+        path.push(name);
+        let meta = tokio::fs::symlink_metadata(&path).await.ok()?;
+        let last = i + 1 == parts.len();
+        let fits = if last {
+            meta.is_file() && meta.len() <= MAX_OUTPUT_BYTES
+        } else {
+            meta.is_dir()
+        };
+        if !fits {
+            return None;
+        }
+    }
+    (!parts.is_empty()).then_some(path)
+}
+
+/// The largest file an answer's `sandbox:` link keeps.
+const MAX_OUTPUT_BYTES: u64 = 64 << 20;
+
+impl Engine {
+    /// Keeps the files an answer links as `sandbox:/mnt/data/…` (each path once per run), so
+    /// its `file_path` annotations can point at them. Called before the answer's transaction
+    /// (writing a file inside it would wait for SQLite's writer that transaction holds). No
+    /// thread's cell runs meanwhile: a thread has one active run at a time.
+    pub(super) async fn keep_sandbox_files(&self, ctx: &mut Ctx, text: &str) {
+        if !ctx.rec.tools.iter().any(|b| b.plugin == interp::TOOL) {
+            return;
+        }
+        let dir = self.interpreter.data_dir(ctx.run.thread_id.as_str());
+        for link in crate::code_files::sandbox_links(text) {
+            if ctx.rec.sandbox_files.iter().any(|f| f.path == link.path) {
+                continue;
+            }
+            let rel = &link.path[interp::session::GUEST_DATA.len() + 1..];
+            let Some(host) = sandbox_file(&dir, rel).await else {
+                continue;
+            };
+            let name = host
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let kept = match tokio::fs::read(&host).await {
+                Ok(content) => {
+                    save_output(&self.store, &self.blobs, &ctx.project, name, content).await
+                }
+                Err(e) => Err(e.into()),
+            };
+            match kept {
+                Ok(file_id) => ctx.rec.sandbox_files.push(SandboxFile {
+                    path: link.path,
+                    file_id,
+                }),
+                Err(e) => {
+                    tracing::warn!(path = %link.path, error = format!("{e:#}"), "could not keep a file an answer links")
+                }
+            }
+        }
+    }
 }
 
 /// Runs one call in `thread`'s session: the text the model reads, and the step entry.
@@ -158,7 +227,8 @@ pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) 
                     interp::session::CellStatus::Ok | interp::session::CellStatus::Exit(0)
                 );
                 for (i, png) in report.images.into_iter().enumerate() {
-                    match save_image(place, &call.id, i, png).await {
+                    let name = format!("{}-{i}.png", call.id);
+                    match save_output(&place.store, &place.blobs, &place.project, name, png).await {
                         Ok(id) => images.push(id),
                         Err(e) => tracing::warn!(
                             error = format!("{e:#}"),

@@ -128,6 +128,9 @@ impl Engine {
             }
         });
         let cut_off = finish_reason == "length";
+        if progress.message_open {
+            self.keep_sandbox_files(ctx, &progress.published).await;
+        }
 
         let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
             return Ok(Flow::Interrupted);
@@ -224,6 +227,7 @@ impl Engine {
                 if !p.tool_step_open {
                     if p.message_open {
                         // Close the answer so far before the tool step starts.
+                        self.keep_sandbox_files(ctx, &p.published).await;
                         let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
                             return Ok(StreamEnd::TakenAway);
                         };
@@ -376,7 +380,13 @@ impl Engine {
         {
             msg.created_at = existing.created_at;
         }
-        let annotations = crate::citations::annotations(text, &ctx.rec.sources);
+        let mut annotations = crate::citations::annotations(text, &ctx.rec.sources);
+        // Links to files the code wrote (`sandbox:/mnt/data/…`), kept before this transaction.
+        annotations.extend(crate::code_files::file_path_annotations(
+            text,
+            &ctx.rec.sandbox_files,
+        ));
+        annotations.sort_by_key(|a| a["start_index"].as_u64());
         msg.content =
             vec![json!({"type": "text", "text": {"value": text, "annotations": annotations}})];
         let mut events = Vec::new();
@@ -468,6 +478,7 @@ impl Engine {
         let delta = json!({"id": ids.message, "object": "thread.message.delta",
             "delta": {"content": [{"index": 0, "type": "text", "text": {"value": text}}]}});
         self.publish(ctx, "thread.message.delta", &delta).await;
+        self.keep_sandbox_files(ctx, text).await;
         let Some(mut tx) = self.tx(ctx, RunStatus::InProgress).await? else {
             return Ok(Flow::Interrupted);
         };

@@ -150,6 +150,7 @@ pub fn create(run: &mut Run, pins: Pins) -> EngineRecord {
         plugin_calls: Default::default(),
         include_content: pins.include_content,
         images: Vec::new(),
+        sandbox_files: Vec::new(),
     }
 }
 

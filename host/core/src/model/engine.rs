@@ -236,6 +236,18 @@ pub struct EngineRecord {
     /// one shows them as `image_file` parts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
+    /// Files the code wrote that answers linked as `sandbox:/mnt/data/…`, kept as files of the
+    /// project: `file_path` annotations point at them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_files: Vec<SandboxFile>,
+}
+
+/// A `sandbox:` path an answer linked, and the file that now holds what was there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxFile {
+    /// The path as written after `sandbox:`, e.g. `/mnt/data/report.csv`.
+    pub path: String,
+    pub file_id: String,
 }
 
 /// One citable passage a tool returned in this run: label `【{sequence}:{index}†{filename}】`.
