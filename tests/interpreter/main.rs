@@ -211,14 +211,20 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
         "code_interpreter",
         &json!({ "code": plot }).to_string(),
     ));
-    llm.push(Reply::text("The mean is 2.5."));
+    llm.push(Reply::tool(
+        "code_interpreter",
+        r#"{"code": "(df * 2).to_csv('/mnt/data/doubled.csv', index=False)"}"#,
+    ));
+    llm.push(Reply::text(
+        "The mean is 2.5; [doubled](sandbox:/mnt/data/doubled.csv).",
+    ));
     let run = app
         .create(
             &format!("/threads/{thread}/runs"),
             json!({"assistant_id": asst}),
         )
         .await;
-    // Three cells, the first importing pandas, beside the other tests' sessions.
+    // Four cells, the first importing pandas, beside the other tests' sessions.
     let done = app
         .wait_run_within(&thread, &run, Duration::from_secs(300))
         .await;
@@ -256,7 +262,7 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
                 .cloned()
                 .unwrap_or_default()
         })
-        .next_back()
+        .nth(2)
         .unwrap();
     let outputs = plotted["code_interpreter"]["outputs"].as_array().unwrap();
     let image = outputs
@@ -285,4 +291,19 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
         content[1],
         json!({"type": "image_file", "image_file": {"file_id": file_id}})
     );
+    // The file the code wrote, linked from the answer, is downloadable through its annotation.
+    let annotation = &content[0]["text"]["annotations"][0];
+    assert_eq!(annotation["type"], "file_path", "{msgs}");
+    assert_eq!(annotation["text"], "sandbox:/mnt/data/doubled.csv");
+    let written = annotation["file_path"]["file_id"].as_str().unwrap();
+    let csv = app
+        .client
+        .get(app.url(&format!("/files/{written}/content")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, "x\n2\n4\n6\n8\n");
 }

@@ -217,7 +217,21 @@ else
 </html>
 HTML
   WEB_PORT="$(free_port)"
-  "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$TMP/web" "$WEB_PORT" >"$TMP/web.log" 2>&1 &
+  # HTTP/1.1 with Content-Length, so the client closes the connection: `python -m http.server`
+  # (HTTP/1.0) closes it right after answering, and a web_fetch once saw that close as a reset.
+  "$PYTHON" - "$TMP/web" "$WEB_PORT" >"$TMP/web.log" 2>&1 <<'PY' &
+import functools
+import http.server
+import sys
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+
+handler = functools.partial(Handler, directory=sys.argv[1])
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), handler).serve_forever()
+PY
   WEB_PID=$!
   export ASSISTANTS_SDK_WEB_URL="http://127.0.0.1:$WEB_PORT/page.html"
   cat >"$TMP/config.toml" <<TOML
