@@ -1,6 +1,7 @@
 //! `GET /plugins` and `GET /plugins/{id}`: installed tool plugins with their tools and
-//! schemas, and the host's code interpreter with its status. An extension of the Assistants API (the real one has no such endpoint); the list
-//! uses the standard list envelope so SDK-style clients can read it.
+//! schemas, and the host's code interpreter with its status. An extension of the Assistants
+//! API (the real one has no such endpoint); the list uses the standard list envelope so
+//! SDK-style clients can read it.
 
 use axum::extract::State;
 use axum::routing::get;
