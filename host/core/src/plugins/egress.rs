@@ -168,6 +168,8 @@ impl WasiHttpHooks for PluginHttpHooks {
 
 /// Bytes of a refused request's body read (and dropped) before the refusal is answered.
 const REFUSED_BODY_BYTES: usize = 1024 * 1024;
+/// The largest request body a plugin sends (it is read whole before the request goes out).
+const REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 fn connect_timeout(options: Option<&RequestOptions>) -> Duration {
     options
@@ -226,7 +228,7 @@ async fn connect(
 
 async fn send(
     policy: &HttpPolicy,
-    mut request: Request<WasiBody>,
+    request: Request<WasiBody>,
     options: Option<RequestOptions>,
     permit: OwnedSemaphorePermit,
 ) -> Result<Response<WasiBody>, Error> {
@@ -242,6 +244,25 @@ async fn send(
             return Err(e);
         }
     };
+    // The guest's body, read to its end before the request goes out: hyper sends a GET
+    // without polling an unsized body and drops it, and a guest still writing (or finishing)
+    // it then saw a broken stream, reported as "connection reset" — under load, when guest
+    // threads run late. Whole, it also goes out with a Content-Length, as servers prefer.
+    let (parts, body) = request.into_parts();
+    let body = match tokio::time::timeout(
+        connect_timeout,
+        http_body_util::Limited::new(body, REQUEST_BODY_BYTES).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Error::HttpRequestBodySize(Some(REQUEST_BODY_BYTES as u64)))
+        }
+        Ok(Err(_)) => return Err(Error::HttpRequestBodySize(None)),
+        Err(_) => return Err(Error::ConnectionTimeout),
+    };
+    let mut request = Request::from_parts(parts, http_body_util::Full::new(body));
     let mut injected = false;
     for secret in policy
         .secrets
@@ -322,7 +343,7 @@ async fn send(
 
 async fn exchange<S>(
     stream: S,
-    request: Request<WasiBody>,
+    request: Request<http_body_util::Full<bytes::Bytes>>,
 ) -> Result<Response<hyper::body::Incoming>, Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
