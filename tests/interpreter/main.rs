@@ -265,6 +265,8 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
         .nth(2)
         .unwrap();
     let outputs = plotted["code_interpreter"]["outputs"].as_array().unwrap();
+    // The cell printed nothing: its only output is the image (the note on it is the model's).
+    assert!(outputs.iter().all(|o| o["type"] == "image"), "{plotted}");
     let image = outputs
         .iter()
         .find(|o| o["type"] == "image")

@@ -209,7 +209,8 @@ pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) 
     }
     let input = code_of(&call.arguments_json);
     let mut images: Vec<String> = Vec::new();
-    // What the model reads is also what the step's logs show, errors included.
+    // What the model reads is what the step's logs show (errors included), plus a note on
+    // the images it displayed.
     let (output, is_error, logs) = match &input {
         Err(e) => {
             let text = format!("error: {e}");
@@ -221,7 +222,8 @@ pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) 
                 (text.clone(), true, text)
             }
             Ok(report) => {
-                let mut text = result_text(&report);
+                let logs = result_text(&report);
+                let mut text = logs.clone();
                 let failed = !matches!(
                     report.outcome.status,
                     interp::session::CellStatus::Ok | interp::session::CellStatus::Exit(0)
@@ -246,7 +248,8 @@ pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) 
                         images.join(", ")
                     ));
                 }
-                (text.clone(), failed, text)
+                // The step's logs are the cell's output; the note on images is for the model.
+                (text, failed, logs)
             }
         },
     };
