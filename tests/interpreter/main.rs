@@ -265,8 +265,13 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
         .nth(2)
         .unwrap();
     let outputs = plotted["code_interpreter"]["outputs"].as_array().unwrap();
-    // The cell printed nothing: its only output is the image (the note on it is the model's).
-    assert!(outputs.iter().all(|o| o["type"] == "image"), "{plotted}");
+    // The logs are the cell's own output (its final expression echoed); the note on the image
+    // is only for the model.
+    assert_eq!(
+        outputs[0]["logs"], "Text(0.5, 1.0, 'squares')\n",
+        "{plotted}"
+    );
+    assert_eq!(outputs.len(), 2, "{plotted}");
     let image = outputs
         .iter()
         .find(|o| o["type"] == "image")
