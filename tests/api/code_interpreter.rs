@@ -362,15 +362,7 @@ async fn sandbox_links_in_an_answer_become_file_path_annotations() {
     let (_, file) = app.get(&format!("/files/{file_id}")).await;
     assert_eq!(file["purpose"], "assistants_output", "{file}");
     assert_eq!(file["filename"], "out.csv");
-    let content = app
-        .client
-        .get(app.url(&format!("/files/{file_id}/content")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let content = String::from_utf8(app.file_content(file_id).await).unwrap();
     assert_eq!(content, "aaaa");
     let (_, files) = app.get("/files?purpose=assistants_output").await;
     assert_eq!(files["data"].as_array().unwrap().len(), 1, "{files}");

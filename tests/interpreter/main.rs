@@ -279,15 +279,7 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
     let file_id = image["image"]["file_id"].as_str().unwrap();
     let (_, file) = app.get(&format!("/files/{file_id}")).await;
     assert_eq!(file["purpose"], "assistants_output", "{file}");
-    let png = app
-        .client
-        .get(app.url(&format!("/files/{file_id}/content")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let png = app.file_content(file_id).await;
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     let (_, msgs) = app
         .get(&format!("/threads/{thread}/messages?order=desc&limit=1"))
@@ -303,14 +295,6 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
     assert_eq!(annotation["type"], "file_path", "{msgs}");
     assert_eq!(annotation["text"], "sandbox:/mnt/data/doubled.csv");
     let written = annotation["file_path"]["file_id"].as_str().unwrap();
-    let csv = app
-        .client
-        .get(app.url(&format!("/files/{written}/content")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = String::from_utf8(app.file_content(written).await).unwrap();
     assert_eq!(csv, "x\n2\n4\n6\n8\n");
 }

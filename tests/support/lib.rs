@@ -342,6 +342,20 @@ impl TestApp {
         panic!("run {run} did not settle: {last}");
     }
 
+    /// A file's bytes (`GET /files/{id}/content`), which must be there.
+    pub async fn file_content(&self, file_id: &str) -> Vec<u8> {
+        let r = self
+            .auth(
+                self.client
+                    .get(self.url(&format!("/files/{file_id}/content"))),
+            )
+            .send()
+            .await
+            .expect("the content request");
+        assert_eq!(r.status(), 200, "content of {file_id}");
+        r.bytes().await.expect("the content").to_vec()
+    }
+
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
         let rb = self
             .auth(self.client.post(self.url(path)))

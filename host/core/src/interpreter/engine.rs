@@ -13,14 +13,13 @@
 //! HMAC under the plugin cache key in `python-<key>.cwasm.mac`. The file is mapped, not read
 //! (its code pages load on demand and stay shared with the page cache).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use wasmtime::{Config, Engine, Module};
 
 use super::artifact::{sha256_file, Installed};
-use crate::plugins::cache::CacheKey;
+use crate::plugins::cache::{engine_tag, write_atomic, CacheKey};
 
 /// The wasm stack the interpreter needs (CPython's recursion runs on it).
 const WASM_STACK: usize = 8 << 20;
@@ -52,13 +51,13 @@ pub fn compiled(engine: &Engine, installed: &Installed, key: &CacheKey) -> anyho
     if let Some(module) = load_cached(engine, &cached, &wasm_hash, key) {
         return Ok(module);
     }
-    tracing::info!(path = %cached.display(), "compiling the code interpreter (about a minute)");
+    tracing::info!(path = %cached.display(), "compiling the code interpreter for this machine (about a minute); calls wait for it");
     let wasm = std::fs::read(&wasm_path)?;
     let code = engine.precompile_module(&wasm)?;
     drop(wasm);
     let mac = key.mac(&mac_parts(&wasm_hash, &code));
-    write_atomic(&cached, &code)?;
-    write_atomic(&mac_path(&cached), &mac)?;
+    write_atomic(&cached, &[&code])?;
+    write_atomic(&mac_path(&cached), &[&mac])?;
     drop(code);
     load_cached(engine, &cached, &wasm_hash, key)
         .with_context(|| format!("the compiled interpreter {} did not load", cached.display()))
@@ -72,13 +71,10 @@ pub fn is_compiled(engine: &Engine, installed: &Installed) -> bool {
 }
 
 fn cache_path(root: &Path, wasm_hash: &str, engine: &Engine) -> PathBuf {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
     root.join(format!(
-        "python-{}-{:016x}.cwasm",
+        "python-{}-{}.cwasm",
         &wasm_hash[..16],
-        h.finish()
+        engine_tag(engine)
     ))
 }
 
@@ -124,13 +120,4 @@ fn load_cached(engine: &Engine, path: &Path, wasm_hash: &str, key: &CacheKey) ->
             None
         }
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("a path with a directory")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)?;
-    Ok(())
 }

@@ -176,9 +176,7 @@ impl CodeInterpreter {
         let loaded = (|| -> anyhow::Result<(Arc<Python>, Installed)> {
             let installed = Installed::find(&self.settings.dir)?;
             let engine = engine::engine()?;
-            if !engine::is_compiled(&engine, &installed) {
-                tracing::info!("compiling the code interpreter for this machine (about a minute); calls wait for it");
-            }
+            // Logs when it has to compile; hashes the module once.
             let module = engine::compiled(&engine, &installed, key)?;
             Ok((Arc::new(Python::link(&engine, &module)?), installed))
         })();

@@ -257,12 +257,28 @@ impl ArtifactCache {
     fn write(&self, path: &Path, parts: &[&[u8]]) -> anyhow::Result<()> {
         let dir = path.parent().context("a cache path has a directory")?;
         private_dir(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        for part in parts {
-            tmp.write_all(part)?;
-        }
-        tmp.as_file().sync_all()?;
-        tmp.persist(path)?;
-        Ok(())
+        write_atomic(path, parts)
     }
+}
+
+/// Writes `parts` to a unique temporary file beside `path`, syncs it and renames it into
+/// place, so concurrent writers and readers never see half a file.
+pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> anyhow::Result<()> {
+    let dir = path.parent().context("a path with a directory")?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    for part in parts {
+        tmp.write_all(part)?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)?;
+    Ok(())
+}
+
+/// A short tag of what compiled code depends on in `engine`'s configuration (and the
+/// wasmtime version): part of every compiled file's name.
+pub(crate) fn engine_tag(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("{:016x}", h.finish())
 }

@@ -161,16 +161,14 @@ impl PluginEngine {
         cache: Option<&super::cache::ArtifactCache>,
     ) -> anyhow::Result<Component> {
         match cache {
-            Some(cache) => cache.compiled(&self.engine, wasm, digest, &self.compat_tag()),
+            Some(cache) => cache.compiled(
+                &self.engine,
+                wasm,
+                digest,
+                &super::cache::engine_tag(&self.engine),
+            ),
             None => Ok(Component::new(&self.engine, wasm)?),
         }
-    }
-
-    fn compat_tag(&self) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        format!("{:016x}", h.finish())
     }
 }
 
