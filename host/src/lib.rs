@@ -166,11 +166,13 @@ async fn run_node(
         assistants_core::interpreter::service::CodeInterpreter::start(
             settings.code_interpreter.clone(),
             plugins::cache::CacheKey::load(plugin_settings.cache_key_file.as_deref()),
+            Some(blobs.clone()),
         )
     } else {
         assistants_core::interpreter::service::CodeInterpreter::unavailable(
             settings.code_interpreter.clone(),
             "this node serves the API only; worker nodes run code_interpreter cells",
+            Some(blobs.clone()),
         )
     };
     if settings.runs.worker {
@@ -179,6 +181,7 @@ async fn run_node(
             plugins: plugins.clone(),
             interpreter: interpreter.clone(),
             blobs: blobs.clone(),
+            limits: settings.limits,
             llm: llm.clone(),
             bus: bus.clone(),
             lease_secs: settings.runs.lease_secs,

@@ -17,6 +17,8 @@ async fn setup(
 ) -> TestApp {
     let app = TestApp::spawn_with_llm(llm, |s| {
         install_stand_in(&s.code_interpreter.dir);
+        // New sessions fork from a template that remembered `T`.
+        s.code_interpreter.template = Some("s T".into());
         tweak(s)
     })
     .await;
@@ -97,14 +99,14 @@ async fn calls_run_in_the_threads_session_and_are_recorded_in_openais_shape() {
     );
     assert_eq!(llm.last_message_text(), "Z");
 
-    // Another thread has a session of its own.
+    // Another thread has a session of its own, forked from the template.
     let other = app.create("/threads", json!({})).await;
     llm.push(Reply::tool("code_interpreter", r#"{"code": "r"}"#));
     llm.push(Reply::text("Nothing."));
     let (run, _) = app.run_to_end(&other, &asst).await;
     assert_eq!(
         calls(&app, &other, &run).await[0]["code_interpreter"]["outputs"][0]["logs"],
-        "?"
+        "T"
     );
 }
 
@@ -144,7 +146,7 @@ async fn a_streamed_run_shows_the_code_then_its_output() {
 }
 
 #[tokio::test]
-async fn a_runaway_cell_times_out_and_the_thread_gets_a_fresh_session() {
+async fn a_runaway_cell_times_out_and_the_session_rolls_back_to_the_last_good_cell() {
     let llm = FakeLlm::start().await;
     let app = setup(&llm, |s| {
         s.code_interpreter.cell_timeout = Duration::from_millis(300)
@@ -159,13 +161,11 @@ async fn a_runaway_cell_times_out_and_the_thread_gets_a_fresh_session() {
     assert_eq!(done["status"], "completed", "{done}");
     let calls = calls(&app, &thread, &run).await;
     let logs = |i: usize| calls[i]["code_interpreter"]["outputs"][0]["logs"].clone();
-    assert!(
-        logs(1).as_str().unwrap().contains("timed out"),
-        "{}",
-        logs(1)
-    );
-    // The state set before the timeout is gone: a new session.
-    assert_eq!(logs(2), "?");
+    let told = logs(1);
+    assert!(told.as_str().unwrap().contains("timed out"), "{told}");
+    assert!(told.as_str().unwrap().contains("rolled back"), "{told}");
+    // The state set before the timeout is back.
+    assert_eq!(logs(2), "A");
 }
 
 #[tokio::test]
@@ -230,14 +230,14 @@ async fn a_cell_abandoned_by_a_cancelled_run_leaves_a_working_thread() {
     assert_eq!(s, 200, "{v}");
     let done = app.wait_run(&thread, &run).await;
     assert_eq!(done["status"], "cancelled", "{done}");
-    // The broken session is not reused: the next call starts a fresh one.
+    // The broken session is not reused: the next call continues from the last good cell.
     llm.push(Reply::tool("code_interpreter", r#"{"code": "r"}"#));
-    llm.push(Reply::text("Fresh."));
+    llm.push(Reply::text("Restored."));
     let (run, done) = app.run_to_end(&thread, &asst).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(
         calls(&app, &thread, &run).await[0]["code_interpreter"]["outputs"][0]["logs"],
-        "?"
+        "B"
     );
 }
 
@@ -366,4 +366,101 @@ async fn sandbox_links_in_an_answer_become_file_path_annotations() {
     assert_eq!(content, "aaaa");
     let (_, files) = app.get("/files?purpose=assistants_output").await;
     assert_eq!(files["data"].as_array().unwrap().len(), 1, "{files}");
+}
+
+#[tokio::test]
+async fn create_thread_and_run_brings_its_own_files_and_deleting_the_thread_forgets_its_session() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm, |_| {}).await;
+    let (asst, _) = assistant_and_thread(&app).await;
+    let own = app.upload_ok("own.csv", "a,b\n1,2\n").await;
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "s O"}"#));
+    llm.push(Reply::text("Done."));
+    let (s, run) = app
+        .post(
+            "/threads/runs",
+            json!({"assistant_id": asst,
+                   "tool_resources": {"code_interpreter": {"file_ids": [own]}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{run}");
+    let thread = run["thread_id"].as_str().unwrap().to_string();
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    // The run's own files replace the assistant's: named to the model, and in /mnt/data.
+    let tools = &llm.requests()[0]["tools"];
+    let description = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "code_interpreter")
+        .map(|t| t["function"]["description"].as_str().unwrap().to_string())
+        .unwrap();
+    assert!(
+        description.contains(&format!("/mnt/data/{own}: own.csv")),
+        "{description}"
+    );
+    let settings = app.settings();
+    let data = settings
+        .code_interpreter
+        .sessions_dir
+        .join(&thread)
+        .join("data");
+    assert_eq!(
+        std::fs::read_to_string(data.join(&own)).unwrap(),
+        "a,b\n1,2\n"
+    );
+    // The session was snapshotted (the embedded object store is a directory), and the
+    // snapshot goes with the thread.
+    let stored = settings
+        .storage
+        .data_dir
+        .join("files/code-interpreter/threads")
+        .join(&thread);
+    assert!(stored.join("head.json").is_file());
+    let (s, v) = app.delete(&format!("/threads/{thread}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!stored.join("head.json").exists());
+    assert!(!data.exists());
+}
+
+/// Under the ReAct strategy (models without native tool calling) the tool is described in the
+/// prompt and called through text; the cell runs and is recorded the same way.
+#[tokio::test]
+async fn the_react_strategy_runs_cells_through_text() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm, |_| {}).await;
+    let asst = app
+        .create(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "code_interpreter"}],
+                   "metadata": {"strategy": "react"}}),
+        )
+        .await;
+    let thread = app.create("/threads", json!({})).await;
+    llm.push(Reply::text(
+        "Thought: run it.\nAction: code_interpreter\nAction Input: {\"code\": \"p 7\"}",
+    ));
+    llm.push(Reply::text("Thought: done.\nFinal Answer: It printed 7."));
+    let (run, done) = app.run_to_end(&thread, &asst).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let reqs = llm.requests();
+    assert!(
+        reqs[0].get("tools").is_none(),
+        "ReAct offers no native tools"
+    );
+    assert!(
+        reqs[0]["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("code_interpreter"),
+        "{}",
+        reqs[0]["messages"]
+    );
+    assert!(reqs[1]["messages"].to_string().contains("Observation: 7"));
+    let calls = calls(&app, &thread, &run).await;
+    assert_eq!(
+        calls[0]["code_interpreter"],
+        json!({"input": "p 7", "outputs": [{"type": "logs", "logs": "7"}]})
+    );
 }

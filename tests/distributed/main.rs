@@ -392,6 +392,100 @@ async fn a_worker_process_killed_mid_run_leaves_a_run_that_completes_exactly_onc
     );
 }
 
+/// A worker process with the stand-in interpreter installed at `install`, once its
+/// code_interpreter is ready.
+async fn interpreter_worker(
+    api: &TestApp,
+    llm: &FakeLlm,
+    dir: &std::path::Path,
+    install: &str,
+) -> std::process::Child {
+    let child = spawn_node_process(
+        api,
+        llm,
+        dir,
+        &["worker", "--code-interpreter-dir", install],
+    );
+    for _ in 0..400 {
+        let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+        if log.contains("code_interpreter is ready") {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the worker's code_interpreter did not become ready");
+}
+
+/// A code_interpreter session outlives its worker: the snapshot taken after a cell, before
+/// its step was recorded, is in the shared object store, so when the worker is killed
+/// (SIGKILL) the thread's next run on another worker process finds the cell's state. (The
+/// stand-in interpreter: `s C` keeps a byte in linear memory, `r` prints it.)
+#[tokio::test]
+async fn a_code_interpreter_session_survives_its_worker_being_killed() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "s Z"}"#));
+    // The answer is slow: the worker is killed while it streams, after the cell.
+    llm.push(Reply::text("Kept.").chunk_delay(Duration::from_millis(800)));
+    llm.push(Reply::text("Kept."));
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "r"}"#));
+    llm.push(Reply::text("It was Z."));
+    let api = TestApp::spawn_distributed(&llm, |s| s.runs.worker = false).await;
+    let install = tempfile::tempdir().unwrap();
+    assistants_core::interpreter::testing::install_stand_in(install.path());
+    let install = install.path().to_str().unwrap().to_string();
+    let first_dir = tempfile::tempdir().unwrap();
+    let mut first = interpreter_worker(&api, &llm, first_dir.path(), &install).await;
+    let (asst, thread) = setup(&api, json!([{"type": "code_interpreter"}])).await;
+    let (_, run) = api
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap().to_string();
+    let mut streaming = false;
+    for _ in 0..600 {
+        let (_, msgs) = api
+            .get(&format!("/threads/{thread}/messages?run_id={run_id}"))
+            .await;
+        if msgs["data"][0]["status"] == "in_progress" {
+            streaming = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(streaming, "the answer after the cell was opened");
+    first.kill().expect("SIGKILL the worker");
+    first.wait().unwrap();
+
+    let second_dir = tempfile::tempdir().unwrap();
+    let mut second = interpreter_worker(&api, &llm, second_dir.path(), &install).await;
+    let done = api.wait_run(&thread, &run_id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, run) = api
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = api.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    second.kill().ok();
+    second.wait().ok();
+    let log = std::fs::read_to_string(second_dir.path().join("node.log")).unwrap_or_default();
+    assert_eq!(done["status"], "completed", "{done}\n{log}");
+    let (_, steps) = api
+        .get(&format!(
+            "/threads/{thread}/runs/{}/steps?order=asc",
+            run["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        steps["data"][0]["step_details"]["tool_calls"][0]["code_interpreter"]["outputs"][0]["logs"],
+        "Z",
+        "{steps}\n{log}"
+    );
+}
+
 /// Traces cross processes: the API request that queues a run (a `serve --no-worker` process)
 /// and the worker process that drives it export spans of one trace over OTLP/HTTP — the run,
 /// its strategy steps and its LLM call are descendants of the request.

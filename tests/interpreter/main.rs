@@ -298,3 +298,131 @@ async fn a_run_reads_its_input_file_with_pandas_in_the_threads_session() {
     let csv = String::from_utf8(app.file_content(written).await).unwrap();
     assert_eq!(csv, "x\n2\n4\n6\n8\n");
 }
+
+/// A node's interpreter with snapshots in `store`, its sessions under `root/<name>`.
+async fn node(
+    root: &std::path::Path,
+    store: &assistants_core::blobs::Blobs,
+    name: &str,
+    disk_mib: u64,
+) -> std::sync::Arc<assistants_core::interpreter::service::CodeInterpreter> {
+    use assistants_core::interpreter::service::{
+        Availability, CodeInterpreter, InterpreterSettings,
+    };
+    let mut s = InterpreterSettings::for_data_dir(&root.join(name));
+    s.dir = PathBuf::from(std::env::var_os("ASSISTANTS_CODE_INTERPRETER_DIR").unwrap());
+    s.memory_mib = 512;
+    s.cell_timeout = Duration::from_secs(5);
+    s.disk_mib = disk_mib;
+    let key_file = std::env::var_os("ASSISTANTS_PLUGIN_CACHE_KEY_FILE").map(PathBuf::from);
+    let ci = CodeInterpreter::start(s, CacheKey::load(key_file.as_deref()), Some(store.clone()));
+    for _ in 0..1200 {
+        match ci.availability() {
+            Availability::Ready => return ci,
+            Availability::Unavailable(why) => panic!("{why}"),
+            Availability::Preparing => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("the interpreter was not ready in two minutes");
+}
+
+/// Runs `code` on `thread` and expects it to succeed; its stdout.
+async fn cell_ok(
+    ci: &assistants_core::interpreter::service::CodeInterpreter,
+    thread: &str,
+    code: &str,
+) -> String {
+    let r = ci
+        .run_cell(thread, code, async {})
+        .await
+        .expect("the cell ran");
+    assert_eq!(r.outcome.status, CellStatus::Ok, "{code}: {r:?}");
+    assert!(!r.lost, "{r:?}");
+    r.outcome.stdout
+}
+
+/// Sessions fork from the template image (pandas already imported, random generators
+/// reseeded per fork), continue on another node from their snapshot (variables, imports,
+/// files; a file left open reads as closed-empty rather than as another file), and roll
+/// back to the last good cell after a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_fork_from_the_template_and_survive_their_node() {
+    use assistants_core::interpreter::live::Origin;
+    let root = tempfile::tempdir().unwrap();
+    let store = assistants_core::blobs::Blobs::open(None, &root.path().join("store")).unwrap();
+    let a = node(root.path(), &store, "a", 1024).await;
+    // The template imported pandas; the fork did not leave its name in __main__.
+    assert_eq!(
+        cell_ok(
+            &a,
+            "t1",
+            "import sys\n('pandas' in sys.modules, 'pandas' in dir())"
+        )
+        .await,
+        "(True, False)\n"
+    );
+    let r1 = cell_ok(&a, "t1", "import random; random.random()").await;
+    let r2 = cell_ok(&a, "t2", "import random; random.random()").await;
+    assert_ne!(r1, r2, "two forks drew the same random numbers");
+    cell_ok(
+        &a,
+        "t1",
+        "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})\n\
+         open('/mnt/data/kept.txt', 'w').write('kept')\nleft_open = open('/mnt/data/kept.txt')",
+    )
+    .await;
+    // Another node (a restart, or another worker) continues the thread.
+    let b = node(root.path(), &store, "b", 1024).await;
+    assert_eq!(cell_ok(&b, "t1", "int(df['x'].sum())").await, "6\n");
+    assert_eq!(
+        cell_ok(&b, "t1", "open('/mnt/data/kept.txt').read()").await,
+        "'kept'\n"
+    );
+    assert_eq!(cell_ok(&b, "t1", "left_open.read()").await, "''\n");
+    // A runaway cell rolls back to the last good one.
+    let r = b
+        .run_cell("t1", "df['y'] = 1\nwhile True: pass", async {})
+        .await
+        .unwrap();
+    assert_eq!(r.outcome.status, CellStatus::Timeout);
+    assert_eq!(r.reset, Some(Origin::Restored));
+    assert_eq!(cell_ok(&b, "t1", "list(df.columns)").await, "['x']\n");
+    // The first node's live session is stale now: it takes the stored state.
+    assert_eq!(
+        cell_ok(&a, "t1", "list(df.columns), len(df)").await,
+        "(['x'], 3)\n"
+    );
+}
+
+/// WASI has no disk quota: the host watches the session's files during a cell and after it.
+/// A cell that writes past the quota — at once, or in a loop that would fill the disk — is
+/// stopped, and the session rolls back to its last good cell, files included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cell_that_fills_the_disk_is_stopped_and_rolled_back() {
+    use assistants_core::interpreter::live::Origin;
+    let root = tempfile::tempdir().unwrap();
+    let store = assistants_core::blobs::Blobs::open(None, &root.path().join("store")).unwrap();
+    let a = node(root.path(), &store, "a", 8).await;
+    cell_ok(
+        &a,
+        "t",
+        "open('/mnt/data/small', 'wb').write(b'x' * 1000)\nkept = 1",
+    )
+    .await;
+    for code in [
+        "open('/mnt/data/big', 'wb').write(b'x' * (20 << 20))",
+        "f = open('/tmp/endless', 'wb')\nwhile True: f.write(b'x' * (1 << 20))",
+    ] {
+        let r = a.run_cell("t", code, async {}).await.unwrap();
+        assert!(
+            matches!(&r.outcome.status, CellStatus::Stopped(why) if why.contains("quota")),
+            "{code}: {r:?}"
+        );
+        assert_eq!(r.reset, Some(Origin::Restored));
+        let data = a.data_dir("t");
+        assert!(data.join("small").is_file());
+        assert!(!data.join("big").exists());
+        assert!(!data.parent().unwrap().join("tmp/endless").exists());
+        assert_eq!(cell_ok(&a, "t", "kept").await, "1\n");
+    }
+}

@@ -15,17 +15,28 @@ const MESSAGES: i64 = 100;
 /// Files offered at most (OpenAI allows 20 in tool_resources and 10 per message).
 const MAX_FILES: usize = 50;
 
-/// The run's code_interpreter files that exist, in a stable order (assistant, thread, then
-/// attachments from the newest message).
-pub async fn input_files(store: &Store, project: &str, run: &Run) -> StoreResult<Vec<FileObject>> {
+/// The run's code_interpreter files that exist, in a stable order (the assistant's — or the
+/// run's own, `own`, which replace them — the thread's, then attachments from the newest
+/// message).
+pub async fn input_files(
+    store: &Store,
+    project: &str,
+    run: &Run,
+    own: Option<&[String]>,
+) -> StoreResult<Vec<FileObject>> {
     let mut ids: Vec<String> = Vec::new();
     let mut add = |id: &str| {
         if !ids.iter().any(|i| i == id) && ids.len() < MAX_FILES {
             ids.push(id.to_string());
         }
     };
-    if let Some(a) = store.find::<Assistant>(project, &run.assistant_id).await? {
-        resource_ids(&a.tool_resources).for_each(&mut add);
+    match own {
+        Some(ids) => ids.iter().for_each(|id| add(id)),
+        None => {
+            if let Some(a) = store.find::<Assistant>(project, &run.assistant_id).await? {
+                resource_ids(&a.tool_resources).for_each(&mut add);
+            }
+        }
     }
     if let Some(t) = store.find::<Thread>(project, &run.thread_id).await? {
         resource_ids(&t.tool_resources).for_each(&mut add);

@@ -184,11 +184,16 @@ pub async fn build(
     }
     for b in &engine.tools {
         if b.plugin == interpreter::TOOL {
-            let files: Vec<(String, String)> = crate::code_files::input_files(store, project, run)
-                .await?
-                .into_iter()
-                .map(|f| (f.id.to_string(), f.filename))
-                .collect();
+            let files: Vec<(String, String)> = crate::code_files::input_files(
+                store,
+                project,
+                run,
+                engine.code_file_ids.as_deref(),
+            )
+            .await?
+            .into_iter()
+            .map(|f| (f.id.to_string(), f.filename))
+            .collect();
             tools.push(RunTool {
                 spec: interpreter::tool_spec(&b.exposed, &files),
                 location: ToolLocation::Server,

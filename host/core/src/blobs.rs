@@ -184,6 +184,16 @@ impl Blobs {
         }
     }
 
+    /// The keys of the objects under `prefix`.
+    pub async fn list(&self, prefix: &str) -> BlobResult<Vec<String>> {
+        Ok(self
+            .store
+            .list(Some(&ObjectPath::from(prefix)))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await?)
+    }
+
     /// Deletes every object under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> BlobResult<()> {
         let keys: Vec<_> = self

@@ -176,6 +176,8 @@ async fn remove(
 ) -> ApiResult<axum::Json<Value>> {
     // Messages go with the thread (ON DELETE CASCADE).
     state.store.delete::<Thread>(&project, &id).await?;
+    // Its code_interpreter session: the stored snapshot, and the live one if it is here.
+    state.interpreter.forget(id.as_str()).await;
     Ok(axum::Json(
         serde_json::json!({"id": id, "object": "thread.deleted", "deleted": true}),
     ))

@@ -278,6 +278,12 @@ fn code_interpreter(
     s.output_kib = f.output_kib.unwrap_or(s.output_kib).max(1);
     s.open_files = f.open_files.unwrap_or(s.open_files).max(16);
     s.max_sessions = f.max_sessions.unwrap_or(s.max_sessions).max(1);
+    s.memory_budget_mib = f.memory_budget_mib.unwrap_or(s.memory_budget_mib).max(64);
+    s.disk_mib = f.disk_mib.unwrap_or(s.disk_mib).max(1);
+    s.disk_entries = f.disk_entries.unwrap_or(s.disk_entries).max(16);
+    if f.preload == Some(false) {
+        s.template = None;
+    }
     s.max_cells = f.max_cells.unwrap_or(s.max_cells).max(1);
     s.idle = f.idle_secs.map_or(s.idle, Duration::from_secs);
     s.lifetime = f.lifetime_secs.map_or(s.lifetime, Duration::from_secs);

@@ -4,8 +4,10 @@
 
 use super::*;
 use assistants_core::blobs::{file_key, Blobs};
-use assistants_core::interpreter::service::{result_text, Availability, CodeInterpreter};
+use assistants_core::interpreter::report::result_text;
+use assistants_core::interpreter::service::CodeInterpreter;
 use assistants_core::interpreter::{self as interp};
+use assistants_core::limits::{ProjectLimits, Usage};
 use assistants_core::model::engine::SandboxFile;
 use assistants_core::model::ids::FileId;
 use assistants_core::model::{FileObject, FileStatus};
@@ -55,8 +57,11 @@ pub(super) struct Place {
     pub interpreter: Arc<CodeInterpreter>,
     pub store: Store,
     pub blobs: Blobs,
+    pub limits: ProjectLimits,
     pub project: String,
     pub run: Run,
+    /// The run's own input files, replacing the assistant's (`EngineRecord::code_file_ids`).
+    pub code_file_ids: Option<Vec<String>>,
 }
 
 /// Copies the run's input files into the thread's `/mnt/data` (each once: a file's bytes
@@ -65,8 +70,13 @@ async fn provide_files(place: &Place) {
     let thread = place.run.thread_id.to_string();
     let dir = place.interpreter.data_dir(&thread);
     let result: anyhow::Result<()> = async {
-        let files =
-            crate::code_files::input_files(&place.store, &place.project, &place.run).await?;
+        let files = crate::code_files::input_files(
+            &place.store,
+            &place.project,
+            &place.run,
+            place.code_file_ids.as_deref(),
+        )
+        .await?;
         tokio::fs::create_dir_all(&dir).await?;
         let staging = dir.parent().unwrap_or(&dir).to_path_buf();
         for f in files {
@@ -96,16 +106,26 @@ async fn provide_files(place: &Place) {
 }
 
 /// Keeps bytes the code produced as a file of the run's project, with purpose
-/// `assistants_output` (as OpenAI's code_interpreter outputs are); its id.
+/// `assistants_output` (as OpenAI's code_interpreter outputs are), within the project's
+/// storage quota; its id.
 async fn save_output(
     store: &Store,
     blobs: &Blobs,
+    limits: &ProjectLimits,
     project: &str,
     filename: String,
     content: Vec<u8>,
 ) -> anyhow::Result<String> {
     let id = FileId::new();
     let bytes = content.len() as u64;
+    if limits.limits_storage() {
+        let adding = Usage {
+            bytes,
+            files: 1,
+            chunks: 0,
+        };
+        limits.check(store.project_usage(project).await?, adding)?;
+    }
     blobs.put_bytes(&file_key(id.as_str()), content).await?;
     let file = FileObject {
         id: id.clone(),
@@ -173,19 +193,30 @@ impl Engine {
                 continue;
             }
             let rel = &link.path[interp::session::GUEST_DATA.len() + 1..];
-            let Some(host) = sandbox_file(&dir, rel).await else {
+            // The session's directory here, or (its session no longer live on this node)
+            // the thread's stored snapshot.
+            let content = match sandbox_file(&dir, rel).await {
+                Some(host) => tokio::fs::read(&host).await.ok(),
+                None => {
+                    let thread = ctx.run.thread_id.as_str();
+                    self.interpreter
+                        .stored_file(thread, rel, MAX_OUTPUT_BYTES)
+                        .await
+                }
+            };
+            let Some(content) = content else {
                 continue;
             };
-            let name = host
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let kept = match tokio::fs::read(&host).await {
-                Ok(content) => {
-                    save_output(&self.store, &self.blobs, &ctx.project, name, content).await
-                }
-                Err(e) => Err(e.into()),
-            };
+            let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
+            let kept = save_output(
+                &self.store,
+                &self.blobs,
+                &self.limits,
+                &ctx.project,
+                name,
+                content,
+            )
+            .await;
             match kept {
                 Ok(file_id) => ctx.rec.sandbox_files.push(SandboxFile {
                     path: link.path,
@@ -204,9 +235,6 @@ pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) 
     let interpreter = &place.interpreter;
     let thread = place.run.thread_id.to_string();
     let thread = thread.as_str();
-    if interpreter.availability() == Availability::Ready {
-        provide_files(place).await;
-    }
     let input = code_of(&call.arguments_json);
     let mut images: Vec<String> = Vec::new();
     // What the model reads is what the step's logs show (errors included), plus a note on
@@ -216,7 +244,10 @@ pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) 
             let text = format!("error: {e}");
             (text.clone(), true, text)
         }
-        Ok(code) => match interpreter.run_cell(thread, code).await {
+        Ok(code) => match interpreter
+            .run_cell(thread, code, provide_files(place))
+            .await
+        {
             Err(why) => {
                 let text = format!("error: code_interpreter is not available: {why}");
                 (text.clone(), true, text)
@@ -230,12 +261,24 @@ pub(super) async fn call(place: &Place, call: &ToolCall) -> (ToolResult, Value) 
                 );
                 for (i, png) in report.images.into_iter().enumerate() {
                     let name = format!("{}-{i}.png", call.id);
-                    match save_output(&place.store, &place.blobs, &place.project, name, png).await {
+                    let kept = save_output(
+                        &place.store,
+                        &place.blobs,
+                        &place.limits,
+                        &place.project,
+                        name,
+                        png,
+                    )
+                    .await;
+                    match kept {
                         Ok(id) => images.push(id),
-                        Err(e) => tracing::warn!(
-                            error = format!("{e:#}"),
-                            "could not keep a code_interpreter figure"
-                        ),
+                        Err(e) => {
+                            tracing::warn!(
+                                error = format!("{e:#}"),
+                                "could not keep a code_interpreter figure"
+                            );
+                            text.push_str(&format!("\n[a figure could not be kept: {e}]"));
+                        }
                     }
                 }
                 if !images.is_empty() {

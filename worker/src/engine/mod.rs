@@ -55,6 +55,8 @@ pub struct Engine {
     pub interpreter: Arc<assistants_core::interpreter::service::CodeInterpreter>,
     /// File bytes (the code_interpreter's input files).
     pub blobs: assistants_core::blobs::Blobs,
+    /// Projects' storage quotas, which the code_interpreter's output files count against.
+    pub limits: assistants_core::limits::ProjectLimits,
     pub llm: Arc<Llm>,
     pub bus: Arc<dyn EventBus>,
     /// How long a claim lasts without renewal (the watcher renews it every third of that):

@@ -227,8 +227,10 @@ impl Engine {
                     interpreter: self.interpreter.clone(),
                     store: self.store.clone(),
                     blobs: self.blobs.clone(),
+                    limits: self.limits,
                     project: ctx.project.clone(),
                     run: ctx.run.clone(),
+                    code_file_ids: ctx.rec.code_file_ids.clone(),
                 });
             let project = ctx.project.clone();
             async move {

@@ -126,6 +126,8 @@ pub struct Pins {
     pub tools: Vec<ToolBinding>,
     /// The vector stores its `file_search` searches.
     pub vector_store_ids: Vec<VectorStoreId>,
+    /// Its own code_interpreter files, replacing the assistant's (none: the assistant's).
+    pub code_file_ids: Option<Vec<String>>,
     /// Whether file_search result content is shown in its steps (`include[]`).
     pub include_content: bool,
 }
@@ -142,6 +144,7 @@ pub fn create(run: &mut Run, pins: Pins) -> EngineRecord {
         },
         tools: pins.tools,
         vector_store_ids: pins.vector_store_ids,
+        code_file_ids: pins.code_file_ids,
         prompt_tokens: 0,
         completion_tokens: 0,
         open_tool_step: None,

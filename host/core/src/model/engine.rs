@@ -216,6 +216,10 @@ pub struct EngineRecord {
     pub tools: Vec<ToolBinding>,
     /// Vector stores the run's retrieval tools may search.
     pub vector_store_ids: Vec<VectorStoreId>,
+    /// The run's own code_interpreter files (create-thread-and-run's `tool_resources`),
+    /// which replace the assistant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_file_ids: Option<Vec<String>>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     /// The `tool_calls` step whose calls still wait for outputs, with the usage of the LLM

@@ -114,6 +114,17 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// `code_interpreter.file_ids` of a `tool_resources` value this server validated.
+fn code_file_ids(resources: &Value) -> Vec<String> {
+    resources
+        .pointer("/code_interpreter/file_ids")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
 /// The thread a run starts on.
 enum OnThread {
     /// An existing thread (checked to exist in the project).
@@ -166,6 +177,9 @@ async fn start(
             Some(r) => union(&store_ids(r), &store_ids(&thread.tool_resources)),
             None => union(&pins.vector_store_ids, &store_ids(&thread.tool_resources)),
         };
+        if let Some(r) = &tool_resources {
+            pins.code_file_ids = Some(code_file_ids(r));
+        }
         initial.push(StreamEvent::new("thread.created", &thread));
         attached = true;
     }

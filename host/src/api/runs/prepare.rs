@@ -336,6 +336,7 @@ pub(super) async fn prepare(
         digest: strategy.digest.clone(),
         tools: bindings,
         vector_store_ids: store_ids(&asst.tool_resources),
+        code_file_ids: None,
         include_content: false,
     };
     Ok(Prepared {
