@@ -1769,3 +1769,26 @@ t('code_interpreter run streamed: the code as it is written, then its logs', asy
   const [stored] = steps.find((s) => s.type === 'tool_calls').step_details.tool_calls;
   assert.deepEqual(stored.code_interpreter, done.code_interpreter);
 });
+
+t('code_interpreter: a sandbox link in the answer is a file_path annotation, streamed and stored', async () => {
+  const asst = await codeSetup();
+  // The code writes a file and prints a link to it; the fake model's answer repeats the output.
+  const code = "open('/mnt/data/out.csv', 'w').write('a,b\\n1,2\\n')\nprint('[out](sandbox:/mnt/data/out.csv)')";
+  const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: `python: ${code}` }] });
+  const stream = runsApi.stream(thread.id, { assistant_id: asst.id });
+  const messages = await stream.finalMessages();
+  const run = await stream.finalRun();
+  assert.equal(run.status, 'completed', JSON.stringify(run.last_error));
+  const [streamed] = messages[0].content[0].text.annotations;
+  assert.equal(streamed.type, 'file_path', JSON.stringify(streamed));
+  assert.equal(streamed.text, 'sandbox:/mnt/data/out.csv');
+  const [stored] = (await client.beta.threads.messages.list(thread.id, { order: 'desc', limit: 1 })).data;
+  const text = stored.content[0].text;
+  const [ann] = text.annotations;
+  assert.deepEqual(ann, streamed);
+  assert.equal(text.value.slice(ann.start_index, ann.end_index), ann.text);
+  const file = await client.files.retrieve(ann.file_path.file_id);
+  assert.equal(file.purpose, 'assistants_output');
+  const body = await (await client.files.content(file.id)).text();
+  assert.equal(body, 'a,b\n1,2\n');
+});

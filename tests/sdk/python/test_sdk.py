@@ -1880,6 +1880,24 @@ def test_code_interpreter_state_persists_across_runs_of_a_thread(client: OpenAI,
     assert call.code_interpreter.outputs[0].logs == "42\n"
 
 
+def test_code_interpreter_sandbox_link_becomes_a_file_path_annotation(client: OpenAI, code_assistant):
+    # The code writes a file and prints a link to it; the fake model's answer repeats the
+    # cell's output, link included.
+    code = "open('/mnt/data/out.csv', 'w').write('a,b\\n1,2\\n')\nprint('[out](sandbox:/mnt/data/out.csv)')"
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"python: {code}"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=code_assistant.id)
+    assert run.status == "completed", run.last_error
+    [answer] = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data
+    text = answer.content[0].text
+    [annotation] = text.annotations
+    assert annotation.type == "file_path", annotation
+    assert annotation.text == "sandbox:/mnt/data/out.csv"
+    assert text.value[annotation.start_index : annotation.end_index] == annotation.text
+    file_id = annotation.file_path.file_id
+    assert client.files.retrieve(file_id).purpose == "assistants_output"
+    assert client.files.content(file_id).read() == b"a,b\n1,2\n"
+
+
 def test_code_interpreter_figure_becomes_an_image_output_and_image_file(client: OpenAI, code_assistant):
     code = "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 5])\nplt.title('bars')"
     thread = client.beta.threads.create(messages=[{"role": "user", "content": f"python: {code}"}])
