@@ -9,9 +9,17 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/assistants assistants \
     && mkdir -p /var/lib/assistants && chown assistants /var/lib/assistants
 COPY --from=build /src/target/release/assistants /usr/local/bin/assistants
+# The code_interpreter's Python (the pinned wheel, checked against its sha256; ≈ 160 MB):
+# downloaded into the image, compiled for the machine it runs on at first start (in the
+# background; calls wait). Build with --build-arg CODE_INTERPRETER=false to leave it out.
+ARG CODE_INTERPRETER=true
+RUN if [ "$CODE_INTERPRETER" = "true" ]; then \
+      assistants code-interpreter install --dir /opt/code-interpreter --no-compile \
+      && chown -R assistants /opt/code-interpreter; fi
 USER assistants
 WORKDIR /var/lib/assistants
-ENV ASSISTANTS_DATA_DIR=/var/lib/assistants ASSISTANTS_LISTEN=0.0.0.0:8000
+ENV ASSISTANTS_DATA_DIR=/var/lib/assistants ASSISTANTS_LISTEN=0.0.0.0:8000 \
+    ASSISTANTS_CODE_INTERPRETER_DIR=/opt/code-interpreter
 EXPOSE 8000
 ENTRYPOINT ["assistants"]
 CMD ["serve"]
