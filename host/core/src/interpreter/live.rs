@@ -20,6 +20,7 @@ use super::session::{CellStatus, Mounts, Python, Session, SessionLimits};
 use super::settings::InterpreterSettings;
 use super::snapshot::{self, Known, Tree};
 use super::snapshot::{disk_use, DiskUse};
+use crate::blobs::BlobError;
 
 /// Run first in a session forked from the template: the template's random generators were
 /// seeded once, and every fork would otherwise draw the same numbers.
@@ -127,6 +128,12 @@ pub struct Opening {
     pub dir: PathBuf,
 }
 
+/// Whether `e` is the object store failing (as opposed to what it holds being unusable).
+fn unavailable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| matches!(c.downcast_ref::<BlobError>(), Some(BlobError::Store(_))))
+}
+
 /// A new session id.
 fn session_id() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -134,8 +141,9 @@ fn session_id() -> String {
 
 impl Opening {
     /// A session for the thread: from `head` (its snapshot) if given and loadable, else a
-    /// new one; the session's directory is made to match. Fetches on this runtime, then
-    /// builds the instance with `guest` (the guest threads).
+    /// new one; the session's directory is made to match. A snapshot that cannot be loaded
+    /// (another build's, damaged, incomplete) gives way to a new session; one the store
+    /// cannot deliver now is an error (a new session would overwrite it).
     pub async fn open(self, head: Option<Head>, thread: &str) -> anyhow::Result<(Live, Origin)> {
         if let (Some(head), Some(persist)) = (head, self.persist.clone()) {
             match self.fetch(&persist, &head, thread).await {
@@ -147,6 +155,7 @@ impl Opening {
                         "a code_interpreter snapshot did not restore; starting anew"
                     ),
                 },
+                Err(e) if unavailable(&e) => return Err(e),
                 Err(e) => tracing::warn!(
                     thread,
                     error = format!("{e:#}"),

@@ -18,7 +18,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::Tree;
@@ -119,8 +118,15 @@ impl Persist {
             Err(BlobError::Missing) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let head: Head = serde_json::from_slice(&bytes).context("reading a snapshot's head")?;
-        Ok(Some(head))
+        match serde_json::from_slice(&bytes) {
+            Ok(head) => Ok(Some(head)),
+            // Unreadable is unusable: the thread starts anew (and its next snapshot
+            // replaces this one).
+            Err(e) => {
+                tracing::warn!(thread, error = %e, "ignoring an unreadable code_interpreter snapshot");
+                Ok(None)
+            }
+        }
     }
 
     /// Whether this build of the interpreter can load `head`'s image.

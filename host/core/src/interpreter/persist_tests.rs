@@ -274,3 +274,36 @@ async fn snapshots_add_layers_of_changes_and_fold_them_into_a_whole_one() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_snapshot_gives_a_new_session_not_a_stuck_thread() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Blobs::open(None, &root.path().join("store")).unwrap();
+    let a = node(root.path(), &store, "a").await;
+    run(&a, "thread_1", "s U").await;
+    store
+        .put_bytes(
+            "code-interpreter/threads/thread_1/head.json",
+            b"{not json".to_vec(),
+        )
+        .await
+        .unwrap();
+    // Another node has no live session to fall back on: it starts anew and goes on.
+    let b = node(root.path(), &store, "b").await;
+    assert_eq!(run(&b, "thread_1", "r").await.outcome.stdout, "T");
+    run(&b, "thread_1", "s V").await;
+    assert_eq!(run(&b, "thread_1", "r").await.outcome.stdout, "V");
+    // A part of a snapshot gone missing is the same: the model is told the state was lost.
+    for key in store
+        .list("code-interpreter/threads/thread_1/memory/")
+        .await
+        .unwrap()
+    {
+        store.delete(&key).await.unwrap();
+    }
+    let c = node(root.path(), &store, "c").await;
+    let report = run(&c, "thread_1", "r").await;
+    assert_eq!(report.outcome.stdout, "T");
+    assert!(report.lost);
+    assert!(result_text(&report).contains("could not be restored"));
+}

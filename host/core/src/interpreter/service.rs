@@ -334,15 +334,14 @@ impl CodeInterpreter {
                 CellStatus::Ok | CellStatus::Exception | CellStatus::Exit(_)
             ) {
                 let after = after_cell(live.session.first_free_fd(), open_files);
-                let fds = open_fds(
-                    &live
-                        .session
-                        .cell(&after, Duration::from_secs(30))
-                        .await
-                        .stdout,
-                );
+                let after = live.session.cell(&after, Duration::from_secs(30)).await;
+                let fds = open_fds(&after.stdout);
                 let used = disk_use(&work_dir, limit);
-                if used.bytes > limit.bytes || used.entries > limit.entries {
+                if live.session.is_broken() {
+                    // Saving its figures broke the session (a full descriptor table, say):
+                    // the cell is rolled back with it.
+                    outcome.status = after.status;
+                } else if used.bytes > limit.bytes || used.entries > limit.entries {
                     outcome.status = CellStatus::Stopped(super::live::over_quota(limit));
                 } else if let Some(recipe) = recipe.filter(|_| !live.session.is_broken()) {
                     capture = Some(live.capture(&recipe, &work_dir, fds));
