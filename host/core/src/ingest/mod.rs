@@ -137,7 +137,12 @@ async fn process_job(deps: &Deps, job: IngestJob) {
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, "ingestion failed transiently; the file will be retried")
+            // Handed back now with a growing delay, rather than held until its lease lapses.
+            let retry_in = (30 * job.attempts).clamp(30, 300);
+            tracing::warn!(error = %e, retry_in, "ingestion failed transiently; the file will be retried");
+            if let Err(e) = store.release_ingest(&job, retry_in).await {
+                tracing::warn!(error = %e, "could not hand the file back; its lease will lapse");
+            }
         }
     }
 }
