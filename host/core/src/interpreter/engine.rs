@@ -64,7 +64,8 @@ pub fn compiled(engine: &Engine, installed: &Installed, key: &CacheKey) -> anyho
 }
 
 /// Whether a verified compiled interpreter for `engine` is already in `installed`'s directory.
-pub fn is_compiled(engine: &Engine, installed: &Installed) -> bool {
+#[cfg(test)]
+pub(crate) fn is_compiled(engine: &Engine, installed: &Installed) -> bool {
     sha256_file(&installed.snapshot())
         .map(|h| cache_path(&installed.root, &h, engine).is_file())
         .unwrap_or(false)

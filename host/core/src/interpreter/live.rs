@@ -102,7 +102,7 @@ pub struct Live {
 const MAX_DELTAS: usize = 16;
 
 /// A snapshot ready to store: its head, its new memory layer, and the hashes it leaves.
-pub struct Capture {
+pub(crate) struct Capture {
     pub head: Head,
     pub memory: Vec<u8>,
     pub hashes: Vec<u64>,
@@ -347,7 +347,12 @@ impl Live {
     /// since the last one, or — first, after a restore from another template, or once the
     /// layers add up — the pages that differ from the template. CPU and file reads; run on
     /// the guest threads.
-    pub fn capture(&mut self, recipe: &str, dir: &Path, fds: Vec<u32>) -> anyhow::Result<Capture> {
+    pub(crate) fn capture(
+        &mut self,
+        recipe: &str,
+        dir: &Path,
+        fds: Vec<u32>,
+    ) -> anyhow::Result<Capture> {
         let image = self.session.image();
         let (runs, hashes) = snapshot::changed_since(&self.hashes, image);
         let mut head = Head::new(recipe, &self.id, self.seq + 1);
@@ -384,7 +389,7 @@ impl Live {
 }
 
 /// Builds the template in `dir`: a fresh session runs `cell`, and is imaged with its files.
-pub async fn build_template(
+pub(crate) async fn build_template(
     python: &Python,
     mounts: &Mounts,
     limits: &SessionLimits,
@@ -427,7 +432,7 @@ pub async fn build_template(
 }
 
 /// The template `head` names, loaded from the store and checked against its hash.
-pub async fn load_template(
+pub(crate) async fn load_template(
     persist: &Persist,
     head: Head,
     limit: usize,
@@ -468,7 +473,7 @@ pub async fn load_template(
 /// The template new sessions fork from: the stored one for this interpreter and recipe, or
 /// one built here (and stored). None when there is no recipe or it failed (sessions then
 /// start bare, and the log says why).
-pub async fn node_template(
+pub(crate) async fn node_template(
     settings: InterpreterSettings,
     persist: Option<Persist>,
     python: Arc<Python>,
@@ -560,7 +565,7 @@ async fn built_template(
     Some(t)
 }
 
-pub fn over_quota(limit: DiskUse) -> String {
+pub(crate) fn over_quota(limit: DiskUse) -> String {
     format!(
         "the session's files went over their quota ({} MiB, {} files and directories)",
         limit.bytes >> 20,
@@ -571,7 +576,7 @@ pub fn over_quota(limit: DiskUse) -> String {
 /// Stops the running cell when the session's files go over `limit` (checked every quarter
 /// second: WASI has no quota of its own, so a cell can overshoot by what it writes in that
 /// time).
-pub async fn watch_disk(dir: PathBuf, limit: DiskUse, stopper: super::session::Stopper) {
+pub(crate) async fn watch_disk(dir: PathBuf, limit: DiskUse, stopper: super::session::Stopper) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let d = dir.clone();

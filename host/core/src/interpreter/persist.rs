@@ -101,7 +101,7 @@ impl Persist {
         }
     }
 
-    pub fn recipe(&self) -> &str {
+    pub(crate) fn recipe(&self) -> &str {
         &self.recipe
     }
 
@@ -130,7 +130,7 @@ impl Persist {
     }
 
     /// Whether this build of the interpreter can load `head`'s image.
-    pub fn restorable(&self, head: &Head) -> bool {
+    pub(crate) fn restorable(&self, head: &Head) -> bool {
         head.version == VERSION && head.recipe == self.recipe
     }
 
@@ -140,7 +140,7 @@ impl Persist {
     }
 
     /// Where a thread's file with `sha` is kept.
-    pub fn thread_file(&self, thread: &str, sha: &str) -> String {
+    pub(crate) fn thread_file(&self, thread: &str, sha: &str) -> String {
         format!("{}files/{sha}", thread_root(thread))
     }
 
@@ -221,7 +221,7 @@ impl Persist {
     }
 
     /// A template for this recipe already in the store: its head.
-    pub async fn find_template(&self) -> anyhow::Result<Option<Head>> {
+    pub(crate) async fn find_template(&self) -> anyhow::Result<Option<Head>> {
         let keys = self.blobs.list(&self.templates()).await?;
         for key in keys.iter().filter(|k| k.ends_with(".json")) {
             let bytes = self.blobs.get_bytes(key, MAX_OBJECT).await?;
@@ -243,12 +243,12 @@ impl Persist {
     }
 
     /// Where a template's file with `sha` is kept.
-    pub fn template_file(&self, sha: &str) -> String {
+    pub(crate) fn template_file(&self, sha: &str) -> String {
         format!("{}files/{sha}", self.templates())
     }
 
     /// Stores a template (image hash `sha`, built in `dir`).
-    pub async fn save_template(
+    pub(crate) async fn save_template(
         &self,
         sha: &str,
         head: &mut Head,

@@ -47,7 +47,7 @@ const FDS_MARKER: &str = "\0fds";
 
 /// The hidden cell for a session whose first free descriptor is `first`, holding at most
 /// `open_files`.
-pub fn after_cell(first: u32, open_files: usize) -> String {
+pub(crate) fn after_cell(first: u32, open_files: usize) -> String {
     AFTER_CELL
         .replace("MAX", &MAX_FIGURES.to_string())
         .replace("FIRST", &first.to_string())
@@ -55,7 +55,7 @@ pub fn after_cell(first: u32, open_files: usize) -> String {
 }
 
 /// The descriptors the hidden cell printed (none when it did not run as Python).
-pub fn open_fds(stdout: &str) -> Vec<u32> {
+pub(crate) fn open_fds(stdout: &str) -> Vec<u32> {
     stdout
         .lines()
         .find_map(|l| l.strip_prefix(FDS_MARKER))
@@ -73,7 +73,7 @@ const MAX_FIGURE_BYTES: u64 = 16 << 20;
 
 /// The PNGs in `dir` in name order (at most [`MAX_FIGURES`], each at most
 /// [`MAX_FIGURE_BYTES`]), removed as they are read.
-pub fn take_figures(dir: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn take_figures(dir: &Path) -> Vec<Vec<u8>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -25,9 +25,9 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use super::artifact::Installed;
 
 /// Where the guest finds things.
-pub const GUEST_LIB: &str = "/usr/local/lib";
-pub const GUEST_MPL_DATA: &str = "/usr/local/lib/python315.zip/matplotlib/mpl-data";
-pub const GUEST_TMP: &str = "/tmp";
+pub(crate) const GUEST_LIB: &str = "/usr/local/lib";
+pub(crate) const GUEST_MPL_DATA: &str = "/usr/local/lib/python315.zip/matplotlib/mpl-data";
+pub(crate) const GUEST_TMP: &str = "/tmp";
 pub const GUEST_DATA: &str = "/mnt/data";
 /// The interpreter's `argv[0]` (the guest reads its own argv on its first cell).
 const ARGV0: &str = "/usr/local/bin/python.wasm";
@@ -91,7 +91,7 @@ pub struct CellState {
 
 /// Stops a session's running cell from outside (at its next epoch tick), with a reason.
 #[derive(Clone, Default)]
-pub struct Stopper(Arc<Mutex<Option<String>>>);
+pub(crate) struct Stopper(Arc<Mutex<Option<String>>>);
 
 impl Stopper {
     pub fn stop(&self, why: String) {
@@ -246,12 +246,12 @@ impl Session {
     }
 
     /// The lowest descriptor the guest's own opens get.
-    pub fn first_free_fd(&self) -> u32 {
+    pub(crate) fn first_free_fd(&self) -> u32 {
         3 + self.preopens
     }
 
     /// The guest called `exit()`: the session is over.
-    pub fn has_ended(&self) -> bool {
+    pub(crate) fn has_ended(&self) -> bool {
         self.ended
     }
 
@@ -268,7 +268,7 @@ impl Session {
 
     /// Makes a fresh instance's memory an image of `len` bytes that `fill` writes (a template
     /// or a snapshot of the same module), before its first cell.
-    pub async fn load_image(
+    pub(crate) async fn load_image(
         &mut self,
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> anyhow::Result<()>,
@@ -288,7 +288,7 @@ impl Session {
     }
 
     /// What stops this session's running cell from outside.
-    pub fn stopper(&self) -> Stopper {
+    pub(crate) fn stopper(&self) -> Stopper {
         self.store.data().stop.clone()
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// What the template runs: the libraries most cells use, imported without leaving names in
 /// `__main__` (a forked session looks like a fresh interpreter).
-pub const TEMPLATE_CELL: &str = "def __assistants_template():
+pub(crate) const TEMPLATE_CELL: &str = "def __assistants_template():
     import numpy, pandas, matplotlib
     import matplotlib.pyplot
 __assistants_template()

@@ -19,17 +19,17 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The unit memory is compared and stored in.
-pub const PAGE: usize = 4096;
+pub(crate) const PAGE: usize = 4096;
 const MAGIC: &[u8; 8] = b"AIMAGE1\n";
 
 /// `image` as the pages that differ from `base` (read as zeros past its end), deflated.
 /// `diff(&[], image)` is a whole image (zero pages are left out either way).
-pub fn diff(base: &[u8], image: &[u8]) -> Vec<u8> {
+pub(crate) fn diff(base: &[u8], image: &[u8]) -> Vec<u8> {
     encode(image, &changed(base, image))
 }
 
 /// The pages of `image` in `runs`, deflated: a layer [`apply`] or [`apply_delta`] writes.
-pub fn encode(image: &[u8], runs: &[Range<usize>]) -> Vec<u8> {
+pub(crate) fn encode(image: &[u8], runs: &[Range<usize>]) -> Vec<u8> {
     let mut out = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut put = |bytes: &[u8]| out.write_all(bytes).expect("writing to memory");
     put(MAGIC);
@@ -84,7 +84,7 @@ fn same(base: &[u8], image: &[u8], n: usize) -> bool {
 
 /// A 64-bit hash of each page of `image`: a later image's pages that hash differently are
 /// what changed since (one read of the image instead of a comparison with a copy).
-pub fn page_hashes(image: &[u8]) -> Vec<u64> {
+pub(crate) fn page_hashes(image: &[u8]) -> Vec<u64> {
     // Reading the whole image is bound by memory bandwidth, which one core does not use up:
     // large images are hashed in parts on scoped threads (one per core, at most four).
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
@@ -112,7 +112,7 @@ pub fn page_hashes(image: &[u8]) -> Vec<u64> {
 
 /// The pages of `image` that changed since it hashed as `before` (a page past `before`'s
 /// end changed unless it is zeros, as grown memory starts), and its hashes now.
-pub fn changed_since(before: &[u64], image: &[u8]) -> (Vec<Range<usize>>, Vec<u64>) {
+pub(crate) fn changed_since(before: &[u64], image: &[u8]) -> (Vec<Range<usize>>, Vec<u64>) {
     let now = page_hashes(image);
     let zero = xxhash_rust::xxh3::xxh3_64(&[0; PAGE]);
     let runs = runs_of(image.len(), |n| {
@@ -122,7 +122,7 @@ pub fn changed_since(before: &[u64], image: &[u8]) -> (Vec<Range<usize>>, Vec<u6
 }
 
 /// The length of the image `encoded` describes, refusing one longer than `limit`.
-pub fn image_len(encoded: &[u8], limit: usize) -> anyhow::Result<usize> {
+pub(crate) fn image_len(encoded: &[u8], limit: usize) -> anyhow::Result<usize> {
     let mut r = flate2::read::DeflateDecoder::new(encoded);
     let len = read_header(&mut r)?;
     if len > limit {
@@ -163,7 +163,7 @@ pub fn apply(
 }
 
 /// Writes the pages of a layer (`encode`d) into `memory`, which holds the image it followed.
-pub fn apply_delta(encoded: &[u8], memory: &mut [u8]) -> anyhow::Result<()> {
+pub(crate) fn apply_delta(encoded: &[u8], memory: &mut [u8]) -> anyhow::Result<()> {
     let mut r = flate2::read::DeflateDecoder::new(encoded);
     let len = read_header(&mut r)?;
     if len > memory.len() {
@@ -190,7 +190,11 @@ pub fn apply_delta(encoded: &[u8], memory: &mut [u8]) -> anyhow::Result<()> {
 
 /// Copies `runs` of `image` into `memory` (a fresh instance's, grown to at least the image's
 /// length): the rest already holds what the image does.
-pub fn copy_runs(image: &[u8], runs: &[Range<usize>], memory: &mut [u8]) -> anyhow::Result<()> {
+pub(crate) fn copy_runs(
+    image: &[u8],
+    runs: &[Range<usize>],
+    memory: &mut [u8],
+) -> anyhow::Result<()> {
     if memory.len() < image.len() || runs.iter().any(|r| r.end > image.len()) {
         bail!("an image does not fit the memory it is copied into");
     }
@@ -223,12 +227,12 @@ pub struct Tree {
 }
 
 /// The session directory's roots that are state (figures in flight are not).
-pub const ROOTS: [&str; 2] = ["tmp", "data"];
+pub(crate) const ROOTS: [&str; 2] = ["tmp", "data"];
 const SKIP: &str = "tmp/.figures";
 
 /// How much the session's directories hold.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DiskUse {
+pub(crate) struct DiskUse {
     pub bytes: u64,
     pub entries: u64,
 }
@@ -269,7 +273,7 @@ fn walk(
 }
 
 /// What `root` holds, stopping at `limit` (the caller only needs to know it is over).
-pub fn disk_use(root: &Path, limit: DiskUse) -> DiskUse {
+pub(crate) fn disk_use(root: &Path, limit: DiskUse) -> DiskUse {
     let mut used = DiskUse::default();
     let _ = walk(root, |_, _, meta| {
         used.entries += 1;
@@ -287,11 +291,11 @@ pub fn disk_use(root: &Path, limit: DiskUse) -> DiskUse {
 
 /// Hashes of files already known, so unchanged files are not read again: by relative path,
 /// `(size, modified, sha256)`.
-pub type Known = std::collections::HashMap<String, (u64, std::time::SystemTime, String)>;
+pub(crate) type Known = std::collections::HashMap<String, (u64, std::time::SystemTime, String)>;
 
 /// The tree under `root`, hashing only files whose size or modification time changed since
 /// `known` (which is updated).
-pub fn tree(root: &Path, known: &mut Known) -> std::io::Result<Tree> {
+pub(crate) fn tree(root: &Path, known: &mut Known) -> std::io::Result<Tree> {
     let mut tree = Tree::default();
     let mut failed = None;
     walk(root, |rel, path, meta| {
@@ -351,7 +355,7 @@ pub fn checked(root: &Path, rel: &str) -> anyhow::Result<PathBuf> {
 /// Makes `root` hold exactly `tree`: removes what it does not list (symbolic links too),
 /// creates its directories, and writes the files `fetch` gives for those whose hash
 /// differs (through a temporary file, renamed into place).
-pub fn reconcile(
+pub(crate) fn reconcile(
     root: &Path,
     tree: &Tree,
     known: &mut Known,

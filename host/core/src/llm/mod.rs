@@ -173,7 +173,7 @@ pub struct Llm {
     max_retries: u32,
 }
 
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, LlmError>> + Send>>;
+pub(crate) type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, LlmError>> + Send>>;
 
 #[derive(Deserialize)]
 struct RawChunk {

@@ -122,8 +122,6 @@ macro_rules! typed_id {
         pub struct $name(String);
 
         impl $name {
-            pub const KIND: IdKind = $kind;
-
             /// A new random id of this kind.
             #[allow(clippy::new_without_default)]
             pub fn new() -> $name {

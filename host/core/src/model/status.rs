@@ -26,7 +26,7 @@ macro_rules! wire_status {
         }
 
         impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+            pub(crate) const ALL: &'static [$name] = &[$($name::$variant,)+];
 
             pub fn as_str(self) -> &'static str {
                 match self {

@@ -70,7 +70,7 @@ pub struct LlmLatencyLabels {
 }
 
 /// Distinct model names with their own LLM series (see the module doc).
-pub const MAX_MODEL_LABELS: usize = 64;
+pub(crate) const MAX_MODEL_LABELS: usize = 64;
 
 pub struct Metrics {
     registry: Registry,
@@ -202,7 +202,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn plugin_call(&self, plugin: &str, kind: &'static str, outcome: &'static str) {
+    pub(crate) fn plugin_call(&self, plugin: &str, kind: &'static str, outcome: &'static str) {
         self.plugin_calls
             .get_or_create(&PluginLabels {
                 plugin: plugin.to_string(),

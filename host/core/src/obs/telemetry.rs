@@ -99,7 +99,7 @@ pub fn init(log_format: &str, otlp: Option<&OtlpSettings>) -> anyhow::Result<Tel
 }
 
 /// The W3C `traceparent` of the current span, when traces are exported.
-pub fn current_traceparent() -> Option<String> {
+pub(crate) fn current_traceparent() -> Option<String> {
     let context = tracing::Span::current().context();
     let mut carrier = std::collections::HashMap::new();
     TraceContextPropagator::new().inject_context(&context, &mut carrier);

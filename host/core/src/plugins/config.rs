@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::bindings::tool::assistants::plugin::config;
 
 /// One call's view of its plugin's configuration.
-pub struct GuestConfig {
+pub(crate) struct GuestConfig {
     values: Arc<BTreeMap<String, String>>,
 }
 

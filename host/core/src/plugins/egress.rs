@@ -25,7 +25,7 @@ use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-pub use super::secrets::{host_matches, Secret};
+pub(crate) use super::secrets::{host_matches, Secret};
 use super::secrets::{scrub_headers, Scrubbed};
 
 /// Connecting (DNS, TCP and TLS) must finish within this.
@@ -33,7 +33,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one plugin may do over HTTP.
 #[derive(Debug)]
-pub struct HttpPolicy {
+pub(crate) struct HttpPolicy {
     pub plugin: Arc<str>,
     /// `host`, `*.domain` or either with `:port`; lower-case.
     pub hosts: Vec<String>,
@@ -60,14 +60,14 @@ impl HttpPolicy {
 
 /// Addresses a plugin may not reach unless the grant allows private addresses: everything
 /// that is not global unicast ([`is_global`]).
-pub fn is_private(ip: IpAddr) -> bool {
+pub(crate) fn is_private(ip: IpAddr) -> bool {
     !is_global(ip)
 }
 
 /// Whether `ip` is a global unicast address, by allow-list: IPv6 only inside 2000::/3 and
 /// IPv4 outside every special-purpose range. A deny-list misses forms nobody listed
 /// (`::ffff:0:a.b.c.d`, a new documentation prefix); an allow-list refuses them by default.
-pub fn is_global(ip: IpAddr) -> bool {
+pub(crate) fn is_global(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -117,7 +117,7 @@ pub fn is_global(ip: IpAddr) -> bool {
 }
 
 /// The hooks wasmtime-wasi-http calls for one plugin call.
-pub struct PluginHttpHooks {
+pub(crate) struct PluginHttpHooks {
     policy: Arc<HttpPolicy>,
 }
 

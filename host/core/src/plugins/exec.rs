@@ -23,7 +23,7 @@ use std::future::Future;
 const NICENESS: i32 = 10;
 
 /// The guest threads: a multi-threaded runtime with one worker per core.
-pub struct GuestThreads {
+pub(crate) struct GuestThreads {
     runtime: Option<tokio::runtime::Runtime>,
 }
 

@@ -11,7 +11,7 @@ const MAX_LOG_RECORDS: u32 = 1000;
 pub(super) const MAX_LOG_BYTES: usize = 4096;
 
 /// One call's logging capability.
-pub struct GuestLog {
+pub(crate) struct GuestLog {
     plugin_id: Arc<str>,
     left: u32,
 }

@@ -109,7 +109,7 @@ pub struct Manifest {
 impl Manifest {
     /// The hosts a plugin may call under `grant`: what it asked for (all granted, or it would
     /// not load), or the grant's hosts when it asked for `"*"`.
-    pub fn allowed_hosts(&self, grant: &Grant) -> Vec<String> {
+    pub(crate) fn allowed_hosts(&self, grant: &Grant) -> Vec<String> {
         let hosts = if self.network.hosts.iter().any(|h| h == "*") {
             &grant.hosts
         } else {
@@ -208,7 +208,7 @@ pub struct LimitSet {
 }
 
 pub type Caps = LimitSet;
-pub type Effective = LimitSet;
+pub(crate) type Effective = LimitSet;
 
 impl Default for LimitSet {
     fn default() -> Self {

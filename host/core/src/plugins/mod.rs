@@ -27,7 +27,6 @@ mod strategy;
 mod tool;
 mod world;
 
-pub use naming::{exposed_names, OfferedTool};
 use outcome::{annotation_size, call_outcome, cap_error, cap_text, describe_trap};
 use world::World;
 
@@ -170,12 +169,12 @@ impl Instance {
 }
 
 /// Most text a parser may return for one document (it is stored and tokenised host-side).
-pub const MAX_PARSED_TEXT: usize = 32 * 1024 * 1024;
+pub(crate) const MAX_PARSED_TEXT: usize = 32 * 1024 * 1024;
 
 /// Largest strategy state a step may return; it is persisted after every step.
-pub const MAX_STRATEGY_STATE: usize = 1024 * 1024;
+pub(crate) const MAX_STRATEGY_STATE: usize = 1024 * 1024;
 /// Longest error text a strategy step may return; it becomes the run's `last_error.message`.
-pub const MAX_STRATEGY_ERROR: usize = 8 * 1024;
+pub(crate) const MAX_STRATEGY_ERROR: usize = 8 * 1024;
 
 /// How a plugin is listed by `GET /v1/plugins` and `assistants plugins list`.
 #[derive(Debug, Serialize)]

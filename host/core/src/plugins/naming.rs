@@ -48,7 +48,7 @@ impl PluginHost {
 }
 
 /// Names for `(plugin id, tool name)` pairs that are unique among themselves and `reserved`.
-pub fn exposed_names(tools: &[(&str, &str)], reserved: &[String]) -> Vec<String> {
+pub(crate) fn exposed_names(tools: &[(&str, &str)], reserved: &[String]) -> Vec<String> {
     let mut count: HashMap<&str, usize> = HashMap::new();
     for (_, name) in tools {
         *count.entry(name).or_default() += 1;

@@ -13,7 +13,7 @@ use super::bindings::{SearchHit, SearchRequest};
 const MAX_RECORDED_HITS: usize = 200;
 /// Most searches one call may make: each is paid host-side (tokenising, maybe embedding,
 /// ranking), outside the call's own limits.
-pub const MAX_SEARCHES_PER_CALL: u32 = 32;
+pub(crate) const MAX_SEARCHES_PER_CALL: u32 = 32;
 
 /// The server's vector-store search as retrieval tools get it. The host checks what a call may
 /// search (its stores, the number of searches, the result count) before asking; the
@@ -31,7 +31,7 @@ pub trait VectorSearch: Send + Sync {
 }
 
 /// What one call may search.
-pub struct CallRetrieval {
+pub(crate) struct CallRetrieval {
     pub search: Arc<dyn VectorSearch>,
     pub vector_store_ids: Vec<String>,
     /// Every hit this call's searches returned, in order: the host records them (file_search
@@ -44,7 +44,7 @@ pub struct CallRetrieval {
 /// The `vector-store` capability of one call: what it may search, if anything. Each call's
 /// store holds one (`CallState::retrieval`); the linker hands the import this part only.
 #[derive(Default)]
-pub struct VectorStoreAccess {
+pub(crate) struct VectorStoreAccess {
     pub granted: Option<CallRetrieval>,
 }
 

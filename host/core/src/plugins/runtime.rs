@@ -30,12 +30,12 @@ use super::logging::GuestLog;
 /// its thread at each one. Short, so a call waiting behind busy guests on the guest threads
 /// waits a few milliseconds per guest, not tens (soak benchmark: a run's p50 under hostile
 /// load 211 ms at 10 ms ticks, 128 ms at 2 ms); a tick costs one atomic increment per engine.
-pub const TICK: Duration = Duration::from_millis(2);
+pub(crate) const TICK: Duration = Duration::from_millis(2);
 /// Captured guest stdout/stderr per call; beyond this, guest writes fail.
 const STDIO_CAPACITY: usize = 64 * 1024;
 /// Largest in-memory size of one `wasi:http` fields resource (a request's or response's
 /// headers); wasmtime's default (128 KiB) times thousands of handles was gigabytes.
-pub const HTTP_FIELDS_BYTES: usize = 16 * 1024;
+pub(crate) const HTTP_FIELDS_BYTES: usize = 16 * 1024;
 
 /// Host resources (streams, pollables, HTTP fields and bodies …) one call may hold at once.
 /// They live in host memory, outside the guest's linear memory, so they are budgeted against
@@ -47,7 +47,7 @@ pub fn resource_cap(memory_mib: u64) -> usize {
 }
 
 /// What one call may create: a pool slot's size, and the call's store limits.
-pub struct PerCall {
+pub(crate) struct PerCall {
     pub core_instances: u32,
     pub memories: u32,
     pub tables: u32,
@@ -55,7 +55,7 @@ pub struct PerCall {
 
 /// Measured: a Rust `wasm32-wasip2` component has 3 core instances, 1 memory and 2 tables; a
 /// componentize-py one 14, 1 and 2. The margin is for other toolchains.
-pub const PER_CALL: PerCall = PerCall {
+pub(crate) const PER_CALL: PerCall = PerCall {
     core_instances: 16,
     memories: 2,
     tables: 4,
@@ -72,7 +72,7 @@ pub struct PoolSize {
 
 /// Whether a linker offers `wasi:http` (to tools with granted hosts) or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Http {
+pub(crate) enum Http {
     Linked,
     Sealed,
 }
@@ -122,7 +122,7 @@ impl PluginEngine {
 
     /// A linker with WASI (empty context) and the host interfaces of the tool worlds;
     /// `wasi:http` (whose hooks refuse what the grant does not allow) if `http` says so.
-    pub fn tool_linker(&self, http: Http) -> anyhow::Result<Linker<CallState>> {
+    pub(crate) fn tool_linker(&self, http: Http) -> anyhow::Result<Linker<CallState>> {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         if http == Http::Linked {
@@ -134,7 +134,7 @@ impl PluginEngine {
     }
 
     /// A linker for retrieval tools: the tool world's imports plus `vector-store` search.
-    pub fn retrieval_linker(&self, http: Http) -> anyhow::Result<Linker<CallState>> {
+    pub(crate) fn retrieval_linker(&self, http: Http) -> anyhow::Result<Linker<CallState>> {
         let mut linker = self.tool_linker(http)?;
         super::bindings::retrieval::assistants::plugin::vector_store::add_to_linker::<
             CallState,
@@ -145,7 +145,7 @@ impl PluginEngine {
 
     /// A linker for strategies: WASI (empty context) and logging only. Strategies are pure, so
     /// a component that imports `wasi:http` or `config` does not load.
-    pub fn strategy_linker(&self, _: Http) -> anyhow::Result<Linker<CallState>> {
+    pub(crate) fn strategy_linker(&self, _: Http) -> anyhow::Result<Linker<CallState>> {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         logging::add_to_linker::<CallState, HasSelf<GuestLog>>(&mut linker, |s| &mut s.log)?;
@@ -201,7 +201,7 @@ pub(crate) fn start_ticker(engine: Engine) {
 
 /// What stopped a guest's memory from growing, if anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MemoryStop {
+pub(crate) enum MemoryStop {
     #[default]
     None,
     /// The call's own `memory_mib`.
@@ -215,7 +215,7 @@ pub enum MemoryStop {
 /// calls cannot take the host's memory even when each stays within its own limit. A call is
 /// charged as its memories grow (not for its limit up front, which would idle most of the
 /// budget) and refunded when its store is dropped.
-pub struct MemoryBudget {
+pub(crate) struct MemoryBudget {
     limit: u64,
     used: std::sync::atomic::AtomicU64,
 }
@@ -233,7 +233,7 @@ impl MemoryBudget {
     }
 
     /// Bytes charged to calls in flight.
-    pub fn in_use(&self) -> u64 {
+    pub(crate) fn in_use(&self) -> u64 {
         self.used.load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -254,7 +254,7 @@ impl MemoryBudget {
 
 /// The default budget: half the memory this process may use (the cgroup limit when it is
 /// lower than the machine's memory), at least 256 MiB.
-pub fn default_memory_budget() -> u64 {
+pub(crate) fn default_memory_budget() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
         let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -277,13 +277,13 @@ pub fn default_memory_budget() -> u64 {
 
 /// Pool slots per world for a memory budget: one per 8 MiB of it (small plugins use a few
 /// MiB), between 16 and 1000.
-pub fn default_instances(budget_bytes: u64) -> u32 {
+pub(crate) fn default_instances(budget_bytes: u64) -> u32 {
     (budget_bytes / (8 << 20)).clamp(16, 1000) as u32
 }
 
 /// The store's limits, remembering what stopped a memory from growing, so the error the
 /// model sees says so for certain rather than guessing from a trap message.
-pub struct CallLimits {
+pub(crate) struct CallLimits {
     inner: StoreLimits,
     pub memory_stop: MemoryStop,
     budget: Arc<MemoryBudget>,
@@ -345,7 +345,7 @@ impl wasmtime::ResourceLimiter for CallLimits {
 /// What one call's store holds: the WASI context (empty but for captured stdio), the limits,
 /// and one unit per host capability the plugin's world imports — logging, config, outgoing
 /// HTTP (policy hooks over `wasi:http`), vector-store search for retrieval tools.
-pub struct CallState {
+pub(crate) struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub limits: CallLimits,
@@ -410,7 +410,7 @@ impl CallState {
     }
 
     /// Forwards what the guest printed to the log, tagged with the plugin id.
-    pub fn flush_stdio(&self) {
+    pub(crate) fn flush_stdio(&self) {
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let bytes = pipe.contents();
             if !bytes.is_empty() {
@@ -445,7 +445,7 @@ impl wasmtime_wasi_http::WasiHttpView for CallState {
 /// Guest code is interrupted every epoch tick: until the deadline it yields to the async
 /// executor (so a looping guest never holds a runtime thread for more than a tick, and the
 /// caller's timeout can fire), after it the call traps with `Interrupt`.
-pub fn call_store(engine: &Engine, state: CallState, timeout: Duration) -> Store<CallState> {
+pub(crate) fn call_store(engine: &Engine, state: CallState, timeout: Duration) -> Store<CallState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     let deadline = std::time::Instant::now() + timeout;

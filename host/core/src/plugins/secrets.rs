@@ -18,7 +18,7 @@ const MASK: u8 = b'*';
 
 /// One secret a plugin's requests may carry.
 #[derive(Debug)]
-pub struct Secret {
+pub(crate) struct Secret {
     pub header: HeaderName,
     /// The header value (the manifest's prefix and the granted value).
     pub value: HeaderValue,
@@ -30,7 +30,7 @@ pub struct Secret {
 
 /// Whether `host:port` matches one of `patterns` (`host`, `*.domain`, either with `:port`; a
 /// pattern without a port means the standard web ports 443 and 80).
-pub fn host_matches(patterns: &[String], host: &str, port: u16) -> bool {
+pub(crate) fn host_matches(patterns: &[String], host: &str, port: u16) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     patterns.iter().any(|pattern| {
         let (name, want_port) = match pattern.rsplit_once(':') {
@@ -72,7 +72,7 @@ fn scrub_from(raw: &[u8], secrets: &[Vec<u8>], masked: usize) -> (Vec<u8>, usize
 }
 
 /// Response headers with every secret's value scrubbed.
-pub fn scrub_headers(headers: &mut http::HeaderMap, secrets: &[Vec<u8>]) {
+pub(crate) fn scrub_headers(headers: &mut http::HeaderMap, secrets: &[Vec<u8>]) {
     if secrets.is_empty() {
         return;
     }
@@ -87,7 +87,7 @@ pub fn scrub_headers(headers: &mut http::HeaderMap, secrets: &[Vec<u8>]) {
 /// A response body with every secret's value scrubbed, also where one spans two chunks: the
 /// last `longest - 1` raw bytes of each chunk wait for the next, with how many of them belong
 /// to an occurrence already masked.
-pub struct Scrubbed<B> {
+pub(crate) struct Scrubbed<B> {
     inner: B,
     secrets: Vec<Vec<u8>>,
     /// Raw bytes not yet sent.

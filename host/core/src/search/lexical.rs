@@ -22,7 +22,7 @@ pub fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
 
 /// Collects chunks, then [`LexicalBuilder::finish`]es into a [`Lexical`] index.
 #[derive(Default)]
-pub struct LexicalBuilder {
+pub(crate) struct LexicalBuilder {
     /// term → (chunk, term frequency)
     postings: HashMap<Box<str>, Vec<(u32, u32)>>,
     lens: Vec<u32>,
@@ -81,7 +81,7 @@ impl LexicalBuilder {
 }
 
 /// A BM25 inverted index over a store's chunks.
-pub struct Lexical {
+pub(crate) struct Lexical {
     chunks: u32,
     /// term → (chunk, BM25 term-frequency factor)
     postings: HashMap<Box<str>, Box<[(u32, f32)]>>,

@@ -33,7 +33,7 @@ impl Vectors {
     /// embedding fixes the dimension; one of another dimension (the store was embedded by
     /// several models) is skipped, since it cannot be compared with the query. Returns whether
     /// it was added.
-    pub fn push_bytes(&mut self, chunk: u32, bytes: &[u8], scratch: &mut Vec<f32>) -> bool {
+    pub(crate) fn push_bytes(&mut self, chunk: u32, bytes: &[u8], scratch: &mut Vec<f32>) -> bool {
         scratch.clear();
         scratch.extend(
             bytes
@@ -73,7 +73,7 @@ impl Vectors {
     }
 
     /// Returns the spare capacity of a finished index.
-    pub fn shrink_to_fit(&mut self) {
+    pub(crate) fn shrink_to_fit(&mut self) {
         self.chunks.shrink_to_fit();
         self.bits.shrink_to_fit();
         self.codes.shrink_to_fit();
@@ -203,7 +203,7 @@ pub fn exact_nearest(vectors: &[f32], dims: usize, q: &[f32], k: usize) -> Vec<(
 
 /// The `k` highest scores, best first, ties by lower id: a selection, not a full sort, since
 /// the input can be a large part of a million-chunk store.
-pub fn top_k<S: Copy + PartialOrd>(mut v: Vec<(u32, S)>, k: usize) -> Vec<(u32, S)> {
+pub(crate) fn top_k<S: Copy + PartialOrd>(mut v: Vec<(u32, S)>, k: usize) -> Vec<(u32, S)> {
     let order = |a: &(u32, S), b: &(u32, S)| {
         b.1.partial_cmp(&a.1)
             .unwrap_or(std::cmp::Ordering::Equal)

@@ -130,25 +130,8 @@ impl Store {
     }
 
     /// Inserts `doc` only if its parent `P` with `parent_id` exists in the project (a message
-    /// under its thread), as one statement: the existence check and the insert cannot be
-    /// separated by a concurrent delete, and it costs one write instead of a read and a write.
-    pub async fn insert_under<P: Doc, D: Doc>(
-        &self,
-        project: &str,
-        parent_id: &str,
-        doc: &D,
-        extra: &[(&'static str, Val)],
-    ) -> StoreResult<()> {
-        match self
-            .insert_under_unless::<P, D>(project, parent_id, doc, extra, "")
-            .await?
-        {
-            0 => Err(StoreError::not_found(P::NAME, parent_id)),
-            _ => Ok(()),
-        }
-    }
-
-    /// [`Store::insert_under`] with one more condition, `guard`: SQL appended to the statement's
+    /// under its thread), as one statement — the existence check and the insert cannot be
+    /// separated by a concurrent delete — and only if `guard`: SQL appended to the statement's
     /// `WHERE` in which `$P` stands for the parent id (e.g. a `NOT EXISTS` that keeps messages
     /// out of a thread with an active run). Returns the rows inserted (0 or 1) and leaves telling
     /// a missing parent from a failed guard to the caller.

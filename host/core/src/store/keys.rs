@@ -20,7 +20,7 @@ pub struct KeyInfo {
     pub revoked_at: Option<i64>,
 }
 
-pub fn hash_key(key: &str) -> String {
+pub(crate) fn hash_key(key: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }

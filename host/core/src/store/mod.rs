@@ -24,7 +24,7 @@ mod uploads;
 mod usage;
 pub mod vector_stores;
 
-pub use docs::{Doc, RawDoc};
+pub use docs::Doc;
 pub use error::{StoreError, StoreResult};
 pub use list::{ListEnvelope, ListParams, Order, Page};
 
@@ -229,7 +229,7 @@ impl Store {
 
     /// [`Store::begin`] for background work (the run engine, ingestion): on SQLite it waits
     /// while clients' writes are waiting (see `lanes`).
-    pub async fn begin_background(&self) -> StoreResult<Tx> {
+    pub(crate) async fn begin_background(&self) -> StoreResult<Tx> {
         self.begin_in(lanes::Lane::Background).await
     }
 

@@ -64,7 +64,11 @@ impl Store {
 
     /// Gives a claimed file back for another attempt after `retry_in_secs` (transient failure);
     /// while it waits it no longer counts as in flight for its project.
-    pub async fn release_ingest(&self, job: &IngestJob, retry_in_secs: i64) -> StoreResult<()> {
+    pub(crate) async fn release_ingest(
+        &self,
+        job: &IngestJob,
+        retry_in_secs: i64,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE vector_store_files SET lease_until = $1, lease_token = NULL \
              WHERE vector_store_id = $2 AND id = $3 AND lease_token = $4 AND status = 'in_progress'",
@@ -141,7 +145,12 @@ impl Store {
     }
 
     /// Marks the file failed with `last_error`, unless the job was superseded.
-    pub async fn fail_ingest(&self, job: &IngestJob, code: &str, message: &str) -> StoreResult<()> {
+    pub(crate) async fn fail_ingest(
+        &self,
+        job: &IngestJob,
+        code: &str,
+        message: &str,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE vector_store_files SET status = 'failed', last_error = $1, lease_until = NULL, \
              lease_token = NULL \
@@ -157,7 +166,7 @@ impl Store {
     }
 
     /// The generation of a store's searchable content; changes whenever chunks or attributes do.
-    pub async fn index_generation(&self, vs_id: &str) -> StoreResult<i64> {
+    pub(crate) async fn index_generation(&self, vs_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT index_generation FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
             .fetch_optional(&self.read)
@@ -168,7 +177,7 @@ impl Store {
 
     /// All chunks of a store in insertion order, streamed: a large store's chunks (text and
     /// embeddings) would not fit in memory at once next to the index being built from them.
-    pub fn stream_chunks<'a>(
+    pub(crate) fn stream_chunks<'a>(
         &'a self,
         vs_id: &str,
     ) -> futures::stream::BoxStream<'a, StoreResult<ChunkRow>> {
@@ -191,7 +200,7 @@ impl Store {
     }
 
     /// The text of the chunks with these row numbers (those still stored).
-    pub async fn chunk_texts(
+    pub(crate) async fn chunk_texts(
         &self,
         seqs: &[i64],
     ) -> StoreResult<std::collections::HashMap<i64, String>> {
@@ -215,7 +224,7 @@ impl Store {
     }
 
     /// Attributes of every completed file of a store, for search filters.
-    pub async fn store_file_attributes(
+    pub(crate) async fn store_file_attributes(
         &self,
         vs_id: &str,
     ) -> StoreResult<Vec<(String, Option<serde_json::Value>)>> {
@@ -245,7 +254,7 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    pub async fn put_file_text(&self, file_id: &str, text: &str) -> StoreResult<()> {
+    pub(crate) async fn put_file_text(&self, file_id: &str, text: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO file_texts (file_id, text) VALUES ($1, $2) \
              ON CONFLICT (file_id) DO UPDATE SET text = excluded.text",

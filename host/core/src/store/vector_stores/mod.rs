@@ -91,7 +91,7 @@ pub struct NewChunk {
 
 /// A stored chunk, as the search index loads it.
 #[derive(Debug, Clone)]
-pub struct ChunkRow {
+pub(crate) struct ChunkRow {
     /// The chunk's row number: the index keeps it instead of the text, which is read back
     /// ([`Store::chunk_texts`]) only for the results a search returns.
     pub seq: i64,
@@ -111,12 +111,12 @@ pub fn expires_at(expires_after: Option<&serde_json::Value>, last_active_at: i64
 }
 
 /// f32s as little-endian bytes (the `chunks.embedding` column).
-pub fn vector_bytes(v: &[f32]) -> Vec<u8> {
+pub(crate) fn vector_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// How often a file is retried after its ingesting node vanished before it is marked failed.
-pub const MAX_INGEST_ATTEMPTS: i64 = 3;
+pub(crate) const MAX_INGEST_ATTEMPTS: i64 = 3;
 
 impl Store {
     /// Attaches a file to a store (or re-attaches it, restarting ingestion) in `in_progress`.
