@@ -437,6 +437,36 @@ async fn cancelling_a_batch() {
     );
 }
 
+/// A file whose ingestion fails transiently (here the embeddings upstream refuses once) is
+/// handed back and retried after a short delay (30 s), not held until its lease (300 s)
+/// lapses.
+#[tokio::test]
+async fn a_transiently_failed_file_is_retried_soon() {
+    use assistants_tests::fake_llm::FakeLlm;
+    let llm = FakeLlm::start().await;
+    let app = TestApp::spawn_with_llm(&llm, |s| {
+        s.llm.embedding_model = Some("embed-test".into());
+    })
+    .await;
+    llm.fail_embeddings(1);
+    let file = app.upload_ok("car.txt", "The car needs new tires.").await;
+    let vs = app
+        .create("/vector_stores", json!({"file_ids": [file]}))
+        .await;
+    let started = std::time::Instant::now();
+    let mut done = Value::Null;
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        let (_, v) = app.get(&format!("/vector_stores/{vs}")).await;
+        if v["file_counts"]["in_progress"] == 0 {
+            done = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(done["file_counts"]["completed"], 1, "{done}");
+    assert!(llm.embedding_requests().len() >= 2);
+}
+
 #[tokio::test]
 async fn with_an_embeddings_model_search_is_hybrid() {
     use assistants_tests::fake_llm::FakeLlm;

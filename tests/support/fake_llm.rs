@@ -102,6 +102,8 @@ struct Inner {
     answered_at: Vec<std::time::Instant>,
     /// Bodies of `/embeddings` requests.
     embedding_requests: Vec<Value>,
+    /// How many of the next `/embeddings` requests are refused (400, which is not retried).
+    failing_embeddings: usize,
     /// The `traceparent` header of each chat request (None when absent).
     traceparents: Vec<Option<String>>,
 }
@@ -160,6 +162,11 @@ impl FakeLlm {
     /// Every `/embeddings` request body received so far.
     pub fn embedding_requests(&self) -> Vec<Value> {
         self.inner.lock().unwrap().embedding_requests.clone()
+    }
+
+    /// Refuses the next `n` `/embeddings` requests with a 400.
+    pub fn fail_embeddings(&self, n: usize) {
+        self.inner.lock().unwrap().failing_embeddings = n;
     }
 
     /// Every request body received so far.
@@ -317,7 +324,15 @@ pub fn fake_embedding(text: &str) -> Vec<f32> {
 
 async fn embeddings(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Value>) -> Response {
     let body = body.0;
-    inner.lock().unwrap().embedding_requests.push(body.clone());
+    {
+        let mut inner = inner.lock().unwrap();
+        inner.embedding_requests.push(body.clone());
+        if inner.failing_embeddings > 0 {
+            inner.failing_embeddings -= 1;
+            let error = json!({"error": {"message": "refused for the test", "type": "invalid_request_error", "param": null, "code": null}});
+            return (axum::http::StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+        }
+    }
     let inputs: Vec<String> = match &body["input"] {
         Value::String(s) => vec![s.clone()],
         Value::Array(a) => a
