@@ -170,21 +170,34 @@ impl Ctx {
             )
             .await;
         if s != 200 {
-            return None;
+            // Said in the failure, so a refused ordinary run can be told from a lost one.
+            return Some(json!({"create": s, "answer": run}));
         }
         let path = format!(
             "/threads/{}/runs/{}",
             run["thread_id"].as_str()?,
             run["id"].as_str()?
         );
+        // A poll that fails in transport (a kept-alive connection the server closed as it was
+        // reused) is tried again, as the SDKs' pollers do; three in a row end the wait.
+        let mut transport_errors = 0;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let r = self
-                .req(&t.key, reqwest::Method::GET, &path)
-                .send()
-                .await
-                .ok()?;
-            let v: Value = r.json().await.ok()?;
+            let polled = match self.req(&t.key, reqwest::Method::GET, &path).send().await {
+                Ok(r) => r.json::<Value>().await,
+                Err(e) => Err(e),
+            };
+            let v = match polled {
+                Ok(v) => v,
+                Err(e) => {
+                    transport_errors += 1;
+                    if transport_errors == 3 {
+                        return Some(json!({"poll": format!("{e:?}")}));
+                    }
+                    continue;
+                }
+            };
+            transport_errors = 0;
             if !matches!(
                 v["status"].as_str(),
                 Some("queued" | "in_progress" | "cancelling")
