@@ -43,6 +43,19 @@ async fn assistant_and_thread(app: &TestApp) -> (String, String) {
     (asst, thread)
 }
 
+/// The code_interpreter tool's description in the first model request.
+fn description(llm: &FakeLlm) -> String {
+    let tools = &llm.requests()[0]["tools"];
+    tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "code_interpreter")
+        .and_then(|t| t["function"]["description"].as_str())
+        .unwrap_or_else(|| panic!("not offered: {tools}"))
+        .to_string()
+}
+
 /// The tool-call entries of a run's steps.
 async fn calls(app: &TestApp, thread: &str, run: &str) -> Vec<Value> {
     let (_, steps) = app
@@ -275,14 +288,7 @@ async fn input_files_are_in_mnt_data_and_named_to_the_model() {
     let (_, done) = app.run_to_end(&thread, &asst).await;
     assert_eq!(done["status"], "completed", "{done}");
     // The model was told where each file is and what it is called.
-    let tools = &llm.requests()[0]["tools"];
-    let description = tools
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["function"]["name"] == "code_interpreter")
-        .map(|t| t["function"]["description"].as_str().unwrap().to_string())
-        .unwrap();
+    let description = description(&llm);
     assert!(
         description.contains(&format!("/mnt/data/{sales}: sales.csv")),
         "{description}"
@@ -388,14 +394,7 @@ async fn create_thread_and_run_brings_its_own_files_and_deleting_the_thread_forg
     let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "completed", "{done}");
     // The run's own files replace the assistant's: named to the model, and in /mnt/data.
-    let tools = &llm.requests()[0]["tools"];
-    let description = tools
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["function"]["name"] == "code_interpreter")
-        .map(|t| t["function"]["description"].as_str().unwrap().to_string())
-        .unwrap();
+    let description = description(&llm);
     assert!(
         description.contains(&format!("/mnt/data/{own}: own.csv")),
         "{description}"

@@ -178,29 +178,14 @@ impl Opening {
             deltas.push(persist.object(key).await?);
         }
         // Files the snapshot's template holds are read from it, not from the thread.
-        let mut from_template: HashMap<String, Option<Vec<u8>>> = HashMap::new();
-        let base = match (&head.base, &self.template) {
-            (None, _) => None,
-            (Some(sha), Some(t)) if *sha == t.sha => {
-                for (sha, bytes) in &t.files {
-                    from_template.insert(sha.clone(), Some(bytes.clone()));
-                }
-                None
-            }
+        let (base, from_template) = match (&head.base, &self.template) {
+            (None, _) => (None, None),
+            (Some(sha), Some(t)) if *sha == t.sha => (None, Some(t.clone())),
             (Some(sha), _) => {
                 let other = persist.template(sha).await?;
-                for f in &other.tree.files {
-                    from_template.insert(f.sha256.clone(), None);
-                }
-                let encoded = persist.object(&other.memory).await?;
-                let limit = self.limits.memory_bytes;
-                let image = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
-                    let mut image = vec![0; snapshot::image_len(&encoded, limit)?];
-                    snapshot::apply(&[], None, &encoded, &mut image)?;
-                    Ok(image)
-                })
-                .await??;
-                Some(Arc::new(image))
+                let other =
+                    Arc::new(load_template(persist, other, self.limits.memory_bytes).await?);
+                (Some(other.clone()), Some(other))
             }
         };
         let dir = self.dir.clone();
@@ -211,9 +196,9 @@ impl Opening {
             if local.files.contains(f) || files.contains_key(&f.sha256) {
                 continue;
             }
-            let bytes = match from_template.get(&f.sha256) {
-                Some(Some(bytes)) => bytes.clone(),
-                Some(None) => persist.object(&persist.template_file(&f.sha256)).await?,
+            let shared = from_template.as_ref().and_then(|t| t.files.get(&f.sha256));
+            let bytes = match shared {
+                Some(bytes) => bytes.clone(),
                 None => {
                     persist
                         .object(&persist.thread_file(thread, &f.sha256))
@@ -233,7 +218,7 @@ impl Opening {
     async fn restore(&self, head: Head, fetched: Fetched) -> anyhow::Result<Live> {
         let mut session = Session::start(&self.python, &self.mounts, &self.limits).await?;
         let (base, runs): (&[u8], _) = match (&fetched.base, &self.template) {
-            (Some(image), _) => (image, None),
+            (Some(other), _) => (&other.image, None),
             (None, Some(t)) if head.base.is_some() => (&t.image, Some(&t.runs[..])),
             _ => (&[], None),
         };
@@ -338,7 +323,8 @@ impl Opening {
 struct Fetched {
     memory: Vec<u8>,
     deltas: Vec<Vec<u8>>,
-    base: Option<Arc<Vec<u8>>>,
+    /// The snapshot's template when it is not this node's.
+    base: Option<Arc<Template>>,
     files: HashMap<String, Vec<u8>>,
 }
 
@@ -480,11 +466,7 @@ pub(crate) async fn node_template(
     installed: Installed,
 ) -> Option<Arc<Template>> {
     let cell = settings.template.as_ref()?;
-    let limits = SessionLimits {
-        memory_bytes: (settings.memory_mib << 20) as usize,
-        open_files: settings.open_files,
-        output_bytes: settings.output_kib << 10,
-    };
+    let limits = settings.session_limits();
     let dir = settings.sessions_dir.join(".template");
     let mounts = Mounts {
         installed,
@@ -587,14 +569,5 @@ pub(crate) async fn watch_disk(dir: PathBuf, limit: DiskUse, stopper: super::ses
             stopper.stop(over_quota(limit));
             return;
         }
-    }
-}
-
-/// Aborts a task when dropped.
-pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

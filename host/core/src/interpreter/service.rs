@@ -29,13 +29,19 @@ use super::engine;
 use super::live::{Live, Opening, Origin, Template};
 use super::persist::{Head, Persist};
 use super::report::{after_cell, open_fds, take_figures, CellReport};
-use super::session::{CellStatus, Mounts, Python, SessionLimits};
+use super::session::{CellStatus, Mounts, Python};
 pub use super::settings::InterpreterSettings;
 use super::snapshot::{disk_use, DiskUse};
 pub use super::status::Availability;
 use crate::blobs::Blobs;
 use crate::plugins::cache::CacheKey;
 use crate::plugins::exec::GuestThreads;
+
+/// Snapshots in `blobs`, under the recipe this build and `settings`' template make.
+fn persist(settings: &InterpreterSettings, blobs: Option<Blobs>) -> Option<Persist> {
+    let template = settings.template.clone().unwrap_or_default();
+    blobs.map(|b| Persist::new(b, super::artifact::WHEEL.sha256, &template))
+}
 
 type Slot = Arc<tokio::sync::Mutex<Option<Live>>>;
 
@@ -87,8 +93,7 @@ impl CodeInterpreter {
                 None
             }
         };
-        let template = settings.template.clone().unwrap_or_default();
-        let persist = blobs.map(|b| Persist::new(b, super::artifact::WHEEL.sha256, &template));
+        let persist = persist(&settings, blobs);
         if preparing {
             // Sessions of an earlier process are in their snapshots, not in these
             // directories.
@@ -122,8 +127,7 @@ impl CodeInterpreter {
         reason: &str,
         blobs: Option<Blobs>,
     ) -> Arc<CodeInterpreter> {
-        let template = settings.template.clone().unwrap_or_default();
-        let persist = blobs.map(|b| Persist::new(b, super::artifact::WHEEL.sha256, &template));
+        let persist = persist(&settings, blobs);
         Arc::new(CodeInterpreter {
             cells: tokio::sync::Semaphore::new(1),
             settings,
@@ -185,14 +189,6 @@ impl CodeInterpreter {
         }
     }
 
-    fn limits(&self) -> SessionLimits {
-        SessionLimits {
-            memory_bytes: (self.settings.memory_mib << 20) as usize,
-            open_files: self.settings.open_files,
-            output_bytes: self.settings.output_kib << 10,
-        }
-    }
-
     fn disk_limit(&self) -> DiskUse {
         DiskUse {
             bytes: self.settings.disk_mib << 20,
@@ -214,7 +210,7 @@ impl CodeInterpreter {
                 tmp: dir.join("tmp"),
                 data: dir.join("data"),
             },
-            limits: self.limits(),
+            limits: self.settings.session_limits(),
             persist: self.persist.clone(),
             template: ready.template.clone(),
             dir,
@@ -313,7 +309,7 @@ impl CodeInterpreter {
         let dir = self.thread_dir(thread);
         let limit = self.disk_limit();
         let stopper = guard.as_ref().expect("a live session").session.stopper();
-        let watch = super::live::AbortOnDrop(tokio::spawn(super::live::watch_disk(
+        let watch = crate::plugins::exec::AbortOnDrop(tokio::spawn(super::live::watch_disk(
             dir.clone(),
             limit,
             stopper,

@@ -42,6 +42,15 @@ pub struct InterpreterSettings {
 }
 
 impl InterpreterSettings {
+    /// What one session runs under.
+    pub fn session_limits(&self) -> super::session::SessionLimits {
+        super::session::SessionLimits {
+            memory_bytes: (self.memory_mib << 20) as usize,
+            open_files: self.open_files,
+            output_bytes: self.output_kib << 10,
+        }
+    }
+
     /// The defaults for a data directory.
     pub fn for_data_dir(data_dir: &std::path::Path) -> InterpreterSettings {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -69,8 +69,8 @@ impl Drop for GuestThreads {
     }
 }
 
-/// Aborts the call when its caller stops waiting for it.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+/// Aborts the task when its owner stops waiting for it (drops this).
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
