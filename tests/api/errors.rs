@@ -88,3 +88,86 @@ async fn an_id_of_the_wrong_kind_in_a_path_is_not_found_for_that_kind() {
     let (s, _) = app.get(&format!("/threads/{thread}")).await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn an_id_of_the_wrong_kind_in_a_body_names_no_object() {
+    let app = TestApp::spawn().await;
+    let thread = app.create("/threads", json!({})).await;
+    let vs = app.create("/vector_stores", json!({})).await;
+    // A file's id where a file belongs is found; another kind's id is not, whatever it is.
+    let file = app.upload_ok("a.txt", "alpha").await;
+    for (path, body, param, message) in [
+        (
+            format!("/vector_stores/{vs}/files"),
+            json!({"file_id": vs}),
+            "file_id",
+            format!("No file found with id '{vs}'."),
+        ),
+        (
+            format!("/vector_stores/{vs}/file_batches"),
+            json!({"file_ids": [file, thread]}),
+            "file_ids",
+            format!("No file found with id '{thread}'."),
+        ),
+        (
+            "/vector_stores".to_string(),
+            json!({"file_ids": [thread]}),
+            "file_ids",
+            format!("No file found with id '{thread}'."),
+        ),
+        (
+            "/assistants".to_string(),
+            json!({"model": "m", "tools": [{"type": "file_search"}],
+                   "tool_resources": {"file_search": {"vector_store_ids": [file]}}}),
+            "tool_resources.file_search.vector_store_ids",
+            format!("No vector store found with id '{file}'."),
+        ),
+        (
+            format!("/threads/{thread}/messages"),
+            json!({"role": "user", "content": "x",
+                   "attachments": [{"file_id": vs, "tools": [{"type": "file_search"}]}]}),
+            "attachments",
+            format!("No file found with id '{vs}'."),
+        ),
+    ] {
+        let (s, e) = app.post(&path, body).await;
+        assert_eq!(s, 400, "{path}: {e}");
+        let e = assert_error(&e);
+        assert_eq!(e["param"], param, "{path}");
+        assert_eq!(e["message"], message.as_str(), "{path}");
+    }
+    // A run's assistant: 404 for an id of another kind, without a query.
+    let (s, e) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": thread}),
+        )
+        .await;
+    assert_eq!(s, 404, "{e}");
+    assert_eq!(
+        assert_error(&e)["message"],
+        format!("No assistant found with id '{thread}'.").as_str()
+    );
+    // The messages filter takes run ids only.
+    let (s, e) = app
+        .get(&format!("/threads/{thread}/messages?run_id={thread}"))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(assert_error(&e)["param"], "run_id");
+    // An upload's parts: another kind's id is no part of it.
+    let (s, up) = app
+        .post(
+            "/uploads",
+            json!({"bytes": 5, "filename": "u.txt", "mime_type": "text/plain", "purpose": "assistants"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{up}");
+    let (s, e) = app
+        .post(
+            &format!("/uploads/{}/complete", up["id"].as_str().unwrap()),
+            json!({"part_ids": [file]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(assert_error(&e)["param"], "part_ids");
+}

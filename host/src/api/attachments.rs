@@ -6,12 +6,13 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use assistants_core::model::ids::FileId;
 use assistants_core::model::Message;
 use assistants_core::model::Thread;
 use assistants_core::store::Tx;
 
 /// File ids of the message's attachments that ask for file_search.
-pub fn file_search_files(m: &Message) -> Vec<String> {
+pub fn file_search_files(m: &Message) -> Vec<FileId> {
     m.attachments
         .iter()
         .filter(|a| {
@@ -23,7 +24,9 @@ pub fn file_search_files(m: &Message) -> Vec<String> {
                         .any(|t| t.get("type").and_then(Value::as_str) == Some("file_search"))
                 })
         })
-        .filter_map(|a| a.get("file_id").and_then(Value::as_str).map(str::to_string))
+        // Stored messages hold only ids checked when they were written.
+        .filter_map(|a| a.get("file_id").and_then(Value::as_str))
+        .filter_map(|id| FileId::parse(id).ok())
         .collect()
 }
 
@@ -35,7 +38,7 @@ pub async fn attach_to_thread_store(
     tx: &mut Tx,
     project: &str,
     thread_id: &str,
-    files: &[String],
+    files: &[FileId],
 ) -> ApiResult<bool> {
     if files.is_empty() {
         return Ok(false);

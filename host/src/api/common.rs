@@ -5,6 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use assistants_core::model::ids::TypedId;
 use assistants_core::plugins::ProjectRef;
 use assistants_core::store::{ListEnvelope, ListParams, Order, Page};
 
@@ -479,31 +480,41 @@ pub fn response_format(v: Option<Value>) -> ApiResult<Value> {
     }
 }
 
-/// Checks that every id names a `D` of the project, in one query; otherwise a 400 naming
-/// `param` and the first missing id ("No file found with id '…'.").
+/// Parses ids from a request body and checks that every one names a `D` of the project, in
+/// one query; otherwise a 400 naming `param` and the first bad or missing id ("No file found
+/// with id '…'."). An id of another kind names no object, and is refused before the query.
 pub async fn require_existing<D: assistants_core::store::Doc>(
     store: &assistants_core::store::Store,
     project: &str,
     param: &str,
     ids: &[String],
-) -> ApiResult<()> {
-    if let Some(bad) = ids
+) -> ApiResult<Vec<D::Id>> {
+    let not_found = |id: &str| {
+        ApiError::invalid(
+            param,
+            format!("No {} found with id '{}'.", D::NAME, id.escape_debug()),
+        )
+    };
+    let typed = ids
         .iter()
-        .find(|id| !assistants_core::model::ids::is_valid_id(id))
-    {
-        return Err(ApiError::invalid(
-            param,
-            format!("No {} found with id '{}'.", D::NAME, bad.escape_debug()),
-        ));
+        .map(|id| D::Id::parse(id).map_err(|_| not_found(id)))
+        .collect::<ApiResult<Vec<D::Id>>>()?;
+    let found = store.existing::<D>(project, &typed).await?;
+    match typed.iter().find(|id| !found.contains(id.as_ref())) {
+        Some(missing) => Err(not_found(missing.as_ref())),
+        None => Ok(typed),
     }
-    let found = store.existing::<D>(project, ids).await?;
-    match ids.iter().find(|id| !found.contains(*id)) {
-        Some(missing) => Err(ApiError::invalid(
-            param,
-            format!("No {} found with id '{missing}'.", D::NAME),
-        )),
-        None => Ok(()),
-    }
+}
+
+/// [`require_existing`] for one id.
+pub async fn require_one<D: assistants_core::store::Doc>(
+    store: &assistants_core::store::Store,
+    project: &str,
+    param: &str,
+    id: &str,
+) -> ApiResult<D::Id> {
+    let ids = require_existing::<D>(store, project, param, &[id.to_string()]).await?;
+    Ok(ids.into_iter().next().expect("one id in, one out"))
 }
 
 /// The caller as plugin allow-lists name projects; its name is looked up only when some

@@ -12,7 +12,7 @@ use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::{now, MessageId, ThreadId};
+use assistants_core::model::ids::{now, MessageId, RunId, ThreadId};
 use assistants_core::model::FileObject;
 use assistants_core::model::Message;
 use assistants_core::model::Thread;
@@ -287,18 +287,17 @@ async fn list(
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let params = q.params(20, 100)?;
     let mut filters = vec![];
-    if let Some(run) = q
-        .run_id
-        .as_deref()
-        .filter(|r| !r.is_empty() && !assistants_core::model::ids::is_valid_id(r))
-    {
-        return Err(ApiError::invalid(
-            "run_id",
-            format!("Invalid 'run_id': '{}'.", run.escape_debug()),
-        ));
-    }
-    if let Some(run) = q.run_id.filter(|r| !r.is_empty()) {
-        filters.push(("run_id", Val::Text(run)));
+    let run_id = match q.run_id.as_deref().filter(|r| !r.is_empty()) {
+        None => None,
+        Some(r) => Some(RunId::parse(r).map_err(|_| {
+            ApiError::invalid(
+                "run_id",
+                format!("Invalid 'run_id': '{}'.", r.escape_debug()),
+            )
+        })?),
+    };
+    if let Some(run) = run_id {
+        filters.push(("run_id", Val::Text(run.into())));
     }
     let page = state
         .store

@@ -65,15 +65,17 @@ pub async fn resolve(
     if let Some(ci) = map.get("code_interpreter").filter(|v| !v.is_null()) {
         let param = "tool_resources.code_interpreter.file_ids";
         let ids = string_ids(param, ci.get("file_ids"), 20)?;
-        common::require_existing::<FileObject>(&state.store, project, param, &ids).await?;
+        let ids =
+            common::require_existing::<FileObject>(&state.store, project, param, &ids).await?;
         out.insert("code_interpreter".into(), json!({ "file_ids": ids }));
     }
     let Some(fs) = map.get("file_search").filter(|v| !v.is_null()) else {
         return Ok(Value::Object(out));
     };
     let param = "tool_resources.file_search.vector_store_ids";
-    let mut ids = string_ids(param, fs.get("vector_store_ids"), 1)?;
-    common::require_existing::<VectorStoreDoc>(&state.store, project, param, &ids).await?;
+    let ids = string_ids(param, fs.get("vector_store_ids"), 1)?;
+    let mut ids =
+        common::require_existing::<VectorStoreDoc>(&state.store, project, param, &ids).await?;
     let p = "tool_resources.file_search.vector_stores";
     let specs = match fs.get("vector_stores").filter(|v| !v.is_null()) {
         None => Vec::new(),
@@ -97,7 +99,7 @@ pub async fn resolve(
     let mut planned = Vec::with_capacity(specs.len());
     for spec in &specs {
         let file_ids = string_ids(&format!("{p}[0].file_ids"), spec.get("file_ids"), 10_000)?;
-        common::require_existing::<FileObject>(
+        let file_ids = common::require_existing::<FileObject>(
             &state.store,
             project,
             &format!("{p}[0].file_ids"),
@@ -125,7 +127,7 @@ pub async fn resolve(
                     state, tx, project, None, metadata, None, &file_ids, &strategy,
                 )
                 .await?;
-                ids.push(vs.id.to_string());
+                ids.push(vs.id);
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::auth::Project;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::state::AppState;
 use assistants_core::blobs::{file_key, part_key};
-use assistants_core::model::ids::{new_id, now, FileId, IdKind, UploadId};
+use assistants_core::model::ids::{now, FileId, UploadId, UploadPartId};
 use assistants_core::model::{FileObject, Upload};
 use assistants_core::store::Val;
 
@@ -128,7 +128,7 @@ async fn add_part_to(
 ) -> ApiResult<serde_json::Value> {
     let u = load(state, project, upload_id).await?;
     require_pending(&u)?;
-    let part_id = new_id(IdKind::UploadPart);
+    let part_id = UploadPartId::new();
     let key = part_key(upload_id, &part_id);
     let mut size = None;
     let streamed: ApiResult<()> = async {
@@ -200,8 +200,13 @@ async fn complete(
     let known = state.store.upload_parts(&upload_id).await?;
     let mut total = 0i64;
     let mut seen = std::collections::HashSet::new();
+    let mut parts = Vec::with_capacity(req.part_ids.len());
     for p in &req.part_ids {
-        let Some(size) = known.get(p) else {
+        // An id of another kind is no part of this upload.
+        let Some((id, size)) = UploadPartId::parse(p)
+            .ok()
+            .and_then(|id| known.get(id.as_str()).map(|size| (id, size)))
+        else {
             return Err(ApiError::invalid(
                 "part_ids",
                 format!("Part '{p}' does not belong to upload {upload_id}."),
@@ -214,6 +219,7 @@ async fn complete(
             ));
         }
         total += size;
+        parts.push(id);
     }
     if total != u.bytes {
         return Err(ApiError::invalid(
@@ -226,11 +232,7 @@ async fn complete(
     }
     super::quota::room_for_file(&state, &project).await?;
     let file_id = FileId::new();
-    let keys: Vec<String> = req
-        .part_ids
-        .iter()
-        .map(|p| part_key(&upload_id, p))
-        .collect();
+    let keys: Vec<String> = parts.iter().map(|p| part_key(&upload_id, p)).collect();
     let written = state.blobs.concat(&keys, &file_key(&file_id)).await?;
     let file = FileObject {
         id: file_id.clone(),

@@ -105,19 +105,14 @@ async fn create(
     let attributes = common::attributes("attributes", req.attributes.as_ref())?;
     require_store(&state, &project, &vs).await?;
     super::quota::room_for_chunks(&state, &project).await?;
-    common::require_existing::<FileObject>(
-        &state.store,
-        &project,
-        "file_id",
-        std::slice::from_ref(&req.file_id),
-    )
-    .await?;
+    let file_id =
+        common::require_one::<FileObject>(&state.store, &project, "file_id", &req.file_id).await?;
     let row = state
         .store
         .attach_file(
             &project,
             &vs,
-            &req.file_id,
+            &file_id,
             None,
             &strategy,
             attributes.as_ref(),
@@ -299,7 +294,13 @@ async fn create_batch(
     require_store(&state, &project, &vs).await?;
     super::quota::room_for_chunks(&state, &project).await?;
     let ids: Vec<String> = files.iter().map(|(id, _, _)| id.clone()).collect();
-    common::require_existing::<FileObject>(&state.store, &project, "file_ids", &ids).await?;
+    let ids =
+        common::require_existing::<FileObject>(&state.store, &project, "file_ids", &ids).await?;
+    let files: Vec<(FileId, Value, Option<Value>)> = ids
+        .into_iter()
+        .zip(files)
+        .map(|(id, (_, s, a))| (id, s, a))
+        .collect();
     let batch_id = FileBatchId::new();
     let created_at = now();
     state

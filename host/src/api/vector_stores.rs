@@ -14,7 +14,7 @@ use super::extract::{Json, Path, Query};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use assistants_core::model::ids::{now, VectorStoreId};
+use assistants_core::model::ids::{now, FileId, VectorStoreId};
 use assistants_core::model::FileObject;
 use assistants_core::model::VectorStoreDoc;
 use assistants_core::search::{Filter, SearchRequest, MAX_QUERIES, MAX_QUERY_BYTES};
@@ -145,7 +145,7 @@ pub async fn create_store_in(
     name: Option<String>,
     metadata: Metadata,
     expires_after: Option<Value>,
-    file_ids: &[String],
+    file_ids: &[FileId],
     strategy: &Value,
 ) -> ApiResult<VectorStoreDoc> {
     let created_at = now();
@@ -191,7 +191,9 @@ async fn create(
         ));
     }
     let strategy = common::chunking_strategy("chunking_strategy", req.chunking_strategy.as_ref())?;
-    common::require_existing::<FileObject>(&state.store, &project, "file_ids", &file_ids).await?;
+    let file_ids =
+        common::require_existing::<FileObject>(&state.store, &project, "file_ids", &file_ids)
+            .await?;
     if !file_ids.is_empty() {
         super::quota::room_for_chunks(&state, &project).await?;
     }

@@ -113,6 +113,12 @@ pub struct IdError {
     pub id: String,
 }
 
+/// What every id type can do: be parsed from outside, checked for its kind.
+pub trait TypedId: Sized + AsRef<str> {
+    /// An id from outside: refused unless it is well-formed and has this kind's prefix.
+    fn parse(id: &str) -> Result<Self, IdError>;
+}
+
 /// Declares the id type of one kind of object.
 macro_rules! typed_id {
     ($(#[$meta:meta])* $name:ident = $kind:expr) => {
@@ -142,6 +148,12 @@ macro_rules! typed_id {
 
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl TypedId for $name {
+            fn parse(id: &str) -> Result<$name, IdError> {
+                $name::parse(id)
             }
         }
 
@@ -199,6 +211,7 @@ typed_id!(FileId = IdKind::File);
 typed_id!(UploadId = IdKind::Upload);
 typed_id!(VectorStoreId = IdKind::VectorStore);
 typed_id!(FileBatchId = IdKind::FileBatch);
+typed_id!(UploadPartId = IdKind::UploadPart);
 
 /// Current time as integer Unix seconds, the only time unit on the wire.
 pub fn now() -> i64 {

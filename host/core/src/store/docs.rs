@@ -11,6 +11,9 @@ use sqlx::Row;
 use super::error::{StoreError, StoreResult};
 use super::list::ListScope;
 use super::{bind_all, ListParams, Page, Store, Val};
+use crate::model::ids::{
+    AssistantId, FileId, MessageId, RunId, StepId, ThreadId, TypedId, UploadId, VectorStoreId,
+};
 use crate::model::{Assistant, FileObject, Message, Run, RunStep, Thread, Upload, VectorStoreDoc};
 
 /// A stored document as raw JSON, with its id.
@@ -29,8 +32,9 @@ impl Serialize for RawDoc {
 /// Implements [`Doc`] for a model type with `id` and `created_at: i64` fields; `columns`
 /// names the function giving a row's indexed columns, for types that have any.
 macro_rules! impl_doc {
-    ($ty:ty, table = $table:literal, name = $name:literal $(, columns = $columns:ident)?) => {
+    ($ty:ty, id = $id:ty, table = $table:literal, name = $name:literal $(, columns = $columns:ident)?) => {
         impl Doc for $ty {
+            type Id = $id;
             const TABLE: &'static str = $table;
             const NAME: &'static str = $name;
             fn id(&self) -> &str {
@@ -50,6 +54,8 @@ macro_rules! impl_doc {
 
 /// An object stored as a JSON document in its own table.
 pub trait Doc: Serialize + DeserializeOwned + Send + Sync + Unpin {
+    /// The type of this document's id.
+    type Id: TypedId;
     /// The table; it has `seq`, `id`, `project_id`, `created_at` and `body` columns.
     const TABLE: &'static str;
     /// The noun in "No {NAME} found with id '…'."
@@ -63,29 +69,38 @@ pub trait Doc: Serialize + DeserializeOwned + Send + Sync + Unpin {
     }
 }
 
-impl_doc!(Assistant, table = "assistants", name = "assistant");
-impl_doc!(Thread, table = "threads", name = "thread");
+impl_doc!(
+    Assistant,
+    id = AssistantId,
+    table = "assistants",
+    name = "assistant"
+);
+impl_doc!(Thread, id = ThreadId, table = "threads", name = "thread");
 impl_doc!(
     Message,
+    id = MessageId,
     table = "messages",
     name = "message",
     columns = message_columns
 );
 impl_doc!(
     FileObject,
+    id = FileId,
     table = "files",
     name = "file",
     columns = file_columns
 );
-impl_doc!(Upload, table = "uploads", name = "upload");
+impl_doc!(Upload, id = UploadId, table = "uploads", name = "upload");
 impl_doc!(
     VectorStoreDoc,
+    id = VectorStoreId,
     table = "vector_stores",
     name = "vector store"
 );
-impl_doc!(Run, table = "runs", name = "run");
+impl_doc!(Run, id = RunId, table = "runs", name = "run");
 impl_doc!(
     RunStep,
+    id = StepId,
     table = "run_steps",
     name = "run step",
     columns = step_columns
@@ -411,7 +426,7 @@ impl Store {
     pub async fn existing<D: Doc>(
         &self,
         project: &str,
-        ids: &[String],
+        ids: &[impl AsRef<str>],
     ) -> StoreResult<std::collections::HashSet<String>> {
         let mut found = std::collections::HashSet::new();
         for batch in ids.chunks(500) {
@@ -422,7 +437,7 @@ impl Store {
                 marks.join(", ")
             );
             let mut args = vec![Val::Text(project.to_string())];
-            args.extend(batch.iter().map(|id| Val::Text(id.clone())));
+            args.extend(batch.iter().map(|id| Val::Text(id.as_ref().to_string())));
             for r in bind_all(sqlx::query(&sql), &args)
                 .fetch_all(&self.read)
                 .await?

@@ -112,6 +112,7 @@ mod tests {
     }
 
     impl Doc for Row {
+        type Id = crate::model::ids::ThreadId;
         const TABLE: &'static str = "threads";
         const NAME: &'static str = "row";
         fn id(&self) -> &str {

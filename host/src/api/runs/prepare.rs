@@ -3,7 +3,7 @@
 
 use super::*;
 use assistants_core::interpreter;
-use assistants_core::model::ids::{RunId, VectorStoreId};
+use assistants_core::model::ids::{AssistantId, RunId, VectorStoreId};
 
 /// The only `include[]` value the API defines (file-search result content in steps).
 pub const INCLUDE_FILE_SEARCH_CONTENT: &str =
@@ -158,13 +158,10 @@ pub(super) async fn prepare(
     p: RunParams,
     additional_instructions: Option<String>,
 ) -> ApiResult<Prepared> {
-    if !assistants_core::model::ids::is_valid_id(&p.assistant_id) {
-        return Err(ApiError::not_found("assistant", &p.assistant_id));
-    }
-    let asst = state
-        .store
-        .get::<Assistant>(project, &p.assistant_id)
-        .await?;
+    // An id of another kind names no assistant: 404 without a query.
+    let assistant_id = AssistantId::parse(&p.assistant_id)
+        .map_err(|_| ApiError::not_found("assistant", &p.assistant_id))?;
+    let asst = state.store.get::<Assistant>(project, &assistant_id).await?;
     if let Some(m) = &p.model {
         if m.trim().is_empty() {
             return Err(ApiError::invalid(

@@ -44,7 +44,7 @@ impl Store {
         vs_id: &str,
         batch_id: &str,
         created_at: i64,
-        files: &[(String, serde_json::Value, Option<serde_json::Value>)],
+        files: &[(FileId, serde_json::Value, Option<serde_json::Value>)],
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(

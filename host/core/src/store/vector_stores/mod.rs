@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use super::error::{StoreError, StoreResult};
 use super::{ListParams, Page, Store, Val};
-use crate::model::ids::now;
+use crate::model::ids::{now, FileId};
 use crate::model::IngestStatus;
 
 /// A file's membership of a vector store, as stored.
