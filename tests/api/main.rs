@@ -5,6 +5,7 @@
 mod assistants;
 mod auth;
 mod code_interpreter;
+mod conversations;
 mod documents;
 mod errors;
 mod files;

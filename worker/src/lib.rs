@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: the claim/lease loop and the LLM and tool actions of one run;
 //! - [`input`]: what the strategy and the model see (thread messages, truncation, tools);
+//! - [`items`]: a Responses context (messages, function calls and outputs) as chat messages;
 //! - [`transitions`]: every change of a run's status (the API calls these too);
 //! - [`pool`]: the worker pool fed by the run queue, and the sweeper;
 //! - [`fair`]: the order waiting runs start in: projects in turns, each under a cap;
@@ -19,6 +20,7 @@ pub(crate) mod code_files;
 pub mod engine;
 pub(crate) mod fair;
 pub(crate) mod input;
+pub mod items;
 pub mod pool;
 pub(crate) mod publish;
 pub mod transitions;

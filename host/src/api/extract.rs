@@ -161,6 +161,9 @@ fn id_kind_of(param: &str) -> Option<IdKind> {
         "upload_id" => IdKind::Upload,
         "vs" | "vector_store_id" => IdKind::VectorStore,
         "batch_id" => IdKind::FileBatch,
+        "conversation_id" => IdKind::Conversation,
+        "response_id" => IdKind::Response,
+        "item_id" => IdKind::Item,
         _ => return None,
     })
 }

@@ -4,9 +4,11 @@
 pub mod assistants;
 mod attachments;
 pub mod common;
+mod conversations;
 pub mod extract;
 pub mod files;
 mod form;
+mod items;
 pub mod messages;
 mod plugins;
 mod quota;
@@ -39,7 +41,8 @@ pub fn router(state: AppState) -> Router {
         .merge(vector_stores::router())
         .merge(vector_store_files::router())
         .merge(runs::router())
-        .merge(plugins::router());
+        .merge(plugins::router())
+        .merge(conversations::router());
     Router::new()
         .merge(crate::ops::router())
         .nest("/v1", api.clone())

@@ -83,6 +83,7 @@ const sdk = {
 };
 
 const HAS_UPLOADS = client.uploads !== undefined && typeof client.uploads.create === 'function';
+const HAS_CONVERSATIONS = client.conversations !== undefined;
 const HAS_SEARCH = typeof vectorStores.search === 'function';
 const HAS_VS_FILE_CONTENT = typeof vectorStores.files.content === 'function';
 const HAS_VS_FILE_UPDATE = typeof vectorStores.files.update === 'function';
@@ -1793,4 +1794,55 @@ t('code_interpreter: a sandbox link in the answer is a file_path annotation, str
   assert.equal(file.purpose, 'assistants_output');
   const body = await (await client.files.content(file.id)).text();
   assert.equal(body, 'a,b\n1,2\n');
+});
+
+// ---------------------------------------------------------------------------------------------
+// conversations (the Responses surface)
+// ---------------------------------------------------------------------------------------------
+
+const noConversations = !HAS_CONVERSATIONS && `openai ${VERSION} has no conversations resource`;
+
+t('conversations: create with items, list, add, retrieve, update, delete', { skip: noConversations }, async () => {
+  const conv = await client.conversations.create({
+    metadata: { topic: 'demo' },
+    items: [
+      { type: 'message', role: 'user', content: 'Hello!' },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Hi.' }] },
+    ],
+  });
+  assert.match(conv.id, /^conv_/);
+  assert.equal(conv.object, 'conversation');
+  assert.deepEqual(conv.metadata, { topic: 'demo' });
+  assertIntTs(conv.created_at);
+  assert.equal((await client.conversations.retrieve(conv.id)).id, conv.id);
+
+  const items = await collect(client.conversations.items.list(conv.id, { order: 'asc' }));
+  assert.deepEqual(items.map((i) => i.role), ['user', 'assistant']);
+  assert.deepEqual(items[0].content, [{ type: 'input_text', text: 'Hello!' }]);
+
+  const added = await client.conversations.items.create(conv.id, {
+    items: [
+      { type: 'function_call', call_id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' },
+      { type: 'function_call_output', call_id: 'call_1', output: 'sunny' },
+    ],
+  });
+  assert.deepEqual(added.data.map((i) => i.type), ['function_call', 'function_call_output']);
+  const call = await client.conversations.items.retrieve(added.data[0].id, { conversation_id: conv.id });
+  assert.equal(call.name, 'get_weather');
+  const newest = await collect(client.conversations.items.list(conv.id, { limit: 1 }));
+  assert.deepEqual(newest.map((i) => i.id), [added.data[1].id, added.data[0].id, items[1].id, items[0].id]);
+
+  const updated = await client.conversations.update(conv.id, { metadata: { topic: 'weather' } });
+  assert.deepEqual(updated.metadata, { topic: 'weather' });
+  const after = await client.conversations.items.delete(items[0].id, { conversation_id: conv.id });
+  assert.equal(after.id, conv.id);
+
+  await expectApiError(
+    client.conversations.items.create(conv.id, { items: [{ type: 'message', role: 'robot', content: 'x' }] }),
+    OpenAI.BadRequestError,
+    400,
+  );
+  const deleted = await client.conversations.delete(conv.id);
+  assert.equal(deleted.deleted, true);
+  await expectApiError(client.conversations.retrieve(conv.id), OpenAI.NotFoundError, 404);
 });

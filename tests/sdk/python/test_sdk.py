@@ -1913,3 +1913,64 @@ def test_code_interpreter_figure_becomes_an_image_output_and_image_file(client: 
     [answer] = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data
     assert [c.type for c in answer.content] == ["text", "image_file"]
     assert answer.content[1].image_file.file_id == file_id
+
+
+# --------------------------------------------------------------------------------------------
+# conversations (the Responses surface; openai >= 1.101)
+# --------------------------------------------------------------------------------------------
+
+
+def test_conversations_and_items(client: OpenAI):
+    if not hasattr(client, "conversations"):
+        pytest.skip(f"openai {SDK_VERSION} has no conversations resource")
+    conv = client.conversations.create(
+        metadata={"topic": "demo"},
+        items=[
+            {"type": "message", "role": "user", "content": "Hello!"},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hi."}]},
+        ],
+    )
+    assert conv.id.startswith("conv_")
+    assert conv.object == "conversation"
+    assert conv.metadata == {"topic": "demo"}
+    assert_int_ts(conv.created_at)
+    assert client.conversations.retrieve(conv.id).id == conv.id
+
+    items = list(client.conversations.items.list(conv.id, order="asc"))
+    assert [i.type for i in items] == ["message", "message"]
+    assert items[0].role == "user"
+    assert items[0].content[0].type == "input_text"
+    assert items[0].content[0].text == "Hello!"
+    assert items[1].content[0].type == "output_text"
+
+    added = client.conversations.items.create(
+        conv.id,
+        items=[
+            {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        ],
+    )
+    assert [i.type for i in added.data] == ["function_call", "function_call_output"]
+    call = client.conversations.items.retrieve(added.data[0].id, conversation_id=conv.id)
+    assert call.name == "get_weather"
+    assert call.call_id == "call_1"
+    # Newest first by default, one page at a time through the SDK's auto-pagination.
+    newest = [i.id for i in client.conversations.items.list(conv.id, limit=1)]
+    assert newest == [added.data[1].id, added.data[0].id, items[1].id, items[0].id]
+
+    updated = client.conversations.update(conv.id, metadata={"topic": "weather"})
+    assert updated.metadata == {"topic": "weather"}
+    after = client.conversations.items.delete(items[0].id, conversation_id=conv.id)
+    assert after.id == conv.id
+    assert len(list(client.conversations.items.list(conv.id))) == 3
+
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.conversations.items.create(conv.id, items=[{"type": "message", "role": "robot", "content": "x"}])
+    assert assert_error_shape(bad.value, 400)["param"] == "items[0].role"
+
+    deleted = client.conversations.delete(conv.id)
+    assert deleted.deleted is True
+    assert deleted.id == conv.id
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.conversations.retrieve(conv.id)
+    assert_error_shape(gone.value, 404)

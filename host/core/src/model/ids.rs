@@ -33,6 +33,11 @@ pub enum IdKind {
     FileBatch,
     Project,
     ApiKey,
+    Conversation,
+    Response,
+    /// Items of a conversation or a response: messages, tool calls and their outputs. Each
+    /// item type has its own prefix ([`ItemId::of_type`]); this kind accepts any of them.
+    Item,
 }
 
 impl IdKind {
@@ -51,6 +56,10 @@ impl IdKind {
             IdKind::FileBatch => "vsfb_",
             IdKind::Project => "proj_",
             IdKind::ApiKey => "key_",
+            IdKind::Conversation => "conv_",
+            IdKind::Response => "resp_",
+            // An item's prefix is its type's; ids made without one say only "item".
+            IdKind::Item => "item_",
         }
     }
 }
@@ -72,6 +81,9 @@ impl IdKind {
             IdKind::FileBatch => "vector store file batch",
             IdKind::Project => "project",
             IdKind::ApiKey => "API key",
+            IdKind::Conversation => "conversation",
+            IdKind::Response => "response",
+            IdKind::Item => "item",
         }
     }
 }
@@ -79,7 +91,12 @@ impl IdKind {
 impl IdKind {
     /// Whether `id` could be an id of this kind: well-formed ([`is_valid_id`]) with its prefix.
     pub fn accepts(self, id: &str) -> bool {
-        is_valid_id(id) && id.starts_with(self.prefix())
+        match self {
+            // Items from clients carry ids of many prefixes (OpenAI's own among them, in
+            // items echoed back from its responses).
+            IdKind::Item => is_valid_id(id),
+            _ => is_valid_id(id) && id.starts_with(self.prefix()),
+        }
     }
 }
 
@@ -212,6 +229,35 @@ typed_id!(UploadId = IdKind::Upload);
 typed_id!(VectorStoreId = IdKind::VectorStore);
 typed_id!(FileBatchId = IdKind::FileBatch);
 typed_id!(UploadPartId = IdKind::UploadPart);
+typed_id!(ConversationId = IdKind::Conversation);
+typed_id!(ResponseId = IdKind::Response);
+typed_id!(
+    /// An item of a conversation or response; new ones are made with [`ItemId::of_type`].
+    ItemId = IdKind::Item
+);
+
+impl ItemId {
+    /// A new id for an item of `type` (`message` → `msg_…`, `function_call` → `fc_…`).
+    pub fn of_type(kind: &str) -> ItemId {
+        let prefix = match kind {
+            "message" => "msg_",
+            "function_call" => "fc_",
+            "function_call_output" => "fco_",
+            "file_search_call" => "fs_",
+            "web_search_call" => "ws_",
+            "code_interpreter_call" => "ci_",
+            "reasoning" => "rs_",
+            "mcp_list_tools" => "mcpl_",
+            "mcp_call" => "mcp_",
+            "mcp_approval_request" => "mcpr_",
+            "mcp_approval_response" => "mcpa_",
+            "compaction" => "cmp_",
+            _ => IdKind::Item.prefix(),
+        };
+        let tail = &new_id(IdKind::Item)[IdKind::Item.prefix().len()..];
+        ItemId(format!("{prefix}{tail}"))
+    }
+}
 
 /// Current time as integer Unix seconds, the only time unit on the wire.
 pub fn now() -> i64 {

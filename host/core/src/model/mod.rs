@@ -6,6 +6,7 @@
 //! field here changes what is stored and what clients see, together.
 
 pub mod assistant;
+pub mod conversation;
 pub mod engine;
 pub mod file;
 pub mod ids;
@@ -17,6 +18,7 @@ pub mod upload;
 pub mod vector_store;
 
 pub use assistant::Assistant;
+pub use conversation::{Conversation, Item};
 pub use file::FileObject;
 pub use message::Message;
 pub use run::{Run, RunStatus, RunStep};

@@ -12,9 +12,13 @@ use super::error::{StoreError, StoreResult};
 use super::list::ListScope;
 use super::{bind_all, ListParams, Page, Store, Val};
 use crate::model::ids::{
-    AssistantId, FileId, MessageId, RunId, StepId, ThreadId, TypedId, UploadId, VectorStoreId,
+    AssistantId, ConversationId, FileId, ItemId, MessageId, RunId, StepId, ThreadId, TypedId,
+    UploadId, VectorStoreId,
 };
-use crate::model::{Assistant, FileObject, Message, Run, RunStep, Thread, Upload, VectorStoreDoc};
+use crate::model::{
+    Assistant, Conversation, FileObject, Item, Message, Run, RunStep, Thread, Upload,
+    VectorStoreDoc,
+};
 
 /// A stored document as raw JSON, with its id.
 #[derive(Debug)]
@@ -97,6 +101,19 @@ impl_doc!(
     table = "vector_stores",
     name = "vector store"
 );
+impl_doc!(
+    Conversation,
+    id = ConversationId,
+    table = "conversations",
+    name = "conversation"
+);
+impl_doc!(
+    Item,
+    id = ItemId,
+    table = "items",
+    name = "item",
+    columns = item_columns
+);
 impl_doc!(Run, id = RunId, table = "runs", name = "run");
 impl_doc!(
     RunStep,
@@ -120,6 +137,20 @@ fn message_columns(m: &Message) -> Vec<(&'static str, Val)> {
 /// The indexed columns of a file row: its size (a project's storage use is summed from it).
 fn file_columns(f: &FileObject) -> Vec<(&'static str, Val)> {
     vec![("bytes", Val::Int(f.bytes))]
+}
+
+/// The indexed columns of an item row: the conversation and the response it belongs to.
+fn item_columns(i: &Item) -> Vec<(&'static str, Val)> {
+    vec![
+        (
+            "conversation_id",
+            Val::OptText(i.conversation_id.as_ref().map(|c| c.to_string())),
+        ),
+        (
+            "response_id",
+            Val::OptText(i.response_id.as_ref().map(|r| r.to_string())),
+        ),
+    ]
 }
 
 /// The indexed columns of a run step row: its run.

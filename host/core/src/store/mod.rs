@@ -14,6 +14,7 @@ mod checkpoint;
 mod docs;
 mod error;
 mod group;
+mod items;
 pub mod keys;
 mod lanes;
 mod list;
