@@ -106,6 +106,12 @@ impl ApiError {
         ))
     }
 
+    /// The same error, naming the parameter that caused it.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self

@@ -16,6 +16,7 @@ mod limits;
 mod ops;
 mod pagination;
 mod plugins;
+mod responses;
 mod runs;
 mod server;
 mod threads;

@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use assistants_core::model::engine::{ChatMessage, ToolCall};
+use assistants_core::model::engine::{ChatMessage, LlmRequest, ToolCall, ToolSpec};
 use assistants_core::model::Item;
 
 /// The chat messages for `items`, oldest first.
@@ -66,6 +66,28 @@ pub fn chat_messages(items: &[Item]) -> Vec<ChatMessage> {
         }
     }
     out
+}
+
+/// Prompt tokens of a request to the model: the instructions as a system message, the items
+/// as chat messages and the tools offered — as the engine counts a request before sending it.
+pub fn prompt_tokens(instructions: &str, items: &[Item], tools: &[ToolSpec]) -> usize {
+    let mut messages = Vec::with_capacity(items.len() + 1);
+    if !instructions.is_empty() {
+        messages.push(ChatMessage {
+            role: "system".into(),
+            content: instructions.to_string(),
+            tool_call_id: None,
+            tool_calls: vec![],
+        });
+    }
+    messages.extend(chat_messages(items));
+    crate::input::request_tokens(&LlmRequest {
+        messages,
+        tools: tools.to_vec(),
+        tool_choice_json: String::new(),
+        response_format_json: String::new(),
+        stop: vec![],
+    })
 }
 
 fn text(item: &Item, key: &str) -> String {

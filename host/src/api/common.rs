@@ -328,6 +328,15 @@ pub fn tools(
     Ok(list)
 }
 
+/// Whether `name` may name a function tool: 1-64 characters of `a-z A-Z 0-9 _ -`.
+pub fn is_function_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 fn function_tool(at: &str, t: &Value) -> ApiResult<()> {
     let f = t.get("function").filter(|f| f.is_object()).ok_or_else(|| {
         ApiError::invalid(
@@ -341,12 +350,7 @@ fn function_tool(at: &str, t: &Value) -> ApiResult<()> {
             format!("Missing required parameter: '{at}.function.name'."),
         )
     })?;
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid {
+    if !is_function_name(name) {
         return Err(ApiError::invalid(
             format!("{at}.function.name"),
             format!("Invalid '{at}.function.name': must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes."),

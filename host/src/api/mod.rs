@@ -12,6 +12,7 @@ mod items;
 pub mod messages;
 mod plugins;
 mod quota;
+mod responses;
 pub mod runs;
 pub mod threads;
 mod tool_resources;
@@ -42,7 +43,8 @@ pub fn router(state: AppState) -> Router {
         .merge(vector_store_files::router())
         .merge(runs::router())
         .merge(plugins::router())
-        .merge(conversations::router());
+        .merge(conversations::router())
+        .merge(responses::router());
     Router::new()
         .merge(crate::ops::router())
         .nest("/v1", api.clone())

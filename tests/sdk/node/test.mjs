@@ -1846,3 +1846,24 @@ t('conversations: create with items, list, add, retrieve, update, delete', { ski
   assert.equal(deleted.deleted, true);
   await expectApiError(client.conversations.retrieve(conv.id), OpenAI.NotFoundError, 404);
 });
+
+const noInputTokens =
+  typeof client.responses?.inputTokens?.count !== 'function' && `openai ${VERSION} has no responses.inputTokens`;
+
+t('responses: input token counts', { skip: noInputTokens }, async () => {
+  const one = await client.responses.inputTokens.count({ model: MODEL, input: 'hello' });
+  assert.equal(one.object, 'response.input_tokens');
+  assert.equal(one.input_tokens, 5);
+  const more = await client.responses.inputTokens.count({
+    model: MODEL,
+    instructions: 'Answer in French.',
+    input: [{ role: 'user', content: 'hello' }],
+    tools: [{ type: 'function', name: 'get_weather', parameters: { type: 'object', properties: {} } }],
+  });
+  assert.ok(more.input_tokens > one.input_tokens);
+  await expectApiError(
+    client.responses.inputTokens.count({ model: MODEL, input: 'x', conversation: 'conv_missing' }),
+    OpenAI.NotFoundError,
+    404,
+  );
+});

@@ -1974,3 +1974,22 @@ def test_conversations_and_items(client: OpenAI):
     with pytest.raises(openai.NotFoundError) as gone:
         client.conversations.retrieve(conv.id)
     assert_error_shape(gone.value, 404)
+
+
+def test_responses_input_tokens(client: OpenAI):
+    responses = getattr(client, "responses", None)
+    if responses is None or not hasattr(responses, "input_tokens"):
+        pytest.skip(f"openai {SDK_VERSION} has no responses.input_tokens")
+    one = responses.input_tokens.count(model=MODEL, input="hello")
+    assert one.object == "response.input_tokens"
+    assert one.input_tokens == 5
+    more = responses.input_tokens.count(
+        model=MODEL,
+        instructions="Answer in French.",
+        input=[{"role": "user", "content": "hello"}],
+        tools=[{"type": "function", "name": "get_weather", "parameters": WEATHER_PARAMS}],
+    )
+    assert more.input_tokens > one.input_tokens
+    with pytest.raises(openai.NotFoundError) as missing:
+        responses.input_tokens.count(model=MODEL, input="x", conversation="conv_missing")
+    assert_error_shape(missing.value, 404)
