@@ -114,6 +114,16 @@ async fn a_conversation_keeps_its_items_in_order() {
         .await;
     assert_eq!(s, 200, "{u}");
     assert_eq!(u["metadata"], json!({"topic": "weather"}));
+    let (s, cleared) = app
+        .post(&format!("/conversations/{cid}"), json!({"metadata": null}))
+        .await;
+    assert_eq!(s, 200, "{cleared}");
+    assert_eq!(cleared["metadata"], json!({}));
+    app.post(
+        &format!("/conversations/{cid}"),
+        json!({"metadata": {"topic": "weather"}}),
+    )
+    .await;
 
     // Deleting an item answers with the conversation; a cursor naming it still works.
     let (s, after_delete) = app

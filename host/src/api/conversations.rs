@@ -7,7 +7,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::common::{self, ListQuery};
+use super::common::{self, ListQuery, Patch};
 use super::extract::{Json, Path, Query};
 use super::items;
 use crate::auth::Project;
@@ -27,7 +27,8 @@ struct CreateConversation {
 
 #[derive(Debug, Deserialize)]
 struct UpdateConversation {
-    metadata: Option<Value>,
+    #[serde(default)]
+    metadata: Patch<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,13 +124,12 @@ async fn update(
     Json(req): Json<UpdateConversation>,
 ) -> ApiResult<axum::Json<Conversation>> {
     // `metadata` is required here; `null` clears it.
-    let Some(metadata) = req.metadata else {
+    let Some(metadata) = common::metadata_patch(req.metadata)? else {
         return Err(ApiError::invalid(
             "metadata",
             "Missing required parameter: 'metadata'.",
         ));
     };
-    let metadata = common::metadata("metadata", Some(metadata))?;
     let c = state
         .store
         .update::<Conversation, ApiError>(&project, &id, move |c| {
