@@ -378,14 +378,7 @@ impl Store {
             filters,
             tombstone_parent: "",
         };
-        self.list_rows(&scope, "id, body", params, |r| {
-            let body = serde_json::value::RawValue::from_string(r.try_get::<String, _>(1)?)?;
-            Ok(RawDoc {
-                id: r.try_get(0)?,
-                body,
-            })
-        })
-        .await
+        self.list_rows(&scope, "id, body", params, raw_doc).await
     }
 
     /// One page of the project's documents, optionally narrowed by extra column equalities.
@@ -407,6 +400,15 @@ impl Store {
             has_more: page.has_more,
         })
     }
+}
+
+/// A row selected as `id, body`, its body untouched.
+pub(super) fn raw_doc(r: &sqlx::any::AnyRow) -> StoreResult<RawDoc> {
+    let body = serde_json::value::RawValue::from_string(r.try_get::<String, _>(1)?)?;
+    Ok(RawDoc {
+        id: r.try_get(0)?,
+        body,
+    })
 }
 
 /// The document's own indexed columns ([`Doc::columns`]) followed by the caller's `extra`.

@@ -38,14 +38,8 @@ impl Store {
             filters: vec![],
             tombstone_parent: conversation,
         };
-        self.list_rows(&scope, "id, body", params, |r| {
-            let body = serde_json::value::RawValue::from_string(r.try_get::<String, _>(1)?)?;
-            Ok(RawDoc {
-                id: r.try_get(0)?,
-                body,
-            })
-        })
-        .await
+        self.list_rows(&scope, "id, body", params, super::docs::raw_doc)
+            .await
     }
 
     /// An item of the conversation (the latest, should the same id have been added twice).
