@@ -16,6 +16,8 @@ mod limits;
 mod ops;
 mod pagination;
 mod plugins;
+mod response_runs;
+mod response_streams;
 mod responses;
 mod runs;
 mod server;

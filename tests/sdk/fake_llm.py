@@ -17,6 +17,8 @@ The SDK suites cannot script replies per request, so this upstream answers by co
     file_search and web_fetch tools answer)                   -> "Found it 【…】." quoting the
     first label exactly;
   * the last message is any other tool result                 -> "Tool said: <output>";
+  * a `json_schema` response format is asked for              -> the smallest JSON document the
+    schema accepts (strings "echo", numbers 0, booleans false, one item per array);
   * anything else                                             -> "echo: <last user message>".
 Answers stream word by word, end with a usage chunk (when asked) and `data: [DONE]`. With
 FAKE_LLM_CHUNK_DELAY_MS set, chunks are written one at a time with that pause between them (the
@@ -90,6 +92,26 @@ def tool_call(model: str, call_id: str, name: str, args: str, cuts: tuple[int, .
     return out
 
 
+def instance(schema: dict, defs: dict) -> object:
+    """The smallest document `schema` accepts (the subset structured outputs use)."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return instance(defs.get(ref[len("#/$defs/"):], {}), defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return instance(schema[key][0], defs)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {k: instance(v, defs) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [instance(schema.get("items") or {}, defs)]
+    return {"string": "echo", "integer": 0, "number": 0, "boolean": False}.get(kind)
+
+
 def reply(body: dict) -> list[dict]:
     model = body.get("model", "")
     messages = body.get("messages", [])
@@ -125,8 +147,12 @@ def reply(body: dict) -> list[dict]:
         out += tool_call(model, "up_fs_0", "file_search", args, cuts=(5, 5 + (len(args) - 5) // 2))
     else:
         label = citation_label(content_text(last.get("content"))) if last.get("role") == "tool" else None
+        fmt = body.get("response_format") or {}
         if label is not None:
             text = f"Found it {label}."
+        elif fmt.get("type") == "json_schema" and last.get("role") != "tool":
+            schema = (fmt.get("json_schema") or {}).get("schema") or {}
+            text = json.dumps(instance(schema, schema.get("$defs") or {}))
         elif last.get("role") == "tool":
             text = f"Tool said: {last.get('content')}"
         else:

@@ -142,7 +142,23 @@ class Load:
                 raise RuntimeError(f"run {run_id} stuck in {run['status']}")
             time.sleep(0.1)
 
+    def response(self, i: int, node: str):
+        """A background response (the Responses surface on the same engine), polled to its end."""
+        _, resp = self.call(node, "POST", "/responses",
+                            {"model": "gpt-fault", "input": f"respond {i}", "background": True})
+        deadline = time.time() + 180
+        while resp["status"] in ("queued", "in_progress"):
+            if time.time() > deadline:
+                raise RuntimeError(f"response {resp['id']} stuck in {resp['status']}")
+            time.sleep(0.1)
+            _, resp = self.call(node, "GET", f"/responses/{resp['id']}")
+        with self.lock:
+            self.records.append({"i": i, "kind": "response", "node": node, "response": resp["id"],
+                                 "seen": resp["status"], "stream_node": None, "stream_complete": None})
+
     def one(self, i: int, kind: str, node: str, assistants: dict):
+        if kind == "response":
+            return self.response(i, node)
         text = {"plain": f"hello {i}", "streamed": f"stream {i}",
                 "tool": f"what is the weather {i}", "file_search": f"find the fox {i}"}[kind]
         _, thread = self.call(node, "POST", "/threads",
@@ -268,8 +284,9 @@ def main() -> int:
             _, a = request(base, "POST", "/assistants", {"model": "gpt-fault", **extra})
             assistants[kind] = a["id"]
 
-        kinds = ["plain", "streamed", "tool", "file_search"]
-        plan = [(i, kinds[i % 4], "api-1" if (i // 4) % 2 == 0 else "api-2") for i in range(RUNS)]
+        kinds = ["plain", "streamed", "tool", "file_search", "response"]
+        plan = [(i, kinds[i % len(kinds)], "api-1" if (i // len(kinds)) % 2 == 0 else "api-2")
+                for i in range(RUNS)]
         random.Random(7).shuffle(plan)
         stop = threading.Event()
         fault_log: list[str] = []
@@ -309,6 +326,18 @@ def main() -> int:
                           "file_search": ["tool_calls", "message_creation"]}
         statuses = Counter()
         for r in load.records:
+            if r["kind"] == "response":
+                # Exactly one answer, complete, whatever the workers went through.
+                _, resp = request(base, "GET", f"/responses/{r['response']}")
+                statuses[resp["status"]] += 1
+                if resp["status"] != r["seen"] or resp["status"] != "completed":
+                    failures.append(f"{r['response']}: client saw {r['seen']}, stored {resp['status']}: "
+                                    f"{resp.get('error')}")
+                texts = [p["text"] for o in resp["output"] for p in o.get("content", [])]
+                if [o["type"] for o in resp["output"]] != ["message"] or \
+                        [t.strip() for t in texts] != [f"echo: respond {r['i']}"]:
+                    failures.append(f"{r['response']}: output {resp['output']}")
+                continue
             _, run = request(base, "GET", f"/threads/{r['thread']}/runs/{r['run']}")
             statuses[run["status"]] += 1
             if run["status"] != r["seen"]:

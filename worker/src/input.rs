@@ -8,8 +8,8 @@ use assistants_core::interpreter;
 use assistants_core::model::engine::{
     ChatMessage, EngineRecord, LlmRequest, RunInput, RunLimits, RunTool, ToolLocation, ToolSpec,
 };
-use assistants_core::model::Message;
 use assistants_core::model::Run;
+use assistants_core::model::{Item, Message};
 use assistants_core::plugins::PluginHost;
 use assistants_core::store::{ListParams, Order, Store, StoreResult};
 use assistants_core::tokens::count_tokens;
@@ -99,8 +99,8 @@ pub fn truncate(
     messages
 }
 
-/// The strategy's view of a run. Messages this run added are excluded: the strategy keeps
-/// its own transcript, so a run resumed after a crash sees exactly what it saw before.
+/// The strategy's view of a run: the history (a thread's messages, or a response's items),
+/// the tools and the request's parameters.
 pub async fn build(
     store: &Store,
     plugins: &PluginHost,
@@ -108,52 +108,21 @@ pub async fn build(
     run: &Run,
     engine: &EngineRecord,
 ) -> StoreResult<RunInput> {
-    // Newest first, a page at a time, until the byte budget or the message count is reached:
-    // a thread of 2,000 messages of 256,000 characters is never loaded whole.
-    let mut messages: Vec<ChatMessage> = Vec::new();
-    let (mut bytes, mut seen, mut after) = (0, 0, None);
-    'pages: loop {
-        let params = ListParams {
-            limit: HISTORY_PAGE,
-            order: Order::Desc,
-            after: after.take(),
-            before: None,
-        };
-        let page = store
-            .list::<Message>(
+    let messages = match &engine.response {
+        // A response's context is items: its conversation's, or its chain's and its input.
+        Some(b) => {
+            let items = crate::items::context(
+                store,
                 project,
-                Some(("thread_id", &run.thread_id)),
-                vec![],
-                &params,
+                b.conversation.as_ref(),
+                b.previous.as_ref(),
+                Some(&b.id),
             )
             .await?;
-        for m in &page.items {
-            seen += 1;
-            if m.run_id.as_deref() == Some(run.id.as_str()) {
-                continue;
-            }
-            let content = render(m);
-            bytes += content.len().max(1);
-            // The newest message always goes in, whatever its size.
-            if !messages.is_empty() && bytes > MAX_HISTORY_BYTES {
-                break 'pages;
-            }
-            messages.push(ChatMessage {
-                role: m.role.clone(),
-                content,
-                tool_call_id: None,
-                tool_calls: vec![],
-            });
-            if seen >= MAX_HISTORY {
-                break 'pages;
-            }
+            crate::items::chat_messages(&items)
         }
-        match page.items.last() {
-            Some(last) if page.has_more => after = Some(last.id.to_string()),
-            _ => break,
-        }
-    }
-    messages.reverse();
+        None => thread_history(store, project, run).await?,
+    };
 
     let mut tools = Vec::new();
     for t in &run.tools {
@@ -236,6 +205,59 @@ pub async fn build(
             parallel_tool_calls: run.parallel_tool_calls,
         },
     })
+}
+
+/// The thread's messages the run reads, oldest first: the newest up to [`MAX_HISTORY`] and
+/// [`MAX_HISTORY_BYTES`], except those this run added (the strategy keeps its own transcript,
+/// so a run resumed after a crash sees exactly what it saw before).
+async fn thread_history(store: &Store, project: &str, run: &Run) -> StoreResult<Vec<ChatMessage>> {
+    // Newest first, a page at a time, until the byte budget or the message count is reached:
+    // a thread of 2,000 messages of 256,000 characters is never loaded whole.
+    let mut messages: Vec<ChatMessage> = Vec::new();
+    let (mut bytes, mut seen, mut after) = (0, 0, None);
+    'pages: loop {
+        let params = ListParams {
+            limit: HISTORY_PAGE,
+            order: Order::Desc,
+            after: after.take(),
+            before: None,
+        };
+        let page = store
+            .list::<Message>(
+                project,
+                Some(("thread_id", &run.thread_id)),
+                vec![],
+                &params,
+            )
+            .await?;
+        for m in &page.items {
+            seen += 1;
+            if m.run_id.as_deref() == Some(run.id.as_str()) {
+                continue;
+            }
+            let content = render(m);
+            bytes += content.len().max(1);
+            // The newest message always goes in, whatever its size.
+            if !messages.is_empty() && bytes > MAX_HISTORY_BYTES {
+                break 'pages;
+            }
+            messages.push(ChatMessage {
+                role: m.role.clone(),
+                content,
+                tool_call_id: None,
+                tool_calls: vec![],
+            });
+            if seen >= MAX_HISTORY {
+                break 'pages;
+            }
+        }
+        match page.items.last() {
+            Some(last) if page.has_more => after = Some(last.id.to_string()),
+            _ => break,
+        }
+    }
+    messages.reverse();
+    Ok(messages)
 }
 
 /// `input` with the run's `truncation_strategy` and `max_prompt_tokens` applied. It counts
@@ -343,6 +365,28 @@ pub fn request(run: &Run, req: &LlmRequest, max_tokens: Option<u64>) -> Value {
 }
 
 /// Prompt tokens of a request, counted before sending it (for `max_prompt_tokens`).
+/// Prompt tokens of a request to the model: the instructions as a system message, the items
+/// as chat messages and the tools offered — as the engine counts a request before sending it.
+pub fn prompt_tokens(instructions: &str, items: &[Item], tools: &[ToolSpec]) -> usize {
+    let mut messages = Vec::with_capacity(items.len() + 1);
+    if !instructions.is_empty() {
+        messages.push(ChatMessage {
+            role: "system".into(),
+            content: instructions.to_string(),
+            tool_call_id: None,
+            tool_calls: vec![],
+        });
+    }
+    messages.extend(crate::items::chat_messages(items));
+    request_tokens(&LlmRequest {
+        messages,
+        tools: tools.to_vec(),
+        tool_choice_json: String::new(),
+        response_format_json: String::new(),
+        stop: vec![],
+    })
+}
+
 pub fn request_tokens(req: &LlmRequest) -> usize {
     req.messages.iter().map(message_tokens).sum::<usize>()
         + req

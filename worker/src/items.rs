@@ -12,8 +12,70 @@
 
 use serde_json::Value;
 
-use assistants_core::model::engine::{ChatMessage, LlmRequest, ToolCall, ToolSpec};
-use assistants_core::model::Item;
+use assistants_core::model::engine::{ChatMessage, ToolCall};
+use assistants_core::model::ids::{ConversationId, ResponseId};
+use assistants_core::model::{Item, ResponseObject};
+use assistants_core::store::{ItemsOf, Store, StoreResult};
+
+/// Most items a response's context holds (the newest; an over-long history is cut from the
+/// front, as a thread's is).
+pub const MAX_CONTEXT_ITEMS: usize = 2000;
+
+/// The items a response continues, oldest first: its conversation's, or the chain of
+/// responses before it (each one's input, then its output; earlier `instructions` are not
+/// carried over, as OpenAI documents), then `own` (a response's input, when it has no
+/// conversation: a conversation's items include it). A response of the chain that is gone
+/// ends it.
+pub async fn context(
+    store: &Store,
+    project: &str,
+    conversation: Option<&ConversationId>,
+    previous: Option<&ResponseId>,
+    own: Option<&ResponseId>,
+) -> StoreResult<Vec<Item>> {
+    let cap = MAX_CONTEXT_ITEMS as i64;
+    let mut out: Vec<Item> = Vec::new();
+    if let Some(c) = conversation {
+        out = store
+            .latest_items(project, ItemsOf::Conversation(c), cap)
+            .await?;
+    } else {
+        // Newest first, each response's items in order.
+        let mut chain: Vec<Vec<Item>> = Vec::new();
+        let (mut next, mut count) = (previous.cloned(), 0);
+        while let Some(id) = next.take() {
+            let Some(r) = store.find::<ResponseObject>(project, &id).await? else {
+                break;
+            };
+            let mut items = store
+                .latest_items(project, ItemsOf::Response(&id), cap)
+                .await?;
+            let output = r.get("output").and_then(Value::as_array);
+            items.extend(output.into_iter().flatten().filter_map(Item::from_wire));
+            count += items.len();
+            chain.push(items);
+            if count >= MAX_CONTEXT_ITEMS {
+                break;
+            }
+            next = r
+                .get("previous_response_id")
+                .and_then(Value::as_str)
+                .and_then(|p| ResponseId::parse(p).ok());
+        }
+        out.extend(chain.into_iter().rev().flatten());
+    }
+    if let Some(own) = own.filter(|_| conversation.is_none()) {
+        out.extend(
+            store
+                .latest_items(project, ItemsOf::Response(own), cap)
+                .await?,
+        );
+    }
+    if out.len() > MAX_CONTEXT_ITEMS {
+        out.drain(..out.len() - MAX_CONTEXT_ITEMS);
+    }
+    Ok(out)
+}
 
 /// The chat messages for `items`, oldest first.
 pub fn chat_messages(items: &[Item]) -> Vec<ChatMessage> {
@@ -66,28 +128,6 @@ pub fn chat_messages(items: &[Item]) -> Vec<ChatMessage> {
         }
     }
     out
-}
-
-/// Prompt tokens of a request to the model: the instructions as a system message, the items
-/// as chat messages and the tools offered — as the engine counts a request before sending it.
-pub fn prompt_tokens(instructions: &str, items: &[Item], tools: &[ToolSpec]) -> usize {
-    let mut messages = Vec::with_capacity(items.len() + 1);
-    if !instructions.is_empty() {
-        messages.push(ChatMessage {
-            role: "system".into(),
-            content: instructions.to_string(),
-            tool_call_id: None,
-            tool_calls: vec![],
-        });
-    }
-    messages.extend(chat_messages(items));
-    crate::input::request_tokens(&LlmRequest {
-        messages,
-        tools: tools.to_vec(),
-        tool_choice_json: String::new(),
-        response_format_json: String::new(),
-        stop: vec![],
-    })
 }
 
 fn text(item: &Item, key: &str) -> String {

@@ -4,6 +4,8 @@
 //! - [`engine`]: the claim/lease loop and the LLM and tool actions of one run;
 //! - [`input`]: what the strategy and the model see (thread messages, truncation, tools);
 //! - [`items`]: a Responses context (messages, function calls and outputs) as chat messages;
+//! - [`responses`]: a response's output projected from its run, and the response finished
+//!   when the run ends;
 //! - [`transitions`]: every change of a run's status (the API calls these too);
 //! - [`pool`]: the worker pool fed by the run queue, and the sweeper;
 //! - [`fair`]: the order waiting runs start in: projects in turns, each under a cap;
@@ -19,8 +21,9 @@ pub(crate) mod citations;
 pub(crate) mod code_files;
 pub mod engine;
 pub(crate) mod fair;
-pub(crate) mod input;
+pub mod input;
 pub mod items;
 pub mod pool;
 pub(crate) mod publish;
+pub mod responses;
 pub mod transitions;

@@ -10,6 +10,7 @@ pub mod files;
 mod form;
 mod items;
 pub mod messages;
+mod pins;
 mod plugins;
 mod quota;
 mod responses;

@@ -1867,3 +1867,82 @@ t('responses: input token counts', { skip: noInputTokens }, async () => {
     404,
   );
 });
+
+const noResponses = typeof client.responses?.create !== 'function' && `openai ${VERSION} has no responses resource`;
+const RESPONSES_WEATHER = {
+  type: 'function',
+  name: 'get_weather',
+  description: 'Look up the weather for a city.',
+  parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+};
+
+t('responses: create, retrieve, input items, delete', { skip: noResponses }, async () => {
+  const r = await client.responses.create({ model: MODEL, input: 'hello there', instructions: 'Be brief.' });
+  assert.match(r.id, /^resp_/);
+  assert.equal(r.object, 'response');
+  assert.equal(r.status, 'completed');
+  assert.equal(r.output_text.trim(), 'echo: hello there');
+  assert.equal(r.output[0].type, 'message');
+  assertIntTs(r.created_at);
+  const again = await client.responses.retrieve(r.id);
+  assert.equal(again.output_text, r.output_text);
+  const items = await collect(client.responses.inputItems.list(r.id));
+  assert.deepEqual(items.map((i) => [i.type, i.role]), [['message', 'user']]);
+  await client.responses.delete(r.id);
+  await expectApiError(client.responses.retrieve(r.id), OpenAI.NotFoundError, 404);
+});
+
+t('responses: function call answered through previous_response_id', { skip: noResponses }, async () => {
+  const first = await client.responses.create({
+    model: MODEL,
+    input: 'What is the weather in Paris?',
+    tools: [RESPONSES_WEATHER],
+  });
+  const call = first.output.find((o) => o.type === 'function_call');
+  assert.ok(call, JSON.stringify(first.output));
+  assert.deepEqual(JSON.parse(call.arguments), { city: 'Paris' });
+  const second = await client.responses.create({
+    model: MODEL,
+    previous_response_id: first.id,
+    tools: [RESPONSES_WEATHER],
+    input: [{ type: 'function_call_output', call_id: call.call_id, output: 'sunny, 24 C' }],
+  });
+  assert.equal(second.output_text.trim(), 'Tool said: sunny, 24 C');
+});
+
+t('responses: stream events accumulate to the final response', { skip: noResponses }, async () => {
+  const stream = client.responses.stream({ model: MODEL, input: 'stream me' });
+  const types = [];
+  let text = '';
+  for await (const event of stream) {
+    types.push(event.type);
+    if (event.type === 'response.output_text.delta') text += event.delta;
+  }
+  const final = await stream.finalResponse();
+  assert.equal(types[0], 'response.created');
+  assert.equal(types.at(-1), 'response.completed');
+  assert.equal(text, final.output_text);
+  assert.equal(final.output_text.trim(), 'echo: stream me');
+
+  const calls = client.responses.stream({ model: MODEL, input: 'weather in Paris please', tools: [RESPONSES_WEATHER] });
+  let args = '';
+  for await (const event of calls) {
+    if (event.type === 'response.function_call_arguments.delta') args += event.delta;
+  }
+  const withCall = await calls.finalResponse();
+  assert.equal(withCall.output[0].type, 'function_call');
+  assert.equal(args, withCall.output[0].arguments);
+});
+
+t('responses: background, polled, and cancel refused for a foreground one', { skip: noResponses }, async () => {
+  let r = await client.responses.create({ model: MODEL, input: 'in the background', background: true });
+  const deadline = Date.now() + 30_000;
+  while (['queued', 'in_progress'].includes(r.status) && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 100));
+    r = await client.responses.retrieve(r.id);
+  }
+  assert.equal(r.status, 'completed');
+  assert.equal(r.output_text.trim(), 'echo: in the background');
+  const fg = await client.responses.create({ model: MODEL, input: 'foreground' });
+  await expectApiError(client.responses.cancel(fg.id), OpenAI.BadRequestError, 400);
+});

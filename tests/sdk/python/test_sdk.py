@@ -1993,3 +1993,151 @@ def test_responses_input_tokens(client: OpenAI):
     with pytest.raises(openai.NotFoundError) as missing:
         responses.input_tokens.count(model=MODEL, input="x", conversation="conv_missing")
     assert_error_shape(missing.value, 404)
+
+
+# --------------------------------------------------------------------------------------------
+# responses (openai >= 1.66)
+# --------------------------------------------------------------------------------------------
+RESPONSES_WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Look up the weather for a city.",
+    "parameters": WEATHER_PARAMS,
+}
+
+
+def responses_or_skip(client: OpenAI):
+    responses = getattr(client, "responses", None)
+    if responses is None:
+        pytest.skip(f"openai {SDK_VERSION} has no responses resource")
+    return responses
+
+
+def test_responses_create_retrieve_input_items_delete(client: OpenAI):
+    responses = responses_or_skip(client)
+    r = responses.create(model=MODEL, input="hello there", instructions="Be brief.", metadata={"k": "v"})
+    assert r.object == "response"
+    assert r.id.startswith("resp_")
+    assert r.status == "completed"
+    assert r.output_text.strip() == "echo: hello there"
+    assert r.output[0].type == "message"
+    assert r.output[0].content[0].type == "output_text"
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens > 0
+    assert r.metadata == {"k": "v"}
+    again = responses.retrieve(r.id)
+    assert again.id == r.id and again.output_text == r.output_text
+    items = list(responses.input_items.list(r.id))
+    assert [i.type for i in items] == ["message"]
+    assert items[0].role == "user"
+    assert items[0].content[0].text == "hello there"
+    deleted = responses.delete(r.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError) as gone:
+        responses.retrieve(r.id)
+    assert_error_shape(gone.value, 404)
+
+
+def test_responses_function_call_round_trip(client: OpenAI):
+    responses = responses_or_skip(client)
+    first = responses.create(model=MODEL, input="What is the weather in Paris?", tools=[RESPONSES_WEATHER])
+    calls = [o for o in first.output if o.type == "function_call"]
+    assert len(calls) == 1, first.output
+    call = calls[0]
+    assert call.name == "get_weather"
+    assert json.loads(call.arguments) == {"city": "Paris"}
+    second = responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        tools=[RESPONSES_WEATHER],
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 24 C"}],
+    )
+    assert second.status == "completed"
+    assert second.output_text.strip() == "Tool said: sunny, 24 C"
+    assert second.previous_response_id == first.id
+
+
+def test_responses_stream_events_and_final_response(client: OpenAI):
+    responses = responses_or_skip(client)
+    if not hasattr(responses, "stream"):
+        pytest.skip(f"openai {SDK_VERSION} has no responses.stream")
+    seen = []
+    text = ""
+    with responses.stream(model=MODEL, input="stream me") as stream:
+        for event in stream:
+            seen.append(event.type)
+            if event.type == "response.output_text.delta":
+                text += event.delta
+        final = stream.get_final_response()
+    assert seen[0] == "response.created" and seen[-1] == "response.completed", seen
+    assert "response.output_item.added" in seen and "response.output_item.done" in seen
+    assert text == final.output_text
+    assert final.output_text.strip() == "echo: stream me"
+
+
+def test_responses_stream_function_call_arguments(client: OpenAI):
+    responses = responses_or_skip(client)
+    if not hasattr(responses, "stream"):
+        pytest.skip(f"openai {SDK_VERSION} has no responses.stream")
+    with responses.stream(model=MODEL, input="weather in Paris please", tools=[RESPONSES_WEATHER]) as stream:
+        deltas = "".join(e.delta for e in stream if e.type == "response.function_call_arguments.delta")
+        final = stream.get_final_response()
+    call = final.output[0]
+    assert call.type == "function_call"
+    assert deltas == call.arguments
+    assert json.loads(call.arguments) == {"city": "Paris"}
+
+
+def test_responses_in_a_conversation(client: OpenAI):
+    responses = responses_or_skip(client)
+    if not hasattr(client, "conversations"):
+        pytest.skip(f"openai {SDK_VERSION} has no conversations resource")
+    conv = client.conversations.create()
+    responses.create(model=MODEL, conversation=conv.id, input="first question")
+    second = responses.create(model=MODEL, conversation=conv.id, input="second question")
+    assert second.output_text.strip() == "echo: second question"
+    items = list(client.conversations.items.list(conv.id, order="asc"))
+    roles = [(i.type, i.role) for i in items]
+    assert roles == [("message", "user"), ("message", "assistant")] * 2, roles
+    assert items[3].id == second.output[0].id
+
+
+def test_responses_background_polled(client: OpenAI):
+    responses = responses_or_skip(client)
+    r = responses.create(model=MODEL, input="in the background", background=True)
+    assert r.status in ("queued", "in_progress", "completed")
+    deadline = time.time() + 30
+    while r.status in ("queued", "in_progress") and time.time() < deadline:
+        time.sleep(0.1)
+        r = responses.retrieve(r.id)
+    assert r.status == "completed"
+    assert r.output_text.strip() == "echo: in the background"
+    # Only background responses can be cancelled; a finished one stays as it is.
+    assert responses.cancel(r.id).status == "completed"
+    fg = responses.create(model=MODEL, input="foreground")
+    with pytest.raises(openai.BadRequestError) as refused:
+        responses.cancel(fg.id)
+    assert_error_shape(refused.value, 400)
+
+
+def test_responses_parse_structured_output(client: OpenAI):
+    responses = responses_or_skip(client)
+    if not hasattr(responses, "parse"):
+        pytest.skip(f"openai {SDK_VERSION} has no responses.parse")
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    parsed = responses.parse(model=MODEL, input="a city", text_format=City)
+    assert parsed.output_parsed == City(name="echo", population=0)
+
+
+def test_responses_bad_request(client: OpenAI):
+    responses = responses_or_skip(client)
+    with pytest.raises(openai.BadRequestError) as bad:
+        responses.create(model=MODEL, input="x", max_output_tokens=1)
+    assert assert_error_shape(bad.value, 400)["param"] == "max_output_tokens"
+    with pytest.raises(openai.NotFoundError) as missing:
+        responses.create(model=MODEL, input="x", previous_response_id="resp_missing")
+    assert_error_shape(missing.value, 404)

@@ -44,7 +44,11 @@ impl Engine {
             self.incomplete(ctx, "max_completion_tokens").await?;
             return Ok(Flow::Continue);
         }
-        let body = input::request(&ctx.run, req, max_tokens);
+        let mut body = input::request(&ctx.run, req, max_tokens);
+        if ctx.rec.tool_calls_left() == Some(0) && body.get("tools").is_some() {
+            // A response that used up its `max_tool_calls` answers without tools.
+            body["tool_choice"] = json!("none");
+        }
         let mode = match mode {
             PublishMode::Message => Mode::Message,
             PublishMode::Silent => Mode::Silent,

@@ -178,13 +178,27 @@ impl Engine {
         // this run's calls of that plugin (file_search labels its passages with it).
         let mut prepared = Vec::with_capacity(calls.len());
         for call in calls {
-            let binding = ctx
+            let mut binding = ctx
                 .rec
                 .tools
                 .iter()
                 .find(|b| b.exposed == call.name)
                 .cloned();
+            let over_budget = binding.is_some() && ctx.rec.tool_calls_left() == Some(0);
+            if over_budget {
+                // Past a response's `max_tool_calls`, a call (a strategy that chose it from
+                // text) is answered with an error instead of being run.
+                binding = None;
+            }
             let mut options = json!({});
+            if let (Some(b), Some(response)) = (&binding, &mut ctx.rec.response) {
+                // Its item shows the query; the step keeps only the results.
+                if b.plugin == FILE_SEARCH || b.plugin == crate::responses::WEB_PLUGIN {
+                    response
+                        .arguments
+                        .insert(call.id.clone(), call.arguments_json.clone());
+                }
+            }
             if let Some(b) = &binding {
                 let n = ctx.rec.plugin_calls.entry(b.plugin.clone()).or_insert(0);
                 let entry = ctx
@@ -197,20 +211,35 @@ impl Engine {
                 options = json!({"tool": entry, "sequence": *n});
                 *n += 1;
             }
-            prepared.push((call, binding, options));
+            prepared.push((call, binding, options, over_budget));
         }
         if prepared
             .iter()
-            .any(|(_, b, _)| b.as_ref().is_some_and(|b| b.plugin == FILE_SEARCH))
+            .any(|(_, b, _, _)| b.as_ref().is_some_and(|b| b.plugin == FILE_SEARCH))
         {
             self.wait_for_ingestion(ctx).await;
         }
-        let run_one = |(call, binding, options): (ToolCall, Option<ToolBinding>, Value)| {
+        let run_one = |(call, binding, options, over_budget): (
+            ToolCall,
+            Option<ToolBinding>,
+            Value,
+            bool,
+        )| {
+            // A response's run tells plugins the response; its thread and assistant are the
+            // engine's own, not the client's.
+            let (run_id, thread_id, assistant_id) = match &ctx.rec.response {
+                Some(r) => (r.id.to_string(), None, None),
+                None => (
+                    ctx.run.id.to_string(),
+                    Some(ctx.run.thread_id.to_string()),
+                    Some(ctx.run.assistant_id.to_string()),
+                ),
+            };
             let context = CallContext {
                 tool_call_id: call.id.clone(),
-                run_id: Some(ctx.run.id.to_string()),
-                thread_id: Some(ctx.run.thread_id.to_string()),
-                assistant_id: Some(ctx.run.assistant_id.to_string()),
+                run_id: Some(run_id),
+                thread_id,
+                assistant_id,
                 vector_store_ids: ctx
                     .rec
                     .vector_store_ids
@@ -239,6 +268,13 @@ impl Engine {
                     return (result, Recorded::Replace(entry), vec![]);
                 }
                 let (outcome, hits) = match &binding {
+                    None if over_budget => (
+                        Err(format!(
+                            "tool '{}' not called: this response reached its max_tool_calls",
+                            call.name
+                        )),
+                        vec![],
+                    ),
                     None => (
                         Err(format!(
                             "unknown tool '{}': this run offers no such tool",
@@ -427,6 +463,13 @@ impl Engine {
         }
         if self.ensure_tool_step(ctx, &calls, ids).await?.is_none() {
             return self.interrupted(ctx).await;
+        }
+        if ctx.rec.response.is_some() {
+            // A response does not wait for its client: it completes with its function calls,
+            // which the client answers in its next request.
+            return self
+                .end(ctx, Ending::Completed, RunStatus::InProgress)
+                .await;
         }
         transitions::require_action(&mut ctx.run, &mut ctx.rec, &calls);
         let Some(tx) = self.tx(ctx, RunStatus::InProgress).await? else {

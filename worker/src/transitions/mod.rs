@@ -16,6 +16,7 @@ use assistants_core::model::engine::{
     EngineRecord, Event, Next, OpenToolStep, ToolBinding, ToolCall, ToolResult,
 };
 use assistants_core::model::ids::{now, VectorStoreId};
+use assistants_core::model::response::ResponseBinding;
 use assistants_core::model::run::usage;
 use assistants_core::model::{Message, MessageStatus, Run, RunStatus, RunStep, StepStatus};
 use assistants_core::store::{Store, StoreError, StoreResult, Tx};
@@ -130,6 +131,8 @@ pub struct Pins {
     pub code_file_ids: Option<Vec<String>>,
     /// Whether file_search result content is shown in its steps (`include[]`).
     pub include_content: bool,
+    /// The response the run produces (Responses surface).
+    pub response: Option<ResponseBinding>,
 }
 
 /// A new run: `queued`, with the engine record that starts its strategy at the first step.
@@ -154,6 +157,7 @@ pub fn create(run: &mut Run, pins: Pins) -> EngineRecord {
         include_content: pins.include_content,
         images: Vec::new(),
         sandbox_files: Vec::new(),
+        response: pins.response,
     }
 }
 
@@ -218,6 +222,8 @@ pub async fn end_in(
         engine.include_content,
     )
     .await?;
+    // A response's run: the response ends with it, in this transaction.
+    crate::responses::finish_in(store, tx, project, run, engine).await?;
     events.push(StreamEvent::new(status.event(), &*run));
     Ok(events)
 }

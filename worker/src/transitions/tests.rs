@@ -45,6 +45,7 @@ async fn waiting_run(runs: &RunsHandle, calls: &[&str]) -> Run {
         vector_store_ids: vec![],
         code_file_ids: None,
         include_content: false,
+        response: None,
     };
     let engine = create(&mut run, pins);
     assert_eq!(run.status, RunStatus::Queued);

@@ -46,6 +46,20 @@ impl Item {
             .unwrap_or("")
     }
 
+    /// An item from its wire JSON (`id` and the type's fields), belonging nowhere yet; `None`
+    /// if it is not an object with an id.
+    pub fn from_wire(v: &Value) -> Option<Item> {
+        let mut fields = v.as_object()?.clone();
+        let id = serde_json::from_value(fields.remove("id")?).ok()?;
+        Some(Item {
+            id,
+            fields,
+            conversation_id: None,
+            response_id: None,
+            created_at: 0,
+        })
+    }
+
     /// A field of the wire shape.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.fields.get(key)

@@ -244,6 +244,9 @@ pub struct EngineRecord {
     /// project: `file_path` annotations point at them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sandbox_files: Vec<SandboxFile>,
+    /// The response this run produces (a run of the Responses surface), if it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<super::response::ResponseBinding>,
 }
 
 /// A `sandbox:` path an answer linked, and the file that now holds what was there.
@@ -278,6 +281,13 @@ pub struct OpenToolStep {
 }
 
 impl EngineRecord {
+    /// How many more calls of the server's tools a response may make (`max_tool_calls`);
+    /// `None` when unbounded.
+    pub fn tool_calls_left(&self) -> Option<u32> {
+        let max = self.response.as_ref()?.max_tool_calls?;
+        Some(max.saturating_sub(self.plugin_calls.values().sum()))
+    }
+
     pub fn state_bytes(&self) -> Vec<u8> {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD

@@ -166,6 +166,12 @@ macro_rules! typed_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The id without its kind's prefix (ids of related objects derived from this
+            /// one share it).
+            pub fn tail(&self) -> &str {
+                self.0.strip_prefix($kind.prefix()).unwrap_or(&self.0)
+            }
         }
 
         impl TypedId for $name {
@@ -239,7 +245,22 @@ typed_id!(
 impl ItemId {
     /// A new id for an item of `type` (`message` → `msg_…`, `function_call` → `fc_…`).
     pub fn of_type(kind: &str) -> ItemId {
-        let prefix = match kind {
+        let tail = &new_id(IdKind::Item)[IdKind::Item.prefix().len()..];
+        ItemId(format!("{}{tail}", Self::prefix_of(kind)))
+    }
+
+    /// The id of the output item that shows the tool call `call_id` as an item of `type`
+    /// (`fc_…` for `call_…`): derived, so the item streamed while the call is made and the
+    /// one recorded when the response ends are the same item.
+    pub fn for_call(kind: &str, call_id: &str) -> ItemId {
+        let tail = call_id
+            .strip_prefix(IdKind::ToolCall.prefix())
+            .unwrap_or(call_id);
+        ItemId(format!("{}{tail}", Self::prefix_of(kind)))
+    }
+
+    fn prefix_of(kind: &str) -> &'static str {
+        match kind {
             "message" => "msg_",
             "function_call" => "fc_",
             "function_call_output" => "fco_",
@@ -253,9 +274,7 @@ impl ItemId {
             "mcp_approval_response" => "mcpa_",
             "compaction" => "cmp_",
             _ => IdKind::Item.prefix(),
-        };
-        let tail = &new_id(IdKind::Item)[IdKind::Item.prefix().len()..];
-        ItemId(format!("{prefix}{tail}"))
+        }
     }
 }
 

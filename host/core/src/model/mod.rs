@@ -11,6 +11,7 @@ pub mod engine;
 pub mod file;
 pub mod ids;
 pub mod message;
+pub mod response;
 pub mod run;
 pub mod status;
 pub mod thread;
@@ -21,6 +22,7 @@ pub use assistant::Assistant;
 pub use conversation::{Conversation, Item};
 pub use file::FileObject;
 pub use message::Message;
+pub use response::ResponseObject;
 pub use run::{Run, RunStatus, RunStep};
 pub use status::{
     FileStatus, IngestStatus, MessageStatus, StepStatus, UploadStatus, VectorStoreStatus,

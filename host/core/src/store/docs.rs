@@ -12,12 +12,12 @@ use super::error::{StoreError, StoreResult};
 use super::list::ListScope;
 use super::{bind_all, ListParams, Page, Store, Val};
 use crate::model::ids::{
-    AssistantId, ConversationId, FileId, ItemId, MessageId, RunId, StepId, ThreadId, TypedId,
-    UploadId, VectorStoreId,
+    AssistantId, ConversationId, FileId, ItemId, MessageId, ResponseId, RunId, StepId, ThreadId,
+    TypedId, UploadId, VectorStoreId,
 };
 use crate::model::{
-    Assistant, Conversation, FileObject, Item, Message, Run, RunStep, Thread, Upload,
-    VectorStoreDoc,
+    Assistant, Conversation, FileObject, Item, Message, ResponseObject, Run, RunStep, Thread,
+    Upload, VectorStoreDoc,
 };
 
 /// A stored document as raw JSON, with its id.
@@ -113,6 +113,12 @@ impl_doc!(
     table = "items",
     name = "item",
     columns = item_columns
+);
+impl_doc!(
+    ResponseObject,
+    id = ResponseId,
+    table = "responses",
+    name = "response"
 );
 impl_doc!(Run, id = RunId, table = "runs", name = "run");
 impl_doc!(

@@ -27,6 +27,7 @@ pub mod vector_stores;
 
 pub use docs::Doc;
 pub use error::{StoreError, StoreResult};
+pub use items::ItemsOf;
 pub use list::{ListEnvelope, ListParams, Order, Page};
 
 use std::str::FromStr;

@@ -190,6 +190,41 @@ impl Store {
             .collect()
     }
 
+    /// A run and its engine record as they are now (read pool), if the run exists.
+    pub async fn run_and_record(
+        &self,
+        project: &str,
+        run_id: &str,
+    ) -> StoreResult<Option<(Run, EngineRecord)>> {
+        let row = sqlx::query("SELECT body, engine FROM runs WHERE id = $1 AND project_id = $2")
+            .bind(run_id.to_string())
+            .bind(project.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some((
+            serde_json::from_str(&row.try_get::<String, _>(0)?)?,
+            serde_json::from_str(&row.try_get::<String, _>(1)?)?,
+        )))
+    }
+
+    /// [`Store::by_run_in`] through the read pool (a run's output shown while it runs).
+    pub async fn by_run<D: Doc>(&self, run_id: &str) -> StoreResult<Vec<D>> {
+        let sql = format!(
+            "SELECT body FROM {} WHERE run_id = $1 ORDER BY seq",
+            D::TABLE
+        );
+        let rows = sqlx::query(&sql)
+            .bind(run_id.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?))
+            .collect()
+    }
+
     /// Deletes what an interrupted attempt at an action left behind (its unfinished message
     /// and steps), inside `tx`, before the action is tried again under new ids.
     pub async fn delete_unfinished_in(

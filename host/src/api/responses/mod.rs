@@ -1,11 +1,21 @@
-//! `/responses` (the Responses surface). Built so far: `POST /responses/input_tokens`, which
-//! counts a request's prompt as the engine will send it — instructions, the conversation's
-//! items, the input, and the tools offered — with the real tokenizer.
+//! `/responses` (the Responses surface): create (create.rs; JSON, SSE or background),
+//! retrieve, delete, cancel and input items (stored.rs), the event stream (stream.rs),
+//! waiting for a response to finish (wait.rs), its tools (tools.rs), and here
+//! `POST /responses/input_tokens`, which counts a request's prompt as the engine will send
+//! it — instructions, the context's items, the input, and the tools offered — with the real
+//! tokenizer.
+//!
+//! A response is a run of the engine (`assistants_core::model::response` says how the two are
+//! tied); its output is projected from the run by `assistants_worker::responses`.
 
+mod create;
+mod stored;
+mod stream;
 mod tools;
+mod wait;
 
 use axum::extract::State;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -18,14 +28,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::interpreter;
 use assistants_core::model::engine::ToolSpec;
-use assistants_core::model::ids::ConversationId;
-use assistants_core::model::{Conversation, FileObject, Item};
-use assistants_core::store::{ListParams, Order};
-
-/// Most items of a conversation a request reads as context.
-const MAX_CONTEXT_ITEMS: usize = 2000;
-/// Items read per query while loading a conversation.
-const CONTEXT_PAGE: i64 = 100;
+use assistants_core::model::ids::{ConversationId, ResponseId};
+use assistants_core::model::{Conversation, FileObject, Item, ResponseObject};
 
 /// The fields of a response request that decide its prompt (the rest are accepted and do
 /// not change the count).
@@ -39,7 +43,18 @@ struct CountRequest {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/responses/input_tokens", post(input_tokens))
+    Router::new()
+        .route("/responses", post(create::create))
+        .route("/responses/input_tokens", post(input_tokens))
+        .route(
+            "/responses/{response_id}",
+            get(stored::retrieve).delete(stored::delete),
+        )
+        .route("/responses/{response_id}/cancel", post(stored::cancel))
+        .route(
+            "/responses/{response_id}/input_items",
+            get(stored::input_items),
+        )
 }
 
 async fn input_tokens(
@@ -60,13 +75,22 @@ async fn input_tokens(
             ))
         }
     };
-    let mut context = context(&state, &project, req.conversation, req.previous_response_id).await?;
+    let (conversation, previous) =
+        context_params(&state, &project, req.conversation, req.previous_response_id).await?;
+    let mut context = assistants_worker::items::context(
+        &state.store,
+        &project,
+        conversation.as_ref(),
+        previous.as_ref(),
+        None,
+    )
+    .await?;
     context.extend(input(&state, &project, req.input).await?);
     let caller = common::plugin_caller(&state, &project).await?;
     let tools = tools::translate(&state, &project, &caller, "tools", req.tools).await?;
     let specs = tool_specs(&state, &project, &tools).await?;
     let input_tokens = tokio::task::spawn_blocking(move || {
-        assistants_worker::items::prompt_tokens(&instructions, &context, &specs)
+        assistants_worker::input::prompt_tokens(&instructions, &context, &specs)
     })
     .await
     .map_err(|e| ApiError::internal("counting tokens", e))?;
@@ -91,14 +115,14 @@ async fn input(state: &AppState, project: &str, v: Option<Value>) -> ApiResult<V
     items::normalize(state, project, "input", list).await
 }
 
-/// The items a request continues: its conversation's (oldest first), or its previous
-/// response's chain. The two exclude each other, as OpenAI has it.
-async fn context(
+/// `conversation` and `previous_response_id`, checked: they exclude each other, as OpenAI has
+/// it, and each must name an object of the project (a response not stored names none).
+async fn context_params(
     state: &AppState,
     project: &str,
     conversation: Option<Value>,
     previous: Option<String>,
-) -> ApiResult<Vec<Item>> {
+) -> ApiResult<(Option<ConversationId>, Option<ResponseId>)> {
     let conversation = match conversation {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) => Some(id),
@@ -118,57 +142,43 @@ async fn context(
             ))
         }
     };
+    let previous = previous.filter(|s| !s.is_empty());
     if conversation.is_some() && previous.is_some() {
         return Err(ApiError::invalid(
             "previous_response_id",
             "Mutually exclusive parameters: 'previous_response_id' and 'conversation'. Ensure you are only providing one of them.",
         ));
     }
-    if let Some(id) = previous.filter(|s| !s.is_empty()) {
-        // Responses are not stored by this server yet: no id names one.
-        return Err(
-            ApiError::not_found("response", &id.escape_debug().to_string())
-                .with_param("previous_response_id"),
-        );
-    }
-    let Some(id) = conversation else {
-        return Ok(vec![]);
+    let previous = match previous {
+        None => None,
+        Some(id) => {
+            let not_found = || {
+                ApiError::not_found("response", &id.escape_debug().to_string())
+                    .with_param("previous_response_id")
+            };
+            let typed = ResponseId::parse(&id).map_err(|_| not_found())?;
+            match state.store.find::<ResponseObject>(project, &typed).await? {
+                Some(r) if r.stored() => Some(typed),
+                _ => return Err(not_found()),
+            }
+        }
     };
-    let id = ConversationId::parse(&id).map_err(|_| {
-        ApiError::not_found("conversation", &id.escape_debug().to_string())
-            .with_param("conversation")
-    })?;
-    state.store.get::<Conversation>(project, &id).await?;
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let params = ListParams {
-            limit: CONTEXT_PAGE,
-            order: Order::Asc,
-            after: after.take(),
-            before: None,
-        };
-        let page = state
-            .store
-            .conversation_items(project, &id, &params)
-            .await?;
-        for raw in &page.items {
-            out.push(
-                serde_json::from_str::<Item>(raw.body.get())
-                    .map_err(|e| ApiError::internal("a stored item does not parse", e))?,
-            );
+    let conversation = match conversation {
+        None => None,
+        Some(id) => {
+            let typed = ConversationId::parse(&id).map_err(|_| {
+                ApiError::not_found("conversation", &id.escape_debug().to_string())
+                    .with_param("conversation")
+            })?;
+            state
+                .store
+                .get::<Conversation>(project, &typed)
+                .await
+                .map_err(|e| ApiError::from(e).with_param("conversation"))?;
+            Some(typed)
         }
-        if out.len() >= MAX_CONTEXT_ITEMS {
-            // The newest are the ones that matter; an over-long history is cut from the front.
-            let cut = out.len() - MAX_CONTEXT_ITEMS;
-            out.drain(..cut);
-        }
-        match page.items.last() {
-            Some(last) if page.has_more => after = Some(last.id.clone()),
-            _ => break,
-        }
-    }
-    Ok(out)
+    };
+    Ok((conversation, previous))
 }
 
 /// The tools as the model is offered them: client functions, plugin tools under the names

@@ -19,9 +19,8 @@ use assistants_core::model::ids::{FileId, VectorStoreId};
 use assistants_core::model::{FileObject, VectorStoreDoc};
 use assistants_core::plugins::ProjectRef;
 use assistants_core::search::Filter;
+use assistants_worker::responses::WEB_PLUGIN;
 
-/// The plugin that serves OpenAI's `web_search` tool.
-const WEB_PLUGIN: &str = "web_retrieval";
 /// Most tools one request may offer, as for runs.
 const MAX_TOOLS: usize = 128;
 

@@ -8,6 +8,7 @@
 mod prepare;
 mod sse;
 
+pub(crate) use prepare::tool_choice;
 use prepare::{include, prepare, store_ids, union, Prepared};
 use sse::respond;
 use std::collections::HashSet;
@@ -29,13 +30,12 @@ use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::bus::{StreamEvent, Subscription};
-use assistants_core::model::engine::{ToolBinding, ToolResult};
+use assistants_core::model::engine::ToolResult;
 use assistants_core::model::ids::{now, RunId, StepId, ThreadId};
 use assistants_core::model::status::event_ends_stream;
 use assistants_core::model::Assistant;
 use assistants_core::model::Thread;
 use assistants_core::model::{Run, RunStatus, RunStep};
-use assistants_core::plugins::manifest::Kind;
 use assistants_worker::transitions::{self, Pins};
 
 /// Parameters shared by create-run and create-thread-and-run.

@@ -1,8 +1,8 @@
 //! Validating a run request: parameters, the assistant's defaults, `include[]`, and the
 //! strategy and plugin tools pinned to the components installed now.
 
+use super::super::pins;
 use super::*;
-use assistants_core::interpreter;
 use assistants_core::model::ids::{AssistantId, RunId, VectorStoreId};
 
 /// The only `include[]` value the API defines (file-search result content in steps).
@@ -66,7 +66,7 @@ pub(super) fn truncation(v: Option<Value>) -> ApiResult<Value> {
     }
 }
 
-pub(super) fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value> {
+pub(crate) fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value> {
     let v = match v {
         None | Some(Value::Null) => return Ok(Value::String("auto".into())),
         Some(v) => v,
@@ -207,84 +207,10 @@ pub(super) async fn prepare(
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| state.settings.runs.default_strategy.clone());
-    let strategy = state
-        .plugins
-        .get(&strategy_id)
-        .filter(|p| p.manifest.kind == Kind::Strategy)
-        .ok_or_else(|| {
-            let known: Vec<String> = state
-                .plugins
-                .list()
-                .iter()
-                .filter(|p| p.manifest.kind == Kind::Strategy)
-                .map(|p| p.manifest.id.clone())
-                .collect();
-            ApiError::invalid(
-                "metadata.strategy",
-                format!(
-                    "The assistant's strategy '{strategy_id}' is not installed. Installed strategies: {}.",
-                    known.join(", ")
-                ),
-            )
-        })?;
-
-    // Plugin tools, named for the model and pinned to today's components.
-    let client_functions: Vec<String> = tools
-        .iter()
-        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
-        .filter_map(|t| {
-            t.pointer("/function/name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .collect();
-    let plugin_ids: Vec<String> = tools
-        .iter()
-        .filter_map(|t| t.get("type").and_then(Value::as_str))
-        .filter(|kind| state.plugins.get(kind).is_some_and(|p| p.is_tool()))
-        .map(str::to_string)
-        .collect();
-    // The assistant may predate the operator's allow-list: checked again for every run.
-    if let Some(denied) = plugin_ids
-        .iter()
-        .find(|id| !state.plugins.get(id).is_some_and(|p| p.allows(&caller)))
-    {
-        return Err(common::not_for_project("tools", denied));
-    }
-    if !strategy.allows(&caller) {
-        return Err(common::not_for_project("metadata.strategy", &strategy_id));
-    }
-    let mut bindings: Vec<ToolBinding> = state
-        .plugins
-        .offered_tools(&plugin_ids, &client_functions)
-        .into_iter()
-        .map(|o| ToolBinding {
-            exposed: o.exposed_name,
-            plugin: o.plugin.manifest.id.clone(),
-            digest: o.plugin.digest.clone(),
-            tool: o.spec.name,
-        })
-        .collect();
-    // The code interpreter is the host's own tool: offered whenever it is asked for (if it is
-    // unavailable here, its calls say why), under the name OpenAI's models know unless a
-    // client function already has it.
-    if tools
-        .iter()
-        .any(|t| t.get("type").and_then(Value::as_str) == Some(interpreter::TOOL))
-    {
-        let taken = client_functions.iter().any(|f| f == interpreter::TOOL)
-            || bindings.iter().any(|b| b.exposed == interpreter::TOOL);
-        bindings.push(ToolBinding {
-            exposed: if taken {
-                format!("{0}__{0}", interpreter::TOOL)
-            } else {
-                interpreter::TOOL.to_string()
-            },
-            plugin: interpreter::TOOL.to_string(),
-            digest: String::new(),
-            tool: interpreter::TOOL.to_string(),
-        });
-    }
+    let strategy = pins::strategy(state, &caller, &strategy_id, "metadata.strategy", |id| {
+        format!("The assistant's strategy '{id}' is not installed.")
+    })?;
+    let bindings = pins::tools(state, &caller, &tools, "tools")?;
 
     let mut instructions = p
         .instructions
@@ -335,6 +261,7 @@ pub(super) async fn prepare(
         vector_store_ids: store_ids(&asst.tool_resources),
         code_file_ids: None,
         include_content: false,
+        response: None,
     };
     Ok(Prepared {
         run,

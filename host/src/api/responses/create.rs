@@ -1,0 +1,418 @@
+//! `POST /responses`: a request validated whole, then the response, its input items, its run
+//! (and the run's lock thread) written in one transaction and the run queued. The answer is
+//! the finished response (the default: the request waits for the run), its event stream
+//! (`stream: true`), or the queued response at once (`background: true`).
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::super::{common, pins, runs};
+use super::{context_params, input, stored, stream, tools, wait};
+use crate::auth::Project;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use assistants_core::model::ids::{now, ResponseId};
+use assistants_core::model::response::{self, ResponseBinding, INCLUDE_FILE_SEARCH_RESULTS};
+use assistants_core::model::{ResponseObject, Run, RunStatus};
+use assistants_core::store::StoreError;
+use assistants_worker::transitions::{self, Pins};
+
+use super::super::extract::Json;
+
+/// `include[]` values OpenAI defines. Only file_search results change what this server
+/// returns; the others name content it does not produce (logprobs, encrypted reasoning) or
+/// already shows, and are accepted.
+const INCLUDE: [&str; 7] = [
+    INCLUDE_FILE_SEARCH_RESULTS,
+    "web_search_call.action.sources",
+    "code_interpreter_call.outputs",
+    "computer_call_output.output.image_url",
+    "message.input_image.image_url",
+    "message.output_text.logprobs",
+    "reasoning.encrypted_content",
+];
+
+/// The fields of a create request. Unknown fields are ignored, as OpenAI's SDKs send new ones
+/// before servers know them.
+#[derive(Debug, Deserialize)]
+pub(super) struct CreateResponse {
+    model: Option<String>,
+    input: Option<Value>,
+    instructions: Option<Value>,
+    previous_response_id: Option<String>,
+    conversation: Option<Value>,
+    tools: Option<Value>,
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
+    max_output_tokens: Option<i64>,
+    max_tool_calls: Option<i64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    text: Option<Value>,
+    truncation: Option<String>,
+    include: Option<Vec<String>>,
+    metadata: Option<Value>,
+    store: Option<bool>,
+    background: Option<bool>,
+    stream: Option<bool>,
+    user: Option<String>,
+    safety_identifier: Option<String>,
+    prompt_cache_key: Option<String>,
+    reasoning: Option<Value>,
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Json(req): Json<CreateResponse>,
+) -> ApiResult<Response> {
+    let model = match req.model {
+        Some(m) if !m.trim().is_empty() => m,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "model",
+                "Invalid 'model': must be a non-empty string.",
+            ))
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "model",
+                "Missing required parameter: 'model'.",
+            ))
+        }
+    };
+    let instructions = match req.instructions {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            common::max_chars("instructions", &Some(s.clone()), 256_000)?;
+            Some(s)
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "instructions",
+                "Invalid type for 'instructions': expected a string.",
+            ))
+        }
+    };
+    let (conversation, previous) =
+        context_params(&state, &project, req.conversation, req.previous_response_id).await?;
+    let mut items = input(&state, &project, req.input).await?;
+    if items.is_empty() && conversation.is_none() && previous.is_none() {
+        return Err(ApiError::invalid(
+            "input",
+            "Missing required parameter: 'input'.",
+        ));
+    }
+    let caller = common::plugin_caller(&state, &project).await?;
+    let given_tools = req.tools.clone().unwrap_or(json!([]));
+    let engine_tools = tools::translate(&state, &project, &caller, "tools", req.tools).await?;
+    let tool_choice = tool_choice(req.tool_choice.clone(), &engine_tools.tools)?;
+    let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
+    let top_p = common::number_in("top_p", req.top_p, 0.0, 1.0)?;
+    if let Some(n) = req.max_output_tokens.filter(|n| *n < 16) {
+        return Err(ApiError::invalid(
+            "max_output_tokens",
+            format!("Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got {n} instead."),
+        ));
+    }
+    if let Some(n) = req.max_tool_calls.filter(|n| *n < 1) {
+        return Err(ApiError::invalid(
+            "max_tool_calls",
+            format!("Invalid 'max_tool_calls': expected an integer of at least 1, got {n}."),
+        ));
+    }
+    let (text, response_format) = text_format(req.text)?;
+    let truncation = match req.truncation.as_deref() {
+        None | Some("disabled") => "disabled",
+        Some("auto") => "auto",
+        Some(t) => {
+            return Err(ApiError::invalid(
+                "truncation",
+                format!("Invalid 'truncation': expected 'auto' or 'disabled', got '{t}'."),
+            ))
+        }
+    };
+    let include = req.include.unwrap_or_default();
+    if let Some(bad) = include.iter().find(|i| !INCLUDE.contains(&i.as_str())) {
+        return Err(ApiError::invalid(
+            "include",
+            format!(
+                "Invalid 'include' value '{bad}'. Supported values: {}.",
+                INCLUDE.join(", ")
+            ),
+        ));
+    }
+    let metadata = common::metadata("metadata", req.metadata)?;
+    let background = req.background.unwrap_or(false);
+    let store = req.store.unwrap_or(true);
+    if background && !store {
+        return Err(ApiError::invalid(
+            "background",
+            "Background responses must be stored: 'background' requires 'store' to be true.",
+        ));
+    }
+    // The strategy: `metadata.strategy` (as on an assistant; documented extension), else the
+    // server default.
+    let strategy_id = metadata
+        .get("strategy")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| state.settings.runs.default_strategy.clone());
+    let strategy = pins::strategy(&state, &caller, &strategy_id, "metadata.strategy", |id| {
+        format!("The strategy '{id}' is not installed.")
+    })?;
+    let bindings = pins::tools(&state, &caller, &engine_tools.tools, "tools")?;
+
+    let id = ResponseId::new();
+    let created_at = now();
+    for item in &mut items {
+        item.response_id = Some(id.clone());
+        item.conversation_id = conversation.clone();
+        item.created_at = created_at;
+    }
+    let mut doc = ResponseObject {
+        id: id.clone(),
+        created_at,
+        fields: Default::default(),
+    };
+    for (k, v) in [
+        ("object", json!("response")),
+        (
+            "status",
+            json!(if background { "queued" } else { "in_progress" }),
+        ),
+        ("background", json!(background)),
+        ("completed_at", Value::Null),
+        ("error", Value::Null),
+        ("incomplete_details", Value::Null),
+        ("instructions", json!(instructions)),
+        ("max_output_tokens", json!(req.max_output_tokens)),
+        ("max_tool_calls", json!(req.max_tool_calls)),
+        ("model", json!(model)),
+        ("output", json!([])),
+        (
+            "parallel_tool_calls",
+            json!(req.parallel_tool_calls.unwrap_or(true)),
+        ),
+        ("previous_response_id", json!(previous)),
+        (
+            "conversation",
+            json!(conversation.as_ref().map(|c| json!({"id": c}))),
+        ),
+        (
+            "reasoning",
+            json!({"effort": req.reasoning.as_ref().and_then(|r| r.get("effort")), "summary": null}),
+        ),
+        ("service_tier", json!("default")),
+        ("store", json!(store)),
+        ("temperature", json!(temperature.unwrap_or(1.0))),
+        ("text", text),
+        ("tool_choice", req.tool_choice.unwrap_or(json!("auto"))),
+        ("tools", given_tools),
+        ("top_logprobs", json!(0)),
+        ("top_p", json!(top_p.unwrap_or(1.0))),
+        ("truncation", json!(truncation)),
+        ("usage", Value::Null),
+        ("user", json!(req.user)),
+        ("safety_identifier", json!(req.safety_identifier)),
+        ("prompt_cache_key", json!(req.prompt_cache_key)),
+        ("metadata", json!(metadata)),
+    ] {
+        doc.set(k, v);
+    }
+    let mut run = Run {
+        id: response::run_id(&id),
+        object: "thread.run".into(),
+        created_at,
+        thread_id: response::lock_thread(&id, conversation.as_ref()),
+        assistant_id: response::run_assistant(&id),
+        status: RunStatus::Queued,
+        required_action: None,
+        last_error: None,
+        expires_at: Some(created_at + state.settings.runs.expiry_secs),
+        started_at: None,
+        cancelled_at: None,
+        failed_at: None,
+        completed_at: None,
+        incomplete_details: None,
+        model,
+        instructions: instructions.unwrap_or_default(),
+        tools: engine_tools.tools,
+        metadata,
+        usage: None,
+        temperature,
+        top_p,
+        max_prompt_tokens: None,
+        max_completion_tokens: req.max_output_tokens,
+        truncation_strategy: json!({"type": "auto", "last_messages": null}),
+        tool_choice,
+        parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
+        response_format,
+        reasoning_effort: None,
+    };
+    let pins = Pins {
+        strategy: strategy.manifest.id.clone(),
+        digest: strategy.digest.clone(),
+        tools: bindings,
+        vector_store_ids: engine_tools.vector_store_ids,
+        code_file_ids: Some(
+            engine_tools
+                .code_file_ids
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+        ),
+        include_content: include.iter().any(|i| i == INCLUDE_FILE_SEARCH_RESULTS),
+        response: Some(ResponseBinding {
+            id: id.clone(),
+            conversation: conversation.clone(),
+            previous,
+            include,
+            max_tool_calls: req.max_tool_calls.map(|n| n.min(u32::MAX as i64) as u32),
+            arguments: Default::default(),
+        }),
+    };
+    let engine = transitions::create(&mut run, pins);
+
+    let mut tx = state.store.begin().await?;
+    state
+        .store
+        .ensure_lock_thread_in(&mut tx, &project, &run.thread_id)
+        .await?;
+    match state
+        .store
+        .insert_run_in(&mut tx, &project, &run, &engine)
+        .await
+    {
+        Err(StoreError::ThreadLocked { .. }) => {
+            return Err(ApiError::invalid(
+                "conversation",
+                format!(
+                    "Another response is in progress in conversation '{}'; wait for it to finish, then try again.",
+                    conversation.map(|c| c.to_string()).unwrap_or_default()
+                ),
+            ))
+        }
+        other => other?,
+    }
+    state
+        .store
+        .insert_items_in(&mut tx, &project, &items)
+        .await?;
+    state.store.insert_in(&mut tx, &project, &doc, &[]).await?;
+    // Subscribe before the run can start, so neither a stream nor a waiting request misses
+    // its events.
+    let sub = if background && !req.stream.unwrap_or(false) {
+        None
+    } else {
+        Some(
+            state
+                .runs
+                .bus
+                .subscribe(&run.id)
+                .await
+                .map_err(|e| ApiError::internal("subscribing to a response's events", e))?,
+        )
+    };
+    tx.commit().await?;
+    state.runs.enqueue(&run.id).await;
+
+    match sub {
+        None => Ok(axum::Json(doc.to_value()).into_response()),
+        Some(sub) if req.stream.unwrap_or(false) => {
+            Ok(stream::respond(&state, &project, doc, engine.tools, sub))
+        }
+        Some(sub) => {
+            wait::until_ended(&state, &project, &id, sub, None).await?;
+            let done = stored::current(&state, &project, &id).await?;
+            Ok(axum::Json(done.to_value()).into_response())
+        }
+    }
+}
+
+/// `tool_choice` in the Responses shape, checked against the tools and brought to the
+/// engine's (Assistants) shape: `{type: function, name}` → `{type: function, function: {name}}`;
+/// `web_search` names the plugin that serves it.
+fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value> {
+    let v = match v {
+        Some(Value::Object(mut o)) => {
+            match o.get("type").and_then(Value::as_str) {
+                Some("function") => {
+                    let name = o.remove("name").ok_or_else(|| {
+                        ApiError::invalid(
+                            "tool_choice.name",
+                            "Missing required parameter: 'tool_choice.name'.",
+                        )
+                    })?;
+                    o.insert("function".into(), json!({ "name": name }));
+                }
+                Some("web_search" | "web_search_preview") => {
+                    o.insert(
+                        "type".into(),
+                        json!(assistants_worker::responses::WEB_PLUGIN),
+                    );
+                }
+                _ => {}
+            }
+            Some(Value::Object(o))
+        }
+        other => other,
+    };
+    runs::tool_choice(v, tools)
+}
+
+/// `text.format` → the `text` the response shows and the engine's `response_format`.
+fn text_format(v: Option<Value>) -> ApiResult<(Value, Value)> {
+    let format = match v.as_ref().and_then(|t| t.get("format")) {
+        None | Some(Value::Null) => json!({"type": "text"}),
+        Some(f) => f.clone(),
+    };
+    let verbosity = v
+        .as_ref()
+        .and_then(|t| t.get("verbosity"))
+        .cloned()
+        .unwrap_or(json!("medium"));
+    let engine = match format.get("type").and_then(Value::as_str) {
+        Some("text") => json!({"type": "text"}),
+        Some("json_object") => json!({"type": "json_object"}),
+        Some("json_schema") => {
+            let name = format.get("name").and_then(Value::as_str).ok_or_else(|| {
+                ApiError::invalid(
+                    "text.format.name",
+                    "Missing required parameter: 'text.format.name'.",
+                )
+            })?;
+            let schema = format.get("schema").cloned().ok_or_else(|| {
+                ApiError::invalid(
+                    "text.format.schema",
+                    "Missing required parameter: 'text.format.schema'.",
+                )
+            })?;
+            if !schema.is_object() {
+                return Err(ApiError::invalid(
+                    "text.format.schema",
+                    "Invalid type for 'text.format.schema': expected an object.",
+                ));
+            }
+            let mut js = json!({"name": name, "schema": schema});
+            for k in ["description", "strict"] {
+                if let Some(x) = format.get(k) {
+                    js[k] = x.clone();
+                }
+            }
+            json!({"type": "json_schema", "json_schema": js})
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "text.format.type",
+                "Invalid 'text.format.type': expected 'text', 'json_object' or 'json_schema'.",
+            ))
+        }
+    };
+    Ok((
+        json!({"format": format, "verbosity": verbosity}),
+        common::response_format(Some(engine))?,
+    ))
+}

@@ -1,0 +1,105 @@
+//! A response's event stream: OpenAI's events in their order, each `sequence_number` one above
+//! the last, text and function-call arguments streamed as deltas, and the finished response
+//! last (the SDKs rebuild the response from the events and check it against that).
+
+use assistants_tests::fake_llm::{FakeLlm, Reply};
+use assistants_tests::json;
+
+use super::response_runs::{setup, text_of, weather};
+
+#[tokio::test]
+async fn a_streamed_response_sends_openais_events_in_order() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    llm.push(Reply::text("One two three."));
+    let (s, evs) = app
+        .stream(
+            "/responses",
+            json!({"model": "m", "input": "Count.", "stream": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{evs:?}");
+    let names: Vec<&str> = evs.iter().map(|(e, _)| e.as_str()).collect();
+    let deltas = names
+        .iter()
+        .filter(|n| **n == "response.output_text.delta")
+        .count();
+    assert!(deltas >= 2, "{names:?}");
+    let mut expected = vec![
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ];
+    expected.extend(std::iter::repeat_n("response.output_text.delta", deltas));
+    expected.extend([
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]);
+    assert_eq!(names, expected);
+    for (i, (name, data)) in evs.iter().enumerate() {
+        assert_eq!(data["type"], name.as_str());
+        assert_eq!(data["sequence_number"], i as u64, "{name}");
+    }
+    let text: String = evs
+        .iter()
+        .filter(|(e, _)| e == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "One two three.");
+    let done = &evs.last().unwrap().1["response"];
+    assert_eq!(done["status"], "completed");
+    assert_eq!(text_of(done), text);
+    let item_id = &evs[2].1["item"]["id"];
+    assert_eq!(&done["output"][0]["id"], item_id);
+    assert_eq!(evs[4].1["item_id"], *item_id);
+    assert_eq!(evs[0].1["response"]["status"], "in_progress");
+}
+
+#[tokio::test]
+async fn a_streamed_function_call_streams_its_arguments() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    llm.push(Reply::tool("get_weather", r#"{"city":"Rome"}"#));
+    let (_, evs) = app
+        .stream(
+            "/responses",
+            json!({"model": "m", "input": "Rome?", "tools": [weather()], "stream": true}),
+        )
+        .await;
+    let names: Vec<&str> = evs.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names[..3],
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added"
+        ],
+        "{names:?}"
+    );
+    assert_eq!(
+        names[names.len() - 3..],
+        [
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed"
+        ],
+        "{names:?}"
+    );
+    let args: String = evs
+        .iter()
+        .filter(|(e, _)| e == "response.function_call_arguments.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(args, r#"{"city":"Rome"}"#);
+    let added = &evs[2].1["item"];
+    assert_eq!(added["type"], "function_call");
+    assert_eq!(added["status"], "in_progress");
+    let done = &evs[evs.len() - 2].1["item"];
+    assert_eq!(done["id"], added["id"]);
+    assert_eq!(done["arguments"], r#"{"city":"Rome"}"#);
+    let finished = &evs.last().unwrap().1["response"];
+    assert_eq!(finished["output"][0], *done);
+}
