@@ -1,8 +1,11 @@
 //! A response's event stream: OpenAI's events in their order, each `sequence_number` one above
 //! the last, text and function-call arguments streamed as deltas, and the finished response
-//! last (the SDKs rebuild the response from the events and check it against that).
+//! last (the SDKs rebuild the response from the events and check it against that); a
+//! background response's stream again, whole or from a sequence number, the same every time.
 
 use assistants_tests::fake_llm::{FakeLlm, Reply};
+use std::time::Duration;
+
 use assistants_tests::json;
 
 use super::response_runs::{setup, text_of, weather};
@@ -102,4 +105,83 @@ async fn a_streamed_function_call_streams_its_arguments() {
     assert_eq!(done["arguments"], r#"{"city":"Rome"}"#);
     let finished = &evs.last().unwrap().1["response"];
     assert_eq!(finished["output"][0], *done);
+}
+
+#[tokio::test]
+async fn a_background_response_streams_again_from_any_point() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    llm.push(Reply::text("One two three four five.").chunk_delay(Duration::from_millis(20)));
+    let (s, first) = app
+        .stream(
+            "/responses",
+            json!({"model": "m", "input": "Count.", "background": true, "stream": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{first:?}");
+    let names: Vec<&str> = first.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names[..3],
+        [
+            "response.created",
+            "response.queued",
+            "response.in_progress"
+        ],
+        "{names:?}"
+    );
+    assert_eq!(names.last(), Some(&"response.completed"));
+    let id = first[0].1["response"]["id"].as_str().unwrap().to_string();
+
+    // The whole stream again: the same events, numbered the same.
+    let (s, again) = app
+        .get_stream(&format!("/responses/{id}?stream=true"))
+        .await;
+    assert_eq!(s, 200, "{again:?}");
+    assert_eq!(again, first);
+    // From the middle: what follows the given sequence number.
+    let (_, rest) = app
+        .get_stream(&format!("/responses/{id}?stream=true&starting_after=4"))
+        .await;
+    assert_eq!(rest, first[5..]);
+
+    // A stream joined while the response runs gets everything from its start, then the rest
+    // live, without a gap or a repeat.
+    llm.push(Reply::text("Slowly but surely done.").chunk_delay(Duration::from_millis(100)));
+    let (_, r) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "Slow.", "background": true}),
+        )
+        .await;
+    let id = r["id"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (_, joined) = app
+        .get_stream(&format!("/responses/{id}?stream=true"))
+        .await;
+    for (i, (name, data)) in joined.iter().enumerate() {
+        assert_eq!(data["sequence_number"], i as u64, "{name}: {joined:?}");
+    }
+    let text: String = joined
+        .iter()
+        .filter(|(e, _)| e == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Slowly but surely done.");
+    let done = &joined.last().unwrap().1["response"];
+    assert_eq!(done["status"], "completed", "{joined:?}");
+    assert_eq!(text_of(done), text);
+
+    // Only background responses are recorded.
+    llm.push(Reply::text("now"));
+    let (_, fg) = app
+        .post("/responses", json!({"model": "m", "input": "Now."}))
+        .await;
+    let (s, e) = app
+        .get(&format!(
+            "/responses/{}?stream=true",
+            fg["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(assistants_tests::assert_error(&e)["param"], "stream");
 }

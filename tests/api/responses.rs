@@ -1,4 +1,4 @@
-//! `/responses`: what is built so far (input token counts).
+//! `/responses/input_tokens` and `/responses/compact`: a prompt counted, a history compacted.
 
 use assistants_tests::{assert_error, json, TestApp};
 use serde_json::Value;
@@ -152,4 +152,85 @@ async fn input_tokens_refuses_bad_requests_naming_the_parameter() {
     )
     .await;
     assert!(n > 5, "{n}");
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_users_words_and_summarises_the_rest() {
+    use assistants_tests::fake_llm::{FakeLlm, Reply};
+    let llm = FakeLlm::start().await;
+    let app = TestApp::spawn_with_llm(&llm, |_| {}).await;
+    llm.push(Reply::text("Paris."));
+    let (_, first) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "Capital of France?"}),
+        )
+        .await;
+    llm.push(Reply::text("The user asked for capitals: France is Paris.").usage(40, 9));
+    let (s, c) = app
+        .post(
+            "/responses/compact",
+            json!({"model": "m", "previous_response_id": first["id"], "input": "And Italy?"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["object"], "response.compaction");
+    assert!(c["id"].as_str().unwrap().starts_with("resp_"));
+    assert_eq!(c["usage"]["input_tokens"], 40);
+    assert_eq!(c["usage"]["output_tokens"], 9);
+    // The model summarised the whole history, asked last to compact it.
+    let sent = llm.last_request();
+    let messages = sent["messages"].as_array().unwrap();
+    let contents: Vec<&str> = messages
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents[..3],
+        ["Capital of France?", "Paris.", "And Italy?"],
+        "{sent}"
+    );
+    assert!(
+        contents[3].contains("CONTEXT CHECKPOINT COMPACTION"),
+        "{sent}"
+    );
+    // The user's messages are kept; the rest is one compaction item.
+    let output = c["output"].as_array().unwrap();
+    let kinds: Vec<&str> = output.iter().map(|o| o["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["message", "message", "compaction"], "{c}");
+    assert_eq!(output[0]["content"][0]["text"], "Capital of France?");
+    assert_eq!(output[1]["content"][0]["text"], "And Italy?");
+    assert!(output[2]["id"].as_str().unwrap().starts_with("cmp_"));
+    // The compacted history continues: the summary reaches the model as a system message.
+    let mut input = output.clone();
+    input.push(json!({"role": "user", "content": "Population?"}));
+    llm.push(Reply::text("Rome has 2.8 million."));
+    let (s, next) = app
+        .post("/responses", json!({"model": "m", "input": input}))
+        .await;
+    assert_eq!(s, 200, "{next}");
+    let sent = llm.last_request();
+    let roles: Vec<&str> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "user", "system", "user"], "{sent}");
+    assert_eq!(
+        sent["messages"][2]["content"],
+        "Summary of the conversation before this point:\nThe user asked for capitals: France is Paris."
+    );
+    // Content this server did not make is refused.
+    let (s, e) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": [{"type": "compaction", "encrypted_content": "gAAAA-opaque"}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(assert_error(&e)["param"], "input[0].encrypted_content");
+    let (s, e) = app.post("/responses/compact", json!({"input": "x"})).await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(assert_error(&e)["param"], "model");
 }

@@ -2,7 +2,8 @@
 //!
 //! 1. One-step runs, one after another (streamed): median and p95 of create → `thread.run.completed`
 //!    with an instant upstream, and of the time from the upstream starting its answer to the
-//!    client receiving the first `thread.message.delta`.
+//!    client receiving the first `thread.message.delta`; then the same for streamed responses
+//!    (`POST /responses`: → `response.completed`, → first `response.output_text.delta`).
 //! 2. 1,000 runs at once against an upstream that takes 2 s per answer (`--run-concurrency`
 //!    1000): all must complete; wall time, throughput and peak RSS.
 //!
@@ -82,6 +83,52 @@ fn main() {
         );
         println!(
             "upstream answer start -> first thread.message.delta at the client: median {:.3} ms, p95 {:.3} ms",
+            percentile(&first_delta, 0.5).as_secs_f64() * 1e3,
+            percentile(&first_delta, 0.95).as_secs_f64() * 1e3
+        );
+
+        // 1b. The same through the Responses surface: a streamed response per request.
+        let mut total = Vec::with_capacity(sequential);
+        let mut first_delta = Vec::with_capacity(sequential);
+        for i in 0..sequential + 20 {
+            llm.push(Reply::text("Hello there, this is a short answer."));
+            let started = Instant::now();
+            let mut resp = client
+                .post(app.url("/responses"))
+                .bearer_auth("bench")
+                .json(&json!({"model": "bench", "input": "hi", "stream": true}))
+                .send()
+                .await
+                .unwrap();
+            let mut buf = String::new();
+            let mut delta_at = None;
+            let mut completed_at = None;
+            while let Some(chunk) = resp.chunk().await.unwrap() {
+                buf.push_str(std::str::from_utf8(&chunk).unwrap());
+                if delta_at.is_none() && buf.contains("event: response.output_text.delta") {
+                    delta_at = Some(Instant::now());
+                }
+                if completed_at.is_none() && buf.contains("event: response.completed") {
+                    completed_at = Some(Instant::now());
+                }
+            }
+            assert!(completed_at.is_some(), "response did not complete: {buf}");
+            if i < 20 {
+                continue; // warm-up
+            }
+            total.push(completed_at.unwrap() - started);
+            let answered = *llm.answered_at().last().unwrap();
+            first_delta.push(delta_at.unwrap().saturating_duration_since(answered));
+        }
+        total.sort_unstable();
+        first_delta.sort_unstable();
+        println!(
+            "one-step response, create -> response.completed ({sequential} sequential, streamed): median {:.2} ms, p95 {:.2} ms",
+            percentile(&total, 0.5).as_secs_f64() * 1e3,
+            percentile(&total, 0.95).as_secs_f64() * 1e3
+        );
+        println!(
+            "upstream answer start -> first response.output_text.delta at the client: median {:.3} ms, p95 {:.3} ms",
             percentile(&first_delta, 0.5).as_secs_f64() * 1e3,
             percentile(&first_delta, 0.95).as_secs_f64() * 1e3
         );

@@ -305,6 +305,27 @@ impl TestApp {
         (status, parse_sse(&text))
     }
 
+    /// GETs an SSE response and collects it as (event, data) pairs (a JSON answer is one
+    /// `("json", body)` pair).
+    pub async fn get_stream(&self, path: &str) -> (StatusCode, Vec<(String, Value)>) {
+        let resp = self
+            .auth(self.client.get(self.url(path)))
+            .send()
+            .await
+            .expect("GET");
+        let status = resp.status();
+        let is_sse = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+        let text = resp.text().await.expect("body");
+        if !is_sse {
+            let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            return (status, vec![("json".into(), v)]);
+        }
+        (status, parse_sse(&text))
+    }
+
     /// Starts a run of `assistant` on `thread` and polls it to its end: (run id, final run).
     pub async fn run_to_end(&self, thread: &str, assistant: &str) -> (String, Value) {
         let run = self

@@ -4,6 +4,7 @@
 //! - a message becomes a message of its role (`developer` as `system`, which every
 //!   OpenAI-compatible upstream accepts); its parts become text, images and files as
 //!   bracketed references, as Assistants messages render them;
+//! - a `compaction` item (`POST /responses/compact`) becomes a system message with its summary;
 //! - `function_call` items become the `tool_calls` of an assistant message (consecutive calls
 //!   are one turn, as the model made them), and `function_call_output` a `tool` message;
 //! - the server's own tool calls (`file_search_call`, `code_interpreter_call`, …) and
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 use assistants_core::model::engine::{ChatMessage, ToolCall};
 use assistants_core::model::ids::{ConversationId, ResponseId};
+use assistants_core::model::response;
 use assistants_core::model::{Item, ResponseObject};
 use assistants_core::store::{ItemsOf, Store, StoreResult};
 
@@ -113,6 +115,19 @@ pub fn chat_messages(items: &[Item]) -> Vec<ChatMessage> {
                         tool_call_id: None,
                         tool_calls: vec![call],
                     }),
+                }
+            }
+            "compaction" => {
+                let content = item.get("encrypted_content").and_then(Value::as_str);
+                if let Some(summary) = content.and_then(response::compaction_summary) {
+                    out.push(ChatMessage {
+                        role: "system".into(),
+                        content: format!(
+                            "Summary of the conversation before this point:\n{summary}"
+                        ),
+                        tool_call_id: None,
+                        tool_calls: vec![],
+                    });
                 }
             }
             "function_call_output" => out.push(ChatMessage {

@@ -20,6 +20,7 @@
 
 use serde_json::{json, Value};
 
+use assistants_core::bus::StreamEvent;
 use assistants_core::model::engine::{EngineRecord, Source};
 use assistants_core::model::ids::{now, ItemId};
 use assistants_core::model::response::{self, INCLUDE_FILE_SEARCH_RESULTS};
@@ -247,6 +248,21 @@ pub fn call_item(call: &Value, rec: &EngineRecord) -> Value {
 fn query_of(arguments: &str) -> Option<String> {
     let v: Value = serde_json::from_str(arguments).ok()?;
     v.get("query").and_then(Value::as_str).map(str::to_string)
+}
+
+/// Records an event of a background response's run at position `n` before it is published
+/// (best-effort: an event that cannot be recorded is still published, and a stream replayed
+/// later lacks it). Other runs' events are not recorded.
+pub async fn record(store: &Store, rec: &EngineRecord, n: i64, event: &mut StreamEvent) {
+    let Some(r) = rec.response.as_ref().filter(|r| r.background) else {
+        return;
+    };
+    match store.record_response_event(&r.id, n, event).await {
+        Ok(()) => event.recorded = Some(n),
+        Err(e) => {
+            tracing::warn!(response_id = %r.id, error = %e, "could not record a response event")
+        }
+    }
 }
 
 /// `response` as of its run: status, output, usage, error and incomplete details.

@@ -5,7 +5,8 @@
 //!
 //! Accepted: messages (the short form `{role, content}` with string or part-list content, and
 //! the full form), `function_call`, `function_call_output`, `item_reference` (resolved to the
-//! item it names), and items of other types a client sends back from earlier output
+//! item it names), `compaction` (made by `POST /responses/compact`), and items of other types
+//! a client sends back from earlier output
 //! (`file_search_call`, `web_search_call`, `code_interpreter_call`, `reasoning`, MCP items),
 //! kept as given.
 
@@ -15,6 +16,7 @@ use super::common;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::model::ids::ItemId;
+use assistants_core::model::response;
 use assistants_core::model::{FileObject, Item};
 
 /// Most characters of one text part, as for Assistants messages.
@@ -22,6 +24,9 @@ const MAX_TEXT_CHARS: usize = super::messages::MAX_CONTENT_CHARS;
 /// Most characters of a function call's arguments or a function call output (10 MiB, as
 /// OpenAI's limit on `output`).
 const MAX_OUTPUT_CHARS: usize = 10 * 1024 * 1024;
+
+/// Most characters of a compaction item's content (20 MiB, as OpenAI's limit).
+const MAX_COMPACTION_CHARS: usize = 20 * 1024 * 1024;
 
 /// Earlier output items a client may send back as they were given.
 const ECHOED: [&str; 8] = [
@@ -137,7 +142,9 @@ async fn one(
                     max_chars(&format!("{p}.content"), &s, MAX_TEXT_CHARS)?;
                     json!([text_part(&role, s)])
                 }
-                Some(Value::Array(parts)) => Value::Array(content_parts(p, &role, parts, files)?),
+                Some(Value::Array(parts)) => {
+                    Value::Array(content_parts(&format!("{p}.content"), &role, parts, files)?)
+                }
                 _ => {
                     return Err(ApiError::invalid(
                         format!("{p}.content"),
@@ -171,7 +178,9 @@ async fn one(
                     max_chars(&format!("{p}.output"), &s, MAX_OUTPUT_CHARS)?;
                     Value::String(s)
                 }
-                Some(Value::Array(parts)) => Value::Array(content_parts(p, "user", parts, files)?),
+                Some(Value::Array(parts)) => {
+                    Value::Array(content_parts(&format!("{p}.output"), "user", parts, files)?)
+                }
                 _ => {
                     return Err(ApiError::invalid(
                         format!("{p}.output"),
@@ -195,6 +204,21 @@ async fn one(
             state.store.find_item(project, &id).await?.ok_or_else(|| {
                 ApiError::invalid(format!("{p}.id"), format!("Item with id '{id}' not found."))
             })
+        }
+        "compaction" => {
+            let content = str_field(&map, p, "encrypted_content")?;
+            let param = format!("{p}.encrypted_content");
+            max_chars(&param, &content, MAX_COMPACTION_CHARS)?;
+            if response::compaction_summary(&content).is_none() {
+                return Err(ApiError::invalid(
+                    &param,
+                    format!("Invalid '{param}': not a compaction made by this server."),
+                ));
+            }
+            Ok(item(
+                id.unwrap_or_else(|| ItemId::of_type("compaction")),
+                json!({"type": "compaction", "encrypted_content": content}),
+            ))
         }
         k if ECHOED.contains(&k) => {
             let id = id.ok_or_else(|| {
@@ -220,16 +244,17 @@ async fn one(
     }
 }
 
-/// A message's content parts, validated; file ids collected for one existence check.
+/// Content parts (of a message's `content` or an output's `output`, named `field`),
+/// validated; file ids collected for one existence check.
 fn content_parts(
-    p: &str,
+    field: &str,
     role: &str,
     parts: Vec<Value>,
     files: &mut Vec<(String, String)>,
 ) -> ApiResult<Vec<Value>> {
     let mut out = Vec::with_capacity(parts.len());
     for (j, part) in parts.into_iter().enumerate() {
-        let pp = format!("{p}.content[{j}]");
+        let pp = format!("{field}[{j}]");
         let Value::Object(mut m) = part else {
             return Err(ApiError::invalid(
                 &pp,

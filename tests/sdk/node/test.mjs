@@ -1946,3 +1946,33 @@ t('responses: background, polled, and cancel refused for a foreground one', { sk
   const fg = await client.responses.create({ model: MODEL, input: 'foreground' });
   await expectApiError(client.responses.cancel(fg.id), OpenAI.BadRequestError, 400);
 });
+
+t('responses: a background stream resumed from a sequence number', { skip: noResponses }, async () => {
+  const stream = await client.responses.create({ model: MODEL, input: 'resume me', background: true, stream: true });
+  const first = [];
+  for await (const event of stream) first.push(event);
+  assert.equal(first[0].type, 'response.created');
+  assert.equal(first.at(-1).type, 'response.completed');
+  const again = [];
+  for await (const event of await client.responses.retrieve(first[0].response.id, { stream: true, starting_after: 2 })) {
+    again.push(event);
+  }
+  assert.deepEqual(
+    again.map((e) => [e.type, e.sequence_number]),
+    first.slice(3).map((e) => [e.type, e.sequence_number]),
+  );
+});
+
+const noCompact = typeof client.responses?.compact !== 'function' && `openai ${VERSION} has no responses.compact`;
+
+t('responses: compact a history, then continue from it', { skip: noCompact }, async () => {
+  const first = await client.responses.create({ model: MODEL, input: 'remember the number 42' });
+  const compacted = await client.responses.compact({ model: MODEL, previous_response_id: first.id });
+  assert.equal(compacted.object, 'response.compaction');
+  assert.deepEqual(compacted.output.map((o) => o.type), ['message', 'compaction']);
+  const next = await client.responses.create({
+    model: MODEL,
+    input: [...compacted.output, { role: 'user', content: 'go on' }],
+  });
+  assert.equal(next.output_text.trim(), 'echo: go on');
+});

@@ -2141,3 +2141,34 @@ def test_responses_bad_request(client: OpenAI):
     with pytest.raises(openai.NotFoundError) as missing:
         responses.create(model=MODEL, input="x", previous_response_id="resp_missing")
     assert_error_shape(missing.value, 404)
+
+
+def test_responses_background_stream_resumed(client: OpenAI):
+    responses = responses_or_skip(client)
+    if "starting_after" not in inspect.signature(responses.retrieve).parameters:
+        pytest.skip(f"openai {SDK_VERSION} cannot stream a response again")
+    first = list(responses.create(model=MODEL, input="resume me", background=True, stream=True))
+    assert first[0].type == "response.created" and first[-1].type == "response.completed"
+    rid = first[0].response.id
+    again = list(responses.retrieve(rid, stream=True, starting_after=2))
+    assert [(e.type, e.sequence_number) for e in again] == [
+        (e.type, e.sequence_number) for e in first[3:]
+    ]
+    assert again[-1].response.output_text == first[-1].response.output_text
+
+
+def test_responses_compact_then_continue(client: OpenAI):
+    responses = responses_or_skip(client)
+    if not hasattr(responses, "compact"):
+        pytest.skip(f"openai {SDK_VERSION} has no responses.compact")
+    first = responses.create(model=MODEL, input="remember the number 42")
+    compacted = responses.compact(model=MODEL, previous_response_id=first.id)
+    assert compacted.object == "response.compaction"
+    kinds = [o.type for o in compacted.output]
+    assert kinds == ["message", "compaction"], kinds
+    assert compacted.usage.total_tokens > 0
+    nxt = responses.create(
+        model=MODEL,
+        input=[o.model_dump(exclude_none=True) for o in compacted.output] + [{"role": "user", "content": "go on"}],
+    )
+    assert nxt.output_text.strip() == "echo: go on"

@@ -173,7 +173,7 @@ impl Engine {
         };
         self.commit(tx, ctx, false).await?;
         for e in events {
-            self.bus.publish(&ctx.run.id, e).await;
+            self.send(ctx, e).await;
         }
         Ok(Flow::Continue)
     }
@@ -240,7 +240,7 @@ impl Engine {
                             .await?;
                         tx.commit().await?;
                         for e in events {
-                            self.bus.publish(&ctx.run.id, e).await;
+                            self.send(ctx, e).await;
                         }
                         p.message_open = false;
                     }
@@ -492,7 +492,7 @@ impl Engine {
         ctx.rec.next = Next::Step { event };
         self.commit(tx, ctx, false).await?;
         for e in events {
-            self.bus.publish(&ctx.run.id, e).await;
+            self.send(ctx, e).await;
         }
         Ok(Flow::Continue)
     }

@@ -85,6 +85,8 @@ struct Ctx {
     token: i64,
     /// Fired when the run is being cancelled or the lease was lost.
     stop: CancellationToken,
+    /// The position of the next recorded event (background responses).
+    recorded: std::sync::atomic::AtomicI64,
 }
 
 /// Whether the loop goes on after an action.
@@ -167,12 +169,24 @@ impl Engine {
                 return Err(e);
             }
         };
+        // A background response's record goes on after what earlier attempts recorded.
+        let recorded = match claim.engine.response.as_ref().filter(|r| r.background) {
+            Some(r) => match self.store.last_response_event(&r.id).await {
+                Ok(n) => n + 1,
+                Err(e) => {
+                    self.held_leases().remove(run_id);
+                    return Err(e.into());
+                }
+            },
+            None => 0,
+        };
         let mut ctx = Ctx {
             project: claim.project,
             run: claim.run,
             rec: claim.engine,
             token: claim.token,
             stop,
+            recorded: recorded.into(),
         };
         let result = self.run_loop(&mut ctx).await;
         drop(watcher);
@@ -241,9 +255,19 @@ impl Engine {
     }
 
     async fn publish(&self, ctx: &Ctx, event: &str, data: &impl serde::Serialize) {
-        self.bus
-            .publish(&ctx.run.id, StreamEvent::new(event, data))
-            .await;
+        self.send(ctx, StreamEvent::new(event, data)).await;
+    }
+
+    /// Publishes an event of the run. A background response's events are recorded first, in
+    /// order, so that a client can stream it again from any point.
+    async fn send(&self, ctx: &Ctx, mut event: StreamEvent) {
+        if ctx.rec.response.as_ref().is_some_and(|r| r.background) {
+            let n = ctx
+                .recorded
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::responses::record(&self.store, &ctx.rec, n, &mut event).await;
+        }
+        self.bus.publish(&ctx.run.id, event).await;
     }
 
     /// A fenced write transaction, if the lease is ours and the run is in `expected`.
@@ -501,7 +525,7 @@ impl Engine {
         .await?;
         self.commit(tx, ctx, true).await?;
         for e in events {
-            self.bus.publish(&ctx.run.id, e).await;
+            self.send(ctx, e).await;
         }
         let status = ending.status();
         tracing::info!(run_id = %ctx.run.id, status = %status, "run ended");

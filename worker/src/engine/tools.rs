@@ -160,7 +160,7 @@ impl Engine {
             .await?;
         self.commit(tx, ctx, false).await?;
         for e in events {
-            self.bus.publish(&ctx.run.id, e).await;
+            self.send(ctx, e).await;
         }
         Ok(true)
     }
@@ -420,7 +420,7 @@ impl Engine {
         };
         self.commit(tx, ctx, false).await?;
         for e in events {
-            self.bus.publish(&ctx.run.id, e).await;
+            self.send(ctx, e).await;
         }
         Ok(Flow::Continue)
     }

@@ -307,7 +307,13 @@ pub async fn end_idle_run<E: From<StoreError>>(
     let events = end_in(store, &mut tx, project, &mut run, &mut engine, &ending).await?;
     store.write_run_in(&mut tx, &run, &engine, None).await?;
     tx.commit().await?;
-    for e in events {
+    let mut n = match engine.response.as_ref().filter(|r| r.background) {
+        Some(r) => store.last_response_event(&r.id).await? + 1,
+        None => 0,
+    };
+    for mut e in events {
+        crate::responses::record(store, &engine, n, &mut e).await;
+        n += 1;
         bus.publish(&run.id, e).await;
     }
     Ok((run, true))

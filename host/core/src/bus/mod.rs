@@ -22,6 +22,10 @@ use tokio::sync::mpsc;
 pub struct StreamEvent {
     pub event: String,
     pub data: String,
+    /// Its position among the recorded events of a background response's run (listeners
+    /// that replayed the record skip what they already had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<i64>,
 }
 
 impl StreamEvent {
@@ -29,6 +33,7 @@ impl StreamEvent {
         StreamEvent {
             event: event.to_string(),
             data: serde_json::to_string(data).unwrap_or_else(|_| "null".into()),
+            recorded: None,
         }
     }
 }

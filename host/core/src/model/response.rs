@@ -71,6 +71,10 @@ pub struct ResponseBinding {
     /// `include[]` values that add to the output (`file_search_call.results`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
+    /// Created with `background: true`: its run's events are recorded, so it can be streamed
+    /// again from any point.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
     /// Most calls of the server's tools the response may make (`max_tool_calls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tool_calls: Option<u32>,
@@ -82,6 +86,29 @@ pub struct ResponseBinding {
 
 /// The `include[]` value that adds file_search results to `file_search_call` items.
 pub const INCLUDE_FILE_SEARCH_RESULTS: &str = "file_search_call.results";
+
+/// A compaction item's content for `summary`. Not encrypted, unlike OpenAI's: a self-hosted
+/// server's clients own their conversations, and a summary they edit only changes their own
+/// context. Versioned, so the format can change without misreading older items.
+pub fn compaction_content(summary: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "{COMPACTION_V1}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(summary)
+    )
+}
+
+/// The summary in a compaction item's content; `None` if this server did not make it.
+pub fn compaction_summary(content: &str) -> Option<String> {
+    use base64::Engine as _;
+    let encoded = content.strip_prefix(COMPACTION_V1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+const COMPACTION_V1: &str = "asst-compaction-v1.";
 
 /// The run that produces the response.
 pub fn run_id(response: &ResponseId) -> RunId {
@@ -139,5 +166,16 @@ mod tests {
         let c = ConversationId::new();
         assert_eq!(lock_thread(&r, Some(&c)).tail(), c.tail());
         assert!(!lock_project("proj_x").starts_with("proj_"));
+    }
+
+    #[test]
+    fn a_compaction_round_trips_and_foreign_content_is_refused() {
+        let summary = "The user plans a trip to Lyon; budget 800 €.";
+        assert_eq!(
+            compaction_summary(&compaction_content(summary)).as_deref(),
+            Some(summary)
+        );
+        assert_eq!(compaction_summary("gAAAAABencrypted-by-openai"), None);
+        assert_eq!(compaction_summary("asst-compaction-v1.%%%"), None);
     }
 }

@@ -213,7 +213,7 @@ impl Store {
     }
 
     /// One write statement: through group commit on SQLite, in autocommit on PostgreSQL.
-    async fn execute_one(&self, sql: String, args: Vec<Val>) -> StoreResult<u64> {
+    pub(super) async fn execute_one(&self, sql: String, args: Vec<Val>) -> StoreResult<u64> {
         if let Some(group) = &self.group {
             return group.execute(sql, args).await;
         }

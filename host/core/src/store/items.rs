@@ -8,8 +8,7 @@ use super::docs::RawDoc;
 use super::error::{StoreError, StoreResult};
 use super::list::ListScope;
 use super::{ListParams, Page, Store, Tx};
-use crate::model::ids::{now, ResponseId, ThreadId};
-use crate::model::{response, Conversation, Item};
+use crate::model::{Conversation, Item};
 
 /// Whose items [`Store::latest_items`] reads.
 #[derive(Debug, Clone, Copy)]
@@ -97,67 +96,6 @@ impl Store {
         };
         self.list_rows(&scope, "id, body", params, super::docs::raw_doc)
             .await
-    }
-
-    /// Deletes a response with its input items and the run that produced it (its steps and
-    /// messages, and its own lock thread). 404 if there is no such response.
-    pub async fn delete_response(&self, project: &str, id: &ResponseId) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM responses WHERE id = $1 AND project_id = $2 RETURNING seq")
-            .bind(id.to_string())
-            .bind(project.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::not_found("response", id))?;
-        // Its items in a conversation stay there (they are the conversation's history too).
-        sqlx::query("DELETE FROM items WHERE response_id = $1 AND conversation_id IS NULL")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE items SET response_id = NULL WHERE response_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let run = response::run_id(id);
-        sqlx::query("DELETE FROM messages WHERE run_id = $1")
-            .bind(run.to_string())
-            .execute(&mut *tx)
-            .await?;
-        // Its steps go with it (`ON DELETE CASCADE`).
-        sqlx::query("DELETE FROM runs WHERE id = $1 AND project_id = $2")
-            .bind(run.to_string())
-            .bind(project.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM threads WHERE id = $1 AND project_id = $2")
-            .bind(response::lock_thread(id, None).to_string())
-            .bind(response::lock_project(project))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await
-    }
-
-    /// Inserts the lock thread of a response's run if it is not there yet (a conversation's
-    /// is shared by its responses).
-    pub async fn ensure_lock_thread_in(
-        &self,
-        tx: &mut Tx,
-        project: &str,
-        thread: &ThreadId,
-    ) -> StoreResult<()> {
-        let body = serde_json::json!({"id": thread, "object": "thread", "created_at": now(),
-            "tool_resources": {}, "metadata": {}});
-        sqlx::query(
-            "INSERT INTO threads (id, project_id, created_at, body) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(thread.to_string())
-        .bind(response::lock_project(project))
-        .bind(now())
-        .bind(body.to_string())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
 
     /// An item of the conversation (the latest, should the same id have been added twice).

@@ -18,6 +18,7 @@ mod items;
 pub mod keys;
 mod lanes;
 mod list;
+mod responses;
 pub mod runs;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -9,13 +9,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::super::{common, pins, runs};
-use super::{context_params, input, stored, stream, tools, wait};
+use super::{context_params, current, input, stream, tools, wait};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use assistants_core::bus::Subscription;
+use assistants_core::model::ids::ConversationId;
 use assistants_core::model::ids::{now, ResponseId};
 use assistants_core::model::response::{self, ResponseBinding, INCLUDE_FILE_SEARCH_RESULTS};
-use assistants_core::model::{ResponseObject, Run, RunStatus};
+use assistants_core::model::{Item, ResponseObject, Run, RunStatus};
 use assistants_core::store::StoreError;
 use assistants_worker::transitions::{self, Pins};
 
@@ -63,11 +65,45 @@ pub(super) struct CreateResponse {
     reasoning: Option<Value>,
 }
 
+/// A validated response, ready to write.
+pub(super) struct Prepared {
+    pub(super) doc: ResponseObject,
+    run: Run,
+    /// What its run is pinned to (the engine record is made from them when it is written).
+    pins: Pins,
+    /// Its input items (with their response and conversation set).
+    pub(super) items: Vec<Item>,
+    conversation: Option<ConversationId>,
+    stream: bool,
+    background: bool,
+}
+
 pub(super) async fn create(
     State(state): State<AppState>,
     Project(project): Project,
     Json(req): Json<CreateResponse>,
 ) -> ApiResult<Response> {
+    let p = prepare(&state, &project, req).await?;
+    let (id, stream, background) = (p.doc.id.clone(), p.stream, p.background);
+    let tools = p.pins.tools.clone();
+    let (doc, sub) = start(&state, &project, p, stream || !background).await?;
+    match sub {
+        None => Ok(axum::Json(doc.to_value()).into_response()),
+        Some(sub) if stream => Ok(stream::respond(&state, &project, doc, tools, sub)),
+        Some(sub) => {
+            wait::until_ended(&state, &project, &id, sub, None).await?;
+            let done = current::current(&state, &project, &id).await?;
+            Ok(axum::Json(done.to_value()).into_response())
+        }
+    }
+}
+
+/// Validates a create request whole; nothing is written.
+pub(super) async fn prepare(
+    state: &AppState,
+    project: &str,
+    req: CreateResponse,
+) -> ApiResult<Prepared> {
     let model = match req.model {
         Some(m) if !m.trim().is_empty() => m,
         Some(_) => {
@@ -97,17 +133,17 @@ pub(super) async fn create(
         }
     };
     let (conversation, previous) =
-        context_params(&state, &project, req.conversation, req.previous_response_id).await?;
-    let mut items = input(&state, &project, req.input).await?;
+        context_params(state, project, req.conversation, req.previous_response_id).await?;
+    let mut items = input(state, project, req.input).await?;
     if items.is_empty() && conversation.is_none() && previous.is_none() {
         return Err(ApiError::invalid(
             "input",
             "Missing required parameter: 'input'.",
         ));
     }
-    let caller = common::plugin_caller(&state, &project).await?;
+    let caller = common::plugin_caller(state, project).await?;
     let given_tools = req.tools.clone().unwrap_or(json!([]));
-    let engine_tools = tools::translate(&state, &project, &caller, "tools", req.tools).await?;
+    let engine_tools = tools::translate(state, project, &caller, "tools", req.tools).await?;
     let tool_choice = tool_choice(req.tool_choice.clone(), &engine_tools.tools)?;
     let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
     let top_p = common::number_in("top_p", req.top_p, 0.0, 1.0)?;
@@ -160,10 +196,10 @@ pub(super) async fn create(
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| state.settings.runs.default_strategy.clone());
-    let strategy = pins::strategy(&state, &caller, &strategy_id, "metadata.strategy", |id| {
+    let strategy = pins::strategy(state, &caller, &strategy_id, "metadata.strategy", |id| {
         format!("The strategy '{id}' is not installed.")
     })?;
-    let bindings = pins::tools(&state, &caller, &engine_tools.tools, "tools")?;
+    let bindings = pins::tools(state, &caller, &engine_tools.tools, "tools")?;
 
     let id = ResponseId::new();
     let created_at = now();
@@ -222,7 +258,7 @@ pub(super) async fn create(
     ] {
         doc.set(k, v);
     }
-    let mut run = Run {
+    let run = Run {
         id: response::run_id(&id),
         object: "thread.run".into(),
         created_at,
@@ -270,20 +306,50 @@ pub(super) async fn create(
             conversation: conversation.clone(),
             previous,
             include,
+            background,
             max_tool_calls: req.max_tool_calls.map(|n| n.min(u32::MAX as i64) as u32),
             arguments: Default::default(),
         }),
     };
-    let engine = transitions::create(&mut run, pins);
 
+    Ok(Prepared {
+        doc,
+        run,
+        pins,
+        items,
+        conversation,
+        stream: req.stream.unwrap_or(false),
+        background,
+    })
+}
+
+/// Writes a prepared response — its lock thread, run, input items and row, in one
+/// transaction — and queues its run; returns the response as written. With `listen`, the
+/// run's events are subscribed to before the run can start, so a stream or a waiting request
+/// misses none.
+pub(super) async fn start(
+    state: &AppState,
+    project: &str,
+    p: Prepared,
+    listen: bool,
+) -> ApiResult<(ResponseObject, Option<Subscription>)> {
+    let Prepared {
+        doc,
+        mut run,
+        pins,
+        items,
+        conversation,
+        ..
+    } = p;
+    let engine = transitions::create(&mut run, pins);
     let mut tx = state.store.begin().await?;
     state
         .store
-        .ensure_lock_thread_in(&mut tx, &project, &run.thread_id)
+        .ensure_lock_thread_in(&mut tx, project, &run.thread_id)
         .await?;
     match state
         .store
-        .insert_run_in(&mut tx, &project, &run, &engine)
+        .insert_run_in(&mut tx, project, &run, &engine)
         .await
     {
         Err(StoreError::ThreadLocked { .. }) => {
@@ -299,14 +365,10 @@ pub(super) async fn create(
     }
     state
         .store
-        .insert_items_in(&mut tx, &project, &items)
+        .insert_items_in(&mut tx, project, &items)
         .await?;
-    state.store.insert_in(&mut tx, &project, &doc, &[]).await?;
-    // Subscribe before the run can start, so neither a stream nor a waiting request misses
-    // its events.
-    let sub = if background && !req.stream.unwrap_or(false) {
-        None
-    } else {
+    state.store.insert_in(&mut tx, project, &doc, &[]).await?;
+    let sub = if listen {
         Some(
             state
                 .runs
@@ -315,21 +377,12 @@ pub(super) async fn create(
                 .await
                 .map_err(|e| ApiError::internal("subscribing to a response's events", e))?,
         )
+    } else {
+        None
     };
     tx.commit().await?;
     state.runs.enqueue(&run.id).await;
-
-    match sub {
-        None => Ok(axum::Json(doc.to_value()).into_response()),
-        Some(sub) if req.stream.unwrap_or(false) => {
-            Ok(stream::respond(&state, &project, doc, engine.tools, sub))
-        }
-        Some(sub) => {
-            wait::until_ended(&state, &project, &id, sub, None).await?;
-            let done = stored::current(&state, &project, &id).await?;
-            Ok(axum::Json(done.to_value()).into_response())
-        }
-    }
+    Ok((doc, sub))
 }
 
 /// `tool_choice` in the Responses shape, checked against the tools and brought to the

@@ -1,5 +1,6 @@
 //! `/responses` (the Responses surface): create (create.rs; JSON, SSE or background),
 //! retrieve, delete, cancel and input items (stored.rs), the event stream (stream.rs),
+//! compaction of a long history (compact.rs),
 //! waiting for a response to finish (wait.rs), its tools (tools.rs), and here
 //! `POST /responses/input_tokens`, which counts a request's prompt as the engine will send
 //! it — instructions, the context's items, the input, and the tools offered — with the real
@@ -8,7 +9,9 @@
 //! A response is a run of the engine (`assistants_core::model::response` says how the two are
 //! tied); its output is projected from the run by `assistants_worker::responses`.
 
+mod compact;
 mod create;
+mod current;
 mod stored;
 mod stream;
 mod tools;
@@ -46,6 +49,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/responses", post(create::create))
         .route("/responses/input_tokens", post(input_tokens))
+        .route("/responses/compact", post(compact::compact))
         .route(
             "/responses/{response_id}",
             get(stored::retrieve).delete(stored::delete),

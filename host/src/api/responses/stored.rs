@@ -1,60 +1,30 @@
-//! A response after its creation: retrieve, delete, cancel (background responses), and its
-//! input items. A response still running is shown as its run is now: its status, and the
+//! A response after its creation: retrieve (or stream again, background responses), delete,
+//! cancel (background responses), and its input items. A response still running is shown as its run is now: its status, and the
 //! output its run has written so far.
 
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::super::common::{self, ListQuery};
 use super::super::extract::{Path, Query};
+use super::current;
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::model::ids::{ConversationId, ResponseId};
 use assistants_core::model::response;
-use assistants_core::model::{Message, ResponseObject, RunStep};
+use assistants_core::model::ResponseObject;
 use assistants_worker::transitions::{self, TransitionError};
-
-/// Statuses a response's row holds once its run has ended.
-const FINISHED: [&str; 4] = ["completed", "incomplete", "failed", "cancelled"];
 
 /// How long a cancel waits for the run to stop before it answers with the response as it is.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
-/// The response as it is now, stored or not (the create request answers with it either way).
-pub(super) async fn current(
-    state: &AppState,
-    project: &str,
-    id: &ResponseId,
-) -> ApiResult<ResponseObject> {
-    let mut doc = state.store.get::<ResponseObject>(project, id).await?;
-    if FINISHED.contains(&doc.status()) {
-        return Ok(doc);
-    }
-    let run_id = response::run_id(id);
-    let Some((run, rec)) = state.store.run_and_record(project, &run_id).await? else {
-        return Ok(doc);
-    };
-    if run.status.is_terminal() {
-        // Ended between the two reads: the row has it now.
-        return Ok(state.store.get::<ResponseObject>(project, id).await?);
-    }
-    let steps = state.store.by_run::<RunStep>(&run_id).await?;
-    let messages = state.store.by_run::<Message>(&run_id).await?;
-    let output = assistants_worker::responses::output(&steps, &messages, &rec);
-    assistants_worker::responses::apply_run(&mut doc, &run, output);
-    // A response that is not in the background is in progress from its creation.
-    if doc.status() == "queued" && doc.get("background") != Some(&json!(true)) {
-        doc.set("status", json!("in_progress"));
-    }
-    Ok(doc)
-}
-
 /// A stored response of the project (`store: false` ones are not retrievable).
 async fn stored(state: &AppState, project: &str, id: &ResponseId) -> ApiResult<ResponseObject> {
-    let doc = current(state, project, id).await?;
+    let doc = current::current(state, project, id).await?;
     if !doc.stored() {
         return Err(ApiError::not_found("response", id));
     }
@@ -64,21 +34,38 @@ async fn stored(state: &AppState, project: &str, id: &ResponseId) -> ApiResult<R
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct RetrieveQuery {
     stream: Option<String>,
+    starting_after: Option<String>,
 }
 
+/// The response, or (`stream=true`, background responses) its event stream again, from
+/// `starting_after` on.
 pub(super) async fn retrieve(
     State(state): State<AppState>,
     Project(project): Project,
     Path(id): Path<ResponseId>,
     Query(q): Query<RetrieveQuery>,
-) -> ApiResult<axum::Json<Value>> {
-    if q.stream.as_deref() == Some("true") {
-        return Err(ApiError::invalid(
-            "stream",
-            "Resuming a response's event stream is not supported by this server yet; retrieve the response without 'stream' to poll it.",
-        ));
+) -> ApiResult<Response> {
+    let doc = stored(&state, &project, &id).await?;
+    match q.stream.as_deref() {
+        None | Some("false") => return Ok(axum::Json(doc.to_value()).into_response()),
+        Some("true") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "stream",
+                format!("Invalid 'stream': expected true or false, got '{other}'."),
+            ))
+        }
     }
-    Ok(axum::Json(stored(&state, &project, &id).await?.to_value()))
+    let starting_after = match q.starting_after.as_deref() {
+        None | Some("") => None,
+        Some(n) => Some(n.parse::<u64>().map_err(|_| {
+            ApiError::invalid(
+                "starting_after",
+                format!("Invalid 'starting_after': expected a sequence number, got '{n}'."),
+            )
+        })?),
+    };
+    super::stream::resume(&state, &project, doc, starting_after).await
 }
 
 pub(super) async fn delete(
@@ -107,7 +94,7 @@ pub(super) async fn cancel(
             "Only responses created with background=true can be cancelled.",
         ));
     }
-    if FINISHED.contains(&doc.status()) {
+    if current::FINISHED.contains(&doc.status()) {
         return Ok(axum::Json(doc.to_value()));
     }
     let conversation = doc
@@ -129,7 +116,9 @@ pub(super) async fn cancel(
         Err(e) => return Err(e.into()),
     }
     super::wait::until_ended(&state, &project, &id, sub, Some(CANCEL_WAIT)).await?;
-    Ok(axum::Json(current(&state, &project, &id).await?.to_value()))
+    Ok(axum::Json(
+        current::current(&state, &project, &id).await?.to_value(),
+    ))
 }
 
 /// The response's input items (newest first unless `order=asc`).

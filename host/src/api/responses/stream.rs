@@ -26,6 +26,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::bus::{StreamEvent, Subscription};
 use assistants_core::model::engine::ToolBinding;
@@ -75,6 +76,10 @@ struct Translator {
     filenames: HashMap<String, String>,
     out: VecDeque<(String, Value)>,
     ended: bool,
+    /// Events up to this sequence number are not sent (a resumed stream's `starting_after`).
+    skip_through: Option<u64>,
+    /// The position of the last recorded event already translated (live copies are skipped).
+    replayed_through: i64,
 }
 
 /// The SSE answer to a streamed create: `response.created`, then the run's events translated
@@ -86,27 +91,73 @@ pub(super) fn respond(
     tools: Vec<ToolBinding>,
     sub: Subscription,
 ) -> Response {
-    let mut t = Translator {
-        state: state.clone(),
-        project: project.to_string(),
-        id: doc.id.clone(),
-        snapshot: doc,
-        tools,
-        seq: 0,
-        slots: Vec::new(),
-        calls: HashMap::new(),
-        filenames: HashMap::new(),
-        out: VecDeque::new(),
-        ended: false,
-    };
-    let created = t.snapshot.to_value();
-    t.emit("response.created", json!({ "response": created }));
-    if t.snapshot.status() == "queued" {
-        t.emit("response.queued", json!({ "response": created }));
+    sse(Translator::new(state, project, doc, tools), sub)
+}
+
+/// A background response's stream again (`GET /responses/{id}?stream=true`): its recorded run
+/// events translated as they were the first time — the same events under the same sequence
+/// numbers — from `starting_after` on, then its live events until it ends.
+pub(super) async fn resume(
+    state: &AppState,
+    project: &str,
+    doc: ResponseObject,
+    starting_after: Option<u64>,
+) -> ApiResult<Response> {
+    if doc.get("background") != Some(&json!(true)) {
+        return Err(ApiError::invalid(
+            "stream",
+            "Only responses created with background=true can be streamed again; retrieve this one without 'stream'.",
+        ));
     }
+    let run_id = response::run_id(&doc.id);
+    let tools = match state.store.run_and_record(project, &run_id).await? {
+        Some((_, rec)) => rec.tools,
+        None => Vec::new(),
+    };
+    // Listen first, then read the record: an event published in between is in both, and the
+    // live copy is skipped by its position.
+    let sub = state
+        .runs
+        .bus
+        .subscribe(&run_id)
+        .await
+        .map_err(|e| ApiError::internal("subscribing to a response's events", e))?;
+    let recorded = state.store.response_events(&doc.id).await?;
+    let mut t = Translator::new(state, project, as_created(doc), tools);
+    t.skip_through = starting_after;
+    for e in &recorded {
+        if t.ended {
+            break;
+        }
+        t.translate(e).await;
+        t.replayed_through = e.recorded.unwrap_or(t.replayed_through);
+    }
+    if !t.ended {
+        // Ended without its last events recorded: end as the run did.
+        t.check().await;
+    }
+    Ok(sse(t, sub))
+}
+
+/// The response as `response.created` first showed it.
+fn as_created(mut doc: ResponseObject) -> ResponseObject {
+    doc.set("status", json!("queued"));
+    doc.set("output", json!([]));
+    for k in ["usage", "error", "incomplete_details", "completed_at"] {
+        doc.set(k, Value::Null);
+    }
+    doc
+}
+
+/// Frames the translator's events as SSE, fed by the run's live events until it ends.
+fn sse(t: Translator, sub: Subscription) -> Response {
     let stream = futures::stream::unfold((t, sub), |(mut t, mut sub)| async move {
         loop {
             if let Some((kind, body)) = t.out.pop_front() {
+                let seq = body["sequence_number"].as_u64().unwrap_or(0);
+                if t.skip_through.is_some_and(|after| seq <= after) {
+                    continue;
+                }
                 let frame = SseEvent::default().event(&kind).data(body.to_string());
                 return Some((Ok::<_, Infallible>(frame), (t, sub)));
             }
@@ -119,6 +170,7 @@ pub(super) fn respond(
                 _ = t.state.lifecycle.ending.cancelled() => Ok(None),
             };
             match next {
+                Ok(Some(e)) if e.recorded.is_some_and(|n| n <= t.replayed_through) => {}
                 Ok(Some(e)) => t.translate(&e).await,
                 Ok(None) => {
                     t.emit(
@@ -138,6 +190,30 @@ pub(super) fn respond(
 }
 
 impl Translator {
+    fn new(state: &AppState, project: &str, doc: ResponseObject, tools: Vec<ToolBinding>) -> Self {
+        let mut t = Translator {
+            state: state.clone(),
+            project: project.to_string(),
+            id: doc.id.clone(),
+            snapshot: doc,
+            tools,
+            seq: 0,
+            slots: Vec::new(),
+            calls: HashMap::new(),
+            filenames: HashMap::new(),
+            out: VecDeque::new(),
+            ended: false,
+            skip_through: None,
+            replayed_through: -1,
+        };
+        let created = t.snapshot.to_value();
+        t.emit("response.created", json!({ "response": created }));
+        if t.snapshot.status() == "queued" {
+            t.emit("response.queued", json!({ "response": created }));
+        }
+        t
+    }
+
     fn emit(&mut self, kind: &str, mut body: Value) {
         body["type"] = json!(kind);
         body["sequence_number"] = json!(self.seq);
@@ -217,7 +293,7 @@ impl Translator {
             // A cancelled response has no event of its own: the stream ends.
             _ => return,
         };
-        match super::stored::current(&self.state, &self.project, &self.id).await {
+        match super::current::current(&self.state, &self.project, &self.id).await {
             Ok(doc) => {
                 let response = doc.to_value();
                 self.emit(kind, json!({ "response": response }));

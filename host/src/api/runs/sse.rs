@@ -95,6 +95,7 @@ pub(super) fn sse(initial: Vec<StreamEvent>, sub: Subscription, watch: Watch) ->
                     let e = StreamEvent {
                         event: "error".into(),
                         data: err.body().to_string(),
+                        recorded: None,
                     };
                     return Some((frame(&e), St::Done));
                 }
