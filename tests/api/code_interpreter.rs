@@ -463,3 +463,50 @@ async fn the_react_strategy_runs_cells_through_text() {
         json!({"input": "p 7", "outputs": [{"type": "logs", "logs": "7"}]})
     );
 }
+
+#[tokio::test]
+async fn a_response_shows_its_code_and_output_as_a_code_interpreter_call() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm, |_| {}).await;
+    llm.push(Reply::tool("code_interpreter", r#"{"code": "p 42"}"#));
+    llm.push(Reply::text("The answer is 42."));
+    let (s, events) = app
+        .stream(
+            "/responses",
+            json!({"model": "gpt-4o", "input": "Compute.", "stream": true,
+                   "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    let at = |n: &str| {
+        names
+            .iter()
+            .position(|e| *e == n)
+            .unwrap_or_else(|| panic!("{n}: {names:?}"))
+    };
+    assert!(
+        at("response.code_interpreter_call.in_progress")
+            < at("response.code_interpreter_call_code.done")
+    );
+    assert!(
+        at("response.code_interpreter_call_code.done")
+            < at("response.code_interpreter_call.interpreting")
+    );
+    assert!(at("response.code_interpreter_call.completed") < at("response.output_text.delta"));
+    let code: String = events
+        .iter()
+        .filter(|(e, _)| e == "response.code_interpreter_call_code.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(code, "p 42");
+    let done = &events.last().unwrap().1["response"];
+    let call = &done["output"][0];
+    assert_eq!(call["type"], "code_interpreter_call", "{done}");
+    assert!(call["id"].as_str().unwrap().starts_with("ci_"));
+    assert_eq!(call["status"], "completed");
+    assert_eq!(call["code"], "p 42");
+    assert_eq!(call["outputs"], json!([{"type": "logs", "logs": "42"}]));
+    assert_eq!(done["output"][1]["type"], "message");
+    assert_eq!(llm.last_message_text(), "42");
+}

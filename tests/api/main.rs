@@ -18,6 +18,7 @@ mod pagination;
 mod plugins;
 mod response_runs;
 mod response_streams;
+mod response_tools;
 mod responses;
 mod runs;
 mod server;

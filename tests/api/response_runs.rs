@@ -1,7 +1,7 @@
 //! Responses end to end against a scripted upstream: an answer, function calls answered in
 //! the next request, the chain and conversation as context (one response at a time in a
-//! conversation), background polling and cancel, plugin tools and `max_tool_calls`, `store: false`, budgets, upstream failures, file_search
-//! with its results and citations, and bad requests.
+//! conversation), background polling and cancel, `store: false`, budgets, upstream failures, and bad
+//! requests. The server's tools are in response_tools.rs, streams in response_streams.rs.
 
 use std::time::Duration;
 
@@ -339,71 +339,6 @@ async fn budgets_and_upstream_failures_end_a_response_as_openai_does() {
 }
 
 #[tokio::test]
-async fn file_search_shows_its_queries_results_and_citations() {
-    let llm = FakeLlm::start().await;
-    let app = setup(&llm).await;
-    let file = app
-        .upload_ok(
-            "notes.txt",
-            "Field notes. The zanzibarquokka is a small marsupial that eats mango peel near the harbor lighthouse.",
-        )
-        .await;
-    let vs = app
-        .create(
-            "/vector_stores",
-            json!({"name": "notes", "file_ids": [file]}),
-        )
-        .await;
-    app.wait_vs_file(&vs, &file).await;
-    llm.push(Reply::tool(
-        "file_search",
-        r#"{"query":"zanzibarquokka food"}"#,
-    ));
-    let answer = "It eats mango peel【0:0†notes.txt】.";
-    llm.push(Reply::text(answer));
-    let (s, r) = app
-        .post(
-            "/responses",
-            json!({"model": "m", "input": "What does the zanzibarquokka eat?",
-                   "tools": [{"type": "file_search", "vector_store_ids": [vs]}],
-                   "include": ["file_search_call.results"]}),
-        )
-        .await;
-    assert_eq!(s, 200, "{r}");
-    let call = &r["output"][0];
-    assert_eq!(call["type"], "file_search_call", "{r}");
-    assert!(call["id"].as_str().unwrap().starts_with("fs_"));
-    assert_eq!(call["status"], "completed");
-    assert_eq!(call["queries"], json!(["zanzibarquokka food"]));
-    let hit = &call["results"][0];
-    assert_eq!(hit["file_id"], file.as_str());
-    assert_eq!(hit["filename"], "notes.txt");
-    assert!(
-        hit["text"].as_str().unwrap().contains("mango peel"),
-        "{hit}"
-    );
-    let message = &r["output"][1];
-    assert_eq!(message["type"], "message");
-    let ann = &message["content"][0]["annotations"][0];
-    assert_eq!(ann["type"], "file_citation", "{message}");
-    assert_eq!(ann["file_id"], file.as_str());
-    assert_eq!(ann["filename"], "notes.txt");
-
-    // Without include[], the call shows no results.
-    llm.push(Reply::tool("file_search", r#"{"query":"lighthouse"}"#));
-    llm.push(Reply::text("Near the lighthouse."));
-    let (_, r) = app
-        .post(
-            "/responses",
-            json!({"model": "m", "input": "Where?",
-                   "tools": [{"type": "file_search", "vector_store_ids": [vs]}]}),
-        )
-        .await;
-    assert_eq!(r["output"][0]["results"], Value::Null, "{r}");
-    assert_eq!(r["output"][0]["queries"], json!(["lighthouse"]));
-}
-
-#[tokio::test]
 async fn bad_create_requests_are_refused_naming_the_parameter() {
     let llm = FakeLlm::start().await;
     let app = setup(&llm).await;
@@ -477,50 +412,6 @@ async fn structured_output_reaches_the_model_as_a_json_schema() {
     assert_eq!(sent["response_format"]["json_schema"]["name"], "place");
     assert_eq!(sent["response_format"]["json_schema"]["strict"], true);
     assert_eq!(text_of(&r), r#"{"city":"Paris"}"#);
-}
-
-#[tokio::test]
-async fn plugin_tools_run_on_the_server_within_max_tool_calls() {
-    let llm = FakeLlm::start().await;
-    let app = setup(&llm).await;
-    llm.push(Reply::tool("calculate", r#"{"expression":"(2+3)*4"}"#));
-    llm.push(Reply::tool("calculate", r#"{"expression":"1+1"}"#));
-    llm.push(Reply::text("It is 20."));
-    let (s, r) = app
-        .post(
-            "/responses",
-            json!({"model": "m", "input": "(2+3)*4?", "tools": [{"type": "calculator"}],
-                   "max_tool_calls": 1}),
-        )
-        .await;
-    assert_eq!(s, 200, "{r}");
-    assert_eq!(r["max_tool_calls"], 1);
-    let kinds: Vec<&str> = r["output"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["mcp_call", "mcp_call", "message"], "{r}");
-    // The first call ran in the sandbox; it is shown as a call the server made, not as a
-    // function call for the client to answer.
-    let first = &r["output"][0];
-    assert_eq!(first["server_label"], "calculator");
-    assert_eq!(first["name"], "calculate");
-    assert_eq!(first["output"], "20");
-    assert_eq!(first["status"], "completed");
-    // The budget spent, the model was told to answer without tools, and a call it made
-    // anyway was not run.
-    let requests = llm.requests();
-    assert_eq!(requests[0]["tool_choice"], "auto");
-    assert_eq!(requests[1]["tool_choice"], "none", "{}", requests[1]);
-    let second = &r["output"][1];
-    assert_eq!(second["status"], "failed", "{second}");
-    assert!(
-        second["error"].as_str().unwrap().contains("max_tool_calls"),
-        "{second}"
-    );
-    assert_eq!(text_of(&r), "It is 20.");
 }
 
 #[tokio::test]

@@ -1294,7 +1294,7 @@ async fn file_search_attachments_fill_the_threads_store_created_on_demand() {
 }
 
 /// A small web site on 127.0.0.1 for web_retrieval: a page, redirects, a JSON search endpoint.
-async fn web_site() -> String {
+pub(crate) async fn web_site() -> String {
     use axum::routing::get;
     let page = "<html><head><title>Quokka Facts</title><script>var secret = 'SCRIPT-TEXT';</script>\
         <style>.x { color: red }</style></head><body><nav>Home | About</nav><h1>Quokkas</h1>\

@@ -125,31 +125,11 @@ pub async fn build(
     };
 
     let mut tools = Vec::new();
-    for t in &run.tools {
-        if t.get("type").and_then(Value::as_str) == Some("function") {
-            let f = t.get("function").cloned().unwrap_or_default();
-            tools.push(RunTool {
-                spec: ToolSpec {
-                    name: f
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    description: f
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    parameters_json: f
-                        .get("parameters")
-                        .cloned()
-                        .unwrap_or_else(|| json!({"type": "object", "properties": {}}))
-                        .to_string(),
-                    strict: f.get("strict").and_then(Value::as_bool).unwrap_or(false),
-                },
-                location: ToolLocation::Client,
-            });
-        }
+    for spec in run.tools.iter().filter_map(function_spec) {
+        tools.push(RunTool {
+            spec,
+            location: ToolLocation::Client,
+        });
     }
     for b in &engine.tools {
         if b.plugin == interpreter::TOOL {
@@ -204,6 +184,27 @@ pub async fn build(
             top_p: run.top_p.map(|t| t as f32),
             parallel_tool_calls: run.parallel_tool_calls,
         },
+    })
+}
+
+/// A client function tool (`{type: function, function: {name, description, parameters,
+/// strict}}`, the Assistants shape runs keep) as the model is offered it; `None` for other
+/// tool types.
+pub fn function_spec(t: &Value) -> Option<ToolSpec> {
+    if t.get("type").and_then(Value::as_str) != Some("function") {
+        return None;
+    }
+    let f = t.get("function").cloned().unwrap_or_default();
+    let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    Some(ToolSpec {
+        name: text("name"),
+        description: text("description"),
+        parameters_json: f
+            .get("parameters")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}}))
+            .to_string(),
+        strict: f.get("strict").and_then(Value::as_bool).unwrap_or(false),
     })
 }
 

@@ -222,7 +222,7 @@ pub fn call_item(call: &Value, rec: &EngineRecord) -> Value {
                     "id": ItemId::for_call("web_search_call", call_id),
                     "type": "web_search_call",
                     "status": if output.is_some() { "completed" } else { "searching" },
-                    "action": {"type": "search", "query": query_of(args).unwrap_or_default()},
+                    "action": web_action(args),
                 }),
                 Some(plugin) => {
                     let failed = output
@@ -241,6 +241,16 @@ pub fn call_item(call: &Value, rec: &EngineRecord) -> Value {
                 }
             }
         }
+    }
+}
+
+/// What a web retrieval call did, as a `web_search_call` action: a search, or a page read
+/// (`web_fetch`'s `url`).
+fn web_action(arguments: &str) -> Value {
+    let v: Value = serde_json::from_str(arguments).unwrap_or(Value::Null);
+    match v.get("url").and_then(Value::as_str) {
+        Some(url) => json!({"type": "open_page", "url": url}),
+        None => json!({"type": "search", "query": query_of(arguments).unwrap_or_default()}),
     }
 }
 

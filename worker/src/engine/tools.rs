@@ -193,7 +193,7 @@ impl Engine {
             let mut options = json!({});
             if let (Some(b), Some(response)) = (&binding, &mut ctx.rec.response) {
                 // Its item shows the query; the step keeps only the results.
-                if b.plugin == FILE_SEARCH || b.plugin == crate::responses::WEB_PLUGIN {
+                if b.plugin == FILE_SEARCH {
                     response
                         .arguments
                         .insert(call.id.clone(), call.arguments_json.clone());

@@ -198,19 +198,10 @@ async fn tool_specs(
     for t in &tools.tools {
         match t.get("type").and_then(Value::as_str) {
             Some("function") => {
-                let f = &t["function"];
-                let name = f["name"].as_str().unwrap_or_default().to_string();
-                client_functions.push(name.clone());
-                specs.push(ToolSpec {
-                    name,
-                    description: f["description"].as_str().unwrap_or_default().to_string(),
-                    parameters_json: f
-                        .get("parameters")
-                        .cloned()
-                        .unwrap_or_else(|| json!({"type": "object", "properties": {}}))
-                        .to_string(),
-                    strict: f["strict"].as_bool().unwrap_or(false),
-                });
+                if let Some(spec) = assistants_worker::input::function_spec(t) {
+                    client_functions.push(spec.name.clone());
+                    specs.push(spec);
+                }
             }
             Some(interpreter::TOOL) => {
                 let mut files = Vec::new();
