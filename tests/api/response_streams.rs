@@ -1,7 +1,8 @@
 //! A response's event stream: OpenAI's events in their order, each `sequence_number` one above
 //! the last, text and function-call arguments streamed as deltas, and the finished response
 //! last (the SDKs rebuild the response from the events and check it against that); a
-//! background response's stream again, whole or from a sequence number, the same every time.
+//! background response's stream again, whole or from a sequence number, the same every time;
+//! reasoning streamed by the model as a `reasoning` item.
 
 use assistants_tests::fake_llm::{FakeLlm, Reply};
 use std::time::Duration;
@@ -184,4 +185,88 @@ async fn a_background_response_streams_again_from_any_point() {
         .await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(assistants_tests::assert_error(&e)["param"], "stream");
+}
+
+#[tokio::test]
+async fn reasoning_the_model_streams_becomes_a_reasoning_item_before_its_answer() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    llm.push(Reply::text("Paris.").reasoning("France's capital is Paris."));
+    let (_, evs) = app
+        .stream(
+            "/responses",
+            json!({"model": "m", "input": "Capital of France?", "stream": true}),
+        )
+        .await;
+    let names: Vec<&str> = evs.iter().map(|(e, _)| e.as_str()).collect();
+    let deltas = names
+        .iter()
+        .filter(|n| **n == "response.reasoning_text.delta")
+        .count();
+    assert!(deltas >= 2, "{names:?}");
+    let mut expected = vec![
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ];
+    expected.extend(std::iter::repeat_n("response.reasoning_text.delta", deltas));
+    expected.extend([
+        "response.reasoning_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]);
+    assert_eq!(names, expected);
+    let reasoning = &evs[2].1["item"];
+    assert_eq!(reasoning["type"], "reasoning");
+    assert!(reasoning["id"].as_str().unwrap().starts_with("rs_"));
+    let streamed: String = evs
+        .iter()
+        .filter(|(e, _)| e == "response.reasoning_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, "France's capital is Paris.");
+    let done = &evs.last().unwrap().1["response"];
+    assert_eq!(done["output"][0]["id"], reasoning["id"]);
+    assert_eq!(
+        done["output"][0]["content"][0]["text"],
+        "France's capital is Paris."
+    );
+    assert_eq!(done["output"][0], evs[4 + deltas + 2].1["item"]);
+    assert_eq!(text_of(done), "Paris.");
+
+    // Before a function call too; and the next request does not send it back to the model.
+    llm.push(Reply::tool("get_weather", r#"{"city":"Rome"}"#).reasoning("I need the weather."));
+    let (_, r) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "Rome?", "tools": [weather()]}),
+        )
+        .await;
+    let kinds: Vec<&str> = r["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["reasoning", "function_call"], "{r}");
+    llm.push(Reply::text("Sunny."));
+    let call_id = r["output"][1]["call_id"].as_str().unwrap();
+    let (s, _) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "previous_response_id": r["id"], "tools": [weather()],
+                   "input": [{"type": "function_call_output", "call_id": call_id, "output": "sun"}]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let sent = llm.last_request();
+    assert!(!sent.to_string().contains("I need the weather"), "{sent}");
 }

@@ -20,6 +20,8 @@ The SDK suites cannot script replies per request, so this upstream answers by co
   * a `json_schema` response format is asked for              -> the smallest JSON document the
     schema accepts (strings "echo", numbers 0, booleans false, one item per array);
   * anything else                                             -> "echo: <last user message>".
+Text answers to a last user message starting with "think:" stream reasoning first
+(`reasoning_content`: "Thinking about <the rest>."), as reasoning models behind vLLM do.
 Answers stream word by word, end with a usage chunk (when asked) and `data: [DONE]`. With
 FAKE_LLM_CHUNK_DELAY_MS set, chunks are written one at a time with that pause between them (the
 topology fault test uses it so that kills land mid-stream).
@@ -157,6 +159,10 @@ def reply(body: dict) -> list[dict]:
             text = f"Tool said: {last.get('content')}"
         else:
             text = f"echo: {last_user}"
+        asked = content_text(last_user)
+        if from_user and asked.startswith("think:"):
+            for word in f"Thinking about {asked[len('think:'):].strip()}.".split(" "):
+                out.append(chunk(model, {"reasoning_content": word + " "}))
         for word in text.split(" "):
             out.append(chunk(model, {"content": word + " "}))
         out.append(chunk(model, {}, "stop"))

@@ -24,6 +24,8 @@ use serde_json::{json, Value};
 pub struct Reply {
     /// Content, streamed one chunk per item.
     pub chunks: Vec<String>,
+    /// Reasoning, streamed one chunk per item before the content.
+    pub reasoning: Vec<String>,
     /// Tool calls (name, arguments), each streamed in two fragments.
     pub tool_calls: Vec<(String, String)>,
     pub finish_reason: Option<String>,
@@ -61,6 +63,12 @@ impl Reply {
             status: Some(status),
             ..Default::default()
         }
+    }
+
+    /// Streams `s` as reasoning (`reasoning_content`), word by word, before the answer.
+    pub fn reasoning(mut self, s: &str) -> Reply {
+        self.reasoning = s.split_inclusive(' ').map(str::to_string).collect();
+        self
     }
 
     pub fn and_tool(mut self, name: &str, args: &str) -> Reply {
@@ -253,6 +261,9 @@ async fn completions(
         json!({"role": "assistant", "content": ""}),
         None,
     )];
+    for r in &reply.reasoning {
+        events.push(chunk(&model, json!({"reasoning_content": r}), None));
+    }
     for c in &reply.chunks {
         events.push(chunk(&model, json!({"content": c}), None));
     }

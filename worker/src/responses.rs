@@ -12,6 +12,7 @@
 //! | the web retrieval plugin's call | `web_search_call` (`ws_…`) with its search action |
 //! | code_interpreter call | `code_interpreter_call` (`ci_…`): code, logs, images |
 //! | another plugin's call (run by the server) | `mcp_call` (`mcp_…`), `server_label` the plugin id |
+//! | reasoning the model streamed (kept in the engine record) | `reasoning` (`rs_…`), before what followed it |
 //!
 //! Item ids derive from the message and call ids, so what a stream announced while the run
 //! went and what the finished response lists are the same items. [`finish_in`] runs in the
@@ -22,13 +23,29 @@ use serde_json::{json, Value};
 
 use assistants_core::bus::StreamEvent;
 use assistants_core::model::engine::{EngineRecord, Source};
-use assistants_core::model::ids::{now, ItemId};
+use assistants_core::model::ids::{now, ItemId, MessageId};
 use assistants_core::model::response::{self, INCLUDE_FILE_SEARCH_RESULTS};
 use assistants_core::model::{Item, Message, MessageStatus, ResponseObject, Run, RunStep};
 use assistants_core::store::{Store, StoreResult, Tx};
 
 /// The plugin that serves OpenAI's `web_search` tool.
 pub const WEB_PLUGIN: &str = "web_retrieval";
+
+/// The engine's own events (on a response's run only) carrying reasoning as the model streams
+/// it, and all of it once its LLM call ends; the stream shows them as a `reasoning` item.
+pub const REASONING_DELTA: &str = "engine.reasoning.delta";
+pub const REASONING_DONE: &str = "engine.reasoning.done";
+
+/// The id of the reasoning item of the LLM call whose answer message is `message`.
+pub fn reasoning_id(message: &MessageId) -> String {
+    format!("rs_{}", message.tail())
+}
+
+/// A `reasoning` item.
+pub fn reasoning_item(id: &str, text: &str) -> Value {
+    json!({"id": id, "type": "reasoning", "status": "completed", "summary": [],
+           "content": [{"type": "reasoning_text", "text": text}]})
+}
 
 /// `usage` in the Responses shape.
 pub fn usage(prompt: u64, completion: u64) -> Value {
@@ -41,9 +58,11 @@ pub fn usage(prompt: u64, completion: u64) -> Value {
     })
 }
 
-/// A response's output so far: its run's steps, in order, as items.
+/// A response's output so far: its run's steps, in order, as items, with the reasoning the
+/// model streamed before the item it preceded.
 pub fn output(steps: &[RunStep], messages: &[Message], rec: &EngineRecord) -> Vec<Value> {
-    let mut out = Vec::new();
+    // Each item with what made it (its message or call id), to place reasoning by.
+    let mut out: Vec<(String, Value)> = Vec::new();
     for step in steps {
         match step.kind.as_str() {
             "message_creation" => {
@@ -52,19 +71,32 @@ pub fn output(steps: &[RunStep], messages: &[Message], rec: &EngineRecord) -> Ve
                     .pointer("/message_creation/message_id")
                     .and_then(Value::as_str);
                 if let Some(m) = messages.iter().find(|m| Some(m.id.as_str()) == id) {
-                    out.push(message_item(m, &rec.sources));
+                    out.push((m.id.to_string(), message_item(m, &rec.sources)));
                 }
             }
             "tool_calls" => {
                 let calls = step.step_details["tool_calls"].as_array();
                 for call in calls.into_iter().flatten() {
-                    out.push(call_item(call, rec));
+                    let id = call["id"].as_str().unwrap_or("").to_string();
+                    out.push((id, call_item(call, rec)));
                 }
             }
             _ => {}
         }
     }
-    out
+    let reasoning = rec.response.iter().flat_map(|r| &r.reasoning);
+    for r in reasoning {
+        let item = (String::new(), reasoning_item(&r.id, &r.text));
+        match r
+            .before
+            .as_ref()
+            .and_then(|b| out.iter().position(|(made, _)| made == b))
+        {
+            Some(at) => out.insert(at, item),
+            None => out.push(item),
+        }
+    }
+    out.into_iter().map(|(_, item)| item).collect()
 }
 
 /// An answer message as a `message` item.

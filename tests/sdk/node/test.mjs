@@ -1976,3 +1976,16 @@ t('responses: compact a history, then continue from it', { skip: noCompact }, as
   });
   assert.equal(next.output_text.trim(), 'echo: go on');
 });
+
+t('responses: streamed reasoning becomes a reasoning item', { skip: noResponses }, async () => {
+  const stream = client.responses.stream({ model: MODEL, input: 'think: the sky' });
+  let reasoning = '';
+  for await (const event of stream) {
+    if (event.type === 'response.reasoning_text.delta') reasoning += event.delta;
+  }
+  const final = await stream.finalResponse();
+  assert.deepEqual(final.output.map((o) => o.type), ['reasoning', 'message']);
+  assert.equal(reasoning.trim(), 'Thinking about the sky.');
+  assert.equal(final.output[0].content[0].text, reasoning);
+  assert.equal(final.output_text.trim(), 'echo: think: the sky');
+});

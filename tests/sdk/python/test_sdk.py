@@ -2172,3 +2172,16 @@ def test_responses_compact_then_continue(client: OpenAI):
         input=[o.model_dump(exclude_none=True) for o in compacted.output] + [{"role": "user", "content": "go on"}],
     )
     assert nxt.output_text.strip() == "echo: go on"
+
+
+def test_responses_reasoning_item_streamed_and_kept(client: OpenAI):
+    responses = responses_or_skip(client)
+    if not hasattr(responses, "stream"):
+        pytest.skip(f"openai {SDK_VERSION} has no responses.stream")
+    with responses.stream(model=MODEL, input="think: the sky") as stream:
+        reasoning = "".join(e.delta for e in stream if e.type == "response.reasoning_text.delta")
+        final = stream.get_final_response()
+    assert [o.type for o in final.output] == ["reasoning", "message"]
+    assert reasoning.strip() == "Thinking about the sky."
+    assert final.output[0].content[0].text == reasoning
+    assert final.output_text.strip() == "echo: think: the sky"

@@ -2,6 +2,8 @@
 //! tool calls as step deltas, and the message the answer is written to.
 
 use super::*;
+use crate::responses;
+use assistants_core::model::response::Reasoning;
 
 /// How one streamed LLM call ended.
 pub(super) enum StreamEnd {
@@ -162,6 +164,22 @@ impl Engine {
                 completion_tokens: completion,
             });
         }
+        let mut reasoning_done = None;
+        if let (false, Some(response)) = (progress.reasoning.is_empty(), &mut ctx.rec.response) {
+            let id = responses::reasoning_id(&ids.message);
+            // It came before the answer this call wrote, else before its first tool call.
+            let before = if progress.published.is_empty() {
+                progress.call_ids.first().cloned()
+            } else {
+                Some(ids.message.to_string())
+            };
+            reasoning_done = Some(json!({"id": id, "text": progress.reasoning}));
+            response.reasoning.push(Reasoning {
+                id,
+                text: progress.reasoning.clone(),
+                before,
+            });
+        }
         ctx.rec.next = Next::Step {
             event: Event::LlmCompleted(LlmResult {
                 text: progress.text.clone(),
@@ -172,6 +190,9 @@ impl Engine {
             }),
         };
         self.commit(tx, ctx, false).await?;
+        if let Some(done) = reasoning_done {
+            self.publish(ctx, responses::REASONING_DONE, &done).await;
+        }
         for e in events {
             self.send(ctx, e).await;
         }
@@ -205,6 +226,14 @@ impl Engine {
             }
             if chunk.finish_reason.is_some() {
                 p.finish_reason = chunk.finish_reason;
+            }
+            if !chunk.reasoning.is_empty() && ctx.rec.response.is_some() {
+                // Only a response shows reasoning (as a `reasoning` item); a run has no place
+                // for it on the Assistants wire.
+                p.reasoning.push_str(&chunk.reasoning);
+                let delta =
+                    json!({"id": responses::reasoning_id(&ids.message), "delta": chunk.reasoning});
+                self.publish(ctx, responses::REASONING_DELTA, &delta).await;
             }
             if !chunk.content.is_empty() {
                 p.text.push_str(&chunk.content);

@@ -111,6 +111,8 @@ struct Progress {
     code_positions: std::collections::HashMap<usize, (String, usize)>,
     finish_reason: Option<String>,
     usage: Option<(u64, u64)>,
+    /// Reasoning the model streamed (kept for responses, which show it as an item).
+    reasoning: String,
 }
 
 /// Why driving a run stopped with an error: its state could not be read or written, or its

@@ -72,6 +72,9 @@ impl std::fmt::Debug for LlmRoute {
 #[derive(Debug, Default)]
 pub struct Chunk {
     pub content: String,
+    /// Reasoning text, from upstreams that stream it beside the answer (`reasoning_content`,
+    /// or `reasoning`, as vLLM, DeepSeek and OpenRouter send it).
+    pub reasoning: String,
     pub tool_calls: Vec<Fragment>,
     pub finish_reason: Option<String>,
     pub usage: Option<(u64, u64)>,
@@ -192,6 +195,11 @@ struct RawChoice {
 #[derive(Deserialize, Default)]
 struct RawDelta {
     content: Option<String>,
+    // Read loosely: a field of another shape from some upstream must not fail the chunk.
+    #[serde(default)]
+    reasoning_content: Option<serde_json::Value>,
+    #[serde(default)]
+    reasoning: Option<serde_json::Value>,
     #[serde(default)]
     tool_calls: Option<Vec<RawToolCall>>,
 }
@@ -228,6 +236,11 @@ impl From<RawChunk> for Chunk {
             chunk.finish_reason = choice.finish_reason;
             let delta = choice.delta.unwrap_or_default();
             chunk.content = delta.content.unwrap_or_default();
+            chunk.reasoning = [delta.reasoning_content, delta.reasoning]
+                .into_iter()
+                .flatten()
+                .find_map(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             for (i, tc) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
                 let f = tc.function;
                 chunk.tool_calls.push(Fragment {
@@ -439,5 +452,23 @@ mod tests {
         assert_eq!(c.tool_calls[0].name.as_deref(), Some("f"));
         let raw: RawChunk = serde_json::from_value(serde_json::json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}})).unwrap();
         assert_eq!(Chunk::from(raw).usage, Some((3, 4)));
+    }
+
+    #[test]
+    fn reasoning_is_read_under_either_name_and_odd_shapes_are_ignored() {
+        let chunk = |delta: serde_json::Value| {
+            let raw: RawChunk = serde_json::from_value(serde_json::json!({
+                "choices": [{"index": 0, "delta": delta, "finish_reason": null}],
+            }))
+            .unwrap();
+            Chunk::from(raw)
+        };
+        assert_eq!(
+            chunk(serde_json::json!({"reasoning_content": "a"})).reasoning,
+            "a"
+        );
+        assert_eq!(chunk(serde_json::json!({"reasoning": "b"})).reasoning, "b");
+        let odd = chunk(serde_json::json!({"reasoning": {"effort": "low"}, "content": "c"}));
+        assert_eq!((odd.reasoning.as_str(), odd.content.as_str()), ("", "c"));
     }
 }

@@ -78,10 +78,25 @@ pub struct ResponseBinding {
     /// Most calls of the server's tools the response may make (`max_tool_calls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tool_calls: Option<u32>,
+    /// The reasoning the model streamed, in order, each before the item it preceded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<Reasoning>,
     /// The arguments of server-side calls whose run step does not keep them (file_search
     /// keeps only its results), by call id: their items show the query.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub arguments: std::collections::BTreeMap<String, String>,
+}
+
+/// Reasoning text a model streamed during one of a response's LLM calls (a `reasoning` item).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reasoning {
+    /// The item's id (`rs_` + the tail of the answer message id chosen for that call).
+    pub id: String,
+    pub text: String,
+    /// The item it came before: the call's answer message, or its first tool call; `None`
+    /// when the call produced neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
 }
 
 /// The `include[]` value that adds file_search results to `file_search_call` items.

@@ -308,6 +308,7 @@ pub(super) async fn prepare(
             include,
             background,
             max_tool_calls: req.max_tool_calls.map(|n| n.min(u32::MAX as i64) as u32),
+            reasoning: Vec::new(),
             arguments: Default::default(),
         }),
     };

@@ -1,5 +1,5 @@
 //! `/responses` (the Responses surface): create (create.rs; JSON, SSE or background),
-//! retrieve, delete, cancel and input items (stored.rs), the event stream (stream.rs),
+//! retrieve, delete, cancel and input items (stored.rs), the event stream (stream.rs; translate.rs turns run events into it),
 //! compaction of a long history (compact.rs),
 //! waiting for a response to finish (wait.rs), its tools (tools.rs), and here
 //! `POST /responses/input_tokens`, which counts a request's prompt as the engine will send
@@ -15,6 +15,7 @@ mod current;
 mod stored;
 mod stream;
 mod tools;
+mod translate;
 mod wait;
 
 use axum::extract::State;
