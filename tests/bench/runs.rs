@@ -25,7 +25,13 @@ fn main() {
     let rt = assistants_tests::bench::runtime();
     rt.block_on(async move {
         let llm = FakeLlm::start().await;
-        let app = TestApp::spawn_with_llm(&llm, |s| s.runs.concurrency = 1000).await;
+        let app = TestApp::spawn_with_llm(&llm, |s| {
+            s.runs.concurrency = 1000;
+            // One project here: its cap (by default three quarters of the slots, derived from
+            // the default concurrency before this raises it) would hold it to 24 runs at once.
+            s.limits.max_runs = Some(1000);
+        })
+        .await;
         println!("backend: {}", app.database_url.split(':').next().unwrap());
         let asst = app.create("/assistants", json!({"model": "bench"})).await;
 
