@@ -61,7 +61,7 @@ async fn a_response_answers_and_is_kept_until_deleted() {
         .post(
             "/responses",
             json!({"model": "gpt-test", "input": "Say hello.", "instructions": "Be warm.",
-                   "metadata": {"k": "v"}, "temperature": 0.5}),
+                   "metadata": {"k": "v"}, "temperature": 0.5, "reasoning": {"effort": "low"}}),
         )
         .await;
     assert_eq!(s, 200, "{r}");
@@ -89,6 +89,8 @@ async fn a_response_answers_and_is_kept_until_deleted() {
     assert_eq!(roles(&sent), ["system", "user"]);
     assert_eq!(sent["messages"][1]["content"], "Say hello.");
     assert_eq!(sent["temperature"], 0.5);
+    assert_eq!(sent["reasoning_effort"], "low");
+    assert_eq!(r["reasoning"]["effort"], "low");
     assert_eq!(sent["model"], "gpt-test");
 
     // Retrieved as it was returned; its input listed.
@@ -362,6 +364,10 @@ async fn bad_create_requests_are_refused_naming_the_parameter() {
             "truncation",
         ),
         (
+            json!({"model": "m", "input": "x", "reasoning": {"effort": "extreme"}}),
+            "reasoning.effort",
+        ),
+        (
             json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}),
             "text.format.name",
         ),
@@ -371,7 +377,7 @@ async fn bad_create_requests_are_refused_naming_the_parameter() {
         ),
         (
             json!({"model": "m", "input": "x", "tool_choice": {"type": "function", "name": "nope"}}),
-            "tool_choice.function.name",
+            "tool_choice.name",
         ),
         (
             json!({"model": "m", "input": "x", "metadata": {"strategy": "no-such-strategy"}}),
@@ -442,6 +448,33 @@ async fn a_conversation_runs_one_response_at_a_time() {
     let lock = format!("thread_{}", conv.strip_prefix("conv_").unwrap());
     let (s, _) = app.get(&format!("/threads/{lock}")).await;
     assert_eq!(s, 404);
+    // Nor are its run and messages reachable through the thread routes.
+    let run = format!(
+        "run_{}",
+        first["id"].as_str().unwrap().strip_prefix("resp_").unwrap()
+    );
+    for path in [
+        format!("/threads/{lock}/runs"),
+        format!("/threads/{lock}/runs/{run}"),
+        format!("/threads/{lock}/runs/{run}/steps"),
+        format!("/threads/{lock}/messages"),
+    ] {
+        let (s, e) = app.get(&path).await;
+        assert_eq!(s, 404, "{path}: {e}");
+    }
+    let (s, _) = app
+        .post(&format!("/threads/{lock}/runs/{run}/cancel"), json!({}))
+        .await;
+    assert_eq!(s, 404);
+    // A response still running cannot be continued yet: its answer is not there.
+    let (s, e) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "previous_response_id": first["id"], "input": "And?"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(assert_error(&e)["param"], "previous_response_id");
     assert_eq!(
         poll(&app, first["id"].as_str().unwrap()).await["status"],
         "completed"

@@ -7,7 +7,7 @@ use assistants_tests::fake_llm::{FakeLlm, Reply};
 use assistants_tests::{json, TestApp};
 use serde_json::Value;
 
-use super::response_runs::{setup, text_of};
+use super::response_runs::{setup, text_of, weather};
 
 #[tokio::test]
 async fn file_search_shows_its_queries_results_and_citations() {
@@ -84,7 +84,7 @@ async fn plugin_tools_run_on_the_server_within_max_tool_calls() {
     let (s, r) = app
         .post(
             "/responses",
-            json!({"model": "m", "input": "(2+3)*4?", "tools": [{"type": "calculator"}],
+            json!({"model": "m", "input": "(2+3)*4?", "tools": [{"type": "calculator"}, weather()],
                    "max_tool_calls": 1}),
         )
         .await;
@@ -104,11 +104,20 @@ async fn plugin_tools_run_on_the_server_within_max_tool_calls() {
     assert_eq!(first["name"], "calculate");
     assert_eq!(first["output"], "20");
     assert_eq!(first["status"], "completed");
-    // The budget spent, the model was told to answer without tools, and a call it made
-    // anyway was not run.
+    // The budget spent, the model was offered only the client's function (the budget counts
+    // the server's tools), and a server call it made anyway was not run.
     let requests = llm.requests();
-    assert_eq!(requests[0]["tool_choice"], "auto");
-    assert_eq!(requests[1]["tool_choice"], "none", "{}", requests[1]);
+    let offered = |r: &Value| -> Vec<String> {
+        r["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(offered(&requests[0]).len(), 3, "{}", requests[0]);
+    assert_eq!(offered(&requests[1]), ["get_weather"], "{}", requests[1]);
+    assert_eq!(requests[1]["tool_choice"], "auto");
     let second = &r["output"][1];
     assert_eq!(second["status"], "failed", "{second}");
     assert!(

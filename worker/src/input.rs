@@ -365,7 +365,6 @@ pub fn request(run: &Run, req: &LlmRequest, max_tokens: Option<u64>) -> Value {
     body
 }
 
-/// Prompt tokens of a request, counted before sending it (for `max_prompt_tokens`).
 /// Prompt tokens of a request to the model: the instructions as a system message, the items
 /// as chat messages and the tools offered — as the engine counts a request before sending it.
 pub fn prompt_tokens(instructions: &str, items: &[Item], tools: &[ToolSpec]) -> usize {
@@ -388,6 +387,7 @@ pub fn prompt_tokens(instructions: &str, items: &[Item], tools: &[ToolSpec]) -> 
     })
 }
 
+/// Prompt tokens of a request, counted before sending it (for `max_prompt_tokens`).
 pub fn request_tokens(req: &LlmRequest) -> usize {
     req.messages.iter().map(message_tokens).sum::<usize>()
         + req

@@ -10,6 +10,7 @@ use assistants_core::plugins::ProjectRef;
 use assistants_core::store::{ListEnvelope, ListParams, Order, Page};
 
 use crate::state::AppState;
+use assistants_core::model::Thread;
 
 pub use assistants_core::model::Metadata;
 
@@ -519,6 +520,17 @@ pub async fn require_one<D: assistants_core::store::Doc>(
 ) -> ApiResult<D::Id> {
     let ids = require_existing::<D>(store, project, param, &[id.to_string()]).await?;
     Ok(ids.into_iter().next().expect("one id in, one out"))
+}
+
+/// 404 unless `thread` is a thread of the project. Routes under a thread check it before
+/// touching its runs or messages: a response's lock thread (`model::response`) holds a run and
+/// messages of the project but is no thread of it.
+pub async fn require_thread(state: &AppState, project: &str, thread: &str) -> ApiResult<()> {
+    let found = state.store.existing::<Thread>(project, &[thread]).await?;
+    match found.is_empty() {
+        true => Err(ApiError::not_found("thread", thread)),
+        false => Ok(()),
+    }
 }
 
 /// The caller as plugin allow-lists name projects; its name is looked up only when some

@@ -299,15 +299,11 @@ async fn list(
     if let Some(run) = run_id {
         filters.push(("run_id", Val::Text(run.into())));
     }
+    common::require_thread(&state, &project, &thread_id).await?;
     let page = state
         .store
         .list_raw::<Message>(&project, Some(("thread_id", &thread_id)), filters, &params)
         .await?;
-    // Messages of the project exist only under an existing thread of it, so only an empty page
-    // needs the extra lookup that tells "no messages" from "no such thread".
-    if page.items.is_empty() {
-        state.store.get::<Thread>(&project, &thread_id).await?;
-    }
     Ok(common::list_envelope(page, |m| &m.id))
 }
 
@@ -317,6 +313,7 @@ async fn get_in_thread(
     thread_id: &str,
     id: &str,
 ) -> ApiResult<Message> {
+    common::require_thread(state, project, thread_id).await?;
     let m = state.store.get::<Message>(project, id).await?;
     if m.thread_id != thread_id {
         return Err(ApiError::not_found("message", id));
@@ -341,6 +338,7 @@ async fn modify(
     Json(req): Json<ModifyMessage>,
 ) -> ApiResult<axum::Json<Message>> {
     let metadata = common::metadata_patch(req.metadata)?;
+    common::require_thread(&state, &project, &thread_id).await?;
     let m = state
         .store
         .update::<Message, ApiError>(&project, &id, move |m| {

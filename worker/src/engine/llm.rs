@@ -15,6 +15,31 @@ pub(super) enum StreamEnd {
     Upstream(LlmError),
 }
 
+/// A response that used up its `max_tool_calls` is offered only the client's functions (the
+/// budget counts the server's tools, as OpenAI's counts its built-in ones).
+fn without_server_tools(body: &mut Value, rec: &EngineRecord) {
+    let server = |t: &Value| {
+        let name = t.pointer("/function/name").and_then(Value::as_str);
+        name.is_some_and(|n| rec.tools.iter().any(|b| b.exposed == n))
+    };
+    let Some(obj) = body.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(list)) = obj.get_mut("tools") {
+        list.retain(|t| !server(t));
+        if list.is_empty() {
+            // No tools left: nothing to choose or call in parallel (upstreams refuse both
+            // without tools).
+            for k in ["tools", "tool_choice", "parallel_tool_calls"] {
+                obj.remove(k);
+            }
+        }
+    }
+    if obj.get("tool_choice").is_some_and(server) {
+        obj.insert("tool_choice".into(), json!("auto"));
+    }
+}
+
 impl Engine {
     pub(super) async fn call_llm(
         &self,
@@ -47,9 +72,8 @@ impl Engine {
             return Ok(Flow::Continue);
         }
         let mut body = input::request(&ctx.run, req, max_tokens);
-        if ctx.rec.tool_calls_left() == Some(0) && body.get("tools").is_some() {
-            // A response that used up its `max_tool_calls` answers without tools.
-            body["tool_choice"] = json!("none");
+        if ctx.rec.tool_calls_left() == Some(0) {
+            without_server_tools(&mut body, &ctx.rec);
         }
         let mode = match mode {
             PublishMode::Message => Mode::Message,

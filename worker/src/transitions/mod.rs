@@ -307,13 +307,24 @@ pub async fn end_idle_run<E: From<StoreError>>(
     let events = end_in(store, &mut tx, project, &mut run, &mut engine, &ending).await?;
     store.write_run_in(&mut tx, &run, &engine, None).await?;
     tx.commit().await?;
-    let mut n = match engine.response.as_ref().filter(|r| r.background) {
-        Some(r) => store.last_response_event(&r.id).await? + 1,
-        None => 0,
+    // A background response's events are recorded, after what its run recorded so far. The
+    // run has ended whatever happens next: a record that cannot be read now only loses these
+    // events from a later replay.
+    let mut next = match engine.response.as_ref().filter(|r| r.background) {
+        Some(r) => match store.last_response_event(&r.id).await {
+            Ok(last) => Some(last + 1),
+            Err(e) => {
+                tracing::warn!(response_id = %r.id, error = %e, "could not read a response's event record");
+                None
+            }
+        },
+        None => None,
     };
     for mut e in events {
-        crate::responses::record(store, &engine, n, &mut e).await;
-        n += 1;
+        if let Some(n) = next.as_mut() {
+            crate::responses::record(store, &engine, *n, &mut e).await;
+            *n += 1;
+        }
         bus.publish(&run.id, e).await;
     }
     Ok((run, true))

@@ -36,6 +36,12 @@ const INCLUDE: [&str; 7] = [
     "reasoning.encrypted_content",
 ];
 
+/// How long a background response may take before it expires (a day).
+const BACKGROUND_EXPIRY_SECS: i64 = 24 * 60 * 60;
+
+/// `reasoning.effort` values OpenAI defines (sent upstream as `reasoning_effort`).
+const EFFORTS: [&str; 7] = ["none", "minimal", "low", "medium", "high", "xhigh", "max"];
+
 /// The fields of a create request. Unknown fields are ignored, as OpenAI's SDKs send new ones
 /// before servers know them.
 #[derive(Debug, Deserialize)]
@@ -180,6 +186,7 @@ pub(super) async fn prepare(
             ),
         ));
     }
+    let effort = reasoning_effort(req.reasoning.as_ref())?;
     let metadata = common::metadata("metadata", req.metadata)?;
     let background = req.background.unwrap_or(false);
     let store = req.store.unwrap_or(true);
@@ -267,7 +274,16 @@ pub(super) async fn prepare(
         status: RunStatus::Queued,
         required_action: None,
         last_error: None,
-        expires_at: Some(created_at + state.settings.runs.expiry_secs),
+        // A background response is for work that takes long: it gets a day, not a run's
+        // expiry (which a waiting client's request also bounds).
+        expires_at: Some(
+            created_at
+                + if background {
+                    state.settings.runs.expiry_secs.max(BACKGROUND_EXPIRY_SECS)
+                } else {
+                    state.settings.runs.expiry_secs
+                },
+        ),
         started_at: None,
         cancelled_at: None,
         failed_at: None,
@@ -286,7 +302,7 @@ pub(super) async fn prepare(
         tool_choice,
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
         response_format,
-        reasoning_effort: None,
+        reasoning_effort: effort,
     };
     let pins = Pins {
         strategy: strategy.manifest.id.clone(),
@@ -390,23 +406,42 @@ pub(super) async fn start(
 /// engine's (Assistants) shape: `{type: function, name}` → `{type: function, function: {name}}`;
 /// `web_search` names the plugin that serves it.
 fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value> {
+    let has = |kind: &str| tools.iter().any(|t| t["type"] == kind);
     let v = match v {
         Some(Value::Object(mut o)) => {
             match o.get("type").and_then(Value::as_str) {
                 Some("function") => {
-                    let name = o.remove("name").ok_or_else(|| {
-                        ApiError::invalid(
+                    let name = match o.remove("name") {
+                        Some(Value::String(n)) => n,
+                        _ => {
+                            return Err(ApiError::invalid(
+                                "tool_choice.name",
+                                "Missing required parameter: 'tool_choice.name'.",
+                            ))
+                        }
+                    };
+                    let offered = tools.iter().any(|t| {
+                        t.pointer("/function/name").and_then(Value::as_str) == Some(&name)
+                    });
+                    if !offered {
+                        return Err(ApiError::invalid(
                             "tool_choice.name",
-                            "Missing required parameter: 'tool_choice.name'.",
-                        )
-                    })?;
+                            format!(
+                                "Invalid 'tool_choice': 'tools' has no function named '{name}'."
+                            ),
+                        ));
+                    }
                     o.insert("function".into(), json!({ "name": name }));
                 }
-                Some("web_search" | "web_search_preview") => {
-                    o.insert(
-                        "type".into(),
-                        json!(assistants_worker::responses::WEB_PLUGIN),
-                    );
+                Some(kind @ ("web_search" | "web_search_preview")) => {
+                    let web = assistants_worker::responses::WEB_PLUGIN;
+                    if !has(web) {
+                        return Err(ApiError::invalid(
+                            "tool_choice.type",
+                            format!("Invalid 'tool_choice': 'tools' has no tool of type '{kind}'."),
+                        ));
+                    }
+                    o.insert("type".into(), json!(web));
                 }
                 _ => {}
             }
@@ -415,6 +450,24 @@ fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value> {
         other => other,
     };
     runs::tool_choice(v, tools)
+}
+
+/// `reasoning.effort`, checked; the model gets it as `reasoning_effort`.
+fn reasoning_effort(v: Option<&Value>) -> ApiResult<Option<String>> {
+    let effort = match v.and_then(|r| r.get("effort")) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(e) => e,
+    };
+    match effort.as_str() {
+        Some(e) if EFFORTS.contains(&e) => Ok(Some(e.to_string())),
+        _ => Err(ApiError::invalid(
+            "reasoning.effort",
+            format!(
+                "Invalid 'reasoning.effort': expected one of {}.",
+                EFFORTS.join(", ")
+            ),
+        )),
+    }
 }
 
 /// `text.format` → the `text` the response shows and the engine's `response_format`.

@@ -73,8 +73,14 @@ pub(super) async fn delete(
     Project(project): Project,
     Path(id): Path<ResponseId>,
 ) -> ApiResult<axum::Json<Value>> {
-    stored(&state, &project, &id).await?;
+    let doc = stored(&state, &project, &id).await?;
     state.store.delete_response(&project, &id).await?;
+    if doc.get("conversation").is_none_or(Value::is_null) {
+        // Its own lock thread went with it: so does its code_interpreter session. (A
+        // conversation's session stays for the conversation's other responses.)
+        let thread = response::lock_thread(&id, None);
+        state.interpreter.forget(thread.as_str()).await;
+    }
     Ok(axum::Json(
         json!({"id": id, "object": "response", "deleted": true}),
     ))

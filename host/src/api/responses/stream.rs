@@ -88,10 +88,9 @@ pub(super) async fn resume(
         t.translate(e).await;
         t.replayed_through = e.recorded.unwrap_or(t.replayed_through);
     }
-    if !t.ended {
-        // Ended without its last events recorded: end as the run did.
-        t.check().await;
-    }
+    // Not ended yet: the rest comes live (the engine commits a run's end before it records and
+    // publishes the ending's events, so a run already ended may still have events on the way;
+    // a stream silent for a while checks the run, `Translator::check`).
     Ok(sse(t, sub))
 }
 

@@ -319,22 +319,17 @@ async fn list(
     Path(thread_id): Path<ThreadId>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
+    let params = q.params(20, 100)?;
+    common::require_thread(&state, &project, &thread_id).await?;
     let page = state
         .store
-        .list_raw::<Run>(
-            &project,
-            Some(("thread_id", &thread_id)),
-            vec![],
-            &q.params(20, 100)?,
-        )
+        .list_raw::<Run>(&project, Some(("thread_id", &thread_id)), vec![], &params)
         .await?;
-    if page.items.is_empty() {
-        state.store.get::<Thread>(&project, &thread_id).await?;
-    }
     Ok(common::list_envelope(page, |r| &r.id))
 }
 
 async fn get_run(state: &AppState, project: &str, thread_id: &str, id: &str) -> ApiResult<Run> {
+    common::require_thread(state, project, thread_id).await?;
     let run = state.store.get::<Run>(project, id).await?;
     if run.thread_id != thread_id {
         return Err(ApiError::not_found("run", id));
@@ -359,6 +354,7 @@ async fn modify(
     Json(req): Json<ModifyRun>,
 ) -> ApiResult<axum::Json<Run>> {
     let metadata = common::metadata_patch(req.metadata)?;
+    common::require_thread(&state, &project, &thread_id).await?;
     let run = state
         .store
         .update_run::<ApiError>(&project, &thread_id, &id, |run, _| {
@@ -376,6 +372,7 @@ async fn cancel(
     Project(project): Project,
     Path((thread_id, id)): Path<(ThreadId, RunId)>,
 ) -> ApiResult<axum::Json<Run>> {
+    common::require_thread(&state, &project, &thread_id).await?;
     let run = transitions::cancel(&state.runs, &project, &thread_id, &id).await?;
     Ok(axum::Json(run))
 }
@@ -409,6 +406,7 @@ async fn submit_tool_outputs(
     }
     let stream = req.stream.unwrap_or(false);
     // Subscribe before the run is queued again (see the module docs).
+    common::require_thread(&state, &project, &thread_id).await?;
     let sub = if stream {
         Some(
             state
