@@ -22,7 +22,7 @@
 use serde_json::{json, Value};
 
 use assistants_core::bus::StreamEvent;
-use assistants_core::model::engine::{EngineRecord, Source};
+use assistants_core::model::engine::{EngineRecord, Source, ToolBinding};
 use assistants_core::model::ids::{now, ItemId, MessageId};
 use assistants_core::model::response::{self, INCLUDE_FILE_SEARCH_RESULTS};
 use assistants_core::model::{Item, Message, MessageStatus, ResponseObject, Run, RunStep};
@@ -163,11 +163,29 @@ pub fn annotation(a: &Value, sources: &[Source]) -> Option<Value> {
 }
 
 /// The plugin behind a function name the model called, if a plugin serves it.
-fn plugin_of<'a>(rec: &'a EngineRecord, name: &str) -> Option<&'a str> {
-    rec.tools
+pub fn plugin_of<'a>(tools: &'a [ToolBinding], name: &str) -> Option<&'a str> {
+    tools
         .iter()
         .find(|b| b.exposed == name)
         .map(|b| b.plugin.as_str())
+}
+
+/// The item type that shows a call of a `tool_calls` step (its entry: `file_search`,
+/// `code_interpreter` or `function`), given the run's plugin tools. The stream announces a
+/// call under the same type and id the finished response lists it with: both ask here.
+pub fn call_item_type(call: &Value, tools: &[ToolBinding]) -> &'static str {
+    match call["type"].as_str() {
+        Some("file_search") => "file_search_call",
+        Some("code_interpreter") => "code_interpreter_call",
+        _ => {
+            let name = call.pointer("/function/name").and_then(Value::as_str);
+            match name.and_then(|n| plugin_of(tools, n)) {
+                None => "function_call",
+                Some(WEB_PLUGIN) => "web_search_call",
+                Some(_) => "mcp_call",
+            }
+        }
+    }
 }
 
 /// A call of a `tool_calls` step as an output item.
@@ -183,8 +201,8 @@ pub fn call_item(call: &Value, rec: &EngineRecord) -> Value {
         .and_then(|b| b.arguments.get(call_id))
         .map(String::as_str)
         .unwrap_or("");
-    match call["type"].as_str().unwrap_or("") {
-        "file_search" => {
+    match call_item_type(call, &rec.tools) {
+        "file_search_call" => {
             let done = call.pointer("/file_search/results").is_some();
             let results = call
                 .pointer("/file_search/results")
@@ -211,7 +229,7 @@ pub fn call_item(call: &Value, rec: &EngineRecord) -> Value {
                 "results": results,
             })
         }
-        "code_interpreter" => {
+        "code_interpreter_call" => {
             let ci = &call["code_interpreter"];
             let outputs: Vec<Value> = ci["outputs"]
                 .as_array()
@@ -236,13 +254,13 @@ pub fn call_item(call: &Value, rec: &EngineRecord) -> Value {
                 "outputs": outputs,
             })
         }
-        _ => {
+        kind => {
             let f = &call["function"];
             let name = f["name"].as_str().unwrap_or("");
             let args = f["arguments"].as_str().unwrap_or("");
             let output = f.get("output").filter(|o| !o.is_null());
-            match plugin_of(rec, name) {
-                None => json!({
+            match kind {
+                "function_call" => json!({
                     "id": ItemId::for_call("function_call", call_id),
                     "type": "function_call",
                     "status": "completed",
@@ -250,13 +268,14 @@ pub fn call_item(call: &Value, rec: &EngineRecord) -> Value {
                     "name": name,
                     "arguments": args,
                 }),
-                Some(WEB_PLUGIN) => json!({
+                "web_search_call" => json!({
                     "id": ItemId::for_call("web_search_call", call_id),
                     "type": "web_search_call",
                     "status": if output.is_some() { "completed" } else { "searching" },
                     "action": web_action(args),
                 }),
-                Some(plugin) => {
+                _ => {
+                    let plugin = plugin_of(&rec.tools, name).unwrap_or_default();
                     let failed = output
                         .and_then(Value::as_str)
                         .is_some_and(|o| o.starts_with("error: "));

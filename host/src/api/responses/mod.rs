@@ -165,13 +165,15 @@ async fn context_params(
             match state.store.find::<ResponseObject>(project, &typed).await? {
                 Some(r) if r.stored() && current::FINISHED.contains(&r.status()) => Some(typed),
                 // Its output is not there yet: continuing it now would lose the answer.
-                Some(r) if r.stored() => return Err(ApiError::invalid(
-                    "previous_response_id",
-                    format!(
+                Some(r) if r.stored() => {
+                    return Err(ApiError::invalid(
+                        "previous_response_id",
+                        format!(
                         "Previous response with id '{typed}' is still {}; wait for it to finish.",
                         r.status().replace('_', " ")
                     ),
-                )),
+                    ))
+                }
                 _ => return Err(not_found()),
             }
         }

@@ -12,7 +12,7 @@ use assistants_core::model::engine::ToolBinding;
 use assistants_core::model::ids::{ItemId, ResponseId};
 use assistants_core::model::response;
 use assistants_core::model::{FileObject, Message, ResponseObject, Run};
-use assistants_worker::responses::{self as projection, WEB_PLUGIN};
+use assistants_worker::responses as projection;
 
 /// What an announced output item is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -371,13 +371,6 @@ impl Translator {
         );
     }
 
-    fn plugin_of(&self, name: &str) -> Option<&str> {
-        self.tools
-            .iter()
-            .find(|b| b.exposed == name)
-            .map(|b| b.plugin.as_str())
-    }
-
     /// Announces the call `call` (a step's entry with its id) unless it was; its slot.
     fn announce_call(&mut self, call: &Value) -> Option<usize> {
         let call_id = call["id"].as_str()?;
@@ -386,14 +379,13 @@ impl Translator {
         }
         self.close_reasoning();
         let name = call.pointer("/function/name").and_then(Value::as_str);
-        let (kind, item_kind) = match call["type"].as_str() {
-            Some("file_search") => (Kind::FileSearch, "file_search_call"),
-            Some("code_interpreter") => (Kind::Code, "code_interpreter_call"),
-            _ => match name.and_then(|n| self.plugin_of(n)) {
-                None => (Kind::Function, "function_call"),
-                Some(WEB_PLUGIN) => (Kind::WebSearch, "web_search_call"),
-                Some(_) => (Kind::Plugin, "mcp_call"),
-            },
+        let item_kind = projection::call_item_type(call, &self.tools);
+        let kind = match item_kind {
+            "file_search_call" => Kind::FileSearch,
+            "code_interpreter_call" => Kind::Code,
+            "function_call" => Kind::Function,
+            "web_search_call" => Kind::WebSearch,
+            _ => Kind::Plugin,
         };
         let item_id = ItemId::for_call(item_kind, call_id).to_string();
         let name = name.unwrap_or("");
@@ -408,7 +400,7 @@ impl Translator {
                 "code": "", "container_id": "auto", "outputs": []}),
             Kind::Plugin | Kind::Message | Kind::Reasoning => {
                 json!({"id": item_id, "type": item_kind,
-                "status": "in_progress", "server_label": self.plugin_of(name),
+                "status": "in_progress", "server_label": projection::plugin_of(&self.tools, name),
                 "name": name, "arguments": ""})
             }
         };
