@@ -30,6 +30,21 @@ pub struct AppState {
     pub lifecycle: assistants_core::lifecycle::Lifecycle,
 }
 
+impl AppState {
+    /// Listens to a run's events (before the run can start, where a stream or a waiting
+    /// request must miss none).
+    pub async fn subscribe(
+        &self,
+        run_id: &str,
+    ) -> crate::error::ApiResult<assistants_core::bus::Subscription> {
+        self.runs
+            .bus
+            .subscribe(run_id)
+            .await
+            .map_err(|e| crate::error::ApiError::internal("subscribing to run events", e))
+    }
+}
+
 impl FromRef<AppState> for OpsState {
     fn from_ref(s: &AppState) -> OpsState {
         OpsState {

@@ -13,19 +13,7 @@ use super::response_runs::{setup, text_of, weather};
 async fn file_search_shows_its_queries_results_and_citations() {
     let llm = FakeLlm::start().await;
     let app = setup(&llm).await;
-    let file = app
-        .upload_ok(
-            "notes.txt",
-            "Field notes. The zanzibarquokka is a small marsupial that eats mango peel near the harbor lighthouse.",
-        )
-        .await;
-    let vs = app
-        .create(
-            "/vector_stores",
-            json!({"name": "notes", "file_ids": [file]}),
-        )
-        .await;
-    app.wait_vs_file(&vs, &file).await;
+    let (vs, file) = super::runs::store_with_notes(&app).await;
     llm.push(Reply::tool(
         "file_search",
         r#"{"query":"zanzibarquokka food"}"#,

@@ -1007,7 +1007,7 @@ async fn models_are_routed_to_their_upstream() {
 }
 
 /// A vector store holding one small file, ingested.
-async fn store_with_notes(app: &TestApp) -> (String, String) {
+pub(crate) async fn store_with_notes(app: &TestApp) -> (String, String) {
     let file = app
         .upload_ok(
             "notes.txt",

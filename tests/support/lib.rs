@@ -292,17 +292,7 @@ impl TestApp {
             .send()
             .await
             .expect("POST");
-        let status = resp.status();
-        let is_sse = resp
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
-        let text = resp.text().await.expect("body");
-        if !is_sse {
-            let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            return (status, vec![("json".into(), v)]);
-        }
-        (status, parse_sse(&text))
+        sse_or_json(resp).await
     }
 
     /// GETs an SSE response and collects it as (event, data) pairs (a JSON answer is one
@@ -313,17 +303,7 @@ impl TestApp {
             .send()
             .await
             .expect("GET");
-        let status = resp.status();
-        let is_sse = resp
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
-        let text = resp.text().await.expect("body");
-        if !is_sse {
-            let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            return (status, vec![("json".into(), v)]);
-        }
-        (status, parse_sse(&text))
+        sse_or_json(resp).await
     }
 
     /// Starts a run of `assistant` on `thread` and polls it to its end: (run id, final run).
@@ -519,6 +499,21 @@ pub fn assert_error(v: &Value) -> &Value {
 
 /// Parses an SSE body into (event, data) pairs, checking the framing SDKs rely on: every
 /// event has a name and exactly one `data:` line.
+/// An answer that is an SSE stream as (event, data) pairs, or JSON as one `("json", body)`.
+async fn sse_or_json(resp: reqwest::Response) -> (StatusCode, Vec<(String, Value)>) {
+    let status = resp.status();
+    let is_sse = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+    let text = resp.text().await.expect("body");
+    if !is_sse {
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        return (status, vec![("json".into(), v)]);
+    }
+    (status, parse_sse(&text))
+}
+
 pub fn parse_sse(text: &str) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for frame in text.split("\n\n").filter(|f| !f.trim().is_empty()) {

@@ -47,17 +47,7 @@ pub(super) async fn compact(
     Project(project): Project,
     Json(req): Json<CompactRequest>,
 ) -> ApiResult<axum::Json<Value>> {
-    let mut input = match req.input {
-        None | Some(Value::Null) => vec![],
-        Some(Value::String(s)) => vec![json!({"role": "user", "content": s})],
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "input",
-                "Invalid type for 'input': expected a string or an array of items.",
-            ))
-        }
-    };
+    let mut input = super::input_list(req.input)?;
     let given = input.len();
     input.push(json!({"role": "user", "content": PROMPT}));
     // A response like any other (validated the same way, errors naming the same parameters),

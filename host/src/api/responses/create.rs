@@ -386,14 +386,7 @@ pub(super) async fn start(
         .await?;
     state.store.insert_in(&mut tx, project, &doc, &[]).await?;
     let sub = if listen {
-        Some(
-            state
-                .runs
-                .bus
-                .subscribe(&run.id)
-                .await
-                .map_err(|e| ApiError::internal("subscribing to a response's events", e))?,
-        )
+        Some(state.subscribe(&run.id).await?)
     } else {
         None
     };

@@ -106,18 +106,20 @@ async fn input_tokens(
 
 /// `input`: a string (one user message) or a list of items.
 async fn input(state: &AppState, project: &str, v: Option<Value>) -> ApiResult<Vec<Item>> {
-    let list = match v {
-        None | Some(Value::Null) => return Ok(vec![]),
-        Some(Value::String(s)) => vec![json!({"role": "user", "content": s})],
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "input",
-                "Invalid type for 'input': expected a string or an array of items.",
-            ))
-        }
-    };
-    items::normalize(state, project, "input", list).await
+    items::normalize(state, project, "input", input_list(v)?).await
+}
+
+/// `input` as a list of items from the client, not yet validated.
+fn input_list(v: Option<Value>) -> ApiResult<Vec<Value>> {
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::String(s)) => Ok(vec![json!({"role": "user", "content": s})]),
+        Some(Value::Array(list)) => Ok(list),
+        Some(_) => Err(ApiError::invalid(
+            "input",
+            "Invalid type for 'input': expected a string or an array of items.",
+        )),
+    }
 }
 
 /// `conversation` and `previous_response_id`, checked: they exclude each other, as OpenAI has

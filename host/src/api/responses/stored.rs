@@ -110,12 +110,7 @@ pub(super) async fn cancel(
         .and_then(|c| ConversationId::parse(c).ok());
     let thread = response::lock_thread(&id, conversation.as_ref());
     let run_id = response::run_id(&id);
-    let sub = state
-        .runs
-        .bus
-        .subscribe(&run_id)
-        .await
-        .map_err(|e| ApiError::internal("subscribing to a response's events", e))?;
+    let sub = state.subscribe(&run_id).await?;
     match transitions::cancel(&state.runs, &project, &thread, &run_id).await {
         // It ended meanwhile: show how.
         Ok(_) | Err(TransitionError::NotCancellable(_)) => {}

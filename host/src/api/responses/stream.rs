@@ -72,12 +72,7 @@ pub(super) async fn resume(
     };
     // Listen first, then read the record: an event published in between is in both, and the
     // live copy is skipped by its position.
-    let sub = state
-        .runs
-        .bus
-        .subscribe(&run_id)
-        .await
-        .map_err(|e| ApiError::internal("subscribing to a response's events", e))?;
+    let sub = state.subscribe(&run_id).await?;
     let recorded = state.store.response_events(&doc.id).await?;
     let mut t = Translator::new(state, project, as_created(doc), tools);
     t.skip_through = starting_after;

@@ -210,14 +210,7 @@ async fn start(
         .await?;
     // Subscribe before the run can start, so the stream misses nothing.
     let sub = if stream {
-        Some(
-            state
-                .runs
-                .bus
-                .subscribe(&run.id)
-                .await
-                .map_err(|e| ApiError::internal("subscribing to run events", e))?,
-        )
+        Some(state.subscribe(&run.id).await?)
     } else {
         None
     };
@@ -408,14 +401,7 @@ async fn submit_tool_outputs(
     // Subscribe before the run is queued again (see the module docs).
     common::require_thread(&state, &project, &thread_id).await?;
     let sub = if stream {
-        Some(
-            state
-                .runs
-                .bus
-                .subscribe(&id)
-                .await
-                .map_err(|e| ApiError::internal("subscribing to run events", e))?,
-        )
+        Some(state.subscribe(&id).await?)
     } else {
         None
     };
