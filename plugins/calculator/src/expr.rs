@@ -1,7 +1,10 @@
 //! A recursive-descent evaluator for arithmetic expressions.
 //!
-//! Grammar: expr = term (('+'|'-') term)*; term = power (('*'|'/') power)*;
-//! power = unary ('^' power)?; unary = '-' unary | atom; atom = number | ident | ident '(' expr ')' | '(' expr ')'.
+//! Grammar: expr = term (('+'|'-') term)*; term = unary (('*'|'/') unary)*;
+//! unary = '-' unary | power; power = atom ('^' unary)?;
+//! atom = number | ident | ident '(' expr ')' | '(' expr ')'.
+//! `^` binds tighter than a leading minus (`-2 ^ 2` is -4) and is right-associative, as in
+//! mathematics and Python.
 
 pub fn evaluate(input: &str) -> Result<f64, String> {
     if input.len() > 10_000 {
@@ -60,10 +63,10 @@ impl Parser<'_> {
     }
 
     fn term(&mut self) -> Result<f64, String> {
-        let mut v = self.power()?;
+        let mut v = self.unary()?;
         while let Some(op @ (b'*' | b'/')) = self.peek() {
             self.i += 1;
-            let r = self.power()?;
+            let r = self.unary()?;
             if op == b'/' && r == 0.0 {
                 return Err("division by zero".into());
             }
@@ -73,10 +76,10 @@ impl Parser<'_> {
     }
 
     fn power(&mut self) -> Result<f64, String> {
-        let base = self.unary()?;
+        let base = self.atom()?;
         if self.peek() == Some(b'^') {
             self.i += 1;
-            let exp = self.power()?;
+            let exp = self.unary()?;
             return Ok(base.powf(exp));
         }
         Ok(base)
@@ -87,7 +90,7 @@ impl Parser<'_> {
             self.i += 1;
             return Ok(-self.unary()?);
         }
-        self.atom()
+        self.power()
     }
 
     fn atom(&mut self) -> Result<f64, String> {
@@ -167,6 +170,8 @@ mod tests {
         assert_eq!(evaluate("(2 + 3) * sqrt(16)").unwrap(), 20.0);
         assert_eq!(evaluate("2 ^ 3 ^ 2").unwrap(), 512.0);
         assert_eq!(evaluate("-2 ^ 2").unwrap(), -4.0);
+        assert_eq!(evaluate("2 ^ -1").unwrap(), 0.5);
+        assert_eq!(evaluate("3 * -2").unwrap(), -6.0);
         assert!(evaluate("1 / 0").is_err());
         assert!(evaluate("2 +").is_err());
         assert!(evaluate(&"(".repeat(500)).is_err());
