@@ -16,6 +16,7 @@ mod limits;
 mod ops;
 mod pagination;
 mod plugins;
+mod response_mcp;
 mod response_runs;
 mod response_streams;
 mod response_tools;

@@ -10,6 +10,9 @@ The SDK suites cannot script replies per request, so this upstream answers by co
   * otherwise, the last message is from the user, starts with "python:" and a function named
     `code_interpreter` is offered                             -> one `code_interpreter` call
     (arguments {"code": <the rest of the message>}), streamed in fragments;
+  * otherwise, the last message is from the user, reads "mcp: NAME {json}" and a function NAME
+    is offered (a tool of an MCP server)                     -> one NAME call with those
+    arguments, streamed in fragments;
   * otherwise, the last message is from the user and a function named `file_search` is offered
                                                               -> one `file_search` call
     (arguments {"query": <last user message>}), streamed in fragments;
@@ -82,6 +85,16 @@ def first_url(text: str) -> str | None:
     return found.group(0).rstrip(".,;:!?)]}") if found else None
 
 
+def mcp_call(text: str, offered: set[str]) -> tuple[str, str] | None:
+    """("NAME", arguments) for "mcp: NAME {json}" when NAME is offered."""
+    if not text.startswith("mcp:"):
+        return None
+    name, _, args = text[len("mcp:"):].strip().partition(" ")
+    if name not in offered:
+        return None
+    return name, json.dumps(json.loads(args or "{}"))
+
+
 def tool_call(model: str, call_id: str, name: str, args: str, cuts: tuple[int, ...] = (5,)) -> list[dict]:
     """One tool call streamed in fragments split at `cuts`: the first names the call, later ones
     add argument fragments."""
@@ -143,6 +156,9 @@ def reply(body: dict) -> list[dict]:
         args = json.dumps({"code": code})
         # Fragment boundaries inside the code (and inside an escape, where there is one).
         out += tool_call(model, "up_ci_0", "code_interpreter", args, cuts=(5, 14, 21))
+    elif from_user and mcp_call(content_text(last.get("content")), offered):
+        name, args = mcp_call(content_text(last.get("content")), offered)
+        out += tool_call(model, "up_mcp_0", name, args, cuts=(4,))
     elif from_user and "file_search" in offered:
         args = json.dumps({"query": content_text(last_user)})
         # Three fragments, so that one boundary falls inside the query string.

@@ -13,6 +13,10 @@
 #                         paragraphs, a <script>) on a host that server grants web_retrieval; without
 #                         it the web_retrieval tests skip. A server started here gets its own page
 #                         (a static server on 127.0.0.1) and the grant, in a --config file.
+#   ASSISTANTS_SDK_MCP_URL   with ASSISTANTS_SDK_TEST_URL only: an MCP server (the tests' fake one) that
+#                         server grants the mcp plugin; without it the MCP tests skip. A server
+#                         started here gets its own: FAKE_MCP_BIN (default: fake-mcp beside the
+#                         server binary; `cargo build -p assistants-tests --bin fake-mcp`)
 #   ASSISTANTS_CODE_INTERPRETER_DIR, ASSISTANTS_PLUGIN_CACHE_KEY_FILE
 #                         a server started here reads them: the code_interpreter tests need the
 #                         interpreter installed (`assistants code-interpreter install`) and fail
@@ -154,12 +158,14 @@ SERVER_LOG="$TMP/server.log"
 SERVER_PID=""
 LLM_PID=""
 WEB_PID=""
+MCP_PID=""
 KEEP_TMP=0
 
 cleanup() {
   local rc=$?
   [[ -n "$LLM_PID" ]] && kill "$LLM_PID" 2>/dev/null || true
   [[ -n "$WEB_PID" ]] && kill "$WEB_PID" 2>/dev/null || true
+  [[ -n "$MCP_PID" ]] && kill "$MCP_PID" 2>/dev/null || true
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -234,9 +240,28 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), handler).serve_
 PY
   WEB_PID=$!
   export ASSISTANTS_SDK_WEB_URL="http://127.0.0.1:$WEB_PORT/page.html"
+  # A fake MCP server (rmcp, streamable HTTP) for the `mcp` tool, granted below.
+  FAKE_MCP_BIN="${FAKE_MCP_BIN:-$(dirname "$BIN")/fake-mcp}"
+  [[ -x "$FAKE_MCP_BIN" ]] || die "fake MCP server not found at $FAKE_MCP_BIN (build it with 'cargo build -p assistants-tests --bin fake-mcp' or set FAKE_MCP_BIN)"
+  "$FAKE_MCP_BIN" >"$TMP/mcp.out" 2>"$TMP/mcp.log" &
+  MCP_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q '^FAKE_MCP_URL=' "$TMP/mcp.out" 2>/dev/null && break
+    kill -0 "$MCP_PID" 2>/dev/null || { cat "$TMP/mcp.log" >&2; die "the fake MCP server exited"; }
+    sleep 0.1
+  done
+  ASSISTANTS_SDK_MCP_URL="$(sed -n 's/^FAKE_MCP_URL=//p' "$TMP/mcp.out")"
+  [[ -n "$ASSISTANTS_SDK_MCP_URL" ]] || die "the fake MCP server did not say where it listens"
+  export ASSISTANTS_SDK_MCP_URL
+  MCP_HOST="${ASSISTANTS_SDK_MCP_URL#http://}"
+  MCP_HOST="${MCP_HOST%%/*}"
   cat >"$TMP/config.toml" <<TOML
 [plugins.grants.web_retrieval]
 hosts = ["127.0.0.1:$WEB_PORT"]
+allow_private_addresses = true
+
+[plugins.grants.mcp]
+hosts = ["$MCP_HOST"]
 allow_private_addresses = true
 TOML
   PORT="$(free_port)"

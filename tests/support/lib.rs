@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod fake_llm;
 pub mod fixtures;
+pub mod mcp;
 
 use std::time::Duration;
 

@@ -119,7 +119,7 @@ pub async fn build(
                 Some(&b.id),
             )
             .await?;
-            crate::items::chat_messages(&items)
+            crate::items::chat_messages(&items, &b.mcp_answers)
         }
         None => thread_history(store, project, run).await?,
     };
@@ -146,6 +146,24 @@ pub async fn build(
             tools.push(RunTool {
                 spec: interpreter::tool_spec(&b.exposed, &files),
                 location: ToolLocation::Server,
+            });
+            continue;
+        }
+        if let Some(m) = &b.mcp {
+            // A tool of a remote MCP server: its spec as the server listed it. One that needs
+            // approval is the client's to answer (the response ends with the request).
+            tools.push(RunTool {
+                spec: ToolSpec {
+                    name: b.exposed.clone(),
+                    description: m.description.clone(),
+                    parameters_json: m.parameters_json.clone(),
+                    strict: false,
+                },
+                location: if m.approval {
+                    ToolLocation::Client
+                } else {
+                    ToolLocation::Server
+                },
             });
             continue;
         }
@@ -377,7 +395,7 @@ pub fn prompt_tokens(instructions: &str, items: &[Item], tools: &[ToolSpec]) -> 
             tool_calls: vec![],
         });
     }
-    messages.extend(crate::items::chat_messages(items));
+    messages.extend(crate::items::chat_messages(items, &Default::default()));
     request_tokens(&LlmRequest {
         messages,
         tools: tools.to_vec(),

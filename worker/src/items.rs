@@ -7,14 +7,22 @@
 //! - a `compaction` item (`POST /responses/compact`) becomes a system message with its summary;
 //! - `function_call` items become the `tool_calls` of an assistant message (consecutive calls
 //!   are one turn, as the model made them), and `function_call_output` a `tool` message;
-//! - the server's own tool calls (`file_search_call`, `code_interpreter_call`, …) and
+//! - MCP calls are replayed as a call and its result (`mcp_call`), and so is an approval
+//!   request once it is answered — by its call in a later response, by a refusal, or by the
+//!   engine's `answers` for the calls this response's input approved — right where the model
+//!   asked (a request nobody answered is dropped: a call without a result is no valid turn);
+//!   listings and approval responses themselves say nothing to the model;
+//! - the server's other tool calls (`file_search_call`, `code_interpreter_call`, …) and
 //!   `reasoning` are not replayed: what they found reached the model as it answered, and the
 //!   answer that follows them carries it.
 
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use assistants_core::model::engine::{ChatMessage, ToolCall};
 use assistants_core::model::ids::{ConversationId, ResponseId};
+use assistants_core::model::mcp;
 use assistants_core::model::response;
 use assistants_core::model::{Item, ResponseObject};
 use assistants_core::store::{ItemsOf, Store, StoreResult};
@@ -79,11 +87,44 @@ pub async fn context(
     Ok(out)
 }
 
-/// The chat messages for `items`, oldest first.
-pub fn chat_messages(items: &[Item]) -> Vec<ChatMessage> {
+/// The chat messages for `items`, oldest first; `answers` tells the model about approval
+/// requests answered in this response (by request id).
+pub fn chat_messages(items: &[Item], answers: &BTreeMap<String, String>) -> Vec<ChatMessage> {
+    let mut answered = answers.clone();
+    for item in items {
+        let request = item.get("approval_request_id").and_then(Value::as_str);
+        match (item.kind(), request) {
+            ("mcp_call", Some(r)) => {
+                answered.insert(r.to_string(), mcp_result(item));
+            }
+            ("mcp_approval_response", Some(r))
+                if item.get("approve").and_then(Value::as_bool) != Some(true) =>
+            {
+                let reason = item.get("reason").and_then(Value::as_str);
+                answered.entry(r.to_string()).or_insert_with(|| {
+                    format!(
+                        "The user declined to run this tool call{}.",
+                        reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    )
+                });
+            }
+            _ => {}
+        }
+    }
     let mut out: Vec<ChatMessage> = Vec::with_capacity(items.len());
     for item in items {
         match item.kind() {
+            "mcp_approval_request" => {
+                if let Some(told) = answered.get(item.id.as_str()) {
+                    let call_id = mcp::call_of_request(item.id.as_str());
+                    push_call(&mut out, item, &call_id, told);
+                }
+            }
+            "mcp_call" if item.get("approval_request_id").is_none_or(Value::is_null) => {
+                let id = item.id.as_str();
+                let call_id = format!("call_{}", id.split_once('_').map_or(id, |(_, t)| t));
+                push_call(&mut out, item, &call_id, &mcp_result(item));
+            }
             "message" => {
                 let role = match item.get("role").and_then(Value::as_str) {
                     Some("developer") => "system",
@@ -143,6 +184,41 @@ pub fn chat_messages(items: &[Item]) -> Vec<ChatMessage> {
         }
     }
     out
+}
+
+/// An MCP call made and answered in the same turn: the assistant's call, then its result.
+fn push_call(out: &mut Vec<ChatMessage>, item: &Item, call_id: &str, result: &str) {
+    out.push(ChatMessage {
+        role: "assistant".into(),
+        content: String::new(),
+        tool_call_id: None,
+        tool_calls: vec![ToolCall {
+            id: call_id.to_string(),
+            name: text(item, "name"),
+            arguments_json: text(item, "arguments"),
+        }],
+    });
+    out.push(ChatMessage {
+        role: "tool".into(),
+        content: result.to_string(),
+        tool_call_id: Some(call_id.to_string()),
+        tool_calls: vec![],
+    });
+}
+
+/// What an `mcp_call` item tells the model: its output, or its error.
+fn mcp_result(item: &Item) -> String {
+    match (item.get("output"), item.get("error")) {
+        (Some(Value::String(out)), _) => out.clone(),
+        (_, Some(Value::String(e))) => format!("error: {e}"),
+        (_, Some(e)) if !e.is_null() => format!(
+            "error: {}",
+            e.get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| e.to_string(), str::to_string)
+        ),
+        _ => String::new(),
+    }
 }
 
 fn text(item: &Item, key: &str) -> String {
@@ -218,7 +294,7 @@ mod tests {
             item(json!({"type": "message", "role": "assistant",
                         "content": [{"type": "output_text", "text": "Sunny; rain.", "annotations": []}]})),
         ];
-        let m = chat_messages(&items);
+        let m = chat_messages(&items, &BTreeMap::new());
         let roles: Vec<&str> = m.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(
             roles,

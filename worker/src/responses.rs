@@ -11,7 +11,10 @@
 //! | `file_search` call | `file_search_call` (`fs_…`): queries; results with `include[]` |
 //! | the web retrieval plugin's call | `web_search_call` (`ws_…`) with its search action |
 //! | code_interpreter call | `code_interpreter_call` (`ci_…`): code, logs, images |
+//! | a remote MCP tool's call | `mcp_call` (`mcp_…`) with its server, output or error |
+//! | a call of an MCP tool that needs approval (not run) | `mcp_approval_request` (`mcpr_…`) |
 //! | another plugin's call (run by the server) | `mcp_call` (`mcp_…`), `server_label` the plugin id |
+//! | an MCP server's tools listed (kept in the engine record) | `mcp_list_tools` (`mcpl_…`), first |
 //! | reasoning the model streamed (kept in the engine record) | `reasoning` (`rs_…`), before what followed it |
 //!
 //! Item ids derive from the message and call ids, so what a stream announced while the run
@@ -35,6 +38,14 @@ pub const WEB_PLUGIN: &str = "web_retrieval";
 /// it, and all of it once its LLM call ends; the stream shows them as a `reasoning` item.
 pub const REASONING_DELTA: &str = "engine.reasoning.delta";
 pub const REASONING_DONE: &str = "engine.reasoning.done";
+
+/// The engine's own events (on a response's run) around an MCP server's tools being listed,
+/// each carrying the `mcp_list_tools` item (with its `error` when the listing failed).
+pub const MCP_LIST_STARTED: &str = "engine.mcp_list_tools.in_progress";
+pub const MCP_LIST_DONE: &str = "engine.mcp_list_tools.done";
+/// The engine's own event (on a response's run) after it bound more tools (an MCP server's):
+/// a stream that shows calls by what they call reads the run's tools again.
+pub const TOOLS_BOUND: &str = "engine.tools.bound";
 
 /// The id of the reasoning item of the LLM call whose answer message is `message`.
 pub fn reasoning_id(message: &MessageId) -> String {
@@ -96,7 +107,12 @@ pub fn output(steps: &[RunStep], messages: &[Message], rec: &EngineRecord) -> Ve
             None => out.push(item),
         }
     }
-    out.into_iter().map(|(_, item)| item).collect()
+    // The servers' tool lists were made before anything else.
+    let lists = rec
+        .response
+        .iter()
+        .flat_map(|r| r.mcp_lists.iter().cloned());
+    lists.chain(out.into_iter().map(|(_, item)| item)).collect()
 }
 
 /// An answer message as a `message` item.
@@ -162,12 +178,32 @@ pub fn annotation(a: &Value, sources: &[Source]) -> Option<Value> {
     }
 }
 
+/// The binding of a function name the model called, if a plugin serves it.
+fn binding_of<'a>(tools: &'a [ToolBinding], name: &str) -> Option<&'a ToolBinding> {
+    tools.iter().find(|b| b.exposed == name)
+}
+
 /// The plugin behind a function name the model called, if a plugin serves it.
 pub fn plugin_of<'a>(tools: &'a [ToolBinding], name: &str) -> Option<&'a str> {
-    tools
-        .iter()
-        .find(|b| b.exposed == name)
-        .map(|b| b.plugin.as_str())
+    binding_of(tools, name).map(|b| b.plugin.as_str())
+}
+
+/// What an `mcp_call` or `mcp_approval_request` item names: the server's label and the
+/// tool's name there (a plugin's id and the function name for a plugin tool).
+pub fn mcp_names(call: &Value, tools: &[ToolBinding]) -> (String, String) {
+    let exposed = call
+        .pointer("/function/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if let Some(m) = call.get("mcp") {
+        let s = |k: &str| m[k].as_str().unwrap_or("").to_string();
+        return (s("server_label"), s("name"));
+    }
+    match binding_of(tools, exposed) {
+        Some(ToolBinding { mcp: Some(m), .. }) => (m.server.clone(), m.name.clone()),
+        Some(b) => (b.plugin.clone(), exposed.to_string()),
+        None => (String::new(), exposed.to_string()),
+    }
 }
 
 /// The item type that shows a call of a `tool_calls` step (its entry: `file_search`,
@@ -178,10 +214,19 @@ pub fn call_item_type(call: &Value, tools: &[ToolBinding]) -> &'static str {
         Some("file_search") => "file_search_call",
         Some("code_interpreter") => "code_interpreter_call",
         _ => {
+            // An approved call carries its request; one that still needs approval is the
+            // request.
+            if call
+                .pointer("/mcp/approval_request_id")
+                .is_some_and(|r| !r.is_null())
+            {
+                return "mcp_call";
+            }
             let name = call.pointer("/function/name").and_then(Value::as_str);
-            match name.and_then(|n| plugin_of(tools, n)) {
+            match name.and_then(|n| binding_of(tools, n)) {
                 None => "function_call",
-                Some(WEB_PLUGIN) => "web_search_call",
+                Some(b) if b.mcp.as_ref().is_some_and(|m| m.approval) => "mcp_approval_request",
+                Some(b) if b.plugin == WEB_PLUGIN => "web_search_call",
                 Some(_) => "mcp_call",
             }
         }
@@ -274,20 +319,38 @@ pub fn call_item(call: &Value, rec: &EngineRecord) -> Value {
                     "status": if output.is_some() { "completed" } else { "searching" },
                     "action": web_action(args),
                 }),
+                "mcp_approval_request" => {
+                    let (server, name) = mcp_names(call, &rec.tools);
+                    json!({
+                        "id": assistants_core::model::mcp::request_of_call(call_id),
+                        "type": "mcp_approval_request",
+                        "server_label": server,
+                        "name": name,
+                        "arguments": args,
+                    })
+                }
                 _ => {
-                    let plugin = plugin_of(&rec.tools, name).unwrap_or_default();
-                    let failed = output
-                        .and_then(Value::as_str)
-                        .is_some_and(|o| o.starts_with("error: "));
+                    let (server, name) = mcp_names(call, &rec.tools);
+                    // An MCP call keeps its error in the Responses shape; another plugin's
+                    // failure is its text.
+                    let error = match call.pointer("/mcp/error") {
+                        Some(e) => e.clone(),
+                        None => output
+                            .filter(|o| o.as_str().is_some_and(|o| o.starts_with("error: ")))
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                    };
+                    let failed = !error.is_null();
                     json!({
                         "id": ItemId::for_call("mcp_call", call_id),
                         "type": "mcp_call",
                         "status": if output.is_none() { "calling" } else if failed { "failed" } else { "completed" },
-                        "server_label": plugin,
+                        "server_label": server,
                         "name": name,
                         "arguments": args,
                         "output": if failed { Value::Null } else { output.cloned().unwrap_or(Value::Null) },
-                        "error": if failed { output.cloned().unwrap_or(Value::Null) } else { Value::Null },
+                        "error": error,
+                        "approval_request_id": call.pointer("/mcp/approval_request_id").cloned().unwrap_or(Value::Null),
                     })
                 }
             }

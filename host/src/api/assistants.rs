@@ -104,7 +104,7 @@ async fn create(
     check_texts(&req.name, &req.description, &req.instructions)?;
     check_effort(&req.reasoning_effort)?;
     let caller = common::plugin_caller(&state, &project).await?;
-    let tools = common::tools("tools", req.tools, &state.plugins, &caller)?;
+    let tools = super::tool_list::tools("tools", req.tools, &state.plugins, &caller)?;
     let metadata = common::metadata("metadata", req.metadata)?;
     let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
     let top_p = common::number_in("top_p", req.top_p, 0.0, 1.0)?;
@@ -186,7 +186,7 @@ async fn modify(
     let caller = common::plugin_caller(&state, &project).await?;
     let tools = req
         .tools
-        .map(|t| common::tools("tools", Some(t), &state.plugins, &caller))
+        .map(|t| super::tool_list::tools("tools", Some(t), &state.plugins, &caller))
         .transpose()?;
     let metadata = common::metadata_patch(req.metadata)?;
     let num = |p: Patch<f64>, name: &str, hi: f64| -> ApiResult<Patch<f64>> {

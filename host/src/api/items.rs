@@ -5,7 +5,8 @@
 //!
 //! Accepted: messages (the short form `{role, content}` with string or part-list content, and
 //! the full form), `function_call`, `function_call_output`, `item_reference` (resolved to the
-//! item it names), `compaction` (made by `POST /responses/compact`), and items of other types
+//! item it names), `compaction` (made by `POST /responses/compact`), `mcp_approval_response`
+//! (the client's answer to an MCP approval request), and items of other types
 //! a client sends back from earlier output
 //! (`file_search_call`, `web_search_call`, `code_interpreter_call`, `reasoning`, MCP items),
 //! kept as given.
@@ -29,7 +30,7 @@ const MAX_OUTPUT_CHARS: usize = 10 * 1024 * 1024;
 const MAX_COMPACTION_CHARS: usize = 20 * 1024 * 1024;
 
 /// Earlier output items a client may send back as they were given.
-const ECHOED: [&str; 8] = [
+const ECHOED: [&str; 7] = [
     "file_search_call",
     "web_search_call",
     "code_interpreter_call",
@@ -37,7 +38,6 @@ const ECHOED: [&str; 8] = [
     "mcp_list_tools",
     "mcp_call",
     "mcp_approval_request",
-    "mcp_approval_response",
 ];
 
 /// Validates `items` (named `param` in errors: `items`, `input`) and returns them in their
@@ -218,6 +218,44 @@ async fn one(
             Ok(item(
                 id.unwrap_or_else(|| ItemId::of_type("compaction")),
                 json!({"type": "compaction", "encrypted_content": content}),
+            ))
+        }
+        "mcp_approval_response" => {
+            let request = str_field(&map, p, "approval_request_id")?;
+            let approve = match map.get("approve") {
+                Some(Value::Bool(b)) => *b,
+                None | Some(Value::Null) => {
+                    return Err(ApiError::invalid(
+                        format!("{p}.approve"),
+                        format!("Missing required parameter: '{p}.approve'."),
+                    ))
+                }
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        format!("{p}.approve"),
+                        format!("Invalid type for '{p}.approve': expected a boolean."),
+                    ))
+                }
+            };
+            let reason = match map.get("reason") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(r)) => Some(r.clone()),
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        format!("{p}.reason"),
+                        format!("Invalid type for '{p}.reason': expected a string."),
+                    ))
+                }
+            };
+            max_chars(
+                &format!("{p}.reason"),
+                reason.as_deref().unwrap_or(""),
+                MAX_TEXT_CHARS,
+            )?;
+            Ok(item(
+                id.unwrap_or_else(|| ItemId::of_type("mcp_approval_response")),
+                json!({"type": "mcp_approval_response", "approval_request_id": request,
+                       "approve": approve, "reason": reason}),
             ))
         }
         k if ECHOED.contains(&k) => {

@@ -16,6 +16,7 @@ mod quota;
 mod responses;
 pub mod runs;
 pub mod threads;
+mod tool_list;
 mod tool_resources;
 pub mod uploads;
 pub mod vector_store_files;

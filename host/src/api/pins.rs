@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::common;
+use super::tool_list;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::interpreter;
@@ -43,7 +43,7 @@ pub fn strategy(
             )
         })?;
     if !strategy.allows(caller) {
-        return Err(common::not_for_project(param, id));
+        return Err(tool_list::not_for_project(param, id));
     }
     Ok(strategy)
 }
@@ -77,7 +77,7 @@ pub fn tools(
         .iter()
         .find(|id| !state.plugins.get(id).is_some_and(|p| p.allows(caller)))
     {
-        return Err(common::not_for_project(param, denied));
+        return Err(tool_list::not_for_project(param, denied));
     }
     let mut bindings: Vec<ToolBinding> = state
         .plugins
@@ -88,6 +88,7 @@ pub fn tools(
             plugin: o.plugin.manifest.id.clone(),
             digest: o.plugin.digest.clone(),
             tool: o.spec.name,
+            mcp: None,
         })
         .collect();
     // The code interpreter is the host's own tool: offered whenever it is asked for (if it is
@@ -108,6 +109,7 @@ pub fn tools(
             plugin: interpreter::TOOL.to_string(),
             digest: String::new(),
             tool: interpreter::TOOL.to_string(),
+            mcp: None,
         });
     }
     Ok(bindings)

@@ -335,7 +335,7 @@ async fn search(
     // `ranker: "none"` re-ranks no oversampled vector candidates (less work, rougher recall).
     let (threshold, rerank) = match req.ranking_options.as_ref().filter(|v| !v.is_null()) {
         Some(r) => {
-            let r = common::ranking_options(
+            let r = super::tool_list::ranking_options(
                 "ranking_options",
                 r,
                 &["none", "auto", "default-2024-11-15"],

@@ -1989,3 +1989,56 @@ t('responses: streamed reasoning becomes a reasoning item', { skip: noResponses 
   assert.equal(final.output[0].content[0].text, reasoning);
   assert.equal(final.output_text.trim(), 'echo: think: the sky');
 });
+
+// Remote MCP servers (the `mcp` tool): run.sh starts a fake MCP server (rmcp, streamable HTTP)
+// and grants it; the fake upstream calls "mcp: NAME {json}".
+const MCP_URL = process.env.ASSISTANTS_SDK_MCP_URL;
+const noMcp =
+  noResponses ||
+  (!MCP_URL && 'ASSISTANTS_SDK_MCP_URL is not set (tests/sdk/run.sh starts and grants an MCP server)');
+const mcpTool = (extra = {}) => ({ type: 'mcp', server_label: 'calc', server_url: MCP_URL, ...extra });
+
+t('responses: an MCP server\'s tools listed and called, streamed', { skip: noMcp }, async () => {
+  const stream = client.responses.stream({
+    model: MODEL,
+    input: 'mcp: add {"a": 2, "b": 3}',
+    tools: [mcpTool({ require_approval: 'never', headers: { Authorization: 'Bearer sk-node-0123456789' } })],
+  });
+  const seen = [];
+  let args = '';
+  for await (const event of stream) {
+    seen.push(event.type);
+    if (event.type === 'response.mcp_call_arguments.delta') args += event.delta;
+  }
+  const final = await stream.finalResponse();
+  for (const expected of [
+    'response.mcp_list_tools.in_progress',
+    'response.mcp_list_tools.completed',
+    'response.mcp_call.in_progress',
+    'response.mcp_call_arguments.done',
+    'response.mcp_call.completed',
+  ]) {
+    assert.ok(seen.includes(expected), `${expected} in ${seen}`);
+  }
+  assert.deepEqual(JSON.parse(args), { a: 2, b: 3 });
+  assert.deepEqual(final.output.map((o) => o.type), ['mcp_list_tools', 'mcp_call', 'message']);
+  assert.equal(final.output[1].output, '5');
+  assert.equal(final.output_text.trim(), 'Tool said: 5');
+  assert.ok(!JSON.stringify(final).includes('sk-node'));
+});
+
+t('responses: an MCP call approved in the next response', { skip: noMcp }, async () => {
+  const tools = [mcpTool()];
+  const first = await client.responses.create({ model: MODEL, input: 'mcp: delete_file {"path": "/tmp/node.txt"}', tools });
+  assert.deepEqual(first.output.map((o) => o.type), ['mcp_list_tools', 'mcp_approval_request']);
+  const request = first.output[1];
+  const second = await client.responses.create({
+    model: MODEL,
+    previous_response_id: first.id,
+    tools,
+    input: [{ type: 'mcp_approval_response', approval_request_id: request.id, approve: true }],
+  });
+  assert.deepEqual(second.output.map((o) => o.type), ['mcp_call', 'message']);
+  assert.equal(second.output[0].approval_request_id, request.id);
+  assert.equal(second.output[0].output, 'deleted /tmp/node.txt');
+});

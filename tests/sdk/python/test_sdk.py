@@ -2185,3 +2185,91 @@ def test_responses_reasoning_item_streamed_and_kept(client: OpenAI):
     assert reasoning.strip() == "Thinking about the sky."
     assert final.output[0].content[0].text == reasoning
     assert final.output_text.strip() == "echo: think: the sky"
+
+
+# --------------------------------------------------------------------------------------------
+# Remote MCP servers (the `mcp` tool). run.sh starts a fake MCP server (rmcp, streamable HTTP:
+# tools add, echo_header, fail, delete_file) and grants it; the fake upstream calls
+# "mcp: NAME {json}".
+# --------------------------------------------------------------------------------------------
+
+MCP_URL = os.environ.get("ASSISTANTS_SDK_MCP_URL")
+needs_mcp = pytest.mark.skipif(
+    not MCP_URL,
+    reason="ASSISTANTS_SDK_MCP_URL is not set: no MCP server the server under test may reach "
+    "(tests/sdk/run.sh starts one and grants it when it starts its own server)",
+)
+
+
+def mcp_tool(**extra) -> dict:
+    return {"type": "mcp", "server_label": "calc", "server_url": MCP_URL, **extra}
+
+
+@needs_mcp
+def test_responses_mcp_tools_listed_and_called(client: OpenAI):
+    responses = responses_or_skip(client)
+    r = responses.create(
+        model=MODEL,
+        input='mcp: add {"a": 2, "b": 3}',
+        tools=[mcp_tool(require_approval="never", headers={"Authorization": "Bearer sk-sdk-0123456789"})],
+    )
+    assert [o.type for o in r.output] == ["mcp_list_tools", "mcp_call", "message"], r.output
+    listed = r.output[0]
+    assert listed.server_label == "calc"
+    assert {t.name for t in listed.tools} == {"add", "echo_header", "fail", "delete_file"}
+    call = r.output[1]
+    assert (call.name, call.output, call.server_label) == ("add", "5", "calc")
+    assert json.loads(call.arguments) == {"a": 2, "b": 3}
+    assert r.output_text.strip() == "Tool said: 5"
+    assert "sk-sdk" not in r.model_dump_json()
+    again = responses.retrieve(r.id)
+    assert [o.type for o in again.output] == ["mcp_list_tools", "mcp_call", "message"]
+
+
+@needs_mcp
+def test_responses_mcp_approval_round_trip(client: OpenAI):
+    responses = responses_or_skip(client)
+    tools = [mcp_tool()]
+    first = responses.create(model=MODEL, input='mcp: delete_file {"path": "/tmp/sdk.txt"}', tools=tools)
+    assert [o.type for o in first.output] == ["mcp_list_tools", "mcp_approval_request"], first.output
+    request = first.output[1]
+    assert request.name == "delete_file" and request.server_label == "calc"
+    second = responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        tools=tools,
+        input=[{"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}],
+    )
+    assert [o.type for o in second.output] == ["mcp_call", "message"], second.output
+    call = second.output[0]
+    assert call.approval_request_id == request.id
+    assert call.output == "deleted /tmp/sdk.txt"
+    assert second.output_text.strip() == "Tool said: deleted /tmp/sdk.txt"
+
+
+@needs_mcp
+def test_responses_mcp_stream_events(client: OpenAI):
+    responses = responses_or_skip(client)
+    if not hasattr(responses, "stream"):
+        pytest.skip(f"openai {SDK_VERSION} has no responses.stream")
+    seen = []
+    with responses.stream(
+        model=MODEL, input='mcp: add {"a": 1, "b": 1}', tools=[mcp_tool(require_approval="never")]
+    ) as stream:
+        args = ""
+        for event in stream:
+            seen.append(event.type)
+            if event.type == "response.mcp_call_arguments.delta":
+                args += event.delta
+        final = stream.get_final_response()
+    for expected in [
+        "response.mcp_list_tools.in_progress",
+        "response.mcp_list_tools.completed",
+        "response.mcp_call.in_progress",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.completed",
+    ]:
+        assert expected in seen, seen
+    assert json.loads(args) == {"a": 1, "b": 1}
+    assert final.output[1].output == "2"
+    assert final.output_text.strip() == "Tool said: 2"

@@ -40,6 +40,7 @@ use assistants_core::store::{Store, StoreError, Tx};
 
 mod interpreter;
 mod llm;
+mod mcp;
 mod tools;
 mod wire;
 
@@ -329,6 +330,10 @@ impl Engine {
                 return self.fail(ctx, "server_error", msg).await;
             }
         };
+        // A response's MCP servers: their tools listed and bound, approved calls run.
+        if !self.mcp_prelude(ctx).await? {
+            return self.interrupted(ctx).await;
+        }
         let input =
             input::build(&self.store, &self.plugins, &ctx.project, &ctx.run, &ctx.rec).await?;
         let (truncation, max_prompt) = (

@@ -211,20 +211,26 @@ impl Engine {
                 options = json!({"tool": entry, "sequence": *n});
                 *n += 1;
             }
-            prepared.push((call, binding, options, over_budget));
+            let server = binding
+                .as_ref()
+                .and_then(|b| b.mcp.as_ref())
+                .and_then(|m| mcp::server_of(ctx, &m.server));
+            prepared.push((call, binding, options, over_budget, server));
         }
         if prepared
             .iter()
-            .any(|(_, b, _, _)| b.as_ref().is_some_and(|b| b.plugin == FILE_SEARCH))
+            .any(|(_, b, _, _, _)| b.as_ref().is_some_and(|b| b.plugin == FILE_SEARCH))
         {
             self.wait_for_ingestion(ctx).await;
         }
-        let run_one = |(call, binding, options, over_budget): (
+        let run_one = |(call, binding, options, over_budget, server): (
             ToolCall,
             Option<ToolBinding>,
             Value,
             bool,
+            Option<assistants_core::model::mcp::McpServer>,
         )| {
+            let mcp_context = mcp::call_context(ctx, &call);
             // A response's run tells plugins the response; its thread and assistant are the
             // engine's own, not the client's.
             let (run_id, thread_id, assistant_id) = match &ctx.rec.response {
@@ -263,6 +269,19 @@ impl Engine {
                 });
             let project = ctx.project.clone();
             async move {
+                if let Some(m) = binding.as_ref().and_then(|b| b.mcp.clone()) {
+                    let b = binding.as_ref().expect("bound");
+                    let (result, entry) = match server {
+                        // A call that needs the client's approval is never run unasked (a
+                        // strategy that chose it from text gets this answer).
+                        _ if m.approval => mcp::refused(&call, &m),
+                        Some(server) => {
+                            mcp::call_tool(&plugins, &project, &server, b, &call, mcp_context).await
+                        }
+                        None => mcp::missing_server(&call, &m),
+                    };
+                    return (result, Recorded::Replace(entry), vec![]);
+                }
                 if let Some(place) = place {
                     let (result, entry) = interpreter::call(&place, &call).await;
                     return (result, Recorded::Replace(entry), vec![]);

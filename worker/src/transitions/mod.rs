@@ -211,6 +211,12 @@ pub async fn end_in(
     run.set_status(status, now());
     run.usage = Some(usage(engine.prompt_tokens, engine.completion_tokens));
     engine.next = Next::Done;
+    // The client's headers for its MCP servers are kept only while the run may use them.
+    if let Some(r) = engine.response.as_mut() {
+        for server in &mut r.mcp {
+            server.headers.clear();
+        }
+    }
     let open = engine.open_tool_step.take();
     let mut events = close_unfinished_in(
         store,

@@ -175,6 +175,9 @@ pub struct ToolBinding {
     pub digest: String,
     /// The tool's own name within the plugin.
     pub tool: String,
+    /// A tool of a remote MCP server, called through the `mcp` component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<super::mcp::McpTool>,
 }
 
 /// Ids chosen before an action is performed, so performing it again after a crash updates

@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod engine;
 pub mod file;
 pub mod ids;
+pub mod mcp;
 pub mod message;
 pub mod response;
 pub mod run;

@@ -85,6 +85,16 @@ pub struct ResponseBinding {
     /// keeps only its results), by call id: their items show the query.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub arguments: std::collections::BTreeMap<String, String>,
+    /// Its remote MCP servers (`mcp` tools).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp: Vec<super::mcp::McpServer>,
+    /// The `mcp_list_tools` items this response made, in order (they open its output).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_lists: Vec<Value>,
+    /// What the model is told about the approval requests this response's input answered, by
+    /// request id: the approved call's result, or that it was declined.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub mcp_answers: std::collections::BTreeMap<String, String>,
 }
 
 /// Reasoning text a model streamed during one of a response's LLM calls (a `reasoning` item).

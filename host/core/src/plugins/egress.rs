@@ -25,6 +25,7 @@ use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+pub use super::secrets::CallHeaders;
 pub(crate) use super::secrets::{host_matches, Secret};
 use super::secrets::{scrub_headers, Scrubbed};
 
@@ -47,6 +48,19 @@ pub(crate) struct HttpPolicy {
 }
 
 impl HttpPolicy {
+    /// This policy for one call that also carries `call`'s headers (sharing the plugin's
+    /// request permits).
+    pub(crate) fn with_call_headers(&self, call: &CallHeaders) -> HttpPolicy {
+        HttpPolicy {
+            plugin: self.plugin.clone(),
+            hosts: self.hosts.clone(),
+            allow_private_addresses: self.allow_private_addresses,
+            max_response_bytes: self.max_response_bytes,
+            permits: self.permits.clone(),
+            secrets: self.secrets.iter().cloned().chain(call.secrets()).collect(),
+        }
+    }
+
     /// Secrets travel over https; over plain http only to an address that is private and
     /// opened by the grant (a local service), never in clear across a public network.
     fn may_inject_secrets(&self, https: bool, addr: IpAddr) -> bool {

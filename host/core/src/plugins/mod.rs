@@ -94,6 +94,12 @@ pub struct ProjectRef {
 }
 
 impl Plugin {
+    /// Whether the operator's grant lets this plugin reach `host:port` (before DNS: the
+    /// address is checked again when a request goes out).
+    pub fn may_reach(&self, host: &str, port: u16) -> bool {
+        egress::host_matches(&self.http.hosts, host, port)
+    }
+
     /// Whether `project` may use this plugin (the operator's `projects` allow-list).
     pub fn allows(&self, project: &ProjectRef) -> bool {
         self.projects.as_ref().is_none_or(|list| {
@@ -256,11 +262,21 @@ pub fn error_text(e: &ToolError) -> String {
 
 impl PluginHost {
     fn store(&self, plugin: &Plugin) -> wasmtime::Store<CallState> {
+        self.store_with(plugin, plugin.http.clone())
+    }
+
+    /// A call's store whose outgoing HTTP follows `http` (the plugin's policy, or that policy
+    /// with a call's own headers).
+    fn store_with(
+        &self,
+        plugin: &Plugin,
+        http: Arc<egress::HttpPolicy>,
+    ) -> wasmtime::Store<CallState> {
         let state = CallState::new(
             plugin.id.clone(),
             plugin.config.clone(),
             plugin.limits.memory_mib,
-            plugin.http.clone(),
+            http,
             self.budget.clone(),
         );
         runtime::call_store(

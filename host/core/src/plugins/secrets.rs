@@ -17,7 +17,7 @@ use http_body::{Body, Frame};
 const MASK: u8 = b'*';
 
 /// One secret a plugin's requests may carry.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Secret {
     pub header: HeaderName,
     /// The header value (the manifest's prefix and the granted value).
@@ -26,6 +26,45 @@ pub(crate) struct Secret {
     pub raw: Vec<u8>,
     /// Host patterns (as in grants) the secret may be sent to.
     pub hosts: Vec<String>,
+}
+
+/// Values shorter than this are sent but not masked in responses: masking every occurrence
+/// of a short, non-secret value (`X-Tenant: 42`) would corrupt the answers.
+const MIN_MASKED: usize = 8;
+
+/// Headers a caller gives for one call (an MCP server's `headers`): like a grant's secrets,
+/// sent only to `host:port` (never to the guest) and masked in every response.
+#[derive(Debug, Clone, Default)]
+pub struct CallHeaders {
+    pub host: String,
+    pub port: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl CallHeaders {
+    /// The headers as secrets; a name or value HTTP cannot carry is skipped (the API refuses
+    /// them before a call is made).
+    pub(crate) fn secrets(&self) -> Vec<Secret> {
+        let hosts = vec![format!("{}:{}", self.host.to_ascii_lowercase(), self.port)];
+        self.headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let header = HeaderName::from_bytes(name.as_bytes()).ok()?;
+                let value = HeaderValue::from_str(value).ok()?;
+                let raw = if value.len() >= MIN_MASKED {
+                    value.as_bytes().to_vec()
+                } else {
+                    Vec::new()
+                };
+                Some(Secret {
+                    header,
+                    value,
+                    raw,
+                    hosts: hosts.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Whether `host:port` matches one of `patterns` (`host`, `*.domain`, either with `:port`; a

@@ -30,6 +30,21 @@ impl PluginHost {
         tool: &str,
         arguments: &str,
     ) -> (Result<ToolOutput, ToolError>, Vec<bindings::SearchHit>) {
+        self.invoke_with(plugin, project, ctx, tool, arguments, None)
+            .await
+    }
+
+    /// [`PluginHost::invoke_recorded`] whose requests to one host also carry `headers` (a
+    /// caller's secrets for that host: never seen by the guest, masked in responses).
+    pub async fn invoke_with(
+        &self,
+        plugin: &Plugin,
+        project: Option<&str>,
+        ctx: CallContext,
+        tool: &str,
+        arguments: &str,
+        headers: Option<&egress::CallHeaders>,
+    ) -> (Result<ToolOutput, ToolError>, Vec<bindings::SearchHit>) {
         let limits = plugin.limits;
         if arguments.len() as u64 > limits.max_args_kib * 1024 {
             return (
@@ -57,7 +72,10 @@ impl PluginHost {
             Ok(slot) => slot,
             Err(e) => return (Err(ToolError::Failed(e)), vec![]),
         };
-        let mut store = self.store(plugin);
+        let mut store = match headers {
+            Some(h) => self.store_with(plugin, Arc::new(plugin.http.with_call_headers(h))),
+            None => self.store(plugin),
+        };
         if matches!(plugin.pre, Instance::Retrieval(_)) {
             store.data_mut().retrieval.granted =
                 self.search.clone().map(|search| retrieval::CallRetrieval {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::super::{common, pins, runs};
-use super::{context_params, current, input, stream, tools, wait};
+use super::{context_params, current, input, mcp, stream, tools, wait};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -147,8 +147,17 @@ pub(super) async fn prepare(
             "Missing required parameter: 'input'.",
         ));
     }
+    mcp::check_answers(
+        state,
+        project,
+        conversation.as_ref(),
+        previous.as_ref(),
+        &items,
+    )
+    .await?;
     let caller = common::plugin_caller(state, project).await?;
-    let given_tools = req.tools.clone().unwrap_or(json!([]));
+    let mut given_tools = req.tools.clone().unwrap_or(json!([]));
+    mcp::redact(&mut given_tools);
     let engine_tools = tools::translate(state, project, &caller, "tools", req.tools).await?;
     let tool_choice = tool_choice(req.tool_choice.clone(), &engine_tools.tools)?;
     let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
@@ -326,6 +335,9 @@ pub(super) async fn prepare(
             max_tool_calls: req.max_tool_calls.map(|n| n.min(u32::MAX as i64) as u32),
             reasoning: Vec::new(),
             arguments: Default::default(),
+            mcp: engine_tools.mcp,
+            mcp_lists: Vec::new(),
+            mcp_answers: Default::default(),
         }),
     };
 

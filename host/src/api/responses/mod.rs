@@ -1,7 +1,8 @@
 //! `/responses` (the Responses surface): create (create.rs; JSON, SSE or background),
 //! retrieve, delete, cancel and input items (stored.rs), the event stream (stream.rs; translate.rs turns run events into it),
 //! compaction of a long history (compact.rs),
-//! waiting for a response to finish (wait.rs), its tools (tools.rs), and here
+//! waiting for a response to finish (wait.rs), its tools (tools.rs; its remote MCP servers in
+//! mcp.rs), and here
 //! `POST /responses/input_tokens`, which counts a request's prompt as the engine will send
 //! it — instructions, the context's items, the input, and the tools offered — with the real
 //! tokenizer.
@@ -12,6 +13,7 @@
 mod compact;
 mod create;
 mod current;
+mod mcp;
 mod stored;
 mod stream;
 mod tools;

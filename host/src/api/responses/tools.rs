@@ -8,14 +8,16 @@
 //! | `{type: file_search, vector_store_ids, max_num_results, ranking_options, filters}` | `{type: file_search, file_search: {max_num_results, ranking_options, filters}}` + the stores |
 //! | `{type: code_interpreter, container: "auto" \| {type: auto, file_ids}}` | `{type: code_interpreter}` + the files |
 //! | `{type: web_search}`, `{type: web_search_preview}` | the web retrieval plugin, where the operator granted it |
+//! | `{type: mcp, server_label, server_url, headers, allowed_tools, require_approval}` | a server the run lists and calls through the `mcp` component (mcp.rs) |
 //! | `{type: "<plugin id>"}` | the same (documented extension) |
 
 use serde_json::{json, Map, Value};
 
-use super::super::common;
+use super::super::{common, tool_list};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::model::ids::{FileId, VectorStoreId};
+use assistants_core::model::mcp::McpServer;
 use assistants_core::model::{FileObject, VectorStoreDoc};
 use assistants_core::plugins::ProjectRef;
 use assistants_core::search::Filter;
@@ -33,6 +35,8 @@ pub struct EngineTools {
     pub vector_store_ids: Vec<VectorStoreId>,
     /// code_interpreter's files (`container.file_ids`).
     pub code_file_ids: Vec<FileId>,
+    /// Remote MCP servers (`mcp` tools).
+    pub mcp: Vec<McpServer>,
 }
 
 /// Validates `tools` (named `param`) and translates them.
@@ -104,10 +108,17 @@ pub async fn translate(
                 plugin(state, caller, &at, WEB_PLUGIN, &mut out)?;
             }
             "mcp" => {
-                return Err(ApiError::invalid(
-                    format!("{at}.type"),
-                    "The 'mcp' tool is not supported by this server yet.",
-                ))
+                let server = super::mcp::server(state, caller, &at, &t)?;
+                if out.mcp.iter().any(|s| s.label == server.label) {
+                    return Err(ApiError::invalid(
+                        format!("{at}.server_label"),
+                        format!(
+                            "Invalid '{at}.server_label': two mcp tools are labelled '{}'.",
+                            server.label
+                        ),
+                    ));
+                }
+                out.mcp.push(server);
             }
             other if state.plugins.get(other).is_some_and(|p| p.is_tool()) => {
                 plugin(state, caller, &at, other, &mut out)?
@@ -117,12 +128,13 @@ pub async fn translate(
                     format!("{at}.type"),
                     format!(
                         "Invalid value for '{at}.type': unknown tool type '{other}'. Supported: \
-                         function, file_search, code_interpreter, web_search{}.",
+                         function, file_search, code_interpreter, web_search, mcp{}.",
                         state
                             .plugins
                             .list()
                             .iter()
                             .filter(|p| p.is_tool() && p.allows(caller))
+                            .filter(|p| p.manifest.id != assistants_core::model::mcp::PLUGIN)
                             .map(|p| format!(", {}", p.manifest.id))
                             .collect::<String>()
                     ),
@@ -159,7 +171,7 @@ fn plugin(
     out: &mut EngineTools,
 ) -> ApiResult<()> {
     if !state.plugins.get(id).is_some_and(|p| p.allows(caller)) {
-        return Err(common::not_for_project(&format!("{at}.type"), id));
+        return Err(tool_list::not_for_project(&format!("{at}.type"), id));
     }
     if !out
         .tools
@@ -178,7 +190,7 @@ fn function(at: &str, t: &Map<String, Value>) -> ApiResult<Value> {
             format!("Missing required parameter: '{at}.name'."),
         )
     })?;
-    if !common::is_function_name(name) {
+    if !tool_list::is_function_name(name) {
         return Err(ApiError::invalid(
             format!("{at}.name"),
             format!("Invalid '{at}.name': must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes."),
@@ -254,7 +266,7 @@ async fn file_search(
         options["max_num_results"] = n.clone();
     }
     if let Some(r) = t.get("ranking_options").filter(|v| !v.is_null()) {
-        common::ranking_options(
+        tool_list::ranking_options(
             &format!("{at}.ranking_options"),
             r,
             &["auto", "default-2024-11-15", "default_2024_08_21"],

@@ -22,8 +22,12 @@ enum Kind {
     FileSearch,
     WebSearch,
     Code,
-    /// A plugin tool the server ran (an `mcp_call` item).
+    /// A plugin tool the server ran, or a remote MCP server's tool (an `mcp_call` item).
     Plugin,
+    /// A call of an MCP tool that waits for the client's approval.
+    Approval,
+    /// An MCP server's tools being listed.
+    ListTools,
     Reasoning,
 }
 
@@ -120,6 +124,49 @@ impl Translator {
                 self.reasoning_delta(&id, delta);
             }
             projection::REASONING_DONE => self.close_reasoning(),
+            projection::MCP_LIST_STARTED => {
+                let id = data["id"].as_str().unwrap_or("").to_string();
+                if self.slot_of_item(&id).is_none() {
+                    let i = self.add_slot(id.clone(), Kind::ListTools, "", data.clone());
+                    self.emit(
+                        "response.mcp_list_tools.in_progress",
+                        json!({"item_id": id, "output_index": i}),
+                    );
+                }
+            }
+            projection::MCP_LIST_DONE => {
+                let id = data["id"].as_str().unwrap_or("").to_string();
+                let i = match self.slot_of_item(&id) {
+                    Some(i) => i,
+                    None => self.add_slot(id.clone(), Kind::ListTools, "", data.clone()),
+                };
+                if !self.slots[i].done {
+                    self.slots[i].done = true;
+                    let outcome = if data["error"].is_null() {
+                        "response.mcp_list_tools.completed"
+                    } else {
+                        "response.mcp_list_tools.failed"
+                    };
+                    self.emit(outcome, json!({"item_id": id, "output_index": i}));
+                    self.emit(
+                        "response.output_item.done",
+                        json!({"output_index": i, "item": data}),
+                    );
+                }
+            }
+            // The run's tools changed (its MCP servers' tools were bound): calls are shown
+            // by what they call.
+            projection::TOOLS_BOUND => {
+                let run_id = response::run_id(&self.id);
+                if let Ok(Some((_, rec))) = self
+                    .state
+                    .store
+                    .run_and_record(&self.project, &run_id)
+                    .await
+                {
+                    self.tools = rec.tools;
+                }
+            }
             "thread.message.created" => {
                 let id = data["id"].as_str().unwrap_or("").to_string();
                 self.open_message(&id);
@@ -378,17 +425,20 @@ impl Translator {
             return Some(i);
         }
         self.close_reasoning();
-        let name = call.pointer("/function/name").and_then(Value::as_str);
         let item_kind = projection::call_item_type(call, &self.tools);
         let kind = match item_kind {
             "file_search_call" => Kind::FileSearch,
             "code_interpreter_call" => Kind::Code,
             "function_call" => Kind::Function,
             "web_search_call" => Kind::WebSearch,
+            "mcp_approval_request" => Kind::Approval,
             _ => Kind::Plugin,
         };
         let item_id = ItemId::for_call(item_kind, call_id).to_string();
-        let name = name.unwrap_or("");
+        let name = call
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let item = match kind {
             Kind::Function => json!({"id": item_id, "type": item_kind, "status": "in_progress",
                 "call_id": call_id, "name": name, "arguments": ""}),
@@ -398,10 +448,15 @@ impl Translator {
                 "status": "in_progress", "action": {"type": "search", "query": ""}}),
             Kind::Code => json!({"id": item_id, "type": item_kind, "status": "in_progress",
                 "code": "", "container_id": "auto", "outputs": []}),
-            Kind::Plugin | Kind::Message | Kind::Reasoning => {
-                json!({"id": item_id, "type": item_kind,
-                "status": "in_progress", "server_label": projection::plugin_of(&self.tools, name),
-                "name": name, "arguments": ""})
+            Kind::Approval => {
+                let (server, name) = projection::mcp_names(call, &self.tools);
+                json!({"id": item_id, "type": item_kind, "server_label": server,
+                       "name": name, "arguments": ""})
+            }
+            Kind::Plugin | Kind::Message | Kind::Reasoning | Kind::ListTools => {
+                let (server, name) = projection::mcp_names(call, &self.tools);
+                json!({"id": item_id, "type": item_kind, "status": "in_progress",
+                       "server_label": server, "name": name, "arguments": ""})
             }
         };
         let i = self.add_slot(item_id.clone(), kind, call_id, item);
@@ -517,7 +572,7 @@ impl Translator {
                     };
                     self.emit(outcome, at.clone());
                 }
-                Kind::Message | Kind::Reasoning => {}
+                Kind::Message | Kind::Reasoning | Kind::Approval | Kind::ListTools => {}
             }
             self.emit(
                 "response.output_item.done",

@@ -175,7 +175,7 @@ pub(super) async fn prepare(
     let caller = common::plugin_caller(state, project).await?;
     let tools = match p.tools {
         Some(Value::Null) | None => asst.tools.clone(),
-        Some(t) => common::tools("tools", Some(t), &state.plugins, &caller)?,
+        Some(t) => super::super::tool_list::tools("tools", Some(t), &state.plugins, &caller)?,
     };
     let temperature =
         common::number_in("temperature", p.temperature, 0.0, 2.0)?.or(asst.temperature);
