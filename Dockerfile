@@ -7,7 +7,9 @@ RUN rustup target add wasm32-wasip2 && cargo build --release --bin assistants
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/assistants assistants \
-    && mkdir -p /var/lib/assistants && chown assistants /var/lib/assistants
+    && mkdir -p /var/lib/assistants /var/lib/assistants-keys \
+    && chown assistants /var/lib/assistants /var/lib/assistants-keys \
+    && chmod 700 /var/lib/assistants-keys
 COPY --from=build /src/target/release/assistants /usr/local/bin/assistants
 # The code_interpreter's Python (the pinned wheel, checked against its sha256; ≈ 160 MB):
 # downloaded into the image, compiled for the machine it runs on at first start (in the

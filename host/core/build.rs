@@ -12,6 +12,8 @@ fn main() {
     println!("cargo:rerun-if-changed=../../plugins");
     println!("cargo:rerun-if-changed=../../wit");
     println!("cargo:rerun-if-changed=build_wasm.rs");
+    // `sqlx::migrate!` embeds the migrations, but only this tells cargo a new one appeared.
+    println!("cargo:rerun-if-changed=../../migrations");
     let built =
         build_wasm::build_wasm_workspace(&plugins, &manifest_dir.join("../../wit"), "wasm-plugins");
     let mut entries = Vec::new();

@@ -2,61 +2,113 @@
 //! - files whose `expires_after` has passed are deleted, as the real API does, from every
 //!   vector store and with their bytes;
 //! - uploads past their hour release their parts' bytes (a pending one becomes `expired`);
-//! - tombstones older than a day are forgotten (cursors naming long-deleted objects then 400).
+//! - tombstones older than a day are forgotten (cursors naming long-deleted objects then 400);
+//! - responses created with `store: false` (and compactions) are deleted with their run a
+//!   while after they ended; a background response's recorded events are pruned a day after
+//!   it ended (`model::response::EVENTS_KEPT_SECS`); a deleted conversation's lock thread goes
+//!   once no response runs in it — each with its code_interpreter session.
 
-use assistants_core::model::UploadStatus;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use assistants_core::blobs::{file_key, Blobs};
+use assistants_core::interpreter::service::CodeInterpreter;
+use assistants_core::model::ids::now;
+use assistants_core::model::{response, UploadStatus};
 use assistants_core::search::SearchIndexes;
-use assistants_core::store::Store;
+use assistants_core::store::{Store, StoreError};
 
 const EVERY: Duration = Duration::from_secs(60);
-
-pub fn spawn(
-    store: Store,
-    blobs: Blobs,
-    search: std::sync::Arc<SearchIndexes>,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = sweep(&store, &blobs, &search).await {
-                tracing::warn!(error = %e, "janitor sweep failed; retrying later");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(EVERY) => {}
-                _ = stop.cancelled() => return,
-            }
-        }
-    })
-}
 
 /// How long a deleted object can still serve as a list cursor.
 const TOMBSTONE_TTL_SECS: i64 = 86_400;
 
-/// Runs every clean-up once; returns how many files were deleted.
-pub async fn sweep(store: &Store, blobs: &Blobs, search: &SearchIndexes) -> anyhow::Result<usize> {
-    let deleted = sweep_files(store, blobs, search).await?;
-    sweep_uploads(store, blobs).await?;
-    store.purge_tombstones(TOMBSTONE_TTL_SECS).await?;
-    Ok(deleted)
+/// How long a `store: false` response is kept after it ended: whoever created it has had its
+/// answer by then (the request that waited for it, or the stream).
+pub const UNSTORED_KEPT_SECS: i64 = 600;
+
+/// Rows cleaned up per query.
+const BATCH: i64 = 100;
+
+/// What the janitor cleans.
+#[derive(Clone)]
+pub struct Janitor {
+    pub store: Store,
+    pub blobs: Blobs,
+    pub search: Arc<SearchIndexes>,
+    pub interpreter: Arc<CodeInterpreter>,
+}
+
+impl Janitor {
+    pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.sweep().await {
+                    tracing::warn!(error = %e, "janitor sweep failed; retrying later");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(EVERY) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        })
+    }
+
+    /// Runs every clean-up once; returns how many files were deleted.
+    pub async fn sweep(&self) -> anyhow::Result<usize> {
+        let deleted = sweep_files(&self.store, &self.blobs, &self.search).await?;
+        sweep_uploads(&self.store, &self.blobs).await?;
+        self.sweep_responses().await?;
+        self.store.purge_tombstones(TOMBSTONE_TTL_SECS).await?;
+        Ok(deleted)
+    }
+
+    async fn sweep_responses(&self) -> anyhow::Result<()> {
+        loop {
+            let batch = self
+                .store
+                .unstored_responses(now() - UNSTORED_KEPT_SECS, BATCH)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for (project, id, conversation) in batch {
+                match self.store.delete_response(&project, &id).await {
+                    Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                if conversation.is_none() {
+                    // Its own lock thread went with it; a conversation's stays for the rest.
+                    let thread = response::lock_thread(&id, None);
+                    self.interpreter.forget(thread.as_str()).await;
+                }
+            }
+        }
+        while self.store.prune_response_events(now(), BATCH).await? == BATCH as u64 {}
+        loop {
+            let threads = self.store.sweep_conversation_locks(BATCH).await?;
+            for thread in &threads {
+                self.interpreter.forget(thread.as_str()).await;
+            }
+            if (threads.len() as i64) < BATCH {
+                return Ok(());
+            }
+        }
+    }
 }
 
 async fn sweep_uploads(store: &Store, blobs: &Blobs) -> anyhow::Result<()> {
     use assistants_core::model::Upload;
     loop {
-        let batch = store
-            .expired_uploads(assistants_core::model::ids::now(), 100)
-            .await?;
+        let batch = store.expired_uploads(now(), BATCH).await?;
         if batch.is_empty() {
             return Ok(());
         }
         for (project, id) in batch {
             let expired = store
-                .update::<Upload, assistants_core::store::StoreError>(&project, &id, |u| {
+                .update::<Upload, StoreError>(&project, &id, |u| {
                     if u.status == UploadStatus::Pending {
                         u.status = UploadStatus::Expired;
                     }
@@ -80,9 +132,7 @@ async fn sweep_files(
 ) -> anyhow::Result<usize> {
     let mut deleted = 0;
     loop {
-        let batch = store
-            .expired_files(assistants_core::model::ids::now(), 100)
-            .await?;
+        let batch = store.expired_files(now(), BATCH).await?;
         if batch.is_empty() {
             return Ok(deleted);
         }

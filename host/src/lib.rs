@@ -7,7 +7,8 @@
 //!   or a run transition (`assistants_worker::transitions`).
 //! - [`state`]: what handlers share ([`state::AppState`]).
 //! - [`auth`]: API keys → projects.
-//! - [`janitor`]: periodic clean-up of expired files, uploads and tombstones.
+//! - [`janitor`]: periodic clean-up of expired files, uploads, tombstones and responses not
+//!   to be kept.
 //! - [`ops`]: `/healthz`, `/readyz`, Prometheus `/metrics`.
 //! - [`serve`]: the HTTP server loop (connection cap, header-read and idle timeouts).
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
@@ -127,7 +128,6 @@ async fn run_node(
         // No new files once the node drains; the one in progress is abandoned at the end.
         lifecycle.draining.clone(),
     );
-    let janitor = janitor::spawn(store.clone(), blobs.clone(), search.clone(), stop.clone());
 
     // Run events and the run queue: in-process unless distributed mode names Redis/RabbitMQ.
     let bus: Arc<dyn bus::EventBus> = match &settings.runs.events_url {
@@ -175,8 +175,17 @@ async fn run_node(
             Some(blobs.clone()),
         )
     };
+    let seal = assistants_core::seal::SealKey::load(settings.secrets_key_file.as_deref());
+    let janitor = janitor::Janitor {
+        store: store.clone(),
+        blobs: blobs.clone(),
+        search: search.clone(),
+        interpreter: interpreter.clone(),
+    }
+    .spawn(stop.clone());
     if settings.runs.worker {
         let engine = Arc::new(engine::Engine {
+            seal: seal.clone(),
             store: store.clone(),
             plugins: plugins.clone(),
             interpreter: interpreter.clone(),
@@ -219,6 +228,7 @@ async fn run_node(
         search,
         plugins,
         interpreter,
+        seal,
         runs: handle,
         lifecycle: lifecycle.clone(),
     };

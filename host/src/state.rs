@@ -25,6 +25,8 @@ pub struct AppState {
     pub plugins: Arc<assistants_core::plugins::PluginHost>,
     /// The code_interpreter tool (its status for `GET /v1/plugins`).
     pub interpreter: Arc<assistants_core::interpreter::service::CodeInterpreter>,
+    /// Seals clients' secrets the store keeps (an MCP server's headers).
+    pub seal: Arc<assistants_core::seal::SealKey>,
     pub runs: assistants_worker::transitions::RunsHandle,
     /// Draining and ending signals of graceful shutdown.
     pub lifecycle: assistants_core::lifecycle::Lifecycle,

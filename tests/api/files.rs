@@ -125,8 +125,6 @@ async fn refused_uploads_leave_nothing_behind() {
 
 #[tokio::test]
 async fn expired_files_are_deleted_everywhere() {
-    use assistants_core::{blobs::Blobs, search::SearchIndexes, store::Store};
-    use assistants_host::janitor;
     let app = TestApp::spawn().await;
     let r = upload_expiring(&app, "tmp.txt", b"short-lived words", "3600").await;
     assert_eq!(r.status(), 200);
@@ -140,27 +138,15 @@ async fn expired_files_are_deleted_everywhere() {
     app.wait_vs(&vs).await;
 
     // Nothing is due yet; then move the expiry into the past and sweep as the janitor would.
-    let s = app.settings();
-    let store = Store::connect(&s.storage.database_url).await.unwrap();
-    let blobs = Blobs::open(s.storage.object_store_url.as_deref(), &s.storage.data_dir).unwrap();
-    assert_eq!(
-        janitor::sweep(&store, &blobs, &SearchIndexes::default())
-            .await
-            .unwrap(),
-        0
-    );
+    let janitor = app.janitor().await;
+    assert_eq!(janitor.sweep().await.unwrap(), 0);
     assistants_core::store::testing::admin_execute(
-        &s.storage.database_url,
+        &app.settings().storage.database_url,
         &format!("UPDATE files SET expires_at = 1 WHERE id = '{id}'"),
     )
     .await
     .unwrap();
-    assert_eq!(
-        janitor::sweep(&store, &blobs, &SearchIndexes::default())
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(janitor.sweep().await.unwrap(), 1);
 
     assert_eq!(app.get(&format!("/files/{id}")).await.0, 404);
     assert_eq!(app.get(&format!("/files/{keep}")).await.0, 200);

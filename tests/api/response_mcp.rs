@@ -3,7 +3,8 @@
 //! context reused), calls as `mcp_call` items with outputs and errors in OpenAI's shapes, the
 //! approval round trip (`mcp_approval_request` → `mcp_approval_response`, approved or
 //! declined), the stream's MCP events, the client's headers sent to the server but never seen
-//! by the sandboxed client nor shown, and every refusal before anything runs.
+//! by the sandboxed client nor shown (nor kept in clear: the run's record holds them sealed
+//! until it ends), and every refusal before anything runs.
 
 use assistants_tests::fake_llm::{FakeLlm, Reply};
 use assistants_tests::mcp::FakeMcp;
@@ -12,7 +13,7 @@ use serde_json::Value;
 
 use super::response_runs::text_of;
 
-async fn granted(llm: &FakeLlm, mcp: &FakeMcp) -> TestApp {
+pub(crate) async fn granted(llm: &FakeLlm, mcp: &FakeMcp) -> TestApp {
     let host = mcp.host();
     TestApp::spawn_with_llm(llm, move |s| {
         let grant = assistants_core::plugins::manifest::Grant {
@@ -35,7 +36,7 @@ fn kinds(r: &Value) -> Vec<String> {
 }
 
 /// The tool messages the model was sent in its last request.
-fn tool_messages(llm: &FakeLlm) -> Vec<String> {
+pub(crate) fn tool_messages(llm: &FakeLlm) -> Vec<String> {
     let requests = llm.requests();
     let last = requests.last().unwrap();
     last["messages"]
@@ -116,7 +117,12 @@ async fn mcp_tools_are_listed_and_called_and_the_clients_headers_stay_host_side(
         "{sent:?}"
     );
     let echoed = r["output"][2]["output"].as_str().unwrap();
-    assert_eq!(echoed, "*".repeat(secret.len()), "{echoed}");
+    let token = secret.strip_prefix("Bearer ").unwrap();
+    assert_eq!(
+        echoed,
+        format!("{}\n{}", "*".repeat(secret.len()), "*".repeat(token.len())),
+        "the value and the bare token are masked"
+    );
     assert!(!llm
         .requests()
         .iter()
@@ -175,6 +181,19 @@ async fn a_call_that_needs_approval_waits_for_the_next_response() {
     // Approved: the call runs first, then the model answers with its result. The listing in
     // the context is reused (OpenAI lists a server once per conversation).
     llm.push(Reply::text("Deleted."));
+    let (s, r2) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "previous_response_id": r1["id"],
+                   "input": [{"type": "mcp_approval_response",
+                              "approval_request_id": request_id, "approve": true}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "an approval needs its server among the tools: {r2}");
+    assert_eq!(
+        assistants_tests::assert_error(&r2)["param"],
+        "input[0].approval_request_id"
+    );
     let (s, r2) = app
         .post(
             "/responses",
@@ -443,4 +462,58 @@ async fn a_streamed_mcp_response_sends_the_mcp_events_in_order() {
         .collect();
     assert_eq!(done, output, "the stream's items are the response's");
     assert_eq!(output[1]["output"], "2");
+}
+
+#[tokio::test]
+async fn the_clients_headers_are_kept_sealed_while_the_response_runs_and_then_dropped() {
+    use assistants_core::store::testing::admin_scalar;
+    let mcp = FakeMcp::start().await;
+    let llm = FakeLlm::start().await;
+    let app = granted(&llm, &mcp).await;
+    let url = app.settings().storage.database_url.clone();
+    let count = |sql: String| {
+        let url = url.clone();
+        async move { admin_scalar(&url, &sql).await.unwrap() }
+    };
+    llm.push(Reply::tool("add", r#"{"a":1,"b":1}"#).delay(std::time::Duration::from_millis(1500)));
+    llm.push(Reply::text("Two."));
+    let tool = json!({"type": "mcp", "server_label": "calc", "server_url": mcp.url,
+                      "require_approval": "never", "authorization": "sk-mcp-sealed-0123456789"});
+    let (s, r) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "1 + 1?", "tools": [tool], "background": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let tail = r["id"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("resp_")
+        .unwrap()
+        .to_string();
+    let in_record = |what: &str| {
+        format!("SELECT COUNT(*) FROM runs WHERE id = 'run_{tail}' AND engine LIKE '%{what}%'")
+    };
+    assert_eq!(count(in_record("sealed_headers")).await, 1);
+    assert_eq!(count(in_record("sk-mcp")).await, 0, "never in clear");
+    let done = super::response_runs::poll(&app, r["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["output"][1]["output"], "2",
+        "the worker opened them: {done}"
+    );
+    assert_eq!(
+        mcp.header_values("authorization")
+            .last()
+            .cloned()
+            .flatten()
+            .as_deref(),
+        Some("Bearer sk-mcp-sealed-0123456789")
+    );
+    assert_eq!(
+        count(in_record("sealed_headers")).await,
+        0,
+        "dropped at the end"
+    );
 }

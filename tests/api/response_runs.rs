@@ -40,7 +40,7 @@ fn roles(request: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn poll(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn poll(app: &TestApp, id: &str) -> Value {
     for _ in 0..400 {
         let (s, r) = app.get(&format!("/responses/{id}")).await;
         assert_eq!(s, 200, "{r}");

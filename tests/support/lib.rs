@@ -247,6 +247,32 @@ impl TestApp {
         &self.settings
     }
 
+    /// A janitor over this app's storage, to run a sweep when a test says (the app's own
+    /// runs every minute).
+    pub async fn janitor(&self) -> assistants_host::janitor::Janitor {
+        use assistants_core::interpreter::service::CodeInterpreter;
+        let s = &self.settings;
+        let store = assistants_core::store::Store::connect(&s.storage.database_url)
+            .await
+            .unwrap();
+        let blobs = assistants_core::blobs::Blobs::open(
+            s.storage.object_store_url.as_deref(),
+            &s.storage.data_dir,
+        )
+        .unwrap();
+        let interpreter = CodeInterpreter::unavailable(
+            s.code_interpreter.clone(),
+            "the test's janitor runs no cells",
+            Some(blobs.clone()),
+        );
+        assistants_host::janitor::Janitor {
+            store,
+            blobs,
+            search: Default::default(),
+            interpreter,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

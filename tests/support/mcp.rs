@@ -2,8 +2,9 @@
 //! (streamable HTTP, sessions with `Mcp-Session-Id`) on `127.0.0.1:0`, serving four tools.
 //!
 //! - `add` (`{a, b}` numbers, read-only): the sum as text (`2 + 3` → `5`);
-//! - `echo_header` (`{name}`, read-only): the value of that HTTP header on the call's request,
-//!   or `(absent)`, so a test can prove what the plugin's requests carried (and what not);
+//! - `echo_header` (`{name}`, read-only): the value of that HTTP header on the call's request
+//!   (and, after a line break, the part after its auth scheme, `Bearer <token>`), or
+//!   `(absent)`, so a test can prove what the plugin's requests carried (and what not);
 //! - `fail` (no arguments): a tool-level error (`isError`), `the tool failed on purpose`;
 //! - `delete_file` (`{path}`, destructive): `deleted {path}`, for approval tests.
 //!
@@ -231,8 +232,15 @@ fn run(name: &str, args: &JsonObject, headers: &HeaderMap) -> Option<Result<Stri
     Some(match name {
         "add" => add(args),
         "echo_header" => string(args, "name").map(|header| {
-            header_value(headers, &header.to_ascii_lowercase())
-                .unwrap_or_else(|| "(absent)".to_string())
+            match header_value(headers, &header.to_ascii_lowercase()) {
+                // A credential with its scheme is echoed whole and bare, as servers' error
+                // messages often quote the token alone.
+                Some(v) => match v.split_once(' ') {
+                    Some((_, token)) => format!("{v}\n{token}"),
+                    None => v,
+                },
+                None => "(absent)".to_string(),
+            }
         }),
         "fail" => Err("the tool failed on purpose".to_string()),
         "delete_file" => string(args, "path").map(|path| format!("deleted {path}")),

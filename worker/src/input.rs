@@ -119,7 +119,7 @@ pub async fn build(
                 Some(&b.id),
             )
             .await?;
-            crate::items::chat_messages(&items, &b.mcp_answers)
+            crate::items::chat_messages(&items, &b.mcp_answers, &engine.tools)
         }
         None => thread_history(store, project, run).await?,
     };
@@ -188,12 +188,16 @@ pub async fn build(
         }
     }
 
+    let choice = crate::choice::resolve(&run.tool_choice, &engine.tools);
+    if let Some(allowed) = &choice.allowed {
+        tools.retain(|t| allowed.contains(&t.spec.name));
+    }
     Ok(RunInput {
         model: run.model.clone(),
         instructions: run.instructions.clone(),
         messages,
         tools,
-        tool_choice_json: tool_choice_json(run, engine),
+        tool_choice_json: choice.json,
         response_format_json: run.response_format.to_string(),
         limits: RunLimits {
             max_prompt_tokens: run.max_prompt_tokens.map(|n| n as u32),
@@ -297,19 +301,6 @@ pub fn fit(mut input: RunInput, strategy: &Value, max_prompt_tokens: Option<i64>
     input
 }
 
-/// The run's `tool_choice` in chat-completions terms: a plugin tool type becomes a named
-/// function (its first tool), since the model sees plugin tools as functions.
-fn tool_choice_json(run: &Run, engine: &EngineRecord) -> String {
-    let tc = &run.tool_choice;
-    match tc.get("type").and_then(Value::as_str) {
-        Some("function") | None => tc.to_string(),
-        Some(kind) => match engine.tools.iter().find(|b| b.plugin == kind) {
-            Some(b) => json!({"type": "function", "function": {"name": b.exposed}}).to_string(),
-            None => "\"required\"".into(),
-        },
-    }
-}
-
 /// The chat-completions request for a strategy's `llm-request`, with the run's model,
 /// sampling and budget applied. `max_tokens` is what is left of `max_completion_tokens`.
 pub fn request(run: &Run, req: &LlmRequest, max_tokens: Option<u64>) -> Value {
@@ -395,7 +386,7 @@ pub fn prompt_tokens(instructions: &str, items: &[Item], tools: &[ToolSpec]) -> 
             tool_calls: vec![],
         });
     }
-    messages.extend(crate::items::chat_messages(items, &Default::default()));
+    messages.extend(crate::items::chat_messages(items, &Default::default(), &[]));
     request_tokens(&LlmRequest {
         messages,
         tools: tools.to_vec(),

@@ -5,12 +5,14 @@
 //!   OpenAI-compatible upstream accepts); its parts become text, images and files as
 //!   bracketed references, as Assistants messages render them;
 //! - a `compaction` item (`POST /responses/compact`) becomes a system message with its summary;
-//! - `function_call` items become the `tool_calls` of an assistant message (consecutive calls
-//!   are one turn, as the model made them), and `function_call_output` a `tool` message;
-//! - MCP calls are replayed as a call and its result (`mcp_call`), and so is an approval
-//!   request once it is answered — by its call in a later response, by a refusal, or by the
-//!   engine's `answers` for the calls this response's input approved — right where the model
-//!   asked (a request nobody answered is dropped: a call without a result is no valid turn);
+//! - `function_call` items become the `tool_calls` of an assistant message (the calls of one
+//!   turn are one message, as the model made them), and `function_call_output` a `tool`
+//!   message after them;
+//! - MCP calls are replayed as a call (under the name the model was offered the tool by) and
+//!   its result (`mcp_call`), and so is an approval request once it is answered — by its call
+//!   in a later response, by a refusal, or by the engine's `answers` for the calls this
+//!   response's input approved — in the turn where the model asked (a request nobody answered
+//!   is dropped: a call without a result is no valid turn);
 //!   listings and approval responses themselves say nothing to the model;
 //! - the server's other tool calls (`file_search_call`, `code_interpreter_call`, …) and
 //!   `reasoning` are not replayed: what they found reached the model as it answered, and the
@@ -20,7 +22,7 @@ use serde_json::Value;
 
 use std::collections::BTreeMap;
 
-use assistants_core::model::engine::{ChatMessage, ToolCall};
+use assistants_core::model::engine::{ChatMessage, ToolBinding, ToolCall};
 use assistants_core::model::ids::{ConversationId, ResponseId};
 use assistants_core::model::mcp;
 use assistants_core::model::response;
@@ -88,8 +90,13 @@ pub async fn context(
 }
 
 /// The chat messages for `items`, oldest first; `answers` tells the model about approval
-/// requests answered in this response (by request id).
-pub fn chat_messages(items: &[Item], answers: &BTreeMap<String, String>) -> Vec<ChatMessage> {
+/// requests answered in this response (by request id); `tools` are the run's, whose names the
+/// model was offered MCP tools under.
+pub fn chat_messages(
+    items: &[Item],
+    answers: &BTreeMap<String, String>,
+    tools: &[ToolBinding],
+) -> Vec<ChatMessage> {
     let mut answered = answers.clone();
     for item in items {
         let request = item.get("approval_request_id").and_then(Value::as_str);
@@ -111,19 +118,21 @@ pub fn chat_messages(items: &[Item], answers: &BTreeMap<String, String>) -> Vec<
             _ => {}
         }
     }
-    let mut out: Vec<ChatMessage> = Vec::with_capacity(items.len());
+    let mut t = Transcript::default();
     for item in items {
         match item.kind() {
             "mcp_approval_request" => {
                 if let Some(told) = answered.get(item.id.as_str()) {
                     let call_id = mcp::call_of_request(item.id.as_str());
-                    push_call(&mut out, item, &call_id, told);
+                    t.call(mcp_call(item, &call_id, tools));
+                    t.result(&call_id, told.clone());
                 }
             }
             "mcp_call" if item.get("approval_request_id").is_none_or(Value::is_null) => {
                 let id = item.id.as_str();
                 let call_id = format!("call_{}", id.split_once('_').map_or(id, |(_, t)| t));
-                push_call(&mut out, item, &call_id, &mcp_result(item));
+                t.call(mcp_call(item, &call_id, tools));
+                t.result(&call_id, mcp_result(item));
             }
             "message" => {
                 let role = match item.get("role").and_then(Value::as_str) {
@@ -131,79 +140,121 @@ pub fn chat_messages(items: &[Item], answers: &BTreeMap<String, String>) -> Vec<
                     Some(r) => r,
                     None => continue,
                 };
-                out.push(ChatMessage {
-                    role: role.to_string(),
-                    content: render(item.get("content")),
-                    tool_call_id: None,
-                    tool_calls: vec![],
-                });
+                t.message(role, render(item.get("content")));
             }
-            "function_call" => {
-                let call = ToolCall {
-                    id: text(item, "call_id"),
-                    name: text(item, "name"),
-                    arguments_json: text(item, "arguments"),
-                };
-                match out.last_mut() {
-                    // A call right after another call (or after the turn's text) is part of
-                    // the same assistant turn.
-                    Some(m) if m.role == "assistant" && m.tool_call_id.is_none() => {
-                        m.tool_calls.push(call)
-                    }
-                    _ => out.push(ChatMessage {
-                        role: "assistant".into(),
-                        content: String::new(),
-                        tool_call_id: None,
-                        tool_calls: vec![call],
-                    }),
-                }
-            }
+            "function_call" => t.call(ToolCall {
+                id: text(item, "call_id"),
+                name: text(item, "name"),
+                arguments_json: text(item, "arguments"),
+            }),
             "compaction" => {
                 let content = item.get("encrypted_content").and_then(Value::as_str);
                 if let Some(summary) = content.and_then(response::compaction_summary) {
-                    out.push(ChatMessage {
-                        role: "system".into(),
-                        content: format!(
-                            "Summary of the conversation before this point:\n{summary}"
-                        ),
-                        tool_call_id: None,
-                        tool_calls: vec![],
-                    });
+                    t.message(
+                        "system",
+                        format!("Summary of the conversation before this point:\n{summary}"),
+                    );
                 }
             }
-            "function_call_output" => out.push(ChatMessage {
-                role: "tool".into(),
-                content: match item.get("output") {
+            "function_call_output" => t.result(
+                &text(item, "call_id"),
+                match item.get("output") {
                     Some(Value::String(s)) => s.clone(),
                     other => render(other),
                 },
-                tool_call_id: Some(text(item, "call_id")),
-                tool_calls: vec![],
-            }),
+            ),
             _ => {}
         }
     }
-    out
+    t.finish()
 }
 
-/// An MCP call made and answered in the same turn: the assistant's call, then its result.
-fn push_call(out: &mut Vec<ChatMessage>, item: &Item, call_id: &str, result: &str) {
-    out.push(ChatMessage {
-        role: "assistant".into(),
-        content: String::new(),
-        tool_call_id: None,
-        tool_calls: vec![ToolCall {
-            id: call_id.to_string(),
-            name: text(item, "name"),
-            arguments_json: text(item, "arguments"),
-        }],
-    });
-    out.push(ChatMessage {
-        role: "tool".into(),
-        content: result.to_string(),
-        tool_call_id: Some(call_id.to_string()),
-        tool_calls: vec![],
-    });
+/// Chat messages as they are built: the calls of one turn gather in one assistant message
+/// (after the turn's text, if any), and their results wait for the turn to end, so every
+/// assistant message with calls is followed by the results of exactly those calls — what
+/// upstreams require, however the items interleave (a function call and an MCP call answered
+/// in the next request, each result in a different place).
+#[derive(Default)]
+struct Transcript {
+    out: Vec<ChatMessage>,
+    /// The open turn's call ids.
+    calls: Vec<String>,
+    /// Its results so far.
+    results: Vec<ChatMessage>,
+}
+
+impl Transcript {
+    fn call(&mut self, call: ToolCall) {
+        let id = call.id.clone();
+        match self.out.last_mut() {
+            Some(m) if m.role == "assistant" && m.tool_call_id.is_none() => m.tool_calls.push(call),
+            _ => {
+                self.close();
+                self.out.push(ChatMessage {
+                    role: "assistant".into(),
+                    content: String::new(),
+                    tool_call_id: None,
+                    tool_calls: vec![call],
+                });
+            }
+        }
+        self.calls.push(id);
+    }
+
+    fn result(&mut self, call_id: &str, content: String) {
+        let message = ChatMessage {
+            role: "tool".into(),
+            content,
+            tool_call_id: Some(call_id.to_string()),
+            tool_calls: vec![],
+        };
+        if self.calls.iter().any(|c| c == call_id) {
+            self.results.push(message);
+        } else {
+            self.close();
+            self.out.push(message);
+        }
+    }
+
+    fn message(&mut self, role: &str, content: String) {
+        self.close();
+        self.out.push(ChatMessage {
+            role: role.to_string(),
+            content,
+            tool_call_id: None,
+            tool_calls: vec![],
+        });
+    }
+
+    /// Ends the open turn: its results follow its calls.
+    fn close(&mut self) {
+        self.out.append(&mut self.results);
+        self.calls.clear();
+    }
+
+    fn finish(mut self) -> Vec<ChatMessage> {
+        self.close();
+        self.out
+    }
+}
+
+/// An MCP call as the model made it: under the name it was offered the tool by (the run's
+/// binding; a tool of a server this run does not use, under its name made valid).
+fn mcp_call(item: &Item, call_id: &str, tools: &[ToolBinding]) -> ToolCall {
+    let (server, name) = (text(item, "server_label"), text(item, "name"));
+    let exposed = tools
+        .iter()
+        .find(|b| {
+            b.mcp
+                .as_ref()
+                .is_some_and(|m| m.server == server && m.name == name)
+        })
+        .map_or_else(|| mcp::function_name(&name), |b| b.exposed.clone());
+    ToolCall {
+        id: call_id.to_string(),
+        name: exposed,
+        arguments_json: text(item, "arguments"),
+    }
 }
 
 /// What an `mcp_call` item tells the model: its output, or its error.
@@ -211,12 +262,21 @@ fn mcp_result(item: &Item) -> String {
     match (item.get("output"), item.get("error")) {
         (Some(Value::String(out)), _) => out.clone(),
         (_, Some(Value::String(e))) => format!("error: {e}"),
-        (_, Some(e)) if !e.is_null() => format!(
-            "error: {}",
-            e.get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| e.to_string(), str::to_string)
-        ),
+        (_, Some(e)) if !e.is_null() => {
+            // As the model was told when the call failed: the message, or the tool's text.
+            let content = e.get("content").and_then(Value::as_array);
+            let texts: Vec<&str> = content
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("text").and_then(Value::as_str))
+                .collect();
+            let told = match e.get("message").and_then(Value::as_str) {
+                Some(m) => m.to_string(),
+                None if !texts.is_empty() => texts.join("\n"),
+                None => e.to_string(),
+            };
+            format!("error: {told}")
+        }
         _ => String::new(),
     }
 }
@@ -294,7 +354,7 @@ mod tests {
             item(json!({"type": "message", "role": "assistant",
                         "content": [{"type": "output_text", "text": "Sunny; rain.", "annotations": []}]})),
         ];
-        let m = chat_messages(&items, &BTreeMap::new());
+        let m = chat_messages(&items, &BTreeMap::new(), &[]);
         let roles: Vec<&str> = m.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(
             roles,
@@ -309,5 +369,53 @@ mod tests {
         assert_eq!(m[3].tool_call_id.as_deref(), Some("c1"));
         assert_eq!(m[4].content, "rain");
         assert_eq!(m[5].content, "Sunny; rain.");
+    }
+
+    #[test]
+    fn a_turn_mixing_function_and_mcp_calls_has_each_result_after_the_calls() {
+        let mut request = item(
+            json!({"type": "mcp_approval_request", "server_label": "docs",
+                                      "name": "search.pages", "arguments": "{\"q\":\"x\"}"}),
+        );
+        request.id = ItemId::parse("mcpr_123").unwrap();
+        let items = [
+            item(json!({"type": "message", "role": "user", "content": "Look it up."})),
+            item(json!({"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"})),
+            request,
+            item(json!({"type": "function_call_output", "call_id": "c1", "output": "ok"})),
+            item(
+                json!({"type": "mcp_approval_response", "approval_request_id": "mcpr_123",
+                        "approve": true}),
+            ),
+        ];
+        let answers = BTreeMap::from([("mcpr_123".to_string(), "3 pages".to_string())]);
+        let tools = [ToolBinding {
+            exposed: "search_pages".into(),
+            plugin: mcp::PLUGIN.into(),
+            digest: "d".into(),
+            tool: "call_tool".into(),
+            mcp: Some(mcp::McpTool {
+                server: "docs".into(),
+                name: "search.pages".into(),
+                description: String::new(),
+                parameters_json: "{}".into(),
+                approval: true,
+            }),
+        }];
+        let m = chat_messages(&items, &answers, &tools);
+        let roles: Vec<&str> = m.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["user", "assistant", "tool", "tool"]);
+        let names: Vec<&str> = m[1].tool_calls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["f", "search_pages"],
+            "the name the model was offered"
+        );
+        assert_eq!(m[2].tool_call_id.as_deref(), Some("call_123"));
+        assert_eq!(m[2].content, "3 pages");
+        assert_eq!(m[3].tool_call_id.as_deref(), Some("c1"));
+        // Without the server's binding (a later response without it), a valid name still.
+        let m = chat_messages(&items, &answers, &[]);
+        assert_eq!(m[1].tool_calls[1].name, "search_pages");
     }
 }

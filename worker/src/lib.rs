@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: the claim/lease loop and the LLM and tool actions of one run;
 //! - [`input`]: what the strategy and the model see (thread messages, truncation, tools);
+//! - [`choice`]: what a run's `tool_choice` lets the model call;
 //! - [`items`]: a Responses context (messages, function calls and outputs) as chat messages;
 //! - [`responses`]: a response's output projected from its run, and the response finished
 //!   when the run ends;
@@ -17,6 +18,7 @@
 //! Everything it shares with the HTTP API (model, store, plugin host, LLM client, queue and
 //! events) is in `assistants-core`.
 
+pub mod choice;
 pub(crate) mod citations;
 pub(crate) mod code_files;
 pub mod engine;

@@ -28,7 +28,9 @@ use assistants_core::bus::StreamEvent;
 use assistants_core::model::engine::{EngineRecord, Source, ToolBinding};
 use assistants_core::model::ids::{now, ItemId, MessageId};
 use assistants_core::model::response::{self, INCLUDE_FILE_SEARCH_RESULTS};
-use assistants_core::model::{Item, Message, MessageStatus, ResponseObject, Run, RunStep};
+use assistants_core::model::{
+    Conversation, Item, Message, MessageStatus, ResponseObject, Run, RunStep,
+};
 use assistants_core::store::{Store, StoreResult, Tx};
 
 /// The plugin that serves OpenAI's `web_search` tool.
@@ -374,14 +376,21 @@ fn query_of(arguments: &str) -> Option<String> {
     v.get("query").and_then(Value::as_str).map(str::to_string)
 }
 
-/// Records an event of a background response's run at position `n` before it is published
-/// (best-effort: an event that cannot be recorded is still published, and a stream replayed
-/// later lacks it). Other runs' events are not recorded.
-pub async fn record(store: &Store, rec: &EngineRecord, n: i64, event: &mut StreamEvent) {
+/// Records an event of a background response's run at position `n` before it is published,
+/// while the worker's lease is `token` (`None`: no worker holds the run; best-effort: an
+/// event that cannot be recorded is still published, and a stream replayed later lacks it).
+/// Other runs' events are not recorded.
+pub async fn record(
+    store: &Store,
+    rec: &EngineRecord,
+    token: Option<i64>,
+    n: i64,
+    event: &mut StreamEvent,
+) {
     let Some(r) = rec.response.as_ref().filter(|r| r.background) else {
         return;
     };
-    match store.record_response_event(&r.id, n, event).await {
+    match store.record_response_event(&r.id, token, n, event).await {
         Ok(()) => event.recorded = Some(n),
         Err(e) => {
             tracing::warn!(response_id = %r.id, error = %e, "could not record a response event")
@@ -441,7 +450,16 @@ pub async fn finish_in(
     let steps = store.by_run_in::<RunStep>(tx, &run.id).await?;
     let messages = store.by_run_in::<Message>(tx, &run.id).await?;
     let output = output(&steps, &messages, rec);
-    if let Some(conversation) = &binding.conversation {
+    let conversation = match &binding.conversation {
+        // A conversation deleted while the response ran gets no items (held, so one deleted
+        // now waits for them and takes them with it).
+        Some(c) => store
+            .hold_in::<Conversation>(tx, project, c)
+            .await?
+            .map(|_| c),
+        None => None,
+    };
+    if let Some(conversation) = conversation {
         let items: Vec<Item> = output
             .iter()
             .filter_map(Item::from_wire)

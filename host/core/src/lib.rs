@@ -18,6 +18,8 @@
 //! - [`limits`]: per-project storage quotas and concurrency caps.
 //! - [`obs`]: metrics, logs and traces.
 //! - [`redact`]: secrets kept out of logs.
+//! - [`keyfile`]: the server's own keys, in files outside the data directory; [`seal`]:
+//!   clients' secrets encrypted at rest under one of them.
 //!
 //! The crates above it: `assistants-worker` (the run engine and every run transition) and
 //! `assistants-host` (the HTTP API, configuration and the `assistants` binary).
@@ -26,6 +28,7 @@ pub mod blobs;
 pub mod bus;
 pub mod ingest;
 pub mod interpreter;
+pub mod keyfile;
 pub mod lifecycle;
 pub mod limits;
 pub mod llm;
@@ -33,6 +36,7 @@ pub mod model;
 pub mod obs;
 pub mod plugins;
 pub mod redact;
+pub mod seal;
 pub mod search;
 pub mod store;
 pub mod tokens;

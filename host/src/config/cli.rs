@@ -173,6 +173,12 @@ pub struct ServeArgs {
     /// created on first start].
     #[arg(long, env = "ASSISTANTS_PLUGIN_CACHE_KEY_FILE", value_name = "FILE")]
     pub plugin_cache_key_file: Option<PathBuf>,
+    /// File holding the key that seals clients' secrets kept in the database (an MCP
+    /// server's headers while a response runs); keep it outside the data directory, and give
+    /// every node the same one [default: $HOME/.config/assistants/secrets.key, created on
+    /// first start].
+    #[arg(long, env = "ASSISTANTS_SECRETS_KEY_FILE", value_name = "FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     /// Where `assistants code-interpreter install` put the code interpreter
     /// [default: DATA_DIR/code-interpreter]. Without it the server runs and reports
     /// code_interpreter as unavailable.

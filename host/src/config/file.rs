@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub max_json_bytes: Option<usize>,
     #[serde(default)]
     pub allow_open: bool,
+    /// See `--secrets-key-file`.
+    pub secrets_key_file: Option<PathBuf>,
     pub max_connections: Option<usize>,
     pub idle_timeout_secs: Option<u64>,
     pub ingest_concurrency: Option<usize>,

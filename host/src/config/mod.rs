@@ -45,6 +45,8 @@ pub struct Settings {
     pub max_json_bytes: usize,
     /// See `--allow-open`.
     pub allow_open: bool,
+    /// See `--secrets-key-file`.
+    pub secrets_key_file: Option<std::path::PathBuf>,
     /// See `--max-connections` and `--idle-timeout-secs`.
     pub connections: crate::serve::ConnectionLimits,
     pub ingest_concurrency: usize,
@@ -155,6 +157,10 @@ impl Settings {
                 .or(file.max_json_bytes)
                 .unwrap_or(32 * 1024 * 1024),
             allow_open: args.allow_open || file.allow_open,
+            secrets_key_file: args
+                .secrets_key_file
+                .clone()
+                .or_else(|| file.secrets_key_file.clone()),
             connections: crate::serve::ConnectionLimits {
                 max_connections: args
                     .max_connections

@@ -7,14 +7,11 @@
 
 use super::*;
 use crate::responses::{MCP_LIST_DONE, MCP_LIST_STARTED, TOOLS_BOUND};
-use assistants_core::model::ids::ItemId;
+use assistants_core::model::ids::{stable_tail, ItemId};
 use assistants_core::model::mcp::{self, McpServer, McpTool};
 use assistants_core::model::Item;
 use assistants_core::plugins::egress::CallHeaders;
 use assistants_core::store::ItemsOf;
-
-/// Longest function name a model is offered.
-const MAX_NAME: usize = 64;
 
 impl Engine {
     /// Lists the response's MCP servers not listed yet and runs the calls its input approved;
@@ -38,7 +35,10 @@ impl Engine {
             let (tools, item) = match listed_in(&context, &server.label) {
                 Some(tools) => (tools, None),
                 None => {
-                    let id = ItemId::for_call("mcp_list_tools", &new_id(IdKind::ToolCall));
+                    // Derived from the run and the server, so a run resumed mid-listing
+                    // announces the same item again.
+                    let call = format!("call_{}-{i}", ctx.run.id.tail());
+                    let id = ItemId::for_call("mcp_list_tools", &call);
                     let started = json!({"id": id, "type": "mcp_list_tools",
                         "server_label": server.label, "tools": [], "error": null});
                     self.publish(ctx, MCP_LIST_STARTED, &started).await;
@@ -168,9 +168,12 @@ impl Engine {
                               "approval_request_id": request_id});
         // Named after the run and the request, so a run resumed mid-call rewrites this step
         // instead of adding a second one.
-        let tail = request_id.strip_prefix("mcpr_").unwrap_or(request_id);
-        let step_id = StepId::parse(&format!("step_{}-{tail}", ctx.run.id.tail()))
-            .unwrap_or_else(|_| StepId::new());
+        let step_id = StepId::parse(&format!(
+            "step_{}-{}",
+            ctx.run.id.tail(),
+            stable_tail(request_id)
+        ))
+        .expect("a step id");
         let mut step = self.run_step(
             ctx,
             &step_id,
@@ -217,6 +220,12 @@ impl Engine {
         };
         self.store.upsert_in(&mut tx, &ctx.project, &step).await?;
         *ctx.rec.plugin_calls.entry(mcp::PLUGIN.into()).or_insert(0) += 1;
+        // The answer is kept with the finished step, in one write: a run resumed after this
+        // never makes the call again (one resumed before it does: at least once).
+        let response = ctx.rec.response.as_mut().expect("a response's run");
+        response
+            .mcp_answers
+            .insert(request_id.to_string(), result.output.clone());
         self.commit(tx, ctx, false).await?;
         self.publish(ctx, "thread.run.step.completed", &step).await;
         Ok(Some(result.output))
@@ -276,8 +285,12 @@ pub(super) fn refused(call: &ToolCall, m: &McpTool) -> (ToolResult, Value) {
     )
 }
 
-/// The server's URL, and the client's headers bound to its host and port.
-fn target(server: &McpServer) -> (Value, CallHeaders) {
+/// The server's URL, and the client's headers bound to its host and port; why not, where
+/// this node could not open the headers.
+fn target(server: &McpServer) -> Result<(Value, CallHeaders), String> {
+    if let Some(why) = &server.unreadable {
+        return Err(format!("the client's headers for this MCP server: {why}"));
+    }
     let options = json!({"tool": {"type": "mcp", "server_label": server.label,
                                   "server_url": server.url}});
     let parsed = url::Url::parse(&server.url).ok();
@@ -299,7 +312,7 @@ fn target(server: &McpServer) -> (Value, CallHeaders) {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     };
-    (options, headers)
+    Ok((options, headers))
 }
 
 /// Lists `server`'s tools through the component: the tools, or why not.
@@ -309,7 +322,7 @@ async fn list(engine: &Engine, ctx: &Ctx, server: &McpServer) -> Result<Vec<Valu
         .by_digest(&server.digest)
         .await
         .map_err(|e| format!("the MCP client is not available: {e:#}"))?;
-    let (options, headers) = target(server);
+    let (options, headers) = target(server)?;
     let call = ToolCall {
         id: new_id(IdKind::ToolCall),
         name: "list_tools".into(),
@@ -372,7 +385,16 @@ pub(super) async fn call_tool(
             );
         }
     };
-    let (options, headers) = target(server);
+    let (options, headers) = match target(server) {
+        Ok(t) => t,
+        Err(message) => {
+            return entry_of(
+                call,
+                m,
+                Err(json!({"type": "http_error", "code": 500, "message": message})),
+            )
+        }
+    };
     context.options_json = options.to_string();
     let args = json!({"name": m.name, "arguments": arguments}).to_string();
     let (outcome, _) = plugins
@@ -492,8 +514,8 @@ fn bind(ctx: &mut Ctx, server: &McpServer, tools: &[Value]) {
                     .any(|f| f.pointer("/function/name").and_then(Value::as_str) == Some(n))
         };
         let candidates = [
-            function_name(name),
-            function_name(&format!("{}__{name}", server.label)),
+            mcp::function_name(name),
+            mcp::function_name(&format!("{}__{name}", server.label)),
         ];
         let Some(exposed) = candidates.into_iter().find(|n| !taken(n, ctx)) else {
             tracing::warn!(server = %server.label, tool = name, "an MCP tool's name is taken; it is not offered");
@@ -519,18 +541,4 @@ fn bind(ctx: &mut Ctx, server: &McpServer, tools: &[Value]) {
             }),
         });
     }
-}
-
-/// `name` as a function name a model accepts: `a-z A-Z 0-9 _ -`, at most 64 characters.
-fn function_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(MAX_NAME)
-        .collect()
 }

@@ -60,6 +60,8 @@ pub struct Engine {
     pub limits: assistants_core::limits::ProjectLimits,
     pub llm: Arc<Llm>,
     pub bus: Arc<dyn EventBus>,
+    /// Opens the client secrets runs keep sealed (an MCP server's headers).
+    pub seal: Arc<assistants_core::seal::SealKey>,
     /// How long a claim lasts without renewal (the watcher renews it every third of that):
     /// how soon another worker resumes the runs of a worker that died.
     pub lease_secs: i64,
@@ -183,10 +185,17 @@ impl Engine {
             },
             None => 0,
         };
+        let mut rec = claim.engine;
+        if let Some(r) = rec.response.as_mut() {
+            let id = r.id.to_string();
+            for server in &mut r.mcp {
+                server.open_headers(&self.seal, &id);
+            }
+        }
         let mut ctx = Ctx {
             project: claim.project,
             run: claim.run,
-            rec: claim.engine,
+            rec,
             token: claim.token,
             stop,
             recorded: recorded.into(),
@@ -268,7 +277,7 @@ impl Engine {
             let n = ctx
                 .recorded
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            crate::responses::record(&self.store, &ctx.rec, n, &mut event).await;
+            crate::responses::record(&self.store, &ctx.rec, Some(ctx.token), n, &mut event).await;
         }
         self.bus.publish(&ctx.run.id, event).await;
     }

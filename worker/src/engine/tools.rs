@@ -176,6 +176,7 @@ impl Engine {
         }
         // Each call's options: the tool entry that enabled its plugin, and its sequence among
         // this run's calls of that plugin (file_search labels its passages with it).
+        let allowed = crate::choice::resolve(&ctx.run.tool_choice, &ctx.rec.tools).allowed;
         let mut prepared = Vec::with_capacity(calls.len());
         for call in calls {
             let mut binding = ctx
@@ -184,10 +185,19 @@ impl Engine {
                 .iter()
                 .find(|b| b.exposed == call.name)
                 .cloned();
-            let over_budget = binding.is_some() && ctx.rec.tool_calls_left() == Some(0);
-            if over_budget {
-                // Past a response's `max_tool_calls`, a call (a strategy that chose it from
-                // text) is answered with an error instead of being run.
+            // A call the model was not offered (a strategy that chose it from text) is
+            // answered with an error instead of being run: past a response's
+            // `max_tool_calls`, or outside what `tool_choice` allows.
+            let refused = if binding.is_none() {
+                None
+            } else if ctx.rec.tool_calls_left() == Some(0) {
+                Some("this response reached its max_tool_calls")
+            } else if allowed.as_ref().is_some_and(|a| !a.contains(&call.name)) {
+                Some("tool_choice does not allow it")
+            } else {
+                None
+            };
+            if refused.is_some() {
                 binding = None;
             }
             let mut options = json!({});
@@ -215,7 +225,7 @@ impl Engine {
                 .as_ref()
                 .and_then(|b| b.mcp.as_ref())
                 .and_then(|m| mcp::server_of(ctx, &m.server));
-            prepared.push((call, binding, options, over_budget, server));
+            prepared.push((call, binding, options, refused, server));
         }
         if prepared
             .iter()
@@ -223,11 +233,11 @@ impl Engine {
         {
             self.wait_for_ingestion(ctx).await;
         }
-        let run_one = |(call, binding, options, over_budget, server): (
+        let run_one = |(call, binding, options, refused, server): (
             ToolCall,
             Option<ToolBinding>,
             Value,
-            bool,
+            Option<&'static str>,
             Option<assistants_core::model::mcp::McpServer>,
         )| {
             let mcp_context = mcp::call_context(ctx, &call);
@@ -287,18 +297,14 @@ impl Engine {
                     return (result, Recorded::Replace(entry), vec![]);
                 }
                 let (outcome, hits) = match &binding {
-                    None if over_budget => (
-                        Err(format!(
-                            "tool '{}' not called: this response reached its max_tool_calls",
-                            call.name
-                        )),
-                        vec![],
-                    ),
                     None => (
-                        Err(format!(
-                            "unknown tool '{}': this run offers no such tool",
-                            call.name
-                        )),
+                        Err(match refused {
+                            Some(why) => format!("tool '{}' not called: {why}", call.name),
+                            None => format!(
+                                "unknown tool '{}': this run offers no such tool",
+                                call.name
+                            ),
+                        }),
                         vec![],
                     ),
                     Some(b) => match plugins.by_digest(&b.digest).await {

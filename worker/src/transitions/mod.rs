@@ -214,7 +214,7 @@ pub async fn end_in(
     // The client's headers for its MCP servers are kept only while the run may use them.
     if let Some(r) = engine.response.as_mut() {
         for server in &mut r.mcp {
-            server.headers.clear();
+            server.forget_headers();
         }
     }
     let open = engine.open_tool_step.take();
@@ -328,7 +328,7 @@ pub async fn end_idle_run<E: From<StoreError>>(
     };
     for mut e in events {
         if let Some(n) = next.as_mut() {
-            crate::responses::record(store, &engine, *n, &mut e).await;
+            crate::responses::record(store, &engine, None, *n, &mut e).await;
             *n += 1;
         }
         bus.publish(&run.id, e).await;

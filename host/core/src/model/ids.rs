@@ -100,6 +100,15 @@ impl IdKind {
     }
 }
 
+/// A short id tail derived from `text` (16 hex digits of its FNV-1a hash): the same on every
+/// node and in every release, for ids that must come out the same when an action is repeated.
+pub fn stable_tail(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
 /// A new random id of the given kind.
 pub fn new_id(kind: IdKind) -> String {
     let mut rng = rand::thread_rng();

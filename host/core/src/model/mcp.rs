@@ -10,27 +10,39 @@
 //! `mcp_approval_request`; the next response's `mcp_approval_response` runs it (or tells the
 //! model it was declined) before the model is asked again.
 //!
-//! `headers` are secrets: the engine hands them to the plugin host for requests to the
-//! server's own host and port only (never to the component), the response object never shows
-//! them, and they are dropped from the record when the run ends.
+//! `headers` are secrets: the record keeps them sealed (`crate::seal`), the engine hands them
+//! to the plugin host for requests to the server's own host and port only (never to the
+//! component), the response object never shows them, and they are dropped from the record
+//! when the run ends.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::seal::{SealError, SealKey};
+
 /// The plugin id of the MCP client component.
 pub const PLUGIN: &str = "mcp";
 
 /// One server of a response's `tools`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct McpServer {
     pub label: String,
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Sent to the server only; never shown; cleared when the run ends.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// The client's headers, sent to the server only and never shown. In memory only: the
+    /// record keeps them sealed ([`McpServer::seal_headers`]); read from a record written
+    /// before they were (an older release), never written.
+    #[serde(default, skip_serializing)]
     pub headers: BTreeMap<String, String>,
+    /// The headers sealed for the response (`crate::seal`), until the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_headers: Option<String>,
+    /// Why this node could not open the sealed headers (another secrets key): calls fail
+    /// with it instead of going out without the client's credentials.
+    #[serde(skip)]
+    pub unreadable: Option<String>,
     /// `allowed_tools`: which of its tools are offered (`None`: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<ToolFilter>,
@@ -40,6 +52,54 @@ pub struct McpServer {
     /// Its tools were listed (or found in the context) and bound: the run's progress.
     #[serde(default)]
     pub listed: bool,
+}
+
+impl McpServer {
+    /// Seals the headers for `response` (the record keeps them so).
+    pub fn seal_headers(&mut self, key: &SealKey, response: &str) {
+        if !self.headers.is_empty() {
+            let plain = serde_json::to_vec(&self.headers).expect("a map of strings");
+            self.sealed_headers = Some(key.seal(response, &plain));
+        }
+    }
+
+    /// Opens the sealed headers for the worker that makes the calls; where that fails the
+    /// calls will (`unreadable`).
+    pub fn open_headers(&mut self, key: &SealKey, response: &str) {
+        let Some(sealed) = &self.sealed_headers else {
+            return;
+        };
+        let opened = key
+            .open(response, sealed)
+            .ok()
+            .and_then(|plain| serde_json::from_slice(&plain).ok());
+        match opened {
+            Some(headers) => self.headers = headers,
+            None => self.unreadable = Some(SealError.to_string()),
+        }
+    }
+
+    /// Drops the headers, sealed or not (the run has ended).
+    pub fn forget_headers(&mut self) {
+        self.headers.clear();
+        self.sealed_headers = None;
+    }
+}
+
+/// Shows the headers' names only: a record printed in a log must not carry the secrets.
+impl std::fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServer")
+            .field("label", &self.label)
+            .field("url", &self.url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("sealed", &self.sealed_headers.is_some())
+            .field("allowed", &self.allowed)
+            .field("approval", &self.approval)
+            .field("digest", &self.digest)
+            .field("listed", &self.listed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Tools chosen by name and/or by their `readOnlyHint` annotation (`MCPToolFilter`); a filter
@@ -102,6 +162,24 @@ pub struct McpTool {
     pub parameters_json: String,
     /// A call needs the client's approval first.
     pub approval: bool,
+}
+
+/// Longest function name a model is offered.
+const MAX_NAME: usize = 64;
+
+/// A tool's `name` as a function name a model accepts: `a-z A-Z 0-9 _ -`, at most 64
+/// characters.
+pub fn function_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_NAME)
+        .collect()
 }
 
 /// The call id of the tool call an approval request (`mcpr_<tail>`) asks about

@@ -12,12 +12,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+
+use crate::keyfile;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-const MAC_LEN: usize = 32;
+const MAC_LEN: usize = keyfile::KEY_LEN;
 
 /// The secret that authenticates cache entries: 32 random bytes in a file the server creates
 /// once (0600), by default `$HOME/.config/assistants/plugin-cache.key`.
@@ -34,9 +36,11 @@ impl CacheKey {
     /// The key in `file` (or the default file), created if missing. Without a usable file the
     /// key lives in memory only: the cache then serves this process alone (logged).
     pub fn load(file: Option<&Path>) -> CacheKey {
-        let path = file.map(Path::to_path_buf).or_else(default_key_file);
-        match path.as_deref().map(read_or_create) {
-            Some(Ok(key)) => key,
+        let path = file
+            .map(Path::to_path_buf)
+            .or_else(|| keyfile::default_path("plugin-cache.key"));
+        match path.as_deref().map(keyfile::read_or_create) {
+            Some(Ok(key)) => CacheKey(key),
             Some(Err(e)) => {
                 tracing::warn!(
                     error = format!("{e:#}"),
@@ -49,9 +53,7 @@ impl CacheKey {
     }
 
     fn random() -> CacheKey {
-        let mut key = [0u8; MAC_LEN];
-        rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
-        CacheKey(key)
+        CacheKey(keyfile::random())
     }
 
     /// The keyed hash of `parts`, each length-prefixed so no two different part lists feed
@@ -98,52 +100,6 @@ impl CacheKey {
         }
         Ok(read == len && mac.verify_slice(tag).is_ok())
     }
-}
-
-fn default_key_file() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-    Some(PathBuf::from(home).join(".config/assistants/plugin-cache.key"))
-}
-
-fn read_or_create(path: &Path) -> anyhow::Result<CacheKey> {
-    let read = |path: &Path| -> anyhow::Result<CacheKey> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let key: [u8; MAC_LEN] = bytes
-            .get(..MAC_LEN)
-            .and_then(|b| b.try_into().ok())
-            .with_context(|| format!("{} holds fewer than {MAC_LEN} bytes", path.display()))?;
-        Ok(CacheKey(key))
-    };
-    if path.exists() {
-        return read(path);
-    }
-    let dir = path.parent().context("the key file has no directory")?;
-    // Only a directory made for the key is restricted; an existing one is the operator's.
-    if !dir.exists() {
-        private_dir(dir)?;
-    }
-    let key = CacheKey::random();
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?; // created 0600
-    tmp.write_all(&key.0)?;
-    tmp.as_file().sync_all()?;
-    // Several servers may start at once: the first key written wins, the others read it.
-    match tmp.persist_noclobber(path) {
-        Ok(_) => Ok(key),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read(path),
-        Err(e) => Err(e.error).with_context(|| format!("writing {}", path.display())),
-    }
-}
-
-/// Creates `dir` (and parents) readable by this user only, and tightens it if it exists.
-fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("restricting {}", dir.display()))?;
-    }
-    Ok(())
 }
 
 /// The cache directory with its key.
@@ -256,7 +212,7 @@ impl ArtifactCache {
     /// `plugins check`) never see half a file.
     fn write(&self, path: &Path, parts: &[&[u8]]) -> anyhow::Result<()> {
         let dir = path.parent().context("a cache path has a directory")?;
-        private_dir(dir)?;
+        keyfile::private_dir(dir)?;
         write_atomic(path, parts)
     }
 }

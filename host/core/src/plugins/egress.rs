@@ -25,9 +25,9 @@ use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-pub use super::secrets::CallHeaders;
-pub(crate) use super::secrets::{host_matches, Secret};
-use super::secrets::{scrub_headers, Scrubbed};
+pub(crate) use super::secrets::{host_matches, Secret, SecretHosts};
+use super::secrets::{scrub_headers, Masks, Scrubbed};
+pub use super::secrets::{CallHeaders, MAX_CALL_HEADER_BYTES};
 
 /// Connecting (DNS, TCP and TLS) must finish within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -281,7 +281,7 @@ async fn send(
     for secret in policy
         .secrets
         .iter()
-        .filter(|s| host_matches(&s.hosts, &host, port))
+        .filter(|s| s.hosts.matches(&host, port))
     {
         if policy.may_inject_secrets(https, addr.ip()) {
             request
@@ -332,7 +332,7 @@ async fn send(
     };
     // Whatever the host answers, the guest never reads a secret back (an echo service, a
     // redirect target that reflects headers).
-    let raws: Vec<Vec<u8>> = policy.secrets.iter().map(|s| s.raw.clone()).collect();
+    let masks = Masks::of(&policy.secrets);
     let mut response = response;
     let coding = response
         .headers()
@@ -344,14 +344,14 @@ async fn send(
         tracing::warn!(plugin = %policy.plugin, %host, "a compressed answer to a request carrying a secret was refused");
         return Err(Error::HttpResponseContentCoding(coding));
     }
-    scrub_headers(response.headers_mut(), &raws);
+    scrub_headers(response.headers_mut(), &masks);
     Ok(response.map(|body| {
         let limited = LimitedBody {
             inner: body,
             left: policy.max_response_bytes,
             _permit: permit,
         };
-        Scrubbed::new(limited, raws).boxed_unsync()
+        Scrubbed::new(limited, masks).boxed_unsync()
     }))
 }
 

@@ -100,6 +100,11 @@ impl Plugin {
         egress::host_matches(&self.http.hosts, host, port)
     }
 
+    /// Whether its grant opens private addresses (where secrets may go over plain http).
+    pub fn allows_private_addresses(&self) -> bool {
+        self.http.allow_private_addresses
+    }
+
     /// Whether `project` may use this plugin (the operator's `projects` allow-list).
     pub fn allows(&self, project: &ProjectRef) -> bool {
         self.projects.as_ref().is_none_or(|list| {

@@ -287,8 +287,8 @@ fn http_policy(
         secrets.push(egress::Secret {
             header: name,
             value: header_value,
-            raw: value.as_bytes().to_vec(),
-            hosts: manifest::secret_hosts(grant, key),
+            masked: vec![value.as_bytes().to_vec()],
+            hosts: egress::SecretHosts::Patterns(manifest::secret_hosts(grant, key)),
         });
     }
     Ok(egress::HttpPolicy {

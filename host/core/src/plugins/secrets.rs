@@ -17,54 +17,142 @@ use http_body::{Body, Frame};
 const MASK: u8 = b'*';
 
 /// One secret a plugin's requests may carry.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Secret {
     pub header: HeaderName,
     /// The header value (the manifest's prefix and the granted value).
     pub value: HeaderValue,
-    /// The granted value alone: what is scrubbed from responses.
-    pub raw: Vec<u8>,
-    /// Host patterns (as in grants) the secret may be sent to.
-    pub hosts: Vec<String>,
+    /// What is scrubbed from responses: the granted value, or the credential parts of a
+    /// caller's header ([`CallHeaders`]).
+    pub masked: Vec<Vec<u8>>,
+    /// Where the secret may be sent.
+    pub hosts: SecretHosts,
 }
 
-/// Values shorter than this are sent but not masked in responses: masking every occurrence
-/// of a short, non-secret value (`X-Tenant: 42`) would corrupt the answers.
-const MIN_MASKED: usize = 8;
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("header", &self.header)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
 
-/// Headers a caller gives for one call (an MCP server's `headers`): like a grant's secrets,
-/// sent only to `host:port` (never to the guest) and masked in every response.
-#[derive(Debug, Clone, Default)]
+/// The hosts a secret is sent to.
+#[derive(Debug, Clone)]
+pub(crate) enum SecretHosts {
+    /// Host patterns, as in grants.
+    Patterns(Vec<String>),
+    /// Exactly this host and port (a caller's headers go to the server it named, only).
+    Exact { host: String, port: u16 },
+}
+
+impl SecretHosts {
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        match self {
+            SecretHosts::Patterns(patterns) => host_matches(patterns, host, port),
+            SecretHosts::Exact { host: h, port: p } => {
+                *p == port && normal_host(h) == normal_host(host)
+            }
+        }
+    }
+}
+
+/// A host name as compared: lower case, without a trailing dot or IPv6 brackets.
+fn normal_host(host: &str) -> String {
+    let host = host.trim_end_matches('.');
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.to_ascii_lowercase()
+}
+
+/// Shortest credential masked in responses; shorter ones are sent but cannot be told from
+/// ordinary text (masking every `abc` an answer contains would corrupt it).
+const MIN_MASKED: usize = 4;
+
+/// Most bytes of headers one call may carry, names and values together.
+pub const MAX_CALL_HEADER_BYTES: usize = 8 * 1024;
+
+/// Headers a caller gives for one call (an MCP server's `headers`): sent only to exactly
+/// `host:port` (never to the guest); their credentials are masked in every response.
+#[derive(Clone, Default)]
 pub struct CallHeaders {
     pub host: String,
     pub port: u16,
     pub headers: Vec<(String, String)>,
 }
 
+impl std::fmt::Debug for CallHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("CallHeaders")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("headers", &names)
+            .finish()
+    }
+}
+
 impl CallHeaders {
     /// The headers as secrets; a name or value HTTP cannot carry is skipped (the API refuses
     /// them before a call is made).
     pub(crate) fn secrets(&self) -> Vec<Secret> {
-        let hosts = vec![format!("{}:{}", self.host.to_ascii_lowercase(), self.port)];
         self.headers
             .iter()
             .filter_map(|(name, value)| {
                 let header = HeaderName::from_bytes(name.as_bytes()).ok()?;
-                let value = HeaderValue::from_str(value).ok()?;
-                let raw = if value.len() >= MIN_MASKED {
-                    value.as_bytes().to_vec()
-                } else {
-                    Vec::new()
-                };
+                let mut sent = HeaderValue::from_str(value).ok()?;
+                sent.set_sensitive(true);
                 Some(Secret {
                     header,
-                    value,
-                    raw,
-                    hosts: hosts.clone(),
+                    value: sent,
+                    masked: credentials(name, value),
+                    hosts: SecretHosts::Exact {
+                        host: self.host.clone(),
+                        port: self.port,
+                    },
                 })
             })
             .collect()
     }
+}
+
+/// What of a caller's header is a credential, to be masked in answers: for a header whose
+/// name says it carries one (`Authorization`, `X-Api-Key`, `Cookie`, …), its value and, after
+/// an auth scheme (`Bearer <token>`), the token alone, which servers echo too. Other headers
+/// are not masked: they are not secrets, and masking their values (`application/json`) would
+/// corrupt the answers.
+pub fn credentials(name: &str, value: &str) -> Vec<Vec<u8>> {
+    const MARKS: [&str; 9] = [
+        "auth",
+        "key",
+        "token",
+        "secret",
+        "pass",
+        "cookie",
+        "session",
+        "signature",
+        "credential",
+    ];
+    let name = name.to_ascii_lowercase();
+    if !MARKS.iter().any(|m| name.contains(m)) {
+        return Vec::new();
+    }
+    let mut out = vec![value.trim()];
+    if let Some((scheme, token)) = value.trim().split_once(' ') {
+        if scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            out.push(token.trim());
+        }
+    }
+    out.into_iter()
+        .filter(|v| v.len() >= MIN_MASKED)
+        .map(|v| v.as_bytes().to_vec())
+        .collect()
 }
 
 /// Whether `host:port` matches one of `patterns` (`host`, `*.domain`, either with `:port`; a
@@ -86,37 +174,68 @@ pub(crate) fn host_matches(patterns: &[String], host: &str, port: u16) -> bool {
     })
 }
 
-/// Every occurrence of any secret in `bytes` masked (same length).
-fn scrub(bytes: &[u8], secrets: &[Vec<u8>]) -> Vec<u8> {
-    scrub_from(bytes, secrets, 0).0
+/// The byte strings masked in a response, searched for all at once (Aho-Corasick), so the
+/// cost is linear in the answer whatever the number and length of the secrets.
+#[derive(Clone)]
+pub(crate) struct Masks {
+    finder: Option<aho_corasick::AhoCorasick>,
+    longest: usize,
 }
 
-/// `raw` with every occurrence of any secret masked, and its first `masked` bytes too (the end
-/// of an occurrence that began before it); also where masking ends. Occurrences are found in
-/// the raw bytes, so overlapping ones (`abcab` twice in `abcabcab`) are all masked.
-fn scrub_from(raw: &[u8], secrets: &[Vec<u8>], masked: usize) -> (Vec<u8>, usize) {
-    let mut out = raw.to_vec();
-    let first = masked.min(out.len());
-    out[..first].fill(MASK);
-    let mut end = masked;
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        for i in 0..raw.len().saturating_sub(secret.len() - 1) {
-            if raw[i..].starts_with(secret) {
-                out[i..i + secret.len()].fill(MASK);
-                end = end.max(i + secret.len());
-            }
+impl Masks {
+    pub fn new<'a>(strings: impl IntoIterator<Item = &'a [u8]>) -> Masks {
+        let all: Vec<&[u8]> = strings.into_iter().filter(|m| !m.is_empty()).collect();
+        Masks {
+            longest: all.iter().map(|m| m.len()).max().unwrap_or(0),
+            finder: (!all.is_empty())
+                .then(|| aho_corasick::AhoCorasick::new(&all).ok())
+                .flatten(),
         }
     }
-    (out, end)
+
+    fn is_empty(&self) -> bool {
+        self.finder.is_none()
+    }
+
+    /// Those of `secrets`.
+    pub fn of(secrets: &[Secret]) -> Masks {
+        Masks::new(
+            secrets
+                .iter()
+                .flat_map(|s| s.masked.iter().map(Vec::as_slice)),
+        )
+    }
+
+    /// Every occurrence of any secret in `bytes` masked (same length).
+    fn scrub(&self, bytes: &[u8]) -> Vec<u8> {
+        self.scrub_from(bytes, 0).0
+    }
+
+    /// `raw` with every occurrence of any secret masked, and its first `masked` bytes too
+    /// (the end of an occurrence that began before it); also where masking ends. Overlapping
+    /// occurrences (`abcab` twice in `abcabcab`) are all masked.
+    fn scrub_from(&self, raw: &[u8], masked: usize) -> (Vec<u8>, usize) {
+        let mut out = raw.to_vec();
+        let first = masked.min(out.len());
+        out[..first].fill(MASK);
+        let mut end = masked;
+        if let Some(finder) = &self.finder {
+            for m in finder.find_overlapping_iter(raw) {
+                out[m.start()..m.end()].fill(MASK);
+                end = end.max(m.end());
+            }
+        }
+        (out, end)
+    }
 }
 
 /// Response headers with every secret's value scrubbed.
-pub(crate) fn scrub_headers(headers: &mut http::HeaderMap, secrets: &[Vec<u8>]) {
-    if secrets.is_empty() {
+pub(crate) fn scrub_headers(headers: &mut http::HeaderMap, masks: &Masks) {
+    if masks.is_empty() {
         return;
     }
     for value in headers.values_mut() {
-        let clean = scrub(value.as_bytes(), secrets);
+        let clean = masks.scrub(value.as_bytes());
         if clean != value.as_bytes() {
             *value = HeaderValue::from_bytes(&clean).unwrap_or(HeaderValue::from_static("***"));
         }
@@ -128,7 +247,7 @@ pub(crate) fn scrub_headers(headers: &mut http::HeaderMap, secrets: &[Vec<u8>]) 
 /// to an occurrence already masked.
 pub(crate) struct Scrubbed<B> {
     inner: B,
-    secrets: Vec<Vec<u8>>,
+    masks: Masks,
     /// Raw bytes not yet sent.
     carry: BytesMut,
     /// How many leading bytes of `carry` end an occurrence that began before them.
@@ -139,10 +258,10 @@ pub(crate) struct Scrubbed<B> {
 }
 
 impl<B> Scrubbed<B> {
-    pub fn new(inner: B, secrets: Vec<Vec<u8>>) -> Self {
+    pub fn new(inner: B, masks: Masks) -> Self {
         Scrubbed {
             inner,
-            secrets,
+            masks,
             carry: BytesMut::new(),
             masked: 0,
             held: None,
@@ -152,19 +271,14 @@ impl<B> Scrubbed<B> {
 
     /// What is left of `carry`, scrubbed, once no more bytes will follow it.
     fn flush(&mut self) -> Bytes {
-        let (clean, _) = scrub_from(&self.carry, &self.secrets, self.masked);
+        let (clean, _) = self.masks.scrub_from(&self.carry, self.masked);
         self.carry.clear();
         self.masked = 0;
         Bytes::from(clean)
     }
 
     fn keep(&self) -> usize {
-        self.secrets
-            .iter()
-            .map(Vec::len)
-            .max()
-            .unwrap_or(0)
-            .saturating_sub(1)
+        self.masks.longest.saturating_sub(1)
     }
 }
 
@@ -182,7 +296,7 @@ where
         if let Some(frame) = self.held.take() {
             return Poll::Ready(Some(Ok(frame)));
         }
-        if self.secrets.is_empty() {
+        if self.masks.is_empty() {
             return Pin::new(&mut self.inner).poll_frame(cx);
         }
         loop {
@@ -194,8 +308,7 @@ where
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         self.carry.extend_from_slice(&data);
-                        let (clean, masked_to) =
-                            scrub_from(&self.carry, &self.secrets, self.masked);
+                        let (clean, masked_to) = self.masks.scrub_from(&self.carry, self.masked);
                         let ready = clean.len().saturating_sub(self.keep());
                         let _ = self.carry.split_to(ready);
                         self.masked = masked_to.saturating_sub(ready);
@@ -208,7 +321,7 @@ where
                     Err(mut trailers) => {
                         // Trailers are headers too: a host could echo the secret there.
                         if let Some(map) = trailers.trailers_mut() {
-                            scrub_headers(map, &self.secrets);
+                            scrub_headers(map, &self.masks);
                         }
                         let rest = self.flush();
                         if rest.is_empty() {
@@ -226,7 +339,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        if self.secrets.is_empty() {
+        if self.masks.is_empty() {
             return self.held.is_none() && self.inner.is_end_stream();
         }
         self.done && self.carry.is_empty() && self.held.is_none()
@@ -240,18 +353,71 @@ mod tests {
 
     #[test]
     fn secrets_are_scrubbed_wherever_they_appear() {
-        let s = vec![b"sk-123".to_vec()];
-        assert_eq!(scrub(b"a sk-123 b sk-123", &s), b"a ****** b ******");
-        assert_eq!(scrub(b"nothing", &s), b"nothing");
+        let s = Masks::new([b"sk-123".as_slice()]);
+        assert_eq!(s.scrub(b"a sk-123 b sk-123"), b"a ****** b ******");
+        assert_eq!(s.scrub(b"nothing"), b"nothing");
         let mut h = http::HeaderMap::new();
         h.insert("x-echo", HeaderValue::from_static("Bearer sk-123"));
         scrub_headers(&mut h, &s);
         assert_eq!(h["x-echo"], "Bearer ******");
         // A secret inside another: the outer one is masked whole.
-        let nested = vec![b"34".to_vec(), b"12345".to_vec()];
-        assert_eq!(scrub(b"x12345y", &nested), b"x*****y");
+        let nested = Masks::new([b"34".as_slice(), b"12345"]);
+        assert_eq!(nested.scrub(b"x12345y"), b"x*****y");
         // Overlapping occurrences leave no fragment of either readable.
-        assert_eq!(scrub(b"abcabcab!", &[b"abcab".to_vec()]), b"********!");
+        let overlapping = Masks::new([b"abcab".as_slice()]);
+        assert_eq!(overlapping.scrub(b"abcabcab!"), b"********!");
+    }
+
+    #[test]
+    fn a_callers_credentials_are_masked_with_and_without_their_scheme() {
+        let masked = |n: &str, v: &str| -> Vec<String> {
+            credentials(n, v)
+                .into_iter()
+                .map(|m| String::from_utf8(m).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            masked("Authorization", "Bearer sk-abc"),
+            ["Bearer sk-abc", "sk-abc"]
+        );
+        assert_eq!(masked("X-Api-Key", "k3y!"), ["k3y!"]);
+        assert_eq!(masked("Cookie", "sid=0123456789"), ["sid=0123456789"]);
+        // Too short to tell from text, and headers that carry no credential.
+        assert!(masked("X-Api-Key", "abc").is_empty());
+        assert!(masked("Accept", "text/event-stream").is_empty());
+        assert!(masked("X-Tenant", "acme-corporation").is_empty());
+    }
+
+    #[test]
+    fn a_callers_headers_go_to_exactly_its_host_and_port() {
+        let exact = SecretHosts::Exact {
+            host: "MCP.example.com".into(),
+            port: 8443,
+        };
+        assert!(exact.matches("mcp.example.com.", 8443));
+        assert!(!exact.matches("mcp.example.com", 443));
+        assert!(!exact.matches("evil.mcp.example.com", 8443));
+        let v6 = SecretHosts::Exact {
+            host: "[::1]".into(),
+            port: 8080,
+        };
+        assert!(v6.matches("::1", 8080));
+        assert!(v6.matches("[::1]", 8080));
+    }
+
+    #[test]
+    fn scrubbing_is_linear_in_the_answer() {
+        // Many long secrets against an answer of near-misses: one pass, not one per secret.
+        let secrets: Vec<Vec<u8>> = (0..32u8)
+            .map(|i| {
+                let mut v = vec![b'a'; 8 * 1024];
+                v.push(i);
+                v
+            })
+            .collect();
+        let masks = Masks::new(secrets.iter().map(Vec::as_slice));
+        let answer = vec![b'a'; 4 * 1024 * 1024];
+        assert_eq!(masks.scrub(&answer), answer);
     }
 
     #[tokio::test]
@@ -264,7 +430,7 @@ mod tests {
         ];
         let mut body = Scrubbed::new(
             StreamBody::new(futures::stream::iter(frames)),
-            vec![b"sk-123".to_vec()],
+            Masks::new([b"sk-123".as_slice()]),
         );
         let mut seen = Vec::new();
         while let Some(frame) = body.frame().await {
@@ -284,7 +450,7 @@ mod tests {
                 .into_iter()
                 .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c)))),
         );
-        let body = Scrubbed::new(StreamBody::new(stream), vec![b"sk-123".to_vec()]);
+        let body = Scrubbed::new(StreamBody::new(stream), Masks::new([b"sk-123".as_slice()]));
         let all = body.collect().await.unwrap().to_bytes();
         assert_eq!(&all[..], b"echo: ****** and ******!");
         // Overlapping occurrences split across chunks: the second starts inside the first.
@@ -294,7 +460,7 @@ mod tests {
                 .into_iter()
                 .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c)))),
         );
-        let body = Scrubbed::new(StreamBody::new(stream), vec![b"abcab".to_vec()]);
+        let body = Scrubbed::new(StreamBody::new(stream), Masks::new([b"abcab".as_slice()]));
         let all = body.collect().await.unwrap().to_bytes();
         assert_eq!(&all[..], b"xx********yy");
     }

@@ -118,7 +118,8 @@ impl_doc!(
     ResponseObject,
     id = ResponseId,
     table = "responses",
-    name = "response"
+    name = "response",
+    columns = response_columns
 );
 impl_doc!(Run, id = RunId, table = "runs", name = "run");
 impl_doc!(
@@ -156,6 +157,16 @@ fn item_columns(i: &Item) -> Vec<(&'static str, Val)> {
             "response_id",
             Val::OptText(i.response_id.as_ref().map(|r| r.to_string())),
         ),
+    ]
+}
+
+/// The indexed columns of a response row, for the janitor: whether the client asked to keep
+/// it, when it ended, and when its recorded events go.
+fn response_columns(r: &ResponseObject) -> Vec<(&'static str, Val)> {
+    vec![
+        ("stored", Val::Int(i64::from(r.stored()))),
+        ("ended_at", Val::OptInt(r.ended_at())),
+        ("events_until", Val::OptInt(r.events_until())),
     ]
 }
 
@@ -323,6 +334,19 @@ impl Store {
         project: &str,
         id: &str,
     ) -> StoreResult<D> {
+        self.hold_in(tx, project, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(D::NAME, id))
+    }
+
+    /// Reads a document and holds it until `tx` ends (a row lock on PostgreSQL; SQLite's
+    /// writes are serial), so a concurrent delete waits for what `tx` adds under it.
+    pub async fn hold_in<D: Doc>(
+        &self,
+        tx: &mut super::Tx,
+        project: &str,
+        id: &str,
+    ) -> StoreResult<Option<D>> {
         let sql = format!(
             "SELECT body FROM {} WHERE id = $1 AND project_id = $2{}",
             D::TABLE,
@@ -332,17 +356,28 @@ impl Store {
             .bind(id.to_string())
             .bind(project.to_string())
             .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| StoreError::not_found(D::NAME, id))?;
-        Ok(serde_json::from_str(&row.try_get::<String, _>(0)?)?)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(serde_json::from_str(&row.try_get::<String, _>(0)?)?)),
+            None => Ok(None),
+        }
     }
 
-    /// Writes back a document read with [`Store::lock_doc_in`].
+    /// Writes back a document read with [`Store::lock_doc_in`], with its indexed columns.
     async fn write_doc_in<D: Doc>(&self, tx: &mut super::Tx, doc: &D) -> StoreResult<()> {
-        let sql = format!("UPDATE {} SET body = $1 WHERE id = $2", D::TABLE);
-        sqlx::query(&sql)
-            .bind(serde_json::to_string(doc)?)
-            .bind(doc.id().to_string())
+        let cols = doc.columns();
+        let sets: String = cols
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!(", {c} = ${}", i + 3))
+            .collect();
+        let sql = format!("UPDATE {} SET body = $1{sets} WHERE id = $2", D::TABLE);
+        let mut args = vec![
+            Val::Text(serde_json::to_string(doc)?),
+            Val::Text(doc.id().to_string()),
+        ];
+        args.extend(cols.into_iter().map(|(_, v)| v));
+        super::bind_all(sqlx::query(&sql), &args)
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -1,14 +1,18 @@
 //! Responses' own rows besides their items: deleting a response with what it made, the lock
-//! threads of their runs (`model::response`), and the recorded events of background
-//! responses, which a client may stream again from any point.
+//! threads of their runs (`model::response`), the recorded events of background
+//! responses, which a client may stream again from any point, and what the janitor finds to
+//! clean up (responses not to be kept, events past their time, deleted conversations' lock
+//! threads).
 
 use sqlx::Row;
 
 use super::error::{StoreError, StoreResult};
+use super::runs::ACTIVE_SQL;
 use super::{Store, Tx, Val};
 use crate::bus::StreamEvent;
-use crate::model::ids::{now, ResponseId, ThreadId};
+use crate::model::ids::{now, ConversationId, ResponseId, ThreadId};
 use crate::model::response;
+use crate::model::ResponseObject;
 
 impl Store {
     /// Deletes a response with its input items and the run that produced it (its steps and
@@ -76,24 +80,40 @@ impl Store {
         Ok(())
     }
 
-    /// Records a background response's run event at position `n` (a position taken already
-    /// keeps its event: a worker that lost its lease cannot rewrite the record).
+    /// Records a background response's run event at position `n`, fenced like the engine's
+    /// writes: only while the run exists and, for a worker (`token`), while its lease is the
+    /// worker's (or was given up: the ending's events follow the last write); `None` for an
+    /// ending written where no worker holds the run. A position taken already keeps its
+    /// event, so a worker that lost its lease can neither add to the record nor rewrite it,
+    /// and nothing is recorded for a response deleted while it ran.
     pub async fn record_response_event(
         &self,
         response: &ResponseId,
+        token: Option<i64>,
         n: i64,
         event: &StreamEvent,
     ) -> StoreResult<()> {
+        let mut args = vec![
+            Val::Text(response.to_string()),
+            Val::Int(n),
+            Val::Text(event.event.clone()),
+            Val::Text(event.data.clone()),
+            Val::Text(response::run_id(response).to_string()),
+        ];
+        let fence = match token {
+            Some(t) => {
+                args.push(Val::Int(t));
+                " AND (lease_token = $6 OR lease_token IS NULL)"
+            }
+            None => "",
+        };
         self.execute_one(
-            "INSERT INTO response_events (response_id, n, event, data) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (response_id, n) DO NOTHING"
-                .to_string(),
-            vec![
-                Val::Text(response.to_string()),
-                Val::Int(n),
-                Val::Text(event.event.clone()),
-                Val::Text(event.data.clone()),
-            ],
+            format!(
+                "INSERT INTO response_events (response_id, n, event, data) \
+                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM runs WHERE id = $5{fence}) \
+                 ON CONFLICT (response_id, n) DO NOTHING"
+            ),
+            args,
         )
         .await?;
         Ok(())
@@ -125,5 +145,96 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Responses created with `store: false` whose run ended before `before` (at most
+    /// `limit`): their project, id and conversation.
+    pub async fn unstored_responses(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, ResponseId, Option<ConversationId>)>> {
+        let rows = sqlx::query(
+            "SELECT project_id, body FROM responses WHERE stored = 0 AND ended_at < $1 \
+             ORDER BY ended_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get(1)?;
+                let doc: ResponseObject = serde_json::from_str(&body)?;
+                let conversation = doc
+                    .get("conversation")
+                    .and_then(|c| c.get("id"))
+                    .and_then(|c| c.as_str())
+                    .and_then(|c| ConversationId::parse(c).ok());
+                Ok((r.try_get(0)?, doc.id, conversation))
+            })
+            .collect()
+    }
+
+    /// Whether the janitor pruned this response's recorded events.
+    pub async fn response_events_pruned(&self, response: &ResponseId) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM responses WHERE id = $1 AND events_until IS NULL",
+        )
+        .bind(response.to_string())
+        .fetch_one(&self.read)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Forgets the recorded events of background responses whose time for being streamed
+    /// again is over (`model::response::EVENTS_KEPT_SECS`), up to `limit` responses; how many.
+    pub async fn prune_response_events(&self, now: i64, limit: i64) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM responses WHERE events_until < $1 ORDER BY events_until LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            sqlx::query("DELETE FROM response_events WHERE response_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE responses SET events_until = NULL WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    /// Deletes the lock threads of deleted conversations once no response runs in them
+    /// (their runs, steps and messages go with them), up to `limit`; the threads deleted,
+    /// whose code_interpreter sessions are to be forgotten. Found through the conversations'
+    /// tombstones, so only recent deletions are looked at (a response still running when its
+    /// conversation was deleted ends within a day).
+    pub async fn sweep_conversation_locks(&self, limit: i64) -> StoreResult<Vec<ThreadId>> {
+        let mut tx = self.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT h.id FROM tombstones t JOIN threads h ON h.id = 'thread_' || substr(t.id, 6) \
+             WHERE t.tbl = 'conversations' AND h.project_id = 'responses:' || t.project_id \
+             AND NOT EXISTS (SELECT 1 FROM runs u WHERE u.thread_id = h.id AND u.status IN {ACTIVE_SQL}) \
+             LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            sqlx::query("DELETE FROM threads WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.iter().filter_map(|t| ThreadId::parse(t).ok()).collect())
     }
 }

@@ -28,7 +28,7 @@ pub struct Locked {
     pub run: Run,
 }
 
-const ACTIVE_SQL: &str = "('queued', 'in_progress', 'requires_action', 'cancelling')";
+pub(super) const ACTIVE_SQL: &str = "('queued', 'in_progress', 'requires_action', 'cancelling')";
 
 /// The thread lock as an insert guard (see `Store::insert_under_unless`; `$P` is the thread).
 pub const NO_ACTIVE_RUN: &str = " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = $P \
@@ -369,8 +369,13 @@ impl Store {
     /// when it repeats an action after a crash), with its indexed columns.
     pub async fn upsert_in<D: Doc>(&self, tx: &mut Tx, project: &str, doc: &D) -> StoreResult<()> {
         let cols = doc.columns();
+        // The indexed columns follow the body (a response's end changes its `ended_at`).
+        let updates: String = cols
+            .iter()
+            .map(|(c, _)| format!(", {c} = excluded.{c}"))
+            .collect();
         let sql = format!(
-            "{} ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            "{} ON CONFLICT (id) DO UPDATE SET body = excluded.body{updates}",
             super::docs::insert_sql::<D>(&cols)
         );
         let args = super::docs::insert_args(project, doc, &cols)?;

@@ -12,3 +12,14 @@ pub async fn admin_execute(url: &str, sql: &str) -> anyhow::Result<()> {
     conn.close().await?;
     Ok(())
 }
+
+/// The one integer a query returns (e.g. a `COUNT(*)`), on a fresh connection.
+pub async fn admin_scalar(url: &str, sql: &str) -> anyhow::Result<i64> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    let row = sqlx::query(sql).fetch_one(&mut conn).await?;
+    let n: i64 = row.try_get(0)?;
+    conn.close().await?;
+    Ok(n)
+}

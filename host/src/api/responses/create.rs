@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::super::{common, pins, runs};
-use super::{context_params, current, input, mcp, stream, tools, wait};
+use super::super::{common, pins};
+use super::{choice, context_params, current, input, mcp, stream, tools, wait};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -147,19 +147,20 @@ pub(super) async fn prepare(
             "Missing required parameter: 'input'.",
         ));
     }
+    let caller = common::plugin_caller(state, project).await?;
+    let mut given_tools = req.tools.clone().unwrap_or(json!([]));
+    mcp::redact(&mut given_tools);
+    let engine_tools = tools::translate(state, project, &caller, "tools", req.tools).await?;
     mcp::check_answers(
         state,
         project,
         conversation.as_ref(),
         previous.as_ref(),
         &items,
+        &engine_tools.mcp,
     )
     .await?;
-    let caller = common::plugin_caller(state, project).await?;
-    let mut given_tools = req.tools.clone().unwrap_or(json!([]));
-    mcp::redact(&mut given_tools);
-    let engine_tools = tools::translate(state, project, &caller, "tools", req.tools).await?;
-    let tool_choice = tool_choice(req.tool_choice.clone(), &engine_tools.tools)?;
+    let tool_choice = choice::tool_choice(req.tool_choice.clone(), &engine_tools)?;
     let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
     let top_p = common::number_in("top_p", req.top_p, 0.0, 1.0)?;
     if let Some(n) = req.max_output_tokens.filter(|n| *n < 16) {
@@ -335,7 +336,15 @@ pub(super) async fn prepare(
             max_tool_calls: req.max_tool_calls.map(|n| n.min(u32::MAX as i64) as u32),
             reasoning: Vec::new(),
             arguments: Default::default(),
-            mcp: engine_tools.mcp,
+            mcp: engine_tools
+                .mcp
+                .into_iter()
+                .map(|mut server| {
+                    // The record keeps the client's headers sealed for this response.
+                    server.seal_headers(&state.seal, id.as_str());
+                    server
+                })
+                .collect(),
             mcp_lists: Vec::new(),
             mcp_answers: Default::default(),
         }),
@@ -405,56 +414,6 @@ pub(super) async fn start(
     tx.commit().await?;
     state.runs.enqueue(&run.id).await;
     Ok((doc, sub))
-}
-
-/// `tool_choice` in the Responses shape, checked against the tools and brought to the
-/// engine's (Assistants) shape: `{type: function, name}` → `{type: function, function: {name}}`;
-/// `web_search` names the plugin that serves it.
-fn tool_choice(v: Option<Value>, tools: &[Value]) -> ApiResult<Value> {
-    let has = |kind: &str| tools.iter().any(|t| t["type"] == kind);
-    let v = match v {
-        Some(Value::Object(mut o)) => {
-            match o.get("type").and_then(Value::as_str) {
-                Some("function") => {
-                    let name = match o.remove("name") {
-                        Some(Value::String(n)) => n,
-                        _ => {
-                            return Err(ApiError::invalid(
-                                "tool_choice.name",
-                                "Missing required parameter: 'tool_choice.name'.",
-                            ))
-                        }
-                    };
-                    let offered = tools.iter().any(|t| {
-                        t.pointer("/function/name").and_then(Value::as_str) == Some(&name)
-                    });
-                    if !offered {
-                        return Err(ApiError::invalid(
-                            "tool_choice.name",
-                            format!(
-                                "Invalid 'tool_choice': 'tools' has no function named '{name}'."
-                            ),
-                        ));
-                    }
-                    o.insert("function".into(), json!({ "name": name }));
-                }
-                Some(kind @ ("web_search" | "web_search_preview")) => {
-                    let web = assistants_worker::responses::WEB_PLUGIN;
-                    if !has(web) {
-                        return Err(ApiError::invalid(
-                            "tool_choice.type",
-                            format!("Invalid 'tool_choice': 'tools' has no tool of type '{kind}'."),
-                        ));
-                    }
-                    o.insert("type".into(), json!(web));
-                }
-                _ => {}
-            }
-            Some(Value::Object(o))
-        }
-        other => other,
-    };
-    runs::tool_choice(v, tools)
 }
 
 /// `reasoning.effort`, checked; the model gets it as `reasoning_effort`.

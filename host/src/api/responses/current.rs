@@ -9,9 +9,6 @@ use assistants_core::model::ids::ResponseId;
 use assistants_core::model::response;
 use assistants_core::model::{Message, ResponseObject, RunStep};
 
-/// Statuses a response's row holds once its run has ended.
-pub(super) const FINISHED: [&str; 4] = ["completed", "incomplete", "failed", "cancelled"];
-
 /// The response as it is now, stored or not (the create request answers with it either way).
 pub(super) async fn current(
     state: &AppState,
@@ -19,7 +16,7 @@ pub(super) async fn current(
     id: &ResponseId,
 ) -> ApiResult<ResponseObject> {
     let mut doc = state.store.get::<ResponseObject>(project, id).await?;
-    if FINISHED.contains(&doc.status()) {
+    if doc.finished() {
         return Ok(doc);
     }
     let run_id = response::run_id(id);

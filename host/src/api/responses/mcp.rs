@@ -14,18 +14,24 @@ use crate::state::AppState;
 use assistants_core::model::ids::{ConversationId, ResponseId};
 use assistants_core::model::mcp::{self, Approval, McpServer, ToolFilter};
 use assistants_core::model::Item;
+use assistants_core::plugins::egress::MAX_CALL_HEADER_BYTES;
 use assistants_core::plugins::ProjectRef;
 
-/// Most headers one server entry may carry, and most bytes of one value.
+/// Most headers one server entry may carry; all of them (names and values) are within
+/// `CallHeaders`' byte cap, which keeps scrubbing answers of them cheap.
 const MAX_HEADERS: usize = 32;
-const MAX_HEADER_VALUE: usize = 8 * 1024;
-/// Headers the MCP client sets itself (the protocol's and HTTP's own).
-const RESERVED_HEADERS: [&str; 9] = [
+/// Headers the MCP client or HTTP itself sets (the protocol's, the connection's, proxies').
+const RESERVED_HEADERS: [&str; 14] = [
     "host",
     "content-type",
     "content-length",
     "transfer-encoding",
     "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
     "accept",
     "accept-encoding",
     "mcp-session-id",
@@ -105,13 +111,20 @@ pub fn server(
         )
     })?;
     let param = format!("{at}.server_url");
+    // One exact host: no wildcard (the `url` crate accepts `*` in a host name, which a grant
+    // pattern would then match as one) and no credentials in the URL (they go in `headers`).
     let parsed = url::Url::parse(&url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .filter(|u| !u.host_str().unwrap_or_default().contains('*'))
+        .filter(|u| u.username().is_empty() && u.password().is_none())
         .ok_or_else(|| {
             invalid(
                 param.clone(),
-                format!("Invalid '{param}': expected an http or https URL, got '{url}'."),
+                format!(
+                    "Invalid '{param}': expected an http or https URL naming one host, without \
+                     credentials, got '{url}'."
+                ),
             )
         })?;
     let host = parsed
@@ -132,6 +145,17 @@ pub fn server(
         ));
     }
     let headers = headers(t, at)?;
+    if !headers.is_empty() && parsed.scheme() == "http" && !plugin.allows_private_addresses() {
+        // The plugin host sends secrets in clear only to an address the grant makes private;
+        // this grant has none, so they would never be sent.
+        return Err(invalid(
+            param,
+            format!(
+                "'{at}.headers' are sent only over https (or to a private address the operator \
+                 grants): use an https 'server_url'."
+            ),
+        ));
+    }
     let description = str_field(t, at, "server_description")?;
     let allowed = match t.get("allowed_tools") {
         None | Some(Value::Null) => None,
@@ -179,6 +203,8 @@ pub fn server(
         url,
         description,
         headers,
+        sealed_headers: None,
+        unreadable: None,
         allowed,
         approval,
         digest: plugin.digest.clone(),
@@ -220,15 +246,10 @@ fn headers(
                         format!("Invalid type for '{p}': expected a string."),
                     )
                 })?;
-                if value.len() > MAX_HEADER_VALUE
-                    || axum::http::HeaderValue::from_str(value).is_err()
-                {
+                if axum::http::HeaderValue::from_str(value).is_err() {
                     return Err(invalid(
                         p.clone(),
-                        format!(
-                            "Invalid '{p}': a header value is at most {MAX_HEADER_VALUE} bytes \
-                             of visible characters."
-                        ),
+                        format!("Invalid '{p}': a header value is visible characters only."),
                     ));
                 }
                 out.insert(lower, value.to_string());
@@ -250,10 +271,20 @@ fn headers(
             ));
         }
         let value = format!("Bearer {token}");
-        if axum::http::HeaderValue::from_str(&value).is_err() || value.len() > MAX_HEADER_VALUE {
+        if axum::http::HeaderValue::from_str(&value).is_err() {
             return Err(invalid(p.clone(), format!("Invalid '{p}'.")));
         }
         out.insert("authorization".into(), value);
+    }
+    let bytes: usize = out.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if bytes > MAX_CALL_HEADER_BYTES {
+        return Err(invalid(
+            format!("{at}.headers"),
+            format!(
+                "Invalid '{at}.headers': the headers (with 'authorization') are at most \
+                 {MAX_CALL_HEADER_BYTES} bytes in all, got {bytes}."
+            ),
+        ));
     }
     Ok(out)
 }
@@ -341,19 +372,24 @@ pub fn redact(tools: &mut Value) {
 }
 
 /// Refuses an `mcp_approval_response` in `items` that answers no approval request of the
-/// context (the conversation's items, or the chain of `previous_response_id`).
+/// context (the conversation's items, or the chain of `previous_response_id`), and an
+/// approval whose server is not among this request's `servers` (the call could not be made).
 pub async fn check_answers(
     state: &AppState,
     project: &str,
     conversation: Option<&ConversationId>,
     previous: Option<&ResponseId>,
     items: &[Item],
+    servers: &[McpServer],
 ) -> ApiResult<()> {
-    let answers: Vec<(usize, &str)> = items
+    let answers: Vec<(usize, &str, bool)> = items
         .iter()
         .enumerate()
         .filter(|(_, i)| i.kind() == "mcp_approval_response")
-        .filter_map(|(n, i)| Some((n, i.get("approval_request_id")?.as_str()?)))
+        .filter_map(|(n, i)| {
+            let approved = i.get("approve").and_then(Value::as_bool) == Some(true);
+            Some((n, i.get("approval_request_id")?.as_str()?, approved))
+        })
         .collect();
     if answers.is_empty() {
         return Ok(());
@@ -361,17 +397,30 @@ pub async fn check_answers(
     let context =
         assistants_worker::items::context(&state.store, project, conversation, previous, None)
             .await?;
-    for (n, request) in answers {
+    for (n, request, approved) in answers {
+        let param = format!("input[{n}].approval_request_id");
         let asked = context
             .iter()
-            .any(|i| i.kind() == "mcp_approval_request" && i.id.as_str() == request);
-        if !asked {
-            let param = format!("input[{n}].approval_request_id");
+            .find(|i| i.kind() == "mcp_approval_request" && i.id.as_str() == request);
+        let Some(asked) = asked else {
             return Err(invalid(
                 param,
                 format!(
                     "No MCP approval request '{request}' in this response's context: answer a \
                      request of the previous response or of the conversation."
+                ),
+            ));
+        };
+        let label = asked
+            .get("server_label")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if approved && !servers.iter().any(|s| s.label == label) {
+            return Err(invalid(
+                param,
+                format!(
+                    "The approved call of MCP approval request '{request}' needs its server: \
+                     give the mcp tool labelled '{label}' in 'tools' again."
                 ),
             ));
         }

@@ -2,7 +2,7 @@
 //! retrieve, delete, cancel and input items (stored.rs), the event stream (stream.rs; translate.rs turns run events into it),
 //! compaction of a long history (compact.rs),
 //! waiting for a response to finish (wait.rs), its tools (tools.rs; its remote MCP servers in
-//! mcp.rs), and here
+//! mcp.rs; its `tool_choice` in choice.rs), and here
 //! `POST /responses/input_tokens`, which counts a request's prompt as the engine will send
 //! it — instructions, the context's items, the input, and the tools offered — with the real
 //! tokenizer.
@@ -10,6 +10,7 @@
 //! A response is a run of the engine (`assistants_core::model::response` says how the two are
 //! tied); its output is projected from the run by `assistants_worker::responses`.
 
+mod choice;
 mod compact;
 mod create;
 mod current;
@@ -167,7 +168,7 @@ async fn context_params(
             };
             let typed = ResponseId::parse(&id).map_err(|_| not_found())?;
             match state.store.find::<ResponseObject>(project, &typed).await? {
-                Some(r) if r.stored() && current::FINISHED.contains(&r.status()) => Some(typed),
+                Some(r) if r.stored() && r.finished() => Some(typed),
                 // Its output is not there yet: continuing it now would lose the answer.
                 Some(r) if r.stored() => {
                     return Err(ApiError::invalid(

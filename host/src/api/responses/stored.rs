@@ -100,7 +100,7 @@ pub(super) async fn cancel(
             "Only responses created with background=true can be cancelled.",
         ));
     }
-    if current::FINISHED.contains(&doc.status()) {
+    if doc.finished() {
         return Ok(axum::Json(doc.to_value()));
     }
     let conversation = doc

@@ -65,6 +65,17 @@ pub(super) async fn resume(
             "Only responses created with background=true can be streamed again; retrieve this one without 'stream'.",
         ));
     }
+    // A finished background response whose events the janitor pruned.
+    if doc.events_until().is_some() && state.store.response_events_pruned(&doc.id).await? {
+        return Err(ApiError::invalid(
+            "stream",
+            format!(
+                "The events of this response are no longer kept (they are pruned {} hours after \
+                 it ends); retrieve it without 'stream'.",
+                response::EVENTS_KEPT_SECS / 3600
+            ),
+        ));
+    }
     let run_id = response::run_id(&doc.id);
     let tools = match state.store.run_and_record(project, &run_id).await? {
         Some((_, rec)) => rec.tools,
