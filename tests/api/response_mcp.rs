@@ -59,7 +59,8 @@ async fn mcp_tools_are_listed_and_called_and_the_clients_headers_stay_host_side(
     llm.push(Reply::text("It is 5."));
     let tool = json!({"type": "mcp", "server_label": "calc", "server_url": mcp.url,
                       "require_approval": "never", "headers": {"Authorization": secret},
-                      "allowed_tools": ["add", "echo_header"]});
+                      "allowed_tools": ["add", "echo_header"],
+                      "server_description": "Adds numbers."});
     let (s, r) = app
         .post(
             "/responses",
@@ -146,6 +147,15 @@ async fn mcp_tools_are_listed_and_called_and_the_clients_headers_stay_host_side(
     assert_eq!(
         llm.requests()[0]["tools"][0]["function"]["parameters"]["required"],
         json!(["a", "b"])
+    );
+    // What the client said the server is for comes with each of its tools.
+    let description = llm.requests()[0]["tools"][0]["function"]["description"].clone();
+    assert!(
+        description
+            .as_str()
+            .unwrap()
+            .ends_with("(MCP server 'calc': Adds numbers.)"),
+        "{description}"
     );
 }
 

@@ -233,4 +233,20 @@ async fn compaction_keeps_the_users_words_and_summarises_the_rest() {
     let (s, e) = app.post("/responses/compact", json!({"input": "x"})).await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(assert_error(&e)["param"], "model");
+
+    // The model rate limited (on every retry): worth retrying later, as its error says.
+    llm.push(Reply::error(429));
+    llm.push(Reply::error(429));
+    let (s, e) = app
+        .post("/responses/compact", json!({"model": "m", "input": "x"}))
+        .await;
+    assert_eq!(s, 503, "{e}");
+    assert_eq!(assert_error(&e)["code"], "rate_limit_exceeded");
+    // Any other failure is the server's.
+    llm.push(Reply::error(400));
+    let (s, e) = app
+        .post("/responses/compact", json!({"model": "m", "input": "x"}))
+        .await;
+    assert_eq!(s, 500, "{e}");
+    assert_eq!(assert_error(&e)["code"], "server_error");
 }

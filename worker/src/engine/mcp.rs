@@ -521,7 +521,13 @@ fn bind(ctx: &mut Ctx, server: &McpServer, tools: &[Value]) {
             tracing::warn!(server = %server.label, tool = name, "an MCP tool's name is taken; it is not offered");
             continue;
         };
-        let description = t["description"].as_str().unwrap_or("").to_string();
+        // The client's `server_description` tells the model what the server is for.
+        let own = t["description"].as_str().unwrap_or("");
+        let description = match server.description.as_deref().filter(|d| !d.is_empty()) {
+            Some(about) if own.is_empty() => format!("(MCP server '{}': {about})", server.label),
+            Some(about) => format!("{own}\n\n(MCP server '{}': {about})", server.label),
+            None => own.to_string(),
+        };
         let parameters = t
             .get("input_schema")
             .filter(|s| s.is_object())

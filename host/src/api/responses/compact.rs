@@ -84,15 +84,20 @@ pub(super) async fn compact(
     wait::until_ended(&state, &project, &id, sub, None).await?;
     let done = current::current(&state, &project, &id).await?;
     if done.status() != "completed" {
-        let why = done
-            .get("error")
+        let error = done.get("error").filter(|e| !e.is_null());
+        let why = error
             .and_then(|e| e.get("message"))
             .and_then(Value::as_str)
             .unwrap_or("the model's answer was cut off");
-        return Err(ApiError::new(
-            ErrorKind::Internal,
-            format!("The history could not be compacted: {why}"),
-        ));
+        // The model's own failure says how: a rate limit is worth retrying later (503, which
+        // the SDKs retry); anything else failed on this side.
+        let (kind, code) = match error.and_then(|e| e.get("code")).and_then(Value::as_str) {
+            Some("rate_limit_exceeded") => (ErrorKind::Unavailable, "rate_limit_exceeded"),
+            _ => (ErrorKind::Internal, "server_error"),
+        };
+        let mut e = ApiError::new(kind, format!("The history could not be compacted: {why}"));
+        e.code = Some(code);
+        return Err(e);
     }
     let summary: String = done
         .get("output")
