@@ -46,7 +46,10 @@ impl Janitor {
         tokio::spawn(async move {
             loop {
                 if let Err(e) = self.sweep().await {
-                    tracing::warn!(error = %e, "janitor sweep failed; retrying later");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "janitor sweep failed; retrying later"
+                    );
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(EVERY) => {}
@@ -56,13 +59,37 @@ impl Janitor {
         })
     }
 
-    /// Runs every clean-up once; returns how many files were deleted.
+    /// Runs every clean-up once, each whatever the others did; returns how many files were
+    /// deleted, or the first failure (after all of them ran; each is tried again next time).
     pub async fn sweep(&self) -> anyhow::Result<usize> {
-        let deleted = sweep_files(&self.store, &self.blobs, &self.search).await?;
-        sweep_uploads(&self.store, &self.blobs).await?;
-        self.sweep_responses().await?;
-        self.store.purge_tombstones(TOMBSTONE_TTL_SECS).await?;
-        Ok(deleted)
+        let deleted = sweep_files(&self.store, &self.blobs, &self.search).await;
+        let steps = [
+            ("uploads", sweep_uploads(&self.store, &self.blobs).await),
+            ("responses", self.sweep_responses().await),
+            (
+                "tombstones",
+                self.store
+                    .purge_tombstones(TOMBSTONE_TTL_SECS)
+                    .await
+                    .map(|_| ())
+                    .map_err(Into::into),
+            ),
+        ];
+        let mut failed = None;
+        for (what, result) in steps {
+            if let Err(e) = result {
+                let e = e.context(format!("cleaning up {what}"));
+                match failed {
+                    // Returned (and logged by the caller); the others are logged here.
+                    None => failed = Some(e),
+                    Some(_) => tracing::warn!(error = format!("{e:#}"), "janitor step failed"),
+                }
+            }
+        }
+        match (deleted, failed) {
+            (Ok(n), None) => Ok(n),
+            (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+        }
     }
 
     async fn sweep_responses(&self) -> anyhow::Result<()> {

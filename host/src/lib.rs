@@ -175,7 +175,7 @@ async fn run_node(
             Some(blobs.clone()),
         )
     };
-    let seal = assistants_core::seal::SealKey::load(settings.secrets_key_file.as_deref());
+    let seal = assistants_core::seal::SealKey::load(settings.secrets_key_file.as_deref())?;
     let janitor = janitor::Janitor {
         store: store.clone(),
         blobs: blobs.clone(),

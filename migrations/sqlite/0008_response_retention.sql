@@ -1,9 +1,11 @@
--- What the janitor needs to clean up after responses without reading their bodies (the
--- columns are written from the body on every write of the row, `Doc::columns`):
--- `stored` is 0 for a response created with `store: false` (and a compaction's): it is
--- deleted, with its run, a while after `ended_at`, when its run ended (null while it runs);
--- `events_until` is when a finished background response's recorded events are pruned (set
--- back to null once they are), so both indexes hold only what is still to clean up.
+-- What the janitor needs to clean up after responses without reading their bodies:
+-- `stored` (written from the body on every write of the row, `Doc::columns`) is 0 for a
+-- response created with `store: false` (and a compaction's): it is deleted, with its run, a
+-- while after `ended_at`, when its run ended (null while it runs); `events_until` is when a
+-- finished background response's recorded events are pruned (set back to null once they
+-- are), so both indexes hold only what is still to clean up. The two times are written in
+-- the transaction that ends the run (`Store::response_ended_in`); rows that ended before
+-- this migration get their `completed_at`, or their creation time.
 ALTER TABLE responses ADD COLUMN stored INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE responses ADD COLUMN ended_at BIGINT;
 ALTER TABLE responses ADD COLUMN events_until BIGINT;

@@ -170,3 +170,27 @@ async fn a_deleted_conversations_lock_thread_goes_once_nothing_runs_in_it() {
         assert!(!text_of(&r).is_empty(), "{r}");
     }
 }
+
+#[tokio::test]
+async fn a_response_ends_when_its_run_ends_whatever_its_status() {
+    let llm = FakeLlm::start().await;
+    let app = setup(&llm).await;
+    // A response that fails after a while: its grace starts at its end, not its creation
+    // (OpenAI's `completed_at` is only set for completed responses).
+    llm.push(Reply::error(400).delay(Duration::from_millis(1500)));
+    let (s, r) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "Fail slowly.", "store": false}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["status"], "failed", "{r}");
+    let id = r["id"].as_str().unwrap();
+    let took = count(
+        &app,
+        &format!("SELECT ended_at - created_at FROM responses WHERE id = '{id}'"),
+    )
+    .await;
+    assert!(took >= 1, "ended {took} s after its creation");
+}

@@ -4,14 +4,14 @@
 //! - `none` / `auto` / `required` and `{type: function, function: {name}}` go to the model as
 //!   they are;
 //! - a tool type (`file_search`, `code_interpreter`, a plugin's id) names that tool's function
-//!   (its first, for a plugin with several);
-//! - `{type: mcp, server_label, name?}` names the server's tool, or — without a name, when the
-//!   server offers several — lets the model call only that server's tools, and one of them;
+//!   (its first, for a plugin with several), and `{type: mcp, server_label, name?}` the
+//!   server's tool (its first, without a name) — the model must call it first, and may call
+//!   any tool after, as OpenAI's forced choices go;
 //! - `{type: allowed_tools, mode, tools}` lets the model call only the listed tools, with the
 //!   mode (`auto` / `required`) as the model's choice.
 //!
 //! A forced tool that the run does not offer after all (an MCP server whose listing failed, or
-//! that has no such tool) leaves the model nothing to call: it answers in text.
+//! that has no such tool) leaves the model required to call one of the others.
 
 use std::collections::HashSet;
 
@@ -47,16 +47,6 @@ pub fn resolve(tc: &Value, tools: &[ToolBinding]) -> Choice {
             Choice {
                 allowed: Some(allowed),
                 json: json!(mode).to_string(),
-            }
-        }
-        Some("mcp") => {
-            let names = names(tc, tools);
-            match names.as_slice() {
-                [one] => open(named(one)),
-                _ => Choice {
-                    allowed: Some(names.into_iter().collect()),
-                    json: json!("required").to_string(),
-                },
             }
         }
         Some(_) => match names(tc, tools).first() {
@@ -150,21 +140,17 @@ mod tests {
     }
 
     #[test]
-    fn an_mcp_choice_names_the_tool_or_restricts_to_the_server() {
+    fn an_mcp_choice_names_the_tool_or_the_servers_first() {
         let one = choice(json!({"type": "mcp", "server_label": "other", "name": "add"}));
-        assert_eq!(
-            one,
-            Choice {
-                allowed: None,
-                json: named("calc_add")
-            }
-        );
+        assert_eq!(one.allowed, None);
+        assert_eq!(one.json, named("calc_add"));
         let server = choice(json!({"type": "mcp", "server_label": "calc"}));
-        assert_eq!(server.allowed, set(&["add", "mul"]));
-        assert_eq!(server.json, "\"required\"");
-        // A tool the server did not list: nothing to call.
+        assert_eq!(server.allowed, None);
+        assert_eq!(server.json, named("add"));
+        // A tool the server did not list: some tool is required, every tool stays.
         let gone = choice(json!({"type": "mcp", "server_label": "calc", "name": "div"}));
-        assert_eq!(gone.allowed, set(&[]));
+        assert_eq!(gone.allowed, None);
+        assert_eq!(gone.json, "\"required\"");
     }
 
     #[test]

@@ -169,72 +169,107 @@ pub fn chat_messages(
     t.finish()
 }
 
-/// Chat messages as they are built: the calls of one turn gather in one assistant message
-/// (after the turn's text, if any), and their results wait for the turn to end, so every
-/// assistant message with calls is followed by the results of exactly those calls — what
-/// upstreams require, however the items interleave (a function call and an MCP call answered
-/// in the next request, each result in a different place).
+/// Chat messages as they are built, so that every assistant message with calls is followed by
+/// the results of exactly those calls — what upstreams require, however the items interleave:
+/// - the calls of one turn gather in one assistant message (after the turn's text, if any); a
+///   call once every call of the open turn has its result starts the next turn (the model
+///   made it after seeing those results);
+/// - results wait for the turn to end, in the order they came (a function call and an MCP call
+///   answered in the next request each have their result in a different place);
+/// - a message while a call of the open turn still waits for its result is held until the
+///   turn ends (a client that sent its next message before a function's output);
+/// - a result of no open call is dropped, and a call nobody answered is told so when its turn
+///   ends (a history cut at the front, or a client that never sent an output).
 #[derive(Default)]
 struct Transcript {
     out: Vec<ChatMessage>,
-    /// The open turn's call ids.
-    calls: Vec<String>,
+    /// The open turn's call ids, each with whether its result came.
+    calls: Vec<(String, bool)>,
     /// Its results so far.
     results: Vec<ChatMessage>,
+    /// Messages that came while it waited for results.
+    held: Vec<ChatMessage>,
 }
 
+/// What the model is told of a call that got no result.
+const NO_RESULT: &str = "(no output was given for this call)";
+
 impl Transcript {
+    fn answered(&self) -> bool {
+        self.calls.iter().all(|(_, done)| *done)
+    }
+
     fn call(&mut self, call: ToolCall) {
+        if !self.calls.is_empty() && self.answered() {
+            self.close();
+        }
         let id = call.id.clone();
         match self.out.last_mut() {
             Some(m) if m.role == "assistant" && m.tool_call_id.is_none() => m.tool_calls.push(call),
-            _ => {
-                self.close();
-                self.out.push(ChatMessage {
-                    role: "assistant".into(),
-                    content: String::new(),
-                    tool_call_id: None,
-                    tool_calls: vec![call],
-                });
-            }
+            _ => self.out.push(ChatMessage {
+                role: "assistant".into(),
+                content: String::new(),
+                tool_call_id: None,
+                tool_calls: vec![call],
+            }),
         }
-        self.calls.push(id);
+        self.calls.push((id, false));
     }
 
     fn result(&mut self, call_id: &str, content: String) {
-        let message = ChatMessage {
-            role: "tool".into(),
-            content,
-            tool_call_id: Some(call_id.to_string()),
-            tool_calls: vec![],
+        let Some(open) = self
+            .calls
+            .iter_mut()
+            .find(|(id, done)| id == call_id && !*done)
+        else {
+            return;
         };
-        if self.calls.iter().any(|c| c == call_id) {
-            self.results.push(message);
-        } else {
+        open.1 = true;
+        self.results.push(tool_message(call_id, content));
+        if self.answered() && !self.held.is_empty() {
             self.close();
-            self.out.push(message);
         }
     }
 
     fn message(&mut self, role: &str, content: String) {
-        self.close();
-        self.out.push(ChatMessage {
+        let message = ChatMessage {
             role: role.to_string(),
             content,
             tool_call_id: None,
             tool_calls: vec![],
-        });
+        };
+        if self.answered() {
+            self.close();
+            self.out.push(message);
+        } else {
+            self.held.push(message);
+        }
     }
 
-    /// Ends the open turn: its results follow its calls.
+    /// Ends the open turn: its results follow its calls (a call without one is told so),
+    /// then the messages held meanwhile.
     fn close(&mut self) {
+        for (id, done) in std::mem::take(&mut self.calls) {
+            if !done {
+                self.results.push(tool_message(&id, NO_RESULT.to_string()));
+            }
+        }
         self.out.append(&mut self.results);
-        self.calls.clear();
+        self.out.append(&mut self.held);
     }
 
     fn finish(mut self) -> Vec<ChatMessage> {
         self.close();
         self.out
+    }
+}
+
+fn tool_message(call_id: &str, content: String) -> ChatMessage {
+    ChatMessage {
+        role: "tool".into(),
+        content,
+        tool_call_id: Some(call_id.to_string()),
+        tool_calls: vec![],
     }
 }
 
@@ -379,7 +414,8 @@ mod tests {
         );
         request.id = ItemId::parse("mcpr_123").unwrap();
         let items = [
-            item(json!({"type": "message", "role": "user", "content": "Look it up."})),
+            item(json!({"type": "message", "role": "user",
+                        "content": [{"type": "input_text", "text": "Look it up."}]})),
             item(json!({"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"})),
             request,
             item(json!({"type": "function_call_output", "call_id": "c1", "output": "ok"})),
@@ -417,5 +453,53 @@ mod tests {
         // Without the server's binding (a later response without it), a valid name still.
         let m = chat_messages(&items, &answers, &[]);
         assert_eq!(m[1].tool_calls[1].name, "search_pages");
+    }
+
+    #[test]
+    fn turns_follow_the_results_they_came_after_and_messages_wait_for_outputs() {
+        let call = |id: &str| {
+            item(json!({"type": "function_call", "call_id": id, "name": "f", "arguments": "{}"}))
+        };
+        let output =
+            |id: &str| item(json!({"type": "function_call_output", "call_id": id, "output": id}));
+        let user = |t: &str| {
+            item(json!({"type": "message", "role": "user",
+                        "content": [{"type": "input_text", "text": t}]}))
+        };
+        let shape = |items: &[Item]| -> Vec<String> {
+            chat_messages(items, &BTreeMap::new(), &[])
+                .iter()
+                .map(|m| match (&m.tool_call_id, m.tool_calls.len()) {
+                    (Some(id), _) => format!("tool {id}: {}", m.content),
+                    (None, 0) => format!("{}: {}", m.role, m.content),
+                    (None, n) => format!("{} calls {n}", m.role),
+                })
+                .collect()
+        };
+        // A call made after the previous one's result is a turn of its own.
+        assert_eq!(
+            shape(&[call("c1"), output("c1"), call("c2"), output("c2")]),
+            [
+                "assistant calls 1",
+                "tool c1: c1",
+                "assistant calls 1",
+                "tool c2: c2"
+            ]
+        );
+        // A message sent before an output waits for it.
+        assert_eq!(
+            shape(&[user("a"), call("c1"), user("b"), output("c1")]),
+            ["user: a", "assistant calls 1", "tool c1: c1", "user: b"]
+        );
+        // An output of no call is dropped; a call without output is told so.
+        assert_eq!(
+            shape(&[output("gone"), user("a"), call("c1"), user("b")]),
+            [
+                "user: a",
+                "assistant calls 1",
+                &format!("tool c1: {NO_RESULT}"),
+                "user: b"
+            ]
+        );
     }
 }

@@ -391,7 +391,9 @@ pub async fn record(
         return;
     };
     match store.record_response_event(&r.id, token, n, event).await {
-        Ok(()) => event.recorded = Some(n),
+        Ok(true) => event.recorded = Some(n),
+        // Fenced out (another worker holds the run, or it is gone): not ours to record.
+        Ok(false) => {}
         Err(e) => {
             tracing::warn!(response_id = %r.id, error = %e, "could not record a response event")
         }
@@ -474,5 +476,8 @@ pub async fn finish_in(
     }
     apply_run(&mut doc, run, output);
     store.upsert_in(tx, project, &doc).await?;
+    store
+        .response_ended_in(tx, &binding.id, now(), binding.background)
+        .await?;
     Ok(Some(doc))
 }

@@ -26,10 +26,15 @@ pub fn random() -> [u8; KEY_LEN] {
 pub fn read_or_create(path: &Path) -> anyhow::Result<[u8; KEY_LEN]> {
     let read = |path: &Path| -> anyhow::Result<[u8; KEY_LEN]> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        bytes
-            .get(..KEY_LEN)
-            .and_then(|b| b.try_into().ok())
-            .with_context(|| format!("{} holds fewer than {KEY_LEN} bytes", path.display()))
+        // Exactly the bytes the server wrote: a file of another length (a key pasted as text)
+        // would otherwise give a weaker key silently.
+        <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
+            anyhow::anyhow!(
+                "{} holds {} bytes, not the {KEY_LEN} random bytes of a key file",
+                path.display(),
+                bytes.len()
+            )
+        })
     };
     if path.exists() {
         return read(path);

@@ -37,25 +37,29 @@ impl std::fmt::Debug for SealKey {
 pub struct SealError;
 
 impl SealKey {
-    /// The key in `file` (or `$HOME/.config/assistants/secrets.key`), created if missing.
-    /// Without a usable file the key lives in memory only: what this process seals opens
-    /// only in it (logged).
-    pub fn load(file: Option<&Path>) -> Arc<SealKey> {
-        let path = file
-            .map(Path::to_path_buf)
-            .or_else(|| keyfile::default_path("secrets.key"));
-        let bytes = match path.as_deref().map(keyfile::read_or_create) {
-            Some(Ok(key)) => key,
-            Some(Err(e)) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "no secrets key file; clients' secrets sealed now open in this process only"
-                );
-                keyfile::random()
-            }
-            None => keyfile::random(),
+    /// The key in `file`, created if missing: an error if it cannot be read or made (the
+    /// operator named it: the nodes must share it). Without `file`, the default
+    /// `$HOME/.config/assistants/secrets.key`, or — where that cannot be used — a key in memory
+    /// only: what this process seals then opens only in it (logged).
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Arc<SealKey>> {
+        use anyhow::Context as _;
+        let bytes = match file {
+            Some(path) => keyfile::read_or_create(path)
+                .with_context(|| format!("the secrets key file {}", path.display()))?,
+            None => match keyfile::default_path("secrets.key").map(|p| keyfile::read_or_create(&p))
+            {
+                Some(Ok(key)) => key,
+                Some(Err(e)) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "no secrets key file; clients' secrets sealed now open in this process only"
+                    );
+                    keyfile::random()
+                }
+                None => keyfile::random(),
+            },
         };
-        Arc::new(SealKey::from_bytes(&bytes))
+        Ok(Arc::new(SealKey::from_bytes(&bytes)))
     }
 
     pub fn from_bytes(bytes: &[u8; keyfile::KEY_LEN]) -> SealKey {

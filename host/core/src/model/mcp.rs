@@ -55,22 +55,30 @@ pub struct McpServer {
 }
 
 impl McpServer {
+    /// What sealed headers are bound to: the response and this server (its label and URL),
+    /// so they open for no other response and are sent to no other server.
+    fn seal_context(&self, response: &str) -> String {
+        format!("{response}\n{}\n{}", self.label, self.url)
+    }
+
     /// Seals the headers for `response` (the record keeps them so).
     pub fn seal_headers(&mut self, key: &SealKey, response: &str) {
         if !self.headers.is_empty() {
             let plain = serde_json::to_vec(&self.headers).expect("a map of strings");
-            self.sealed_headers = Some(key.seal(response, &plain));
+            self.sealed_headers = Some(key.seal(&self.seal_context(response), &plain));
         }
     }
 
     /// Opens the sealed headers for the worker that makes the calls; where that fails the
-    /// calls will (`unreadable`).
+    /// calls will (`unreadable`). Headers a record from an older release kept in clear are
+    /// sealed now, so the record's next write holds them sealed.
     pub fn open_headers(&mut self, key: &SealKey, response: &str) {
         let Some(sealed) = &self.sealed_headers else {
+            self.seal_headers(key, response);
             return;
         };
         let opened = key
-            .open(response, sealed)
+            .open(&self.seal_context(response), sealed)
             .ok()
             .and_then(|plain| serde_json::from_slice(&plain).ok());
         match opened {
@@ -222,6 +230,56 @@ mod tests {
         };
         assert!(named.required("delete_file", false));
         assert!(!named.required("add", true));
+    }
+
+    #[test]
+    fn headers_are_sealed_for_one_response_and_server() {
+        let key = SealKey::from_bytes(&[1; 32]);
+        let mut server: McpServer = serde_json::from_value(serde_json::json!({
+            "label": "docs", "url": "https://mcp.example.com/mcp", "approval": "always",
+            "digest": "d"}))
+        .unwrap();
+        server
+            .headers
+            .insert("authorization".into(), "Bearer sk-x".into());
+        server.seal_headers(&key, "resp_1");
+        let stored = serde_json::to_string(&server).unwrap();
+        assert!(!stored.contains("sk-x"), "{stored}");
+        let mut back: McpServer = serde_json::from_str(&stored).unwrap();
+        back.open_headers(&key, "resp_1");
+        assert_eq!(back.headers, server.headers);
+        // Another node's key, another response, or another server: not opened, and said so.
+        for (key, response, url) in [
+            (
+                SealKey::from_bytes(&[2; 32]),
+                "resp_1",
+                "https://mcp.example.com/mcp",
+            ),
+            (
+                SealKey::from_bytes(&[1; 32]),
+                "resp_2",
+                "https://mcp.example.com/mcp",
+            ),
+            (
+                SealKey::from_bytes(&[1; 32]),
+                "resp_1",
+                "https://evil.example.com/mcp",
+            ),
+        ] {
+            let mut other: McpServer = serde_json::from_str(&stored).unwrap();
+            other.url = url.into();
+            other.open_headers(&key, response);
+            assert!(other.headers.is_empty());
+            assert!(other.unreadable.is_some());
+        }
+        // A record from before sealing (headers in clear) is sealed when a worker opens it.
+        let mut legacy: McpServer = serde_json::from_value(serde_json::json!({
+            "label": "docs", "url": "https://mcp.example.com/mcp", "approval": "always",
+            "digest": "d", "headers": {"authorization": "Bearer sk-x"}}))
+        .unwrap();
+        legacy.open_headers(&key, "resp_1");
+        assert!(legacy.sealed_headers.is_some());
+        assert!(!serde_json::to_string(&legacy).unwrap().contains("sk-x"));
     }
 
     #[test]

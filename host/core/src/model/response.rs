@@ -24,7 +24,7 @@ use super::ids::{AssistantId, ConversationId, ResponseId, RunId, ThreadId};
 use super::RunStatus;
 
 /// How long a finished background response can still be streamed again: its recorded events
-/// are pruned after that (a day).
+/// are pruned after that (a day; `responses.events_until`, set when it ends).
 pub const EVENTS_KEPT_SECS: i64 = 24 * 60 * 60;
 
 /// The statuses a response's row holds once its run has ended.
@@ -62,25 +62,6 @@ impl ResponseObject {
     /// Its run has ended: the row holds its final status and output.
     pub fn finished(&self) -> bool {
         FINISHED.contains(&self.status())
-    }
-
-    /// When its run ended (its `completed_at`; the creation for one that ended otherwise);
-    /// `None` while it runs.
-    pub fn ended_at(&self) -> Option<i64> {
-        self.finished().then(|| {
-            self.get("completed_at")
-                .and_then(Value::as_i64)
-                .unwrap_or(self.created_at)
-        })
-    }
-
-    /// When a finished background response's recorded events go (`EVENTS_KEPT_SECS` after
-    /// it ended); `None` for others.
-    pub fn events_until(&self) -> Option<i64> {
-        let background = self.get("background").and_then(Value::as_bool) == Some(true);
-        self.ended_at()
-            .filter(|_| background)
-            .map(|t| t + EVENTS_KEPT_SECS)
     }
 
     /// The id, `created_at` and every other field as one JSON object (the wire shape).

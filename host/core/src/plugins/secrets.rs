@@ -121,11 +121,11 @@ impl CallHeaders {
 
 /// What of a caller's header is a credential, to be masked in answers: for a header whose
 /// name says it carries one (`Authorization`, `X-Api-Key`, `Cookie`, …), its value and, after
-/// an auth scheme (`Bearer <token>`), the token alone, which servers echo too. Other headers
-/// are not masked: they are not secrets, and masking their values (`application/json`) would
-/// corrupt the answers.
+/// an auth scheme (`Bearer <token>`), the token alone, which servers echo too; for any other
+/// header, a value that looks like an opaque token (16 bytes or more, no spaces or slashes).
+/// Other values are not masked: masking them (`application/json`, `42`) would corrupt answers.
 pub fn credentials(name: &str, value: &str) -> Vec<Vec<u8>> {
-    const MARKS: [&str; 9] = [
+    const MARKS: [&str; 12] = [
         "auth",
         "key",
         "token",
@@ -135,10 +135,19 @@ pub fn credentials(name: &str, value: &str) -> Vec<Vec<u8>> {
         "session",
         "signature",
         "credential",
+        "jwt",
+        "pat",
+        "bearer",
     ];
+    const OPAQUE: usize = 16;
     let name = name.to_ascii_lowercase();
     if !MARKS.iter().any(|m| name.contains(m)) {
-        return Vec::new();
+        let opaque = value.len() >= OPAQUE && !value.contains([' ', '/']);
+        return if opaque {
+            vec![value.as_bytes().to_vec()]
+        } else {
+            Vec::new()
+        };
     }
     let mut out = vec![value.trim()];
     if let Some((scheme, token)) = value.trim().split_once(' ') {
@@ -178,23 +187,40 @@ pub(crate) fn host_matches(patterns: &[String], host: &str, port: u16) -> bool {
 /// cost is linear in the answer whatever the number and length of the secrets.
 #[derive(Clone)]
 pub(crate) struct Masks {
-    finder: Option<aho_corasick::AhoCorasick>,
+    finder: Finder,
     longest: usize,
+}
+
+#[derive(Clone)]
+enum Finder {
+    None,
+    Some(aho_corasick::AhoCorasick),
+    /// The automaton could not be built: everything is masked (closed, not open).
+    All,
 }
 
 impl Masks {
     pub fn new<'a>(strings: impl IntoIterator<Item = &'a [u8]>) -> Masks {
         let all: Vec<&[u8]> = strings.into_iter().filter(|m| !m.is_empty()).collect();
+        let finder = if all.is_empty() {
+            Finder::None
+        } else {
+            match aho_corasick::AhoCorasick::new(&all) {
+                Ok(f) => Finder::Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "secrets cannot be searched for; answers are masked whole");
+                    Finder::All
+                }
+            }
+        };
         Masks {
             longest: all.iter().map(|m| m.len()).max().unwrap_or(0),
-            finder: (!all.is_empty())
-                .then(|| aho_corasick::AhoCorasick::new(&all).ok())
-                .flatten(),
+            finder,
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.finder.is_none()
+        matches!(self.finder, Finder::None)
     }
 
     /// Those of `secrets`.
@@ -219,10 +245,17 @@ impl Masks {
         let first = masked.min(out.len());
         out[..first].fill(MASK);
         let mut end = masked;
-        if let Some(finder) = &self.finder {
-            for m in finder.find_overlapping_iter(raw) {
-                out[m.start()..m.end()].fill(MASK);
-                end = end.max(m.end());
+        match &self.finder {
+            Finder::None => {}
+            Finder::Some(finder) => {
+                for m in finder.find_overlapping_iter(raw) {
+                    out[m.start()..m.end()].fill(MASK);
+                    end = end.max(m.end());
+                }
+            }
+            Finder::All => {
+                out.fill(MASK);
+                end = end.max(out.len());
             }
         }
         (out, end)
@@ -385,7 +418,12 @@ mod tests {
         // Too short to tell from text, and headers that carry no credential.
         assert!(masked("X-Api-Key", "abc").is_empty());
         assert!(masked("Accept", "text/event-stream").is_empty());
-        assert!(masked("X-Tenant", "acme-corporation").is_empty());
+        assert!(masked("X-Tenant", "acme corp").is_empty());
+        // Under any name, a value that looks like an opaque token.
+        assert_eq!(
+            masked("X-Org", "0123456789abcdef0123"),
+            ["0123456789abcdef0123"]
+        );
     }
 
     #[test]

@@ -160,14 +160,11 @@ fn item_columns(i: &Item) -> Vec<(&'static str, Val)> {
     ]
 }
 
-/// The indexed columns of a response row, for the janitor: whether the client asked to keep
-/// it, when it ended, and when its recorded events go.
+/// The indexed column of a response row that its body decides, for the janitor: whether the
+/// client asked to keep it. (When it ended is written by `Store::response_ended_in`, from the
+/// run's end: the body's `completed_at` is only set for completed responses.)
 fn response_columns(r: &ResponseObject) -> Vec<(&'static str, Val)> {
-    vec![
-        ("stored", Val::Int(i64::from(r.stored()))),
-        ("ended_at", Val::OptInt(r.ended_at())),
-        ("events_until", Val::OptInt(r.events_until())),
-    ]
+    vec![("stored", Val::Int(i64::from(r.stored())))]
 }
 
 /// The indexed columns of a run step row: its run.

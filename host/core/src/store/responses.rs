@@ -85,14 +85,14 @@ impl Store {
     /// worker's (or was given up: the ending's events follow the last write); `None` for an
     /// ending written where no worker holds the run. A position taken already keeps its
     /// event, so a worker that lost its lease can neither add to the record nor rewrite it,
-    /// and nothing is recorded for a response deleted while it ran.
+    /// and nothing is recorded for a response deleted while it ran. Whether it was recorded.
     pub async fn record_response_event(
         &self,
         response: &ResponseId,
         token: Option<i64>,
         n: i64,
         event: &StreamEvent,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut args = vec![
             Val::Text(response.to_string()),
             Val::Int(n),
@@ -115,8 +115,8 @@ impl Store {
             ),
             args,
         )
-        .await?;
-        Ok(())
+        .await
+        .map(|inserted| inserted > 0)
     }
 
     /// The position of the last recorded event of a response (-1 if none).
@@ -162,18 +162,41 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let body: String = r.try_get(1)?;
-                let doc: ResponseObject = serde_json::from_str(&body)?;
-                let conversation = doc
-                    .get("conversation")
-                    .and_then(|c| c.get("id"))
-                    .and_then(|c| c.as_str())
-                    .and_then(|c| ConversationId::parse(c).ok());
-                Ok((r.try_get(0)?, doc.id, conversation))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let body: String = r.try_get(1)?;
+            // A body that does not read cannot be one of ours; it stays for an operator.
+            let Ok(doc) = serde_json::from_str::<ResponseObject>(&body) else {
+                tracing::warn!("a response row whose body does not read was left in place");
+                continue;
+            };
+            let conversation = doc
+                .get("conversation")
+                .and_then(|c| c.get("id"))
+                .and_then(|c| c.as_str())
+                .and_then(|c| ConversationId::parse(c).ok());
+            out.push((r.try_get(0)?, doc.id, conversation));
+        }
+        Ok(out)
+    }
+
+    /// Records, in the transaction that ends its run, when a response ended (`at`) and, for a
+    /// background one, until when its recorded events are kept.
+    pub async fn response_ended_in(
+        &self,
+        tx: &mut Tx,
+        id: &ResponseId,
+        at: i64,
+        background: bool,
+    ) -> StoreResult<()> {
+        let events_until = background.then_some(at + response::EVENTS_KEPT_SECS);
+        sqlx::query("UPDATE responses SET ended_at = $1, events_until = $2 WHERE id = $3")
+            .bind(at)
+            .bind(events_until)
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     /// Whether the janitor pruned this response's recorded events.
@@ -219,22 +242,37 @@ impl Store {
     /// conversation was deleted ends within a day).
     pub async fn sweep_conversation_locks(&self, limit: i64) -> StoreResult<Vec<ThreadId>> {
         let mut tx = self.begin().await?;
+        let idle = |thread: &str| {
+            format!(
+                "NOT EXISTS (SELECT 1 FROM runs u WHERE u.thread_id = {thread} \
+                 AND u.status IN {ACTIVE_SQL})"
+            )
+        };
         let ids: Vec<String> = sqlx::query_scalar(&format!(
             "SELECT h.id FROM tombstones t JOIN threads h ON h.id = 'thread_' || substr(t.id, 6) \
              WHERE t.tbl = 'conversations' AND h.project_id = 'responses:' || t.project_id \
-             AND NOT EXISTS (SELECT 1 FROM runs u WHERE u.thread_id = h.id AND u.status IN {ACTIVE_SQL}) \
-             LIMIT $1"
+             AND {} LIMIT $1",
+            idle("h.id")
         ))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        let mut deleted = Vec::with_capacity(ids.len());
         for id in &ids {
-            sqlx::query("DELETE FROM threads WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            // Checked again in the delete itself: a run that started meanwhile keeps it.
+            let gone: Option<String> = sqlx::query_scalar(&format!(
+                "DELETE FROM threads WHERE id = $1 AND {} RETURNING id",
+                idle("threads.id")
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            deleted.extend(gone);
         }
         tx.commit().await?;
-        Ok(ids.iter().filter_map(|t| ThreadId::parse(t).ok()).collect())
+        Ok(deleted
+            .iter()
+            .filter_map(|t| ThreadId::parse(t).ok())
+            .collect())
     }
 }

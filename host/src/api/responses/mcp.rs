@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::super::tool_list;
+use super::super::{common, tool_list};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::model::ids::{ConversationId, ResponseId};
@@ -20,6 +20,8 @@ use assistants_core::plugins::ProjectRef;
 /// Most headers one server entry may carry; all of them (names and values) are within
 /// `CallHeaders`' byte cap, which keeps scrubbing answers of them cheap.
 const MAX_HEADERS: usize = 32;
+/// Longest `server_description` (it goes to the model with each of the server's tools).
+const MAX_DESCRIPTION: usize = 4096;
 /// Headers the MCP client or HTTP itself sets (the protocol's, the connection's, proxies').
 const RESERVED_HEADERS: [&str; 14] = [
     "host",
@@ -157,6 +159,11 @@ pub fn server(
         ));
     }
     let description = str_field(t, at, "server_description")?;
+    common::max_chars(
+        &format!("{at}.server_description"),
+        &description,
+        MAX_DESCRIPTION,
+    )?;
     let allowed = match t.get("allowed_tools") {
         None | Some(Value::Null) => None,
         Some(Value::Array(names)) => Some(ToolFilter {

@@ -66,7 +66,7 @@ pub(super) async fn resume(
         ));
     }
     // A finished background response whose events the janitor pruned.
-    if doc.events_until().is_some() && state.store.response_events_pruned(&doc.id).await? {
+    if doc.finished() && state.store.response_events_pruned(&doc.id).await? {
         return Err(ApiError::invalid(
             "stream",
             format!(
