@@ -5,6 +5,8 @@ use std::sync::{Mutex, OnceLock};
 
 use tiktoken_rs::CoreBPE;
 
+/// The tokenizer, loaded at its first use: its tables are about 50 MB of a node's memory, which
+/// a node that has counted no tokens yet (an idle one, an API-only one) does without.
 fn bpe() -> &'static CoreBPE {
     static BPE: OnceLock<CoreBPE> = OnceLock::new();
     BPE.get_or_init(|| {
@@ -34,10 +36,6 @@ fn token_len(lens: &mut Vec<u32>, t: u32) -> usize {
     lens[i] as usize
 }
 
-/// Loads the tokenizer ahead of the first request (it takes a moment).
-pub(crate) fn warm_up() {
-    let _ = bpe();
-}
 
 /// Bytes of text encoded at once; cuts fall just before whitespace, where tokens break anyway.
 const SEGMENT_BYTES: usize = 4096;

@@ -64,8 +64,6 @@ pub fn spawn_workers(
     handle: IngestHandle,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    // Load the tokenizer off the request path.
-    tokio::task::spawn_blocking(crate::tokens::warm_up);
     (0..n)
         .map(|_| {
             let (deps, handle, stop) = (deps.clone(), handle.clone(), stop.clone());
