@@ -36,7 +36,6 @@ fn token_len(lens: &mut Vec<u32>, t: u32) -> usize {
     lens[i] as usize
 }
 
-
 /// Bytes of text encoded at once; cuts fall just before whitespace, where tokens break anyway.
 const SEGMENT_BYTES: usize = 4096;
 /// Longest run without whitespace encoded whole. Byte-pair merging is quadratic in the length
