@@ -8,6 +8,31 @@ use crate::error::{ApiError, ApiResult};
 use assistants_core::model::mcp;
 use assistants_core::plugins::ProjectRef;
 
+/// Most tools one assistant, run or response may offer, as OpenAI allows.
+pub const MAX_TOOLS: usize = 128;
+
+/// A `tools` parameter (named `param`) as its entries: `None` when absent or null; an array of
+/// at most [`MAX_TOOLS`] (assistants, runs and responses alike).
+pub fn tool_array(param: &str, v: Option<Value>) -> ApiResult<Option<Vec<Value>>> {
+    let list = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                param,
+                format!("Invalid type for '{param}': expected an array."),
+            ))
+        }
+    };
+    if list.len() > MAX_TOOLS {
+        return Err(ApiError::invalid(
+            param,
+            format!("Invalid '{param}': at most {MAX_TOOLS} tools are allowed."),
+        ));
+    }
+    Ok(Some(list))
+}
+
 /// Tool types the server knows besides plugin tools.
 const BUILTIN_TOOLS: &[&str] = &["code_interpreter", "file_search", "function"];
 
@@ -19,22 +44,9 @@ pub fn tools(
     plugins: &assistants_core::plugins::PluginHost,
     caller: &ProjectRef,
 ) -> ApiResult<Vec<Value>> {
-    let list = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                param,
-                format!("Invalid type for '{param}': expected an array."),
-            ))
-        }
+    let Some(list) = tool_array(param, v)? else {
+        return Ok(Vec::new());
     };
-    if list.len() > 128 {
-        return Err(ApiError::invalid(
-            param,
-            format!("Invalid '{param}': at most 128 tools are allowed."),
-        ));
-    }
     for (i, t) in list.iter().enumerate() {
         let at = format!("{param}[{i}]");
         let kind = t.get("type").and_then(Value::as_str).ok_or_else(|| {

@@ -15,8 +15,8 @@ use super::tools::EngineTools;
 use crate::error::{ApiError, ApiResult};
 use assistants_worker::responses::WEB_PLUGIN;
 
-/// Most entries an `allowed_tools` choice may list (as many as tools a request may offer).
-const MAX_ALLOWED: usize = 128;
+/// Most entries an `allowed_tools` choice may list: as many as tools a request may offer.
+const MAX_ALLOWED: usize = super::super::tool_list::MAX_TOOLS;
 
 pub fn tool_choice(v: Option<Value>, tools: &EngineTools) -> ApiResult<Value> {
     let Some(Value::Object(o)) = v else {

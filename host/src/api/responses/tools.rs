@@ -23,9 +23,6 @@ use assistants_core::plugins::ProjectRef;
 use assistants_core::search::Filter;
 use assistants_worker::responses::WEB_PLUGIN;
 
-/// Most tools one request may offer, as for runs.
-const MAX_TOOLS: usize = 128;
-
 /// A response's tools as the engine takes them.
 #[derive(Debug, Default)]
 pub struct EngineTools {
@@ -47,22 +44,9 @@ pub async fn translate(
     param: &str,
     v: Option<Value>,
 ) -> ApiResult<EngineTools> {
-    let list = match v {
-        None | Some(Value::Null) => return Ok(EngineTools::default()),
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                param,
-                format!("Invalid type for '{param}': expected an array."),
-            ))
-        }
+    let Some(list) = tool_list::tool_array(param, v)? else {
+        return Ok(EngineTools::default());
     };
-    if list.len() > MAX_TOOLS {
-        return Err(ApiError::invalid(
-            param,
-            format!("Invalid '{param}': at most {MAX_TOOLS} tools are allowed."),
-        ));
-    }
     let mut out = EngineTools::default();
     for (i, t) in list.into_iter().enumerate() {
         let at = format!("{param}[{i}]");
