@@ -17,7 +17,6 @@ use assistants_core::blobs::{file_key, Blobs};
 use assistants_core::interpreter::service::CodeInterpreter;
 use assistants_core::model::ids::now;
 use assistants_core::model::{response, UploadStatus};
-use assistants_core::search::SearchIndexes;
 use assistants_core::store::{Store, StoreError};
 
 const EVERY: Duration = Duration::from_secs(60);
@@ -37,7 +36,6 @@ const BATCH: i64 = 100;
 pub struct Janitor {
     pub store: Store,
     pub blobs: Blobs,
-    pub search: Arc<SearchIndexes>,
     pub interpreter: Arc<CodeInterpreter>,
 }
 
@@ -62,7 +60,7 @@ impl Janitor {
     /// Runs every clean-up once, each whatever the others did; returns how many files were
     /// deleted, or the first failure (after all of them ran; each is tried again next time).
     pub async fn sweep(&self) -> anyhow::Result<usize> {
-        let deleted = sweep_files(&self.store, &self.blobs, &self.search).await;
+        let deleted = sweep_files(&self.store, &self.blobs).await;
         let steps = [
             ("uploads", sweep_uploads(&self.store, &self.blobs).await),
             ("responses", self.sweep_responses().await),
@@ -152,11 +150,7 @@ async fn sweep_uploads(store: &Store, blobs: &Blobs) -> anyhow::Result<()> {
 }
 
 /// Deletes every expired file; returns how many were deleted.
-async fn sweep_files(
-    store: &Store,
-    blobs: &Blobs,
-    search: &SearchIndexes,
-) -> anyhow::Result<usize> {
+async fn sweep_files(store: &Store, blobs: &Blobs) -> anyhow::Result<usize> {
     let mut deleted = 0;
     loop {
         let batch = store.expired_files(now(), BATCH).await?;
@@ -172,6 +166,5 @@ async fn sweep_files(
                 tracing::warn!(file_id = %id, error = %e, "expired file's bytes could not be removed");
             }
         }
-        search.invalidate_all();
     }
 }

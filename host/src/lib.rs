@@ -105,7 +105,12 @@ async fn run_node(
             None
         }
     };
-    let search = Arc::new(search::SearchIndexes::new(embedder));
+    // Large stores' indexes are persisted next to the files, so a restarted or another node
+    // loads them instead of reading every chunk.
+    let search = Arc::new(
+        search::SearchIndexes::new(embedder)
+            .with_snapshots(blobs.clone(), search::SNAPSHOT_MIN_CHUNKS),
+    );
     let plugin_search = Arc::new(search::PluginSearch {
         store: store.clone(),
         indexes: search.clone(),
@@ -179,7 +184,6 @@ async fn run_node(
     let janitor = janitor::Janitor {
         store: store.clone(),
         blobs: blobs.clone(),
-        search: search.clone(),
         interpreter: interpreter.clone(),
     }
     .spawn(stop.clone());

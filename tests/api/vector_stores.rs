@@ -560,3 +560,73 @@ async fn search_queries_are_bounded() {
     let (s, r) = app.post(&path, json!({"query": many[..10]})).await;
     assert_eq!(s, 200, "{r}");
 }
+
+/// The node's index of a store follows every change to it (files added, detached, ingested
+/// again, deleted): it is brought up to date, not rebuilt, so stale or doubled chunks would
+/// show here.
+#[tokio::test]
+async fn search_follows_every_change_to_the_store() {
+    let app = TestApp::spawn().await;
+    let a = app.upload_ok("penguins.md", PENGUINS).await;
+    let b = app.upload_ok("volcano.txt", VOLCANO).await;
+    let vs = app.create("/vector_stores", json!({"file_ids": [a]})).await;
+    app.wait_vs(&vs).await;
+    let hits = |query: &'static str| {
+        let (app, vs) = (&app, vs.clone());
+        async move {
+            let (s, r) = app
+                .post(
+                    &format!("/vector_stores/{vs}/search"),
+                    json!({"query": query, "max_num_results": 50}),
+                )
+                .await;
+            assert_eq!(s, 200, "{r}");
+            let mut files: Vec<String> = r["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["file_id"].as_str().unwrap().to_string())
+                .collect();
+            files.sort();
+            files
+        }
+    };
+    let both = |x: &str, y: &str| {
+        let mut v = vec![x.to_string(), y.to_string()];
+        v.sort();
+        v
+    };
+    assert_eq!(hits("penguin magma").await, vec![a.clone()]);
+    // Added after the index exists.
+    let (s, r) = app
+        .post(&format!("/vector_stores/{vs}/files"), json!({"file_id": b}))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    app.wait_vs(&vs).await;
+    assert_eq!(hits("penguin magma").await, both(&a, &b));
+    // Attached again: ingested again, its chunks replaced, not doubled.
+    let (s, r) = app
+        .post(
+            &format!("/vector_stores/{vs}/files"),
+            json!({"file_id": b, "attributes": {"kind": "geology"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    app.wait_vs(&vs).await;
+    assert_eq!(hits("penguin magma").await, both(&a, &b));
+    let (s, r) = app
+        .post(
+            &format!("/vector_stores/{vs}/search"),
+            json!({"query": "magma", "filters": {"type": "eq", "key": "kind", "value": "geology"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["data"].as_array().unwrap().len(), 1, "{r}");
+    // Detached from the store, then deleted altogether.
+    let (s, r) = app.delete(&format!("/vector_stores/{vs}/files/{a}")).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(hits("penguin magma").await, vec![b.clone()]);
+    let (s, r) = app.delete(&format!("/files/{b}")).await;
+    assert_eq!(s, 200, "{r}");
+    assert!(hits("penguin magma").await.is_empty());
+}

@@ -16,14 +16,22 @@
 //! 2. Hybrid query latency (`SearchIndexes::search` with the query embedding supplied, so the
 //!    embedding call is excluded; includes the generation check, ranking and reading the
 //!    texts of the results) and lexical-only latency: p50/p95/p99.
-//! 3. The vector engines compared on the same vectors: exact f32, exhaustive int8, and sign
+//! 3. Changes to the store (`BENCH_APPENDS`, default 20, files of `BENCH_APPEND_CHUNKS`, 200):
+//!    the first search after each file's ingestion completes (the index reads only that file),
+//!    search latency while files keep landing every 250 ms, the first search after a file of the
+//!    store is detached, and what the refreshes and background merges did; then a restarted
+//!    node's first search (it loads the snapshot written after the build and reads the files
+//!    changed since).
+//! 4. The vector engines compared on the same vectors: exact f32, exhaustive int8, and sign
 //!    bits + int8 rescoring for several candidate counts: time per query and recall@10
-//!    against exact f32. (The f32 copy this needs is made after 1 and 2 are measured.)
+//!    against exact f32. (The f32 copy this needs is made after 1 to 3 are measured.)
 
 use std::time::{Duration, Instant};
 
+use assistants_core::blobs::Blobs;
 use assistants_core::search::vectors::{exact_nearest, Vectors};
-use assistants_core::search::{QueryVector, SearchIndexes, SearchRequest};
+use assistants_core::search::{QueryVector, SearchIndexes, SearchRequest, SNAPSHOT_MIN_CHUNKS};
+use assistants_core::store::keys::DEFAULT_PROJECT;
 use assistants_core::store::vector_stores::NewChunk;
 use assistants_core::store::Store;
 use assistants_tests::bench::{env_usize, peak_rss_mib, percentile, rss_mib};
@@ -99,6 +107,43 @@ impl Corpus {
     }
 }
 
+/// One search of the bench's store, timed: (latency, hits).
+async fn search_once(
+    search: &SearchIndexes,
+    store: &Store,
+    vs: &str,
+    text: String,
+    vector: Option<Vec<f32>>,
+) -> (Duration, usize) {
+    let cell = QueryVector::new_with(Some(vector));
+    let queries = [text];
+    let req = SearchRequest {
+        queries: &queries,
+        max_results: 10,
+        threshold: 0.0,
+        filter: None,
+        rerank: true,
+        query_vector: &cell,
+    };
+    let t = Instant::now();
+    let hits = search.search(store, vs, &req).await.unwrap();
+    (t.elapsed(), hits.len())
+}
+
+/// Bytes of the files under `dir`.
+fn walk_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk_bytes(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -120,12 +165,16 @@ fn main() {
     let words = env_usize("BENCH_CHUNK_WORDS", 100);
     let files = env_usize("BENCH_FILES", 100).max(1);
     let queries = env_usize("BENCH_QUERIES", 200);
+    let appends = env_usize("BENCH_APPENDS", 20);
+    let append_chunks = env_usize("BENCH_APPEND_CHUNKS", 200);
     let corpus = Corpus::new(dims, words);
     let rt = assistants_tests::bench::runtime();
     rt.block_on(async move {
         let mut app = TestApp::spawn_with(|s| s.ingest_concurrency = 0).await;
         let mut ids = Vec::new();
-        for f in 0..files {
+        // The store's files, then the files appended later (attached now; ingestion is off,
+        // so they wait in_progress until this bench completes them).
+        for f in 0..files + 2 * appends {
             ids.push(app.upload_ok(&format!("part{f}.txt"), "placeholder").await);
         }
         let vs = app
@@ -137,7 +186,10 @@ fn main() {
         let started = Instant::now();
         let per_file = chunks.div_ceil(files);
         let mut written = 0;
-        while let Some(job) = store.claim_ingest(86_400, None).await.unwrap() {
+        let mut loaded = Vec::new();
+        for _ in 0..files {
+            let job = store.claim_ingest(86_400, None).await.unwrap().unwrap();
+            loaded.push(job.file_id.clone());
             let range = written..(written + per_file).min(chunks);
             let batch: Vec<NewChunk> = range
                 .clone()
@@ -151,7 +203,7 @@ fn main() {
             assert!(store.complete_ingest(&job, &batch, bytes).await.unwrap());
             written = range.end;
         }
-        assert_eq!(written, chunks, "every file claimed once");
+        assert_eq!(written, chunks, "the chunks spread over the files");
         let written_in = started.elapsed();
         // Let the checkpointer catch up so the sizes are the settled ones.
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -166,7 +218,10 @@ fn main() {
             db_mb * 1e6 / chunks as f64
         );
 
-        let search = SearchIndexes::default();
+        // Indexes persisted next to the files, as the server does.
+        let blobs = Blobs::open(None, &app.settings().storage.data_dir).unwrap();
+        let node = || SearchIndexes::default().with_snapshots(blobs.clone(), SNAPSHOT_MIN_CHUNKS);
+        let search = node();
         let rss_before = rss_mib("self");
         let mut rng = StdRng::seed_from_u64(SEED + 1);
         let query = |rng: &mut StdRng| {
@@ -189,26 +244,7 @@ fn main() {
             );
             (target, picked.join(" "), v)
         };
-        let run = |text: String, vector: Option<Vec<f32>>| {
-            let search = &search;
-            let store = &store;
-            let vs = vs.clone();
-            async move {
-                let cell = QueryVector::new_with(Some(vector));
-                let queries = [text];
-                let req = SearchRequest {
-                    queries: &queries,
-                    max_results: 10,
-                    threshold: 0.0,
-                    filter: None,
-                    rerank: true,
-                    query_vector: &cell,
-                };
-                let t = Instant::now();
-                let hits = search.search(store, &vs, &req).await.unwrap();
-                (t.elapsed(), hits.len())
-            }
-        };
+        let run = |text: String, vector: Option<Vec<f32>>| search_once(&search, &store, &vs, text, vector);
         let (target, text, v) = query(&mut rng);
         let (build, n) = run(text, Some(v)).await;
         println!(
@@ -217,6 +253,17 @@ fn main() {
             n,
             rss_before,
             rss_mib("self")
+        );
+        // The snapshot is written in the background; wait for it so it does not share the
+        // cores with the measured queries.
+        let t = Instant::now();
+        while search.stats().snapshots_written == 0 && t.elapsed() < Duration::from_secs(600) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let snapshot_mb = walk_bytes(&app.settings().storage.data_dir.join("files/search")) as f64 / 1e6;
+        println!(
+            "snapshot written {:.1} s after the build ({snapshot_mb:.0} MB)",
+            t.elapsed().as_secs_f64()
         );
         let mut hybrid = Vec::new();
         let mut lexical = Vec::new();
@@ -230,9 +277,75 @@ fn main() {
         report(&format!("hybrid search, {queries} queries, top 10 (query embedding excluded)"), hybrid);
         report("lexical search", lexical);
         println!("peak RSS so far {:.0} MiB (server setup, client and index in one process)", peak_rss_mib());
-        drop(search);
 
-        // 3. Engines compared on the same vectors.
+        // 3. Changes: files landing one by one, then while searches run, then a removal.
+        let mut next_chunk = chunks;
+        let complete_one = |next: usize| {
+            let store = store.clone();
+            let batch: Vec<NewChunk> = (next..next + append_chunks)
+                .map(|i| NewChunk {
+                    tokens: words as i64,
+                    text: corpus.text(i),
+                    embedding: Some(corpus.vector(i)),
+                })
+                .collect();
+            async move {
+                let job = store.claim_ingest(86_400, None).await.unwrap().unwrap();
+                assert!(store.complete_ingest(&job, &batch, 1).await.unwrap());
+                job.file_id
+            }
+        };
+        let mut first_after = Vec::new();
+        for _ in 0..appends {
+            complete_one(next_chunk).await;
+            let (_, text, v) = query(&mut rng);
+            first_after.push(run(text, Some(v)).await.0);
+            next_chunk += append_chunks;
+        }
+        report(&format!("first search after a {append_chunks}-chunk file lands ({appends} files)"), first_after);
+        let mut tasks = Vec::new();
+        for n in 0..appends {
+            let start = next_chunk + n * append_chunks;
+            let append = complete_one(start);
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(250 * n as u64)).await;
+                append.await
+            }));
+        }
+        let mut during = Vec::new();
+        let until = Instant::now() + Duration::from_millis(250 * appends as u64 + 500);
+        while Instant::now() < until {
+            let (_, text, v) = query(&mut rng);
+            during.push(run(text, Some(v)).await.0);
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        report(&format!("hybrid search while a file lands every 250 ms ({} queries)", during.len()), during);
+        assert!(store.detach_file(DEFAULT_PROJECT, &vs, &loaded[0]).await.unwrap());
+        let (_, text, v) = query(&mut rng);
+        let (t, _) = run(text, Some(v)).await;
+        println!("first search after detaching a {per_file}-chunk file: {:.2} ms", ms(t));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        println!(
+            "index: {:?}; resident memory {:.0} MiB",
+            search.stats(),
+            rss_mib("self")
+        );
+        drop(search);
+        // A restarted node: the snapshot, then the files changed since it was taken.
+        let restarted = node();
+        let (_, text, v) = query(&mut rng);
+        let (t, n) = search_once(&restarted, &store, &vs, text, Some(v)).await;
+        println!(
+            "restarted node's first search: {:.2} s ({n} hits; {:?}); resident memory {:.0} MiB",
+            t.as_secs_f64(),
+            restarted.stats(),
+            rss_mib("self")
+        );
+        drop(restarted);
+
+        // 4. Engines compared on the same vectors.
         let mut flat = Vec::with_capacity(chunks * dims);
         let mut ix = Vectors::default();
         for i in 0..chunks {

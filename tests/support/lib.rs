@@ -268,7 +268,6 @@ impl TestApp {
         assistants_host::janitor::Janitor {
             store,
             blobs,
-            search: Default::default(),
             interpreter,
         }
     }

@@ -118,7 +118,6 @@ async fn create(
             attributes.as_ref(),
         )
         .await?;
-    state.search.invalidate(&vs);
     state.ingest.notify();
     Ok(axum::Json(wire(row)))
 }
@@ -175,7 +174,6 @@ async fn update(
         .set_vs_file_attributes(&project, &vs, &file_id, &attrs)
         .await?
         .ok_or_else(|| ApiError::not_found("vector store file", &file_id))?;
-    state.search.invalidate(&vs);
     Ok(axum::Json(wire(row)))
 }
 
@@ -188,7 +186,6 @@ async fn remove(
     if !state.store.detach_file(&project, &vs, &file_id).await? {
         return Err(ApiError::not_found("vector store file", &file_id));
     }
-    state.search.invalidate(&vs);
     Ok(axum::Json(
         json!({"id": file_id, "object": "vector_store.file.deleted", "deleted": true}),
     ))
@@ -307,7 +304,6 @@ async fn create_batch(
         .store
         .create_batch(&project, &vs, &batch_id, created_at, &files)
         .await?;
-    state.search.invalidate(&vs);
     state.ingest.notify();
     Ok(axum::Json(
         batch_view(&state, &project, &vs, &batch_id).await?,

@@ -276,7 +276,7 @@ async fn remove(
     if !state.store.delete_vector_store(&project, &id).await? {
         return Err(ApiError::not_found("vector store", &id));
     }
-    state.search.invalidate(&id);
+    state.search.forget(&id).await;
     Ok(axum::Json(
         json!({"id": id, "object": "vector_store.deleted", "deleted": true}),
     ))

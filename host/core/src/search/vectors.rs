@@ -72,6 +72,35 @@ impl Vectors {
         self.chunks.len()
     }
 
+    /// Appends the vectors of `other`'s chunks that `renumbered` keeps (`u32::MAX`: dropped),
+    /// under their new numbers: a segment merge. Vectors of another dimension than this
+    /// index's are skipped, as in [`Vectors::push`].
+    pub(crate) fn absorb(&mut self, other: &Vectors, renumbered: &[u32]) {
+        if other.is_empty() {
+            return;
+        }
+        if self.dims == 0 {
+            self.dims = other.dims;
+            self.words = other.words;
+        }
+        if other.dims != self.dims {
+            return;
+        }
+        let (words, dims) = (self.words, self.dims);
+        for (row, &chunk) in other.chunks.iter().enumerate() {
+            let new = renumbered[chunk as usize];
+            if new == u32::MAX {
+                continue;
+            }
+            self.chunks.push(new);
+            self.bits
+                .extend_from_slice(&other.bits[row * words..(row + 1) * words]);
+            self.codes
+                .extend_from_slice(&other.codes[row * dims..(row + 1) * dims]);
+            self.scales.push(other.scales[row]);
+        }
+    }
+
     /// Returns the spare capacity of a finished index.
     pub(crate) fn shrink_to_fit(&mut self) {
         self.chunks.shrink_to_fit();
@@ -187,6 +216,52 @@ impl Vectors {
             .map(|row| (self.chunks[row], self.cosine(row, q)))
             .collect();
         top_k(scored, k)
+    }
+}
+
+impl Vectors {
+    pub(super) fn write<W: std::io::Write>(
+        &self,
+        w: &mut super::codec::Writer<W>,
+    ) -> std::io::Result<()> {
+        w.u64(self.dims as u64)?;
+        w.u32s(&self.chunks)?;
+        w.u64s(&self.bits)?;
+        w.i8s(&self.codes)?;
+        w.f32s(&self.scales)
+    }
+
+    /// Reads what [`Vectors::write`] wrote for a segment of `chunks` chunks, checking that
+    /// every array has its length and every vector a chunk.
+    pub(super) fn read<R: std::io::Read>(
+        r: &mut super::codec::Reader<R>,
+        chunks: usize,
+    ) -> std::io::Result<Vectors> {
+        let bad = super::codec::invalid;
+        let dims = usize::try_from(r.u64()?).map_err(|_| bad("dimensions"))?;
+        if dims >= usize::from(u16::MAX) {
+            return Err(bad("dimensions"));
+        }
+        let words = dims.div_ceil(64);
+        let v = Vectors {
+            dims,
+            words,
+            chunks: r.u32s()?,
+            bits: r.u64s()?,
+            codes: r.i8s()?,
+            scales: r.f32s()?,
+        };
+        let n = v.chunks.len();
+        if (n > 0 && dims == 0)
+            || v.bits.len() != n * words
+            || v.codes.len() != n * dims
+            || v.scales.len() != n
+            || v.chunks.iter().any(|&c| c as usize >= chunks)
+            || v.scales.iter().any(|s| !s.is_finite())
+        {
+            return Err(bad("vectors"));
+        }
+        Ok(v)
     }
 }
 
@@ -377,6 +452,29 @@ mod tests {
             .is_empty());
         let got = ix.nearest(&[0.0, 1.0], 3, 10, true, |_| true);
         assert_eq!(got[0].0, 3);
+    }
+
+    #[test]
+    fn absorbing_keeps_the_chosen_vectors_under_new_numbers() {
+        let vs = vectors(6, 100, 3);
+        let mut part = Vectors::default();
+        for (i, v) in vs.iter().enumerate() {
+            part.push(i as u32, v);
+        }
+        let mut merged = Vectors::default();
+        merged.absorb(&part, &[u32::MAX, 0, u32::MAX, 1, 2, u32::MAX]);
+        assert_eq!(merged.len(), 3);
+        for (row, old) in [1usize, 3, 4].into_iter().enumerate() {
+            assert_eq!(merged.chunks[row], row as u32);
+            assert!((merged.cosine(row, &vs[old]) - part.cosine(old, &vs[old])).abs() < 1e-6);
+        }
+        let got = merged.nearest(&vs[3], 1, 10, true, |_| true);
+        assert_eq!(got[0].0, 1);
+        // Another dimension is skipped.
+        let mut other = Vectors::default();
+        other.push(0, &[1.0, 0.0]);
+        merged.absorb(&other, &[3]);
+        assert_eq!(merged.len(), 3);
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod lanes;
 mod list;
 mod responses;
 pub mod runs;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 mod uploads;
 mod usage;

@@ -1,7 +1,7 @@
 //! What the integration tests may do to a database that the server never does: create and drop
 //! whole databases, and install faults (a trigger that refuses writes) to prove a request
-//! leaves nothing behind. Compiled only with the `test-support` feature, which the tests crate
-//! enables; the server binary's own surface has no raw SQL.
+//! leaves nothing behind. Compiled only for tests (and with the `test-support` feature, which
+//! the tests crate enables); the server binary's own surface has no raw SQL.
 
 /// Runs one statement on a fresh connection (no pool, no migrations).
 pub async fn admin_execute(url: &str, sql: &str) -> anyhow::Result<()> {

@@ -3,6 +3,18 @@
 
 use super::*;
 
+/// Most files [`Store::stream_file_chunks`] reads in one query.
+pub(crate) const FILES_PER_QUERY: usize = 64;
+
+fn chunk_row(r: AnyRow) -> StoreResult<ChunkRow> {
+    Ok(ChunkRow {
+        seq: r.try_get(0)?,
+        file_id: r.try_get(1)?,
+        text: r.try_get(2)?,
+        embedding: r.try_get(3)?,
+    })
+}
+
 impl Store {
     /// Claims a waiting in-progress file for `lease_secs` seconds, serving projects fairly:
     /// the project with the fewest files being ingested goes first (then the one whose file
@@ -92,7 +104,8 @@ impl Store {
         let mut tx = self.begin_background().await?;
         let done = sqlx::query(
             "UPDATE vector_store_files SET status = 'completed', usage_bytes = $1, lease_until = NULL, \
-             lease_token = NULL \
+             lease_token = NULL, \
+             content_generation = (SELECT index_generation + 1 FROM vector_stores WHERE id = $2) \
              WHERE vector_store_id = $2 AND id = $3 AND lease_token = $4 AND status = 'in_progress'",
         )
         .bind(usage_bytes)
@@ -187,16 +200,41 @@ impl Store {
         )
         .bind(vs_id.to_string())
         .fetch(&self.read)
-        .map(|row| {
-            let r = row?;
-            Ok(ChunkRow {
-                seq: r.try_get(0)?,
-                file_id: r.try_get(1)?,
-                text: r.try_get(2)?,
-                embedding: r.try_get(3)?,
-            })
-        })
+        .map(|row| chunk_row(row?))
         .boxed()
+    }
+
+    /// The chunks of some files of a store (at most [`FILES_PER_QUERY`]), in row order.
+    pub(crate) fn stream_file_chunks<'a>(
+        &'a self,
+        vs_id: &str,
+        files: &[String],
+    ) -> futures::stream::BoxStream<'a, StoreResult<ChunkRow>> {
+        use futures::StreamExt;
+        use std::sync::OnceLock;
+        // One statement per count of files, made once: the stream borrows its text.
+        static SQL: OnceLock<Vec<String>> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            (0..=FILES_PER_QUERY)
+                .map(|n| {
+                    let marks: Vec<String> = (2..n + 2).map(|i| format!("${i}")).collect();
+                    format!(
+                        "SELECT seq, file_id, text, embedding FROM chunks \
+                         WHERE vector_store_id = $1 AND file_id IN ({}) ORDER BY seq",
+                        marks.join(", ")
+                    )
+                })
+                .collect()
+        });
+        assert!(
+            (1..=FILES_PER_QUERY).contains(&files.len()),
+            "one query reads 1 to {FILES_PER_QUERY} files"
+        );
+        let mut q = sqlx::query(sql[files.len()].as_str()).bind(vs_id.to_string());
+        for f in files {
+            q = q.bind(f.clone());
+        }
+        q.fetch(&self.read).map(|row| chunk_row(row?)).boxed()
     }
 
     /// The text of the chunks with these row numbers (those still stored).
@@ -223,13 +261,11 @@ impl Store {
             .collect()
     }
 
-    /// Attributes of every completed file of a store, for search filters.
-    pub(crate) async fn store_file_attributes(
-        &self,
-        vs_id: &str,
-    ) -> StoreResult<Vec<(String, Option<serde_json::Value>)>> {
+    /// The completed files of a store: what its search index holds.
+    pub(crate) async fn indexed_files(&self, vs_id: &str) -> StoreResult<Vec<IndexedFile>> {
         let rows = sqlx::query(
-            "SELECT id, attributes FROM vector_store_files WHERE vector_store_id = $1 AND status = 'completed'",
+            "SELECT id, attributes, content_generation FROM vector_store_files \
+             WHERE vector_store_id = $1 AND status = 'completed'",
         )
         .bind(vs_id.to_string())
         .fetch_all(&self.read)
@@ -237,10 +273,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let a: Option<String> = r.try_get(1)?;
-                Ok((
-                    r.try_get(0)?,
-                    a.map(|s| serde_json::from_str(&s)).transpose()?,
-                ))
+                Ok(IndexedFile {
+                    id: r.try_get(0)?,
+                    attributes: a.map(|s| serde_json::from_str(&s)).transpose()?,
+                    stamp: r.try_get(2)?,
+                })
             })
             .collect()
     }

@@ -8,6 +8,10 @@
 
 mod batches;
 mod ingest;
+mod snapshots;
+
+pub(crate) use ingest::FILES_PER_QUERY;
+pub use snapshots::{Recorded, SearchSnapshot};
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -99,6 +103,16 @@ pub(crate) struct ChunkRow {
     pub text: String,
     /// Little-endian f32s ([`vector_bytes`]), when the store was embedded.
     pub embedding: Option<Vec<u8>>,
+}
+
+/// A completed file of a store, as a search index keeps track of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedFile {
+    pub id: String,
+    pub attributes: Option<serde_json::Value>,
+    /// The store's index generation when its chunks were written: it moves whenever they are
+    /// replaced.
+    pub stamp: i64,
 }
 
 /// When a store with this `expires_after` (`{"anchor": "last_active_at", "days": n}`) that was
