@@ -107,10 +107,11 @@ async fn run_node(
     };
     // Large stores' indexes are persisted next to the files, so a restarted or another node
     // loads them instead of reading every chunk.
-    let search = Arc::new(
-        search::SearchIndexes::new(embedder)
-            .with_snapshots(blobs.clone(), search::SNAPSHOT_MIN_CHUNKS),
-    );
+    let mut search = search::SearchIndexes::new(embedder);
+    if settings.search_snapshot_min_chunks > 0 {
+        search = search.with_snapshots(blobs.clone(), settings.search_snapshot_min_chunks);
+    }
+    let search = Arc::new(search);
     let plugin_search = Arc::new(search::PluginSearch {
         store: store.clone(),
         indexes: search.clone(),

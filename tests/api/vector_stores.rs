@@ -630,3 +630,77 @@ async fn search_follows_every_change_to_the_store() {
     assert_eq!(s, 200, "{r}");
     assert!(hits("penguin magma").await.is_empty());
 }
+
+/// The files a search of `vs` on `node` finds, sorted.
+async fn search_files(node: &TestApp, vs: &str, query: &str) -> Vec<String> {
+    let (s, r) = node
+        .post(
+            &format!("/vector_stores/{vs}/search"),
+            json!({"query": query}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let mut files: Vec<String> = r["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["file_id"].as_str().unwrap().to_string())
+        .collect();
+    files.sort();
+    files
+}
+
+/// A store's index persisted by one node is what another node starts from, on the
+/// deployment's object store (local here; S3 in CI's S3 suite), and goes with the store.
+#[tokio::test]
+async fn a_persisted_index_serves_another_node_and_goes_with_its_store() {
+    let app = TestApp::spawn_with(|s| s.search_snapshot_min_chunks = 1).await;
+    let a = app.upload_ok("penguins.md", PENGUINS).await;
+    let b = app.upload_ok("volcano.txt", VOLCANO).await;
+    let vs = app.create("/vector_stores", json!({"file_ids": [a]})).await;
+    app.wait_vs(&vs).await;
+    assert_eq!(search_files(&app, &vs, "penguin").await, vec![a.clone()]);
+    let snapshots = format!("SELECT COUNT(*) FROM search_snapshots WHERE vector_store_id = '{vs}'");
+    let mut recorded = 0;
+    for _ in 0..200 {
+        recorded = assistants_core::store::testing::admin_scalar(&app.database_url, &snapshots)
+            .await
+            .unwrap();
+        if recorded == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(recorded, 1, "the first search's index is persisted");
+    // Changed after the snapshot: the other node loads it and reads only what changed.
+    let (s, r) = app
+        .post(&format!("/vector_stores/{vs}/files"), json!({"file_id": b}))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    app.wait_vs(&vs).await;
+    let peer = app.spawn_peer(|s| s.search_snapshot_min_chunks = 1).await;
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(search_files(&peer, &vs, "penguin magma").await, both);
+    let (s, _) = app.delete(&format!("/vector_stores/{vs}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        assistants_core::store::testing::admin_scalar(&app.database_url, &snapshots)
+            .await
+            .unwrap(),
+        0
+    );
+    if app.settings().storage.object_store_url.is_none() {
+        let dir = app
+            .settings()
+            .storage
+            .data_dir
+            .join("files/search")
+            .join(&vs);
+        assert_eq!(
+            std::fs::read_dir(&dir).map_or(0, |d| d.count()),
+            0,
+            "{dir:?}"
+        );
+    }
+}

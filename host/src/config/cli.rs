@@ -205,6 +205,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSISTANTS_INGEST_CONCURRENCY", value_name = "N")]
     pub ingest_concurrency: Option<usize>,
 
+    /// Vector stores of at least this many chunks have their search index persisted in the
+    /// object store, so a restarted node or another node loads it instead of reading every
+    /// chunk; 0 turns persisting (and loading) off [default: 10000].
+    #[arg(
+        long,
+        env = "ASSISTANTS_SEARCH_SNAPSHOT_MIN_CHUNKS",
+        value_name = "CHUNKS"
+    )]
+    pub search_snapshot_min_chunks: Option<usize>,
+
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "ASSISTANTS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,

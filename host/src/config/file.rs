@@ -23,6 +23,7 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub idle_timeout_secs: Option<u64>,
     pub ingest_concurrency: Option<usize>,
+    pub search_snapshot_min_chunks: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
     pub otlp_endpoint: Option<String>,
     pub otlp_protocol: Option<String>,

@@ -50,6 +50,8 @@ pub struct Settings {
     /// See `--max-connections` and `--idle-timeout-secs`.
     pub connections: crate::serve::ConnectionLimits,
     pub ingest_concurrency: usize,
+    /// See `--search-snapshot-min-chunks` (0: off).
+    pub search_snapshot_min_chunks: usize,
     /// See `--shutdown-grace-secs`.
     pub shutdown_grace_secs: u64,
     /// See `--drain-delay-secs`.
@@ -176,6 +178,10 @@ impl Settings {
                 .ingest_concurrency
                 .or(file.ingest_concurrency)
                 .unwrap_or(2),
+            search_snapshot_min_chunks: args
+                .search_snapshot_min_chunks
+                .or(file.search_snapshot_min_chunks)
+                .unwrap_or(assistants_core::search::SNAPSHOT_MIN_CHUNKS),
             shutdown_grace_secs: args
                 .shutdown_grace_secs
                 .or(file.shutdown_grace_secs)

@@ -89,7 +89,12 @@ impl<W: Write> Writer<W> {
     }
 
     pub fn i8s(&mut self, v: &[i8]) -> io::Result<()> {
-        self.array(v, i8::to_le_bytes)
+        self.len(v.len())?;
+        for part in v.chunks(1 << 16) {
+            let bytes: Vec<u8> = part.iter().map(|&b| b as u8).collect();
+            self.out.write_all(&bytes)?;
+        }
+        Ok(())
     }
 
     pub fn postings(&mut self, v: &[(u32, f32)]) -> io::Result<()> {
@@ -216,7 +221,9 @@ impl<R: Read> Reader<R> {
     }
 
     pub fn i8s(&mut self) -> io::Result<Vec<i8>> {
-        self.array(i8::from_le_bytes)
+        // Bytes as they are (the bulk of a snapshot: a vector's int8 codes); the conversion
+        // reuses the allocation.
+        Ok(self.bytes()?.into_iter().map(|b| b as i8).collect())
     }
 
     pub fn postings(&mut self) -> io::Result<Vec<(u32, f32)>> {

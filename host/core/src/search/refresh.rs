@@ -217,11 +217,20 @@ mod tests {
         assert_eq!(found(&ix, &store, "otters beavers").await.len(), 1);
         assert_eq!((ix.stats().full_builds, ix.stats().refreshes), (1, 3));
 
-        // Enough appends for a tier of small segments: merged in the background, same hits.
+        // Enough appends for a tier of small segments: merged in the background, same hits,
+        // while a second node that searches less often keeps its own index of the same store
+        // (and searches run while the merge does).
+        let other = SearchIndexes::new(None);
+        assert_eq!(found(&other, &store, "otters beavers").await.len(), 1);
         for n in 0..4 {
             ingest(&store, &format!("file-{n}"), &["badgers dig"]).await;
-            found(&ix, &store, "badgers").await;
+            assert_eq!(found(&ix, &store, "badgers").await.len(), n + 1);
+            if n % 2 == 1 {
+                assert_eq!(found(&other, &store, "badgers").await.len(), n + 1);
+            }
         }
+        assert_eq!(found(&ix, &store, "badgers").await.len(), 4);
+        assert_eq!((other.stats().full_builds, other.stats().refreshes), (1, 2));
         for _ in 0..200 {
             if ix.stats().merges > 0 {
                 break;

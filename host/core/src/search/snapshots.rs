@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::codec::{Reader, Writer};
 use super::index::StoreIndex;
-use crate::blobs::{Blobs, PutError};
+use crate::blobs::{BlobRead, Blobs, PutError};
 use crate::store::vector_stores::{Recorded, SearchSnapshot};
 use crate::store::Store;
 
@@ -87,18 +87,29 @@ impl Snapshots {
     }
 
     async fn read(&self, snap: &SearchSnapshot) -> anyhow::Result<StoreIndex> {
-        let mut source = Box::pin(self.blobs.get_stream(&snap.blob_key).await?);
-        let (tx, rx) = mpsc::channel::<Bytes>(4);
-        let size = u64::try_from(snap.bytes)?;
-        let decode = tokio::task::spawn_blocking(move || {
-            let input = io::BufReader::with_capacity(
-                PIECE,
-                ChannelReader {
-                    rx,
-                    piece: Bytes::new(),
-                },
-            );
+        let (size, object) = self.blobs.open_read(&snap.blob_key).await?;
+        anyhow::ensure!(
+            i64::try_from(size) == Ok(snap.bytes),
+            "the object has {size} bytes, the snapshot {}",
+            snap.bytes
+        );
+        fn decode(input: impl Read, size: u64) -> io::Result<StoreIndex> {
             StoreIndex::read(&mut Reader::new(input, size))
+        }
+        let mut source = match object {
+            BlobRead::File(file) => {
+                let input = io::BufReader::with_capacity(PIECE, file);
+                return Ok(tokio::task::spawn_blocking(move || decode(input, size)).await??);
+            }
+            BlobRead::Stream(source) => source,
+        };
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
+        let decoded = tokio::task::spawn_blocking(move || {
+            let input = ChannelReader {
+                rx,
+                piece: Bytes::new(),
+            };
+            decode(input, size)
         });
         while let Some(piece) = source.next().await {
             if tx.send(piece?).await.is_err() {
@@ -106,7 +117,7 @@ impl Snapshots {
             }
         }
         drop(tx);
-        Ok(decode.await??)
+        Ok(decoded.await??)
     }
 
     /// Whether `ix` is worth writing, given the store's current snapshot.
