@@ -6,7 +6,9 @@
 //! - responses created with `store: false` (and compactions) are deleted with their run a
 //!   while after they ended; a background response's recorded events are pruned a day after
 //!   it ended (`model::response::EVENTS_KEPT_SECS`); a deleted conversation's lock thread goes
-//!   once no response runs in it — each with its code_interpreter session.
+//!   once no response runs in it — each with its code_interpreter session;
+//! - persisted search indexes no store records are deleted after an hour
+//!   (`search::sweep_snapshots`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +66,16 @@ impl Janitor {
         let steps = [
             ("uploads", sweep_uploads(&self.store, &self.blobs).await),
             ("responses", self.sweep_responses().await),
+            (
+                "search snapshots",
+                assistants_core::search::sweep_snapshots(
+                    &self.store,
+                    &self.blobs,
+                    assistants_core::search::SNAPSHOT_ORPHAN_AGE,
+                )
+                .await
+                .map(|_| ()),
+            ),
             (
                 "tombstones",
                 self.store

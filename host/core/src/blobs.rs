@@ -212,6 +212,17 @@ impl Blobs {
             .await?)
     }
 
+    /// The keys of the objects under `prefix` last written at or before `before` (Unix seconds).
+    pub async fn list_older(&self, prefix: &str, before: i64) -> BlobResult<Vec<String>> {
+        Ok(self
+            .store
+            .list(Some(&ObjectPath::from(prefix)))
+            .try_filter(|m| futures::future::ready(m.last_modified.timestamp() <= before))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await?)
+    }
+
     /// Deletes every object under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> BlobResult<()> {
         let keys: Vec<_> = self

@@ -207,7 +207,7 @@ async fn remove(
     if !state.store.delete_file_everywhere(&project, &id).await? {
         return Err(ApiError::not_found("file", &id));
     }
-    state.search.invalidate_all();
+    // (Search indexes of the stores it was in see their generation move and drop it.)
     // The row is gone first: a failed blob delete leaves an unreachable object, never a dangling file.
     if let Err(e) = state.blobs.delete(&file_key(&id)).await {
         tracing::warn!(file_id = %id, error = %e, "file deleted but its bytes could not be removed");

@@ -69,6 +69,13 @@ pub struct LlmLatencyLabels {
     pub model: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SearchIndexLabels {
+    /// `build` (a store read whole), `load` (a snapshot loaded), `refresh` (changed files
+    /// read), `merge` (segments merged), `snapshot` (a snapshot written).
+    pub kind: &'static str,
+}
+
 /// Distinct model names with their own LLM series (see the module doc).
 pub(crate) const MAX_MODEL_LABELS: usize = 64;
 
@@ -85,6 +92,7 @@ pub struct Metrics {
     pub plugin_calls: Family<PluginLabels, Counter>,
     pub llm_requests: Family<LlmLabels, Counter>,
     pub llm_seconds: Family<LlmLatencyLabels, Histogram>,
+    pub search_index: Family<SearchIndexLabels, Counter>,
 }
 
 fn latency() -> Histogram {
@@ -159,6 +167,12 @@ impl Metrics {
             "Upstream LLM call latency (chat: to the end of the stream)",
             llm_seconds.clone(),
         );
+        let search_index = Family::<SearchIndexLabels, Counter>::default();
+        registry.register(
+            "search_index_updates",
+            "Work on this node's vector-store search indexes: build, load, refresh, merge, snapshot",
+            search_index.clone(),
+        );
         Metrics {
             registry,
             models: Default::default(),
@@ -172,6 +186,7 @@ impl Metrics {
             plugin_calls,
             llm_requests,
             llm_seconds,
+            search_index,
         }
     }
 
@@ -192,6 +207,12 @@ impl Metrics {
     /// Runs held by this node's pool, not started.
     pub fn runs_waiting(&self, n: usize) {
         self.runs_waiting.set(n as i64);
+    }
+
+    pub(crate) fn search_index(&self, kind: &'static str) {
+        self.search_index
+            .get_or_create(&SearchIndexLabels { kind })
+            .inc();
     }
 
     pub fn run_finished(&self, status: &str) {

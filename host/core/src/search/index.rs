@@ -320,9 +320,14 @@ impl StoreIndex {
             }
             t
         };
-        let mut tiers: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        // Only segments of one embedding dimension merge (a store embedded by two models keeps
+        // both models' vectors apart; a merge keeps one dimension).
+        let mut tiers: std::collections::BTreeMap<(u32, usize), Vec<usize>> = Default::default();
         for (i, &n) in live.iter().enumerate() {
-            tiers.entry(tier(n)).or_default().push(i);
+            tiers
+                .entry((tier(n), self.segments[i].dims()))
+                .or_default()
+                .push(i);
         }
         let pick = tiers
             .into_values()
@@ -348,10 +353,10 @@ impl StoreIndex {
     }
 
     /// This index with `merged` in place of `parts`, if they are all still here (a refresh
-    /// may have replaced the index meanwhile; a merge of an older state is then dropped).
-    /// When nothing else is left, the file table is compacted too: slots no segment refers to
-    /// any more are dropped.
-    pub fn with_merged(&self, parts: &[Arc<Segment>], mut merged: Segment) -> Option<StoreIndex> {
+    /// built from an index before the merge holds them too; a full build does not). When
+    /// nothing else is left, the file table is compacted: slots no chunk refers to any more
+    /// are dropped (the merged segment is then renumbered, sharing its bulk).
+    pub fn with_merged(&self, parts: &[Arc<Segment>], merged: &Arc<Segment>) -> Option<StoreIndex> {
         let positions: Vec<usize> = parts
             .iter()
             .map(|p| self.segments.iter().position(|s| Arc::ptr_eq(s, p)))
@@ -364,7 +369,9 @@ impl StoreIndex {
             .map(|(_, s)| s.clone())
             .collect();
         if !segments.is_empty() {
-            segments.push(Arc::new(merged));
+            if merged.len() > 0 {
+                segments.push(merged.clone());
+            }
             return Some(StoreIndex::assemble(
                 self.generation,
                 self.files.clone(),
@@ -383,11 +390,8 @@ impl StoreIndex {
                 files.push(f.clone());
             }
         }
-        for slot in merged.chunk_file.iter_mut() {
-            *slot = renumbered[*slot as usize];
-        }
         if merged.len() > 0 {
-            segments.push(Arc::new(merged));
+            segments.push(Arc::new(merged.renumbered(&renumbered)));
         }
         Some(StoreIndex::assemble(self.generation, files, segments))
     }

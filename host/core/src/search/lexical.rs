@@ -272,8 +272,16 @@ impl Lexical {
         if !(avg.is_finite() && avg >= 1.0) {
             return Err(invalid("average chunk length"));
         }
+        if total != lens.iter().map(|&l| u64::from(l)).sum::<u64>() {
+            return Err(invalid("total chunk length"));
+        }
         let terms = r.len()?;
-        let mut postings = HashMap::with_capacity(terms);
+        // A term takes at least 16 bytes (its length and its list's); the table is grown as
+        // terms arrive beyond a modest start, so a header cannot ask for more than that.
+        let mut postings = HashMap::with_capacity(terms.min(1 << 16));
+        if terms as u64 > r.remaining() / 16 {
+            return Err(invalid("more terms than bytes"));
+        }
         for _ in 0..terms {
             let term = r.string()?.into_boxed_str();
             let list = r.postings()?;

@@ -46,10 +46,13 @@ pub use plugin_search::PluginSearch;
 
 use crate::blobs::Blobs;
 use crate::llm::Embeddings;
+use crate::obs::metrics::metrics;
 use crate::store::{Store, StoreError, StoreResult};
 use index::StoreIndex;
 use snapshots::Snapshots;
-pub use snapshots::MIN_CHUNKS as SNAPSHOT_MIN_CHUNKS;
+pub use snapshots::{
+    sweep as sweep_snapshots, MIN_CHUNKS as SNAPSHOT_MIN_CHUNKS, ORPHAN_AGE as SNAPSHOT_ORPHAN_AGE,
+};
 
 /// Stores whose index stays cached per node; least recently used beyond this are dropped.
 const MAX_CACHED_STORES: usize = 64;
@@ -116,29 +119,43 @@ pub struct IndexStats {
     pub merges: u64,
 }
 
-/// Cached indexes by store, with their last use.
-type Cache = Mutex<HashMap<String, (Arc<StoreIndex>, u64)>>;
-
 /// Per-node cache of store indexes.
 #[derive(Default)]
 pub struct SearchIndexes {
     /// Query embeddings for hybrid search, when the server has an embeddings model.
     embedder: Option<Arc<dyn Embeddings>>,
-    cached: Arc<Cache>,
-    /// Refreshes in progress by store: their generation, the shared result and a handle to
-    /// stop one a newer generation made useless. A refresh runs as its own task, so a search
-    /// that gives up (a tool call's time limit, a client that hangs up) does not throw away
-    /// a large store's first build: the next search picks up the result.
-    building: Mutex<HashMap<String, (i64, PendingIndex, tokio::task::AbortHandle)>>,
+    shared: Arc<Shared>,
+}
+
+/// A merge: the segments merged, and the segment they became.
+type Merge = (Vec<Arc<segment::Segment>>, Arc<segment::Segment>);
+
+/// What searches share with the refreshes and merges running in the background.
+#[derive(Default)]
+struct Shared {
+    /// Cached indexes by store, with their last use.
+    cached: Mutex<HashMap<String, (Arc<StoreIndex>, u64)>>,
+    clock: AtomicU64,
+    /// Refreshes in progress by store: the generation the newest one brings the index to.
+    /// A refresh runs as its own task, so a search that gives up (a tool call's time limit, a
+    /// client that hangs up) does not throw away a large store's first build.
+    building: Mutex<HashMap<String, (i64, PendingIndex)>>,
     /// Stores with a merge running (one at a time per store).
-    merging: Arc<Mutex<HashSet<String>>>,
-    clock: Arc<AtomicU64>,
+    merging: Mutex<HashSet<String>>,
+    /// A store's last merge (its parts, the merged segment), kept while a refresh that started
+    /// from an index before it is running, so that refresh's index takes it on install
+    /// instead of dropping it.
+    merged: Mutex<HashMap<String, Merge>>,
     /// Persisted indexes, when the node has an object store for them.
     snapshots: Option<Arc<Snapshots>>,
-    full_builds: Arc<AtomicU64>,
-    loads: Arc<AtomicU64>,
+    full_builds: AtomicU64,
+    loads: AtomicU64,
     refreshes: AtomicU64,
-    merges: Arc<AtomicU64>,
+    merges: AtomicU64,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().expect("search cache poisoned")
 }
 
 impl SearchIndexes {
@@ -153,11 +170,16 @@ impl SearchIndexes {
 
     /// Persists the indexes of stores of at least `min_chunks` chunks in `blobs`, and loads
     /// them from there (see `snapshots.rs`); [`SNAPSHOT_MIN_CHUNKS`] is the server's choice.
-    pub fn with_snapshots(mut self, blobs: Blobs, min_chunks: usize) -> SearchIndexes {
+    pub fn with_snapshots(self, blobs: Blobs, min_chunks: usize) -> SearchIndexes {
         let mut snapshots = Snapshots::new(blobs);
         snapshots.min_chunks = min_chunks;
-        self.snapshots = Some(Arc::new(snapshots));
-        self
+        SearchIndexes {
+            embedder: self.embedder,
+            shared: Arc::new(Shared {
+                snapshots: Some(Arc::new(snapshots)),
+                ..Default::default()
+            }),
+        }
     }
 
     /// The embeddings model chunks and queries are embedded with, if any.
@@ -166,171 +188,95 @@ impl SearchIndexes {
     }
 
     pub fn stats(&self) -> IndexStats {
+        let s = &self.shared;
         IndexStats {
-            full_builds: self.full_builds.load(Ordering::Relaxed),
-            loads: self.loads.load(Ordering::Relaxed),
-            snapshots_written: self
+            full_builds: s.full_builds.load(Ordering::Relaxed),
+            loads: s.loads.load(Ordering::Relaxed),
+            snapshots_written: s
                 .snapshots
                 .as_ref()
                 .map_or(0, |s| s.written.load(Ordering::Relaxed)),
-            refreshes: self.refreshes.load(Ordering::Relaxed),
-            merges: self.merges.load(Ordering::Relaxed),
+            refreshes: s.refreshes.load(Ordering::Relaxed),
+            merges: s.merges.load(Ordering::Relaxed),
         }
     }
 
     /// Drops the cached index of a store (a deleted store: frees its memory at once).
     pub fn invalidate(&self, vs_id: &str) {
-        self.cached
-            .lock()
-            .expect("search cache poisoned")
-            .remove(vs_id);
+        locked(&self.shared.cached).remove(vs_id);
+        locked(&self.shared.merged).remove(vs_id);
     }
 
     /// Forgets a deleted store: its cached index and its snapshots.
     pub async fn forget(&self, vs_id: &str) {
         self.invalidate(vs_id);
-        if let Some(s) = &self.snapshots {
+        if let Some(s) = &self.shared.snapshots {
             s.forget(vs_id).await;
         }
     }
 
-    pub fn invalidate_all(&self) {
-        self.cached.lock().expect("search cache poisoned").clear();
-    }
-
-    /// The cached index of a store, whatever its generation.
-    fn cached(&self, vs_id: &str) -> Option<Arc<StoreIndex>> {
-        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
-        let mut map = self.cached.lock().expect("search cache poisoned");
-        let entry = map.get_mut(vs_id)?;
-        entry.1 = tick;
-        Some(entry.0.clone())
-    }
-
     async fn index(&self, store: &Store, vs_id: &str) -> StoreResult<Arc<StoreIndex>> {
         let generation = store.index_generation(vs_id).await?;
-        let base = self.cached(vs_id);
+        let base = self.shared.cached(vs_id);
         // Equal, or newer than the generation this search read a moment ago: current enough.
         if let Some(ix) = base.as_ref().filter(|ix| ix.generation >= generation) {
             return Ok(ix.clone());
         }
         let pending = {
-            let mut building = self.building.lock().expect("search cache poisoned");
+            let mut building = locked(&self.shared.building);
             match building.get(vs_id) {
-                Some((g, pending, _)) if *g >= generation => pending.clone(),
-                _ => {
-                    let (store, id) = (store.clone(), vs_id.to_string());
-                    if base.is_some() {
-                        self.refreshes.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let (snapshots, loads, full_builds) = (
-                        self.snapshots.clone(),
-                        self.loads.clone(),
-                        self.full_builds.clone(),
-                    );
+                Some((g, pending)) if *g >= generation => pending.clone(),
+                running => {
+                    // A newer refresh starts from the running one's result (a small delta)
+                    // rather than stopping it: stopped, a node whose first build takes longer
+                    // than the gap between two changes would never finish one.
+                    let previous = running.map(|(_, p)| p.clone());
+                    let (shared, store, id) =
+                        (self.shared.clone(), store.clone(), vs_id.to_string());
                     let task = tokio::spawn(async move {
+                        let base = match previous {
+                            Some(previous) => previous.await.ok().or(base),
+                            None => base,
+                        };
                         let base = match base {
-                            Some(base) => base,
-                            None => {
-                                let loaded = match &snapshots {
-                                    Some(s) => s.load(&store, &id).await,
-                                    None => None,
-                                };
-                                let counter = if loaded.is_some() { loads } else { full_builds };
-                                counter.fetch_add(1, Ordering::Relaxed);
-                                Arc::new(loaded.unwrap_or_default())
+                            Some(base) => {
+                                shared.count(&shared.refreshes, "refresh");
+                                base
                             }
+                            None => shared.load(&store, &id).await,
                         };
                         refresh::refresh(&store, &id, generation, base)
                             .await
                             .map(Arc::new)
                     });
-                    let abort = task.abort_handle();
                     let pending: PendingIndex = futures::FutureExt::shared(Box::pin(async move {
                         task.await.unwrap_or_else(|e| {
                             Err(StoreError::internal("building a search index", e))
                         })
                     })
                         as futures::future::BoxFuture<'static, _>);
-                    if let Some((_, _, older)) =
-                        building.insert(vs_id.to_string(), (generation, pending.clone(), abort))
-                    {
-                        older.abort();
-                    }
+                    building.insert(vs_id.to_string(), (generation, pending.clone()));
                     pending
                 }
             }
         };
         let ix = pending.await?;
-        {
-            let mut building = self.building.lock().expect("search cache poisoned");
+        let refreshing = {
+            let mut building = locked(&self.shared.building);
             if building
                 .get(vs_id)
-                .is_some_and(|(g, _, _)| *g == ix.generation)
+                .is_some_and(|(g, _)| *g == ix.generation)
             {
                 building.remove(vs_id);
             }
-        }
-        install(&self.cached, &self.clock, vs_id, ix.clone());
-        if let Some(s) = &self.snapshots {
+            building.contains_key(vs_id)
+        };
+        let ix = self.shared.install(vs_id, ix, refreshing);
+        if let Some(s) = &self.shared.snapshots {
             s.save_if_due(store, vs_id, &ix);
         }
-        self.merge_in_background(store, vs_id, &ix);
+        self.shared.merge_in_background(store, vs_id, &ix);
         Ok(ix)
-    }
-
-    /// Starts merging segments of a store's index if it has enough of them (and no merge of
-    /// that store is running). The merged index replaces the cached one if that still holds
-    /// the merged segments; otherwise the next refresh plans again.
-    fn merge_in_background(&self, store: &Store, vs_id: &str, ix: &Arc<StoreIndex>) {
-        let Some(parts) = ix.merge_plan() else { return };
-        if !self
-            .merging
-            .lock()
-            .expect("search cache poisoned")
-            .insert(vs_id.to_string())
-        {
-            return;
-        }
-        let (cached, clock, merging, merges) = (
-            self.cached.clone(),
-            self.clock.clone(),
-            self.merging.clone(),
-            self.merges.clone(),
-        );
-        let (ix, id, store) = (ix.clone(), vs_id.to_string(), store.clone());
-        let (snapshots, runtime) = (self.snapshots.clone(), tokio::runtime::Handle::current());
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let chunks: usize = parts.iter().map(|p| p.len()).sum();
-            let merged = ix.merge(&parts);
-            let current = cached
-                .lock()
-                .expect("search cache poisoned")
-                .get(&id)
-                .map(|(c, _)| c.clone());
-            let installed = current
-                .and_then(|current| {
-                    let next = Arc::new(current.with_merged(&parts, merged)?);
-                    swap(&cached, &clock, &id, &current, next.clone()).then_some(next)
-                })
-                .inspect(|next| {
-                    merges.fetch_add(1, Ordering::Relaxed);
-                    if let Some(s) = &snapshots {
-                        let _entered = runtime.enter();
-                        s.save_if_due(&store, &id, next);
-                    }
-                });
-            merging.lock().expect("search cache poisoned").remove(&id);
-            tracing::debug!(
-                vector_store_id = id,
-                segments = parts.len(),
-                chunks,
-                installed = installed.is_some(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "merged search index segments"
-            );
-        });
     }
 
     /// Ranked chunks of one store.
@@ -416,52 +362,145 @@ impl SearchIndexes {
     }
 }
 
-/// Caches a refreshed index (unless a newer one is there), evicting the least recently used
-/// stores beyond the count and memory budgets (the newest always stays).
-fn install(cache: &Cache, clock: &AtomicU64, vs_id: &str, ix: Arc<StoreIndex>) {
-    let tick = clock.fetch_add(1, Ordering::Relaxed);
-    let mut map = cache.lock().expect("search cache poisoned");
-    if map
-        .get(vs_id)
-        .is_some_and(|(have, _)| have.generation >= ix.generation)
-    {
-        return;
+impl Shared {
+    fn count(&self, counter: &AtomicU64, kind: &'static str) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics().search_index(kind);
     }
-    map.insert(vs_id.to_string(), (ix, tick));
-    loop {
-        let bytes: usize = map.values().map(|(ix, _)| ix.bytes()).sum();
-        if map.len() <= 1 || (map.len() <= MAX_CACHED_STORES && bytes <= MAX_CACHED_BYTES) {
-            break;
-        }
-        let Some(oldest) = map
-            .iter()
-            .filter(|(k, _)| k.as_str() != vs_id)
-            .min_by_key(|(_, (_, t))| *t)
-            .map(|(k, _)| k.clone())
-        else {
-            break;
-        };
-        map.remove(&oldest);
-    }
-}
 
-/// Replaces the cached index `was` of a store by `merged` (its segments merged), if `was` is
-/// still the one cached; whether it did.
-fn swap(
-    cache: &Cache,
-    clock: &AtomicU64,
-    vs_id: &str,
-    was: &Arc<StoreIndex>,
-    merged: Arc<StoreIndex>,
-) -> bool {
-    let tick = clock.fetch_add(1, Ordering::Relaxed);
-    let mut map = cache.lock().expect("search cache poisoned");
-    match map.get_mut(vs_id) {
-        Some(entry) if Arc::ptr_eq(&entry.0, was) => {
-            *entry = (merged, tick);
-            true
+    /// The cached index of a store, whatever its generation.
+    fn cached(&self, vs_id: &str) -> Option<Arc<StoreIndex>> {
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut map = locked(&self.cached);
+        let entry = map.get_mut(vs_id)?;
+        entry.1 = tick;
+        Some(entry.0.clone())
+    }
+
+    /// The index a node without one starts from: the store's snapshot, or nothing.
+    async fn load(&self, store: &Store, vs_id: &str) -> Arc<StoreIndex> {
+        let loaded = match &self.snapshots {
+            Some(s) => s.load(store, vs_id).await,
+            None => None,
+        };
+        match loaded {
+            Some(ix) => {
+                self.count(&self.loads, "load");
+                Arc::new(ix)
+            }
+            None => {
+                self.count(&self.full_builds, "build");
+                Arc::default()
+            }
         }
-        _ => false,
+    }
+
+    /// Caches a refreshed index (unless a newer one is there), with the store's last merge
+    /// if it still holds that merge's parts; evicts the least recently used stores beyond the
+    /// count and memory budgets (the newest always stays). Returns the index as cached.
+    fn install(&self, vs_id: &str, ix: Arc<StoreIndex>, refreshing: bool) -> Arc<StoreIndex> {
+        let ix = {
+            let mut merged = locked(&self.merged);
+            let with = merged
+                .get(vs_id)
+                .and_then(|(parts, seg)| ix.with_merged(parts, seg))
+                .map(Arc::new);
+            if !refreshing {
+                merged.remove(vs_id);
+            }
+            with.unwrap_or(ix)
+        };
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut map = locked(&self.cached);
+        if map
+            .get(vs_id)
+            .is_some_and(|(have, _)| have.generation >= ix.generation)
+        {
+            return ix;
+        }
+        map.insert(vs_id.to_string(), (ix.clone(), tick));
+        loop {
+            let bytes: usize = map.values().map(|(ix, _)| ix.bytes()).sum();
+            if map.len() <= 1 || (map.len() <= MAX_CACHED_STORES && bytes <= MAX_CACHED_BYTES) {
+                break;
+            }
+            let Some(oldest) = map
+                .iter()
+                .filter(|(k, _)| k.as_str() != vs_id)
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        ix
+    }
+
+    /// Merges segments of a store's index on a blocking thread if it has enough of them (one
+    /// merge per store at a time), and puts the result in place of the parts in the cached
+    /// index — whichever index is cached by then, as long as it holds the parts.
+    fn merge_in_background(self: &Arc<Self>, store: &Store, vs_id: &str, ix: &Arc<StoreIndex>) {
+        if !locked(&self.merging).insert(vs_id.to_string()) {
+            return;
+        }
+        let (shared, ix, id, store) = (self.clone(), ix.clone(), vs_id.to_string(), store.clone());
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            /// Ends the store's merge however the thread leaves (a panic included).
+            struct Merging<'a>(&'a Shared, &'a str);
+            impl Drop for Merging<'_> {
+                fn drop(&mut self) {
+                    locked(&self.0.merging).remove(self.1);
+                }
+            }
+            let _merging = Merging(&shared, &id);
+            let Some(parts) = ix.merge_plan() else { return };
+            let started = std::time::Instant::now();
+            let merged = Arc::new(ix.merge(&parts));
+            drop(ix);
+            // Holding `building`, no refresh can start or finish installing meanwhile. One that
+            // is running started from an index without this merge: its index takes the merge
+            // when it is installed (`install`).
+            let installed = {
+                let building = locked(&shared.building);
+                let mut installed = None;
+                for _ in 0..3 {
+                    let Some(current) = shared.cached(&id) else {
+                        break;
+                    };
+                    let Some(next) = current.with_merged(&parts, &merged) else {
+                        break;
+                    };
+                    let next = Arc::new(next);
+                    let mut map = locked(&shared.cached);
+                    if let Some(entry) = map.get_mut(&id).filter(|e| Arc::ptr_eq(&e.0, &current)) {
+                        entry.0 = next.clone();
+                        installed = Some(next);
+                        break;
+                    }
+                }
+                if building.contains_key(&id) {
+                    locked(&shared.merged).insert(id.clone(), (parts.clone(), merged.clone()));
+                }
+                installed
+            };
+            if let Some(next) = &installed {
+                shared.count(&shared.merges, "merge");
+                if let Some(s) = &shared.snapshots {
+                    let _entered = runtime.enter();
+                    s.save_if_due(&store, &id, next);
+                }
+            }
+            tracing::debug!(
+                vector_store_id = id,
+                segments = parts.len(),
+                chunks = merged.len(),
+                installed = installed.is_some(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "merged search index segments"
+            );
+        });
     }
 }
 

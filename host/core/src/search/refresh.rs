@@ -244,6 +244,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn searches_racing_changes_all_answer_and_the_last_sees_everything() {
+        let (store, _dir) = store().await;
+        let ix = std::sync::Arc::new(SearchIndexes::new(None));
+        let mut searches = Vec::new();
+        for n in 0..8 {
+            ingest(&store, &format!("file-{n}"), &["wolves howl"]).await;
+            let (ix, store) = (ix.clone(), store.clone());
+            // Each search may find a refresh to an older generation running: it starts from
+            // that one's result, and neither fails.
+            searches.push(tokio::spawn(async move {
+                found(&ix, &store, "wolves").await.len()
+            }));
+        }
+        for (n, s) in searches.into_iter().enumerate() {
+            let hits = s.await.unwrap();
+            assert!(hits > n && hits <= 8, "search {n} found {hits}");
+        }
+        assert_eq!(found(&ix, &store, "wolves").await.len(), 8);
+        assert_eq!(ix.stats().full_builds, 1);
+    }
+
+    /// Waits until `ix` has written one snapshot (they are written in the background).
+    async fn written(ix: &SearchIndexes) {
+        for _ in 0..500 {
+            if ix.stats().snapshots_written > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(ix.stats().snapshots_written, 1);
+    }
+
+    #[tokio::test]
     async fn another_node_loads_the_snapshot_and_reads_only_what_changed_since() {
         let (store, dir) = store().await;
         let blobs = crate::blobs::Blobs::open(None, dir.path()).unwrap();
@@ -256,13 +289,7 @@ mod tests {
         found(&small, &store, "otters").await;
         let first = node(1);
         assert_eq!(found(&first, &store, "otters").await.len(), 2);
-        for _ in 0..500 {
-            if first.stats().snapshots_written > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(first.stats().snapshots_written, 1);
+        written(&first).await;
         assert_eq!(small.stats().snapshots_written, 0);
 
         // Changed since: one file re-ingested, one added.
@@ -277,6 +304,8 @@ mod tests {
         assert_eq!(found(&second, &store, "otters beavers").await, want);
         let stats = second.stats();
         assert_eq!((stats.loads, stats.full_builds), (1, 0), "{stats:?}");
+        // Grown by half: persisted again, replacing the first node's snapshot.
+        written(&second).await;
 
         // A damaged snapshot: logged, and the store is read instead.
         let snapshots = dir.path().join("files/search/vs_1");
@@ -288,6 +317,22 @@ mod tests {
         let third = node(1);
         assert_eq!(found(&third, &store, "otters beavers").await, want);
         assert_eq!((third.stats().loads, third.stats().full_builds), (0, 1));
+        // …and forgets it, so the index it read is persisted in its place.
+        written(&third).await;
+        // Objects no store records (the damaged one, one a node died before recording) are
+        // swept; the recorded one stays, and loads.
+        blobs
+            .put_bytes("search/vs_1/orphan.idx", b"x".to_vec())
+            .await
+            .unwrap();
+        let swept = crate::search::sweep_snapshots(&store, &blobs, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(swept, 2);
+        assert_eq!(std::fs::read_dir(&snapshots).unwrap().count(), 1);
+        let fourth = node(1);
+        assert_eq!(found(&fourth, &store, "otters beavers").await, want);
+        assert_eq!((fourth.stats().loads, fourth.stats().full_builds), (1, 0));
 
         // A deleted store's snapshots go with it.
         third.forget("vs_1").await;

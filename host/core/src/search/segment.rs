@@ -4,19 +4,23 @@
 //! with one (keeping only the chunks of files still live) without reading the database.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use super::codec::{invalid, Reader, Writer};
 use super::lexical::{Lexical, LexicalBuilder};
 use super::vectors::Vectors;
 
-/// Chunks of some files, numbered 0.. within the segment.
+/// Chunks of some files, numbered 0.. within the segment. The bulky parts are shared, so a
+/// segment whose file slots are renumbered (a file table compaction) copies only `chunk_file`.
 pub(super) struct Segment {
     /// Per chunk: its file's slot in the store index's file table.
     pub chunk_file: Box<[u32]>,
     /// Per chunk: its row number (`chunks.seq`), to read its text back.
-    pub chunk_seq: Box<[i64]>,
-    pub lexical: Lexical,
-    pub vectors: Vectors,
+    pub chunk_seq: Arc<[i64]>,
+    pub lexical: Arc<Lexical>,
+    pub vectors: Arc<Vectors>,
+    /// Heap bytes held, counted once (the cache's budget reads it on every install).
+    bytes: usize,
 }
 
 /// Builds a [`Segment`] from chunks added in order.
@@ -48,26 +52,56 @@ impl SegmentBuilder {
     /// length) or, without it, by the segment's own.
     pub fn finish(mut self, avg_len: Option<f32>) -> Segment {
         self.vectors.shrink_to_fit();
-        Segment {
-            chunk_file: self.chunk_file.into_boxed_slice(),
-            chunk_seq: self.chunk_seq.into_boxed_slice(),
-            lexical: self.lexical.finish(avg_len),
-            vectors: self.vectors,
-        }
+        Segment::new(
+            self.chunk_file.into_boxed_slice(),
+            self.chunk_seq.into(),
+            self.lexical.finish(avg_len),
+            self.vectors,
+        )
     }
 }
 
 impl Segment {
+    fn new(
+        chunk_file: Box<[u32]>,
+        chunk_seq: Arc<[i64]>,
+        lexical: Lexical,
+        vectors: Vectors,
+    ) -> Segment {
+        let bytes = lexical.bytes() + vectors.bytes() + chunk_file.len() * 4 + chunk_seq.len() * 8;
+        Segment {
+            chunk_file,
+            chunk_seq,
+            lexical: Arc::new(lexical),
+            vectors: Arc::new(vectors),
+            bytes,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.chunk_file.len()
     }
 
     /// Heap bytes held (approximately: the postings' hash table itself is not counted).
     pub fn bytes(&self) -> usize {
-        self.lexical.bytes()
-            + self.vectors.bytes()
-            + self.chunk_file.len() * 4
-            + self.chunk_seq.len() * 8
+        self.bytes
+    }
+
+    /// The embedding dimension of its vectors (0: none).
+    pub fn dims(&self) -> usize {
+        self.vectors.dims()
+    }
+
+    /// This segment with its chunks' file slots renumbered by `slots` (old → new), sharing
+    /// everything else.
+    pub fn renumbered(&self, slots: &[u32]) -> Segment {
+        Segment {
+            chunk_file: self.chunk_file.iter().map(|&f| slots[f as usize]).collect(),
+            chunk_seq: self.chunk_seq.clone(),
+            lexical: self.lexical.clone(),
+            vectors: self.vectors.clone(),
+            bytes: self.bytes,
+        }
     }
 
     /// One segment of the chunks of `parts` whose file slot `keep` accepts, in order; the
@@ -103,7 +137,7 @@ impl Segment {
     /// Reads what [`Segment::write`] wrote, for an index with `files` file slots.
     pub fn read<R: Read>(r: &mut Reader<R>, files: usize) -> io::Result<Segment> {
         let chunk_file = r.u32s()?.into_boxed_slice();
-        let chunk_seq = r.i64s()?.into_boxed_slice();
+        let chunk_seq: Arc<[i64]> = r.i64s()?.into();
         let lexical = Lexical::read(r)?;
         let vectors = super::vectors::Vectors::read(r, chunk_file.len())?;
         if chunk_seq.len() != chunk_file.len()
@@ -112,11 +146,6 @@ impl Segment {
         {
             return Err(invalid("a segment's arrays disagree"));
         }
-        Ok(Segment {
-            chunk_file,
-            chunk_seq,
-            lexical,
-            vectors,
-        })
+        Ok(Segment::new(chunk_file, chunk_seq, lexical, vectors))
     }
 }

@@ -42,7 +42,7 @@ pub(super) struct Snapshots {
 }
 
 /// The object a store's snapshots live under.
-pub fn prefix(vs_id: &str) -> String {
+pub(super) fn prefix(vs_id: &str) -> String {
     format!("search/{vs_id}/")
 }
 
@@ -81,6 +81,11 @@ impl Snapshots {
             Err(e) => {
                 tracing::warn!(vector_store_id = vs_id, key = snap.blob_key, error = %e,
                     "could not load a search snapshot; reading the store");
+                // Forgotten, so the index read instead is persisted in its place (otherwise
+                // every node and restart would read the whole store until it grew a tenth).
+                if let Err(e) = store.drop_search_snapshot(vs_id, &snap.blob_key).await {
+                    tracing::warn!(vector_store_id = vs_id, error = %e, "could not forget a search snapshot");
+                }
                 None
             }
         }
@@ -222,6 +227,7 @@ impl Snapshots {
         }
         self.written
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::obs::metrics::metrics().search_index("snapshot");
         tracing::info!(
             vector_store_id = vs_id,
             generation,
@@ -278,4 +284,36 @@ impl Read for ChannelReader {
         self.piece = self.piece.slice(n..);
         Ok(n)
     }
+}
+
+/// How long an object under `search/` may go unrecorded before the janitor's [`sweep`]
+/// deletes it: longer
+/// than writing and recording the largest snapshot takes.
+pub const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes snapshot objects no store records (a node that died between writing and
+/// recording one, a snapshot that did not load, a deleted store whose objects could not be
+/// deleted then) once they are `age` old ([`ORPHAN_AGE`] for the janitor). Returns how many
+/// it deleted.
+pub async fn sweep(
+    store: &Store,
+    blobs: &Blobs,
+    age: std::time::Duration,
+) -> anyhow::Result<usize> {
+    let before = crate::model::ids::now() - age.as_secs() as i64;
+    let mut deleted = 0;
+    for key in blobs.list_older("search/", before).await? {
+        let Some(vs_id) = key
+            .strip_prefix("search/")
+            .and_then(|k| k.split('/').next())
+        else {
+            continue;
+        };
+        let recorded = store.search_snapshot(vs_id).await?;
+        if recorded.is_none_or(|s| s.blob_key != key) {
+            blobs.delete(&key).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }

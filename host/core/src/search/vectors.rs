@@ -261,6 +261,17 @@ impl Vectors {
         {
             return Err(bad("vectors"));
         }
+        // Sign bits past the dimension are zero (`sign_bits` never sets them): a set one would
+        // put a Hamming distance past the dimension.
+        if dims % 64 != 0 {
+            let padding = !0u64 << (dims % 64);
+            if v.bits
+                .chunks_exact(words)
+                .any(|w| w[words - 1] & padding != 0)
+            {
+                return Err(bad("sign bits past the dimension"));
+            }
+        }
         Ok(v)
     }
 }

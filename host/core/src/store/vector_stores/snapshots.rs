@@ -24,7 +24,7 @@ pub enum Recorded {
 }
 
 impl Store {
-    pub(crate) async fn search_snapshot(&self, vs_id: &str) -> StoreResult<Option<SearchSnapshot>> {
+    pub async fn search_snapshot(&self, vs_id: &str) -> StoreResult<Option<SearchSnapshot>> {
         let row = sqlx::query(
             "SELECT generation, blob_key, chunks, bytes FROM search_snapshots WHERE vector_store_id = $1",
         )
@@ -49,11 +49,15 @@ impl Store {
         snap: &SearchSnapshot,
     ) -> StoreResult<Recorded> {
         let mut tx = self.begin_background().await?;
-        let exists = sqlx::query("SELECT 1 FROM vector_stores WHERE id = $1")
-            .bind(vs_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
+        // A no-op write locks the store's row (PostgreSQL; SQLite has one writer anyway), so two
+        // nodes recording at once take turns and each reads the key it replaces.
+        let locked = sqlx::query(
+            "UPDATE vector_stores SET index_generation = index_generation WHERE id = $1",
+        )
+        .bind(vs_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if locked.rows_affected() == 0 {
             return Ok(Recorded::Stale);
         }
         let old: Option<String> =
@@ -63,8 +67,7 @@ impl Store {
                 .await?
                 .map(|r| r.try_get(0))
                 .transpose()?;
-        // Conditional, so of two nodes recording at once only the newer snapshot stays (on
-        // PostgreSQL the second waits for the first's row lock, then sees its generation).
+        // Conditional: an older snapshot never replaces a newer one.
         let done = sqlx::query(
             "INSERT INTO search_snapshots (vector_store_id, generation, blob_key, chunks, bytes, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \
@@ -86,5 +89,19 @@ impl Store {
         }
         tx.commit().await?;
         Ok(Recorded::Replaced(old))
+    }
+
+    /// Forgets the store's snapshot if it is still the one in `blob_key` (it did not load).
+    pub(crate) async fn drop_search_snapshot(
+        &self,
+        vs_id: &str,
+        blob_key: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM search_snapshots WHERE vector_store_id = $1 AND blob_key = $2")
+            .bind(vs_id.to_string())
+            .bind(blob_key.to_string())
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 }
