@@ -222,10 +222,10 @@ impl SearchIndexes {
         if let Some(ix) = base.as_ref().filter(|ix| ix.generation >= generation) {
             return Ok(ix.clone());
         }
-        let pending = {
+        let (target, pending) = {
             let mut building = locked(&self.shared.building);
             match building.get(vs_id) {
-                Some((g, pending)) if *g >= generation => pending.clone(),
+                Some((g, pending)) if *g >= generation => (*g, pending.clone()),
                 running => {
                     // A newer refresh starts from the running one's result (a small delta)
                     // rather than stopping it: stopped, a node whose first build takes longer
@@ -256,21 +256,20 @@ impl SearchIndexes {
                     })
                         as futures::future::BoxFuture<'static, _>);
                     building.insert(vs_id.to_string(), (generation, pending.clone()));
-                    pending
+                    (generation, pending)
                 }
             }
         };
-        let ix = pending.await?;
+        let result = pending.await;
         let refreshing = {
+            // Done, or failed (the next search tries again rather than sharing the failure).
             let mut building = locked(&self.shared.building);
-            if building
-                .get(vs_id)
-                .is_some_and(|(g, _)| *g == ix.generation)
-            {
+            if building.get(vs_id).is_some_and(|(g, _)| *g == target) {
                 building.remove(vs_id);
             }
             building.contains_key(vs_id)
         };
+        let ix = result?;
         let ix = self.shared.install(vs_id, ix, refreshing);
         if let Some(s) = &self.shared.snapshots {
             s.save_if_due(store, vs_id, &ix);

@@ -265,6 +265,45 @@ mod tests {
         assert_eq!(ix.stats().full_builds, 1);
     }
 
+    #[tokio::test]
+    async fn a_failed_refresh_is_tried_again_by_the_next_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let sql = |q: &'static str| crate::store::testing::admin_execute(&url, q);
+        sql(
+            "INSERT INTO vector_stores (id, project_id, created_at, last_active_at, body) \
+             VALUES ('vs_1', 'p', 0, 0, '{}')",
+        )
+        .await
+        .unwrap();
+        ingest(&store, "file-a", &["lynx"]).await;
+        // Attributes the index cannot read (written behind the server's back; the store's
+        // generation does not move): the refresh fails, and so does the search.
+        sql("UPDATE vector_store_files SET attributes = '{' WHERE id = 'file-a'")
+            .await
+            .unwrap();
+        let ix = SearchIndexes::new(None);
+        let queries = ["lynx".to_string()];
+        let qv = QueryVector::new();
+        let req = SearchRequest {
+            queries: &queries,
+            max_results: 5,
+            threshold: 0.0,
+            filter: None,
+            rerank: true,
+            query_vector: &qv,
+        };
+        assert!(ix.search(&store, "vs_1", &req).await.is_err());
+        // Repaired at the same generation: the next search builds again instead of sharing
+        // the failure.
+        sql("UPDATE vector_store_files SET attributes = NULL WHERE id = 'file-a'")
+            .await
+            .unwrap();
+        assert_eq!(found(&ix, &store, "lynx").await.len(), 1);
+    }
+
     /// Waits until `ix` has written one snapshot (they are written in the background).
     async fn written(ix: &SearchIndexes) {
         for _ in 0..500 {
