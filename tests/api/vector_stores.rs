@@ -571,39 +571,22 @@ async fn search_follows_every_change_to_the_store() {
     let b = app.upload_ok("volcano.txt", VOLCANO).await;
     let vs = app.create("/vector_stores", json!({"file_ids": [a]})).await;
     app.wait_vs(&vs).await;
-    let hits = |query: &'static str| {
-        let (app, vs) = (&app, vs.clone());
-        async move {
-            let (s, r) = app
-                .post(
-                    &format!("/vector_stores/{vs}/search"),
-                    json!({"query": query, "max_num_results": 50}),
-                )
-                .await;
-            assert_eq!(s, 200, "{r}");
-            let mut files: Vec<String> = r["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| h["file_id"].as_str().unwrap().to_string())
-                .collect();
-            files.sort();
-            files
-        }
-    };
     let both = |x: &str, y: &str| {
         let mut v = vec![x.to_string(), y.to_string()];
         v.sort();
         v
     };
-    assert_eq!(hits("penguin magma").await, vec![a.clone()]);
+    assert_eq!(
+        search_files(&app, &vs, "penguin magma").await,
+        vec![a.clone()]
+    );
     // Added after the index exists.
     let (s, r) = app
         .post(&format!("/vector_stores/{vs}/files"), json!({"file_id": b}))
         .await;
     assert_eq!(s, 200, "{r}");
     app.wait_vs(&vs).await;
-    assert_eq!(hits("penguin magma").await, both(&a, &b));
+    assert_eq!(search_files(&app, &vs, "penguin magma").await, both(&a, &b));
     // Attached again: ingested again, its chunks replaced, not doubled.
     let (s, r) = app
         .post(
@@ -613,7 +596,7 @@ async fn search_follows_every_change_to_the_store() {
         .await;
     assert_eq!(s, 200, "{r}");
     app.wait_vs(&vs).await;
-    assert_eq!(hits("penguin magma").await, both(&a, &b));
+    assert_eq!(search_files(&app, &vs, "penguin magma").await, both(&a, &b));
     let (s, r) = app
         .post(
             &format!("/vector_stores/{vs}/search"),
@@ -625,10 +608,13 @@ async fn search_follows_every_change_to_the_store() {
     // Detached from the store, then deleted altogether.
     let (s, r) = app.delete(&format!("/vector_stores/{vs}/files/{a}")).await;
     assert_eq!(s, 200, "{r}");
-    assert_eq!(hits("penguin magma").await, vec![b.clone()]);
+    assert_eq!(
+        search_files(&app, &vs, "penguin magma").await,
+        vec![b.clone()]
+    );
     let (s, r) = app.delete(&format!("/files/{b}")).await;
     assert_eq!(s, 200, "{r}");
-    assert!(hits("penguin magma").await.is_empty());
+    assert!(search_files(&app, &vs, "penguin magma").await.is_empty());
 }
 
 /// The files a search of `vs` on `node` finds, sorted.

@@ -139,13 +139,8 @@ impl Snapshots {
         }
     }
 
-    /// Writes a snapshot of `ix` in the background if one is due. Returns the task, if any.
-    pub fn save_if_due(
-        self: &Arc<Self>,
-        store: &Store,
-        vs_id: &str,
-        ix: &Arc<StoreIndex>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
+    /// Writes a snapshot of `ix` in the background if one is due.
+    pub fn save_if_due(self: &Arc<Self>, store: &Store, vs_id: &str, ix: &Arc<StoreIndex>) {
         if ix.chunks() < self.min_chunks
             || !self
                 .saving
@@ -153,10 +148,10 @@ impl Snapshots {
                 .expect("snapshot lock poisoned")
                 .insert(vs_id.to_string())
         {
-            return None;
+            return;
         }
         let (this, store, id, ix) = (self.clone(), store.clone(), vs_id.to_string(), ix.clone());
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             let outcome = match store.search_snapshot(&id).await {
                 Ok(current) if this.due(&ix, current.as_ref()) => this.save(&store, &id, ix).await,
                 Ok(_) => Ok(()),
@@ -169,7 +164,7 @@ impl Snapshots {
                 .lock()
                 .expect("snapshot lock poisoned")
                 .remove(&id);
-        }))
+        });
     }
 
     async fn save(&self, store: &Store, vs_id: &str, ix: Arc<StoreIndex>) -> anyhow::Result<()> {
