@@ -33,6 +33,7 @@ use assistants_core::store::Store;
 use assistants_tests::bench::{env_usize, rss_mib};
 use assistants_tests::fake_llm::{FakeLlm, Reply};
 use assistants_tests::json;
+use assistants_tests::server_process::ServerProcess;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -479,115 +480,6 @@ async fn phase(
     (tally, peak.load(Ordering::Relaxed) as f64)
 }
 
-/// The server under test: the `assistants` binary in a process of its own (so its RSS and CPU
-/// are its own), on a fresh data directory, with the test plugins and quotas configured.
-struct Server {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    base: String,
-}
-
-impl Server {
-    fn binary() -> std::path::PathBuf {
-        if let Ok(bin) = std::env::var("ASSISTANTS_BIN") {
-            return bin.into();
-        }
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
-        let profile = if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        };
-        std::path::Path::new(&target)
-            .join(profile)
-            .join("assistants")
-    }
-
-    async fn start(llm_url: &str) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let config = dir.path().join("soak.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\nmax_json_bytes = {MAX_JSON}\n\
-                 [plugins]\ndir = \"{TEST_PLUGINS}\"\n\
-                 [limits]\nmax_storage_bytes = {}\nmax_files = 1000\n\
-                 [llm]\nbase_url = \"{llm_url}\"\nmax_retries = 1\n",
-                16 << 20
-            ),
-        )
-        .unwrap();
-        let bin = Self::binary();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = std::process::Command::new(&bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--plugin-cache-key-file")
-            .arg(dir.path().join("cache.key"))
-            .env("ASSISTANTS_LOG", "warn")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "starting {} (build it first: cargo build [--release] --bin assistants): {e}",
-                    bin.display()
-                )
-            });
-        let server = Server {
-            child,
-            dir,
-            base: format!("http://127.0.0.1:{port}/v1"),
-        };
-        let health = format!("http://127.0.0.1:{port}/healthz");
-        for _ in 0..600 {
-            if reqwest::get(&health)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        server.print_log_tail();
-        panic!("the server did not become healthy");
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn database_url(&self) -> String {
-        format!(
-            "sqlite://{}",
-            self.dir.path().join("data/assistants.db").display()
-        )
-    }
-
-    fn print_log_tail(&self) {
-        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-        let lines: Vec<_> = log.lines().collect();
-        for l in &lines[lines.len().saturating_sub(20)..] {
-            println!("  server: {l}");
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn main() {
     let secs = env_usize("SOAK_SECS", 600) as u64;
     let projects = env_usize("SOAK_PROJECTS", 50).max(2);
@@ -597,7 +489,15 @@ fn main() {
     let rt = assistants_tests::bench::runtime();
     let ok = rt.block_on(async move {
         let llm = FakeLlm::with_responder(Arc::new(upstream)).await;
-        let server = Server::start(&llm.url).await;
+        let server = ServerProcess::start(&format!(
+            "max_json_bytes = {MAX_JSON}\n\
+             [plugins]\ndir = \"{TEST_PLUGINS}\"\n\
+             [limits]\nmax_storage_bytes = {}\nmax_files = 1000\n\
+             [llm]\nbase_url = \"{}\"\nmax_retries = 1\n",
+            16 << 20,
+            llm.url
+        ))
+        .await;
         let store = Store::connect(&server.database_url()).await.unwrap();
         let attackers = (projects / 10).max(1);
         let mut tenants = Vec::new();

@@ -12,6 +12,26 @@ pub fn peak_rss_mib() -> f64 {
     status_mib("self", "VmHWM")
 }
 
+/// Peak resident set size of process `pid` so far (Linux `VmHWM`), in MiB; 0 elsewhere.
+pub fn peak_rss_mib_of(pid: &str) -> f64 {
+    status_mib(pid, "VmHWM")
+}
+
+/// CPU time (user + system) process `pid` has used so far, in seconds; 0 where unknown.
+/// `/proc/PID/stat` counts in clock ticks, 100 per second on Linux.
+pub fn cpu_secs(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .map_or(0.0, |ticks| ticks / 100.0)
+}
+
 /// Resident set size of process `pid` (`"self"` for this one) now (Linux `VmRSS`), in MiB.
 pub fn rss_mib(pid: &str) -> f64 {
     status_mib(pid, "VmRSS")

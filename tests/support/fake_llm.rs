@@ -114,6 +114,8 @@ struct Inner {
     failing_embeddings: usize,
     /// The `traceparent` header of each chat request (None when absent).
     traceparents: Vec<Option<String>>,
+    /// While closed, chat requests wait here before answering ([`FakeLlm::hold`]).
+    gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(Clone)]
@@ -121,6 +123,9 @@ pub struct FakeLlm {
     /// Base URL to configure (`…/v1`).
     pub url: String,
     inner: Arc<Mutex<Inner>>,
+    /// Chat requests waiting at the gate, and the gate's opener.
+    held: Arc<std::sync::atomic::AtomicUsize>,
+    opener: Arc<Mutex<Option<tokio::sync::watch::Sender<bool>>>>,
 }
 
 impl FakeLlm {
@@ -140,12 +145,13 @@ impl FakeLlm {
 
     async fn serve(inner: Inner) -> FakeLlm {
         let inner = Arc::new(Mutex::new(inner));
+        let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
             .route("/v1/embeddings", post(embeddings))
             // Real upstreams take prompts of many megabytes (long contexts).
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
-            .with_state(inner.clone());
+            .with_state((inner.clone(), held.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -155,7 +161,33 @@ impl FakeLlm {
             });
             let _ = axum::serve(listener, app).await;
         });
-        FakeLlm { url, inner }
+        FakeLlm {
+            url,
+            inner,
+            held,
+            opener: Default::default(),
+        }
+    }
+
+    /// From now on, chat requests wait before answering until [`FakeLlm::release`], so a
+    /// benchmark can have every run in the upstream at once before timing them.
+    pub fn hold(&self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        self.inner.lock().unwrap().gate = Some(rx);
+        *self.opener.lock().unwrap() = Some(tx);
+    }
+
+    /// Chat requests waiting at the gate now.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets every held request (and every later one) answer.
+    pub fn release(&self) {
+        self.inner.lock().unwrap().gate = None;
+        if let Some(tx) = self.opener.lock().unwrap().take() {
+            let _ = tx.send(true);
+        }
     }
 
     pub fn push(&self, r: Reply) {
@@ -209,12 +241,21 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Value {
     })
 }
 
+type Shared = (Arc<Mutex<Inner>>, Arc<std::sync::atomic::AtomicUsize>);
+
 async fn completions(
-    State(inner): State<Arc<Mutex<Inner>>>,
+    State((inner, held)): State<Shared>,
     headers: axum::http::HeaderMap,
     body: axum::Json<Value>,
 ) -> Response {
     let body = body.0;
+    let gate = inner.lock().unwrap().gate.clone();
+    if let Some(mut gate) = gate {
+        use std::sync::atomic::Ordering;
+        held.fetch_add(1, Ordering::SeqCst);
+        let _ = gate.wait_for(|open| *open).await;
+        held.fetch_sub(1, Ordering::SeqCst);
+    }
     let responder = inner.lock().unwrap().responder.clone();
     let reply = if let Some(respond) = responder {
         Some(respond(&body))
@@ -333,7 +374,7 @@ pub fn fake_embedding(text: &str) -> Vec<f32> {
     v
 }
 
-async fn embeddings(State(inner): State<Arc<Mutex<Inner>>>, body: axum::Json<Value>) -> Response {
+async fn embeddings(State((inner, _)): State<Shared>, body: axum::Json<Value>) -> Response {
     let body = body.0;
     {
         let mut inner = inner.lock().unwrap();

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod fake_llm;
 pub mod fixtures;
 pub mod mcp;
+pub mod server_process;
 
 use std::time::Duration;
 
