@@ -202,6 +202,27 @@ async fn refused(host: &assistants_core::plugins::PluginHost, digest: &str) {
     assert!(format!("{e:#}").contains("integrity"), "{e:#}");
 }
 
+/// Every call gets fresh memory: what one call left in its statics or its heap is gone for the
+/// next, whether the freed pool slot was reset in place or decommitted (plugins/runtime.rs).
+#[tokio::test]
+async fn a_call_never_sees_what_an_earlier_call_left_in_memory() {
+    use assistants_core::plugins::{PluginHost, PluginSettings};
+    let host = PluginHost::load(&PluginSettings {
+        dir: Some(TEST_PLUGINS.into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let hostile = host.get("hostile").unwrap();
+    for _ in 0..3 {
+        let out = host
+            .invoke(&hostile, super::plugins::ctx(), "remember", "{}")
+            .await
+            .expect("the call succeeds");
+        assert_eq!(out.text, "counter 0, far byte 0");
+    }
+}
+
 /// Each call stays within its own memory limit, yet together they would take more than the
 /// host gave plugins: the call that would go over fails (and says why), the others finish,
 /// and the budget is whole again afterwards.

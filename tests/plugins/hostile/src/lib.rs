@@ -25,6 +25,7 @@ const TOOLS: &[&str] = &[
     "huge_error",
     "hoard_fields",
     "hold",
+    "remember",
 ];
 
 fn ok(text: String) -> Result<ToolOutput, ToolError> {
@@ -114,6 +115,26 @@ impl Guest for Hostile {
                 let held = vec![1u8; 20 << 20];
                 std::thread::sleep(std::time::Duration::from_millis(300));
                 ok(format!("held {} bytes", std::hint::black_box(&held).len()))
+            }
+            // Reports what an earlier call left in this component's memory, then leaves its
+            // own marks: a static counter (in the data section, among the pages a freed pool
+            // slot resets in place) and a byte 8 MiB up the heap (past them: decommitted).
+            // Each call must find neither: its sandbox is fresh.
+            "remember" => {
+                use std::sync::atomic::{AtomicU64, Ordering};
+                static COUNTER: AtomicU64 = AtomicU64::new(0);
+                let before = COUNTER.fetch_add(1, Ordering::SeqCst);
+                let mut far = vec![0u8; 8 << 20];
+                let last = far.len() - 1;
+                let p = std::hint::black_box(far.as_mut_ptr());
+                // SAFETY: `last` is inside `far`; volatile so the compiler cannot assume the
+                // zeroed allocation's contents.
+                let found = unsafe {
+                    let found = p.add(last).read_volatile();
+                    p.add(last).write_volatile(0xAB);
+                    found
+                };
+                ok(format!("counter {before}, far byte {found}"))
             }
             "panic" => panic!("the hostile plugin panics on purpose"),
             "sleep" => {
