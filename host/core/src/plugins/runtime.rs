@@ -81,6 +81,18 @@ pub(crate) enum Http {
     Sealed,
 }
 
+/// Whether a Linux kernel release (`/proc/sys/kernel/osrelease`, e.g. `6.8.0-45-generic`) has
+/// the `PAGEMAP_SCAN` ioctl (6.7 and later).
+fn has_pagemap_scan(release: &str) -> bool {
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let major = numbers.next().unwrap_or(0);
+    let minor = numbers.next().unwrap_or(0);
+    (major, minor) >= (6, 7)
+}
+
 /// An engine configured for plugins, with its epoch ticker.
 #[derive(Clone)]
 pub struct PluginEngine {
@@ -115,16 +127,20 @@ impl PluginEngine {
             .total_stacks(pool.instances)
             .max_memory_size(max_memory)
             .table_elements(100_000)
-            .total_gc_heaps(0)
-            // A freed slot is reset by copying back only the pages the call dirtied (found
-            // with Linux's PAGEMAP_SCAN, 6.7+; elsewhere this is off) instead of `madvise`
-            // over the whole slot: that syscall and the TLB shootdowns it sends to the other
-            // cores were more than half of a short call's cost, and the next call then
-            // faulted its pages back in. A warm slot keeps only what was dirtied, at most
-            // this much, resident.
-            .pagemap_scan(wasmtime::Enabled::Auto)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT);
+            .total_gc_heaps(0);
+        // A freed slot is reset by copying back only the pages the call dirtied (found with
+        // Linux's PAGEMAP_SCAN) instead of `madvise` over the whole slot: that syscall and the
+        // TLB shootdowns it sends to the other cores were more than half of a short call's
+        // cost, and the next call then faulted its pages back in. A warm slot keeps only what
+        // was dirtied, at most this much, resident. Without PAGEMAP_SCAN wasmtime would
+        // `memset` the whole region on every reset, slower than the `madvise`: keep that.
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        if has_pagemap_scan(&release) {
+            pooling
+                .pagemap_scan(wasmtime::Enabled::Auto)
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT);
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
@@ -476,6 +492,16 @@ pub(crate) fn call_store(engine: &Engine, state: CallState, timeout: Duration) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pagemap_scan_is_used_from_linux_6_7() {
+        assert!(has_pagemap_scan("6.18.44-fc-v1272\n"));
+        assert!(has_pagemap_scan("6.7.0"));
+        assert!(has_pagemap_scan("7.0"));
+        assert!(!has_pagemap_scan("6.6.30-generic"));
+        assert!(!has_pagemap_scan("5.15.0-91-generic"));
+        assert!(!has_pagemap_scan(""));
+    }
 
     #[test]
     fn the_budget_charges_up_to_its_limit_and_refunds() {
