@@ -5,7 +5,9 @@
 //! responder that answers each request from its body, and nothing is recorded
 //! ([`FakeLlm::with_responder`]). With `"stream": true` replies stream as
 //! real upstreams do — content in chunks, tool calls in fragments, a usage chunk, `[DONE]` —
-//! otherwise they come whole; either way with optional delays and HTTP errors. Every request body is recorded so tests can assert what the run sent.
+//! otherwise they come whole; either way with optional delays and HTTP errors. A benchmark can
+//! also hold every answer until it releases them all at once ([`FakeLlm::hold`]). Every request
+//! body is recorded so tests can assert what the run sent.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
