@@ -104,8 +104,12 @@ impl Store {
                     }
                 }
                 let opts = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+                // No ping before handing out a connection: a SQLite connection is a handle to a
+                // local file, not a socket that can drop, and the ping is a round trip to the
+                // connection's thread on every request.
                 let write = AnyPoolOptions::new()
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(30))
                     .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
                     .connect_with(opts.clone())
@@ -116,6 +120,7 @@ impl Store {
                 let opts_for_checkpoints = opts.clone();
                 let read = AnyPoolOptions::new()
                     .max_connections(8)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(30))
                     .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
                     .connect_with(opts)
