@@ -59,7 +59,9 @@ impl GroupWriter {
         GroupWriter { jobs }
     }
 
-    /// Executes one statement, returning its affected row count once it is committed.
+    /// Executes one statement, returning its affected row count once it is committed. Its
+    /// parameters are numbered `$1`, `$2`, …: a batch renumbers them to join statements (one
+    /// written with `?` runs alone).
     pub(crate) async fn execute(&self, sql: String, args: Vec<Val>) -> StoreResult<u64> {
         let (done, wait) = oneshot::channel();
         let closed = || StoreError::internal("group commit", "the writer task has stopped");
@@ -164,7 +166,12 @@ fn plan(batch: &[Job], jobs: Vec<usize>) -> VecDeque<Vec<usize>> {
     for (_, mut same) in by_sql {
         while !same.is_empty() {
             let params = batch[same[0]].args.len().max(1);
-            let fits = same.len().min(MAX_CHUNK).min(MAX_PARAMS / params).max(1);
+            let most = if anonymous_params(&batch[same[0]].sql) {
+                1
+            } else {
+                MAX_CHUNK
+            };
+            let fits = same.len().min(most).min(MAX_PARAMS / params).max(1);
             // The largest power of two that fits.
             let size = 1 << fits.ilog2();
             let rest = same.split_off(size);
@@ -184,10 +191,26 @@ fn joined(batch: &[Job], chunk: &[usize]) -> (String, Vec<Val>) {
     let mut args = Vec::new();
     for &i in chunk {
         renumber(&batch[i].sql, args.len(), &mut sql);
-        sql.push_str(";\n");
+        // A newline first, so a trailing `--` comment cannot swallow the separator.
+        sql.push_str("\n;\n");
         args.extend(batch[i].args.iter().cloned());
     }
     (sql, args)
+}
+
+/// Whether `sql` has a `?` parameter outside quotes, which SQLite numbers by position and
+/// [`renumber`] cannot shift.
+fn anonymous_params(sql: &str) -> bool {
+    let mut quote = None;
+    sql.chars().any(|c| {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '?') => return true,
+            _ => {}
+        }
+        false
+    })
 }
 
 /// Appends `sql` to `out` with every `$n` parameter outside quotes shifted by `offset`.
@@ -348,6 +371,16 @@ mod chunk_tests {
         let mut all: Vec<usize> = chunks.into_iter().flatten().collect();
         all.sort_unstable();
         assert_eq!(all, (0..45).collect::<Vec<_>>(), "every job exactly once");
+    }
+
+    #[test]
+    fn a_statement_with_question_mark_parameters_runs_alone() {
+        assert!(anonymous_params("SELECT ? WHERE 1"));
+        assert!(anonymous_params("SELECT ?2"));
+        assert!(!anonymous_params("SELECT $1 WHERE a = '?' AND \"b?\" = 1"));
+        let batch: Vec<Job> = (0..4).map(|_| job("Q ?", vec![Val::Int(0)]).0).collect();
+        let chunks = plan(&batch, (0..4).collect());
+        assert_eq!(chunks.len(), 4, "{chunks:?}");
     }
 
     #[test]
