@@ -224,7 +224,7 @@ async fn run_node(
 
     let grace = std::time::Duration::from_secs(settings.shutdown_grace_secs);
     let drain_delay = std::time::Duration::from_secs(settings.drain_delay_secs);
-    let state = AppState {
+    let state = AppState::new(state::AppParts {
         store,
         blobs,
         settings: Arc::new(settings),
@@ -236,7 +236,7 @@ async fn run_node(
         seal,
         runs: handle,
         lifecycle: lifecycle.clone(),
-    };
+    });
     match listener {
         Some(listener) => {
             let addr = listener.local_addr()?;

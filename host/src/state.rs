@@ -13,9 +13,27 @@ use assistants_core::ingest::IngestHandle;
 use assistants_core::search::SearchIndexes;
 use assistants_core::store::Store;
 
-/// Everything a handler may use. Cheap to clone (all handles).
+/// Everything a handler may use, behind one `Arc`: axum clones the state for every request
+/// and extractor, and cloning the parts one by one (pools, channels, cancellation tokens,
+/// whose clone takes a lock) showed in profiles of the cheapest requests.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The node's handles, each cheap to clone on its own for a task that outlives a request.
+pub struct AppParts {
     pub store: Store,
     pub blobs: Blobs,
     pub settings: Arc<Settings>,
