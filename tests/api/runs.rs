@@ -973,6 +973,45 @@ async fn a_strategy_dropped_into_the_plugins_dir_is_used_by_its_id() {
     assert!(llm.last_request().get("tools").is_none());
 }
 
+/// A component in the plugins directory cannot take a built-in's id, even one that is not
+/// loaded for want of grants: it would receive the grants meant for the built-in.
+#[tokio::test]
+async fn a_plugin_in_the_directory_cannot_take_a_built_in_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("TEST_PLUGINS_DIR"));
+    let manifest = std::fs::read_to_string(src.join("echo-strategy.toml")).unwrap();
+    for id in ["weather", "impostor"] {
+        std::fs::copy(
+            src.join("echo-strategy.wasm"),
+            dir.path().join(format!("{id}.wasm")),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("{id}.toml")),
+            manifest.replace("id = \"echo-strategy\"", &format!("id = \"{id}\"")),
+        )
+        .unwrap();
+    }
+    let llm = FakeLlm::start().await;
+    let path = dir.path().to_path_buf();
+    let app = TestApp::spawn_with_llm(&llm, move |s| s.plugins.dir = Some(path)).await;
+    let (_, plugins) = app.get("/plugins").await;
+    let kinds: Vec<(&str, &str)> = plugins["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["kind"].as_str().unwrap_or("")))
+        .collect();
+    assert!(
+        kinds.contains(&("impostor", "strategy")),
+        "the same component under its own id loads: {kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&("weather", "strategy")),
+        "the built-in weather id is not taken over: {kinds:?}"
+    );
+}
+
 #[tokio::test]
 async fn models_are_routed_to_their_upstream() {
     let default = FakeLlm::start().await;

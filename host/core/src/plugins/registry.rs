@@ -68,6 +68,13 @@ impl PluginHost {
                 ),
             }
         }
+        // Built-in ids stay the built-ins' even when one did not load (it waits for grants):
+        // otherwise a component dropped into the directory under that id would receive the
+        // grants and secrets the operator meant for the built-in.
+        let builtin_ids: std::collections::HashSet<String> = BUILTIN_PLUGINS
+            .iter()
+            .filter_map(|(_, _, manifest)| Manifest::parse(manifest).ok().map(|m| m.id))
+            .collect();
         if let Some(dir) = &settings.dir {
             for (wasm_path, toml_path) in plugin_files(dir)? {
                 let result = async {
@@ -77,6 +84,9 @@ impl PluginHost {
                 }
                 .await;
                 match result {
+                    Ok(p) if builtin_ids.contains(&p.manifest.id) => {
+                        tracing::error!(path = %wasm_path.display(), id = %p.manifest.id, "this id belongs to a built-in plugin; skipped")
+                    }
                     Ok(p) if host.plugins.contains_key(&p.manifest.id) => {
                         tracing::error!(path = %wasm_path.display(), id = %p.manifest.id, "a plugin with this id is already loaded; skipped")
                     }
