@@ -353,6 +353,36 @@ async fn client_function_calls_wait_for_outputs_and_continue_the_same_run() {
     assert_eq!(kinds, ["tool_calls", "message_creation"]);
 }
 
+/// An assistant that lists a plugin twice offers the model its tools once, under their own
+/// names (not two `calculator__calculate`).
+#[tokio::test]
+async fn a_plugin_listed_twice_is_offered_once() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("ok"));
+    let app = setup(&llm).await;
+    let (asst, thread) = assistant_and_thread(
+        &app,
+        json!({"tools": [{"type": "calculator"}, {"type": "calculator"}]}),
+    )
+    .await;
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let mut offered: Vec<String> = llm.requests()[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    offered.sort();
+    assert_eq!(offered, ["calculate", "convert_units"], "{offered:?}");
+}
+
 #[tokio::test]
 async fn plugin_tools_run_server_side_and_are_recorded_as_function_steps() {
     let llm = FakeLlm::start().await;

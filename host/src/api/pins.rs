@@ -66,12 +66,18 @@ pub fn tools(
                 .map(str::to_string)
         })
         .collect();
-    let plugin_ids: Vec<String> = tools
+    // Each plugin once, however often the list names it: twice would offer the model two
+    // tools of one name (the Responses path dedups the same way).
+    let mut plugin_ids: Vec<String> = Vec::new();
+    for kind in tools
         .iter()
         .filter_map(|t| t.get("type").and_then(Value::as_str))
         .filter(|kind| state.plugins.get(kind).is_some_and(|p| p.is_tool()))
-        .map(str::to_string)
-        .collect();
+    {
+        if !plugin_ids.iter().any(|id| id == kind) {
+            plugin_ids.push(kind.to_string());
+        }
+    }
     // Tools saved earlier may predate the operator's allow-list: checked at every pinning.
     if let Some(denied) = plugin_ids
         .iter()
