@@ -239,11 +239,23 @@ fn renumber(sql: &str, offset: usize, out: &mut String) {
     }
 }
 
+/// A migrated SQLite store in a temporary directory, for this file's tests.
+#[cfg(test)]
+async fn migrated_store() -> (crate::store::Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (store, dir)
+}
+
 #[cfg(test)]
 mod tests {
     use serde::{Deserialize, Serialize};
 
-    use crate::store::{Doc, ListParams, Store};
+    use super::migrated_store;
+    use crate::store::{Doc, ListParams};
 
     #[derive(Serialize, Deserialize)]
     struct Row {
@@ -265,11 +277,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_insert_fails_alone_and_the_rest_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (store, _dir) = migrated_store().await;
         store
             .insert(
                 "p",
@@ -320,7 +328,6 @@ mod tests {
 #[cfg(test)]
 mod chunk_tests {
     use super::*;
-    use crate::store::Store;
 
     fn job(sql: &str, args: Vec<Val>) -> (Job, oneshot::Receiver<StoreResult<u64>>) {
         let (done, wait) = oneshot::channel();
@@ -397,11 +404,7 @@ mod chunk_tests {
     /// statements on both sides of it commit, with their own row counts.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failure_inside_a_chunk_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (store, _dir) = migrated_store().await;
         let insert = "INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)";
         let update = "UPDATE projects SET name = $1 WHERE id = $2";
         let ids = ["a", "b", "c", "b", "d", "e", "f", "g", "h", "c"];
