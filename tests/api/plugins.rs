@@ -205,6 +205,145 @@ async fn manifests_must_fit_their_grants() {
     assert!(not_a_component.is_err());
 }
 
+/// The host loads every released contract version: the components in `tests/plugins/` are
+/// built against v0.1.0 (and must stay so), the built-in ones against the newest; both kinds
+/// of every world load and run side by side.
+#[tokio::test]
+async fn components_of_every_released_contract_version_load_and_run() {
+    use assistants_core::model::engine::{
+        Action, ChatMessage, Event, FinishReason, LlmResult, PublishMode, RunInput, RunLimits,
+    };
+    use assistants_core::plugins::manifest::{Manifest, WitVersion};
+    let host = host_with_test_plugins().await;
+    let version = |id: &str| {
+        let plugin = host.get(id).unwrap_or_else(|| panic!("{id} loads"));
+        plugin.manifest.version().expect("a released version")
+    };
+    for id in ["hostile", "search-tool", "echo-strategy", "text-parser"] {
+        assert_eq!(version(id), WitVersion::V0_1, "{id} is a v0.1.0 component");
+    }
+    for id in ["calculator", "file_search", "native", "react", "documents"] {
+        assert_eq!(
+            version(id),
+            WitVersion::LATEST,
+            "{id} is built with the SDK"
+        );
+    }
+
+    // Parsers: v0.1.0 and the newest read their formats, and refuse as they say.
+    let rot13 = host.get("text-parser").unwrap();
+    assert_eq!(
+        host.parse(&rot13, "a.rot13", b"Uryyb, jbeyq")
+            .await
+            .unwrap(),
+        "Hello, world"
+    );
+    let (code, _) = host.parse(&rot13, "b.rot13", b"  ").await.unwrap_err();
+    assert_eq!(code, "unsupported_file");
+    assert_eq!(host.parser_for("rot13").unwrap().manifest.id, "text-parser");
+    let documents = host
+        .parser_for("html")
+        .expect("the built-in parser reads HTML");
+    let text = host
+        .parse(
+            &documents,
+            "a.html",
+            b"<html><body><p>Quokkas smile.</p></body></html>",
+        )
+        .await
+        .unwrap();
+    assert!(text.contains("Quokkas smile."), "{text}");
+
+    // Tools: a v0.1.0 and a newest-version tool answer in the same types.
+    let calc = host.get("calculator").unwrap();
+    let out = host
+        .invoke(&calc, ctx(), "calculate", r#"{"expression": "6 * 7"}"#)
+        .await
+        .unwrap();
+    assert_eq!(out.text, "42");
+    let e = host
+        .invoke(&calc, ctx(), "calculate", r#"{"expr": "6 * 7"}"#)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ToolError::InvalidArguments(_)), "{e:?}");
+    let hostile = host.get("hostile").unwrap();
+    assert!(host.invoke(&hostile, ctx(), "nope", "{}").await.is_err());
+
+    // Strategies: the newest version's enums and records reach the engine's types.
+    let native = host.get("native").unwrap();
+    let input = RunInput {
+        model: "m".into(),
+        instructions: "Be brief.".into(),
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: "hi".into(),
+            tool_call_id: None,
+            tool_calls: vec![],
+        }],
+        tools: vec![],
+        tool_choice_json: "\"auto\"".into(),
+        response_format_json: "\"auto\"".into(),
+        limits: RunLimits {
+            max_prompt_tokens: None,
+            max_completion_tokens: None,
+            temperature: None,
+            top_p: None,
+            parallel_tool_calls: true,
+        },
+    };
+    let first = host
+        .step(&native, &input, &[], &Event::Start)
+        .await
+        .unwrap();
+    let Action::CallLlm(request, PublishMode::Message) = &first.action else {
+        panic!("expected a streamed LLM call, got {:?}", first.action)
+    };
+    let roles: Vec<&str> = request.messages.iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(roles, ["system", "user"]);
+    let cut = LlmResult {
+        text: "Hel".into(),
+        tool_calls: vec![],
+        finish_reason: "length".into(),
+        prompt_tokens: 5,
+        completion_tokens: 1,
+    };
+    let second = host
+        .step(&native, &input, &first.state, &Event::LlmCompleted(cut))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            second.action,
+            Action::Finish(FinishReason::MaxCompletionTokens)
+        ),
+        "the stop reason arrived as `length`: {:?}",
+        second.action
+    );
+
+    // A manifest must name the version the component was built against.
+    let wasm = std::fs::read(format!("{TEST_PLUGINS}/text-parser.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(format!("{TEST_PLUGINS}/text-parser.toml")).unwrap();
+    let settings = PluginSettings::default();
+    let newer = manifest.replace("@0.1.0", "@0.2.0");
+    let err = format!(
+        "{:#}",
+        host.prepare(&wasm, &newer, &settings, false)
+            .await
+            .err()
+            .expect("refused")
+    );
+    assert!(
+        err.contains("does not implement the world assistants:plugin/parser-plugin@0.2.0"),
+        "{err}"
+    );
+    let unknown = manifest.replace("@0.1.0", "@0.9.0");
+    let err = Manifest::parse(&unknown).unwrap_err().to_string();
+    assert!(
+        err.contains("expected one of") && err.contains("@0.2.0"),
+        "{err}"
+    );
+}
+
 /// A tiny HTTP/1.1 server on 127.0.0.1 that records each request head and answers by path:
 /// `/v1/current…` with weather JSON, `/redirect` with a 302 to a private address, `/big` with
 /// 1 MiB, anything else with `200 hello`.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Python plugin (plugins-py/text_stats, built with componentize-py from PyPI) end to end:
+# The Python plugin (plugins/python/text_stats, built with componentize-py from PyPI) end to end:
 # it builds, passes `plugins check`, answers `plugins call`, and loads into a server from
 # --plugins-dir. Usage: tests/plugins/python.sh  (ASSISTANTS_BIN: the server binary)
 set -euo pipefail
@@ -17,7 +17,7 @@ check() { # name, command...
   if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
 }
 
-"$root/plugins-py/text_stats/build.sh" "$work/plugins" >/dev/null
+"$root/plugins/python/text_stats/build.sh" "$work/plugins" >/dev/null
 
 check "plugins check accepts the component" \
   bash -c "'$bin' plugins check '$work/plugins/text_stats.wasm' | grep -q 'ok: text_stats is a valid component'"

@@ -8,11 +8,9 @@
 //! archive is checked before anything is inflated: entry count and the declared size of what
 //! would be read are bounded, and reading stops at the bound whatever the entries claim.
 
-wit_bindgen::generate!({ world: "parser-plugin", path: "../../wit/v0.1.0" });
-
 use std::io::Read;
 
-use exports::assistants::plugin::parser::{Guest, ParseError};
+use assistants_plugin::parser::{ParseError, Parser};
 use textkit::{html, xml};
 
 /// Most entries an office archive may have, and most bytes read out of it in all (well under
@@ -162,7 +160,7 @@ fn xlsx(content: &[u8]) -> Result<String, ParseError> {
     Ok(xml::text_runs(&strings, "t", "si"))
 }
 
-impl Guest for Documents {
+impl Parser for Documents {
     fn formats() -> Vec<String> {
         ["pdf", "html", "htm", "xhtml", "docx", "pptx", "xlsx"]
             .iter()
@@ -198,4 +196,4 @@ impl Guest for Documents {
     }
 }
 
-export!(Documents);
+assistants_plugin::export_parser!(Documents);

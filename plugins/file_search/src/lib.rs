@@ -8,30 +8,24 @@
 //! `call-context.options-json`: `file_search.max_num_results` (1-50, default 20) and
 //! `file_search.ranking_options.score_threshold` (0-1, default 0).
 
-wit_bindgen::generate!({ world: "retrieval-tool-plugin", path: "../../wit/v0.1.0" });
-
-use assistants::plugin::vector_store::{search, SearchRequest};
-use exports::assistants::plugin::tool::{CallContext, Guest, ToolError, ToolOutput, ToolSpec};
-use serde_json::Value;
+use assistants_plugin::tool::{
+    args, search, CallContext, Passages, SearchRequest, Tool, ToolError, ToolOutput, ToolSpec,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 const DEFAULT_MAX_RESULTS: u32 = 20;
 
 struct FileSearch;
 
-/// A file name as it can stand in a label (the host resolves labels by this name too):
-/// no brackets, daggers or line breaks, no surrounding spaces.
-fn label_name(filename: &str) -> String {
-    let cleaned: String = filename
-        .chars()
-        .filter(|c| !matches!(c, '【' | '】' | '†' | '\n' | '\r'))
-        .collect();
-    cleaned.trim().to_string()
+#[derive(Deserialize)]
+struct Args {
+    query: String,
 }
 
-/// The search options of the tool entry in `options-json`.
-fn options(options_json: &str) -> (u32, f32, u64) {
-    let v: Value = serde_json::from_str(options_json).unwrap_or(Value::Null);
-    let fs = v.pointer("/tool/file_search");
+/// The search options of the tool entry (`call-context.options-json`'s `tool`).
+fn search_options(tool: &Value) -> (u32, f32) {
+    let fs = tool.get("file_search");
     let max = fs
         .and_then(|f| f.get("max_num_results"))
         .and_then(Value::as_u64)
@@ -41,44 +35,40 @@ fn options(options_json: &str) -> (u32, f32, u64) {
         .and_then(|f| f.pointer("/ranking_options/score_threshold"))
         .and_then(Value::as_f64)
         .unwrap_or(0.0) as f32;
-    let sequence = v.get("sequence").and_then(Value::as_u64).unwrap_or(0);
-    (max, threshold, sequence)
+    (max, threshold)
 }
 
-impl Guest for FileSearch {
+impl Tool for FileSearch {
     fn describe() -> Vec<ToolSpec> {
-        vec![ToolSpec {
-            name: "file_search".into(),
-            description: "Search the files the user attached (their vector stores) for passages \
-                          relevant to a query. Each result starts with a label like 【0:1†report.pdf】; \
-                          cite a passage you use by writing its label exactly, right after the \
-                          sentence it supports."
-                .into(),
-            parameters_json: r#"{"type":"object","properties":{"query":{"type":"string","description":"What to look for, in natural language or keywords."}},"required":["query"],"additionalProperties":false}"#.into(),
-            strict: true,
-        }]
+        vec![ToolSpec::new(
+            "file_search",
+            "Search the files the user attached (their vector stores) for passages relevant to \
+             a query. Each result starts with a label like 【0:1†report.pdf】; cite a passage \
+             you use by writing its label exactly, right after the sentence it supports.",
+            json!({
+                "type": "object",
+                "properties": {"query": {"type": "string", "description": "What to look for, in natural language or keywords."}},
+                "required": ["query"],
+                "additionalProperties": false,
+            }),
+        )
+        .strict()]
     }
 
-    fn invoke(ctx: CallContext, name: String, args: String) -> Result<ToolOutput, ToolError> {
-        if name != "file_search" {
-            return Err(ToolError::UnknownTool(name));
+    fn invoke(ctx: CallContext, name: String, arguments: String) -> Result<ToolOutput, ToolError> {
+        ToolError::expect_tool(&name, "file_search")?;
+        let Args { query } = args(&arguments)?;
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(ToolError::invalid("'query' must be a non-empty string"));
         }
-        let args: Value = serde_json::from_str(&args)
-            .map_err(|e| ToolError::InvalidArguments(format!("arguments are not JSON: {e}")))?;
-        let query = args
-            .get("query")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|q| !q.is_empty())
-            .ok_or_else(|| {
-                ToolError::InvalidArguments("'query' must be a non-empty string".into())
-            })?;
         if ctx.vector_store_ids.is_empty() {
-            return Err(ToolError::Failed(
-                "no files are attached: the assistant and thread have no vector stores".into(),
+            return Err(ToolError::failed(
+                "no files are attached: the assistant and thread have no vector stores",
             ));
         }
-        let (max_results, score_threshold, sequence) = options(&ctx.options_json);
+        let options = ctx.options();
+        let (max_results, score_threshold) = search_options(&options.tool);
         let hits = search(&SearchRequest {
             vector_store_ids: ctx.vector_store_ids.clone(),
             query: query.to_string(),
@@ -88,28 +78,14 @@ impl Guest for FileSearch {
         })
         .map_err(ToolError::Failed)?;
         if hits.is_empty() {
-            return Ok(ToolOutput {
-                text: format!("No passages matched the query '{query}'."),
-                annotations: vec![],
-            });
+            return Ok(format!("No passages matched the query '{query}'.").into());
         }
-        let text = hits
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                format!(
-                    "【{sequence}:{i}†{}】\n{}",
-                    label_name(&h.filename),
-                    h.text.trim()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        Ok(ToolOutput {
-            text,
-            annotations: vec![],
-        })
+        let mut out = Passages::new(&options);
+        for h in &hits {
+            out.file(&h.filename, &h.file_id, &h.text);
+        }
+        Ok(out.finish())
     }
 }
 
-export!(FileSearch);
+assistants_plugin::export_tool!(FileSearch);

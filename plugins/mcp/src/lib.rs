@@ -19,10 +19,8 @@
 //! invocation opens a session (`initialize`, `notifications/initialized`), makes its request
 //! and ends the session (`DELETE`), since nothing survives between invocations.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.1.0" });
-
-use assistants::plugin::logging;
-use exports::assistants::plugin::tool::{CallContext, Guest, ToolError, ToolOutput, ToolSpec};
+use assistants_plugin::log;
+use assistants_plugin::tool::{CallContext, Tool, ToolError, ToolOutput, ToolSpec};
 use serde_json::{json, Value};
 use wstd::http::body::util::combinators::UnsyncBoxBody;
 use wstd::http::body::Bytes;
@@ -405,7 +403,7 @@ async fn call_tool(url: &str, name: &str, arguments: Value) -> Value {
     }
 }
 
-impl Guest for Mcp {
+impl Tool for Mcp {
     fn describe() -> Vec<ToolSpec> {
         vec![
             ToolSpec {
@@ -433,7 +431,7 @@ impl Guest for Mcp {
             .map_err(|e| ToolError::InvalidArguments(format!("arguments are not JSON: {e}")))?;
         let text = match name.as_str() {
             "list_tools" => {
-                logging::log(logging::Level::Debug, &format!("tools/list {url}"));
+                log::debug(&format!("tools/list {url}"));
                 let tools = wstd::runtime::block_on(list_tools(&url))
                     .map_err(|e| ToolError::Failed(e.text()))?;
                 tools.to_string()
@@ -448,7 +446,7 @@ impl Guest for Mcp {
                     None | Some(Value::Null) => json!({}),
                     Some(a) => a.clone(),
                 };
-                logging::log(logging::Level::Debug, &format!("tools/call {tool} {url}"));
+                log::debug(&format!("tools/call {tool} {url}"));
                 wstd::runtime::block_on(call_tool(&url, &tool, arguments)).to_string()
             }
             other => return Err(ToolError::UnknownTool(other.to_string())),
@@ -460,7 +458,7 @@ impl Guest for Mcp {
     }
 }
 
-export!(Mcp);
+assistants_plugin::export_tool!(Mcp);
 
 #[cfg(test)]
 mod tests {

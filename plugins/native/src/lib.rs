@@ -6,14 +6,12 @@
 //! requested (`require-client-action`); their outputs go back to the model as `tool` messages.
 //! The answer streams to the client as it is generated (`publish-mode::message`).
 //!
-//! State (JSON): the transcript this run added (assistant tool-call turns and tool results),
+//! State (JSON, kept by the SDK between steps): the transcript this run added (assistant tool-call turns and tool results),
 //! client calls still to request, and the turn count that bounds tool loops.
 
-wit_bindgen::generate!({ world: "strategy-plugin", path: "../../wit/v0.1.0" });
-
-use exports::assistants::plugin::strategy::{
-    Action, ChatMessage, Event, FinishReason, Guest, LlmRequest, PublishMode, RunInput, StepResult,
-    ToolCall, ToolLocation, ToolResult,
+use assistants_plugin::strategy::{
+    Action, ChatMessage, Event, FinishReason, LlmRequest, LlmStop, PublishMode, RunInput, Strategy,
+    ToolCall, ToolResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,69 +20,18 @@ const MAX_TURNS: u32 = 64;
 
 #[derive(Default, Serialize, Deserialize)]
 struct State {
-    transcript: Vec<Msg>,
-    pending_client: Vec<Call>,
+    transcript: Vec<ChatMessage>,
+    pending_client: Vec<ToolCall>,
     turns: u32,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-struct Msg {
-    role: String,
-    content: String,
-    tool_call_id: Option<String>,
-    tool_calls: Vec<Call>,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-struct Call {
-    id: String,
-    name: String,
-    arguments: String,
-}
-
-impl From<&Call> for ToolCall {
-    fn from(c: &Call) -> ToolCall {
-        ToolCall {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            arguments_json: c.arguments.clone(),
-        }
-    }
-}
-
-impl From<ToolCall> for Call {
-    fn from(c: ToolCall) -> Call {
-        Call {
-            id: c.id,
-            name: c.name,
-            arguments: c.arguments_json,
-        }
-    }
-}
-
-impl From<&Msg> for ChatMessage {
-    fn from(m: &Msg) -> ChatMessage {
-        ChatMessage {
-            role: m.role.clone(),
-            content: m.content.clone(),
-            tool_call_id: m.tool_call_id.clone(),
-            tool_calls: m.tool_calls.iter().map(ToolCall::from).collect(),
-        }
-    }
 }
 
 struct Native;
 
-impl Guest for Native {
-    fn step(input: RunInput, state: Vec<u8>, event: Event) -> Result<StepResult, String> {
-        let mut st: State = if state.is_empty() {
-            State::default()
-        } else {
-            serde_json::from_slice(&state).map_err(|e| format!("corrupt strategy state: {e}"))?
-        };
-        let action = next(&input, &mut st, event)?;
-        let state = serde_json::to_vec(&st).map_err(|e| e.to_string())?;
-        Ok(StepResult { state, action })
+impl Strategy for Native {
+    type State = State;
+
+    fn next(input: &RunInput, st: &mut State, event: Event) -> Result<Action, String> {
+        next(input, st, event)
     }
 }
 
@@ -93,36 +40,23 @@ fn next(input: &RunInput, st: &mut State, event: Event) -> Result<Action, String
         Event::Start => ask(input, st),
         Event::LlmCompleted(r) => {
             if r.tool_calls.is_empty() {
-                return Ok(Action::Finish(if r.finish_reason == "length" {
+                return Ok(Action::Finish(if r.stop == LlmStop::Length {
                     FinishReason::MaxCompletionTokens
                 } else {
                     FinishReason::Completed
                 }));
             }
-            let calls: Vec<Call> = r.tool_calls.into_iter().map(Call::from).collect();
-            st.transcript.push(Msg {
-                role: "assistant".into(),
-                content: r.text,
-                tool_call_id: None,
-                tool_calls: calls.clone(),
-            });
-            // A name the run does not offer is run "server-side", where the host answers it
-            // with an error the model can read and correct.
-            let (client, server): (Vec<Call>, Vec<Call>) = calls.into_iter().partition(|c| {
-                input
-                    .tools
-                    .iter()
-                    .any(|t| t.spec.name == c.name && t.location == ToolLocation::Client)
-            });
+            st.transcript
+                .push(ChatMessage::tool_calls(r.text, r.tool_calls.clone()));
+            let (client, server): (Vec<ToolCall>, Vec<ToolCall>) = r
+                .tool_calls
+                .into_iter()
+                .partition(|c| input.is_client_tool(&c.name));
             if server.is_empty() {
-                Ok(Action::RequireClientAction(
-                    client.iter().map(ToolCall::from).collect(),
-                ))
+                Ok(Action::RequireClientAction(client))
             } else {
                 st.pending_client = client;
-                Ok(Action::CallTools(
-                    server.iter().map(ToolCall::from).collect(),
-                ))
+                Ok(Action::CallTools(server))
             }
         }
         Event::ToolsCompleted(results) => {
@@ -130,10 +64,9 @@ fn next(input: &RunInput, st: &mut State, event: Event) -> Result<Action, String
             if st.pending_client.is_empty() {
                 ask(input, st)
             } else {
-                let pending = std::mem::take(&mut st.pending_client);
-                Ok(Action::RequireClientAction(
-                    pending.iter().map(ToolCall::from).collect(),
-                ))
+                Ok(Action::RequireClientAction(std::mem::take(
+                    &mut st.pending_client,
+                )))
             }
         }
         Event::OutputsSubmitted(results) => {
@@ -144,14 +77,8 @@ fn next(input: &RunInput, st: &mut State, event: Event) -> Result<Action, String
 }
 
 fn record(st: &mut State, results: Vec<ToolResult>) {
-    for r in results {
-        st.transcript.push(Msg {
-            role: "tool".into(),
-            content: r.output,
-            tool_call_id: Some(r.tool_call_id),
-            tool_calls: vec![],
-        });
-    }
+    st.transcript
+        .extend(results.into_iter().map(ChatMessage::tool_result));
 }
 
 fn ask(input: &RunInput, st: &mut State) -> Result<Action, String> {
@@ -161,17 +88,8 @@ fn ask(input: &RunInput, st: &mut State) -> Result<Action, String> {
             "the model called tools for {MAX_TURNS} turns without answering"
         ));
     }
-    let mut messages = Vec::new();
-    if !input.instructions.is_empty() {
-        messages.push(ChatMessage {
-            role: "system".into(),
-            content: input.instructions.clone(),
-            tool_call_id: None,
-            tool_calls: vec![],
-        });
-    }
-    messages.extend(input.messages.iter().cloned());
-    messages.extend(st.transcript.iter().map(ChatMessage::from));
+    let mut messages = input.conversation();
+    messages.extend(st.transcript.iter().cloned());
     // A forced choice (`required`, a named function) applies to the first turn; after the
     // model has used a tool it must be free to answer, or it would loop.
     let tool_choice = if st.transcript.is_empty() || input.tool_choice_json == "\"none\"" {
@@ -179,7 +97,7 @@ fn ask(input: &RunInput, st: &mut State) -> Result<Action, String> {
     } else {
         "\"auto\"".into()
     };
-    Ok(Action::CallLlm((
+    Ok(Action::call_llm(
         LlmRequest {
             messages,
             tools: input.tools.iter().map(|t| t.spec.clone()).collect(),
@@ -188,7 +106,7 @@ fn ask(input: &RunInput, st: &mut State) -> Result<Action, String> {
             stop: vec![],
         },
         PublishMode::Message,
-    )))
+    ))
 }
 
-export!(Native);
+assistants_plugin::export_strategy!(Native);

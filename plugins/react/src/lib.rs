@@ -16,14 +16,12 @@
 //! a format error, twice; a third time the text is taken as the answer, since a model that
 //! cannot follow the protocol is better heard than failed.
 //!
-//! State (JSON): the scratchpad of this run (thoughts, actions, observations), the turn and
+//! State (JSON, kept by the SDK between steps): the scratchpad of this run (thoughts, actions, observations), the turn and
 //! format-error counts, and whether an answer was emitted.
 
-wit_bindgen::generate!({ world: "strategy-plugin", path: "../../wit/v0.1.0" });
-
-use exports::assistants::plugin::strategy::{
-    Action, ChatMessage, Event, FinishReason, Guest, LlmRequest, PublishMode, RunInput, StepResult,
-    ToolCall, ToolLocation, ToolResult,
+use assistants_plugin::strategy::{
+    Action, ChatMessage, Event, FinishReason, LlmRequest, LlmStop, PublishMode, Role, RunInput,
+    Strategy, ToolCall, ToolResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,16 +94,11 @@ fn parse(text: &str) -> Parsed {
 
 struct React;
 
-impl Guest for React {
-    fn step(input: RunInput, state: Vec<u8>, event: Event) -> Result<StepResult, String> {
-        let mut st: State = if state.is_empty() {
-            State::default()
-        } else {
-            serde_json::from_slice(&state).map_err(|e| format!("corrupt strategy state: {e}"))?
-        };
-        let action = next(&input, &mut st, event)?;
-        let state = serde_json::to_vec(&st).map_err(|e| e.to_string())?;
-        Ok(StepResult { state, action })
+impl Strategy for React {
+    type State = State;
+
+    fn next(input: &RunInput, st: &mut State, event: Event) -> Result<Action, String> {
+        next(input, st, event)
     }
 }
 
@@ -113,7 +106,7 @@ fn next(input: &RunInput, st: &mut State, event: Event) -> Result<Action, String
     match event {
         Event::Start => ask(input, st),
         Event::LlmCompleted(r) => {
-            let finish = if r.finish_reason == "length" {
+            let finish = if r.stop == LlmStop::Length {
                 FinishReason::MaxCompletionTokens
             } else {
                 FinishReason::Completed
@@ -132,11 +125,7 @@ fn next(input: &RunInput, st: &mut State, event: Event) -> Result<Action, String
                         name: tool.clone(),
                         arguments_json: args,
                     };
-                    let client = input
-                        .tools
-                        .iter()
-                        .any(|t| t.spec.name == tool && t.location == ToolLocation::Client);
-                    Ok(if client {
+                    Ok(if input.is_client_tool(&tool) {
                         Action::RequireClientAction(vec![call])
                     } else {
                         Action::CallTools(vec![call])
@@ -218,24 +207,18 @@ fn ask(input: &RunInput, st: &mut State) -> Result<Action, String> {
             "the model took {MAX_TURNS} ReAct turns without a final answer"
         ));
     }
-    let msg = |role: &str, content: String| ChatMessage {
-        role: role.into(),
-        content,
-        tool_call_id: None,
-        tool_calls: vec![],
-    };
-    let mut messages = vec![msg("system", system_prompt(input))];
+    let mut messages = vec![ChatMessage::new(Role::System, system_prompt(input))];
     messages.extend(input.messages.iter().cloned());
     if !st.scratchpad.is_empty() {
-        messages.push(msg(
-            "user",
+        messages.push(ChatMessage::new(
+            Role::User,
             format!(
                 "Your work so far (the user has not seen it):\n{}\nContinue with the next Thought.",
                 st.scratchpad
             ),
         ));
     }
-    Ok(Action::CallLlm((
+    Ok(Action::call_llm(
         LlmRequest {
             messages,
             // The protocol is text: no native tools are offered.
@@ -245,10 +228,10 @@ fn ask(input: &RunInput, st: &mut State) -> Result<Action, String> {
             stop: vec![OBSERVATION.into()],
         },
         PublishMode::AfterMarker(FINAL.into()),
-    )))
+    ))
 }
 
-export!(React);
+assistants_plugin::export_strategy!(React);
 
 #[cfg(test)]
 mod tests {

@@ -4,10 +4,7 @@
 //! a network-using plugin: the URL comes from `config`, the credential is injected by the host,
 //! and every request goes through the host's outgoing-HTTP policy.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.1.0" });
-
-use assistants::plugin::{config, logging};
-use exports::assistants::plugin::tool::{CallContext, Guest, ToolError, ToolOutput, ToolSpec};
+use assistants_plugin::tool::{config, CallContext, Tool, ToolError, ToolOutput, ToolSpec};
 
 struct Weather;
 
@@ -47,7 +44,7 @@ fn get_json(url: &str) -> Result<serde_json::Value, ToolError> {
     })
 }
 
-impl Guest for Weather {
+impl Tool for Weather {
     fn describe() -> Vec<ToolSpec> {
         vec![ToolSpec {
             name: "current_weather".into(),
@@ -70,14 +67,14 @@ impl Guest for Weather {
         let city = args["city"]
             .as_str()
             .ok_or_else(|| ToolError::InvalidArguments("'city' must be a string".into()))?;
-        let base = config::get("base_url")
+        let base = config("base_url")
             .ok_or_else(|| ToolError::Failed("the operator has not configured base_url".into()))?;
         let url = format!(
             "{}/v1/current?city={}",
             base.trim_end_matches('/'),
             encode(city)
         );
-        logging::log(logging::Level::Debug, &format!("GET {url}"));
+        assistants_plugin::log::debug(&format!("GET {url}"));
         let w = get_json(&url)?;
         let text = format!(
             "{}: {} °C, {}, wind {} km/h",
@@ -93,4 +90,4 @@ impl Guest for Weather {
     }
 }
 
-export!(Weather);
+assistants_plugin::export_tool!(Weather);

@@ -8,13 +8,11 @@
 //! labelled `【{sequence}:{n}†{title}】` with their URL; each label is also returned as a `url`
 //! annotation, which the host keeps so labels the model writes become `url_citation`s.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.1.0" });
-
 use textkit::html;
 
-use assistants::plugin::types::{Annotation, UrlCitation};
-use assistants::plugin::{config, logging};
-use exports::assistants::plugin::tool::{CallContext, Guest, ToolError, ToolOutput, ToolSpec};
+use assistants_plugin::tool::{
+    config, CallContext, Passages, Tool, ToolError, ToolOutput, ToolSpec,
+};
 use serde_json::Value;
 
 /// Passages of one page given to the model, and their size.
@@ -81,7 +79,7 @@ fn fetch(url: &str) -> Result<Page, ToolError> {
                 "only http and https URLs can be fetched, not '{url}'"
             )));
         }
-        logging::log(logging::Level::Debug, &format!("GET {url}"));
+        assistants_plugin::log::debug(&format!("GET {url}"));
         let target = url.clone();
         let (status, location, content_type, body) = wstd::runtime::block_on(async move {
             let request = wstd::http::Request::get(target.as_str())
@@ -168,62 +166,6 @@ fn passages(text: &str) -> Vec<String> {
     out
 }
 
-/// A label's name part: no brackets or daggers, not too long.
-fn label_name(title: &str, url: &str) -> String {
-    let cleaned: String = title
-        .chars()
-        .filter(|c| !matches!(c, '【' | '】' | '†' | '\n' | '\r'))
-        .take(80)
-        .collect();
-    let cleaned = cleaned.trim();
-    if cleaned.is_empty() {
-        url.to_string()
-    } else {
-        cleaned.to_string()
-    }
-}
-
-/// Labelled passages with one `url` annotation per label.
-struct Output {
-    text: String,
-    annotations: Vec<Annotation>,
-}
-
-impl Output {
-    fn new() -> Output {
-        Output {
-            text: String::new(),
-            annotations: Vec::new(),
-        }
-    }
-
-    fn passage(&mut self, sequence: u64, title: &str, url: &str, body: &str) {
-        if !self.text.is_empty() {
-            self.text.push_str("\n\n");
-        }
-        let n = self.annotations.len();
-        let label = format!("【{sequence}:{n}†{}】", label_name(title, url));
-        let start = self.text.chars().count() as u32;
-        self.text.push_str(&label);
-        let end = self.text.chars().count() as u32;
-        self.text.push_str(&format!(" {url}\n{body}"));
-        self.annotations.push(Annotation::Url(UrlCitation {
-            start_index: start,
-            end_index: end,
-            url: url.to_string(),
-            // Titles can be absurdly long; the label already carries a short form.
-            title: Some(title.chars().take(200).collect::<String>()).filter(|t| !t.is_empty()),
-        }));
-    }
-}
-
-fn sequence(ctx: &CallContext) -> u64 {
-    serde_json::from_str::<Value>(&ctx.options_json)
-        .ok()
-        .and_then(|v| v.get("sequence").and_then(Value::as_u64))
-        .unwrap_or(0)
-}
-
 fn web_fetch(ctx: &CallContext, args: &Value) -> Result<ToolOutput, ToolError> {
     let url = args
         .get("url")
@@ -238,21 +180,14 @@ fn web_fetch(ctx: &CallContext, args: &Value) -> Result<ToolOutput, ToolError> {
         } else {
             (String::new(), page.body.clone())
         };
-    let mut out = Output::new();
-    let seq = sequence(ctx);
+    let mut out = Passages::new(&ctx.options());
     for p in passages(&text) {
-        out.passage(seq, &title, &page.url, &p);
+        out.url(&title, &page.url, &p);
     }
-    if out.annotations.is_empty() {
-        return Ok(ToolOutput {
-            text: format!("{} has no readable text.", page.url),
-            annotations: vec![],
-        });
+    if out.is_empty() {
+        return Ok(format!("{} has no readable text.", page.url).into());
     }
-    Ok(ToolOutput {
-        text: out.text,
-        annotations: out.annotations,
-    })
+    Ok(out.finish())
 }
 
 fn web_search(ctx: &CallContext, args: &Value) -> Result<ToolOutput, ToolError> {
@@ -262,15 +197,14 @@ fn web_search(ctx: &CallContext, args: &Value) -> Result<ToolOutput, ToolError> 
         .map(str::trim)
         .filter(|q| !q.is_empty())
         .ok_or_else(|| ToolError::InvalidArguments("'query' must be a non-empty string".into()))?;
-    let base = config::get("search_url").ok_or_else(|| {
+    let base = config("search_url").ok_or_else(|| {
         ToolError::Failed("web search is not configured on this server; use web_fetch".into())
     })?;
     let sep = if base.contains('?') { '&' } else { '?' };
     let page = fetch(&format!("{base}{sep}q={}&format=json", encode(query)))?;
     let v: Value = serde_json::from_str(&page.body)
         .map_err(|e| ToolError::Failed(format!("the search backend sent invalid JSON: {e}")))?;
-    let mut out = Output::new();
-    let seq = sequence(ctx);
+    let mut out = Passages::new(&ctx.options());
     for r in v
         .get("results")
         .and_then(Value::as_array)
@@ -285,21 +219,15 @@ fn web_search(ctx: &CallContext, args: &Value) -> Result<ToolOutput, ToolError> 
             continue;
         };
         let snippet = r.get("content").and_then(Value::as_str).unwrap_or("");
-        out.passage(seq, title, url, snippet.trim());
+        out.url(title, url, snippet);
     }
-    if out.annotations.is_empty() {
-        return Ok(ToolOutput {
-            text: format!("No results for '{query}'."),
-            annotations: vec![],
-        });
+    if out.is_empty() {
+        return Ok(format!("No results for '{query}'.").into());
     }
-    Ok(ToolOutput {
-        text: out.text,
-        annotations: out.annotations,
-    })
+    Ok(out.finish())
 }
 
-impl Guest for WebRetrieval {
+impl Tool for WebRetrieval {
     fn describe() -> Vec<ToolSpec> {
         let mut tools = vec![ToolSpec {
             name: "web_fetch".into(),
@@ -310,7 +238,7 @@ impl Guest for WebRetrieval {
             parameters_json: r#"{"type":"object","properties":{"url":{"type":"string","description":"An http or https URL."}},"required":["url"],"additionalProperties":false}"#.into(),
             strict: true,
         }];
-        if config::get("search_url").is_some() {
+        if config("search_url").is_some() {
             tools.push(ToolSpec {
                 name: "web_search".into(),
                 description: "Search the web. Results start with a label like 【0:1†Page title】 \
@@ -335,4 +263,4 @@ impl Guest for WebRetrieval {
     }
 }
 
-export!(WebRetrieval);
+assistants_plugin::export_tool!(WebRetrieval);

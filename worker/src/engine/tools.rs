@@ -227,9 +227,16 @@ impl Engine {
                 .and_then(|m| mcp::server_of(ctx, &m.server));
             prepared.push((call, binding, options, refused, server));
         }
+        // Every retrieval tool (file_search or a third party's) searches what was attached.
+        let searches = |b: &ToolBinding| {
+            b.plugin == FILE_SEARCH
+                || self.plugins.get(&b.plugin).is_some_and(|p| {
+                    p.manifest.kind == assistants_core::plugins::manifest::Kind::RetrievalTool
+                })
+        };
         if prepared
             .iter()
-            .any(|(_, b, _, _, _)| b.as_ref().is_some_and(|b| b.plugin == FILE_SEARCH))
+            .any(|(_, b, _, _, _)| b.as_ref().is_some_and(searches))
         {
             self.wait_for_ingestion(ctx).await;
         }
@@ -385,8 +392,11 @@ impl Engine {
         let mut replacements = std::collections::HashMap::new();
         let mut results = Vec::with_capacity(outcomes.len());
         for (result, recorded, sources) in outcomes {
-            // Passages a tool labelled and annotated (web pages, files) become citable.
-            ctx.rec.sources.extend(sources);
+            // Passages a tool labelled and annotated (web pages, files) become citable;
+            // file_search's are its recorded hits (below), whatever it annotated.
+            if !matches!(recorded, Recorded::FileSearch(..)) {
+                ctx.rec.sources.extend(sources);
+            }
             if let Recorded::Replace(entry) = recorded {
                 // Figures a cell displayed go into the next answer message.
                 let shown = entry

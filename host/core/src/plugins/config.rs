@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::bindings::tool::assistants::plugin::config;
+use super::bindings::v0_2;
 
 /// One call's view of its plugin's configuration.
 pub(crate) struct GuestConfig {
@@ -20,5 +21,12 @@ impl GuestConfig {
 impl config::Host for GuestConfig {
     fn get(&mut self, key: String) -> Option<String> {
         self.values.get(&key).cloned()
+    }
+}
+
+/// Contract v0.2.0's `config`: the same, under its versioned name.
+impl v0_2::config::Host for GuestConfig {
+    fn get(&mut self, key: String) -> Option<String> {
+        config::Host::get(self, key)
     }
 }

@@ -473,6 +473,8 @@ mod tests {
                 "api.example.com".into(),
                 "*.cdn.test".into(),
                 "127.0.0.1:8080".into(),
+                "[::1]:9090".into(),
+                "[fd00::7]".into(),
             ],
             allow_private_addresses: false,
             max_response_bytes: 0,
@@ -488,6 +490,12 @@ mod tests {
         );
         assert!(!p.host_allowed("cdn.test", 80));
         assert!(p.host_allowed("127.0.0.1", 8080));
+        assert!(
+            p.host_allowed("::1", 9090),
+            "an IPv6 pattern may carry a port"
+        );
+        assert!(!p.host_allowed("::1", 443));
+        assert!(p.host_allowed("fd00::7", 443) && !p.host_allowed("fd00::7", 9090));
         let (public, local) = (
             "93.184.216.34".parse().unwrap(),
             "127.0.0.1".parse().unwrap(),

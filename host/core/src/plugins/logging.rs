@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::bindings::tool::assistants::plugin::logging;
+use super::bindings::v0_2;
 
 /// Log records a guest may write per call, and the size of one.
 const MAX_LOG_RECORDS: u32 = 1000;
@@ -48,6 +49,13 @@ impl logging::Host for GuestLog {
             logging::Level::Warn => tracing::warn!(plugin, "{}", message.escape_debug()),
             logging::Level::Error => tracing::error!(plugin, "{}", message.escape_debug()),
         }
+    }
+}
+
+/// Contract v0.2.0's `logging`: the same, under its versioned name.
+impl v0_2::logging::Host for GuestLog {
+    fn log(&mut self, level: v0_2::logging::Level, message: String) {
+        logging::Host::log(self, level.into(), message)
     }
 }
 

@@ -21,13 +21,36 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The WIT world a component of this kind implements.
-    pub fn world(self) -> &'static str {
+    /// The WIT world a component of this kind implements, at contract `version`.
+    pub fn world(self, version: WitVersion) -> String {
+        let name = match self {
+            Kind::Tool => "tool-plugin",
+            Kind::RetrievalTool => "retrieval-tool-plugin",
+            Kind::Strategy => "strategy-plugin",
+            Kind::Parser => "parser-plugin",
+        };
+        format!("assistants:plugin/{name}@{}", version.as_str())
+    }
+}
+
+/// The released versions of the plugin contract (`wit/vX.Y.Z`), every one of which the host
+/// loads: a component names its version in its manifest's `world`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WitVersion {
+    V0_1,
+    V0_2,
+}
+
+impl WitVersion {
+    /// Every version the host loads, oldest first.
+    pub const ALL: [WitVersion; 2] = [WitVersion::V0_1, WitVersion::V0_2];
+    /// The version new plugins are built against (the guest SDK's).
+    pub const LATEST: WitVersion = WitVersion::V0_2;
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Tool => "assistants:plugin/tool-plugin@0.1.0",
-            Kind::RetrievalTool => "assistants:plugin/retrieval-tool-plugin@0.1.0",
-            Kind::Strategy => "assistants:plugin/strategy-plugin@0.1.0",
-            Kind::Parser => "assistants:plugin/parser-plugin@0.1.0",
+            WitVersion::V0_1 => "0.1.0",
+            WitVersion::V0_2 => "0.2.0",
         }
     }
 }
@@ -44,7 +67,7 @@ pub struct Limits {
     pub max_args_kib: Option<u64>,
     /// Size of the result returned, in KiB.
     pub max_result_kib: Option<u64>,
-    /// Concurrent outgoing HTTP requests of one call.
+    /// Concurrent outgoing HTTP requests of the plugin (all its calls together).
     pub http_concurrency: Option<u32>,
     /// Size of one HTTP response body, in KiB.
     pub http_max_response_kib: Option<u64>,
@@ -94,7 +117,8 @@ pub struct Manifest {
     pub id: String,
     pub version: String,
     pub kind: Kind,
-    /// Must equal `kind.world()`; stated so a mismatch is caught before instantiation.
+    /// `kind`'s world at one of the contract versions the host loads ([`WitVersion`]); stated
+    /// so a mismatch is caught before instantiation.
     pub world: String,
     #[serde(default)]
     pub description: String,
@@ -107,6 +131,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The contract version the manifest's `world` names, if it is `kind`'s world at a version
+    /// the host loads.
+    pub fn version(&self) -> Option<WitVersion> {
+        WitVersion::ALL
+            .into_iter()
+            .find(|v| self.world == self.kind.world(*v))
+    }
+
     /// The hosts a plugin may call under `grant`: what it asked for (all granted, or it would
     /// not load), or the grant's hosts when it asked for `"*"`.
     pub(crate) fn allowed_hosts(&self, grant: &Grant) -> Vec<String> {
@@ -136,11 +168,19 @@ impl Manifest {
             m.id
         );
         anyhow::ensure!(
-            m.world == m.kind.world(),
-            "manifest world '{}' does not match kind {:?} (expected '{}')",
+            m.version().is_some(),
+            "manifest world '{}' does not match kind {:?} (expected one of {})",
             m.world,
             m.kind,
-            m.kind.world()
+            WitVersion::ALL
+                .map(|v| format!("'{}'", m.kind.world(v)))
+                .join(", ")
+        );
+        // Explicit hosts are always granted or the plugin does not load, so `require_grant`
+        // means something only with "*"; without it, it would say nothing or never load.
+        anyhow::ensure!(
+            !m.network.require_grant || m.network.hosts.iter().any(|h| h == "*"),
+            "network.require_grant applies to hosts = [\"*\"] (whichever hosts the operator grants); with the hosts listed it has no effect: remove it"
         );
         for c in &m.config {
             anyhow::ensure!(
@@ -327,6 +367,18 @@ pub fn effective(
     caps: &Caps,
 ) -> Result<(Effective, Vec<String>), Vec<String>> {
     let mut missing = Vec::new();
+    // A grant names hosts: "*" would match none (patterns are `host` or `*.domain`), so it is
+    // refused rather than left to fail every request.
+    for host in grant
+        .hosts
+        .iter()
+        .filter(|h| h.trim() == "*" || h.trim().is_empty())
+    {
+        missing.push(format!(
+            "a host by name, not '{host}' (plugins.grants.{}.hosts takes `api.example.com`, `*.example.com` or `host:port`)",
+            manifest.id
+        ));
+    }
     for host in manifest.network.hosts.iter().filter(|h| *h != "*") {
         if !grant.hosts.iter().any(|g| g.eq_ignore_ascii_case(host)) {
             missing.push(format!(
@@ -352,8 +404,18 @@ pub fn effective(
     // A secret goes only where it is bound: to hosts named for it, each of them granted.
     let allowed = manifest.allowed_hosts(grant);
     for c in manifest.config.iter().filter(|c| c.inject_header.is_some()) {
-        if !grant.config.contains_key(&c.key) {
+        let Some(value) = grant.config.get(&c.key) else {
             continue;
+        };
+        // Every occurrence of a secret is masked in what the plugin reads back; one this
+        // short would be masked in ordinary text too, so it is not accepted.
+        if value.len() < super::secrets::MIN_MASKED {
+            missing.push(format!(
+                "a longer value for secret '{}' ({} bytes; at least {}, or answers could not be masked)",
+                c.key,
+                value.len(),
+                super::secrets::MIN_MASKED
+            ));
         }
         let hosts = secret_hosts(grant, c);
         if hosts.is_empty() {
@@ -486,6 +548,11 @@ mod tests {
             "{err:?}"
         );
         grant.secret_hosts.clear();
+        // "*" in a grant would match no host: refused by name, not left to fail every request.
+        grant.hosts.push("*".into());
+        let err = effective(&m, &grant, &caps).unwrap_err();
+        assert!(err[0].contains("a host by name, not '*'"), "{err:?}");
+        grant.hosts.pop();
         let (e, warnings) = effective(&m, &grant, &caps).unwrap();
         assert_eq!(
             (e.timeout_ms, e.memory_mib, e.max_result_kib),
@@ -496,6 +563,17 @@ mod tests {
 
     #[test]
     fn manifests_are_checked() {
+        let listed = MANIFEST.replace("[[config]]", "require_grant = true\n        [[config]]");
+        let e = Manifest::parse(&listed).unwrap_err().to_string();
+        assert!(
+            e.contains("require_grant applies to hosts = [\"*\"]"),
+            "{e}"
+        );
+        let wildcard = listed.replace(
+            "hosts = [\"api.weather.test\"]\n        require_grant",
+            "hosts = [\"*\"]\n        require_grant",
+        );
+        assert!(Manifest::parse(&wildcard).is_ok(), "{wildcard}");
         assert!(Manifest::parse(&MANIFEST.replace("tool-plugin", "strategy-plugin")).is_err());
         assert!(Manifest::parse(&MANIFEST.replace("\"weather\"", "\"Bad Id\"")).is_err());
         assert!(Manifest::parse(&MANIFEST.replace("\"weather\"", "\"function\"")).is_err());

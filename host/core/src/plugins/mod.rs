@@ -13,6 +13,7 @@ pub mod cache;
 mod config;
 pub mod egress;
 pub(crate) mod exec;
+mod instance;
 mod logging;
 pub mod manifest;
 mod naming;
@@ -38,10 +39,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::Serialize;
 
-use bindings::{
-    CallContext, Event, ParseError, ParserPluginPre, RetrievalToolPluginPre, RunInput,
-    StrategyPluginPre, ToolError, ToolOutput, ToolPluginPre, ToolSpec,
-};
+use bindings::{CallContext, ParseError, ToolError, ToolOutput, ToolSpec};
+use instance::Instance;
 use manifest::{Caps, Effective, Grant, Kind, Manifest};
 use runtime::{CallState, MemoryBudget, MemoryStop, PluginEngine, PoolSize};
 
@@ -111,71 +110,6 @@ impl Plugin {
             list.iter()
                 .any(|p| *p == project.id || project.name.as_deref() == Some(p.as_str()))
         })
-    }
-}
-
-/// A pre-instantiated component of one of the worlds (cheap to clone: a call takes its own
-/// copy to the guest threads).
-#[derive(Clone)]
-enum Instance {
-    Tool(ToolPluginPre<CallState>),
-    Retrieval(RetrievalToolPluginPre<CallState>),
-    Strategy(StrategyPluginPre<CallState>),
-    Parser(ParserPluginPre<CallState>),
-}
-
-impl Instance {
-    /// Instantiates a tool component (plain or retrieval) into `store` and calls `describe`.
-    async fn describe(
-        &self,
-        store: &mut wasmtime::Store<CallState>,
-    ) -> wasmtime::Result<Vec<ToolSpec>> {
-        match self {
-            Instance::Tool(pre) => {
-                pre.instantiate_async(&mut *store)
-                    .await?
-                    .assistants_plugin_tool()
-                    .call_describe(store)
-                    .await
-            }
-            Instance::Retrieval(pre) => {
-                pre.instantiate_async(&mut *store)
-                    .await?
-                    .assistants_plugin_tool()
-                    .call_describe(store)
-                    .await
-            }
-            Instance::Strategy(_) | Instance::Parser(_) => Ok(Vec::new()),
-        }
-    }
-
-    /// Instantiates a tool component into `store` and calls `invoke`.
-    async fn invoke(
-        &self,
-        store: &mut wasmtime::Store<CallState>,
-        ctx: &CallContext,
-        tool: &str,
-        arguments: &str,
-    ) -> wasmtime::Result<Result<ToolOutput, ToolError>> {
-        match self {
-            Instance::Tool(pre) => {
-                pre.instantiate_async(&mut *store)
-                    .await?
-                    .assistants_plugin_tool()
-                    .call_invoke(store, ctx, tool, arguments)
-                    .await
-            }
-            Instance::Retrieval(pre) => {
-                pre.instantiate_async(&mut *store)
-                    .await?
-                    .assistants_plugin_tool()
-                    .call_invoke(store, ctx, tool, arguments)
-                    .await
-            }
-            Instance::Strategy(_) | Instance::Parser(_) => {
-                Ok(Err(ToolError::UnknownTool("not a tool plugin".into())))
-            }
-        }
     }
 }
 

@@ -53,19 +53,40 @@ pub(crate) fn exposed_names(tools: &[(&str, &str)], reserved: &[String]) -> Vec<
     for (_, name) in tools {
         *count.entry(name).or_default() += 1;
     }
+    let keeps_name = |name: &str| count[name] == 1 && !reserved.iter().any(|r| r == name);
+    // Names kept as they are first, so a prefixed name never takes one of them; then every
+    // prefixed name, made unique against everything taken so far (a client function or a
+    // plugin's own tool may be called `a__b` too).
+    let mut taken: std::collections::HashSet<String> = reserved.iter().cloned().collect();
+    taken.extend(
+        tools
+            .iter()
+            .filter(|(_, name)| keeps_name(name))
+            .map(|(_, name)| name.to_string()),
+    );
     tools
         .iter()
         .map(|(plugin, name)| {
-            if count[name] == 1 && !reserved.iter().any(|r| r == name) {
+            if keeps_name(name) {
                 return name.to_string();
             }
             let prefixed = format!("{plugin}__{name}");
-            if prefixed.len() <= 64 {
-                return prefixed;
-            }
+            let mut candidate = prefixed.clone();
+            let mut attempt = 0u32;
             // Function names are capped at 64 characters: keep a recognisable head and a hash.
-            let h = super::registry::digest(prefixed.as_bytes());
-            format!("{}_{}", &prefixed[..47], &h[..16])
+            while candidate.len() > 64 || taken.contains(&candidate) {
+                // The first hash is the one names have always had (runs in flight use them).
+                let seed = match attempt {
+                    0 => prefixed.clone(),
+                    n => format!("{prefixed}#{n}"),
+                };
+                let h = super::registry::digest(seed.as_bytes());
+                let head: String = prefixed.chars().take(47).collect();
+                candidate = format!("{head}_{}", &h[..16]);
+                attempt += 1;
+            }
+            taken.insert(candidate.clone());
+            candidate
         })
         .collect()
 }
@@ -91,6 +112,17 @@ mod tests {
             ]
         );
         assert_eq!(exposed_names(&[("a", "x")], &[]), ["x"]);
+        // A prefixed name never takes a name already in use, a client's or a plugin's own.
+        let names = exposed_names(
+            &[("a", "b"), ("c", "b"), ("x", "a__b")],
+            &["c__b".to_string()],
+        );
+        assert_eq!(names[2], "a__b");
+        assert!(
+            names[0].starts_with("a__b_") && names[0].len() == 5 + 16,
+            "{names:?}"
+        );
+        assert!(names[1].starts_with("c__b_"), "{names:?}");
         let long = "p".repeat(40);
         let n = &exposed_names(&[(&long, &"t".repeat(40)), ("b", &"t".repeat(40))], &[])[0];
         assert!(n.len() <= 64 && n.starts_with("pppp"), "{n}");

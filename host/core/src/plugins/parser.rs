@@ -6,17 +6,11 @@ use super::*;
 impl PluginHost {
     /// Asks a parser component which formats it reads (once, at load).
     pub(super) async fn formats(&self, plugin: &Plugin) -> anyhow::Result<Vec<String>> {
-        let Instance::Parser(pre) = &plugin.pre else {
+        if plugin.manifest.kind != Kind::Parser {
             return Ok(Vec::new());
-        };
+        }
         let mut store = self.store(plugin);
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .assistants_plugin_parser()
-                .call_formats(&mut store)
-                .await
-        };
+        let call = plugin.pre.formats(&mut store);
         let formats = tokio::time::timeout(Duration::from_millis(plugin.limits.timeout_ms), call)
             .await
             .map_err(|_| anyhow::anyhow!("formats() did not return in time"))??;
@@ -52,12 +46,12 @@ impl PluginHost {
         filename: &str,
         content: &[u8],
     ) -> Result<String, (&'static str, String)> {
-        let Instance::Parser(pre) = &plugin.pre else {
+        if plugin.manifest.kind != Kind::Parser {
             return Err((
                 "server_error",
                 format!("{} is not a parser", plugin.manifest.id),
             ));
-        };
+        }
         let limits = plugin.limits;
         let slot = self
             .world(plugin.manifest.kind)
@@ -66,19 +60,13 @@ impl PluginHost {
             .map_err(|e| ("server_error", e))?;
         let mut store = self.store(plugin);
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
-        let (pre, name, content) = (pre.clone(), filename.to_string(), content.to_vec());
+        let (pre, name, content) = (plugin.pre.clone(), filename.to_string(), content.to_vec());
         let (store, outcome) = self
             .guests
             .run(async move {
                 // The slot goes with the store: both are free only once the call has ended.
                 let _slot = slot;
-                let call = async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    instance
-                        .assistants_plugin_parser()
-                        .call_parse(&mut store, &name, &content)
-                        .await
-                };
+                let call = pre.parse(&mut store, &name, &content);
                 let outcome = tokio::time::timeout(timeout, call).await;
                 (store, outcome)
             })

@@ -143,14 +143,10 @@ impl PluginHost {
         let id: Arc<str> = Arc::from(manifest.id.as_str());
         let http = Arc::new(http_policy(&id, &manifest, &grant, &limits)?);
         let pre = world.instantiate_pre(&component, !http.hosts.is_empty())?;
-        let pre = match manifest.kind {
-            Kind::Tool => Instance::Tool(ToolPluginPre::new(pre).map_err(not_world)?),
-            Kind::Strategy => Instance::Strategy(StrategyPluginPre::new(pre).map_err(not_world)?),
-            Kind::RetrievalTool => {
-                Instance::Retrieval(RetrievalToolPluginPre::new(pre).map_err(not_world)?)
-            }
-            Kind::Parser => Instance::Parser(ParserPluginPre::new(pre).map_err(not_world)?),
-        };
+        let version = manifest
+            .version()
+            .context("manifest names no world the host loads")?;
+        let pre = Instance::new(manifest.kind, version, pre).map_err(not_world)?;
         let config: BTreeMap<String, String> = manifest
             .config
             .iter()

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::bindings::retrieval::assistants::plugin::vector_store;
-use super::bindings::{SearchHit, SearchRequest};
+use super::bindings::{v0_2, SearchHit, SearchRequest};
 
 /// Most hits recorded for one call (a file_search call makes one search of at most 50).
 const MAX_RECORDED_HITS: usize = 200;
@@ -82,5 +82,16 @@ impl vector_store::Host for VectorStoreAccess {
             access.hits.extend(hits.iter().take(room).cloned());
         }
         Ok(hits)
+    }
+}
+
+/// Contract v0.2.0's `vector-store`: the same search, its records converted.
+impl v0_2::vector_store::Host for VectorStoreAccess {
+    async fn search(
+        &mut self,
+        request: v0_2::vector_store::SearchRequest,
+    ) -> Result<Vec<v0_2::vector_store::SearchHit>, String> {
+        let hits = vector_store::Host::search(self, request.into()).await?;
+        Ok(hits.into_iter().map(Into::into).collect())
     }
 }

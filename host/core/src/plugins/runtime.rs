@@ -22,6 +22,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::tool::assistants::plugin::{config, logging};
+use super::bindings::v0_2;
 use super::config::GuestConfig;
 use super::egress::{HttpPolicy, PluginHttpHooks};
 use super::logging::GuestLog;
@@ -157,8 +158,13 @@ impl PluginEngine {
         if http == Http::Linked {
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         }
+        // Every contract version's imports, each under its own versioned name.
         logging::add_to_linker::<CallState, HasSelf<GuestLog>>(&mut linker, |s| &mut s.log)?;
         config::add_to_linker::<CallState, HasSelf<GuestConfig>>(&mut linker, |s| &mut s.config)?;
+        v0_2::logging::add_to_linker::<CallState, HasSelf<GuestLog>>(&mut linker, |s| &mut s.log)?;
+        v0_2::config::add_to_linker::<CallState, HasSelf<GuestConfig>>(&mut linker, |s| {
+            &mut s.config
+        })?;
         Ok(linker)
     }
 
@@ -169,6 +175,10 @@ impl PluginEngine {
             CallState,
             HasSelf<super::retrieval::VectorStoreAccess>,
         >(&mut linker, |s| &mut s.retrieval)?;
+        v0_2::vector_store::add_to_linker::<CallState, HasSelf<super::retrieval::VectorStoreAccess>>(
+            &mut linker,
+            |s| &mut s.retrieval,
+        )?;
         Ok(linker)
     }
 
@@ -178,6 +188,7 @@ impl PluginEngine {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         logging::add_to_linker::<CallState, HasSelf<GuestLog>>(&mut linker, |s| &mut s.log)?;
+        v0_2::logging::add_to_linker::<CallState, HasSelf<GuestLog>>(&mut linker, |s| &mut s.log)?;
         Ok(linker)
     }
 

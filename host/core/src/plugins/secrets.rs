@@ -70,7 +70,7 @@ fn normal_host(host: &str) -> String {
 
 /// Shortest credential masked in responses; shorter ones are sent but cannot be told from
 /// ordinary text (masking every `abc` an answer contains would corrupt it).
-const MIN_MASKED: usize = 4;
+pub(crate) const MIN_MASKED: usize = 4;
 
 /// Most bytes of headers one call may carry, names and values together.
 pub const MAX_CALL_HEADER_BYTES: usize = 8 * 1024;
@@ -164,16 +164,25 @@ pub fn credentials(name: &str, value: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Whether `host:port` matches one of `patterns` (`host`, `*.domain`, either with `:port`; a
-/// pattern without a port means the standard web ports 443 and 80).
+/// Whether `host:port` matches one of `patterns` (`host`, `*.domain`, either with `:port`; an
+/// IPv6 address bare or as `[addr]` / `[addr]:port`; a pattern without a port means the
+/// standard web ports 443 and 80). `host` comes unbracketed.
 pub(crate) fn host_matches(patterns: &[String], host: &str, port: u16) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     patterns.iter().any(|pattern| {
-        let (name, want_port) = match pattern.rsplit_once(':') {
-            Some((n, p)) if p.parse::<u16>().is_ok() && !n.contains(':') => {
-                (n, p.parse::<u16>().ok())
-            }
-            _ => (pattern.as_str(), None),
+        let (name, want_port) = match pattern.strip_prefix('[').and_then(|p| p.split_once(']')) {
+            Some((addr, "")) => (addr, None),
+            Some((addr, rest)) => match rest.strip_prefix(':').map(str::parse::<u16>) {
+                Some(Ok(p)) => (addr, Some(p)),
+                // `[addr]junk`: no pattern, matches nothing.
+                _ => return false,
+            },
+            None => match pattern.rsplit_once(':') {
+                Some((n, p)) if p.parse::<u16>().is_ok() && !n.contains(':') => {
+                    (n, p.parse::<u16>().ok())
+                }
+                _ => (pattern.as_str(), None),
+            },
         };
         let name_ok = match name.strip_prefix("*.") {
             Some(domain) => host.ends_with(&format!(".{domain}")),

@@ -13,9 +13,9 @@ impl PluginHost {
         state: &[u8],
         event: &crate::model::engine::Event,
     ) -> Result<crate::model::engine::StepResult, String> {
-        let Instance::Strategy(pre) = &plugin.pre else {
+        if plugin.manifest.kind != Kind::Strategy {
             return Err(format!("{} is not a strategy plugin", plugin.manifest.id));
-        };
+        }
         let limits = plugin.limits;
         let slot = self
             .world(plugin.manifest.kind)
@@ -26,21 +26,19 @@ impl PluginHost {
             )
             .await?;
         let mut store = self.store(plugin);
-        let (input, event) = (RunInput::from(input), Event::from(event));
-        let (pre, state) = (pre.clone(), state.to_vec());
+        let (pre, input, state, event) = (
+            plugin.pre.clone(),
+            input.clone(),
+            state.to_vec(),
+            event.clone(),
+        );
         let timeout = Duration::from_millis(limits.timeout_ms) + runtime::TICK * 5;
         let (store, outcome) = self
             .guests
             .run(async move {
                 // The slot goes with the store: both are free only once the call has ended.
                 let _slot = slot;
-                let call = async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    instance
-                        .assistants_plugin_strategy()
-                        .call_step(&mut store, &input, &state, &event)
-                        .await
-                };
+                let call = pre.step(&mut store, &input, &state, &event);
                 let outcome = tokio::time::timeout(timeout, call).await;
                 (store, outcome)
             })
@@ -66,6 +64,6 @@ impl PluginHost {
                 result.state.len()
             ));
         }
-        Ok(result.into())
+        Ok(result)
     }
 }

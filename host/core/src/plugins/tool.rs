@@ -76,7 +76,7 @@ impl PluginHost {
             Some(h) => self.store_with(plugin, Arc::new(plugin.http.with_call_headers(h))),
             None => self.store(plugin),
         };
-        if matches!(plugin.pre, Instance::Retrieval(_)) {
+        if plugin.pre.searches() {
             store.data_mut().retrieval.granted =
                 self.search.clone().map(|search| retrieval::CallRetrieval {
                     search,

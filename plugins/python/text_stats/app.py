@@ -1,7 +1,7 @@
 """text_stats: a tool plugin written in Python, built with componentize-py.
 
 It shows that plugin authors are not tied to Rust: the same WIT world (`tool-plugin` in
-wit/v0.1.0), a different language and toolchain. The tool counts words, sentences and
+wit/v0.2.0), a different language and toolchain. The tool counts words, sentences and
 characters and lists the most frequent words of a text.
 """
 
@@ -12,7 +12,9 @@ from collections import Counter
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import logging
-from wit_world.imports.types import (
+# With contract v0.2.0 the world also imports WASI's `types` interfaces (filesystem, http), so
+# componentize-py names ours by its package.
+from wit_world.imports.assistants_plugin_types import (
     CallContext,
     ToolError_Failed,
     ToolError_InvalidArguments,

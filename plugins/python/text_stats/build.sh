@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds text_stats.wasm with componentize-py from PyPI (installed into a cached venv).
-# Usage: plugins-py/text_stats/build.sh [OUT_DIR]   → OUT_DIR/text_stats.{wasm,toml}
+# Usage: plugins/python/text_stats/build.sh [OUT_DIR]   → OUT_DIR/text_stats.{wasm,toml}
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/build}"
@@ -13,6 +13,6 @@ if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$version"; the
 fi
 mkdir -p "$out"
 cd "$here"
-"$venv/bin/componentize-py" -d "$here/../../wit/v0.1.0" -w tool-plugin componentize app -o "$out/text_stats.wasm"
+"$venv/bin/componentize-py" -d "$here/../../../wit/v0.2.0" -w tool-plugin componentize app -o "$out/text_stats.wasm"
 cp "$here/text_stats.toml" "$out/text_stats.toml"
 echo "built $out/text_stats.wasm"
