@@ -12,6 +12,8 @@
 //! - [`ops`]: `/healthz`, `/readyz`, Prometheus `/metrics`.
 //! - [`serve`]: the HTTP server loop (connection cap, header-read and idle timeouts).
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
+//! - [`plugin_cli`]: `assistants plugins …` (list, check, call, test fixtures, new from a
+//!   template).
 //!
 //! Below it: `assistants-worker` (the run engine and every run transition) and
 //! `assistants-core` (domain model, store, blobs, search, ingestion, LLM client, plugin host,
@@ -26,6 +28,7 @@ pub mod config;
 pub(crate) mod error;
 pub mod janitor;
 pub(crate) mod ops;
+pub mod plugin_cli;
 pub mod serve;
 pub(crate) mod state;
 

@@ -4,8 +4,7 @@ use anyhow::Context;
 use assistants_core::obs::telemetry;
 use assistants_core::store::Store;
 use assistants_host::config::{
-    Cli, CodeInterpreterAction, Command, FileConfig, KeysAction, PluginsAction, Settings,
-    StorageSettings,
+    Cli, CodeInterpreterAction, Command, FileConfig, KeysAction, Settings, StorageSettings,
 };
 use clap::Parser;
 
@@ -51,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Plugins { action } => {
             let _telemetry = init_logging("text")?;
-            plugins_command(action, &file, cli.config.is_some()).await
+            assistants_host::plugin_cli::command(action, &file, cli.config.is_some()).await
         }
         Command::CodeInterpreter { action } => {
             let _telemetry = init_logging("text")?;
@@ -164,130 +163,4 @@ async fn code_interpreter_command(
         );
     }
     Ok(())
-}
-
-/// `assistants plugins …`: the plugin author's and operator's view of the plugin host.
-async fn plugins_command(
-    action: PluginsAction,
-    file: &FileConfig,
-    configured: bool,
-) -> anyhow::Result<()> {
-    use assistants_core::plugins::{error_text, PluginHost, PluginSettings};
-    let mut settings = PluginSettings {
-        dir: None,
-        cache_dir: None,
-        cache_key_file: None,
-        grants: file.plugins.grants.clone(),
-        instances: Some(16),
-        memory_budget_mib: file.plugins.memory_budget_mib,
-        caps: file.plugins.caps,
-    };
-    let load_file = |path: &std::path::Path,
-                     manifest: Option<std::path::PathBuf>|
-     -> anyhow::Result<(Vec<u8>, String)> {
-        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let manifest_path = manifest.unwrap_or_else(|| path.with_extension("toml"));
-        let manifest = std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("reading the manifest {}", manifest_path.display()))?;
-        Ok((wasm, manifest))
-    };
-    match action {
-        PluginsAction::List { plugins_dir } => {
-            settings.dir = plugins_dir.or_else(|| file.plugins.dir.clone());
-            let host = PluginHost::load(&settings).await?;
-            for p in host.list() {
-                let info = p.info();
-                println!(
-                    "{} {} ({:?}{}) sha256:{}",
-                    info.id,
-                    info.version,
-                    info.kind,
-                    if info.builtin { ", built-in" } else { "" },
-                    &info.digest[..16]
-                );
-                for t in &p.tools {
-                    println!("    {} — {}", t.name, t.description);
-                }
-            }
-            Ok(())
-        }
-        PluginsAction::Check {
-            file: path,
-            manifest,
-        } => {
-            use assistants_core::plugins::manifest::{requirements, sample_grant, Manifest};
-            let (wasm, manifest) = load_file(&path, manifest)?;
-            let parsed = Manifest::parse(&manifest).context("invalid manifest")?;
-            // Without an operator config, the component is checked as if granted everything it
-            // asks for; with one, against that config's real grants.
-            if !configured {
-                settings
-                    .grants
-                    .insert(parsed.id.clone(), sample_grant(&parsed));
-            }
-            let host = PluginHost::load(&settings).await?;
-            let plugin = host
-                .prepare(&wasm, &manifest, &settings, false)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            println!("{}", serde_json::to_string_pretty(&plugin.info())?);
-            let needs = requirements(&parsed);
-            if needs.is_empty() {
-                println!("needs no grants");
-            } else {
-                println!("needs:");
-                for line in needs {
-                    println!("  - {line}");
-                }
-            }
-            if configured {
-                println!(
-                    "ok: {} loads with the grants of this config",
-                    plugin.manifest.id
-                );
-            } else {
-                println!(
-                    "ok: {} is a valid component; it loads once the operator grants the above (check with --config)",
-                    plugin.manifest.id
-                );
-            }
-            Ok(())
-        }
-        PluginsAction::Call {
-            file: path,
-            tool,
-            args,
-            manifest,
-        } => {
-            let host = PluginHost::load(&settings).await?;
-            let plugin = match host.get(&path.to_string_lossy()) {
-                Some(p) if !path.exists() => p,
-                _ => {
-                    let (wasm, manifest) = load_file(&path, manifest)?;
-                    std::sync::Arc::new(
-                        host.prepare(&wasm, &manifest, &settings, false)
-                            .await
-                            .map_err(|e| anyhow::anyhow!("{e:#}"))?,
-                    )
-                }
-            };
-            let ctx = assistants_core::plugins::bindings::CallContext {
-                tool_call_id: assistants_core::model::ids::new_id(
-                    assistants_core::model::ids::IdKind::ToolCall,
-                ),
-                run_id: None,
-                thread_id: None,
-                assistant_id: None,
-                vector_store_ids: vec![],
-                options_json: "{}".into(),
-            };
-            match host.invoke(&plugin, ctx, &tool, &args).await {
-                Ok(out) => {
-                    println!("{}", out.text);
-                    Ok(())
-                }
-                Err(e) => anyhow::bail!("tool error: {}", error_text(&e)),
-            }
-        }
-    }
 }

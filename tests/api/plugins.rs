@@ -344,6 +344,102 @@ async fn components_of_every_released_contract_version_load_and_run() {
     );
 }
 
+/// `assistants plugins test`: fixtures run against the component as a server would load it,
+/// an HTTP stub standing in for its API (the weather plugin's key injected by the host, which
+/// the stub requires), and each case judged.
+#[tokio::test]
+async fn the_fixtures_harness_runs_cases_against_a_stub() {
+    use assistants_core::plugins::BUILTIN_PLUGINS;
+    use assistants_host::plugin_cli::harness::{run, Fixtures};
+    let (_, wasm, manifest) = BUILTIN_PLUGINS
+        .iter()
+        .find(|(stem, _, _)| *stem == "weather")
+        .unwrap();
+    let fixtures = Fixtures::parse(
+        r#"
+[config]
+base_url = "{stub}/api"
+api_key = "k-1234"
+
+[[http]]
+path = "/api/v1/current"
+body = '{"city": "Oslo", "temperature_c": -3.5, "conditions": "snow", "wind_kph": 8}'
+require_headers = { authorization = "Bearer k-1234" }
+
+[[case]]
+name = "reads the API"
+tool = "current_weather"
+args = { city = "Oslo" }
+expect = "Oslo: -3.5 °C, snow, wind 8 km/h"
+
+[[case]]
+name = "judged wrong on purpose"
+tool = "current_weather"
+args = { city = "Oslo" }
+contains = ["sunny"]
+
+[[case]]
+name = "an error of the expected kind"
+tool = "current_weather"
+args = {}
+error = "invalid-arguments"
+
+[[case]]
+name = "an error of another kind"
+tool = "forecast"
+args = '{"city": "Oslo"}'
+error = "failed"
+"#,
+    )
+    .unwrap();
+    let outcomes = run(wasm, manifest, &fixtures).await.unwrap();
+    let failures: Vec<Option<&str>> = outcomes.iter().map(|o| o.failure.as_deref()).collect();
+    assert_eq!(failures[0], None, "{outcomes:?}");
+    assert!(
+        failures[1]
+            .unwrap()
+            .contains("does not contain [\"sunny\"]"),
+        "{outcomes:?}"
+    );
+    assert_eq!(failures[2], None, "{outcomes:?}");
+    assert!(
+        failures[3]
+            .unwrap()
+            .starts_with("expected a failed error, got unknown-tool"),
+        "{outcomes:?}"
+    );
+
+    // Without the key the stub refuses, and the case says so.
+    let keyless = Fixtures::parse(
+        r#"
+[config]
+base_url = "{stub}/api"
+
+[[http]]
+path = "/api/v1/current"
+body = "{}"
+require_headers = { authorization = "Bearer k-1234" }
+
+[[case]]
+name = "needs the key"
+tool = "current_weather"
+args = { city = "Oslo" }
+contains = ["Oslo"]
+"#,
+    )
+    .unwrap();
+    let outcomes = run(wasm, manifest, &keyless).await.unwrap();
+    let why = outcomes[0].failure.as_deref().expect("fails");
+    assert!(why.starts_with("the call failed:"), "{why}");
+    // A config key the manifest does not declare is a mistake in the fixtures.
+    let typo = Fixtures::parse(
+        "[config]\nbase_ur = \"x\"\n[[case]]\nname = \"a\"\ntool = \"t\"\nexpect = \"\"\n",
+    )
+    .unwrap();
+    let e = run(wasm, manifest, &typo).await.unwrap_err().to_string();
+    assert!(e.contains("base_ur"), "{e}");
+}
+
 /// A tiny HTTP/1.1 server on 127.0.0.1 that records each request head and answers by path:
 /// `/v1/current…` with weather JSON, `/redirect` with a 302 to a private address, `/big` with
 /// 1 MiB, anything else with `200 hello`.

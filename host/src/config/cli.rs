@@ -116,7 +116,9 @@ pub enum PluginsAction {
         #[arg(long, value_name = "FILE")]
         manifest: Option<PathBuf>,
     },
-    /// Run one tool call in the sandbox, as a run would, and print the result.
+    /// Run one tool call in the sandbox, as a run would, and print the result. Without
+    /// --config the component gets what its manifest asks for but no config values; with
+    /// --config, that config's grant (hosts, config values, secrets), as a server would.
     Call {
         /// The component (`NAME.wasm`), or the id of a built-in plugin.
         file: PathBuf,
@@ -126,6 +128,27 @@ pub enum PluginsAction {
         args: String,
         #[arg(long, value_name = "FILE")]
         manifest: Option<PathBuf>,
+    },
+    /// Run a tool plugin's fixtures (a TOML file of calls and the answers they must give; see
+    /// plugins/README.md) and report each case. Exits non-zero if one fails.
+    Test {
+        /// The component (`NAME.wasm`); its manifest is `NAME.toml` beside it unless --manifest.
+        file: PathBuf,
+        /// The fixtures file.
+        fixtures: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+    },
+    /// Start a tool plugin project from a template that builds and passes `check` as
+    /// generated: the component's source, its manifest, fixtures and a build script.
+    New {
+        /// The plugin's id (1-64 of a-z, 0-9, _ and -), also the project's directory name.
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::plugin_cli::templates::Lang,
+        /// Where to create the project directory [default: the current directory].
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
     },
 }
 
