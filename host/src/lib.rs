@@ -185,6 +185,19 @@ async fn run_node(
         )
     };
     let seal = assistants_core::seal::SealKey::load(settings.secrets_key_file.as_deref())?;
+    // Components added, replaced or removed in the plugins directory take effect while the
+    // node runs; runs already started keep theirs (pinned by digest).
+    let watcher = match (
+        &plugin_settings.dir,
+        plugin_settings.reload_secs.unwrap_or(2),
+    ) {
+        (Some(_), secs) if secs > 0 => Some(
+            plugins
+                .clone()
+                .watch(std::time::Duration::from_secs(secs), stop.clone()),
+        ),
+        _ => None,
+    };
     let janitor = janitor::Janitor {
         store: store.clone(),
         blobs: blobs.clone(),
@@ -286,6 +299,7 @@ async fn run_node(
     let mut rest: Vec<tokio::task::JoinHandle<()>> = workers;
     rest.extend(run_tasks);
     rest.push(janitor);
+    rest.extend(watcher);
     let aborts: Vec<_> = rest.iter().map(|t| t.abort_handle()).collect();
     let all = futures::future::join_all(rest);
     if tokio::time::timeout(std::time::Duration::from_secs(2), all)

@@ -1042,6 +1042,147 @@ async fn a_plugin_in_the_directory_cannot_take_a_built_in_id() {
     );
 }
 
+/// Polls `GET /plugins/{id}` until `done` holds for it (or its 404), for at most 30 s.
+async fn wait_plugin(app: &TestApp, id: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let (status, plugin) = app.get(&format!("/plugins/{id}")).await;
+        if done(status.as_u16(), &plugin) {
+            return plugin;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("plugin {id} did not change as expected");
+}
+
+/// The output the run's first plugin tool call recorded.
+async fn tool_output(app: &TestApp, thread: &str, run: &str) -> String {
+    let (_, steps) = app
+        .get(&format!("/threads/{thread}/runs/{run}/steps?order=asc"))
+        .await;
+    steps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["step_details"]["tool_calls"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|c| c["function"]["name"] == "version")
+        .map(|c| {
+            c["function"]["output"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .expect("the run called the plugin")
+}
+
+#[tokio::test]
+async fn plugins_directory_changes_take_effect_while_runs_keep_their_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("TEST_PLUGINS_DIR"));
+    let install = |version: &str| {
+        // The manifest first, then the component: a scan may see them in between, and waits
+        // for both to settle.
+        let manifest = std::fs::read_to_string(src.join(format!("reload-{version}.toml"))).unwrap();
+        std::fs::write(
+            dir.path().join("swap.toml"),
+            manifest.replace(&format!("id = \"reload-{version}\""), "id = \"swap\""),
+        )
+        .unwrap();
+        std::fs::copy(
+            src.join(format!("reload-{version}.wasm")),
+            dir.path().join("swap.wasm"),
+        )
+        .unwrap();
+    };
+    install("v1");
+    let llm = FakeLlm::start().await;
+    let path = dir.path().to_path_buf();
+    let app = TestApp::spawn_with_llm(&llm, move |s| {
+        s.plugins.dir = Some(path);
+        s.plugins.reload_secs = Some(1);
+    })
+    .await;
+    let v1 = wait_plugin(&app, "swap", |s, _| s == 200).await;
+    let pause = json!({"type": "function", "function": {"name": "pause", "parameters": {"type": "object", "properties": {}}}});
+    let (asst, thread) =
+        assistant_and_thread(&app, json!({"tools": [pause, {"type": "swap"}]})).await;
+
+    // A run starts on v1 and waits for the client...
+    llm.push(Reply::tool("pause", "{}"));
+    let (_, run) = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run1 = run["id"].as_str().unwrap().to_string();
+    let waiting = app.wait_run(&thread, &run1).await;
+    assert_eq!(waiting["status"], "requires_action", "{waiting}");
+
+    // ...while v2 replaces it in the directory.
+    install("v2");
+    let v2 = wait_plugin(&app, "swap", |_, p| p["digest"] != v1["digest"]).await;
+    assert_eq!(
+        v2["description"],
+        "Answers which version of the component is serving (v2)."
+    );
+
+    // The run in flight finishes on the component it started with.
+    llm.push(Reply::tool("version", "{}"));
+    llm.push(Reply::text("done"));
+    let call = waiting["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"].clone();
+    let (s, e) = app
+        .post(
+            &format!("/threads/{thread}/runs/{run1}/submit_tool_outputs"),
+            json!({"tool_outputs": [{"tool_call_id": call, "output": "ok"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(app.wait_run(&thread, &run1).await["status"], "completed");
+    assert_eq!(tool_output(&app, &thread, &run1).await, "v1");
+
+    // New runs use the new one.
+    let run_on = |expected: &'static str| {
+        let (app, llm, asst, thread) = (&app, &llm, asst.clone(), thread.clone());
+        async move {
+            llm.push(Reply::tool("version", "{}"));
+            llm.push(Reply::text("done"));
+            let (_, run) = app
+                .post(
+                    &format!("/threads/{thread}/runs"),
+                    json!({"assistant_id": asst}),
+                )
+                .await;
+            let id = run["id"].as_str().unwrap();
+            assert_eq!(app.wait_run(&thread, id).await["status"], "completed");
+            assert_eq!(tool_output(app, &thread, id).await, expected);
+        }
+    };
+    run_on("v2").await;
+
+    // A broken new version is refused, said so, and v2 keeps serving.
+    std::fs::write(dir.path().join("swap.wasm"), b"\0asm but not really").unwrap();
+    let refused = wait_plugin(&app, "swap", |_, p| p.get("update_refused").is_some()).await;
+    assert_eq!(refused["digest"], v2["digest"]);
+    let why = refused["update_refused"].as_str().unwrap();
+    assert!(why.contains("failed to parse WebAssembly module"), "{why}");
+    run_on("v2").await;
+
+    // Fixed, it serves again; removed, it is gone.
+    install("v1");
+    wait_plugin(&app, "swap", |_, p| {
+        p["digest"] == v1["digest"] && p.get("update_refused").is_none()
+    })
+    .await;
+    std::fs::remove_file(dir.path().join("swap.wasm")).unwrap();
+    std::fs::remove_file(dir.path().join("swap.toml")).unwrap();
+    wait_plugin(&app, "swap", |s, _| s == 404).await;
+}
+
 #[tokio::test]
 async fn models_are_routed_to_their_upstream() {
     let default = FakeLlm::start().await;

@@ -1,5 +1,6 @@
 //! `GET /plugins` and `GET /plugins/{id}`: installed tool plugins with their tools and
-//! schemas, and the host's code interpreter with its status. An extension of the Assistants
+//! schemas (and why a newer version was refused, if it was), and the host's code interpreter
+//! with its status. An extension of the Assistants
 //! API (the real one has no such endpoint); the list uses the standard list envelope so
 //! SDK-style clients can read it.
 
@@ -28,7 +29,7 @@ async fn list(
         .list()
         .iter()
         .filter(|p| p.allows(&caller))
-        .map(|p| serde_json::to_value(p.info()).unwrap_or_default())
+        .map(|p| info(&state, p))
         .collect();
     items.push(state.interpreter.info());
     let page = assistants_core::store::Page {
@@ -53,11 +54,21 @@ async fn retrieve(
         .plugins
         .get(&id)
         .filter(|p| p.allows(&caller))
-        .map(|p| axum::Json(serde_json::to_value(p.info()).unwrap_or_default()))
+        .map(|p| axum::Json(info(&state, &p)))
         .ok_or_else(|| {
             ApiError::new(
                 ErrorKind::NotFound,
                 format!("No plugin found with id '{id}'."),
             )
         })
+}
+
+/// A plugin as listed: its info, and `update_refused` while a newer file of it in the plugins
+/// directory was refused (this one keeps serving until a fixed file replaces it).
+fn info(state: &AppState, plugin: &assistants_core::plugins::Plugin) -> serde_json::Value {
+    let mut v = serde_json::to_value(plugin.info()).unwrap_or_default();
+    if let Some(why) = state.plugins.update_refused(&plugin.manifest.id) {
+        v["update_refused"] = why.into();
+    }
+    v
 }

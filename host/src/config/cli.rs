@@ -266,6 +266,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSISTANTS_PLUGINS_DIR", value_name = "DIR")]
     pub plugins_dir: Option<PathBuf>,
 
+    /// How often the plugins directory is scanned: components added, replaced or removed there
+    /// take effect within about twice this, without a restart; 0 turns scanning off [default: 2].
+    #[arg(long, env = "ASSISTANTS_PLUGINS_RELOAD_SECS", value_name = "SECS")]
+    pub plugins_reload_secs: Option<u64>,
+
     /// Base URL of the OpenAI-compatible chat-completions upstream runs call
     /// [default: https://api.openai.com/v1]. Per-model routes go in the config file (`[llm]`).
     #[arg(long, env = "ASSISTANTS_LLM_BASE_URL", value_name = "URL")]

@@ -142,6 +142,8 @@ pub struct PluginsFileConfig {
     /// Upper bounds of every plugin's limits: `[plugins.caps] timeout_ms = 10000`.
     #[serde(default)]
     pub caps: assistants_core::plugins::manifest::Caps,
+    /// See `--plugins-reload-secs`.
+    pub reload_secs: Option<u64>,
 }
 
 impl FileConfig {

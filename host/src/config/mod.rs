@@ -218,6 +218,7 @@ impl Settings {
                 instances: file.plugins.instances,
                 memory_budget_mib: file.plugins.memory_budget_mib,
                 caps: file.plugins.caps,
+                reload_secs: args.plugins_reload_secs.or(file.plugins.reload_secs),
             },
             llm: LlmSettings {
                 base_url: args

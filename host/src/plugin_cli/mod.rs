@@ -25,6 +25,7 @@ pub async fn command(
         instances: Some(16),
         memory_budget_mib: file.plugins.memory_budget_mib,
         caps: file.plugins.caps,
+        reload_secs: Some(0),
     };
     let load_file = |path: &std::path::Path,
                      manifest: Option<std::path::PathBuf>|

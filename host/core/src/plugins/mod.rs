@@ -20,6 +20,8 @@ mod naming;
 mod outcome;
 mod parser;
 mod registry;
+mod reload;
+pub use reload::Reload;
 mod secrets;
 pub use registry::BUILTIN_PLUGINS;
 pub mod retrieval;
@@ -63,6 +65,9 @@ pub struct PluginSettings {
     pub memory_budget_mib: Option<u64>,
     /// Operator caps on every plugin's limits.
     pub caps: Caps,
+    /// How often the plugins directory is scanned for changes, in seconds; 0: never (changes
+    /// need a restart) [default: 2].
+    pub reload_secs: Option<u64>,
 }
 
 /// A loaded, callable plugin.
@@ -174,7 +179,13 @@ pub struct PluginHost {
     parsers: World,
     caps: Caps,
     cache: Option<cache::ArtifactCache>,
-    plugins: HashMap<String, Arc<Plugin>>,
+    /// The plugins serving, by id: a snapshot replaced whole when the directory changes
+    /// (`reload`), so readers never wait on a reload.
+    plugins: std::sync::RwLock<Arc<HashMap<String, Arc<Plugin>>>>,
+    /// The plugins directory as last scanned.
+    dir: tokio::sync::Mutex<reload::DirState>,
+    /// Per id, why its newer file in the directory was refused (the old one keeps serving).
+    refused: std::sync::Mutex<HashMap<String, String>>,
     /// Vector-store search for retrieval tools (none in tools that load plugins without a
     /// server, such as `assistants plugins call`).
     search: Option<Arc<dyn retrieval::VectorSearch>>,
@@ -234,12 +245,25 @@ impl PluginHost {
         }
     }
 
+    /// The plugins serving now.
+    fn snapshot(&self) -> Arc<HashMap<String, Arc<Plugin>>> {
+        self.plugins.read().expect("plugins lock poisoned").clone()
+    }
+
+    /// Changes the plugins serving: `f` edits a copy, which then replaces them at once.
+    fn update(&self, f: impl FnOnce(&mut HashMap<String, Arc<Plugin>>)) {
+        let mut serving = self.plugins.write().expect("plugins lock poisoned");
+        let mut next = HashMap::clone(&serving);
+        f(&mut next);
+        *serving = Arc::new(next);
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Plugin>> {
-        self.plugins.get(id).cloned()
+        self.snapshot().get(id).cloned()
     }
 
     pub fn list(&self) -> Vec<Arc<Plugin>> {
-        let mut all: Vec<_> = self.plugins.values().cloned().collect();
+        let mut all: Vec<_> = self.snapshot().values().cloned().collect();
         all.sort_by(|a, b| a.manifest.id.cmp(&b.manifest.id));
         all
     }
@@ -258,6 +282,6 @@ impl PluginHost {
     /// Whether any plugin is limited to some projects (only then does a caller's project
     /// name need looking up).
     pub fn restricts_projects(&self) -> bool {
-        self.plugins.values().any(|p| p.projects.is_some())
+        self.snapshot().values().any(|p| p.projects.is_some())
     }
 }

@@ -28,7 +28,7 @@ impl PluginHost {
     pub fn parser_for(&self, extension: &str) -> Option<Arc<Plugin>> {
         let ext = extension.to_ascii_lowercase();
         let mut found: Vec<Arc<Plugin>> = self
-            .plugins
+            .snapshot()
             .values()
             .filter(|p| p.manifest.kind == Kind::Parser && p.formats.contains(&ext))
             .cloned()

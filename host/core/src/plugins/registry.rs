@@ -33,7 +33,7 @@ impl PluginHost {
             max_memory_mib: caps.memory_mib,
         };
         tracing::debug!(instances, budget_mib = budget >> 20, "plugin pools");
-        let mut host = PluginHost {
+        let host = PluginHost {
             tools: World::new(pool, PluginEngine::tool_linker)?,
             retrieval_tools: World::new(pool, PluginEngine::retrieval_linker)?,
             strategies: World::new(pool, PluginEngine::strategy_linker)?,
@@ -46,7 +46,9 @@ impl PluginHost {
                     cache::CacheKey::load(settings.cache_key_file.as_deref()),
                 )
             }),
-            plugins: HashMap::new(),
+            plugins: Default::default(),
+            dir: Default::default(),
+            refused: Default::default(),
             search,
             pinned: Default::default(),
             settings: settings.clone(),
@@ -58,9 +60,9 @@ impl PluginHost {
             // A built-in plugin that needs grants (the weather example needs its API) stays
             // unloaded until the operator grants them.
             match host.prepare(wasm, manifest, settings, true).await {
-                Ok(p) => {
-                    host.plugins.insert(p.manifest.id.clone(), Arc::new(p));
-                }
+                Ok(p) => host.update(|plugins| {
+                    plugins.insert(p.manifest.id.clone(), Arc::new(p));
+                }),
                 Err(e) => tracing::info!(
                     plugin = stem,
                     reason = format!("{e:#}"),
@@ -68,38 +70,7 @@ impl PluginHost {
                 ),
             }
         }
-        // Built-in ids stay the built-ins' even when one did not load (it waits for grants):
-        // otherwise a component dropped into the directory under that id would receive the
-        // grants and secrets the operator meant for the built-in.
-        let builtin_ids: std::collections::HashSet<String> = BUILTIN_PLUGINS
-            .iter()
-            .filter_map(|(_, _, manifest)| Manifest::parse(manifest).ok().map(|m| m.id))
-            .collect();
-        if let Some(dir) = &settings.dir {
-            for (wasm_path, toml_path) in plugin_files(dir)? {
-                let result = async {
-                    let wasm = std::fs::read(&wasm_path)?;
-                    let manifest = std::fs::read_to_string(&toml_path)?;
-                    host.prepare(&wasm, &manifest, settings, false).await
-                }
-                .await;
-                match result {
-                    Ok(p) if builtin_ids.contains(&p.manifest.id) => {
-                        tracing::error!(path = %wasm_path.display(), id = %p.manifest.id, "this id belongs to a built-in plugin; skipped")
-                    }
-                    Ok(p) if host.plugins.contains_key(&p.manifest.id) => {
-                        tracing::error!(path = %wasm_path.display(), id = %p.manifest.id, "a plugin with this id is already loaded; skipped")
-                    }
-                    Ok(p) => {
-                        tracing::info!(id = %p.manifest.id, digest = %p.digest, tools = p.tools.len(), "plugin loaded");
-                        host.plugins.insert(p.manifest.id.clone(), Arc::new(p));
-                    }
-                    Err(e) => {
-                        tracing::error!(path = %wasm_path.display(), error = format!("{e:#}"), "plugin not loaded")
-                    }
-                }
-            }
-        }
+        host.scan(reload::Scan::Load).await?;
         Ok(host)
     }
 
@@ -188,7 +159,7 @@ impl PluginHost {
     /// The plugin with this component digest: the installed one, or the archived one a run was
     /// pinned to before the plugin was replaced (loaded again under today's grants).
     pub async fn by_digest(&self, digest: &str) -> anyhow::Result<Arc<Plugin>> {
-        if let Some(p) = self.plugins.values().find(|p| p.digest == digest) {
+        if let Some(p) = self.snapshot().values().find(|p| p.digest == digest) {
             return Ok(p.clone());
         }
         let mut pinned = self.pinned.lock().await;
@@ -307,27 +278,6 @@ fn http_policy(
         )),
         secrets,
     })
-}
-
-/// `NAME.wasm` files of a directory that have a `NAME.toml` beside them.
-fn plugin_files(dir: &Path) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
-    let mut out = Vec::new();
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("reading plugins dir {}", dir.display()))?
-    {
-        let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
-            continue;
-        }
-        let toml = path.with_extension("toml");
-        if toml.exists() {
-            out.push((path, toml));
-        } else {
-            tracing::error!(path = %path.display(), "plugin has no manifest (NAME.toml) beside it; skipped");
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 pub(super) fn digest(bytes: &[u8]) -> String {
