@@ -440,6 +440,61 @@ contains = ["Oslo"]
     assert!(e.contains("base_ur"), "{e}");
 }
 
+/// `/mcp` lists and calls only the tools the caller's project may use: a plugin granted to
+/// another project is neither listed nor callable (the MCP client library test, with the
+/// official Python SDK, is tests/mcp/run.sh).
+#[tokio::test]
+async fn the_mcp_server_offers_a_project_only_its_plugins() {
+    let app = TestApp::spawn_with(|s| {
+        s.plugins.grants.insert(
+            "calculator".into(),
+            assistants_core::plugins::manifest::Grant {
+                projects: Some(vec!["team-x".into()]),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let rpc = |method: &str, params: serde_json::Value| {
+        app.client
+            .post(format!("{}/mcp", app.root))
+            .bearer_auth(&app.key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+    };
+    let listed: serde_json::Value = rpc("tools/list", json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"calculate"), "{names:?}");
+    let called: serde_json::Value = rpc(
+        "tools/call",
+        json!({"name": "calculate", "arguments": {"expression": "1+1"}}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        called["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Unknown tool: calculate"),
+        "{called}"
+    );
+}
+
 /// A tiny HTTP/1.1 server on 127.0.0.1 that records each request head and answers by path:
 /// `/v1/current…` with weather JSON, `/redirect` with a 302 to a private address, `/big` with
 /// 1 MiB, anything else with `200 hello`.

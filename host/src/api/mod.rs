@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, each exporting `router()`, merged here and mounted
-//! both under `/v1` and at the root (older clients use a bare base URL).
+//! both under `/v1` and at the root (older clients use a bare base URL); and `/mcp`, the tool
+//! plugins as an MCP server.
 
 pub mod assistants;
 mod attachments;
@@ -9,6 +10,7 @@ pub mod extract;
 pub mod files;
 mod form;
 mod items;
+mod mcp;
 pub mod messages;
 mod pins;
 mod plugins;
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(responses::router());
     Router::new()
         .merge(crate::ops::router())
+        .merge(mcp::router(state.clone()))
         .nest("/v1", api.clone())
         .merge(api)
         .fallback(not_found)

@@ -17,6 +17,7 @@ mod instance;
 mod logging;
 pub mod manifest;
 mod naming;
+pub use naming::OfferedTool;
 mod outcome;
 mod parser;
 mod registry;
