@@ -365,13 +365,7 @@ async fn a_plugin_listed_twice_is_offered_once() {
         json!({"tools": [{"type": "calculator"}, {"type": "calculator"}]}),
     )
     .await;
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    let done = app.run_with(&thread, json!({"assistant_id": asst})).await;
     assert_eq!(done["status"], "completed", "{done}");
     let mut offered: Vec<String> = llm.requests()[0]["tools"]
         .as_array()
@@ -424,13 +418,7 @@ async fn plugin_tools_run_server_side_and_are_recorded_as_function_steps() {
     // A call of a tool the run does not offer goes back to the model as an error.
     llm.push(Reply::tool("rm_rf", "{}"));
     llm.push(Reply::text("Sorry."));
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    let done = app.run_with(&thread, json!({"assistant_id": asst})).await;
     assert_eq!(done["status"], "completed");
     let out = llm.last_message_text();
     assert!(out.contains("unknown tool"), "{out}");
@@ -502,13 +490,11 @@ async fn run_parameters_are_applied_not_just_echoed() {
     assert_eq!(contents, ["Newest question", "Extra message"]);
 
     // tool_choice none: the tools stay described but the model may not call them.
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst, "tool_choice": "none", "tools": []}),
-        )
-        .await;
-    app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    app.run_with(
+        &thread,
+        json!({"assistant_id": asst, "tool_choice": "none", "tools": []}),
+    )
+    .await;
     assert!(llm.last_request().get("tools").is_none());
 
     // Bad parameters are 400s naming the parameter.
@@ -568,13 +554,12 @@ async fn token_limits_end_runs_incomplete() {
     );
     let app = setup(&llm).await;
     let (asst, thread) = assistant_and_thread(&app, json!({})).await;
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
+    let done = app
+        .run_with(
+            &thread,
             json!({"assistant_id": asst, "max_completion_tokens": 256}),
         )
         .await;
-    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "incomplete", "{done}");
     assert_eq!(
         done["incomplete_details"]["reason"],
@@ -597,13 +582,9 @@ async fn token_limits_end_runs_incomplete() {
             json!({"messages": [{"role": "user", "content": long}]}),
         )
         .await;
-    let (_, run) = app
-        .post(
-            &format!("/threads/{t2}/runs"),
-            json!({"assistant_id": asst, "max_prompt_tokens": 256}),
-        )
+    let done = app
+        .run_with(&t2, json!({"assistant_id": asst, "max_prompt_tokens": 256}))
         .await;
-    let done = app.wait_run(&t2, run["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "incomplete", "{done}");
     assert_eq!(done["incomplete_details"]["reason"], "max_prompt_tokens");
     assert_eq!(llm.requests().len(), before);
@@ -616,38 +597,20 @@ async fn upstream_failures_fail_the_run_with_the_right_code_and_are_retried_firs
     let (asst, thread) = assistant_and_thread(&app, json!({})).await;
     llm.push(Reply::error(500));
     llm.push(Reply::error(502));
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    let done = app.run_with(&thread, json!({"assistant_id": asst})).await;
     assert_eq!(done["status"], "failed", "{done}");
     assert_eq!(done["last_error"]["code"], "server_error");
     assert!(done["failed_at"].is_i64() && done["expires_at"].is_null());
 
     llm.push(Reply::error(429));
     llm.push(Reply::error(429));
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    let done = app.run_with(&thread, json!({"assistant_id": asst})).await;
     assert_eq!(done["last_error"]["code"], "rate_limit_exceeded", "{done}");
 
     // One transient failure is retried transparently.
     llm.push(Reply::error(503));
     llm.push(Reply::text("Recovered."));
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    let done = app.run_with(&thread, json!({"assistant_id": asst})).await;
     assert_eq!(done["status"], "completed", "{done}");
 
     // A streamed run that fails ends with the failed event, then done.
@@ -969,13 +932,7 @@ async fn a_strategy_dropped_into_the_plugins_dir_is_used_by_its_id() {
     .await;
     let (asst, thread) =
         assistant_and_thread(&app, json!({"metadata": {"strategy": "echo-strategy"}})).await;
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    let done = app.run_with(&thread, json!({"assistant_id": asst})).await;
     assert_eq!(done["status"], "completed", "{done}");
     let (_, msgs) = app.get(&format!("/threads/{thread}/messages")).await;
     assert_eq!(
@@ -1151,14 +1108,9 @@ async fn plugins_directory_changes_take_effect_while_runs_keep_their_component()
         async move {
             llm.push(Reply::tool("version", "{}"));
             llm.push(Reply::text("done"));
-            let (_, run) = app
-                .post(
-                    &format!("/threads/{thread}/runs"),
-                    json!({"assistant_id": asst}),
-                )
-                .await;
+            let run = app.run_with(&thread, json!({"assistant_id": asst})).await;
+            assert_eq!(run["status"], "completed");
             let id = run["id"].as_str().unwrap();
-            assert_eq!(app.wait_run(&thread, id).await["status"], "completed");
             assert_eq!(tool_output(app, &thread, id).await, expected);
         }
     };
@@ -1201,13 +1153,9 @@ async fn models_are_routed_to_their_upstream() {
     .await;
     let (asst, thread) = assistant_and_thread(&app, json!({})).await;
     for model in ["llama-3-8b", "gpt-test"] {
-        let (_, run) = app
-            .post(
-                &format!("/threads/{thread}/runs"),
-                json!({"assistant_id": asst, "model": model}),
-            )
+        let done = app
+            .run_with(&thread, json!({"assistant_id": asst, "model": model}))
             .await;
-        let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
         assert_eq!(done["status"], "completed", "{done}");
     }
     assert_eq!(local.requests().len(), 1);
@@ -1486,13 +1434,7 @@ async fn file_search_attachments_fill_the_threads_store_created_on_demand() {
         r#"{"query":"gigawatts flux capacitor"}"#,
     ));
     llm.push(Reply::text("1.21 gigawatts【0:0†manual.txt】."));
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    let done = app.run_with(&thread, json!({"assistant_id": asst})).await;
     assert_eq!(done["status"], "completed", "{done}");
     let seen = llm.last_message_text();
     assert!(seen.contains("1.21 gigawatts"), "{seen}");
@@ -1583,13 +1525,7 @@ async fn web_retrieval_reads_granted_pages_and_answers_cite_them() {
         &json!({"url": format!("{site}/moved")}).to_string(),
     ));
     llm.push(Reply::text("They eat leaves【1:0†Quokka Facts】."));
-    let (_, run) = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await;
-    let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+    let done = app.run_with(&thread, json!({"assistant_id": asst})).await;
     assert_eq!(done["status"], "completed", "{done}");
     let reqs = llm.requests();
     let tool_out = |i: usize| {
@@ -1640,13 +1576,7 @@ async fn web_retrieval_reads_granted_pages_and_answers_cite_them() {
     llm.push(Reply::tool("web_fetch", r#"{"url":"http://example.com/"}"#));
     llm.push(Reply::text("Could not either."));
     for _ in 0..2 {
-        let (_, run) = app
-            .post(
-                &format!("/threads/{thread}/runs"),
-                json!({"assistant_id": asst}),
-            )
-            .await;
-        let done = app.wait_run(&thread, run["id"].as_str().unwrap()).await;
+        let done = app.run_with(&thread, json!({"assistant_id": asst})).await;
         assert_eq!(done["status"], "completed", "{done}");
         let out = llm.last_message_text();
         assert!(

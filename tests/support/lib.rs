@@ -335,14 +335,17 @@ impl TestApp {
 
     /// Starts a run of `assistant` on `thread` and polls it to its end: (run id, final run).
     pub async fn run_to_end(&self, thread: &str, assistant: &str) -> (String, Value) {
-        let run = self
-            .create(
-                &format!("/threads/{thread}/runs"),
-                json!({"assistant_id": assistant}),
-            )
+        let done = self
+            .run_with(thread, json!({"assistant_id": assistant}))
             .await;
-        let done = self.wait_run(thread, &run).await;
-        (run, done)
+        (done["id"].as_str().expect("a run id").to_string(), done)
+    }
+
+    /// Starts a run on `thread` with the request `body` and polls it to its end (see
+    /// [`TestApp::wait_run`]): the final run.
+    pub async fn run_with(&self, thread: &str, body: Value) -> Value {
+        let run = self.create(&format!("/threads/{thread}/runs"), body).await;
+        self.wait_run(thread, &run).await
     }
 
     /// Polls a run until it leaves queued/in_progress/cancelling (30 s at most).
