@@ -20,6 +20,31 @@ pub(crate) fn ctx() -> CallContext {
     }
 }
 
+/// A run's input for stepping a strategy by hand: "Be brief." and one user message, no tools.
+fn brief_input() -> assistants_core::model::engine::RunInput {
+    use assistants_core::model::engine::{ChatMessage, RunInput, RunLimits};
+    RunInput {
+        model: "m".into(),
+        instructions: "Be brief.".into(),
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: "hi".into(),
+            tool_call_id: None,
+            tool_calls: vec![],
+        }],
+        tools: vec![],
+        tool_choice_json: "\"auto\"".into(),
+        response_format_json: "\"auto\"".into(),
+        limits: RunLimits {
+            max_prompt_tokens: None,
+            max_completion_tokens: None,
+            temperature: None,
+            top_p: None,
+            parallel_tool_calls: true,
+        },
+    }
+}
+
 async fn host_with_test_plugins() -> PluginHost {
     let settings = PluginSettings {
         dir: Some(TEST_PLUGINS.into()),
@@ -210,9 +235,7 @@ async fn manifests_must_fit_their_grants() {
 /// of every world load and run side by side.
 #[tokio::test]
 async fn components_of_every_released_contract_version_load_and_run() {
-    use assistants_core::model::engine::{
-        Action, ChatMessage, Event, FinishReason, LlmResult, PublishMode, RunInput, RunLimits,
-    };
+    use assistants_core::model::engine::{Action, Event, FinishReason, LlmResult, PublishMode};
     use assistants_core::plugins::manifest::{Manifest, WitVersion};
     let host = host_with_test_plugins().await;
     let version = |id: &str| {
@@ -271,26 +294,7 @@ async fn components_of_every_released_contract_version_load_and_run() {
 
     // Strategies: the newest version's enums and records reach the engine's types.
     let native = host.get("native").unwrap();
-    let input = RunInput {
-        model: "m".into(),
-        instructions: "Be brief.".into(),
-        messages: vec![ChatMessage {
-            role: "user".into(),
-            content: "hi".into(),
-            tool_call_id: None,
-            tool_calls: vec![],
-        }],
-        tools: vec![],
-        tool_choice_json: "\"auto\"".into(),
-        response_format_json: "\"auto\"".into(),
-        limits: RunLimits {
-            max_prompt_tokens: None,
-            max_completion_tokens: None,
-            temperature: None,
-            top_p: None,
-            parallel_tool_calls: true,
-        },
-    };
+    let input = brief_input();
     let first = host
         .step(&native, &input, &[], &Event::Start)
         .await
@@ -784,34 +788,13 @@ async fn plugin_tools_are_prefixed_only_when_names_collide() {
 
 #[tokio::test]
 async fn a_strategy_component_is_driven_step_by_step() {
-    use assistants_core::model::engine::{
-        Action, ChatMessage, Event, FinishReason, LlmResult, PublishMode, RunInput, RunLimits,
-    };
+    use assistants_core::model::engine::{Action, Event, FinishReason, LlmResult, PublishMode};
     let host = host_with_test_plugins().await;
     let s = host
         .get("echo-strategy")
         .expect("strategies load from the plugins dir");
     assert!(!s.is_tool(), "a strategy is not a tool type");
-    let input = RunInput {
-        model: "m".into(),
-        instructions: "Be brief.".into(),
-        messages: vec![ChatMessage {
-            role: "user".into(),
-            content: "hi".into(),
-            tool_call_id: None,
-            tool_calls: vec![],
-        }],
-        tools: vec![],
-        tool_choice_json: "\"auto\"".into(),
-        response_format_json: "\"auto\"".into(),
-        limits: RunLimits {
-            max_prompt_tokens: None,
-            max_completion_tokens: None,
-            temperature: None,
-            top_p: None,
-            parallel_tool_calls: true,
-        },
-    };
+    let input = brief_input();
     let first = host.step(&s, &input, &[], &Event::Start).await.unwrap();
     assert_eq!(first.state, vec![1]);
     let Action::CallLlm(request, PublishMode::Message) = &first.action else {

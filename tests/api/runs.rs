@@ -1013,27 +1013,15 @@ async fn wait_plugin(app: &TestApp, id: &str, done: impl Fn(u16, &Value) -> bool
 
 /// The output the run's first plugin tool call recorded.
 async fn tool_output(app: &TestApp, thread: &str, run: &str) -> String {
-    let (_, steps) = app
-        .get(&format!("/threads/{thread}/runs/{run}/steps?order=asc"))
-        .await;
-    steps["data"]
-        .as_array()
-        .unwrap()
+    let calls = app.tool_calls(thread, run).await;
+    let call = calls
         .iter()
-        .flat_map(|s| {
-            s["step_details"]["tool_calls"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
         .find(|c| c["function"]["name"] == "version")
-        .map(|c| {
-            c["function"]["output"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .expect("the run called the plugin")
+        .expect("the run called the plugin");
+    call["function"]["output"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]

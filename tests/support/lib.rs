@@ -333,6 +333,24 @@ impl TestApp {
         sse_or_json(resp).await
     }
 
+    /// Every tool call of a run's steps, oldest step first.
+    pub async fn tool_calls(&self, thread: &str, run: &str) -> Vec<Value> {
+        let (_, steps) = self
+            .get(&format!("/threads/{thread}/runs/{run}/steps?order=asc"))
+            .await;
+        steps["data"]
+            .as_array()
+            .expect("a list of steps")
+            .iter()
+            .flat_map(|s| {
+                s["step_details"]["tool_calls"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// Starts a run of `assistant` on `thread` and polls it to its end: (run id, final run).
     pub async fn run_to_end(&self, thread: &str, assistant: &str) -> (String, Value) {
         let done = self
