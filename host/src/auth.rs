@@ -17,7 +17,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use assistants_core::store::keys::DEFAULT_PROJECT;
+use assistants_core::store::keys::{KeyAccess, Scope, DEFAULT_PROJECT};
 use assistants_core::store::Store;
 
 const RECHECK: Duration = Duration::from_secs(1);
@@ -42,8 +42,17 @@ impl Auth {
 
     /// The project for a request carrying `bearer`.
     pub async fn project(&self, store: &Store, bearer: Option<&str>) -> ApiResult<String> {
+        Ok(self.access(store, bearer).await?.project)
+    }
+
+    /// What a request carrying `bearer` may reach: its project, and whether it may manage the
+    /// server. Open mode is a project's access, never an admin's.
+    pub async fn access(&self, store: &Store, bearer: Option<&str>) -> ApiResult<KeyAccess> {
         if !self.keys_exist(store).await? {
-            return Ok(DEFAULT_PROJECT.to_string());
+            return Ok(KeyAccess {
+                project: DEFAULT_PROJECT.to_string(),
+                scope: Scope::Project,
+            });
         }
         let Some(key) = bearer else {
             return Err(ApiError::new(
@@ -52,8 +61,8 @@ impl Auth {
                  Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             ));
         };
-        match store.project_for_key(key).await? {
-            Some(p) => Ok(p),
+        match store.key_access(key).await? {
+            Some(access) => Ok(access),
             None => Err(ApiError::new(
                 ErrorKind::Unauthorized,
                 format!("Incorrect API key provided: {}.", redact_key(key)),
@@ -76,6 +85,32 @@ fn redact_key(key: &str) -> String {
 /// The caller's project, extracted from the `Authorization` header.
 pub struct Project(pub String);
 
+/// A caller whose key has the admin scope (`assistants keys create --admin`): it may manage
+/// the server (upload and remove plugins). Carries the key's project.
+pub struct Admin(pub String);
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+async fn access<S>(parts: &Parts, state: &S) -> ApiResult<KeyAccess>
+where
+    Arc<Auth>: FromRef<S>,
+    Store: FromRef<S>,
+{
+    let (auth, store) = (Arc::<Auth>::from_ref(state), Store::from_ref(state));
+    auth.access(&store, bearer(parts)).await
+}
+
 impl<S> FromRequestParts<S> for Project
 where
     S: Send + Sync,
@@ -85,18 +120,28 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|k| !k.is_empty());
-        let (auth, store) = (Arc::<Auth>::from_ref(state), Store::from_ref(state));
-        auth.project(&store, bearer).await.map(Project)
+        Ok(Project(access(parts, state).await?.project))
+    }
+}
+
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    Arc<Auth>: FromRef<S>,
+    Store: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let access = access(parts, state).await?;
+        if access.scope != Scope::Admin {
+            return Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "This operation manages the server and needs an admin key \
+                 (`assistants keys create --project NAME --admin`).",
+            ));
+        }
+        Ok(Admin(access.project))
     }
 }
 

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use assistants_core::blobs::BlobError;
+use assistants_core::plugins::catalog::CatalogError;
 use assistants_core::search::FilterError;
 use assistants_core::store::StoreError;
 use assistants_worker::transitions::TransitionError;
@@ -22,6 +23,8 @@ pub enum ErrorKind {
     NotFound,
     /// Missing or unknown API key (401).
     Unauthorized,
+    /// A valid key without the scope the operation needs (403).
+    PermissionDenied,
     /// The route exists but not for this method (405).
     MethodNotAllowed,
     /// A body or upload larger than the configured limit (413).
@@ -43,6 +46,7 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "invalid_request_error"),
             ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_request_error"),
+            ErrorKind::PermissionDenied => (StatusCode::FORBIDDEN, "invalid_request_error"),
             ErrorKind::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error")
             }
@@ -254,6 +258,18 @@ impl From<BlobError> for ApiError {
                 format!("Object is larger than {limit} bytes."),
             ),
             BlobError::Store(e) => ApiError::internal("blob store error", e),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    /// An upload or removal of a plugin refused: the reason is the client's to read.
+    #[track_caller]
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Invalid { param, message } => ApiError::invalid(param, message),
+            CatalogError::Conflict(message) => ApiError::new(ErrorKind::Conflict, message),
+            CatalogError::Failed(e) => ApiError::internal("plugin catalog", format!("{e:#}")),
         }
     }
 }

@@ -119,8 +119,23 @@ async fn run_node(
         store: store.clone(),
         indexes: search.clone(),
     });
+    // Run events and the run queue: in-process unless distributed mode names Redis/RabbitMQ.
+    let bus: Arc<dyn bus::EventBus> = match &settings.runs.events_url {
+        Some(url) => Arc::new(bus::distributed::RedisBus::connect(url, stop.clone()).await?),
+        None => Arc::new(bus::LocalBus::default()),
+    };
+    // Plugins uploaded through the API are served by every node: kept in the database and
+    // the object store, announced on the bus.
+    let catalog = Arc::new(assistants_core::catalog::SharedCatalog {
+        store: store.clone(),
+        blobs: blobs.clone(),
+        bus: bus.clone(),
+    });
+    // Subscribed before loading, so no change announced meanwhile is missed.
+    let catalog_nudges = bus.subscribe(bus::PLUGINS_CHANNEL).await?;
     let plugins = Arc::new(
-        plugins::PluginHost::load_with_search(&plugin_settings, Some(plugin_search)).await?,
+        plugins::PluginHost::load_with(&plugin_settings, Some(plugin_search), Some(catalog))
+            .await?,
     );
     let ingest = ingest::IngestHandle::default();
     // Ingestion reads documents through the parser components and embeds chunks.
@@ -138,11 +153,6 @@ async fn run_node(
         lifecycle.draining.clone(),
     );
 
-    // Run events and the run queue: in-process unless distributed mode names Redis/RabbitMQ.
-    let bus: Arc<dyn bus::EventBus> = match &settings.runs.events_url {
-        Some(url) => Arc::new(bus::distributed::RedisBus::connect(url, stop.clone()).await?),
-        None => Arc::new(bus::LocalBus::default()),
-    };
     let mut run_tasks = Vec::new();
     // What gets the grace period on shutdown: the HTTP server and the worker pool.
     let draining_tasks = tokio_util::task::TaskTracker::new();
@@ -185,19 +195,16 @@ async fn run_node(
         )
     };
     let seal = assistants_core::seal::SealKey::load(settings.secrets_key_file.as_deref())?;
-    // Components added, replaced or removed in the plugins directory take effect while the
-    // node runs; runs already started keep theirs (pinned by digest).
-    let watcher = match (
-        &plugin_settings.dir,
-        plugin_settings.reload_secs.unwrap_or(2),
-    ) {
-        (Some(_), secs) if secs > 0 => Some(
-            plugins
-                .clone()
-                .watch(std::time::Duration::from_secs(secs), stop.clone()),
-        ),
-        _ => None,
+    // Components added, replaced or removed in the plugins directory, or uploaded through the
+    // API on any node, take effect while the node runs; runs already started keep theirs
+    // (pinned by digest).
+    let reload_every = match plugin_settings.reload_secs.unwrap_or(2) {
+        0 => None,
+        secs => Some(std::time::Duration::from_secs(secs)),
     };
+    let watcher = plugins
+        .clone()
+        .watch(reload_every, Some(catalog_nudges), stop.clone());
     let janitor = janitor::Janitor {
         store: store.clone(),
         blobs: blobs.clone(),
@@ -299,7 +306,7 @@ async fn run_node(
     let mut rest: Vec<tokio::task::JoinHandle<()>> = workers;
     rest.extend(run_tasks);
     rest.push(janitor);
-    rest.extend(watcher);
+    rest.push(watcher);
     let aborts: Vec<_> = rest.iter().map(|t| t.abort_handle()).collect();
     let all = futures::future::join_all(rest);
     if tokio::time::timeout(std::time::Duration::from_secs(2), all)

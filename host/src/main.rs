@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use assistants_core::obs::telemetry;
+use assistants_core::store::keys::Scope;
 use assistants_core::store::Store;
 use assistants_host::config::{
     Cli, CodeInterpreterAction, Command, FileConfig, KeysAction, Settings, StorageSettings,
@@ -61,21 +62,26 @@ async fn main() -> anyhow::Result<()> {
             let store = Store::connect(&storage.database_url).await?;
             store.migrate().await?;
             match action {
-                KeysAction::Create { project } => {
-                    let (id, key) = store.create_key(&project).await?;
-                    eprintln!("created {id} for project '{project}'; the key is shown only once:");
+                KeysAction::Create { project, admin } => {
+                    let scope = if admin { Scope::Admin } else { Scope::Project };
+                    let (id, key) = store.create_key_with(&project, scope).await?;
+                    eprintln!(
+                        "created {} key {id} for project '{project}'; the key is shown only once:",
+                        scope.as_str()
+                    );
                     println!("{key}");
                 }
                 KeysAction::List => {
                     println!(
-                        "{:<30} {:<20} {:<14} {:<12} revoked",
-                        "id", "project", "prefix", "created"
+                        "{:<30} {:<20} {:<8} {:<14} {:<12} revoked",
+                        "id", "project", "scope", "prefix", "created"
                     );
                     for k in store.list_keys().await? {
                         println!(
-                            "{:<30} {:<20} {:<14} {:<12} {}",
+                            "{:<30} {:<20} {:<8} {:<14} {:<12} {}",
                             k.id,
                             k.project,
+                            k.scope.as_str(),
                             k.prefix,
                             k.created_at,
                             k.revoked_at

@@ -2,6 +2,7 @@
 //! (see `assistants_tests::TestApp`), so the suite runs unchanged on SQLite, on PostgreSQL
 //! (`ASSISTANTS_TEST_DATABASE_URL`) and with S3 storage (`ASSISTANTS_TEST_OBJECT_STORE_URL`).
 
+mod assistant_mcp;
 mod assistants;
 mod auth;
 mod code_interpreter;

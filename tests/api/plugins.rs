@@ -868,7 +868,7 @@ async fn retrieval_tools_search_only_the_stores_of_their_call() {
         instances: Some(16),
         ..Default::default()
     };
-    let host = PluginHost::load_with_search(&settings, Some(search))
+    let host = PluginHost::load_with(&settings, Some(search), None)
         .await
         .expect("plugin host");
     let tool = host.get("search-tool").expect("retrieval tools load");

@@ -401,7 +401,7 @@ async fn mcp_failures_are_items_and_bad_tools_are_refused() {
         .await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(assistants_tests::assert_error(&e)["param"], "tools[0].type");
-    // Assistants cannot use the MCP client as a plugin tool.
+    // An assistant's `mcp` tool names its server too (the MCP client is never a plugin tool).
     let (s, e) = app
         .post(
             "/assistants",
@@ -409,7 +409,10 @@ async fn mcp_failures_are_items_and_bad_tools_are_refused() {
         )
         .await;
     assert_eq!(s, 400, "{e}");
-    assert_eq!(assistants_tests::assert_error(&e)["param"], "tools[0].type");
+    assert_eq!(
+        assistants_tests::assert_error(&e)["param"],
+        "tools[0].server_label"
+    );
 }
 
 async fn app2_without_grant(llm: &FakeLlm) -> TestApp {

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
+use assistants_core::store::keys::Scope;
+use assistants_core::store::Store;
 use assistants_tests::fake_llm::{FakeLlm, Reply};
+use assistants_tests::fixtures::test_plugin;
 use assistants_tests::{assert_error, json, TestApp};
 use serde_json::Value;
 
@@ -999,18 +1002,6 @@ async fn a_plugin_in_the_directory_cannot_take_a_built_in_id() {
     );
 }
 
-/// Polls `GET /plugins/{id}` until `done` holds for it (or its 404), for at most 30 s.
-async fn wait_plugin(app: &TestApp, id: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
-    for _ in 0..300 {
-        let (status, plugin) = app.get(&format!("/plugins/{id}")).await;
-        if done(status.as_u16(), &plugin) {
-            return plugin;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("plugin {id} did not change as expected");
-}
-
 /// The output the run's first plugin tool call recorded.
 async fn tool_output(app: &TestApp, thread: &str, run: &str) -> String {
     let calls = app.tool_calls(thread, run).await;
@@ -1024,39 +1015,32 @@ async fn tool_output(app: &TestApp, thread: &str, run: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn plugins_directory_changes_take_effect_while_runs_keep_their_component() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = std::path::Path::new(env!("TEST_PLUGINS_DIR"));
-    let install = |version: &str| {
-        // The manifest first, then the component: a scan may see them in between, and waits
-        // for both to settle.
-        let manifest = std::fs::read_to_string(src.join(format!("reload-{version}.toml"))).unwrap();
-        std::fs::write(
-            dir.path().join("swap.toml"),
-            manifest.replace(&format!("id = \"reload-{version}\""), "id = \"swap\""),
-        )
-        .unwrap();
-        std::fs::copy(
-            src.join(format!("reload-{version}.wasm")),
-            dir.path().join("swap.wasm"),
-        )
-        .unwrap();
-    };
-    install("v1");
-    let llm = FakeLlm::start().await;
-    let path = dir.path().to_path_buf();
-    let app = TestApp::spawn_with_llm(&llm, move |s| {
-        s.plugins.dir = Some(path);
-        s.plugins.reload_secs = Some(1);
-    })
-    .await;
-    let v1 = wait_plugin(&app, "swap", |s, _| s == 200).await;
+/// An assistant with the `swap` plugin (the reload-v1/-v2 components answer `version` with
+/// their version) and a `pause` function, and a thread.
+async fn swap_assistant(app: &TestApp) -> (String, String) {
     let pause = json!({"type": "function", "function": {"name": "pause", "parameters": {"type": "object", "properties": {}}}});
-    let (asst, thread) =
-        assistant_and_thread(&app, json!({"tools": [pause, {"type": "swap"}]})).await;
+    assistant_and_thread(app, json!({"tools": [pause, {"type": "swap"}]})).await
+}
 
-    // A run starts on v1 and waits for the client...
+/// Runs the assistant once, asserting that `swap` answered `expected`.
+async fn run_swap(app: &TestApp, llm: &FakeLlm, (asst, thread): &(String, String), expected: &str) {
+    llm.push(Reply::tool("version", "{}"));
+    llm.push(Reply::text("done"));
+    let run = app.run_with(thread, json!({"assistant_id": asst})).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(tool_output(app, thread, id).await, expected);
+}
+
+/// A run of the assistant waits for the client while `swap` is v1; `replace` swaps in v2.
+/// The run in flight then finishes on v1, and a new run uses v2. Returns v2 as listed.
+async fn swap_during_a_run<F: std::future::Future<Output = ()>>(
+    app: &TestApp,
+    llm: &FakeLlm,
+    (asst, thread): &(String, String),
+    replace: impl FnOnce() -> F,
+) -> Value {
+    let v1 = app.wait_plugin("swap", |s, _| s == 200).await;
     llm.push(Reply::tool("pause", "{}"));
     let (_, run) = app
         .post(
@@ -1065,12 +1049,13 @@ async fn plugins_directory_changes_take_effect_while_runs_keep_their_component()
         )
         .await;
     let run1 = run["id"].as_str().unwrap().to_string();
-    let waiting = app.wait_run(&thread, &run1).await;
+    let waiting = app.wait_run(thread, &run1).await;
     assert_eq!(waiting["status"], "requires_action", "{waiting}");
 
-    // ...while v2 replaces it in the directory.
-    install("v2");
-    let v2 = wait_plugin(&app, "swap", |_, p| p["digest"] != v1["digest"]).await;
+    replace().await;
+    let v2 = app
+        .wait_plugin("swap", |_, p| p["digest"] != v1["digest"])
+        .await;
     assert_eq!(
         v2["description"],
         "Answers which version of the component is serving (v2)."
@@ -1087,40 +1072,161 @@ async fn plugins_directory_changes_take_effect_while_runs_keep_their_component()
         )
         .await;
     assert_eq!(s, 200, "{e}");
-    assert_eq!(app.wait_run(&thread, &run1).await["status"], "completed");
-    assert_eq!(tool_output(&app, &thread, &run1).await, "v1");
+    assert_eq!(app.wait_run(thread, &run1).await["status"], "completed");
+    assert_eq!(tool_output(app, thread, &run1).await, "v1");
 
     // New runs use the new one.
-    let run_on = |expected: &'static str| {
-        let (app, llm, asst, thread) = (&app, &llm, asst.clone(), thread.clone());
-        async move {
-            llm.push(Reply::tool("version", "{}"));
-            llm.push(Reply::text("done"));
-            let run = app.run_with(&thread, json!({"assistant_id": asst})).await;
-            assert_eq!(run["status"], "completed");
-            let id = run["id"].as_str().unwrap();
-            assert_eq!(tool_output(app, &thread, id).await, expected);
-        }
+    run_swap(app, llm, &(asst.clone(), thread.clone()), "v2").await;
+    v2
+}
+
+#[tokio::test]
+async fn plugins_directory_changes_take_effect_while_runs_keep_their_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let install = |version: &str| {
+        // The manifest first, then the component: a scan may see them in between, and waits
+        // for both to settle.
+        let (wasm, manifest) = test_plugin(&format!("reload-{version}"), "swap");
+        std::fs::write(dir.path().join("swap.toml"), manifest).unwrap();
+        std::fs::write(dir.path().join("swap.wasm"), wasm).unwrap();
     };
-    run_on("v2").await;
+    install("v1");
+    let llm = FakeLlm::start().await;
+    let path = dir.path().to_path_buf();
+    let app = TestApp::spawn_with_llm(&llm, move |s| {
+        s.plugins.dir = Some(path);
+        s.plugins.reload_secs = Some(1);
+    })
+    .await;
+    let v1 = app.wait_plugin("swap", |s, _| s == 200).await;
+    let swap = swap_assistant(&app).await;
+    let v2 = swap_during_a_run(&app, &llm, &swap, || async { install("v2") }).await;
 
     // A broken new version is refused, said so, and v2 keeps serving.
     std::fs::write(dir.path().join("swap.wasm"), b"\0asm but not really").unwrap();
-    let refused = wait_plugin(&app, "swap", |_, p| p.get("update_refused").is_some()).await;
+    let refused = app
+        .wait_plugin("swap", |_, p| p.get("update_refused").is_some())
+        .await;
     assert_eq!(refused["digest"], v2["digest"]);
     let why = refused["update_refused"].as_str().unwrap();
     assert!(why.contains("failed to parse WebAssembly module"), "{why}");
-    run_on("v2").await;
+    run_swap(&app, &llm, &swap, "v2").await;
 
     // Fixed, it serves again; removed, it is gone.
     install("v1");
-    wait_plugin(&app, "swap", |_, p| {
+    app.wait_plugin("swap", |_, p| {
         p["digest"] == v1["digest"] && p.get("update_refused").is_none()
     })
     .await;
     std::fs::remove_file(dir.path().join("swap.wasm")).unwrap();
     std::fs::remove_file(dir.path().join("swap.toml")).unwrap();
-    wait_plugin(&app, "swap", |s, _| s == 404).await;
+    app.wait_plugin("swap", |s, _| s == 404).await;
+}
+
+#[tokio::test]
+async fn uploaded_plugins_need_an_admin_key_and_take_effect_at_once() {
+    let llm = FakeLlm::start().await;
+    let mut app = TestApp::spawn_with_llm(&llm, |_| {}).await;
+    let (v1, v1_manifest) = test_plugin("reload-v1", "swap");
+
+    // Open mode manages nothing.
+    let (s, e) = app.put_plugin("swap", v1.clone(), &v1_manifest).await;
+    assert_eq!(s, 403, "{e}");
+    assert!(
+        assert_error(&e)["message"]
+            .as_str()
+            .unwrap()
+            .contains("--admin"),
+        "{e}"
+    );
+
+    let store = Store::connect(&app.database_url).await.unwrap();
+    let (_, team) = store.create_key("team").await.unwrap();
+    let (_, admin) = store.create_key_with("ops", Scope::Admin).await.unwrap();
+    // The server notices that keys exist within a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.key = team.clone();
+    let (s, e) = app.put_plugin("swap", v1.clone(), &v1_manifest).await;
+    assert_eq!(s, 403, "a project key manages nothing: {e}");
+    let (s, _) = app.delete("/plugins/calculator").await;
+    assert_eq!(s, 403);
+
+    app.key = admin.clone();
+    let (s, e) = app.put_plugin("other", v1.clone(), &v1_manifest).await;
+    assert_eq!(
+        (s.as_u16(), assert_error(&e)["param"].clone()),
+        (400, json!("manifest")),
+        "{e}"
+    );
+    let (calc, calc_manifest) = test_plugin("reload-v1", "calculator");
+    let (s, e) = app.put_plugin("calculator", calc, &calc_manifest).await;
+    assert_eq!(s, 409, "a built-in's id: {e}");
+    let (s, e) = app
+        .put_plugin("swap", b"\0asm but not really".to_vec(), &v1_manifest)
+        .await;
+    assert_eq!(
+        (s.as_u16(), assert_error(&e)["param"].clone()),
+        (400, json!("component")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("refused"),
+        "{e}"
+    );
+    assert_eq!(
+        app.get("/plugins/swap").await.0,
+        404,
+        "nothing refused is installed"
+    );
+
+    // Installed: listed at once, to every project's key.
+    let (s, put) = app.put_plugin("swap", v1, &v1_manifest).await;
+    assert_eq!(s, 200, "{put}");
+    app.key = team;
+    let (s, listed) = app.get("/plugins/swap").await;
+    assert_eq!((s.as_u16(), &listed["digest"]), (200, &put["digest"]));
+    let team_swap = swap_assistant(&app).await;
+    run_swap(&app, &llm, &team_swap, "v1").await;
+
+    // Replaced while a run is in flight: the run keeps v1, new runs get v2. (The admin key
+    // is also a key of its own project, where this assistant lives.)
+    app.key = admin.clone();
+    let swap = swap_assistant(&app).await;
+    let (v2, v2_manifest) = test_plugin("reload-v2", "swap");
+    let v2_listed = swap_during_a_run(&app, &llm, &swap, || async {
+        let (s, e) = app.put_plugin("swap", v2, &v2_manifest).await;
+        assert_eq!(s, 200, "{e}");
+    })
+    .await;
+
+    // A broken new version is refused and v2 keeps serving.
+    let (s, e) = app
+        .put_plugin("swap", b"\0asm".to_vec(), &v2_manifest)
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(
+        app.get("/plugins/swap").await.1["digest"],
+        v2_listed["digest"]
+    );
+
+    // Uploads outlive a restart.
+    app = app.restart().await;
+    app.key = admin;
+    let (_, after) = app.get("/plugins/swap").await;
+    assert_eq!(after["digest"], v2_listed["digest"], "{after}");
+    run_swap(&app, &llm, &swap, "v2").await;
+
+    // Removed: gone; built-ins are not removed this way.
+    let (s, e) = app.delete("/plugins/calculator").await;
+    assert_eq!(s, 409, "{e}");
+    let (s, deleted) = app.delete("/plugins/swap").await;
+    assert_eq!(s, 200, "{deleted}");
+    assert_eq!(
+        deleted,
+        json!({"id": "swap", "object": "plugin.deleted", "deleted": true})
+    );
+    assert_eq!(app.get("/plugins/swap").await.0, 404);
+    assert_eq!(app.delete("/plugins/swap").await.0, 404);
 }
 
 #[tokio::test]

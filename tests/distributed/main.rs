@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
+use assistants_core::store::keys::Scope;
+use assistants_core::store::Store;
 use assistants_tests::fake_llm::{FakeLlm, Reply};
+use assistants_tests::fixtures::test_plugin;
 use assistants_tests::{json, TestApp};
 use serde_json::Value;
 
@@ -565,7 +568,11 @@ async fn a_runs_trace_spans_the_api_node_the_queue_and_the_worker() {
         run["thread_id"].as_str().unwrap(),
         run["id"].as_str().unwrap(),
     );
-    let run = owner.wait_run(thread, run_id).await;
+    // The worker process may still be compiling the built-in plugins (a cold cache of its
+    // own, a debug binary, a busy machine): it takes the run once it listens to the queue.
+    let run = owner
+        .wait_run_within(thread, run_id, Duration::from_secs(120))
+        .await;
     assert_eq!(run["status"], "completed", "{run}");
 
     // SIGTERM flushes the exporters.
@@ -633,4 +640,115 @@ async fn a_runs_trace_spans_the_api_node_the_queue_and_the_worker() {
             .any(|tp| tp.split('-').nth(1) == Some(trace_id.as_str())),
         "no LLM request carried the run's trace {trace_id}: {sent:?}"
     );
+}
+
+/// A plugin uploaded on one API node serves on every node: another API node that never polls
+/// learns of it over the event bus; a run pinned to the first version finishes with it on a
+/// worker that started after the replacement (and so loads it from the shared catalog, not
+/// from a cache of its own); new runs get the new version; a removal reaches every node.
+#[tokio::test]
+async fn a_plugin_uploaded_on_one_node_serves_on_every_node_and_pinned_runs_keep_theirs() {
+    let llm = FakeLlm::start().await;
+    let mut api = TestApp::spawn_distributed(&llm, |s| s.runs.worker = false).await;
+    let mut other = api
+        .spawn_peer(|s| {
+            s.runs.worker = false;
+            s.plugins.reload_secs = Some(0);
+        })
+        .await;
+    let mut worker = api.spawn_peer(|s| s.runs.worker = true).await;
+    let store = Store::connect(&api.database_url).await.unwrap();
+    let (_, admin) = store.create_key_with("ops", Scope::Admin).await.unwrap();
+    api.key = admin.clone();
+    other.key = admin;
+
+    let (v1, v1_manifest) = test_plugin("reload-v1", "swap");
+    let (s, put) = api.put_plugin("swap", v1, &v1_manifest).await;
+    assert_eq!(s, 200, "{put}");
+    other
+        .wait_plugin("swap", |s, p| s == 200 && p["digest"] == put["digest"])
+        .await;
+
+    // A run on v1 waits for the client (the worker node drove it)...
+    let pause = json!({"type": "function", "function": {"name": "pause", "parameters": {"type": "object", "properties": {}}}});
+    let (asst, thread) = setup(&other, json!([pause, {"type": "swap"}])).await;
+    llm.push(Reply::tool("pause", "{}"));
+    let (_, run) = other
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await;
+    let run1 = run["id"].as_str().unwrap().to_string();
+    let waiting = other.wait_run(&thread, &run1).await;
+    assert_eq!(waiting["status"], "requires_action", "{waiting}");
+
+    // ...while v2 is uploaded through the other node, and a new worker with a cache of its own
+    // replaces the one that knew v1.
+    let (v2, v2_manifest) = test_plugin("reload-v2", "swap");
+    let (s, put2) = other.put_plugin("swap", v2, &v2_manifest).await;
+    assert_eq!(s, 200, "{put2}");
+    api.wait_plugin("swap", |_, p| p["digest"] == put2["digest"])
+        .await;
+    worker.stop().await;
+    // Its cache holds the compiled components the test servers share (so it starts quickly)
+    // but none of their archive, where v1 would be found.
+    let cache = tempfile::tempdir().unwrap();
+    let shared = api.settings().plugins.cache_dir.clone().unwrap();
+    for entry in std::fs::read_dir(&shared).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            std::fs::copy(&path, cache.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let cache_dir = cache.path().to_path_buf();
+    let _worker2 = api
+        .spawn_peer(move |s| {
+            s.runs.worker = true;
+            s.plugins.cache_dir = Some(cache_dir);
+        })
+        .await;
+
+    llm.push(Reply::tool("version", "{}"));
+    llm.push(Reply::text("done"));
+    let call = waiting["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"].clone();
+    let (s, e) = api
+        .post(
+            &format!("/threads/{thread}/runs/{run1}/submit_tool_outputs"),
+            json!({"tool_outputs": [{"tool_call_id": call, "output": "ok"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let done = api
+        .wait_run_within(&thread, &run1, Duration::from_secs(120))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(version_output(&api, &thread, &run1).await, "v1");
+
+    llm.push(Reply::tool("version", "{}"));
+    llm.push(Reply::text("done"));
+    let run2 = api.run_with(&thread, json!({"assistant_id": asst})).await;
+    assert_eq!(run2["status"], "completed", "{run2}");
+    assert_eq!(
+        version_output(&api, &thread, run2["id"].as_str().unwrap()).await,
+        "v2"
+    );
+
+    // Removed on one node, gone from the other.
+    let (s, e) = api.delete("/plugins/swap").await;
+    assert_eq!(s, 200, "{e}");
+    other.wait_plugin("swap", |s, _| s == 404).await;
+}
+
+/// What the run's `version` tool call answered.
+async fn version_output(app: &TestApp, thread: &str, run: &str) -> String {
+    let calls = app.tool_calls(thread, run).await;
+    let call = calls
+        .iter()
+        .find(|c| c["function"]["name"] == "version")
+        .expect("the run called the plugin");
+    call["function"]["output"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }

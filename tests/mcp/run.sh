@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# /mcp with a real MCP client: the official Python SDK (`mcp` from PyPI, in a cached venv)
-# against the server binary, open (no key yet) and then keyed.
+# MCP both ways with the official Python SDK (`mcp` from PyPI, in a cached venv):
+# - /mcp driven by the SDK's client against the server binary, open (no key yet), then keyed;
+# - the server's own MCP client (the `mcp` tool of assistants and responses) against a server
+#   built with the SDK's FastMCP, the model being tests/sdk/fake_llm.py.
 # Usage: tests/mcp/run.sh  (ASSISTANTS_BIN: the binary)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -10,15 +12,26 @@ cache="${ASSISTANTS_CI_CACHE:-$HOME/.cache/assistants-ci}"
 venv="$cache/mcp-client"
 version=1.26.0
 work="$(mktemp -d)"
-server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+server="" remote="" llm=""
+trap 'for p in $server $remote $llm; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
 export RUST_BACKTRACE=0 ASSISTANTS_LOG=warn
 if ! "$venv/bin/python" -c "import mcp, importlib.metadata as m; assert m.version('mcp') == '$version'" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$version"
 fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/server.log" 2>&1 &
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port) remote_port=$(free_port) llm_port=$(free_port)
+"$venv/bin/python" "$here/fastmcp_server.py" "$remote_port" >"$work/fastmcp.log" 2>&1 &
+remote=$!
+python3 "$here/../sdk/fake_llm.py" "$llm_port" >"$work/llm.log" 2>&1 &
+llm=$!
+cat >"$work/config.toml" <<TOML
+[plugins.grants.mcp]
+hosts = ["127.0.0.1:$remote_port"]
+allow_private_addresses = true
+TOML
+"$bin" --config "$work/config.toml" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
+  --llm-base-url "http://127.0.0.1:$llm_port/v1" >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 240); do curl -fsS "127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
 echo "-- open (no key exists)"
@@ -28,3 +41,11 @@ key="$("$bin" keys --data-dir "$work/data" create --project mcp-test 2>/dev/null
 sleep 1.5 # the server notices that keys exist within a second
 echo "-- keyed"
 "$venv/bin/python" "$here/client.py" "http://127.0.0.1:$port/mcp" "$key"
+echo "-- our MCP client against a FastMCP server (assistants and responses)"
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "127.0.0.1:$remote_port/mcp" && break
+  kill -0 "$remote" 2>/dev/null || { cat "$work/fastmcp.log"; exit 1; }
+  sleep 0.2
+done
+"$venv/bin/python" "$here/remote.py" "http://127.0.0.1:$port/v1" "$key" "http://127.0.0.1:$remote_port/mcp" \
+  || { echo "-- server log"; tail -50 "$work/server.log"; echo "-- FastMCP log"; tail -30 "$work/fastmcp.log"; exit 1; }

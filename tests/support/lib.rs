@@ -422,6 +422,38 @@ impl TestApp {
         .await
     }
 
+    /// `PUT /plugins/{id}`: uploads a component and its manifest (with this app's key).
+    pub async fn put_plugin(&self, id: &str, wasm: Vec<u8>, manifest: &str) -> (StatusCode, Value) {
+        let form = reqwest::multipart::Form::new()
+            .text("manifest", manifest.to_string())
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(wasm).file_name(format!("{id}.wasm")),
+            );
+        Self::decode(
+            self.client
+                .put(self.url(&format!("/plugins/{id}")))
+                .bearer_auth(&self.key)
+                .multipart(form)
+                .send()
+                .await
+                .expect("PUT plugin"),
+        )
+        .await
+    }
+
+    /// `GET /plugins/{id}` until `done(status, plugin)`, within 30 s.
+    pub async fn wait_plugin(&self, id: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
+        for _ in 0..300 {
+            let (status, plugin) = self.get(&format!("/plugins/{id}")).await;
+            if done(status.as_u16(), &plugin) {
+                return plugin;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("plugin {id} did not change as expected");
+    }
+
     /// `POST /files` as the SDKs send it (multipart, `purpose` first).
     pub async fn upload(
         &self,

@@ -10,7 +10,8 @@
 //! - [`llm`]: chat completions and embeddings over OpenAI-compatible upstreams.
 //! - [`tokens`]: `o200k_base` token counts (run budgets, chunking).
 //! - [`plugins`]: the WebAssembly plugin host (tool, retrieval, strategy and parser worlds,
-//!   manifests, grants, sandbox) and the built-in plugins.
+//!   manifests, grants, sandbox) and the built-in plugins; [`catalog`]: the plugins uploaded
+//!   through the API, shared by every node.
 //! - [`interpreter`]: the code_interpreter's sandboxed CPython (an installed artifact, its
 //!   compiled module, live sessions running cells).
 //! - [`bus`]: run events and the run queue (in-process, or Redis and RabbitMQ).
@@ -26,6 +27,7 @@
 
 pub mod blobs;
 pub mod bus;
+pub mod catalog;
 pub mod ingest;
 pub mod interpreter;
 pub mod keyfile;

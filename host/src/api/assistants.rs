@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::common::{self, ListQuery, Patch};
 use super::extract::{Json, Path, Query};
+use super::mcp_tool;
 use super::tool_resources::{self, Inline};
 use crate::auth::Project;
 use crate::error::{ApiError, ApiResult};
@@ -104,7 +105,7 @@ async fn create(
     check_texts(&req.name, &req.description, &req.instructions)?;
     check_effort(&req.reasoning_effort)?;
     let caller = common::plugin_caller(&state, &project).await?;
-    let tools = super::tool_list::tools("tools", req.tools, &state.plugins, &caller)?;
+    let tools = super::tool_list::tools("tools", req.tools, &state, &caller)?;
     let metadata = common::metadata("metadata", req.metadata)?;
     let temperature = common::number_in("temperature", req.temperature, 0.0, 2.0)?;
     let top_p = common::number_in("top_p", req.top_p, 0.0, 1.0)?;
@@ -117,15 +118,22 @@ async fn create(
         Inline::Create(&mut tx),
     )
     .await?;
+    let id = AssistantId::new();
+    // The headers of its MCP servers are kept apart from its tools, sealed to it.
+    let headers = mcp_tool::assistant_headers(&state, id.as_str(), &tools.mcp, &[]);
+    state
+        .store
+        .set_mcp_headers_in(&mut tx, &id, &headers)
+        .await?;
     let a = Assistant {
-        id: AssistantId::new(),
+        id,
         object: "assistant".into(),
         created_at: now(),
         name: req.name,
         description: req.description,
         model: req.model,
         instructions: req.instructions,
-        tools,
+        tools: tools.list,
         tool_resources,
         metadata,
         temperature: temperature.or(Some(1.0)),
@@ -186,8 +194,21 @@ async fn modify(
     let caller = common::plugin_caller(&state, &project).await?;
     let tools = req
         .tools
-        .map(|t| super::tool_list::tools("tools", Some(t), &state.plugins, &caller))
+        .map(|t| super::tool_list::tools("tools", Some(t), &state, &caller))
         .transpose()?;
+    // Its MCP servers' headers: given now, or kept for a server given without them.
+    let headers = match &tools {
+        Some(t) => {
+            let kept = state.store.mcp_headers(&id).await?;
+            Some(mcp_tool::assistant_headers(
+                &state,
+                id.as_str(),
+                &t.mcp,
+                &kept,
+            ))
+        }
+        None => None,
+    };
     let metadata = common::metadata_patch(req.metadata)?;
     let num = |p: Patch<f64>, name: &str, hi: f64| -> ApiResult<Patch<f64>> {
         if let Patch::Value(x) = p {
@@ -221,7 +242,7 @@ async fn modify(
             req.instructions.apply(&mut a.instructions);
             req.reasoning_effort.apply(&mut a.reasoning_effort);
             if let Some(t) = tools {
-                a.tools = t;
+                a.tools = t.list;
             }
             if let Some(m) = metadata {
                 a.metadata = m;
@@ -239,6 +260,9 @@ async fn modify(
             Ok(())
         })
         .await?;
+    if let Some(headers) = headers {
+        state.store.set_mcp_headers(&id, &headers).await?;
+    }
     Ok(axum::Json(a))
 }
 
@@ -248,6 +272,7 @@ async fn remove(
     Path(id): Path<AssistantId>,
 ) -> ApiResult<axum::Json<Value>> {
     state.store.delete::<Assistant>(&project, &id).await?;
+    state.store.set_mcp_headers(&id, &[]).await?;
     Ok(axum::Json(
         serde_json::json!({"id": id, "object": "assistant.deleted", "deleted": true}),
     ))

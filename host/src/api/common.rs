@@ -378,6 +378,23 @@ pub async fn plugin_caller(state: &AppState, project: &str) -> ApiResult<Project
     })
 }
 
+/// Whether `name` may name a function tool: 1-64 characters of `a-z A-Z 0-9 _ -`.
+pub fn is_function_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The error for a plugin the operator did not open to the caller's project.
+pub fn not_for_project(param: &str, plugin: &str) -> ApiError {
+    ApiError::invalid(
+        param,
+        format!("The plugin '{plugin}' is not available to this project."),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
 use futures::{Stream, TryStreamExt};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 
 /// The largest text field (e.g. `purpose`) read into memory.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
@@ -235,6 +235,24 @@ impl Part {
         }
         String::from_utf8(bytes)
             .map_err(|_| ApiError::invalid(param, format!("Invalid '{param}': not UTF-8 text.")))
+    }
+
+    /// The whole part in memory, refused (413) beyond `limit` bytes; `param` names it in
+    /// errors. For what must be whole to be used at all (a plugin component to compile).
+    pub async fn bytes(mut self, param: &str, limit: u64) -> ApiResult<Vec<u8>> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = self.chunk().await? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                self.discard().await;
+                return Err(ApiError::new(
+                    ErrorKind::PayloadTooLarge,
+                    format!("Invalid '{param}': larger than {limit} bytes."),
+                )
+                .with_param(param));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     /// The part's bytes as they arrive, for streaming into the blob store.

@@ -11,6 +11,7 @@ pub mod files;
 mod form;
 mod items;
 mod mcp;
+mod mcp_tool;
 pub mod messages;
 mod pins;
 mod plugins;

@@ -4,11 +4,12 @@
 
 use serde_json::Value;
 
-use super::tool_list;
+use super::common;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::interpreter;
 use assistants_core::model::engine::ToolBinding;
+use assistants_core::model::mcp;
 use assistants_core::plugins::manifest::Kind;
 use assistants_core::plugins::{Plugin, ProjectRef};
 
@@ -43,7 +44,7 @@ pub fn strategy(
             )
         })?;
     if !strategy.allows(caller) {
-        return Err(tool_list::not_for_project(param, id));
+        return Err(common::not_for_project(param, id));
     }
     Ok(strategy)
 }
@@ -72,6 +73,9 @@ pub fn tools(
     for kind in tools
         .iter()
         .filter_map(|t| t.get("type").and_then(Value::as_str))
+        // An `mcp` entry names a remote server, whose tools the engine binds once listed;
+        // the client component's own tools are never offered.
+        .filter(|kind| *kind != mcp::PLUGIN)
         .filter(|kind| state.plugins.get(kind).is_some_and(|p| p.is_tool()))
     {
         if !plugin_ids.iter().any(|id| id == kind) {
@@ -83,7 +87,7 @@ pub fn tools(
         .iter()
         .find(|id| !state.plugins.get(id).is_some_and(|p| p.allows(caller)))
     {
-        return Err(tool_list::not_for_project(param, denied));
+        return Err(common::not_for_project(param, denied));
     }
     let mut bindings: Vec<ToolBinding> = state
         .plugins

@@ -1,10 +1,14 @@
 //! The `tools` of assistants and runs validated (≤ 128 entries, well-formed built-in tools,
-//! `{"type": "<plugin id>"}` of a plugin open to the caller), and the pieces the Responses
-//! surface's tools share with them: function names, `ranking_options`, the plugin refusal.
+//! `{"type": "<plugin id>"}` of a plugin open to the caller, remote MCP servers as the
+//! Responses API's `mcp` tool gives them), and the pieces the Responses surface's tools share
+//! with them: `ranking_options`.
 
 use serde_json::Value;
 
+use super::common;
+use super::mcp_tool::{self, McpEntry};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use assistants_core::model::mcp;
 use assistants_core::plugins::ProjectRef;
 
@@ -34,19 +38,30 @@ pub fn tool_array(param: &str, v: Option<Value>) -> ApiResult<Option<Vec<Value>>
 }
 
 /// Tool types the server knows besides plugin tools.
-const BUILTIN_TOOLS: &[&str] = &["code_interpreter", "file_search", "function"];
+const BUILTIN_TOOLS: &[&str] = &["code_interpreter", "file_search", "function", "mcp"];
 
-/// Validates an assistant's or run's `tools` array (≤ 128 entries, well-formed built-in tools
-/// or `{"type": "<plugin id>"}` of an installed plugin).
+/// An assistant's or run's `tools`, validated: the entries as they are kept and shown (an
+/// `mcp` entry without its secrets), and the remote MCP servers among them.
+pub struct Tools {
+    pub list: Vec<Value>,
+    pub mcp: Vec<McpEntry>,
+}
+
+/// Validates an assistant's or run's `tools` array (≤ 128 entries, well-formed built-in tools,
+/// `{"type": "<plugin id>"}` of an installed plugin, `{"type": "mcp", …}` servers).
 pub fn tools(
     param: &str,
     v: Option<Value>,
-    plugins: &assistants_core::plugins::PluginHost,
+    state: &AppState,
     caller: &ProjectRef,
-) -> ApiResult<Vec<Value>> {
-    let Some(list) = tool_array(param, v)? else {
-        return Ok(Vec::new());
+) -> ApiResult<Tools> {
+    let Some(mut list) = tool_array(param, v)? else {
+        return Ok(Tools {
+            list: Vec::new(),
+            mcp: Vec::new(),
+        });
     };
+    let plugins = &state.plugins;
     for (i, t) in list.iter().enumerate() {
         let at = format!("{param}[{i}]");
         let kind = t.get("type").and_then(Value::as_str).ok_or_else(|| {
@@ -59,19 +74,11 @@ pub fn tools(
             "function" => function_tool(&at, t)?,
             "file_search" => file_search_tool(&at, t)?,
             "code_interpreter" => {}
-            // The MCP client serves the Responses API's `mcp` tools, which name their server.
-            mcp::PLUGIN => {
-                return Err(ApiError::invalid(
-                    format!("{at}.type"),
-                    format!(
-                        "Invalid value for '{at}.type': 'mcp' tools are available on the \
-                         Responses API (POST /v1/responses), not on assistants and runs."
-                    ),
-                ))
-            }
+            // Validated with the others below (`mcp_servers`).
+            mcp::PLUGIN => {}
             plugin if plugins.get(plugin).is_some_and(|p| p.is_tool()) => {
                 if !plugins.get(plugin).is_some_and(|p| p.allows(caller)) {
-                    return Err(not_for_project(&format!("{at}.type"), plugin));
+                    return Err(common::not_for_project(&format!("{at}.type"), plugin));
                 }
             }
             other => {
@@ -92,16 +99,68 @@ pub fn tools(
             }
         }
     }
-    Ok(list)
+    let mcp = mcp_servers(param, &list, state, caller)?;
+    for t in &mut list {
+        mcp_tool::redact_entry(t);
+    }
+    Ok(Tools { list, mcp })
 }
 
-/// Whether `name` may name a function tool: 1-64 characters of `a-z A-Z 0-9 _ -`.
-pub fn is_function_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+/// The `mcp` entries of `tools` (named `param`) validated into servers (also those an
+/// assistant kept: the operator's grants may have changed since). Their runs cannot wait for
+/// a client's approval, so `require_approval` is `never`, which is also its default here.
+pub fn mcp_servers(
+    param: &str,
+    tools: &[Value],
+    state: &AppState,
+    caller: &ProjectRef,
+) -> ApiResult<Vec<McpEntry>> {
+    let mut out: Vec<McpEntry> = Vec::new();
+    for (i, t) in tools.iter().enumerate() {
+        if t.get("type").and_then(Value::as_str) != Some(mcp::PLUGIN) {
+            continue;
+        }
+        let at = format!("{param}[{i}]");
+        let Some(entry) = t.as_object() else {
+            return Err(ApiError::invalid(
+                at.clone(),
+                format!("Invalid type for '{at}': expected an object."),
+            ));
+        };
+        let mut entry = entry.clone();
+        match entry.get("require_approval") {
+            None | Some(Value::Null) => {
+                entry.insert("require_approval".into(), "never".into());
+            }
+            Some(Value::String(s)) if s == "never" => {}
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    format!("{at}.require_approval"),
+                    format!(
+                        "Invalid '{at}.require_approval': an assistant's runs do not wait for \
+                         approvals, so only 'never' (the default here) is accepted; approvals \
+                         are available on the Responses API."
+                    ),
+                ))
+            }
+        }
+        let server = mcp_tool::server(state, caller, &at, &entry)?;
+        if out.iter().any(|e| e.server.label == server.label) {
+            return Err(ApiError::invalid(
+                format!("{at}.server_label"),
+                format!(
+                    "Invalid '{at}.server_label': '{}' labels another MCP server of these tools.",
+                    server.label
+                ),
+            ));
+        }
+        let given = |k: &str| entry.get(k).is_some_and(|v| !v.is_null());
+        out.push(McpEntry {
+            headers_given: given("headers") || given("authorization"),
+            server,
+        });
+    }
+    Ok(out)
 }
 
 fn function_tool(at: &str, t: &Value) -> ApiResult<()> {
@@ -117,7 +176,7 @@ fn function_tool(at: &str, t: &Value) -> ApiResult<()> {
             format!("Missing required parameter: '{at}.function.name'."),
         )
     })?;
-    if !is_function_name(name) {
+    if !common::is_function_name(name) {
         return Err(ApiError::invalid(
             format!("{at}.function.name"),
             format!("Invalid '{at}.function.name': must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes."),
@@ -199,12 +258,4 @@ fn threshold(param: &str, r: &Value, rankers: &[&str]) -> ApiResult<f64> {
             )),
         },
     }
-}
-
-/// The error for a plugin the operator did not open to the caller's project.
-pub fn not_for_project(param: &str, plugin: &str) -> ApiError {
-    ApiError::invalid(
-        param,
-        format!("The plugin '{plugin}' is not available to this project."),
-    )
 }

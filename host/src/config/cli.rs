@@ -92,8 +92,12 @@ pub enum KeysAction {
         /// Project name; objects created with this key belong to it and are invisible to other projects.
         #[arg(long)]
         project: String,
+        /// Also let the key manage the server: upload and remove plugins through
+        /// `PUT`/`DELETE /v1/plugins/{id}`.
+        #[arg(long)]
+        admin: bool,
     },
-    /// List keys (id, project, prefix, created, revoked) without revealing them.
+    /// List keys (id, project, scope, prefix, created, revoked) without revealing them.
     List,
     /// Revoke a key by its id (`key_…`); requests using it are refused from then on.
     Revoke { id: String },
@@ -267,7 +271,9 @@ pub struct ServeArgs {
     pub plugins_dir: Option<PathBuf>,
 
     /// How often the plugins directory is scanned: components added, replaced or removed there
-    /// take effect within about twice this, without a restart; 0 turns scanning off [default: 2].
+    /// take effect within about twice this, without a restart; 0 turns scanning off. Plugins
+    /// uploaded through the API reach every node at once (a bus event) and, should that be
+    /// lost, at this interval too [default: 2].
     #[arg(long, env = "ASSISTANTS_PLUGINS_RELOAD_SECS", value_name = "SECS")]
     pub plugins_reload_secs: Option<u64>,
 

@@ -1,9 +1,9 @@
-//! Remote MCP servers in a response's run (`model::mcp`). Before the strategy's first step
-//! the prelude lists each server's tools — or finds a listing in the context, as OpenAI
-//! reuses one — and binds the allowed ones as functions the model is offered, then runs the
-//! calls this response's input approved (`mcp_approval_response`). During the run, calls of
-//! MCP tools go to the `mcp` component ([`call`]), with the client's headers for that server
-//! only.
+//! Remote MCP servers in a run (`model::mcp`). Before the strategy's first step the prelude
+//! lists each server's tools — for a response, or finds a listing in the context, as OpenAI
+//! reuses one — and binds the allowed ones as functions the model is offered; a response's run
+//! then runs the calls its input approved (`mcp_approval_response`). During the run, calls of
+//! MCP tools go to the `mcp` component ([`call_tool`]), with the client's headers for that
+//! server only.
 
 use super::*;
 use crate::responses::{MCP_LIST_DONE, MCP_LIST_STARTED, TOOLS_BOUND};
@@ -17,6 +17,9 @@ impl Engine {
     /// Lists the response's MCP servers not listed yet and runs the calls its input approved;
     /// `false` if the run was taken away meanwhile.
     pub(super) async fn mcp_prelude(&self, ctx: &mut Ctx) -> EngineResult<bool> {
+        if ctx.rec.response.is_none() {
+            return self.assistant_mcp_prelude(ctx).await;
+        }
         let Some(binding) = ctx.rec.response.clone().filter(|b| !b.mcp.is_empty()) else {
             return Ok(true);
         };
@@ -71,6 +74,32 @@ impl Engine {
             self.publish(ctx, TOOLS_BOUND, &json!({})).await;
         }
         self.approved_calls(ctx, &binding.id, &context).await
+    }
+
+    /// An assistant's run: each server's tools listed and bound, once (a run resumed after
+    /// a server was listed keeps what it bound). A server that cannot be listed offers no
+    /// tools; the run goes on without them, as a response's does.
+    async fn assistant_mcp_prelude(&self, ctx: &mut Ctx) -> EngineResult<bool> {
+        for i in 0..ctx.rec.mcp.len() {
+            let server = ctx.rec.mcp[i].clone();
+            if server.listed {
+                continue;
+            }
+            let listed = tokio::select! {
+                r = list(self, ctx, &server) => r,
+                _ = ctx.stop.cancelled() => return Ok(false),
+            };
+            let tools = listed.unwrap_or_else(|e| {
+                tracing::warn!(server = %server.label, error = %e, "an MCP server's tools could not be listed; the run goes on without them");
+                vec![]
+            });
+            bind(ctx, &server, &allowed(&server, &tools));
+            ctx.rec.mcp[i].listed = true;
+            if !self.save(ctx, RunStatus::InProgress).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Runs the calls this response's input approved, and tells the model about the declined
@@ -248,21 +277,19 @@ pub(super) fn call_context(ctx: &Ctx, call: &ToolCall) -> CallContext {
     }
 }
 
-/// The response's server labelled `label`.
+/// The run's server labelled `label`.
 pub(super) fn server_of(ctx: &Ctx, label: &str) -> Option<McpServer> {
     ctx.rec
-        .response
-        .as_ref()?
-        .mcp
+        .mcp_servers()
         .iter()
         .find(|s| s.label == label)
         .cloned()
 }
 
-/// The answer to a call whose server is not among the response's tools.
+/// The answer to a call whose server is not among the run's tools.
 pub(super) fn missing_server(call: &ToolCall, m: &McpTool) -> (ToolResult, Value) {
     let message = format!(
-        "the MCP server '{}' is not among this response's tools",
+        "the MCP server '{}' is not among this run's tools",
         m.server
     );
     entry_of(

@@ -186,11 +186,13 @@ impl Engine {
             None => 0,
         };
         let mut rec = claim.engine;
-        if let Some(r) = rec.response.as_mut() {
-            let id = r.id.to_string();
-            for server in &mut r.mcp {
-                server.open_headers(&self.seal, &id);
-            }
+        // The headers were sealed to the response, or to the run of an assistant.
+        let owner = match &rec.response {
+            Some(r) => r.id.to_string(),
+            None => claim.run.id.to_string(),
+        };
+        for server in rec.mcp_servers_mut() {
+            server.open_headers(&self.seal, &owner);
         }
         let mut ctx = Ctx {
             project: claim.project,
@@ -339,7 +341,7 @@ impl Engine {
                 return self.fail(ctx, "server_error", msg).await;
             }
         };
-        // A response's MCP servers: their tools listed and bound, approved calls run.
+        // The run's MCP servers: their tools listed and bound, a response's approved calls run.
         if !self.mcp_prelude(ctx).await? {
             return self.interrupted(ctx).await;
         }

@@ -133,6 +133,8 @@ pub struct Pins {
     pub include_content: bool,
     /// The response the run produces (Responses surface).
     pub response: Option<ResponseBinding>,
+    /// An assistant run's remote MCP servers, their headers sealed to the run.
+    pub mcp: Vec<assistants_core::model::mcp::McpServer>,
 }
 
 /// A new run: `queued`, with the engine record that starts its strategy at the first step.
@@ -158,6 +160,7 @@ pub fn create(run: &mut Run, pins: Pins) -> EngineRecord {
         images: Vec::new(),
         sandbox_files: Vec::new(),
         response: pins.response,
+        mcp: pins.mcp,
     }
 }
 
@@ -212,10 +215,8 @@ pub async fn end_in(
     run.usage = Some(usage(engine.prompt_tokens, engine.completion_tokens));
     engine.next = Next::Done;
     // The client's headers for its MCP servers are kept only while the run may use them.
-    if let Some(r) = engine.response.as_mut() {
-        for server in &mut r.mcp {
-            server.forget_headers();
-        }
+    for server in engine.mcp_servers_mut() {
+        server.forget_headers();
     }
     let open = engine.open_tool_step.take();
     let mut events = close_unfinished_in(

@@ -46,6 +46,7 @@ async fn waiting_run(runs: &RunsHandle, calls: &[&str]) -> Run {
         code_file_ids: None,
         include_content: false,
         response: None,
+        mcp: vec![],
     };
     let engine = create(&mut run, pins);
     assert_eq!(run.status, RunStatus::Queued);

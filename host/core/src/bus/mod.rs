@@ -17,6 +17,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::mpsc;
 
+/// The channel on which a node announces that the plugin catalog changed (`crate::catalog`);
+/// run ids never take this name.
+pub const PLUGINS_CHANNEL: &str = "plugins";
+
 /// One SSE event: its name and its JSON payload (already serialised, one line).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StreamEvent {

@@ -250,6 +250,10 @@ pub struct EngineRecord {
     /// The response this run produces (a run of the Responses surface), if it is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<super::response::ResponseBinding>,
+    /// The remote MCP servers of an assistant's run (the extension `mcp` tool of assistants
+    /// and runs); a response's run keeps its own in `response`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp: Vec<super::mcp::McpServer>,
 }
 
 /// A `sandbox:` path an answer linked, and the file that now holds what was there.
@@ -284,6 +288,21 @@ pub struct OpenToolStep {
 }
 
 impl EngineRecord {
+    /// The run's remote MCP servers: its response's, or an assistant run's own.
+    pub fn mcp_servers(&self) -> &[super::mcp::McpServer] {
+        match &self.response {
+            Some(r) => &r.mcp,
+            None => &self.mcp,
+        }
+    }
+
+    pub fn mcp_servers_mut(&mut self) -> &mut Vec<super::mcp::McpServer> {
+        match &mut self.response {
+            Some(r) => &mut r.mcp,
+            None => &mut self.mcp,
+        }
+    }
+
     /// How many more calls of the server's tools a response may make (`max_tool_calls`);
     /// `None` when unbounded.
     pub fn tool_calls_left(&self) -> Option<u32> {

@@ -1,9 +1,11 @@
-//! Remote MCP servers a response may use (the Responses API's `mcp` tool), and the tools the
-//! engine found on them.
+//! Remote MCP servers a response may use (the Responses API's `mcp` tool) or an assistant's run
+//! (the same tool as an extension of assistants and runs, never waiting for approvals), and
+//! the tools the engine found on them.
 //!
 //! A response names its servers in `tools` (`server_label`, `server_url`, `headers`,
 //! `allowed_tools`, `require_approval`); the API validates them into [`McpServer`]s kept in the
-//! run's engine record. At the start of the run the engine lists each server's tools (or
+//! run's engine record. An assistant keeps its servers' headers sealed to it (never shown), and
+//! each of its runs gets them sealed again to the run. At the start of the run the engine lists each server's tools (or
 //! reuses a listing from the context, as OpenAI does) through the `mcp` client component and
 //! offers the allowed ones to the model as functions ([`McpTool`], on the run's tool
 //! bindings). A call of a tool that needs approval ends the response with an
@@ -55,30 +57,31 @@ pub struct McpServer {
 }
 
 impl McpServer {
-    /// What sealed headers are bound to: the response and this server (its label and URL),
-    /// so they open for no other response and are sent to no other server.
-    fn seal_context(&self, response: &str) -> String {
-        format!("{response}\n{}\n{}", self.label, self.url)
+    /// What sealed headers are bound to: their owner (the response, the run, the assistant)
+    /// and this server (its label and URL), so they open for no other owner and are sent to no
+    /// other server.
+    fn seal_context(&self, owner: &str) -> String {
+        format!("{owner}\n{}\n{}", self.label, self.url)
     }
 
-    /// Seals the headers for `response` (the record keeps them so).
-    pub fn seal_headers(&mut self, key: &SealKey, response: &str) {
+    /// Seals the headers for `owner` (the record keeps them so).
+    pub fn seal_headers(&mut self, key: &SealKey, owner: &str) {
         if !self.headers.is_empty() {
             let plain = serde_json::to_vec(&self.headers).expect("a map of strings");
-            self.sealed_headers = Some(key.seal(&self.seal_context(response), &plain));
+            self.sealed_headers = Some(key.seal(&self.seal_context(owner), &plain));
         }
     }
 
     /// Opens the sealed headers for the worker that makes the calls; where that fails the
     /// calls will (`unreadable`). Headers a record from an older release kept in clear are
     /// sealed now, so the record's next write holds them sealed.
-    pub fn open_headers(&mut self, key: &SealKey, response: &str) {
+    pub fn open_headers(&mut self, key: &SealKey, owner: &str) {
         let Some(sealed) = &self.sealed_headers else {
-            self.seal_headers(key, response);
+            self.seal_headers(key, owner);
             return;
         };
         let opened = key
-            .open(&self.seal_context(response), sealed)
+            .open(&self.seal_context(owner), sealed)
             .ok()
             .and_then(|plain| serde_json::from_slice(&plain).ok());
         match opened {

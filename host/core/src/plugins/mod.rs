@@ -10,6 +10,7 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod catalog;
 mod config;
 pub mod egress;
 pub(crate) mod exec;
@@ -66,8 +67,9 @@ pub struct PluginSettings {
     pub memory_budget_mib: Option<u64>,
     /// Operator caps on every plugin's limits.
     pub caps: Caps,
-    /// How often the plugins directory is scanned for changes, in seconds; 0: never (changes
-    /// need a restart) [default: 2].
+    /// How often the plugins directory is scanned for changes, and the catalog of uploaded
+    /// plugins read, in seconds; 0: never (directory changes need a restart; uploads arrive
+    /// by bus event only) [default: 2].
     pub reload_secs: Option<u64>,
 }
 
@@ -183,8 +185,11 @@ pub struct PluginHost {
     /// The plugins serving, by id: a snapshot replaced whole when the directory changes
     /// (`reload`), so readers never wait on a reload.
     plugins: std::sync::RwLock<Arc<HashMap<String, Arc<Plugin>>>>,
-    /// The plugins directory as last scanned.
-    dir: tokio::sync::Mutex<reload::DirState>,
+    /// Where the plugins serving came from (the directory as last scanned, the catalog as
+    /// last synced); locked by whatever changes what serves, one change at a time.
+    sources: tokio::sync::Mutex<Sources>,
+    /// The uploaded plugins every node serves (none in tools without a server).
+    catalog: Option<Arc<dyn catalog::Catalog>>,
     /// Per id, why its newer file in the directory was refused (the old one keeps serving).
     refused: std::sync::Mutex<HashMap<String, String>>,
     /// Vector-store search for retrieval tools (none in tools that load plugins without a
@@ -200,6 +205,13 @@ pub struct PluginHost {
     budget: Arc<MemoryBudget>,
     /// Where guest code runs.
     guests: exec::GuestThreads,
+}
+
+/// The sources of operator plugins besides the built-ins, as this node last saw them.
+#[derive(Default)]
+struct Sources {
+    dir: reload::DirState,
+    catalog: catalog::CatalogState,
 }
 
 /// Why a call failed, for the model (`tool-error`) and the logs.

@@ -13,13 +13,15 @@ impl PluginHost {
     /// Loads the built-in plugins and those in `settings.dir`. A plugin that fails to load is
     /// reported and skipped; the others still load.
     pub async fn load(settings: &PluginSettings) -> anyhow::Result<PluginHost> {
-        Self::load_with_search(settings, None).await
+        Self::load_with(settings, None, None).await
     }
 
-    /// [`PluginHost::load`], giving retrieval tools `search` over the server's vector stores.
-    pub async fn load_with_search(
+    /// [`PluginHost::load`] for a server: retrieval tools get `search` over the server's
+    /// vector stores, and the uploaded plugins of `catalog` load beside the directory's.
+    pub async fn load_with(
         settings: &PluginSettings,
         search: Option<Arc<dyn retrieval::VectorSearch>>,
+        catalog: Option<Arc<dyn catalog::Catalog>>,
     ) -> anyhow::Result<PluginHost> {
         let caps = settings.caps;
         let budget = settings
@@ -47,7 +49,8 @@ impl PluginHost {
                 )
             }),
             plugins: Default::default(),
-            dir: Default::default(),
+            sources: Default::default(),
+            catalog,
             refused: Default::default(),
             search,
             pinned: Default::default(),
@@ -71,6 +74,10 @@ impl PluginHost {
             }
         }
         host.scan(reload::Scan::Load).await?;
+        // A catalog that cannot be read now is read again at the next reload tick.
+        if let Err(e) = host.sync_catalog().await {
+            tracing::warn!(error = format!("{e:#}"), "uploaded plugins not loaded yet");
+        }
         Ok(host)
     }
 
@@ -170,11 +177,17 @@ impl PluginHost {
             crate::model::ids::is_valid_id(digest),
             "'{digest}' is not a component digest"
         );
-        let (wasm, manifest) = self
+        let archived = self
             .cache
             .as_ref()
-            .context("no plugin archive is configured")?
-            .archived(digest)?;
+            .context("no plugin archive is configured")
+            .and_then(|cache| cache.archived(digest));
+        // Another node may have loaded it: an uploaded component is in the catalog for good.
+        let (wasm, manifest) = match (archived, &self.catalog) {
+            (Ok(found), _) => found,
+            (Err(e), Some(catalog)) => catalog.component(digest).await?.ok_or(e)?,
+            (Err(e), None) => return Err(e),
+        };
         let plugin = Arc::new(
             self.prepare(&wasm, &manifest, &self.settings, false)
                 .await?,

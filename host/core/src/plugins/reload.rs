@@ -49,14 +49,30 @@ pub(super) struct DirState {
     orphans: HashSet<PathBuf>,
 }
 
+impl DirState {
+    /// Forgets the files refused so far, so the next scan tries them again (an id they
+    /// declared may have become free).
+    pub(super) fn retry_refused(&mut self) {
+        self.acted.retain(|_, (_, served)| served.is_some());
+    }
+
+    /// The file that serves `id`, if one does.
+    pub(super) fn file_serving(&self, id: &str) -> Option<&PathBuf> {
+        self.acted
+            .iter()
+            .find(|(_, (_, served))| served.as_deref() == Some(id))
+            .map(|(path, _)| path)
+    }
+}
+
 /// What one scan changed, by plugin id.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reload {
     pub added: Vec<String>,
     pub replaced: Vec<String>,
     pub removed: Vec<String>,
-    /// Component files refused, with why.
-    pub refused: Vec<(PathBuf, String)>,
+    /// What was refused (a component file's path, or `catalog:ID`), with why.
+    pub refused: Vec<(String, String)>,
 }
 
 impl Reload {
@@ -83,31 +99,32 @@ impl PluginHost {
         let Some(dir) = self.settings.dir.clone() else {
             return Ok(report);
         };
-        // One scan at a time: the state below is the directory as last acted on.
-        let mut state = self.dir.lock().await;
+        // One change to what serves at a time: `sources.dir` is the directory as last acted on.
+        let mut sources = self.sources.lock().await;
         let Listing {
             pairs: files,
             orphans,
         } = plugin_files(&dir)?;
-        for path in orphans.difference(&state.orphans) {
+        for path in orphans.difference(&sources.dir.orphans) {
             tracing::error!(path = %path.display(), "plugin has no manifest (NAME.toml) beside it; skipped");
         }
-        state.orphans = orphans;
+        sources.dir.orphans = orphans;
 
         let present: HashSet<&PathBuf> = files.iter().map(|(w, _)| w).collect();
-        let gone: Vec<PathBuf> = state
+        let gone: Vec<PathBuf> = sources
+            .dir
             .acted
             .keys()
             .filter(|p| !present.contains(p))
             .cloned()
             .collect();
         for path in gone {
-            if mode == Scan::Watch && state.pending.get(&path) != Some(&None) {
-                state.pending.insert(path, None);
+            if mode == Scan::Watch && sources.dir.pending.get(&path) != Some(&None) {
+                sources.dir.pending.insert(path, None);
                 continue;
             }
-            state.pending.remove(&path);
-            if let Some((_, Some(id))) = state.acted.remove(&path) {
+            sources.dir.pending.remove(&path);
+            if let Some((_, Some(id))) = sources.dir.acted.remove(&path) {
                 self.update(|plugins| {
                     plugins.remove(&id);
                 });
@@ -121,17 +138,21 @@ impl PluginHost {
             let Ok(stamp) = Stamp::of(&wasm_path, &toml_path) else {
                 continue; // changing under us: the next scan sees it settled
             };
-            if state.acted.get(&wasm_path).map(|(s, _)| s) == Some(&stamp) {
-                state.pending.remove(&wasm_path);
+            if sources.dir.acted.get(&wasm_path).map(|(s, _)| s) == Some(&stamp) {
+                sources.dir.pending.remove(&wasm_path);
                 continue;
             }
-            if mode == Scan::Watch && state.pending.get(&wasm_path) != Some(&Some(stamp)) {
-                state.pending.insert(wasm_path, Some(stamp));
+            if mode == Scan::Watch && sources.dir.pending.get(&wasm_path) != Some(&Some(stamp)) {
+                sources.dir.pending.insert(wasm_path, Some(stamp));
                 continue;
             }
-            state.pending.remove(&wasm_path);
-            let serving = state.acted.get(&wasm_path).and_then(|(_, id)| id.clone());
-            let outcome = self.load_file(&wasm_path, &toml_path, &state).await;
+            sources.dir.pending.remove(&wasm_path);
+            let serving = sources
+                .dir
+                .acted
+                .get(&wasm_path)
+                .and_then(|(_, id)| id.clone());
+            let outcome = self.load_file(&wasm_path, &toml_path, &sources).await;
             match outcome {
                 Ok(plugin) => {
                     let id = plugin.manifest.id.clone();
@@ -152,7 +173,7 @@ impl PluginHost {
                         }
                         None => report.added.push(id.clone()),
                     }
-                    state.acted.insert(wasm_path, (stamp, Some(id)));
+                    sources.dir.acted.insert(wasm_path, (stamp, Some(id)));
                 }
                 Err(e) => {
                     let why = format!("{e:#}");
@@ -165,9 +186,9 @@ impl PluginHost {
                             tracing::error!(path = %wasm_path.display(), error = %why, "plugin not loaded")
                         }
                     }
-                    report.refused.push((wasm_path.clone(), why));
+                    report.refused.push((wasm_path.display().to_string(), why));
                     // Remembered, so the same files are not tried again every scan.
-                    state.acted.insert(wasm_path, (stamp, serving));
+                    sources.dir.acted.insert(wasm_path, (stamp, serving));
                 }
             }
         }
@@ -180,7 +201,7 @@ impl PluginHost {
         &self,
         wasm_path: &Path,
         toml_path: &Path,
-        state: &DirState,
+        sources: &Sources,
     ) -> anyhow::Result<Plugin> {
         let wasm = std::fs::read(wasm_path)?;
         let manifest = std::fs::read_to_string(toml_path)?;
@@ -193,16 +214,17 @@ impl PluginHost {
             !builtin_ids().contains(&id),
             "the id '{id}' belongs to a built-in plugin"
         );
-        if let Some((other, _)) = state
-            .acted
-            .iter()
-            .find(|(p, (_, served))| served.as_deref() == Some(id.as_str()) && *p != wasm_path)
-        {
+        if let Some(other) = sources.dir.file_serving(&id).filter(|p| *p != wasm_path) {
             anyhow::bail!(
                 "a plugin with the id '{id}' is already loaded from {}",
                 other.display()
             );
         }
+        anyhow::ensure!(
+            !sources.catalog.serves(&id),
+            "a plugin with the id '{id}' was uploaded through the API; remove it there \
+             (DELETE /v1/plugins/{id}) to serve it from the directory"
+        );
         self.prepare(&wasm, &manifest, &self.settings, false).await
     }
 
@@ -216,7 +238,7 @@ impl PluginHost {
             .cloned()
     }
 
-    fn set_refused(&self, id: &str, why: Option<String>) {
+    pub(super) fn set_refused(&self, id: &str, why: Option<String>) {
         let mut refused = self.refused.lock().expect("refused lock poisoned");
         match why {
             Some(why) => refused.insert(id.to_string(), why),
@@ -224,22 +246,53 @@ impl PluginHost {
         };
     }
 
-    /// Rescans the plugins directory every `every` until `stop`.
+    /// Keeps what serves in line with its sources until `stop`: the plugins directory is
+    /// rescanned and the catalog synced every `every` (if set), and the catalog again at once
+    /// whenever `nudges` delivers (another node changed it).
     pub fn watch(
         self: Arc<Self>,
-        every: Duration,
+        every: Option<Duration>,
+        mut nudges: Option<crate::bus::Subscription>,
         stop: tokio_util::sync::CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut tick = every.map(|every| {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick
+            });
             loop {
-                tokio::select! {
+                let ticked = async {
+                    match tick.as_mut() {
+                        Some(tick) => {
+                            tick.tick().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                let nudged = async {
+                    match nudges.as_mut() {
+                        Some(n) => n.recv().await.is_some(),
+                        None => std::future::pending().await,
+                    }
+                };
+                let scan_dir = tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tick.tick() => {}
+                    _ = ticked => true,
+                    open = nudged => {
+                        if !open {
+                            nudges = None;
+                        }
+                        false
+                    }
+                };
+                if scan_dir {
+                    if let Err(e) = self.rescan().await {
+                        tracing::warn!(error = format!("{e:#}"), "plugins directory not scanned");
+                    }
                 }
-                if let Err(e) = self.rescan().await {
-                    tracing::warn!(error = format!("{e:#}"), "plugins directory not scanned");
+                if let Err(e) = self.sync_catalog().await {
+                    tracing::warn!(error = format!("{e:#}"), "plugin catalog not read");
                 }
             }
         })

@@ -10,11 +10,46 @@ use crate::model::ids::{new_id, now, IdKind};
 /// The project every request lands in while no API key exists.
 pub const DEFAULT_PROJECT: &str = "proj_default";
 
+/// What a key may do besides using its project's objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Its project's objects only.
+    Project,
+    /// Also manage the server: upload and remove plugins (`PUT`/`DELETE /v1/plugins/{id}`).
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Project => "project",
+            Scope::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Scope {
+        // Anything but 'admin' grants no more than a project key.
+        if s == "admin" {
+            Scope::Admin
+        } else {
+            Scope::Project
+        }
+    }
+}
+
+/// What an active key opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAccess {
+    pub project: String,
+    pub scope: Scope,
+}
+
 /// A key as listed by `assistants keys list` (never the secret).
 #[derive(Debug)]
 pub struct KeyInfo {
     pub id: String,
     pub project: String,
+    pub scope: Scope,
     pub prefix: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
@@ -37,13 +72,22 @@ impl Store {
 
     /// The project of an active key, if the key is valid.
     pub async fn project_for_key(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(self.key_access(key).await?.map(|a| a.project))
+    }
+
+    /// The project and scope of an active key, if the key is valid.
+    pub async fn key_access(&self, key: &str) -> StoreResult<Option<KeyAccess>> {
         let row = sqlx::query(
-            "SELECT project_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            "SELECT project_id, scope FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash_key(key))
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(KeyAccess {
+            project: row.try_get(0)?,
+            scope: Scope::parse(&row.try_get::<String, _>(1)?),
+        }))
     }
 
     /// The name of the project with this id, if it has one (open mode's project has none
@@ -56,8 +100,18 @@ impl Store {
         Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
-    /// Creates a key in `project_name` (creating the project if needed); returns (key id, key).
+    /// Creates a project key in `project_name` (creating the project if needed); returns
+    /// (key id, key).
     pub async fn create_key(&self, project_name: &str) -> anyhow::Result<(String, String)> {
+        self.create_key_with(project_name, Scope::Project).await
+    }
+
+    /// [`Store::create_key`] with a scope.
+    pub async fn create_key_with(
+        &self,
+        project_name: &str,
+        scope: Scope,
+    ) -> anyhow::Result<(String, String)> {
         let mut tx = self.begin().await?;
         let existing = sqlx::query("SELECT id FROM projects WHERE name = $1")
             .bind(project_name.to_string())
@@ -76,7 +130,7 @@ impl Store {
                 id
             }
         };
-        let created = insert_key(&mut tx, &project_id).await?;
+        let created = insert_key(&mut tx, &project_id, scope).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -93,14 +147,14 @@ impl Store {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        let created = insert_key(&mut tx, DEFAULT_PROJECT).await?;
+        let created = insert_key(&mut tx, DEFAULT_PROJECT, Scope::Project).await?;
         tx.commit().await?;
         Ok(created)
     }
 
     pub async fn list_keys(&self) -> anyhow::Result<Vec<KeyInfo>> {
         let rows = sqlx::query(
-            "SELECT k.id, p.name, k.prefix, k.created_at, k.revoked_at \
+            "SELECT k.id, p.name, k.scope, k.prefix, k.created_at, k.revoked_at \
              FROM api_keys k JOIN projects p ON p.id = k.project_id ORDER BY k.created_at, k.id",
         )
         .fetch_all(&self.read)
@@ -110,9 +164,10 @@ impl Store {
                 Ok(KeyInfo {
                     id: r.try_get(0)?,
                     project: r.try_get(1)?,
-                    prefix: r.try_get(2)?,
-                    created_at: r.try_get(3)?,
-                    revoked_at: r.try_get(4)?,
+                    scope: Scope::parse(&r.try_get::<String, _>(2)?),
+                    prefix: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                    revoked_at: r.try_get(5)?,
                 })
             })
             .collect()
@@ -131,7 +186,11 @@ impl Store {
 }
 
 /// A new random key in `project_id`, stored as its hash; returns (key id, key).
-async fn insert_key(tx: &mut super::Tx, project_id: &str) -> anyhow::Result<(String, String)> {
+async fn insert_key(
+    tx: &mut super::Tx,
+    project_id: &str,
+    scope: Scope,
+) -> anyhow::Result<(String, String)> {
     use rand::distributions::Alphanumeric;
     use rand::Rng;
     let secret: String = rand::thread_rng()
@@ -142,14 +201,15 @@ async fn insert_key(tx: &mut super::Tx, project_id: &str) -> anyhow::Result<(Str
     let key = format!("sk-asst-{secret}");
     let id = new_id(IdKind::ApiKey);
     sqlx::query(
-        "INSERT INTO api_keys (id, project_id, key_hash, prefix, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO api_keys (id, project_id, key_hash, prefix, created_at, scope) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id.clone())
     .bind(project_id.to_string())
     .bind(hash_key(&key))
     .bind(key[..12].to_string())
     .bind(now())
+    .bind(scope.as_str())
     .execute(&mut **tx)
     .await?;
     Ok((id, key))

@@ -18,6 +18,8 @@ mod items;
 pub mod keys;
 mod lanes;
 mod list;
+pub mod mcp_headers;
+mod plugins;
 mod responses;
 pub mod runs;
 #[cfg(any(test, feature = "test-support"))]

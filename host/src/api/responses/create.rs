@@ -149,7 +149,7 @@ pub(super) async fn prepare(
     }
     let caller = common::plugin_caller(state, project).await?;
     let mut given_tools = req.tools.clone().unwrap_or(json!([]));
-    mcp::redact(&mut given_tools);
+    super::super::mcp_tool::redact(&mut given_tools);
     let engine_tools = tools::translate(state, project, &caller, "tools", req.tools).await?;
     mcp::check_answers(
         state,
@@ -348,6 +348,7 @@ pub(super) async fn prepare(
             mcp_lists: Vec::new(),
             mcp_answers: Default::default(),
         }),
+        mcp: Vec::new(),
     };
 
     Ok(Prepared {

@@ -92,7 +92,7 @@ pub async fn translate(
                 plugin(state, caller, &at, WEB_PLUGIN, &mut out)?;
             }
             "mcp" => {
-                let server = super::mcp::server(state, caller, &at, &t)?;
+                let server = super::super::mcp_tool::server(state, caller, &at, &t)?;
                 if out.mcp.iter().any(|s| s.label == server.label) {
                     return Err(ApiError::invalid(
                         format!("{at}.server_label"),
@@ -155,7 +155,7 @@ fn plugin(
     out: &mut EngineTools,
 ) -> ApiResult<()> {
     if !state.plugins.get(id).is_some_and(|p| p.allows(caller)) {
-        return Err(tool_list::not_for_project(&format!("{at}.type"), id));
+        return Err(common::not_for_project(&format!("{at}.type"), id));
     }
     if !out
         .tools
@@ -174,7 +174,7 @@ fn function(at: &str, t: &Map<String, Value>) -> ApiResult<Value> {
             format!("Missing required parameter: '{at}.name'."),
         )
     })?;
-    if !tool_list::is_function_name(name) {
+    if !common::is_function_name(name) {
         return Err(ApiError::invalid(
             format!("{at}.name"),
             format!("Invalid '{at}.name': must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes."),

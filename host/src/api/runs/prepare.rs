@@ -1,7 +1,7 @@
 //! Validating a run request: parameters, the assistant's defaults, `include[]`, and the
 //! strategy and plugin tools pinned to the components installed now.
 
-use super::super::pins;
+use super::super::{mcp_tool, pins, tool_list};
 use super::*;
 use assistants_core::model::ids::{AssistantId, RunId, VectorStoreId};
 
@@ -173,10 +173,31 @@ pub(super) async fn prepare(
     common::max_chars("instructions", &p.instructions, 256_000)?;
     common::max_chars("additional_instructions", &additional_instructions, 256_000)?;
     let caller = common::plugin_caller(state, project).await?;
-    let tools = match p.tools {
-        Some(Value::Null) | None => asst.tools.clone(),
-        Some(t) => super::super::tool_list::tools("tools", Some(t), &state.plugins, &caller)?,
+    let (tools, mcp) = match p.tools {
+        Some(Value::Null) | None => {
+            // The assistant's servers again: the operator's grants may have changed since.
+            let mcp = tool_list::mcp_servers("tools", &asst.tools, state, &caller)?;
+            (asst.tools.clone(), mcp)
+        }
+        Some(t) => {
+            let t = tool_list::tools("tools", Some(t), state, &caller)?;
+            (t.list, t.mcp)
+        }
     };
+    let run_id = RunId::new();
+    let kept = if mcp.iter().any(|e| !e.headers_given) {
+        state.store.mcp_headers(&asst.id).await?
+    } else {
+        Vec::new()
+    };
+    let mcp = mcp_tool::run_servers(
+        state,
+        "tools",
+        asst.id.as_str(),
+        run_id.as_str(),
+        mcp,
+        &kept,
+    )?;
     let temperature =
         common::number_in("temperature", p.temperature, 0.0, 2.0)?.or(asst.temperature);
     let top_p = common::number_in("top_p", p.top_p, 0.0, 1.0)?.or(asst.top_p);
@@ -224,7 +245,7 @@ pub(super) async fn prepare(
     }
     let created_at = now();
     let run = Run {
-        id: RunId::new(),
+        id: run_id,
         object: "thread.run".into(),
         created_at,
         thread_id: thread_id.clone(),
@@ -262,6 +283,7 @@ pub(super) async fn prepare(
         code_file_ids: None,
         include_content: false,
         response: None,
+        mcp,
     };
     Ok(Prepared {
         run,

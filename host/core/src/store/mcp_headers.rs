@@ -1,0 +1,70 @@
+//! The sealed headers of an assistant's remote MCP servers, by assistant and server label
+//! (never part of the assistant's document, which clients see).
+
+use sqlx::Row;
+
+use super::{Store, StoreResult, Tx};
+
+/// One server's sealed headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedHeaders {
+    pub label: String,
+    pub url: String,
+    pub sealed: String,
+}
+
+impl Store {
+    /// The sealed headers kept for `owner`'s servers.
+    pub async fn mcp_headers(&self, owner: &str) -> StoreResult<Vec<SealedHeaders>> {
+        let rows = sqlx::query(
+            "SELECT server_label, server_url, sealed FROM mcp_headers WHERE owner_id = $1 \
+             ORDER BY server_label",
+        )
+        .bind(owner.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealedHeaders {
+                    label: r.try_get(0)?,
+                    url: r.try_get(1)?,
+                    sealed: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces what is kept for `owner` with `headers` (none: deletes them).
+    pub async fn set_mcp_headers(&self, owner: &str, headers: &[SealedHeaders]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        self.set_mcp_headers_in(&mut tx, owner, headers).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Store::set_mcp_headers`] within `tx` (with the assistant that owns them).
+    pub async fn set_mcp_headers_in(
+        &self,
+        tx: &mut Tx,
+        owner: &str,
+        headers: &[SealedHeaders],
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM mcp_headers WHERE owner_id = $1")
+            .bind(owner.to_string())
+            .execute(&mut **tx)
+            .await?;
+        for h in headers {
+            sqlx::query(
+                "INSERT INTO mcp_headers (owner_id, server_label, server_url, sealed) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(owner.to_string())
+            .bind(h.label.clone())
+            .bind(h.url.clone())
+            .bind(h.sealed.clone())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
