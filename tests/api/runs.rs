@@ -1229,6 +1229,53 @@ async fn uploaded_plugins_need_an_admin_key_and_take_effect_at_once() {
     assert_eq!(app.delete("/plugins/swap").await.0, 404);
 }
 
+/// An id has one source: a directory file for an uploaded id is refused while the upload
+/// serves, and serves once the upload is deleted; an upload for an id the directory serves is
+/// refused.
+#[tokio::test]
+async fn an_id_is_served_by_the_upload_or_the_directory_file_never_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let mut app = TestApp::spawn_with(move |s| {
+        s.plugins.dir = Some(path);
+        s.plugins.reload_secs = Some(1);
+    })
+    .await;
+    let store = Store::connect(&app.database_url).await.unwrap();
+    let (_, admin) = store.create_key_with("ops", Scope::Admin).await.unwrap();
+    app.key = admin;
+    let (v1, v1_manifest) = test_plugin("reload-v1", "swap");
+    let (s, put) = app.put_plugin("swap", v1, &v1_manifest).await;
+    assert_eq!(s, 200, "{put}");
+
+    let (v2, v2_manifest) = test_plugin("reload-v2", "swap");
+    std::fs::write(dir.path().join("swap.toml"), &v2_manifest).unwrap();
+    std::fs::write(dir.path().join("swap.wasm"), &v2).unwrap();
+    // Three scans see the file (it settles after two); the upload keeps serving.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(app.get("/plugins/swap").await.1["digest"], put["digest"]);
+
+    // Deleted, the directory's file serves; an upload for its id is now refused.
+    assert_eq!(app.delete("/plugins/swap").await.0, 200);
+    let served = app
+        .wait_plugin("swap", |s, p| s == 200 && p["digest"] != put["digest"])
+        .await;
+    assert_eq!(
+        served["description"],
+        "Answers which version of the component is serving (v2)."
+    );
+    let (v1, v1_manifest) = test_plugin("reload-v1", "swap");
+    let (s, e) = app.put_plugin("swap", v1, &v1_manifest).await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("plugins directory"),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn models_are_routed_to_their_upstream() {
     let default = FakeLlm::start().await;

@@ -192,23 +192,11 @@ async fn modify(
         check_effort(&Some(e.clone()))?;
     }
     let caller = common::plugin_caller(&state, &project).await?;
-    let tools = req
+    let mut tools = req
         .tools
         .map(|t| super::tool_list::tools("tools", Some(t), &state, &caller))
         .transpose()?;
-    // Its MCP servers' headers: given now, or kept for a server given without them.
-    let headers = match &tools {
-        Some(t) => {
-            let kept = state.store.mcp_headers(&id).await?;
-            Some(mcp_tool::assistant_headers(
-                &state,
-                id.as_str(),
-                &t.mcp,
-                &kept,
-            ))
-        }
-        None => None,
-    };
+    let mcp = tools.as_mut().map(|t| std::mem::take(&mut t.mcp));
     let metadata = common::metadata_patch(req.metadata)?;
     let num = |p: Patch<f64>, name: &str, hi: f64| -> ApiResult<Patch<f64>> {
         if let Patch::Value(x) = p {
@@ -231,9 +219,10 @@ async fn modify(
             tool_resources::Change::resolve(&state, &project, v).await?,
         )),
     };
+    let mut tx = state.store.begin().await?;
     let a = state
         .store
-        .update::<Assistant, ApiError>(&project, &id, move |a| {
+        .update_in::<Assistant, ApiError>(&mut tx, &project, &id, move |a| {
             if let Some(m) = req.model {
                 a.model = m;
             }
@@ -260,9 +249,17 @@ async fn modify(
             Ok(())
         })
         .await?;
-    if let Some(headers) = headers {
-        state.store.set_mcp_headers(&id, &headers).await?;
+    // Its MCP servers' headers: given now, or kept for a server given without them; read
+    // and written under the assistant's lock, so concurrent changes do not mix.
+    if let Some(entries) = mcp {
+        let kept = state.store.mcp_headers_in(&mut tx, &id).await?;
+        let headers = mcp_tool::assistant_headers(&state, id.as_str(), &entries, &kept);
+        state
+            .store
+            .set_mcp_headers_in(&mut tx, &id, &headers)
+            .await?;
     }
+    tx.commit().await?;
     Ok(axum::Json(a))
 }
 
@@ -271,8 +268,13 @@ async fn remove(
     Project(project): Project,
     Path(id): Path<AssistantId>,
 ) -> ApiResult<axum::Json<Value>> {
-    state.store.delete::<Assistant>(&project, &id).await?;
-    state.store.set_mcp_headers(&id, &[]).await?;
+    let mut tx = state.store.begin().await?;
+    state
+        .store
+        .delete_in::<Assistant>(&mut tx, &project, &id)
+        .await?;
+    state.store.set_mcp_headers_in(&mut tx, &id, &[]).await?;
+    tx.commit().await?;
     Ok(axum::Json(
         serde_json::json!({"id": id, "object": "assistant.deleted", "deleted": true}),
     ))

@@ -12,6 +12,9 @@
 //!
 //! An id has one source: built-in, the plugins directory, or the catalog. An upload for an id
 //! another source serves is refused, and so is a directory file for an id the catalog serves.
+//! Directories are each node's own, so that check is too: a node whose directory serves an
+//! uploaded id keeps its file and logs the refused upload. At start the catalog is read before
+//! the directory, so what served an id before a restart serves it after.
 
 use super::reload::builtin_ids;
 use super::*;
@@ -57,6 +60,12 @@ pub(super) struct CatalogState {
 impl CatalogState {
     pub(super) fn serves(&self, id: &str) -> bool {
         self.served.contains_key(id)
+    }
+
+    /// Forgets that the entry for `id` was refused, so the next sync tries it again (the
+    /// directory file that held its id went).
+    pub(super) fn retry(&mut self, id: &str) {
+        self.refused.remove(id);
     }
 }
 
@@ -185,13 +194,15 @@ impl PluginHost {
         let Some(catalog) = self.catalog.clone() else {
             return Ok(report);
         };
+        // Read under the lock: a catalog read before an upload or removal this node is
+        // making would bring back what that replaces.
+        let mut sources = self.sources.lock().await;
         let wanted: HashMap<String, CatalogEntry> = catalog
             .installed()
             .await?
             .into_iter()
             .map(|e| (e.id.clone(), e))
             .collect();
-        let mut sources = self.sources.lock().await;
         let gone: Vec<String> = sources
             .catalog
             .served
@@ -219,7 +230,24 @@ impl PluginHost {
                 continue;
             }
             let replacing = state.served.contains_key(&id);
-            match self.load_entry(catalog.as_ref(), &entry, &sources).await {
+            // A component that cannot be read now is tried again at the next sync; one that
+            // does not load here is not, until its entry changes.
+            let wasm = match catalog.component(&entry.digest).await {
+                Ok(Some((wasm, _))) => Ok(wasm),
+                Ok(None) => Err(anyhow::anyhow!(
+                    "the catalog has no component {}",
+                    entry.digest
+                )),
+                Err(e) => {
+                    tracing::warn!(%id, error = format!("{e:#}"), "uploaded plugin not read; trying again later");
+                    continue;
+                }
+            };
+            let loaded = match wasm {
+                Ok(wasm) => self.load_entry(&entry, &wasm, &sources).await,
+                Err(e) => Err(e),
+            };
+            match loaded {
                 Ok(plugin) => {
                     tracing::info!(%id, digest = %plugin.digest, "uploaded plugin loaded");
                     let plugin = Arc::new(plugin);
@@ -252,8 +280,8 @@ impl PluginHost {
     /// Loads one catalog entry, unless another source serves its id.
     async fn load_entry(
         &self,
-        catalog: &dyn Catalog,
         entry: &CatalogEntry,
+        wasm: &[u8],
         sources: &Sources,
     ) -> anyhow::Result<Plugin> {
         let id = &entry.id;
@@ -267,12 +295,8 @@ impl PluginHost {
                 path.display()
             );
         }
-        let (wasm, _) = catalog
-            .component(&entry.digest)
-            .await?
-            .with_context(|| format!("the catalog has no component {}", entry.digest))?;
         let plugin = self
-            .prepare(&wasm, &entry.manifest, &self.settings, false)
+            .prepare(wasm, &entry.manifest, &self.settings, false)
             .await?;
         anyhow::ensure!(
             plugin.digest == entry.digest,

@@ -73,11 +73,12 @@ impl PluginHost {
                 ),
             }
         }
-        host.scan(reload::Scan::Load).await?;
-        // A catalog that cannot be read now is read again at the next reload tick.
+        // The catalog before the directory: an id uploaded before a restart stays the
+        // upload's. One that cannot be read now is read again at the next reload tick.
         if let Err(e) = host.sync_catalog().await {
             tracing::warn!(error = format!("{e:#}"), "uploaded plugins not loaded yet");
         }
+        host.scan(reload::Scan::Load).await?;
         Ok(host)
     }
 

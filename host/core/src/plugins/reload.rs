@@ -129,6 +129,8 @@ impl PluginHost {
                     plugins.remove(&id);
                 });
                 self.set_refused(&id, None);
+                // An upload refused for this id may serve now.
+                sources.catalog.retry(&id);
                 tracing::info!(%id, path = %path.display(), "plugin removed");
                 report.removed.push(id);
             }
@@ -164,6 +166,9 @@ impl PluginHost {
                         }
                         plugins.insert(id.clone(), Arc::new(plugin));
                     });
+                    if let Some(old) = serving.as_ref().filter(|old| **old != id) {
+                        sources.catalog.retry(old);
+                    }
                     self.set_refused(&id, None);
                     match serving {
                         Some(old) if old == id => report.replaced.push(id.clone()),

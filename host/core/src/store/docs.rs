@@ -383,6 +383,18 @@ impl Store {
     /// Deletes a document of the project (leaving a tombstone for cursors); 404 if there was none.
     pub async fn delete<D: Doc>(&self, project: &str, id: &str) -> StoreResult<()> {
         let mut tx = self.begin().await?;
+        self.delete_in::<D>(&mut tx, project, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Store::delete`] inside a caller's transaction.
+    pub async fn delete_in<D: Doc>(
+        &self,
+        tx: &mut super::Tx,
+        project: &str,
+        id: &str,
+    ) -> StoreResult<()> {
         let sql = format!(
             "DELETE FROM {} WHERE id = $1 AND project_id = $2 RETURNING seq",
             D::TABLE
@@ -390,13 +402,11 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(id.to_string())
             .bind(project.to_string())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| StoreError::not_found(D::NAME, id))?;
-        self.tombstone_in(&mut tx, D::TABLE, "", id, project, row.try_get(0)?)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.tombstone_in(tx, D::TABLE, "", id, project, row.try_get(0)?)
+            .await
     }
 
     /// Like [`Store::list`], but hands back each document's stored JSON untouched. The stored

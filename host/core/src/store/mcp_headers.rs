@@ -16,33 +16,28 @@ pub struct SealedHeaders {
 impl Store {
     /// The sealed headers kept for `owner`'s servers.
     pub async fn mcp_headers(&self, owner: &str) -> StoreResult<Vec<SealedHeaders>> {
-        let rows = sqlx::query(
-            "SELECT server_label, server_url, sealed FROM mcp_headers WHERE owner_id = $1 \
-             ORDER BY server_label",
-        )
-        .bind(owner.to_string())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SealedHeaders {
-                    label: r.try_get(0)?,
-                    url: r.try_get(1)?,
-                    sealed: r.try_get(2)?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(HEADERS_OF)
+            .bind(owner.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        headers_of(&rows)
     }
 
-    /// Replaces what is kept for `owner` with `headers` (none: deletes them).
-    pub async fn set_mcp_headers(&self, owner: &str, headers: &[SealedHeaders]) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        self.set_mcp_headers_in(&mut tx, owner, headers).await?;
-        tx.commit().await?;
-        Ok(())
+    /// [`Store::mcp_headers`] inside a caller's transaction (that holds their owner).
+    pub async fn mcp_headers_in(
+        &self,
+        tx: &mut Tx,
+        owner: &str,
+    ) -> StoreResult<Vec<SealedHeaders>> {
+        let rows = sqlx::query(HEADERS_OF)
+            .bind(owner.to_string())
+            .fetch_all(&mut **tx)
+            .await?;
+        headers_of(&rows)
     }
 
-    /// [`Store::set_mcp_headers`] within `tx` (with the assistant that owns them).
+    /// Replaces what is kept for `owner` with `headers` (none: deletes them), within `tx`
+    /// (the one that writes the assistant owning them).
     pub async fn set_mcp_headers_in(
         &self,
         tx: &mut Tx,
@@ -67,4 +62,19 @@ impl Store {
         }
         Ok(())
     }
+}
+
+const HEADERS_OF: &str = "SELECT server_label, server_url, sealed FROM mcp_headers \
+                          WHERE owner_id = $1 ORDER BY server_label";
+
+fn headers_of(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<SealedHeaders>> {
+    rows.iter()
+        .map(|r| {
+            Ok(SealedHeaders {
+                label: r.try_get(0)?,
+                url: r.try_get(1)?,
+                sealed: r.try_get(2)?,
+            })
+        })
+        .collect()
 }

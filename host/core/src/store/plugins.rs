@@ -27,8 +27,9 @@ impl Store {
             .collect()
     }
 
-    /// The manifest an uploaded component was last uploaded with; `None` if no component with
-    /// this digest was uploaded.
+    /// The manifest an uploaded component was first uploaded with (what runs pinned to it
+    /// load it with, as the local archive keeps it; migration 0010's comment says "last", as
+    /// its first release did); `None` if no component with this digest was uploaded.
     pub async fn component_manifest(&self, digest: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT manifest FROM plugin_components WHERE digest = $1")
             .bind(digest.to_string())
@@ -37,15 +38,14 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    /// Records an uploaded component (its bytes already stored) and installs it under its id.
+    /// Records an uploaded component (its bytes already stored; kept as first uploaded) and
+    /// installs it under its id with this manifest.
     pub async fn install_plugin(&self, entry: &CatalogEntry, bytes: u64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let at = now();
         sqlx::query(
             "INSERT INTO plugin_components (digest, plugin_id, manifest, bytes, created_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (digest) DO UPDATE SET plugin_id = excluded.plugin_id, \
-             manifest = excluded.manifest",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (digest) DO NOTHING",
         )
         .bind(entry.digest.clone())
         .bind(entry.id.clone())
