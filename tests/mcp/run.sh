@@ -5,26 +5,20 @@
 #   built with the SDK's FastMCP, the model being tests/sdk/fake_llm.py.
 # Usage: tests/mcp/run.sh  (ASSISTANTS_BIN: the binary)
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$here/../.."
-bin="${ASSISTANTS_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/assistants}"
-cache="${ASSISTANTS_CI_CACHE:-$HOME/.cache/assistants-ci}"
+source "$(dirname "$0")/../lib.sh"
+here="$root/tests/mcp"
 venv="$cache/mcp-client"
 version=1.26.0
-work="$(mktemp -d)"
-server="" remote="" llm=""
-trap 'for p in $server $remote $llm; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
-export RUST_BACKTRACE=0 ASSISTANTS_LOG=warn
 if ! "$venv/bin/python" -c "import mcp, importlib.metadata as m; assert m.version('mcp') == '$version'" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$version"
 fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port) remote_port=$(free_port) llm_port=$(free_port)
 "$venv/bin/python" "$here/fastmcp_server.py" "$remote_port" >"$work/fastmcp.log" 2>&1 &
+background
 remote=$!
-python3 "$here/../sdk/fake_llm.py" "$llm_port" >"$work/llm.log" 2>&1 &
-llm=$!
+python3 "$root/tests/sdk/fake_llm.py" "$llm_port" >"$work/llm.log" 2>&1 &
+background
 cat >"$work/config.toml" <<TOML
 [plugins.grants.mcp]
 hosts = ["127.0.0.1:$remote_port"]
@@ -32,8 +26,8 @@ allow_private_addresses = true
 TOML
 "$bin" --config "$work/config.toml" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
   --llm-base-url "http://127.0.0.1:$llm_port/v1" >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 240); do curl -fsS "127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
+background
+wait_http "127.0.0.1:$port/healthz" || { tail -20 "$work/server.log"; exit 1; }
 echo "-- open (no key exists)"
 "$venv/bin/python" "$here/client.py" "http://127.0.0.1:$port/mcp"
 key="$("$bin" keys --data-dir "$work/data" create --project mcp-test 2>/dev/null | tail -1)"

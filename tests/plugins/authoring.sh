@@ -5,21 +5,7 @@
 # (the built-in weather plugin, against an API stub on 127.0.0.1, its key injected host-side).
 # Usage: tests/plugins/authoring.sh  (ASSISTANTS_BIN: the binary)
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$here/../.."
-bin="${ASSISTANTS_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/assistants}"
-cache="${ASSISTANTS_CI_CACHE:-$HOME/.cache/assistants-ci}"
-work="$(mktemp -d)"
-stub=""
-trap '[ -n "$stub" ] && kill "$stub" 2>/dev/null; rm -rf "$work"' EXIT
-export RUST_BACKTRACE=0 ASSISTANTS_LOG=warn
-passed=0
-failed=0
-check() { # name, command...
-  local name="$1"; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
-contains() { grep -qF -- "$2" <<<"$1"; }
+source "$(dirname "$0")/../lib.sh"
 
 # The toolchains, cached across runs: the Rust template's dependencies build into a target
 # directory of their own, the Python venv and npm packages are the examples' (same pins).
@@ -57,7 +43,7 @@ check "a failing fixture fails the run and says why" \
   bash -c "grep -qF 'FAIL wrong on purpose: expected \"3 words\", got \"2 words\"' <<<'$out' && grep -qF 'exit 1' <<<'$out'"
 
 # `plugins call --config`: the operator's grant, with config values and a secret.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 python3 - "$port" >"$work/stub.log" 2>&1 <<'PY' &
 import http.server, json, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -73,7 +59,7 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-stub=$!
+background
 for _ in $(seq 1 50); do curl -s "127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
 cat >"$work/operator.toml" <<TOML
 [plugins.grants.weather]

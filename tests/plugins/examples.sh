@@ -4,20 +4,7 @@
 # `plugins check`, pass their fixtures (`plugins test`), answer `plugins call`, and load into a
 # server from --plugins-dir. Usage: tests/plugins/examples.sh  (ASSISTANTS_BIN: the binary)
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$here/../.."
-bin="${ASSISTANTS_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/assistants}"
-work="$(mktemp -d)"
-server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
-export RUST_BACKTRACE=0 ASSISTANTS_LOG=warn
-passed=0
-failed=0
-check() { # name, command...
-  local name="$1"; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
-contains() { grep -qF -- "$2" <<<"$1"; }
+source "$(dirname "$0")/../lib.sh"
 
 "$root/plugins/python/text_stats/build.sh" "$work/plugins" >/dev/null
 "$root/plugins/js/dates/build.sh" "$work/plugins" >/dev/null
@@ -43,10 +30,10 @@ err="$("$bin" plugins call "$work/plugins/dates.wasm" weekday '{"date": "2023-02
 check "dates: a thrown error is a tool error" \
   contains "$err" "tool error: invalid arguments: 'date' is not a date that exists: 2023-02-29"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" --plugins-dir "$work/plugins" >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 240); do curl -fsS "127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
+background
+wait_http "127.0.0.1:$port/healthz" || true
 for id in text_stats dates; do
   check "$id: the server lists the plugin" \
     bash -c "curl -fsS '127.0.0.1:$port/v1/plugins/$id' | grep -q '\"kind\":\"tool\"'"
