@@ -10,6 +10,7 @@
 //! - [`janitor`]: periodic clean-up of expired files, uploads, tombstones and responses not
 //!   to be kept.
 //! - [`ops`]: `/healthz`, `/readyz`, Prometheus `/metrics`.
+//! - [`playground`]: the web playground at `/playground` (assets embedded in the binary).
 //! - [`serve`]: the HTTP server loop (connection cap, header-read and idle timeouts).
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
 //! - [`plugin_cli`]: `assistants plugins …` (list, check, call, test fixtures, new from a
@@ -28,6 +29,7 @@ pub mod config;
 pub(crate) mod error;
 pub mod janitor;
 pub(crate) mod ops;
+pub(crate) mod playground;
 pub mod plugin_cli;
 pub mod serve;
 pub(crate) mod state;

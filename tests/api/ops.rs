@@ -1,4 +1,4 @@
-//! Operations: liveness, readiness, metrics, graceful shutdown.
+//! Operations: liveness, readiness, metrics, graceful shutdown; the playground's assets.
 
 use std::time::{Duration, Instant};
 
@@ -228,4 +228,50 @@ async fn readiness_fails_while_a_node_drains() {
         app.client.get(&url).send().await.is_err(),
         "the listener is closed once the node stopped"
     );
+}
+
+/// `/playground` is served from the binary — its page, script and style, each with its type
+/// and a policy that holds the page to this origin — to anyone (it holds no data: the page
+/// sends the key the user enters like any client).
+#[tokio::test]
+async fn the_playground_is_served_from_the_binary_under_a_same_origin_policy() {
+    let app = TestApp::spawn().await;
+    for (path, kind, has) in [
+        (
+            "/playground",
+            "text/html",
+            "<script type=\"module\" src=\"/playground/app.js\">",
+        ),
+        (
+            "/playground/app.js",
+            "text/javascript",
+            "async function api(",
+        ),
+        ("/playground/app.css", "text/css", "[data-theme=\"dark\"]"),
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.root))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let policy = header("content-security-policy");
+        assert!(
+            policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"),
+            "{path}: {policy}"
+        );
+        let body = resp.text().await.unwrap();
+        assert!(body.contains(has), "{path}");
+        // Nothing is fetched from elsewhere.
+        assert!(!body.contains("https://"), "{path} names another origin");
+    }
 }

@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(responses::router());
     Router::new()
         .merge(crate::ops::router())
+        .merge(crate::playground::router())
         .merge(mcp::router(state.clone()))
         .nest("/v1", api.clone())
         .merge(api)
