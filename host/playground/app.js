@@ -78,7 +78,7 @@ async function stream(path, body, onEvent, signal) {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
-    buffer += decoder.decode(value, { stream: true });
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const frame = buffer.slice(0, end);
@@ -160,10 +160,17 @@ function fileImage(fileId, alt) {
   fetch(`/v1/files/${fileId}/content`, { headers: headers(false) })
     .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`HTTP ${r.status}`))))
     .then((b) => {
-      img.src = URL.createObjectURL(b);
+      const url = URL.createObjectURL(b);
+      img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+      img.src = url;
     })
     .catch(() => img.replaceWith(h("span", { class: "muted" }, `[image ${fileId} unavailable]`)));
   return img;
+}
+
+/// An id for a URL path: what the API or the page's own URL gave, encoded either way.
+function seg(id) {
+  return encodeURIComponent(id);
 }
 
 function json(v) {
@@ -212,14 +219,15 @@ async function assistantsView(view) {
         h(
           "div",
           { class: "row" },
-          h("button", { onclick: () => edit(a) }, "Edit"),
-          h("a", { class: "button", href: `#/chat?assistant=${a.id}` }, "Chat"),
+          h("button", { onclick: () => edit(a), "aria-label": `Edit ${a.name || a.id}` }, "Edit"),
+          h("a", { class: "button", href: `#/chat?assistant=${seg(a.id)}`, "aria-label": `Chat with ${a.name || a.id}` }, "Chat"),
           h("button", {
             class: "danger",
+            "aria-label": `Delete ${a.name || a.id}`,
             onclick: () =>
               guarded(async () => {
                 if (!confirm(`Delete ${a.name || a.id}?`)) return;
-                await api("DELETE", `/assistants/${a.id}`);
+                await api("DELETE", `/assistants/${seg(a.id)}`);
                 render();
               }),
           }, "Delete"),
@@ -259,8 +267,10 @@ function assistantForm(a, plugins, stores, files) {
   const fileSelect = h("select", { name: "code_files", multiple: true, size: Math.min(4, Math.max(2, files.length)) },
     files.map((f) => h("option", { value: f.id, selected: codeFiles.has(f.id) }, f.filename)));
   const temperature = h("input", { type: "number", name: "temperature", min: 0, max: 2, step: 0.1, value: a?.temperature ?? 1 });
+  const formatNow = a?.response_format?.type || a?.response_format || "auto";
+  const formats = ["auto", "json_object", ...(formatNow === "json_schema" ? ["json_schema"] : [])];
   const format = h("select", { name: "response_format" },
-    ["auto", "json_object"].map((f) => h("option", { value: f, selected: (a?.response_format?.type || a?.response_format) === f }, f)));
+    formats.map((f) => h("option", { value: f, selected: formatNow === f }, f === "json_schema" ? "json_schema (as set)" : f)));
   const status = h("p", { role: "status" });
   const form = h(
     "form",
@@ -288,22 +298,26 @@ function assistantForm(a, plugins, stores, files) {
       } catch {
         throw new Error("Function tools must be a JSON array of function definitions.");
       }
-      const chosen = [...form.querySelectorAll("fieldset input:checked")].map((i) => ({ type: i.value }));
+      // A checked tool keeps the options it had (file_search's ranking, …); tools this form
+      // does not show (remote MCP servers) stay as they were.
+      const shownTypes = new Set(["function", "file_search", "code_interpreter", ...plugins.tools.map((p) => p.id)]);
+      const chosen = [...form.querySelectorAll("fieldset input:checked")].map((i) => tools.find((t) => t.type === i.value) || { type: i.value });
+      const kept = tools.filter((t) => !shownTypes.has(t.type));
       const body = {
         name: name.value || null,
         model: model.value,
         instructions: instructions.value || null,
-        tools: [...chosen, ...fns.map((f) => ({ type: "function", function: f }))],
+        tools: [...chosen, ...kept, ...fns.map((f) => ({ type: "function", function: f }))],
         tool_resources: {
           file_search: { vector_store_ids: [...storeSelect.selectedOptions].map((o) => o.value) },
           code_interpreter: { file_ids: [...fileSelect.selectedOptions].map((o) => o.value) },
         },
-        temperature: Number(temperature.value),
-        response_format: format.value === "auto" ? "auto" : { type: format.value },
+        temperature: temperature.value === "" ? undefined : Number(temperature.value),
+        response_format: format.value === "auto" ? "auto" : format.value === "json_schema" ? a.response_format : { type: format.value },
         metadata: { ...(a?.metadata || {}), ...(strategy.value ? { strategy: strategy.value } : {}) },
       };
       if (!strategy.value) delete body.metadata.strategy;
-      await api("POST", a ? `/assistants/${a.id}` : "/assistants", body);
+      await api("POST", a ? `/assistants/${seg(a.id)}` : "/assistants", body);
       render();
     });
   });
@@ -336,7 +350,8 @@ async function chatView(view, params) {
   const wanted = params.get("thread") || (params.get("assistant") ? null : knownThreads()[0]);
   const threadPick = h("select", { name: "thread" }, h("option", { value: "" }, "a new thread"),
     knownThreads().map((t) => h("option", { value: t, selected: wanted === t }, t)));
-  const messages = h("ol", { class: "messages", "aria-label": "Messages", "aria-live": "polite" });
+  const messages = h("ol", { class: "messages", "aria-label": "Messages" });
+  const announce = h("p", { class: "visually-hidden", role: "status" });
   const steps = h("ol", { class: "steps", "aria-label": "Run steps" });
   const actions = h("div", { class: "actions" });
   const input = h("textarea", { name: "message", rows: 2, placeholder: "Message…" });
@@ -349,24 +364,63 @@ async function chatView(view, params) {
     assistants.length ? "" : h("p", { class: "muted" }, "Create an assistant first."),
     h("div", { class: "row" }, field("Assistant", pick), field("Thread", threadPick)),
     h("div", { class: "chat" },
-      h("section", { class: "conversation", "aria-label": "Conversation" }, messages, footnotes, actions, composer),
+      h("section", { class: "conversation", "aria-label": "Conversation" }, messages, footnotes, actions, composer, announce),
       h("section", { class: "timeline", "aria-label": "Run steps timeline" }, h("h3", {}, "Run steps"), steps)),
   );
 
   let thread = threadPick.value || null;
   let run = null;
-  let controller = null;
+  let following = 0;
   threadPick.addEventListener("change", () => {
     thread = threadPick.value || null;
     run = null;
+    actions.replaceChildren();
     steps.replaceChildren();
     showMessages();
+    resume();
   });
+
+  /// The controls as the run's status allows: one run at a time per thread, so while one is
+  /// active the thread cannot change and no message is sent; it can be cancelled.
+  function runState(status) {
+    const active = ["queued", "in_progress", "requires_action", "cancelling"].includes(status);
+    send.disabled = active;
+    threadPick.disabled = active;
+    pick.disabled = active;
+    cancel.disabled = !active || status === "cancelling";
+  }
+
+  /// Picks up the thread's latest run where it is: waiting for outputs (the form again) or
+  /// still running (followed by polling until it ends).
+  async function resume() {
+    runState(null);
+    if (!thread) return;
+    const latest = (await api("GET", `/threads/${seg(thread)}/runs?limit=1`)).data[0];
+    if (!latest) return;
+    run = latest.id;
+    runState(latest.status);
+    showSteps();
+    if (latest.status === "requires_action") {
+      askForOutputs(latest);
+      return;
+    }
+    const mine = following;
+    let current = latest;
+    while (["queued", "in_progress", "cancelling"].includes(current.status) && mine === following && document.contains(view)) {
+      await new Promise((r) => setTimeout(r, 1000));
+      current = await api("GET", `/threads/${seg(thread)}/runs/${seg(run)}`);
+      runState(current.status);
+    }
+    if (mine === following) {
+      showMessages();
+      showSteps();
+    }
+  }
 
   let listed = 0;
   async function showMessages() {
     const mine = ++listed;
-    const all = thread ? await listAll(`/threads/${thread}/messages?order=asc`) : [];
+    const all = thread ? await listAll(`/threads/${seg(thread)}/messages?order=asc`) : [];
     if (mine !== listed) return;
     footnotes.replaceChildren();
     messages.replaceChildren(...all.map(messageItem));
@@ -391,17 +445,20 @@ async function chatView(view, params) {
       p.append(value.slice(at, ann.start_index));
       const n = footnotes.children.length + 1;
       const target = ann.file_citation?.file_id || ann.file_path?.file_id;
-      const url = ann.url_citation?.url;
-      const link = h("a", { href: `#cite-${n}`, class: "cite", "aria-label": `citation ${n}` }, `[${n}]`);
+      const url = ann.url ?? ann.url_citation?.url;
+      const title = ann.title ?? ann.url_citation?.title;
+      const note = h("li", { tabindex: -1 });
+      // A button, not a `#` link: the page's routes live in the hash.
+      const link = h("button", { type: "button", class: "link cite", "aria-label": `citation ${n}`,
+        onclick: () => note.focus() }, `[${n}]`);
       p.append(h("sup", {}, link));
-      const note = h("li", { id: `cite-${n}` });
       if (target) {
         note.append(h("button", { type: "button", class: "link", onclick: () => openFile(target) }, `file ${target}`));
-        api("GET", `/files/${target}`).then((f) => {
+        api("GET", `/files/${seg(target)}`).then((f) => {
           note.querySelector("button").textContent = f.filename;
         }).catch(() => {});
-      } else if (url) {
-        note.append(h("a", { href: url, rel: "noopener noreferrer", target: "_blank" }, ann.url_citation.title || url));
+      } else if (url && /^https?:\/\//i.test(url)) {
+        note.append(h("a", { href: url, rel: "noopener noreferrer", target: "_blank" }, title || url));
       } else {
         note.append(ann.text);
       }
@@ -420,7 +477,7 @@ async function chatView(view, params) {
       steps.replaceChildren();
       return;
     }
-    const all = await listAll(`/threads/${thread}/runs/${run}/steps?order=asc&include[]=step_details.tool_calls[*].file_search.results[*].content`);
+    const all = await listAll(`/threads/${seg(thread)}/runs/${seg(run)}/steps?order=asc&include[]=step_details.tool_calls[*].file_search.results[*].content`);
     if (mine === drawn) steps.replaceChildren(...all.map(stepItem));
   }
 
@@ -448,8 +505,8 @@ async function chatView(view, params) {
 
   async function openFile(id) {
     await guarded(async () => {
-      const f = await api("GET", `/files/${id}`);
-      const resp = await fetch(`/v1/files/${id}/content`, { headers: headers(false) });
+      const f = await api("GET", `/files/${seg(id)}`);
+      const resp = await fetch(`/v1/files/${seg(id)}/content`, { headers: headers(false) });
       const text = await resp.text();
       document.getElementById("file-dialog-title").textContent = f.filename;
       document.getElementById("file-dialog-body").textContent = text.slice(0, 100000);
@@ -457,19 +514,25 @@ async function chatView(view, params) {
     });
   }
 
-  /// Follows a run's stream: text deltas shown as they come, tool calls asked of the page.
-  async function follow(path, body) {
+  /// Follows a run's stream on `on` (the thread it belongs to): text deltas shown as they come,
+  /// tool calls asked of the page.
+  async function follow(on, path, body) {
+    const mine = ++following;
     let live = null;
-    controller = new AbortController();
-    cancel.disabled = false;
-    send.disabled = true;
+    let status = "queued";
+    runState(status);
+    announce.textContent = "The assistant is answering…";
     try {
       await stream(path, body, (name, data) => {
-        if (name === "thread.run.created") {
+        if (mine !== following || on !== thread) return;
+        if (name.startsWith("thread.run.") && !name.startsWith("thread.run.step.") && data?.status) {
           run = data.id;
-        } else if (name === "thread.message.created") {
+          status = data.status;
+          runState(status);
+        }
+        if (name === "thread.message.created") {
           live = h("p", { class: "live" });
-          messages.append(h("li", { class: "message assistant streaming" }, h("strong", {}, "assistant"), h("div", { class: "content" }, live)));
+          messages.append(h("li", { class: "message assistant streaming", "aria-busy": "true" }, h("strong", {}, "assistant"), h("div", { class: "content" }, live)));
         } else if (name === "thread.message.delta") {
           for (const part of data.delta?.content || []) {
             if (part.type === "text" && part.text?.value && live) live.append(part.text.value);
@@ -477,19 +540,19 @@ async function chatView(view, params) {
         } else if (name.startsWith("thread.run.step.")) {
           if (name !== "thread.run.step.delta") showSteps();
         } else if (name === "thread.run.requires_action") {
+          announce.textContent = "The run needs your function outputs.";
           askForOutputs(data);
         } else if (["thread.run.completed", "thread.run.failed", "thread.run.cancelled", "thread.run.expired", "thread.run.incomplete"].includes(name)) {
+          announce.textContent = `The run ${data.status}.`;
           if (data.last_error) notice(`Run ${data.status}: ${data.last_error.message}`);
           showMessages();
           showSteps();
         } else if (name === "error") {
-          notice(data?.message || "The stream failed.");
+          notice(data?.error?.message ?? data?.message ?? "The stream failed.");
         }
-      }, controller.signal);
+      });
     } finally {
-      cancel.disabled = true;
-      send.disabled = false;
-      controller = null;
+      if (mine === following) runState(status);
     }
   }
 
@@ -504,7 +567,8 @@ async function chatView(view, params) {
       ev.preventDefault();
       const tool_outputs = calls.map((c, i) => ({ tool_call_id: c.id, output: outputs[i].value }));
       actions.replaceChildren();
-      guarded(() => follow(`/threads/${thread}/runs/${r.id}/submit_tool_outputs`, { tool_outputs }));
+      input.focus();
+      guarded(() => follow(thread, `/threads/${seg(thread)}/runs/${seg(r.id)}/submit_tool_outputs`, { tool_outputs }));
     });
     actions.replaceChildren(form);
     outputs[0]?.focus();
@@ -513,24 +577,32 @@ async function chatView(view, params) {
   composer.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const content = input.value.trim();
-    if (!content || !pick.value) return;
+    if (!content || !pick.value || send.disabled) return;
+    // Off at once: a second click must not make a second thread or message.
+    runState("queued");
     guarded(async () => {
-      if (!thread) {
-        thread = (await api("POST", "/threads", {})).id;
-        rememberThread(thread);
-        threadPick.append(h("option", { value: thread, selected: true }, thread));
+      try {
+        if (!thread) {
+          thread = (await api("POST", "/threads", {})).id;
+          rememberThread(thread);
+          threadPick.append(h("option", { value: thread, selected: true }, thread));
+        }
+        await api("POST", `/threads/${seg(thread)}/messages`, { role: "user", content });
+      } catch (e) {
+        runState(null);
+        throw e;
       }
-      await api("POST", `/threads/${thread}/messages`, { role: "user", content });
       input.value = "";
       await showMessages();
-      await follow(`/threads/${thread}/runs`, { assistant_id: pick.value });
+      await follow(thread, `/threads/${seg(thread)}/runs`, { assistant_id: pick.value });
     });
   });
   cancel.addEventListener("click", () =>
     guarded(async () => {
-      if (run) await api("POST", `/threads/${thread}/runs/${run}/cancel`);
+      if (run) runState((await api("POST", `/threads/${seg(thread)}/runs/${seg(run)}/cancel`)).status);
     }));
   await showMessages();
+  await resume();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,7 +660,7 @@ async function filesView(view) {
       h("tbody", {}, files.map((f) => h("tr", { "data-id": f.id },
         h("td", {}, f.filename), h("td", {}, f.id), h("td", {}, f.bytes), h("td", {}, f.purpose),
         h("td", {}, h("button", { class: "danger", "aria-label": `Delete ${f.filename}`, onclick: () => guarded(async () => {
-          await api("DELETE", `/files/${f.id}`);
+          await api("DELETE", `/files/${seg(f.id)}`);
           await refresh();
         }) }, "Delete"))))),
     );
@@ -619,8 +691,8 @@ async function vectorStoresView(view, params) {
 }
 
 async function storeDetail(id) {
-  const vs = await api("GET", `/vector_stores/${id}`);
-  const files = await listAll(`/vector_stores/${id}/files`);
+  const vs = await api("GET", `/vector_stores/${seg(id)}`);
+  const files = await listAll(`/vector_stores/${seg(id)}/files`);
   const query = h("input", { type: "search", name: "query" });
   const results = h("ol", { class: "results", "aria-label": "Search results" });
   const status = h("ul", { "aria-label": "Ingestion status" }, files.map((f) =>
@@ -629,7 +701,7 @@ async function storeDetail(id) {
   search.addEventListener("submit", (ev) => {
     ev.preventDefault();
     guarded(async () => {
-      const found = await api("POST", `/vector_stores/${id}/search`, { query: query.value, max_num_results: 10 });
+      const found = await api("POST", `/vector_stores/${seg(id)}/search`, { query: query.value, max_num_results: 10 });
       results.replaceChildren(...found.data.map((r) => h("li", { class: "result" },
         h("p", {}, h("strong", {}, r.filename), ` — score ${Number(r.score).toFixed(3)}`),
         h("pre", {}, (r.content || []).map((c) => c.text).join("\n")))));
@@ -675,7 +747,9 @@ async function pluginsView(view) {
       const args = h("textarea", { rows: 3, spellcheck: "false", name: `args-${t.name}` });
       args.value = "{}";
       const out = h("pre", { "aria-label": `Result of ${t.name}`, role: "status" });
-      const name = offered.find((o) => o.name === t.name || o.name.endsWith(`__${t.name}`))?.name;
+      // /mcp names a tool as a run offering them all would: its own name, or
+      // `<plugin>__<tool>` where two plugins share it.
+      const name = (offered.find((o) => o.name === `${p.id}__${t.name}`) || offered.find((o) => o.name === t.name))?.name;
       const tryForm = name
         ? h("form", { "aria-label": `Try ${t.name}` }, field(`Arguments for ${t.name} (JSON)`, args), h("button", { type: "submit" }, `Try ${t.name}`), out)
         : null;
@@ -701,7 +775,8 @@ async function responsesView(view) {
   const model = h("input", { name: "model", value: "gpt-4o-mini" });
   const input = h("textarea", { name: "input", rows: 3 });
   const instructions = h("input", { name: "instructions" });
-  const output = h("div", { class: "panel", "aria-live": "polite", "aria-label": "Response output" });
+  const output = h("div", { class: "panel", "aria-label": "Response output" });
+  const announce = h("p", { class: "visually-hidden", role: "status" });
   const items = h("pre", { "aria-label": "Output items" });
   let previous = null;
   const form = h("form", { class: "panel", "aria-label": "Create a response" }, field("Model", model), field("Instructions", instructions),
@@ -715,6 +790,7 @@ async function responsesView(view) {
         (name, data) => {
           if (name === "response.output_text.delta") text.append(data.delta);
           else if (name === "response.completed" || name === "response.failed" || name === "response.incomplete") {
+            announce.textContent = `The response ${data.response.status}.`;
             previous = data.response.id;
             items.textContent = json(data.response.output);
             if (data.response.error) notice(data.response.error.message);
@@ -722,7 +798,7 @@ async function responsesView(view) {
         });
     });
   });
-  view.append(h("h2", {}, "Responses"), form, output, h("details", {}, h("summary", {}, "Output items"), items));
+  view.append(h("h2", {}, "Responses"), form, output, announce, h("details", {}, h("summary", {}, "Output items"), items));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -751,14 +827,22 @@ async function render() {
     else a.removeAttribute("aria-current");
   }
   await guarded(() => viewFn(fresh, new URLSearchParams(query || "")));
-  if (mine === rendering) fresh.setAttribute("data-ready", "");
+  if (mine === rendering) {
+    fresh.setAttribute("data-ready", "");
+    // After a route change or a re-render that removed the focused control, focus goes to
+    // the view's heading, so keyboard and screen-reader users stay in the page.
+    const heading = fresh.querySelector("h2");
+    const active = document.activeElement;
+    if (heading && (!active || active === document.body || active.closest("nav"))) {
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
+  }
 }
 
 function setTheme(dark) {
   document.documentElement.dataset.theme = dark ? "dark" : "light";
-  const button = document.getElementById("theme");
-  button.setAttribute("aria-pressed", String(dark));
-  button.textContent = dark ? "Light" : "Dark";
+  document.getElementById("theme").setAttribute("aria-pressed", String(dark));
   localStorage.setItem("assistants.playground.theme", dark ? "dark" : "light");
 }
 

@@ -21,7 +21,9 @@ const context = await browser.newContext({ viewport: { width: 1280, height: 900 
 const page = await context.newPage();
 const problems = [];
 page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => m.type() === "error" && !/401|Failed to load resource/.test(m.text()) && problems.push(`console: ${m.text()}`));
+page.on("response", (r) => r.status() >= 400 && r.status() !== 401 && problems.push(`HTTP ${r.status()} for ${r.url()}`));
+// The first request is refused until the key is entered (401): the only failure expected.
+page.on("console", (m) => m.type() === "error" && !/status of 401/.test(m.text()) && problems.push(`console: ${m.text()}`));
 
 let current = "start";
 function ok(name) {
@@ -42,17 +44,31 @@ async function go(view) {
   await page.click(`nav a[href="#/${view}"]`);
   await ready(view);
 }
-/// Records the lengths the streaming answer's text had, as the page showed them.
-async function watchStreaming() {
-  await page.evaluate(() => {
+/// Every form control and button on the page has an accessible name.
+async function labelled(where) {
+  const unnamed = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea, button")]
+      .filter((el) => !(el.labels?.length || el.getAttribute("aria-label") || (el.tagName === "BUTTON" && el.textContent.trim())))
+      .map((el) => el.name || el.id || el.outerHTML.slice(0, 60)),
+  );
+  expect(unnamed.length === 0, `${where}: ${unnamed.join(", ")}`);
+}
+
+/// Records the lengths the streaming text under `selector` had, as the page showed them.
+async function watchStreaming(selector = ".message.streaming .live") {
+  await page.evaluate((selector) => {
     window.streamedLengths = [];
     window.streamWatch?.disconnect();
     window.streamWatch = new MutationObserver(() => {
-      const live = document.querySelector(".message.streaming .live");
+      const live = document.querySelector(selector);
       if (live && live.textContent) window.streamedLengths.push(live.textContent.length);
     });
     window.streamWatch.observe(document.body, { subtree: true, childList: true, characterData: true });
-  });
+  }, selector);
+}
+async function streamedInSteps(what) {
+  const seen = await page.evaluate(() => window.streamedLengths);
+  expect(new Set(seen).size >= 3, `${what} appeared at once: ${JSON.stringify(seen)}`);
 }
 function expect(cond, detail) {
   if (!cond) throw new Error(detail);
@@ -76,12 +92,7 @@ try {
   await check("every control has a label", async () => {
     for (const view of ["assistants", "files", "vector-stores", "plugins", "responses", "chat"]) {
       await go(view);
-      const unlabelled = await page.evaluate(() =>
-        [...document.querySelectorAll("input, select, textarea")]
-          .filter((el) => !el.labels?.length && !el.getAttribute("aria-label"))
-          .map((el) => el.name || el.id || el.outerHTML.slice(0, 60)),
-      );
-      expect(unlabelled.length === 0, `${view}: ${unlabelled.join(", ")}`);
+      await labelled(view);
     }
   });
 
@@ -125,6 +136,7 @@ try {
   await check("an assistant is created with file_search, the store and a function tool", async () => {
     await go("assistants");
     await page.click("text=New assistant");
+    await labelled("the assistant form");
     const form = "form[aria-label='New assistant']";
     await page.fill(`${form} input[name=name]`, "Helper");
     await page.fill(`${form} input[name=model]`, "fake-model");
@@ -148,7 +160,7 @@ try {
     await watchStreaming();
     await page.fill("textarea[name=message]", "What does the zanzibarquokka eat?");
     await page.click("form.composer button[type=submit]");
-    await page.waitForSelector(".message.assistant:not(.streaming) sup a.cite", { timeout: 30000 });
+    await page.waitForSelector(".message.assistant:not(.streaming) sup button.cite", { timeout: 30000 });
     const text = await page.textContent(".message.assistant:not(.streaming)");
     expect(text.includes("Found it"), text);
     await page.waitForSelector(".footnotes button:text('notes.txt')");
@@ -170,14 +182,17 @@ try {
     await page.click("form.composer button[type=submit]");
     await page.waitForSelector("form[aria-label='Function outputs']");
     expect((await page.textContent("form[aria-label='Function outputs']")).includes("get_weather"), "the call is shown");
+    await labelled("the outputs form");
+    expect(await page.isEnabled("text=Cancel run"), "a waiting run can be cancelled");
+    expect(await page.isDisabled("form.composer button[type=submit]"), "no message while a run waits");
     await shot("06-requires-action");
     await page.fill("form[aria-label='Function outputs'] textarea", "20C and sunny");
     await watchStreaming();
     await page.click("form[aria-label='Function outputs'] button");
     await page.waitForSelector(".message.assistant:not(.streaming):has-text('Tool said: 20C and sunny')", { timeout: 30000 });
     // Streamed: the answer grew on the page, delta by delta, before the run ended.
-    const seen = await page.evaluate(() => window.streamedLengths);
-    expect(new Set(seen).size >= 3, `the answer appeared at once: ${JSON.stringify(seen)}`);
+    await streamedInSteps("the answer");
+    expect(await page.isEnabled("form.composer button[type=submit]"), "the composer is free again");
     await page.waitForSelector(".steps .step:has-text('function get_weather')");
     const steps = await page.textContent(".steps");
     expect(steps.includes("Paris") && steps.includes("20C and sunny"), steps);
@@ -190,7 +205,7 @@ try {
     await page.click(`${card} summary:has-text('calculate')`);
     await page.fill(`${card} textarea[name=args-calculate]`, '{"expression": "(2 + 3) * 4"}');
     await page.click(`${card} form button:has-text('Try calculate')`);
-    await page.waitForSelector(`${card} pre[role=status]:text("20")`);
+    await page.waitForSelector(`${card} pre[role=status]:text-is("20")`);
     await shot("08-plugins");
   });
 
@@ -198,8 +213,10 @@ try {
     await go("responses");
     const form = "form[aria-label='Create a response']";
     await page.fill(`${form} textarea[name=input]`, "hello playground");
+    await watchStreaming("[aria-label='Response output'] .live");
     await page.click(`${form} button[type=submit]`);
     await page.waitForSelector(".live:text('echo: hello playground')");
+    await streamedInSteps("the response");
     await shot("09-responses");
   });
 

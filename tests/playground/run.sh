@@ -10,18 +10,22 @@ here="$root/tests/playground"
 shots="${PLAYGROUND_SHOTS:-$(dirname "$bin")/playground-screenshots}"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$chromium" ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
 fi
 modules="$cache/playground-tests"
 mkdir -p "$modules"
-if ! cmp -s "$here/package.json" "$modules/package.json"; then
+# package.json is copied as installed.json once the install succeeded: a failed one is
+# tried again on the next run.
+if ! cmp -s "$here/package.json" "$modules/installed.json"; then
   cp "$here/package.json" "$modules/package.json"
   (cd "$modules" && npm install --no-audit --no-fund --silent)
+  cp "$here/package.json" "$modules/installed.json"
 fi
 ln -sfn "$modules/node_modules" "$work/node_modules"
 cp "$here/e2e.mjs" "$work/e2e.mjs"
 
 llm_port=$(free_port) port=$(free_port)
+while [ "$port" = "$llm_port" ]; do port=$(free_port); done
 # Slow enough that a streamed answer is on the page before its run ends.
 FAKE_LLM_CHUNK_DELAY_MS=40 python3 "$root/tests/sdk/fake_llm.py" "$llm_port" >"$work/llm.log" 2>&1 &
 background
