@@ -1044,3 +1044,161 @@ async fn a_component_is_checked_without_an_operator_config() {
     );
     assert!(needs.contains("hosts the operator chooses"), "{needs}");
 }
+
+/// The crawler component (for vector-store crawls, called by the host; never a tool of its
+/// own): a page through the granted network with its final URL after redirects, status, body,
+/// links resolved to absolute URLs (base href, fragments dropped, other schemes and nofollow
+/// left out) and robots meta directives; a gone page is an answer (404), not an error; an
+/// ungranted host or a redirect into one is refused by the host's policy; assistants cannot
+/// enable it.
+#[tokio::test]
+async fn the_crawler_fetches_granted_pages_with_their_links_and_is_no_assistant_tool() {
+    use assistants_core::plugins::manifest::Grant;
+    use axum::routing::get;
+    use serde_json::Value;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let docs = "<html><head><title>Docs home</title><base href=\"/docs/\">\
+        <meta name=\"robots\" content=\"noindex\"></head><body>\
+        <a href=\"guide.html#setup\">Guide</a> <a href=\"../about\">About</a>\
+        <a href=\"mailto:team@example.com\">Mail</a> <a rel=\"nofollow\" href=\"/login\">Login</a>\
+        <a href=\"http://elsewhere.example.com/x\">Out</a> <a href=\"guide.html\">Again</a>\
+        </body></html>";
+    let site = axum::Router::new()
+        .route(
+            "/docs/index.html",
+            get(move || async move { ([("content-type", "text/html")], docs) }),
+        )
+        .route(
+            "/start",
+            get(|| async {
+                (
+                    axum::http::StatusCode::MOVED_PERMANENTLY,
+                    [("location", "/docs/index.html")],
+                    "",
+                )
+            }),
+        )
+        .route(
+            "/escape",
+            get(|| async {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [("location", "http://169.254.169.254/")],
+                    "",
+                )
+            }),
+        )
+        .route(
+            "/robots.txt",
+            get(|| async { "User-agent: *\nDisallow: /private/\n" }),
+        );
+    tokio::spawn(async move { axum::serve(listener, site).await });
+
+    let mut settings = PluginSettings {
+        instances: Some(16),
+        ..Default::default()
+    };
+    settings.grants.insert(
+        "crawler".into(),
+        Grant {
+            hosts: vec![format!("127.0.0.1:{}", addr.port())],
+            allow_private_addresses: true,
+            ..Default::default()
+        },
+    );
+    let host = PluginHost::load(&settings).await.unwrap();
+    let crawler = host.get("crawler").expect("the crawler loads once granted");
+    let fetch = |url: String| {
+        let (host, crawler) = (&host, crawler.clone());
+        async move {
+            host.invoke(
+                &crawler,
+                ctx(),
+                "fetch_page",
+                &json!({"url": url}).to_string(),
+            )
+            .await
+        }
+    };
+    let base = format!("http://{addr}");
+    let page: Value =
+        serde_json::from_str(&fetch(format!("{base}/start")).await.unwrap().text).unwrap();
+    assert_eq!(page["url"], format!("{base}/docs/index.html"));
+    assert_eq!(page["redirects"], json!([format!("{base}/start")]));
+    assert_eq!(page["status"], 200);
+    assert_eq!(page["title"], "Docs home");
+    assert_eq!(
+        page["links"],
+        json!([
+            format!("{base}/docs/guide.html"),
+            format!("{base}/about"),
+            "http://elsewhere.example.com/x",
+        ]),
+        "resolved against <base>, fragments dropped, mailto and nofollow left out, deduplicated"
+    );
+    assert_eq!(
+        (page["noindex"].clone(), page["nofollow"].clone()),
+        (json!(true), json!(false))
+    );
+    assert!(page["body"]
+        .as_str()
+        .unwrap()
+        .contains("<a href=\"guide.html#setup\">"));
+
+    let robots: Value =
+        serde_json::from_str(&fetch(format!("{base}/robots.txt")).await.unwrap().text).unwrap();
+    assert_eq!(robots["status"], 200);
+    assert!(robots["body"]
+        .as_str()
+        .unwrap()
+        .contains("Disallow: /private/"));
+    assert!(robots.get("links").is_none(), "plain text has no links");
+    let gone: Value =
+        serde_json::from_str(&fetch(format!("{base}/nothing-here")).await.unwrap().text).unwrap();
+    assert_eq!(gone["status"], 404, "a gone page is an answer: {gone}");
+
+    for refused in [
+        "http://elsewhere.example.com/x".to_string(),
+        format!("{base}/escape"),
+    ] {
+        let e = fetch(refused.clone()).await.unwrap_err();
+        assert!(
+            error_text(&e).contains("network policy"),
+            "{refused}: {}",
+            error_text(&e)
+        );
+    }
+    assert!(matches!(
+        fetch("ftp://example.com/".into()).await.unwrap_err(),
+        ToolError::InvalidArguments(_)
+    ));
+
+    // Assistants cannot enable it, responses neither.
+    let app = TestApp::spawn_with(move |s| {
+        s.plugins.grants.insert(
+            "crawler".into(),
+            Grant {
+                hosts: vec![format!("127.0.0.1:{}", addr.port())],
+                allow_private_addresses: true,
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let (s, e) = app
+        .post(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "crawler"}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(assert_error(&e)["param"], "tools[0].type");
+    let (s, e) = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "x", "tools": [{"type": "crawler"}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+}

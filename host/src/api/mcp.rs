@@ -25,7 +25,6 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-use assistants_core::model::mcp as mcp_tool;
 use assistants_core::plugins::bindings::CallContext;
 use assistants_core::plugins::manifest::Kind;
 use assistants_core::plugins::{error_text, OfferedTool, ProjectRef};
@@ -94,11 +93,7 @@ impl PluginTools {
             .plugins
             .list()
             .into_iter()
-            .filter(|p| {
-                p.manifest.kind == Kind::Tool
-                    && p.manifest.id != mcp_tool::PLUGIN
-                    && p.allows(caller)
-            })
+            .filter(|p| p.manifest.kind == Kind::Tool && p.is_offered_tool() && p.allows(caller))
             .map(|p| p.manifest.id.clone())
             .collect();
         self.state.plugins.offered_tools(&ids, &[])

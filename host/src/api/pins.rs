@@ -9,7 +9,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use assistants_core::interpreter;
 use assistants_core::model::engine::ToolBinding;
-use assistants_core::model::mcp;
 use assistants_core::plugins::manifest::Kind;
 use assistants_core::plugins::{Plugin, ProjectRef};
 
@@ -73,10 +72,9 @@ pub fn tools(
     for kind in tools
         .iter()
         .filter_map(|t| t.get("type").and_then(Value::as_str))
-        // An `mcp` entry names a remote server, whose tools the engine binds once listed;
-        // the client component's own tools are never offered.
-        .filter(|kind| *kind != mcp::PLUGIN)
-        .filter(|kind| state.plugins.get(kind).is_some_and(|p| p.is_tool()))
+        // An `mcp` entry names a remote server, whose tools the engine binds once listed; the
+        // components the host calls itself (the MCP client, the crawler) are never offered.
+        .filter(|kind| state.plugins.get(kind).is_some_and(|p| p.is_offered_tool()))
     {
         if !plugin_ids.iter().any(|id| id == kind) {
             plugin_ids.push(kind.to_string());

@@ -76,7 +76,7 @@ pub fn tools(
             "code_interpreter" => {}
             // Validated with the others below (`mcp_servers`).
             mcp::PLUGIN => {}
-            plugin if plugins.get(plugin).is_some_and(|p| p.is_tool()) => {
+            plugin if plugins.get(plugin).is_some_and(|p| p.is_offered_tool()) => {
                 if !plugins.get(plugin).is_some_and(|p| p.allows(caller)) {
                     return Err(common::not_for_project(&format!("{at}.type"), plugin));
                 }
@@ -90,8 +90,7 @@ pub fn tools(
                     plugins
                         .list()
                         .iter()
-                        .filter(|p| p.is_tool() && p.allows(caller))
-                        .filter(|p| p.manifest.id != mcp::PLUGIN)
+                        .filter(|p| p.is_offered_tool() && p.allows(caller))
                         .map(|p| format!(", {}", p.manifest.id))
                         .collect::<String>()
                 ),

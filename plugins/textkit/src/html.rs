@@ -161,3 +161,136 @@ pub fn decode(s: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// What a crawler needs from a page's markup: where its links point (as written, entities
+/// decoded), the `<base href>` they are relative to, and the page's own robots directives
+/// (`<meta name="robots">`). Links marked `rel="nofollow"` are left out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Links {
+    pub base: Option<String>,
+    pub hrefs: Vec<String>,
+    pub noindex: bool,
+    pub nofollow: bool,
+}
+
+/// The links and robots directives of an HTML document (see [`Links`]). Like [`readable`],
+/// tolerant: malformed markup yields fewer links, never an error.
+pub fn links(html: &str) -> Links {
+    let mut out = Links::default();
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        rest = &rest[lt..];
+        if rest.starts_with("<!--") {
+            rest = rest.find("-->").map(|i| &rest[i + 3..]).unwrap_or("");
+            continue;
+        }
+        let Some(gt) = rest.find('>') else { break };
+        let tag = &rest[1..gt];
+        rest = &rest[gt + 1..];
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            // Links inside scripts and styles are not the page's.
+            "script" | "style" => {
+                let close = format!("</{name}");
+                rest = rest
+                    .to_ascii_lowercase()
+                    .find(&close)
+                    .map(|i| &rest[i..])
+                    .unwrap_or("");
+            }
+            "a" | "area" => {
+                let nofollow = attribute(tag, "rel").is_some_and(|r| {
+                    r.split_ascii_whitespace()
+                        .any(|v| v.eq_ignore_ascii_case("nofollow"))
+                });
+                if let Some(href) = attribute(tag, "href").filter(|_| !nofollow) {
+                    out.hrefs.push(href);
+                }
+            }
+            "base" if out.base.is_none() => out.base = attribute(tag, "href"),
+            "meta" if attribute(tag, "name").is_some_and(|n| n.eq_ignore_ascii_case("robots")) => {
+                let content = attribute(tag, "content")
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                for directive in content.split(',').map(str::trim) {
+                    match directive {
+                        "noindex" => out.noindex = true,
+                        "nofollow" => out.nofollow = true,
+                        "none" => {
+                            out.noindex = true;
+                            out.nofollow = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The value of attribute `name` in a tag's text (double-, single- or unquoted), entities
+/// decoded.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(name).map(|i| i + from) {
+        from = i + name.len();
+        // A whole attribute name: whitespace before it, `=` after it.
+        if i == 0 || !bytes[i - 1].is_ascii_whitespace() {
+            continue;
+        }
+        let Some(value) = lower[from..].trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let raw = &tag[tag.len() - value.trim_start().len()..];
+        let value = match raw.chars().next() {
+            Some(q @ ('"' | '\'')) => raw[1..].split(q).next().unwrap_or(""),
+            _ => raw
+                .split(|c: char| c.is_ascii_whitespace())
+                .next()
+                .unwrap_or(""),
+        };
+        return Some(decode(value.trim()));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_follow_the_markup_and_its_robots_directives() {
+        let page = r#"<html><head><base href="https://docs.example.com/v2/">
+            <meta name="ROBOTS" content="noindex, follow"></head><body>
+            <a href="intro.html">Intro</a> <A HREF='/api?q=1&amp;r=2'>API</A>
+            <a class=x href=bare.html>bare</a> <a rel="external nofollow" href="skip.html">no</a>
+            <a name="anchor">no href</a> <area shape=rect href="map.html">
+            <script>var s = '<a href="in-script.html">';</script>
+            <!-- <a href="commented.html"> --> <a data-href="x" href="last.html">last</a>
+            </body></html>"#;
+        let l = links(page);
+        assert_eq!(l.base.as_deref(), Some("https://docs.example.com/v2/"));
+        assert_eq!(
+            l.hrefs,
+            [
+                "intro.html",
+                "/api?q=1&r=2",
+                "bare.html",
+                "map.html",
+                "last.html"
+            ]
+        );
+        assert!(l.noindex);
+        assert!(!l.nofollow);
+        let none = links(r#"<meta content="none" name="robots"><a href="x">"#);
+        assert!(none.noindex && none.nofollow);
+    }
+}

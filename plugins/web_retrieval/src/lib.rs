@@ -1,8 +1,8 @@
 //! The `web_retrieval` tool: `web_fetch(url)` reads a page, `web_search(query)` asks a
 //! SearXNG-compatible JSON endpoint (when the operator configured `search_url`). Every request
-//! goes through the host's outgoing-HTTP policy: only granted hosts, checked after DNS, private
-//! ranges refused unless granted. Redirects are followed here, up to three, each one a new
-//! request the host checks again, so a redirect into a private range is refused like any other.
+//! goes through the host's outgoing-HTTP policy (`webkit`): only granted hosts, checked after
+//! DNS, private ranges refused unless granted; redirects, up to three, are each a new request
+//! the host checks again.
 //!
 //! Pages are turned into readable text inside the sandbox (`html`), cut into passages, and
 //! labelled `【{sequence}:{n}†{title}】` with their URL; each label is also returned as a `url`
@@ -34,111 +34,37 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// `location` resolved against `base` (absolute, scheme-relative, absolute-path or relative).
-fn resolve(base: &str, location: &str) -> String {
-    let lower = location.to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
-        return location.to_string();
-    }
-    if location.starts_with('?') {
-        let path = base.split('?').next().unwrap_or(base);
-        return format!("{path}{location}");
-    }
-    let base = base.split(['?', '#']).next().unwrap_or(base);
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let authority_end = base[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(base.len());
-    if let Some(rest) = location.strip_prefix("//") {
-        return format!("{}{rest}", &base[..scheme_end]);
-    }
-    if location.starts_with('/') {
-        return format!("{}{location}", &base[..authority_end]);
-    }
-    let dir_end = base
-        .rfind('/')
-        .filter(|&i| i >= authority_end)
-        .unwrap_or(authority_end);
-    format!("{}/{location}", &base[..dir_end])
-}
-
 struct Page {
     url: String,
     content_type: String,
     body: String,
 }
 
-/// GETs `url`, following redirects; every hop is checked by the host.
+/// GETs `url`, following redirects (every hop checked by the host); an answer other than 2xx
+/// is an error for the model.
 fn fetch(url: &str) -> Result<Page, ToolError> {
-    let mut url = url.to_string();
-    for _ in 0..=MAX_REDIRECTS {
-        let lower = url.to_ascii_lowercase();
-        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-            return Err(ToolError::InvalidArguments(format!(
-                "only http and https URLs can be fetched, not '{url}'"
-            )));
-        }
-        assistants_plugin::log::debug(&format!("GET {url}"));
-        let target = url.clone();
-        let (status, location, content_type, body) = wstd::runtime::block_on(async move {
-            let request = wstd::http::Request::get(target.as_str())
-                .header(
-                    "accept",
-                    "text/html,application/json,text/plain;q=0.9,*/*;q=0.5",
-                )
-                .header("user-agent", "assistants-web-retrieval/0.1")
-                .body(wstd::http::Body::empty())
-                .map_err(|e| {
-                    ToolError::InvalidArguments(format!("'{target}' is not a valid URL: {e}"))
-                })?;
-            let mut response = wstd::http::Client::new()
-                .send(request)
-                .await
-                .map_err(|e| {
-                    let why = format!("{e:?}");
-                    ToolError::Failed(if why.contains("HttpRequestDenied") {
-                        // The host's policy said no: an ungranted host or a private address.
-                        format!("{target} was refused by the server's network policy (not an allowed destination)")
-                    } else {
-                        format!("fetching {target} failed: {why}")
-                    })
-                })?;
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let location = header("location");
-            let content_type = header("content-type").unwrap_or_default();
-            let status = response.status().as_u16();
-            let bytes = response
-                .body_mut()
-                .contents()
-                .await
-                .map_err(|e| ToolError::Failed(format!("reading {target} failed: {e:?}")))?;
-            let body = String::from_utf8_lossy(bytes).into_owned();
-            Ok::<_, ToolError>((status, location, content_type, body))
-        })?;
-        match (status, location) {
-            (301 | 302 | 303 | 307 | 308, Some(loc)) => url = resolve(&url, &loc),
-            (200..=299, _) => {
-                return Ok(Page {
-                    url,
-                    content_type,
-                    body,
-                })
-            }
-            (s, _) => {
-                return Err(ToolError::Failed(format!("{url} answered HTTP {s}")));
-            }
-        }
+    assistants_plugin::log::debug(&format!("GET {url}"));
+    let got = webkit::get(
+        url,
+        "text/html,application/json,text/plain;q=0.9,*/*;q=0.5",
+        "assistants-web-retrieval/0.1",
+        MAX_REDIRECTS,
+    )
+    .map_err(|e| match e {
+        webkit::FetchError::InvalidUrl(m) => ToolError::InvalidArguments(m),
+        other => ToolError::Failed(other.to_string()),
+    })?;
+    if !(200..300).contains(&got.status) {
+        return Err(ToolError::Failed(format!(
+            "{} answered HTTP {}",
+            got.url, got.status
+        )));
     }
-    Err(ToolError::Failed(format!(
-        "{url}: more than {MAX_REDIRECTS} redirects"
-    )))
+    Ok(Page {
+        url: got.url,
+        content_type: got.content_type,
+        body: got.body,
+    })
 }
 
 /// Text cut into passages of about `PASSAGE_CHARS` characters at paragraph breaks.

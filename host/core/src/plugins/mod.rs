@@ -143,10 +143,21 @@ pub struct PluginInfo {
     pub limits: Effective,
 }
 
+/// Built-in components the host calls itself: the MCP client (for `mcp` tools naming remote
+/// servers) and the crawler (for vector-store crawls). Tools by their world, but never offered
+/// as tools of their own: not to models, not as an assistant's tool type, not over `/mcp`.
+pub const HOST_COMPONENTS: [&str; 2] = [crate::model::mcp::PLUGIN, "crawler"];
+
 impl Plugin {
-    /// Whether assistants can enable this plugin as a tool type.
+    /// Whether it implements a tool world (what tool calls and `describe` need).
     pub fn is_tool(&self) -> bool {
         matches!(self.manifest.kind, Kind::Tool | Kind::RetrievalTool)
+    }
+
+    /// Whether assistants, responses and MCP clients may use its tools: a tool that is not one
+    /// of the [`HOST_COMPONENTS`].
+    pub fn is_offered_tool(&self) -> bool {
+        self.is_tool() && !HOST_COMPONENTS.contains(&self.manifest.id.as_str())
     }
 
     pub fn info(&self) -> PluginInfo {

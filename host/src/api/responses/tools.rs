@@ -104,7 +104,12 @@ pub async fn translate(
                 }
                 out.mcp.push(server);
             }
-            other if state.plugins.get(other).is_some_and(|p| p.is_tool()) => {
+            other
+                if state
+                    .plugins
+                    .get(other)
+                    .is_some_and(|p| p.is_offered_tool()) =>
+            {
                 plugin(state, caller, &at, other, &mut out)?
             }
             other => {
@@ -117,8 +122,7 @@ pub async fn translate(
                             .plugins
                             .list()
                             .iter()
-                            .filter(|p| p.is_tool() && p.allows(caller))
-                            .filter(|p| p.manifest.id != assistants_core::model::mcp::PLUGIN)
+                            .filter(|p| p.is_offered_tool() && p.allows(caller))
                             .map(|p| format!(", {}", p.manifest.id))
                             .collect::<String>()
                     ),
