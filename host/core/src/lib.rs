@@ -7,6 +7,7 @@
 //! - [`blobs`]: file bytes in a local directory or an S3-compatible bucket.
 //! - [`ingest`]: background parsing, chunking and embedding of vector-store files.
 //! - [`search`]: lexical and hybrid search over a store's chunks, cached per node.
+//! - [`crawl`]: crawling web sites into vector stores (the host's side: robots.txt rules).
 //! - [`llm`]: chat completions and embeddings over OpenAI-compatible upstreams.
 //! - [`tokens`]: `o200k_base` token counts (run budgets, chunking).
 //! - [`plugins`]: the WebAssembly plugin host (tool, retrieval, strategy and parser worlds,
@@ -28,6 +29,7 @@
 pub mod blobs;
 pub mod bus;
 pub mod catalog;
+pub mod crawl;
 pub mod ingest;
 pub mod interpreter;
 pub mod keyfile;
