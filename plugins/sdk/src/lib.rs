@@ -22,8 +22,9 @@
 extern crate self as assistants_plugin;
 
 /// The bindings of one world (`$world`), its export macro named `$export` in the bindings
-/// module `$module` (defined before the modules below, which use it), with the WASI interfaces every world includes mapped to [`wasip2`]'s (one
-/// set of WASI types for the plugin and its HTTP client) and the mappings in `$with` besides.
+/// module `$module` (defined before the modules below, which use it), with the WASI
+/// interfaces every world includes mapped to [`wasip2`]'s (one set of WASI types for the
+/// plugin and its HTTP client) and the mappings in `$with` besides.
 macro_rules! world_bindings {
     ($world:tt, $export:tt, $module:tt, { $($with:tt)* }) => {
         wit_bindgen::generate!({

@@ -31,40 +31,79 @@ const BLOCK: [&str; 22] = [
     "main",
 ];
 
+/// One piece of a document: text between tags, or a tag.
+enum Piece<'a> {
+    Text(&'a str),
+    Tag(Tag<'a>),
+}
+
+/// A tag: its text between `<` and `>`, its lower-case name, and whether it closes.
+struct Tag<'a> {
+    raw: &'a str,
+    name: String,
+    closing: bool,
+}
+
+/// A document as text and tags in order, comments dropped; an unclosed `<` ends it. The one
+/// scanner [`readable`] and [`links`] share.
+struct Pieces<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Piece<'a>;
+
+    fn next(&mut self) -> Option<Piece<'a>> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            if !self.rest.starts_with('<') {
+                let end = self.rest.find('<').unwrap_or(self.rest.len());
+                let text = &self.rest[..end];
+                self.rest = &self.rest[end..];
+                return Some(Piece::Text(text));
+            }
+            if self.rest.starts_with("<!--") {
+                self.rest = self.rest.find("-->").map_or("", |i| &self.rest[i + 3..]);
+                continue;
+            }
+            let Some(gt) = self.rest.find('>') else {
+                self.rest = "";
+                return None;
+            };
+            let raw = &self.rest[1..gt];
+            self.rest = &self.rest[gt + 1..];
+            let name = raw
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .to_ascii_lowercase();
+            return Some(Piece::Tag(Tag {
+                raw,
+                name,
+                closing: raw.starts_with('/'),
+            }));
+        }
+    }
+}
+
 /// (title, text) of an HTML document.
 pub fn readable(html: &str) -> (String, String) {
     let mut title = String::new();
     let mut text = String::new();
     let mut skipping: Option<String> = None;
     let mut in_title = false;
-    let mut rest = html;
-    while !rest.is_empty() {
-        let Some(lt) = rest.find('<') else {
-            push_text(&mut text, &mut title, in_title, skipping.is_some(), rest);
-            break;
+    for piece in (Pieces { rest: html }) {
+        let tag = match piece {
+            Piece::Text(raw) => {
+                push_text(&mut text, &mut title, in_title, skipping.is_some(), raw);
+                continue;
+            }
+            Piece::Tag(tag) => tag,
         };
-        push_text(
-            &mut text,
-            &mut title,
-            in_title,
-            skipping.is_some(),
-            &rest[..lt],
-        );
-        rest = &rest[lt..];
-        if rest.starts_with("<!--") {
-            rest = rest.find("-->").map(|i| &rest[i + 3..]).unwrap_or("");
-            continue;
-        }
-        let Some(gt) = rest.find('>') else { break };
-        let tag = &rest[1..gt];
-        rest = &rest[gt + 1..];
-        let closing = tag.starts_with('/');
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let Tag { raw, name, closing } = tag;
         if name == "title" {
             in_title = !closing;
             continue;
@@ -75,7 +114,7 @@ pub fn readable(html: &str) -> (String, String) {
             }
             continue;
         }
-        if !closing && SKIP.contains(&name.as_str()) && !tag.ends_with('/') {
+        if !closing && SKIP.contains(&name.as_str()) && !raw.ends_with('/') {
             // <head> holds the title: keep reading it, skip the rest of the head.
             if name != "head" {
                 skipping = Some(name);
@@ -177,43 +216,35 @@ pub struct Links {
 /// tolerant: malformed markup yields fewer links, never an error.
 pub fn links(html: &str) -> Links {
     let mut out = Links::default();
-    let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        rest = &rest[lt..];
-        if rest.starts_with("<!--") {
-            rest = rest.find("-->").map(|i| &rest[i + 3..]).unwrap_or("");
+    // Links inside scripts and styles are not the page's.
+    let mut skipping: Option<String> = None;
+    for piece in (Pieces { rest: html }) {
+        let Piece::Tag(Tag { raw, name, closing }) = piece else {
+            continue;
+        };
+        if let Some(s) = &skipping {
+            if closing && *s == name {
+                skipping = None;
+            }
             continue;
         }
-        let Some(gt) = rest.find('>') else { break };
-        let tag = &rest[1..gt];
-        rest = &rest[gt + 1..];
-        let name: String = tag
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
+        if closing {
+            continue;
+        }
         match name.as_str() {
-            // Links inside scripts and styles are not the page's.
-            "script" | "style" => {
-                let close = format!("</{name}");
-                rest = rest
-                    .to_ascii_lowercase()
-                    .find(&close)
-                    .map(|i| &rest[i..])
-                    .unwrap_or("");
-            }
+            "script" | "style" if !raw.ends_with('/') => skipping = Some(name),
             "a" | "area" => {
-                let nofollow = attribute(tag, "rel").is_some_and(|r| {
+                let nofollow = attribute(raw, "rel").is_some_and(|r| {
                     r.split_ascii_whitespace()
                         .any(|v| v.eq_ignore_ascii_case("nofollow"))
                 });
-                if let Some(href) = attribute(tag, "href").filter(|_| !nofollow) {
+                if let Some(href) = attribute(raw, "href").filter(|_| !nofollow) {
                     out.hrefs.push(href);
                 }
             }
-            "base" if out.base.is_none() => out.base = attribute(tag, "href"),
-            "meta" if attribute(tag, "name").is_some_and(|n| n.eq_ignore_ascii_case("robots")) => {
-                let content = attribute(tag, "content")
+            "base" if out.base.is_none() => out.base = attribute(raw, "href"),
+            "meta" if attribute(raw, "name").is_some_and(|n| n.eq_ignore_ascii_case("robots")) => {
+                let content = attribute(raw, "content")
                     .unwrap_or_default()
                     .to_ascii_lowercase();
                 for directive in content.split(',').map(str::trim) {
@@ -265,6 +296,17 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readable_text_keeps_the_title_and_visible_paragraphs() {
+        let page = "<html><head><title> The  Almanac </title><style>p{}</style></head><body>\
+            <nav><a href=x>menu</a></nav><h1>Tortoises</h1><p>They bask &amp; glow.<br>Slowly.\
+            </p><!-- <p>hidden</p> --><script>if (a<b) { x = '</p>'; }</script>\
+            <div>Last <b>word</b></div><p>unclosed <";
+        let (title, text) = readable(page);
+        assert_eq!(title, "The Almanac");
+        assert_eq!(text, "Tortoises\n\nThey bask & glow.\n\nSlowly.\n\nLast word\n\nunclosed");
+    }
 
     #[test]
     fn links_follow_the_markup_and_its_robots_directives() {
