@@ -1002,19 +1002,6 @@ async fn a_plugin_in_the_directory_cannot_take_a_built_in_id() {
     );
 }
 
-/// The output the run's first plugin tool call recorded.
-async fn tool_output(app: &TestApp, thread: &str, run: &str) -> String {
-    let calls = app.tool_calls(thread, run).await;
-    let call = calls
-        .iter()
-        .find(|c| c["function"]["name"] == "version")
-        .expect("the run called the plugin");
-    call["function"]["output"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// An assistant with the `swap` plugin (the reload-v1/-v2 components answer `version` with
 /// their version) and a `pause` function, and a thread.
 async fn swap_assistant(app: &TestApp) -> (String, String) {
@@ -1029,7 +1016,7 @@ async fn run_swap(app: &TestApp, llm: &FakeLlm, (asst, thread): &(String, String
     let run = app.run_with(thread, json!({"assistant_id": asst})).await;
     assert_eq!(run["status"], "completed", "{run}");
     let id = run["id"].as_str().unwrap();
-    assert_eq!(tool_output(app, thread, id).await, expected);
+    assert_eq!(app.function_output(thread, id, "version").await, expected);
 }
 
 /// A run of the assistant waits for the client while `swap` is v1; `replace` swaps in v2.
@@ -1064,16 +1051,9 @@ async fn swap_during_a_run<F: std::future::Future<Output = ()>>(
     // The run in flight finishes on the component it started with.
     llm.push(Reply::tool("version", "{}"));
     llm.push(Reply::text("done"));
-    let call = waiting["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"].clone();
-    let (s, e) = app
-        .post(
-            &format!("/threads/{thread}/runs/{run1}/submit_tool_outputs"),
-            json!({"tool_outputs": [{"tool_call_id": call, "output": "ok"}]}),
-        )
-        .await;
-    assert_eq!(s, 200, "{e}");
+    app.submit_first_output(thread, &waiting, "ok").await;
     assert_eq!(app.wait_run(thread, &run1).await["status"], "completed");
-    assert_eq!(tool_output(app, thread, &run1).await, "v1");
+    assert_eq!(app.function_output(thread, &run1, "version").await, "v1");
 
     // New runs use the new one.
     run_swap(app, llm, &(asst.clone(), thread.clone()), "v2").await;

@@ -711,44 +711,22 @@ async fn a_plugin_uploaded_on_one_node_serves_on_every_node_and_pinned_runs_keep
 
     llm.push(Reply::tool("version", "{}"));
     llm.push(Reply::text("done"));
-    let call = waiting["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"].clone();
-    let (s, e) = api
-        .post(
-            &format!("/threads/{thread}/runs/{run1}/submit_tool_outputs"),
-            json!({"tool_outputs": [{"tool_call_id": call, "output": "ok"}]}),
-        )
-        .await;
-    assert_eq!(s, 200, "{e}");
+    api.submit_first_output(&thread, &waiting, "ok").await;
     let done = api
         .wait_run_within(&thread, &run1, Duration::from_secs(120))
         .await;
     assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!(version_output(&api, &thread, &run1).await, "v1");
+    assert_eq!(api.function_output(&thread, &run1, "version").await, "v1");
 
     llm.push(Reply::tool("version", "{}"));
     llm.push(Reply::text("done"));
     let run2 = api.run_with(&thread, json!({"assistant_id": asst})).await;
     assert_eq!(run2["status"], "completed", "{run2}");
-    assert_eq!(
-        version_output(&api, &thread, run2["id"].as_str().unwrap()).await,
-        "v2"
-    );
+    let run2 = run2["id"].as_str().unwrap();
+    assert_eq!(api.function_output(&thread, run2, "version").await, "v2");
 
     // Removed on one node, gone from the other.
     let (s, e) = api.delete("/plugins/swap").await;
     assert_eq!(s, 200, "{e}");
     other.wait_plugin("swap", |s, _| s == 404).await;
-}
-
-/// What the run's `version` tool call answered.
-async fn version_output(app: &TestApp, thread: &str, run: &str) -> String {
-    let calls = app.tool_calls(thread, run).await;
-    let call = calls
-        .iter()
-        .find(|c| c["function"]["name"] == "version")
-        .expect("the run called the plugin");
-    call["function"]["output"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }

@@ -351,6 +351,32 @@ impl TestApp {
             .collect()
     }
 
+    /// Answers the first call a run waiting in `requires_action` asks for with `output`.
+    pub async fn submit_first_output(&self, thread: &str, waiting: &Value, output: &str) {
+        let run = waiting["id"].as_str().expect("a run");
+        let call = &waiting["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"];
+        let (s, e) = self
+            .post(
+                &format!("/threads/{thread}/runs/{run}/submit_tool_outputs"),
+                json!({"tool_outputs": [{"tool_call_id": call, "output": output}]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{e}");
+    }
+
+    /// The output of the run's call of the function (or plugin tool) `name`.
+    pub async fn function_output(&self, thread: &str, run: &str, name: &str) -> String {
+        let calls = self.tool_calls(thread, run).await;
+        let call = calls
+            .iter()
+            .find(|c| c["function"]["name"] == name)
+            .unwrap_or_else(|| panic!("the run did not call {name}: {calls:?}"));
+        call["function"]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Starts a run of `assistant` on `thread` and polls it to its end: (run id, final run).
     pub async fn run_to_end(&self, thread: &str, assistant: &str) -> (String, Value) {
         let done = self
