@@ -13,6 +13,7 @@
 //! - [`playground`]: the web playground at `/playground` (assets embedded in the binary).
 //! - [`serve`]: the HTTP server loop (connection cap, header-read and idle timeouts).
 //! - [`error`]: the one mapping from failures to status codes and OpenAI error envelopes.
+//! - [`crawl_cli`]: `assistants crawl …` (a crawl recorded for the nodes to carry out).
 //! - [`plugin_cli`]: `assistants plugins …` (list, check, call, test fixtures, new from a
 //!   template).
 //!
@@ -26,6 +27,7 @@
 pub(crate) mod api;
 pub(crate) mod auth;
 pub mod config;
+pub mod crawl_cli;
 pub(crate) mod error;
 pub mod janitor;
 pub(crate) mod ops;
@@ -155,6 +157,25 @@ async fn run_node(
         lifecycle.draining.clone(),
     );
 
+    // Crawls are driven where runs are: worker nodes (and the embedded default).
+    let crawls = assistants_core::crawl::CrawlHandle::default();
+    let mut crawl_workers = Vec::new();
+    if settings.runs.worker {
+        crawl_workers = assistants_core::crawl::worker::spawn_workers(
+            assistants_core::crawl::Deps {
+                store: store.clone(),
+                blobs: blobs.clone(),
+                plugins: plugins.clone(),
+                ingest: ingest.clone(),
+                limits: settings.limits,
+                settings: settings.crawl,
+            },
+            crawls.clone(),
+            // A draining node hands its crawls back; another node resumes them.
+            lifecycle.draining.clone(),
+        );
+    }
+
     let mut run_tasks = Vec::new();
     // What gets the grace period on shutdown: the HTTP server and the worker pool.
     let draining_tasks = tokio_util::task::TaskTracker::new();
@@ -255,6 +276,7 @@ async fn run_node(
         settings: Arc::new(settings),
         auth: Arc::new(auth::Auth::default()),
         ingest,
+        crawls,
         search,
         plugins,
         interpreter,
@@ -306,6 +328,7 @@ async fn run_node(
     // they are aborted: a file still being ingested is abandoned (its lease lapses and another
     // node, or this one after a restart, ingests it again).
     let mut rest: Vec<tokio::task::JoinHandle<()>> = workers;
+    rest.extend(crawl_workers);
     rest.extend(run_tasks);
     rest.push(janitor);
     rest.push(watcher);

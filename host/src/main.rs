@@ -53,6 +53,10 @@ async fn main() -> anyhow::Result<()> {
             let _telemetry = init_logging("text")?;
             assistants_host::plugin_cli::command(action, &file, cli.config.is_some()).await
         }
+        Command::Crawl(args) => {
+            let _telemetry = init_logging("text")?;
+            assistants_host::crawl_cli::command(args, &file).await
+        }
         Command::CodeInterpreter { action } => {
             let _telemetry = init_logging("text")?;
             code_interpreter_command(action, &file).await

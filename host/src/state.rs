@@ -39,6 +39,8 @@ pub struct AppParts {
     pub settings: Arc<Settings>,
     pub auth: Arc<Auth>,
     pub ingest: IngestHandle,
+    /// Wakes this node's crawl workers.
+    pub crawls: assistants_core::crawl::CrawlHandle,
     pub search: Arc<SearchIndexes>,
     pub plugins: Arc<assistants_core::plugins::PluginHost>,
     /// The code_interpreter tool (its status for `GET /v1/plugins`).

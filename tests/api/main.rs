@@ -7,6 +7,7 @@ mod assistants;
 mod auth;
 mod code_interpreter;
 mod conversations;
+mod crawls;
 mod documents;
 mod errors;
 mod files;

@@ -252,11 +252,22 @@ fn spawn_node_process(
     dir: &std::path::Path,
     command: &[&str],
 ) -> std::process::Child {
+    spawn_configured_process(api, llm, dir, command, "")
+}
+
+/// [`spawn_node_process`] with more of the config file (`toml`, before its `[runs]` table).
+fn spawn_configured_process(
+    api: &TestApp,
+    llm: &FakeLlm,
+    dir: &std::path::Path,
+    command: &[&str],
+    toml: &str,
+) -> std::process::Child {
     let s = api.settings();
     let config = dir.join("node.toml");
     std::fs::write(
         &config,
-        format!("[runs]\nqueue_name = {:?}\n", s.runs.queue_name),
+        format!("{toml}\n[runs]\nqueue_name = {:?}\n", s.runs.queue_name),
     )
     .unwrap();
     let log = std::fs::File::create(dir.join("node.log")).unwrap();
@@ -729,4 +740,123 @@ async fn a_plugin_uploaded_on_one_node_serves_on_every_node_and_pinned_runs_keep
     let (s, e) = api.delete("/plugins/swap").await;
     assert_eq!(s, 200, "{e}");
     other.wait_plugin("swap", |s, _| s == 404).await;
+}
+
+/// A crawl whose worker is killed (SIGKILL) mid-pass is resumed by another worker process
+/// once the lease lapses: pages the first stored are not fetched again, the rest are, and
+/// every page ends up in the store exactly once.
+#[tokio::test]
+async fn a_crawl_survives_its_worker_being_killed() {
+    use assistants_core::plugins::manifest::Grant;
+    use assistants_tests::site::TestSite;
+    let site = TestSite::start().await;
+    // Slow pages: the pass is still running when its worker dies.
+    site.set_delay(Duration::from_millis(700));
+    let llm = FakeLlm::start().await;
+    let host = site.host.clone();
+    // The API node checks crawls against its grant but drives none (no worker role).
+    let api = TestApp::spawn_distributed(&llm, move |s| {
+        s.runs.worker = false;
+        s.plugins.grants.insert(
+            "crawler".into(),
+            Grant {
+                hosts: vec![host],
+                allow_private_addresses: true,
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    // The workers only crawl: a killed one holding a file's ingestion lease would keep that
+    // file waiting for the lease (ingestion's own durability is tested apart); the API node
+    // ingests.
+    let toml = format!(
+        "ingest_concurrency = 0\n\
+         [plugins.grants.crawler]\nhosts = [\"{}\"]\nallow_private_addresses = true\n\
+         [crawl]\ndelay_ms = 0\nlease_secs = 3\n",
+        site.host
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = spawn_configured_process(&api, &llm, dir.path(), &["worker"], &toml);
+    let vs = api.create("/vector_stores", json!({})).await;
+    // The operator's command records the crawl (the same grant in its config file); the
+    // worker carries it out.
+    let cli = |url: &str| {
+        std::process::Command::new(server_bin())
+            .arg("--config")
+            .arg(dir.path().join("node.toml"))
+            .args([
+                "crawl",
+                "--database-url",
+                &api.settings().storage.database_url,
+            ])
+            .args(["--store", &vs, url])
+            .output()
+            .expect("running assistants crawl")
+    };
+    let refused = cli("https://example.com/");
+    assert!(!refused.status.success(), "an ungranted site is refused");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not among the sites granted"),
+        "{refused:?}"
+    );
+    let made = cli(&format!("{}/docs/", site.url));
+    assert!(made.status.success(), "{made:?}");
+    let crawl = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    assert!(crawl.starts_with("vscrawl_"), "{crawl}");
+    let path = format!("/vector_stores/{vs}/crawls/{crawl}");
+    // Kill it once it has stored a page or two, mid-pass.
+    let mut stored = 0;
+    for _ in 0..1200 {
+        let (_, c) = api.get(&path).await;
+        stored = c["page_counts"]["stored"].as_i64().unwrap_or(0);
+        if stored >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored >= 1, "the first worker stored nothing");
+    first.kill().expect("SIGKILL the worker");
+    first.wait().unwrap();
+    let (_, c) = api.get(&path).await;
+    assert_eq!(c["status"], "in_progress", "the pass was mid-flight: {c}");
+    assert!(c["page_counts"]["queued"].as_i64().unwrap() > 0, "{c}");
+    let root_hits = site.hits("/docs/");
+
+    let second_dir = tempfile::tempdir().unwrap();
+    let mut second = spawn_configured_process(&api, &llm, second_dir.path(), &["worker"], &toml);
+    let mut done = Value::Null;
+    for _ in 0..1200 {
+        let (_, c) = api.get(&path).await;
+        done = c;
+        if done["status"] != "in_progress" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.kill().ok();
+    second.wait().ok();
+    let log = std::fs::read_to_string(second_dir.path().join("node.log")).unwrap_or_default();
+    assert_eq!(done["status"], "completed", "{done}\n{log}");
+    assert_eq!(done["pass"], 1, "resumed, not restarted");
+    // /docs/, guide, deep, moved (via /old), changing, vanishing.
+    assert_eq!(done["page_counts"]["stored"], 6, "{done}");
+    assert_eq!(
+        site.hits("/docs/"),
+        root_hits,
+        "a stored page is not fetched again"
+    );
+    let (_, files) = api
+        .get(&format!("/vector_stores/{vs}/files?limit=100"))
+        .await;
+    let mut urls: Vec<&str> = files["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["attributes"]["url"].as_str().unwrap())
+        .collect();
+    urls.sort();
+    let before = urls.len();
+    urls.dedup();
+    assert_eq!((before, urls.len()), (6, 6), "each page once: {urls:?}");
 }

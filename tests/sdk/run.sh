@@ -263,6 +263,14 @@ allow_private_addresses = true
 [plugins.grants.mcp]
 hosts = ["$MCP_HOST"]
 allow_private_addresses = true
+
+# The crawl test crawls the same page into a vector store.
+[plugins.grants.crawler]
+hosts = ["127.0.0.1:$WEB_PORT"]
+allow_private_addresses = true
+
+[crawl]
+delay_ms = 0
 TOML
   PORT="$(free_port)"
   BASE_URL="http://127.0.0.1:$PORT/v1"

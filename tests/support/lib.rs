@@ -13,6 +13,7 @@ pub mod fake_llm;
 pub mod fixtures;
 pub mod mcp;
 pub mod server_process;
+pub mod site;
 
 use std::time::Duration;
 

@@ -106,36 +106,58 @@ pub fn labelled_sources(out: &assistants_core::plugins::bindings::ToolOutput) ->
 
 /// Citation annotations for the labels in `text` that name a passage this run was given: by
 /// its exact `sequence:index`, else by name (models garble numbers). File sources become
-/// `file_citation`s, web sources `url_citation`s (the shape the Responses API uses).
+/// `file_citation`s, web sources `url_citation`s (the shape the Responses API uses), and a
+/// file that holds a web page (a crawled page, its `url` attribute) gets both, on the same
+/// label.
 pub fn annotations(text: &str, sources: &[Source]) -> Vec<Value> {
     labels(text)
         .into_iter()
-        .filter_map(|l| {
+        .flat_map(|l| {
             let exact = sources.iter().find(|s| {
                 Some(s.sequence) == l.sequence
                     && Some(s.index) == l.index
                     && s.filename == l.filename
             });
-            let source = exact.or_else(|| sources.iter().find(|s| s.filename == l.filename))?;
-            Some(match &source.url {
-                Some(url) => json!({
+            let source = exact.or_else(|| sources.iter().find(|s| s.filename == l.filename));
+            let mut out = Vec::new();
+            let Some(source) = source else { return out };
+            if !source.file_id.is_empty() {
+                out.push(json!({
+                    "type": "file_citation",
+                    "text": l.text,
+                    "start_index": l.start_index,
+                    "end_index": l.end_index,
+                    "file_citation": {"file_id": source.file_id},
+                }));
+            }
+            if let Some(url) = &source.url {
+                out.push(json!({
                     "type": "url_citation",
                     "text": l.text,
                     "start_index": l.start_index,
                     "end_index": l.end_index,
                     "url": url,
                     "title": source.title.clone().unwrap_or_else(|| source.filename.clone()),
-                }),
-                None => json!({
-                    "type": "file_citation",
-                    "text": l.text,
-                    "start_index": l.start_index,
-                    "end_index": l.end_index,
-                    "file_citation": {"file_id": source.file_id},
-                }),
-            })
+                }));
+            }
+            out
         })
         .collect()
+}
+
+/// The web page a file holds, from its vector-store attributes (a crawled page's `url` and
+/// `title`): what its passages are cited as besides the file.
+pub fn page_of(attributes: &Value) -> (Option<String>, Option<String>) {
+    let url = attributes
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .map(str::to_string);
+    let title = url
+        .as_ref()
+        .and(attributes.get("title").and_then(Value::as_str))
+        .map(str::to_string);
+    (url, title)
 }
 
 #[cfg(test)]
@@ -156,6 +178,47 @@ mod tests {
         assert_eq!(found[0].index, Some(1));
         assert_eq!(found[0].filename, "notes.txt");
         assert_eq!(found[1].filename, "b c.md");
+    }
+
+    #[test]
+    fn a_crawled_page_is_cited_as_its_file_and_its_url() {
+        let (url, title) = page_of(&json!({"url": "https://docs.example.com/a", "title": "A"}));
+        let page = Source {
+            sequence: 0,
+            index: 0,
+            file_id: "file-a".into(),
+            filename: "docs.example.com_a.html".into(),
+            url,
+            title,
+        };
+        let web = Source {
+            sequence: 1,
+            index: 0,
+            file_id: String::new(),
+            filename: "Web".into(),
+            url: Some("https://web.example.com/".into()),
+            title: None,
+        };
+        let text = "See【0:0†docs.example.com_a.html】 and【1:0†Web】.";
+        let got = annotations(text, &[page, web]);
+        let kinds: Vec<&str> = got.iter().map(|a| a["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["file_citation", "url_citation", "url_citation"]);
+        assert_eq!(got[0]["file_citation"]["file_id"], "file-a");
+        assert_eq!(got[1]["url"], "https://docs.example.com/a");
+        assert_eq!(got[1]["title"], "A");
+        assert_eq!(
+            (got[0]["start_index"].clone(), got[0]["end_index"].clone()),
+            (got[1]["start_index"].clone(), got[1]["end_index"].clone())
+        );
+        assert_eq!(
+            got[2]["title"], "Web",
+            "a page without a title is named by its label"
+        );
+        assert_eq!(
+            page_of(&json!({"url": "javascript:alert(1)"})),
+            (None, None),
+            "only web addresses are cited as URLs"
+        );
     }
 
     #[test]

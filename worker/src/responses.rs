@@ -263,7 +263,7 @@ pub fn call_item(call: &Value, rec: &EngineRecord) -> Value {
                                 "filename": h["file_name"],
                                 "score": h["score"],
                                 "text": h.pointer("/content/0/text").cloned().unwrap_or(json!("")),
-                                "attributes": {},
+                                "attributes": h.get("attributes").cloned().unwrap_or(json!({})),
                             })
                         })
                         .collect::<Vec<_>>()

@@ -202,6 +202,16 @@ impl Blobs {
         }
     }
 
+    /// Removes the bytes of files whose rows are already deleted; a failure leaves an
+    /// unreachable object behind (logged), never a dangling file.
+    pub async fn delete_files(&self, file_ids: &[String]) {
+        for id in file_ids {
+            if let Err(e) = self.delete(&file_key(id)).await {
+                tracing::warn!(file_id = %id, error = %e, "file deleted but its bytes could not be removed");
+            }
+        }
+    }
+
     /// The keys of the objects under `prefix`.
     pub async fn list(&self, prefix: &str) -> BlobResult<Vec<String>> {
         Ok(self

@@ -161,6 +161,7 @@ fn id_kind_of(param: &str) -> Option<IdKind> {
         "upload_id" => IdKind::Upload,
         "vs" | "vector_store_id" => IdKind::VectorStore,
         "batch_id" => IdKind::FileBatch,
+        "crawl_id" => IdKind::Crawl,
         "conversation_id" => IdKind::Conversation,
         "response_id" => IdKind::Response,
         "item_id" => IdKind::Item,
@@ -202,6 +203,7 @@ mod tests {
             "step_id",
             "vs",
             "batch_id",
+            "crawl_id",
         ] {
             assert!(id_kind_of(name).is_some(), "{name}");
         }

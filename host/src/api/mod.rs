@@ -6,6 +6,7 @@ pub mod assistants;
 mod attachments;
 pub mod common;
 mod conversations;
+mod crawls;
 pub mod extract;
 pub mod files;
 mod form;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(uploads::router())
         .merge(vector_stores::router())
         .merge(vector_store_files::router())
+        .merge(crawls::router())
         .merge(runs::router())
         .merge(plugins::router())
         .merge(conversations::router())

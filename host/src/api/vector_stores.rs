@@ -273,9 +273,10 @@ async fn remove(
     Project(project): Project,
     Path(id): Path<VectorStoreId>,
 ) -> ApiResult<axum::Json<Value>> {
-    if !state.store.delete_vector_store(&project, &id).await? {
+    let Some(crawled) = state.store.delete_vector_store(&project, &id).await? else {
         return Err(ApiError::not_found("vector store", &id));
-    }
+    };
+    state.blobs.delete_files(&crawled).await;
     state.search.forget(&id).await;
     Ok(axum::Json(
         json!({"id": id, "object": "vector_store.deleted", "deleted": true}),

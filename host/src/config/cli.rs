@@ -41,6 +41,10 @@ pub enum Command {
         #[command(subcommand)]
         action: CodeInterpreterAction,
     },
+    /// Crawl web sites into a vector store: the pages become its files, searchable by
+    /// file_search. The sites must be granted to the crawler (`[plugins.grants.crawler]
+    /// hosts`); a running server or worker node does the crawling.
+    Crawl(CrawlArgs),
     /// Manage projects and API keys. Once any key exists, every request needs a valid one.
     Keys {
         #[command(flatten)]
@@ -154,6 +158,40 @@ pub enum PluginsAction {
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
     },
+}
+
+/// `assistants crawl`: a crawl as `POST /v1/vector_stores/{id}/crawls` takes it.
+#[derive(Debug, Args)]
+pub struct CrawlArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The vector store the pages go into (its project owns the crawl).
+    #[arg(long, value_name = "VECTOR_STORE_ID")]
+    pub store: String,
+    /// The URLs the crawl starts from.
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Links followed from a root URL [default: 2].
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<u32>,
+    /// Pages fetched per pass at most [default: 100].
+    #[arg(long, value_name = "N")]
+    pub max_pages: Option<u32>,
+    /// Follow links to other hosts too (those the grant allows), not only the roots' hosts.
+    #[arg(long)]
+    pub any_domain: bool,
+    /// Follow only links matching one of these (robots.txt syntax over the whole URL).
+    #[arg(long = "include", value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Follow no link matching one of these.
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Crawl again this many seconds after each pass ends (at least 60).
+    #[arg(long, value_name = "SECS")]
+    pub every: Option<u64>,
+    /// Wait until the pass has ended and its pages are searchable, printing progress.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// Where data lives; shared by `serve`, `migrate` and `keys`.

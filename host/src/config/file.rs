@@ -41,6 +41,29 @@ pub struct FileConfig {
     pub limits: LimitsFileConfig,
     #[serde(default)]
     pub code_interpreter: CodeInterpreterFileConfig,
+    #[serde(default)]
+    pub crawl: CrawlFileConfig,
+}
+
+/// `[crawl]` in the config file: how this node crawls sites into vector stores (which sites:
+/// `[plugins.grants.crawler] hosts`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlFileConfig {
+    /// Crawls this node drives at once; 0: none [default: 2].
+    pub concurrency: Option<usize>,
+    /// Least time between two requests to one site, in milliseconds; a site's robots.txt
+    /// `crawl-delay` may ask for more [default: 1000].
+    pub delay_ms: Option<u64>,
+    /// Requests to one site in flight at once from this node [default: 2].
+    pub host_concurrency: Option<usize>,
+    /// Longest pass over a site, in seconds [default: 3600].
+    pub max_pass_secs: Option<u64>,
+    /// Most page bytes one pass fetches, in MiB [default: 256].
+    pub max_pass_mib: Option<u64>,
+    /// Seconds a node's claim of a crawl lasts unrenewed: how long a dead node's crawl waits
+    /// before another node resumes it [default: 60].
+    pub lease_secs: Option<u64>,
 }
 
 /// `[code_interpreter]` in the config file: the sandboxed Python tool.

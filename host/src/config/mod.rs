@@ -65,6 +65,8 @@ pub struct Settings {
     /// Per-project quotas and concurrency caps.
     pub limits: assistants_core::limits::ProjectLimits,
     pub code_interpreter: assistants_core::interpreter::service::InterpreterSettings,
+    /// See `[crawl]` in the config file.
+    pub crawl: assistants_core::crawl::CrawlSettings,
 }
 
 /// How this node takes part in runs.
@@ -267,7 +269,22 @@ impl Settings {
             },
             limits: project_limits(args, file, run_concurrency),
             code_interpreter: code_interpreter(args, file),
+            crawl: crawl(file),
         }
+    }
+}
+
+/// Crawls: `[crawl]` over the defaults.
+fn crawl(file: &FileConfig) -> assistants_core::crawl::CrawlSettings {
+    let d = assistants_core::crawl::CrawlSettings::default();
+    let f = &file.crawl;
+    assistants_core::crawl::CrawlSettings {
+        concurrency: f.concurrency.unwrap_or(d.concurrency),
+        delay_ms: f.delay_ms.unwrap_or(d.delay_ms),
+        host_concurrency: f.host_concurrency.unwrap_or(d.host_concurrency).max(1),
+        max_pass_secs: f.max_pass_secs.unwrap_or(d.max_pass_secs).max(1),
+        max_pass_mib: f.max_pass_mib.unwrap_or(d.max_pass_mib).max(1),
+        lease_secs: f.lease_secs.unwrap_or(d.lease_secs).max(2),
     }
 }
 

@@ -1795,6 +1795,74 @@ def test_web_retrieval_run_streamed_with_event_handler(client: OpenAI, web_setup
     assert assert_cites_page(stored, web.page) == label
 
 
+# --------------------------------------------------------------------------------------------
+# Crawls into vector stores (an extension: POST /vector_stores/{id}/crawls)
+#
+# tests/sdk/run.sh grants the crawler the same static page web_retrieval reads. The page is
+# crawled into a store; a file_search run over that store answers quoting the page's label,
+# which is annotated twice on the same span: a file_citation (the crawled file) and our
+# url_citation (the page's URL and title, from the file's attributes).
+# --------------------------------------------------------------------------------------------
+
+
+def wait_crawl(vs_id: str, crawl_id: str, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, crawl = raw_request("GET", f"/vector_stores/{vs_id}/crawls/{crawl_id}")
+        assert status == 200, crawl
+        if crawl["status"] != "in_progress":
+            return crawl
+        assert time.monotonic() < deadline, f"the crawl is still in progress: {crawl}"
+        time.sleep(0.2)
+
+
+@needs_web
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
+def test_file_search_run_cites_a_crawled_page_by_file_and_url(client: OpenAI):
+    page = read_web_page(WEB_URL)
+    vs = vector_stores(client).create(name=unique("vs-crawl-"))
+    status, _, crawl = raw_request("POST", f"/vector_stores/{vs.id}/crawls", {"root_urls": [WEB_URL], "max_depth": 0})
+    if status == 400 and "plugins.grants.crawler" in crawl["error"]["message"]:
+        pytest.skip("the server under test grants the crawler no site")
+    assert status == 200, crawl
+    assert crawl["object"] == "vector_store.crawl" and crawl["id"].startswith("vscrawl_"), crawl
+    crawl = wait_crawl(vs.id, crawl["id"])
+    assert crawl["status"] == "completed", crawl
+    assert crawl["page_counts"]["stored"] == 1 and crawl["file_counts"]["completed"] == 1, crawl
+
+    # The page is a file of the store with its URL and title as attributes.
+    [vs_file] = list(vector_stores(client).files.list(vector_store_id=vs.id))
+    assert vs_file.status == "completed", vs_file.last_error
+    attributes = extra(vs_file, "attributes")
+    assert attributes["url"] == WEB_URL and attributes["title"] == page.title, attributes
+
+    assistant = client.beta.assistants.create(
+        model=MODEL,
+        name="sdk-runs-crawled",
+        instructions="Search the files and cite what you use.",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": FS_QUESTION}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    reply = client.beta.threads.messages.list(thread.id, limit=1).data[0]
+    texts = [c.text for c in reply.content if c.type == "text"]
+    assert len(texts) == 1, reply.content
+    text = texts[0]
+    found = FS_LABEL.search(text.value)
+    assert found, f"no 【n:m†file】 label in {text.value!r}"
+    label = found.group(0)
+    assert [a.type for a in text.annotations] == ["file_citation", "url_citation"], text.annotations
+    file_ann, url_ann = text.annotations
+    assert file_ann.file_citation.file_id == vs_file.id, file_ann
+    assert extra(url_ann, "url") == WEB_URL, url_ann
+    assert extra(url_ann, "title") == page.title, url_ann
+    for ann in (file_ann, url_ann):
+        assert ann.text == label
+        assert text.value[ann.start_index : ann.end_index] == label, (ann, text.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # code_interpreter (the server's sandboxed Python; CI installs it before these suites)
 # ---------------------------------------------------------------------------------------------

@@ -422,22 +422,26 @@ impl Engine {
                                 .filter(|r| *r != "auto").unwrap_or("default_2024_08_21"),
                             "score_threshold": ranking.get("score_threshold").and_then(Value::as_f64).unwrap_or(0.0),
                         },
+                        // `attributes` (an extension here; the Responses API has them) tell
+                        // a crawled page's URL.
                         "results": hits.iter().map(|h| json!({
                             "file_id": h.file_id,
                             "file_name": h.filename,
                             "score": h.score,
                             "content": [{"type": "text", "text": h.text}],
+                            "attributes": attributes_of(h),
                         })).collect::<Vec<_>>(),
                     },
                 });
                 for (i, h) in hits.iter().enumerate() {
+                    let (url, title) = crate::citations::page_of(&attributes_of(h));
                     ctx.rec.sources.push(Source {
                         sequence,
                         index: i as u32,
                         file_id: h.file_id.clone(),
                         filename: h.filename.clone(),
-                        url: None,
-                        title: None,
+                        url,
+                        title,
                     });
                 }
                 replacements.insert(result.tool_call_id.clone(), entry);
@@ -516,4 +520,12 @@ impl Engine {
         assistants_core::obs::metrics::metrics().run_finished(RunStatus::RequiresAction.as_str());
         Ok(())
     }
+}
+
+/// A search hit's file attributes (a JSON object; `{}` if the host sent none).
+fn attributes_of(hit: &assistants_core::plugins::bindings::SearchHit) -> Value {
+    serde_json::from_str(&hit.attributes_json)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}))
 }

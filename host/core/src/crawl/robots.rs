@@ -126,7 +126,7 @@ impl Robots {
         }
         let mut best: Option<(usize, bool)> = None;
         for (allow, pattern) in &self.rules {
-            if matches(pattern, path_and_query) {
+            if pattern_matches(pattern, path_and_query) {
                 let len = pattern.len();
                 best = match best {
                     Some((l, a)) if l > len || (l == len && a) => Some((l, a)),
@@ -139,8 +139,8 @@ impl Robots {
 }
 
 /// Whether `pattern` (with `*` for any run of characters and a final `$` for the end) matches
-/// the start of `path`.
-fn matches(pattern: &str, path: &str) -> bool {
+/// the start of `path`. A crawl's include and exclude patterns use it over whole URLs.
+pub(crate) fn pattern_matches(pattern: &str, path: &str) -> bool {
     let (pattern, anchored) = match pattern.strip_suffix('$') {
         Some(p) => (p, true),
         None => (pattern, false),

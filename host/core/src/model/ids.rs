@@ -31,6 +31,8 @@ pub enum IdKind {
     UploadPart,
     VectorStore,
     FileBatch,
+    /// A crawl of web sites into a vector store (an extension of the API).
+    Crawl,
     Project,
     ApiKey,
     Conversation,
@@ -54,6 +56,7 @@ impl IdKind {
             IdKind::UploadPart => "part_",
             IdKind::VectorStore => "vs_",
             IdKind::FileBatch => "vsfb_",
+            IdKind::Crawl => "vscrawl_",
             IdKind::Project => "proj_",
             IdKind::ApiKey => "key_",
             IdKind::Conversation => "conv_",
@@ -79,6 +82,7 @@ impl IdKind {
             IdKind::UploadPart => "upload part",
             IdKind::VectorStore => "vector store",
             IdKind::FileBatch => "vector store file batch",
+            IdKind::Crawl => "vector store crawl",
             IdKind::Project => "project",
             IdKind::ApiKey => "API key",
             IdKind::Conversation => "conversation",
@@ -243,6 +247,7 @@ typed_id!(FileId = IdKind::File);
 typed_id!(UploadId = IdKind::Upload);
 typed_id!(VectorStoreId = IdKind::VectorStore);
 typed_id!(FileBatchId = IdKind::FileBatch);
+typed_id!(CrawlId = IdKind::Crawl);
 typed_id!(UploadPartId = IdKind::UploadPart);
 typed_id!(ConversationId = IdKind::Conversation);
 typed_id!(ResponseId = IdKind::Response);

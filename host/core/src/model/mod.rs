@@ -26,7 +26,8 @@ pub use message::Message;
 pub use response::ResponseObject;
 pub use run::{Run, RunStatus, RunStep};
 pub use status::{
-    FileStatus, IngestStatus, MessageStatus, StepStatus, UploadStatus, VectorStoreStatus,
+    CrawlStatus, FileStatus, IngestStatus, MessageStatus, PageStatus, StepStatus, UploadStatus,
+    VectorStoreStatus,
 };
 pub use thread::Thread;
 pub use upload::Upload;

@@ -120,6 +120,39 @@ wire_status! {
 }
 
 wire_status! {
+    /// A vector-store crawl's status: `in_progress` while a pass runs, then `completed` or
+    /// `failed` (a pass that stored no page) until the next pass, if it re-crawls.
+    CrawlStatus {
+        InProgress = "in_progress",
+        Completed = "completed",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
+wire_status! {
+    /// What became of one URL of a crawl in its latest pass.
+    PageStatus {
+        /// Waiting to be fetched in the current pass.
+        Queued = "queued",
+        /// Fetched and stored: new, or changed since the last pass (its file replaced).
+        Stored = "stored",
+        /// Fetched, the same as the stored copy.
+        Unchanged = "unchanged",
+        /// It led to another URL, which holds the page.
+        Redirected = "redirected",
+        /// Not fetched or not stored (robots.txt, no grant, noindex, limits, content type).
+        Skipped = "skipped",
+        /// The fetch failed or the server answered an error; a stored copy is kept.
+        Failed = "failed",
+        /// Gone (404 or 410) or no longer linked: its file was removed.
+        Removed = "removed",
+        /// The crawl was cancelled before it was fetched.
+        Cancelled = "cancelled",
+    }
+}
+
+wire_status! {
     /// An upload's status: `pending` until completed, cancelled or expired.
     UploadStatus {
         Pending = "pending",

@@ -11,6 +11,7 @@
 //! a separate read pool for concurrent readers (WAL lets them run beside the writer).
 
 mod checkpoint;
+pub mod crawls;
 mod docs;
 mod error;
 mod group;
@@ -295,6 +296,25 @@ fn bind_all<'q>(
         q = bind(q, v);
     }
     q
+}
+
+/// A migrated SQLite store in a temporary directory holding vector store `vs_1` of project
+/// `p`: where the store's unit tests start.
+#[cfg(test)]
+pub(crate) async fn test_store_with_vs() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    sqlx::query(
+        "INSERT INTO vector_stores (id, project_id, created_at, last_active_at, body) \
+         VALUES ('vs_1', 'p', 0, 0, '{}')",
+    )
+    .execute(&store.write)
+    .await
+    .unwrap();
+    (store, dir)
 }
 
 #[cfg(test)]

@@ -310,19 +310,7 @@ mod tests {
     use serde_json::json;
 
     async fn store_with_file() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        sqlx::query(
-            "INSERT INTO vector_stores (id, project_id, created_at, last_active_at, body) \
-             VALUES ('vs_1', 'p', 0, 0, '{}')",
-        )
-        .execute(&store.write)
-        .await
-        .unwrap();
-        (store, dir)
+        crate::store::test_store_with_vs().await
     }
 
     #[tokio::test]
