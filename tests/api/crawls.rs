@@ -180,8 +180,8 @@ async fn a_site_is_crawled_into_a_store_and_recrawled_with_its_changes() {
     assert_eq!(found["data"][0]["file_id"], guide_file.as_str(), "{found}");
     assert_eq!(found["data"][0]["attributes"]["url"], attrs["url"]);
 
-    // The site changes: one page is edited, one disappears. A re-crawl replaces the first,
-    // removes the second and keeps the rest.
+    // The site changes: one page is edited, one disappears, robots.txt now disallows a third.
+    // A re-crawl replaces the first, removes the second and third, and keeps the rest.
     let changing_before = page(&first, "/docs/changing.html")["file_id"]
         .as_str()
         .unwrap()
@@ -192,6 +192,7 @@ async fn a_site_is_crawled_into_a_store_and_recrawled_with_its_changes() {
         .to_string();
     site.state.version.store(1, Ordering::SeqCst);
     site.state.vanished.store(true, Ordering::SeqCst);
+    site.state.deep_disallowed.store(true, Ordering::SeqCst);
     let (s, again) = app
         .post(
             &format!("/vector_stores/{vs}/crawls/{id}/recrawl"),
@@ -217,19 +218,22 @@ async fn a_site_is_crawled_into_a_store_and_recrawled_with_its_changes() {
         page(&second, "/docs/vanishing.html")["file_id"],
         Value::Null
     );
-    for p in [
-        "/docs/",
-        "/docs/guide.html",
-        "/docs/deep.html",
-        "/docs/moved.html",
-    ] {
+    for p in ["/docs/", "/docs/guide.html", "/docs/moved.html"] {
         assert_eq!(status(&second, p), "unchanged", "{p}");
     }
+    // The site's robots.txt now disallows a stored page: its copy goes.
+    assert_eq!(status(&second, "/docs/deep.html"), "skipped");
+    assert_eq!(page(&second, "/docs/deep.html")["file_id"], Value::Null);
+    let deep_before = page(&first, "/docs/deep.html")["file_id"].as_str().unwrap();
     assert_eq!(
         page(&second, "/docs/guide.html")["file_id"],
         guide_file.as_str()
     );
-    for gone in [&changing_before, &vanishing_before] {
+    for gone in [
+        changing_before.as_str(),
+        vanishing_before.as_str(),
+        deep_before,
+    ] {
         let (s, _) = app.get(&format!("/files/{gone}")).await;
         assert_eq!(s, 404, "{gone} was deleted with its page's old copy");
     }
@@ -248,7 +252,7 @@ async fn a_site_is_crawled_into_a_store_and_recrawled_with_its_changes() {
     assert!(texts.iter().any(|t| t.contains("edition 1")), "{found}");
     assert!(!texts.iter().any(|t| t.contains("edition 0")), "{found}");
     let (_, store) = app.get(&format!("/vector_stores/{vs}")).await;
-    assert_eq!(store["file_counts"]["total"], 5, "{store}");
+    assert_eq!(store["file_counts"]["total"], 4, "{store}");
 
     // Nothing to cancel once a pass ended with no re-crawl due.
     let (s, v) = app

@@ -23,6 +23,8 @@ pub struct SiteState {
     pub vanished: AtomicBool,
     /// Slows every page down (crawls that must still be running when a node dies).
     pub delay_ms: AtomicU32,
+    /// Whether robots.txt also disallows `/docs/deep.html`.
+    pub deep_disallowed: AtomicBool,
     hits: Mutex<HashMap<String, usize>>,
     other: Mutex<String>,
 }
@@ -96,7 +98,13 @@ async fn page(State(state): State<Arc<SiteState>>, Path(path): Path<String>) -> 
     }
     let other = state.other.lock().unwrap().clone();
     match path.as_str() {
-        "/robots.txt" => "User-agent: *\nDisallow: /private/\n".into_response(),
+        "/robots.txt" => {
+            let mut rules = String::from("User-agent: *\nDisallow: /private/\n");
+            if state.deep_disallowed.load(Ordering::SeqCst) {
+                rules.push_str("Disallow: /docs/deep.html\n");
+            }
+            rules.into_response()
+        }
         "/docs/" => html(
             "Quokka handbook",
             &format!(

@@ -164,12 +164,15 @@ pub(super) async fn decide(
     pass: &Pass<'_>,
     page: &PageRow,
 ) -> Result<(CrawlWrite, Option<String>), StoreError> {
-    let skip = |reason: String| CrawlWrite {
-        pages: vec![verdict(page, PageStatus::Skipped, reason, FileChange::Keep)],
+    // A page skipped keeps a copy from an earlier pass only when the skip may be passing
+    // (robots.txt unreadable for now); a site that now disallows it, or a host no longer
+    // granted, takes it out of the store.
+    let skip = |reason: String, file: FileChange| CrawlWrite {
+        pages: vec![verdict(page, PageStatus::Skipped, reason, file)],
         ..Default::default()
     };
     let Ok(url) = Url::parse(&page.url) else {
-        return Ok((skip("not a URL".into()), None));
+        return Ok((skip("not a URL".into(), FileChange::Remove), None));
     };
     let host = url.host_str().unwrap_or("");
     let port = url.port_or_known_default().unwrap_or(0);
@@ -177,11 +180,16 @@ pub(super) async fn decide(
         let reason = format!(
             "{host} is not granted to the crawler (the operator's [plugins.grants.crawler] hosts)"
         );
-        return Ok((skip(reason), None));
+        return Ok((skip(reason, FileChange::Remove), None));
     }
     let robots = robots_for(pass, &url).await;
+    if robots.unreadable() {
+        let reason = "the site's robots.txt could not be read: not crawled this pass";
+        return Ok((skip(reason.into(), FileChange::Keep), None));
+    }
     if !robots.allows(&path_and_query(&url)) {
-        return Ok((skip("disallowed by the site's robots.txt".into()), None));
+        let reason = "disallowed by the site's robots.txt";
+        return Ok((skip(reason.into(), FileChange::Remove), None));
     }
     let delay = delay_for(&pass.deps.settings, &robots);
     let fetched = match fetch(pass, &url, delay).await {
@@ -231,21 +239,20 @@ pub(super) async fn decide(
                 return Ok((write, None));
             }
         }
-        if !robots_for(pass, &parsed)
-            .await
-            .allows(&path_and_query(&parsed))
-        {
+        let robots = robots_for(pass, &parsed).await;
+        if !robots.allows(&path_and_query(&parsed)) {
             let target = PageRow {
                 url: target_url.clone(),
                 depth: page.depth,
                 ..page.clone()
             };
-            write.pages.push(verdict(
-                &target,
-                PageStatus::Skipped,
-                "disallowed by the site's robots.txt".into(),
-                FileChange::Remove,
-            ));
+            let (reason, file) = match robots.unreadable() {
+                true => ("the site's robots.txt could not be read", FileChange::Keep),
+                false => ("disallowed by the site's robots.txt", FileChange::Remove),
+            };
+            write
+                .pages
+                .push(verdict(&target, PageStatus::Skipped, reason.into(), file));
             return Ok((write, None));
         }
         match existing {

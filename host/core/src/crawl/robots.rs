@@ -115,6 +115,12 @@ impl Robots {
         robots
     }
 
+    /// Whether the file could not be read (so nothing is allowed, for now): unlike a rule,
+    /// that says nothing about what the site wants kept.
+    pub fn unreadable(&self) -> bool {
+        self.deny_all
+    }
+
     /// Whether the URL with this path and query (`/docs/a?x=1`) may be fetched.
     pub fn allows(&self, path_and_query: &str) -> bool {
         if self.deny_all {
