@@ -159,13 +159,7 @@ impl Session {
                 },
             )
         })?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name: &str| webkit::header(response.headers(), name);
         if let Some(session) = header("mcp-session-id") {
             self.id = Some(session);
         }

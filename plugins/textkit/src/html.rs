@@ -305,7 +305,10 @@ mod tests {
             <div>Last <b>word</b></div><p>unclosed <";
         let (title, text) = readable(page);
         assert_eq!(title, "The Almanac");
-        assert_eq!(text, "Tortoises\n\nThey bask & glow.\n\nSlowly.\n\nLast word\n\nunclosed");
+        assert_eq!(
+            text,
+            "Tortoises\n\nThey bask & glow.\n\nSlowly.\n\nLast word\n\nunclosed"
+        );
     }
 
     #[test]

@@ -4,6 +4,14 @@
 //! followed here, each one a new request the host checks again, so a redirect into a private
 //! range or to an ungranted host is refused like any other request.
 
+/// A response header's value as text, if it has one that is.
+pub fn header(headers: &wstd::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// A fetched URL: where the redirects led, the answer's status, type and body.
 #[derive(Debug)]
 pub struct Fetched {
@@ -80,15 +88,8 @@ pub fn get(
                     FetchError::Failed(format!("fetching {target} failed: {why}"))
                 }
             })?;
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let location = header("location");
-            let content_type = header("content-type").unwrap_or_default();
+            let location = header(response.headers(), "location");
+            let content_type = header(response.headers(), "content-type").unwrap_or_default();
             let status = response.status().as_u16();
             let bytes = response
                 .body_mut()
