@@ -229,8 +229,9 @@ async fn a_call_never_sees_what_an_earlier_call_left_in_memory() {
 #[tokio::test]
 async fn concurrent_calls_share_one_memory_budget() {
     use assistants_core::plugins::{PluginHost, PluginSettings};
+    let plugins = super::plugins::test_plugins_with_timeout(2000);
     let host = PluginHost::load(&PluginSettings {
-        dir: Some(TEST_PLUGINS.into()),
+        dir: Some(plugins.path().to_path_buf()),
         // A plugin may hold a quarter of the slots: two calls of it at once.
         instances: Some(8),
         memory_budget_mib: Some(40),

@@ -54,6 +54,27 @@ async fn host_with_test_plugins() -> PluginHost {
     PluginHost::load(&settings).await.expect("plugin host")
 }
 
+/// The test plugins in a directory of their own, the hostile one's time limit set to
+/// `timeout_ms`: calls that do real work before their outcome (holding 20 MiB for 300 ms,
+/// growing memory to the limit) must reach it on a loaded two-core machine, where guest
+/// threads run at lower priority, rather than end at the manifest's 500 ms.
+pub(crate) fn test_plugins_with_timeout(timeout_ms: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(TEST_PLUGINS).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(name)).unwrap();
+        }
+    }
+    let manifest = dir.path().join("hostile.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("timeout_ms = 500"), "{text}");
+    let text = text.replace("timeout_ms = 500", &format!("timeout_ms = {timeout_ms}"));
+    std::fs::write(&manifest, text).unwrap();
+    dir
+}
+
 #[tokio::test]
 async fn built_in_plugins_are_listed_and_usable_as_tool_types() {
     let app = TestApp::spawn().await;
@@ -154,11 +175,18 @@ async fn the_calculator_computes_in_the_sandbox() {
 
 #[tokio::test]
 async fn hostile_calls_end_in_tool_errors_and_the_plugin_keeps_working() {
-    let host = host_with_test_plugins().await;
+    let plugins = test_plugins_with_timeout(2000);
+    let host = PluginHost::load(&PluginSettings {
+        dir: Some(plugins.path().to_path_buf()),
+        instances: Some(16),
+        ..Default::default()
+    })
+    .await
+    .expect("plugin host");
     let p = host
         .get("hostile")
         .expect("the hostile test plugin loads from the plugins dir");
-    assert_eq!(p.limits.timeout_ms, 500);
+    assert_eq!(p.limits.timeout_ms, 2000);
     // (tool, words the error must contain)
     let cases = [
         ("spin", "time limit"),
