@@ -18,8 +18,8 @@ CREATE TABLE crawls (
     -- What this pass has fetched so far (pages and body bytes), for its bounds.
     pages_fetched   BIGINT NOT NULL DEFAULT 0,
     bytes_fetched   BIGINT NOT NULL DEFAULT 0,
-    -- 1 once this pass left links unqueued (its queue was full): it did not reach everything,
-    -- so pages it missed are not taken for gone.
+    -- 1 once this pass cannot reach everything (a page kept for a passing failure, a link
+    -- left out for a full queue): pages it missed are then not taken for gone.
     truncated       BIGINT NOT NULL DEFAULT 0,
     -- When the next pass is due (a re-crawl interval was given and the crawl is not cancelled).
     next_pass_at    BIGINT,

@@ -304,6 +304,28 @@ async fn crawls_keep_to_their_bounds_and_schedule_and_cancel_recrawls() {
     let ended = done["pass_ended_at"].as_i64().unwrap();
     assert_eq!(done["next_crawl_at"].as_i64(), Some(ended + 3600));
 
+    // A pass while the site is down keeps what is stored: its robots.txt cannot be read, so
+    // nothing is crawled and nothing is taken for gone.
+    site.state.down.store(true, Ordering::SeqCst);
+    let (s, v) = app
+        .post(
+            &format!("/vector_stores/{vs}/crawls/{id}/recrawl"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let outage = wait_crawl(&app, &vs, &id).await;
+    assert_eq!(outage["pass"], 2, "{outage}");
+    assert_eq!(outage["status"], "completed", "{outage}");
+    assert_eq!(outage["page_counts"]["skipped"], 1, "{outage}");
+    assert_eq!(outage["file_counts"]["completed"], 2, "{outage}");
+    let root = pages(&app, &vs, &id, &site).await;
+    assert!(page(&root, "/docs/")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("robots.txt could not be read"));
+    site.state.down.store(false, Ordering::SeqCst);
+
     // Cancelling stops the re-crawls.
     let (s, cancelled) = app
         .post(

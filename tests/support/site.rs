@@ -25,6 +25,8 @@ pub struct SiteState {
     pub delay_ms: AtomicU32,
     /// Whether robots.txt also disallows `/docs/deep.html`.
     pub deep_disallowed: AtomicBool,
+    /// Whether the site is down: every request answers 503.
+    pub down: AtomicBool,
     hits: Mutex<HashMap<String, usize>>,
     other: Mutex<String>,
 }
@@ -95,6 +97,9 @@ async fn page(State(state): State<Arc<SiteState>>, Path(path): Path<String>) -> 
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay.into())).await;
+    }
+    if state.down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
     }
     let other = state.other.lock().unwrap().clone();
     match path.as_str() {

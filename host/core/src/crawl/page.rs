@@ -28,7 +28,7 @@ use crate::store::StoreError;
 /// Longest title kept (an attribute value holds at most 512 characters).
 const MAX_TITLE: usize = 512;
 
-/// robots.txt per origin, read once per pass.
+/// robots.txt per origin, read once per claim of a pass.
 #[derive(Default)]
 pub(super) struct RobotsCache {
     origins: std::sync::Mutex<HashMap<String, Arc<OnceCell<Robots>>>>,
@@ -104,7 +104,7 @@ fn delay_for(settings: &CrawlSettings, robots: &Robots) -> Duration {
     theirs.map_or(ours, |t| t.max(ours))
 }
 
-/// The robots.txt rules of `url`'s site: read once per pass (a 4xx allows everything, an
+/// The robots.txt rules of `url`'s site: read once per claim (a 4xx allows everything, an
 /// error or 5xx nothing, as RFC 9309 says).
 async fn robots_for(pass: &Pass<'_>, url: &Url) -> Robots {
     let origin = url.origin().ascii_serialization();

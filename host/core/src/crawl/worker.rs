@@ -2,7 +2,7 @@
 //! the roots, until the frontier is empty or a bound of the pass is reached.
 //!
 //! Per page: the grant (only hosts the operator granted the `crawler` component), the site's
-//! robots.txt (fetched once per pass through the same component), a turn at the host's gate
+//! robots.txt (fetched once per claim through the same component), a turn at the host's gate
 //! (politeness delay, per-host concurrency), the fetch, then one fenced write of the result:
 //! a page that changed becomes a new vector-store file (the old one deleted), an unchanged page
 //! keeps its file, a page gone (404/410) loses it, and the links found are queued. Work lives
@@ -166,6 +166,15 @@ async fn run_pass(
         if halt.now() {
             return Ok(());
         }
+        // The frontier first: a pass that ends exactly at a bound reached everything.
+        let room = (i64::from(spec.max_pages) - fetched).max(1);
+        let batch = deps
+            .store
+            .frontier(job, room.min(PARALLEL as i64 * 2))
+            .await?;
+        if batch.is_empty() {
+            return finish(&pass, true).await;
+        }
         let bound = if fetched >= i64::from(spec.max_pages) {
             Some(format!("max_pages ({}) was reached", spec.max_pages))
         } else if bytes >= max_bytes {
@@ -188,19 +197,15 @@ async fn run_pass(
             tracing::info!(%reason, "the crawl's pass stops at a bound");
             return finish(&pass, false).await;
         }
-        let room = i64::from(spec.max_pages) - fetched;
-        let batch = deps
-            .store
-            .frontier(job, room.min(PARALLEL as i64 * 2))
-            .await?;
-        if batch.is_empty() {
-            return finish(&pass, true).await;
-        }
         use futures::StreamExt;
-        let mut visits = futures::stream::iter(batch)
+        // Every visit is seen to its end before an error stops the pass: one dropped midway
+        // could leave a page's bytes stored without its row.
+        let visits: Vec<_> = futures::stream::iter(batch)
             .map(|page| visit(&pass, page, halt))
-            .buffer_unordered(PARALLEL);
-        while let Some(v) = visits.next().await {
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for v in visits {
             let (pages, got) = v?;
             fetched += pages;
             bytes += got;

@@ -190,9 +190,11 @@ impl Store {
     ) -> StoreResult<()> {
         let t = now();
         let mut tx = self.begin().await?;
-        sqlx::query(
+        // Only into a store that still exists (it may be deleted after the caller looked).
+        let made = sqlx::query(
             "INSERT INTO crawls (id, vector_store_id, project_id, created_at, status, spec, pass, \
-             pass_started_at) VALUES ($1, $2, $3, $4, 'in_progress', $5, 1, $4)",
+             pass_started_at) SELECT $1, $2, $3, $4, 'in_progress', $5, 1, $4 \
+             WHERE EXISTS (SELECT 1 FROM vector_stores WHERE id = $2 AND project_id = $3)",
         )
         .bind(id.to_string())
         .bind(vs_id.to_string())
@@ -201,6 +203,9 @@ impl Store {
         .bind(serde_json::to_string(spec)?)
         .execute(&mut *tx)
         .await?;
+        if made.rows_affected() == 0 {
+            return Err(StoreError::not_found("vector store", vs_id));
+        }
         self.queue_roots_in(&mut tx, id, spec, 1).await?;
         tx.commit().await?;
         Ok(())

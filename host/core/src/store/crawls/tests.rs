@@ -208,3 +208,73 @@ async fn a_complete_pass_removes_what_it_no_longer_reaches_and_schedules_the_nex
     assert_eq!(crawl.last_error.unwrap()["code"], "crawl_failed");
     assert_eq!(store.file_counts("vs_1", None).await.unwrap().0.total, 0);
 }
+
+#[tokio::test]
+async fn a_failure_that_may_pass_keeps_what_the_pass_did_not_reach() {
+    let (store, _dir) = store().await;
+    store
+        .create_crawl("p", "vs_1", "vscrawl_1", &spec(None))
+        .await
+        .unwrap();
+    let job = store.claim_crawl(60).await.unwrap().unwrap();
+    let mut write = CrawlWrite {
+        pages_fetched: 2,
+        pages: vec![
+            stored("https://a.example/"),
+            stored("https://a.example/old"),
+        ],
+        ..Default::default()
+    };
+    write.pages[1].depth = 1;
+    store.record_pages(&job, &write).await.unwrap().unwrap();
+    store.finish_pass(&job, true, None).await.unwrap().unwrap();
+
+    // The root answers 503 on the next pass: it links nowhere, yet /old is not gone.
+    assert!(store.start_pass("p", "vs_1", "vscrawl_1").await.unwrap());
+    let job = store.claim_crawl(60).await.unwrap().unwrap();
+    let unavailable = PageWrite {
+        status: PageStatus::Failed,
+        reason: Some("HTTP 503".into()),
+        content_hash: None,
+        file: FileChange::Keep,
+        ..stored("https://a.example/")
+    };
+    let write = CrawlWrite {
+        pages_fetched: 1,
+        pages: vec![unavailable],
+        ..Default::default()
+    };
+    store.record_pages(&job, &write).await.unwrap().unwrap();
+    assert_eq!(
+        store.finish_pass(&job, true, None).await.unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(
+        store.file_counts("vs_1", None).await.unwrap().0.total,
+        2,
+        "both copies kept"
+    );
+
+    // Deleting the store stops its crawl: a write in flight lands nowhere, and no crawl can
+    // be made for it any more.
+    assert!(store.start_pass("p", "vs_1", "vscrawl_1").await.unwrap());
+    let job = store.claim_crawl(60).await.unwrap().unwrap();
+    let deleted = store
+        .delete_vector_store("p", "vs_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted.len(), 2, "the crawl's files go with the store");
+    let late = CrawlWrite {
+        pages: vec![stored("https://a.example/new")],
+        ..Default::default()
+    };
+    assert_eq!(store.record_pages(&job, &late).await.unwrap(), None);
+    let again = store
+        .create_crawl("p", "vs_1", "vscrawl_2", &spec(None))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::NotFound { .. })),
+        "{again:?}"
+    );
+}

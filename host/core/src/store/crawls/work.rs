@@ -10,8 +10,10 @@ impl Store {
         for _ in 0..8 {
             let t = now();
             let pick = sqlx::query(
-                "SELECT id FROM crawls WHERE status = 'in_progress' \
-                 AND (lease_until IS NULL OR lease_until < $1) ORDER BY seq LIMIT 1",
+                "SELECT id FROM crawls c WHERE status = 'in_progress' \
+                 AND (lease_until IS NULL OR lease_until < $1) \
+                 AND EXISTS (SELECT 1 FROM vector_stores v WHERE v.id = c.vector_store_id) \
+                 ORDER BY seq LIMIT 1",
             )
             .bind(t)
             .fetch_optional(&self.read)
@@ -113,7 +115,8 @@ impl Store {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE crawls SET pages_fetched = pages_fetched + $1, bytes_fetched = bytes_fetched + $2 \
-             WHERE id = $3 AND lease_token = $4 AND status = 'in_progress'",
+             WHERE id = $3 AND lease_token = $4 AND status = 'in_progress' \
+             AND EXISTS (SELECT 1 FROM vector_stores v WHERE v.id = crawls.vector_store_id)",
         )
         .bind(pages)
         .bind(bytes)
@@ -140,6 +143,15 @@ impl Store {
             .await?
         {
             return Ok(None);
+        }
+        // A page kept because its outcome may be passing (a fetch error, a 5xx, robots.txt
+        // unreadable) may link to pages this pass then does not reach: those are not gone.
+        let passing = write.pages.iter().any(|p| {
+            matches!(p.file, FileChange::Keep)
+                && matches!(p.status, PageStatus::Failed | PageStatus::Skipped)
+        });
+        if passing {
+            self.mark_incomplete_in(&mut tx, job).await?;
         }
         let mut deleted = Vec::new();
         for page in &write.pages {
@@ -221,7 +233,8 @@ impl Store {
         Ok(Some(deleted))
     }
 
-    /// Queues links for the pass (those it has not reached yet), up to the queue's cap.
+    /// Queues links for the pass (those it has not reached yet), up to the queue's cap; a
+    /// link left out for a full queue that the pass has not reached makes it incomplete.
     async fn queue_links_in(
         &self,
         tx: &mut Tx,
@@ -238,15 +251,23 @@ impl Store {
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
-        let room = (queue_cap(crawl.spec.max_pages) - queued).max(0) as usize;
-        if links.len() > room {
-            sqlx::query("UPDATE crawls SET truncated = 1 WHERE id = $1")
+        let mut room = (queue_cap(crawl.spec.max_pages) - queued).max(0);
+        for url in links {
+            if room == 0 {
+                let reached = sqlx::query(
+                    "SELECT 1 FROM crawl_pages WHERE crawl_id = $1 AND url = $2 AND pass = $3",
+                )
                 .bind(crawl.id.clone())
-                .execute(&mut **tx)
+                .bind(url.clone())
+                .bind(crawl.pass)
+                .fetch_optional(&mut **tx)
                 .await?;
-        }
-        for url in links.iter().take(room) {
-            sqlx::query(
+                if reached.is_none() {
+                    return self.mark_incomplete_in(tx, job).await;
+                }
+                continue;
+            }
+            let added = sqlx::query(
                 "INSERT INTO crawl_pages (crawl_id, url, depth, pass, status) \
                  VALUES ($1, $2, $3, $4, 'queued') \
                  ON CONFLICT (crawl_id, url) DO UPDATE SET depth = excluded.depth, \
@@ -259,7 +280,18 @@ impl Store {
             .bind(crawl.pass)
             .execute(&mut **tx)
             .await?;
+            room -= added.rows_affected() as i64;
         }
+        Ok(())
+    }
+
+    /// Records that the pass will not reach everything it could: at its end, pages it did
+    /// not reach are not taken for gone.
+    async fn mark_incomplete_in(&self, tx: &mut Tx, job: &CrawlJob) -> StoreResult<()> {
+        sqlx::query("UPDATE crawls SET truncated = 1 WHERE id = $1")
+            .bind(job.crawl.id.clone())
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
@@ -283,8 +315,8 @@ impl Store {
         Ok(Some(()))
     }
 
-    /// Ends the pass. When it reached everything it could (`complete`, and no link was left
-    /// unqueued for a full queue), pages an earlier pass
+    /// Ends the pass. When it reached everything it could (`complete`, no link left out for
+    /// a full queue, no page kept for a passing failure), pages an earlier pass
     /// found but this one did not reach are no longer linked: their files are deleted and the
     /// rest forgotten. The crawl is `completed`, or `failed` (with `error`, else a general
     /// message) when it has no page stored; the next pass is scheduled if the crawl re-crawls. `None` if this node no longer

@@ -105,6 +105,15 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(seq) = seq else { return Ok(None) };
+        // Stops its crawls first: this waits for a page write in flight (it holds its crawl's
+        // row), and no later one passes its fence, so the files read next are all there are.
+        sqlx::query(
+            "UPDATE crawls SET status = 'cancelled', lease_token = NULL, lease_until = NULL, \
+             next_pass_at = NULL WHERE vector_store_id = $1",
+        )
+        .bind(vs_id.to_string())
+        .execute(&mut *tx)
+        .await?;
         let crawled = self.crawl_files_of_store_in(&mut tx, vs_id).await?;
         for file in &crawled {
             self.delete_file_everywhere_in(&mut tx, project, file)
