@@ -89,9 +89,9 @@ pub struct Project(pub String);
 /// the server (upload and remove plugins). Carries the key's project.
 pub struct Admin(pub String);
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+/// The bearer token of a request with these headers.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -107,8 +107,12 @@ where
     Arc<Auth>: FromRef<S>,
     Store: FromRef<S>,
 {
+    // Resolved once already by the router's `by_project` layer, when it could be.
+    if let Some(access) = parts.extensions.get::<KeyAccess>() {
+        return Ok(access.clone());
+    }
     let (auth, store) = (Arc::<Auth>::from_ref(state), Store::from_ref(state));
-    auth.access(&store, bearer(parts)).await
+    auth.access(&store, bearer(&parts.headers)).await
 }
 
 impl<S> FromRequestParts<S> for Project

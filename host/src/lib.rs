@@ -234,6 +234,8 @@ async fn run_node(
         interpreter: interpreter.clone(),
     }
     .spawn(stop.clone());
+    // Whose work the node's cores do first: requests and runs of the projects within their share.
+    let shares = Arc::new(assistants_core::shares::Shares::new()?);
     if settings.runs.worker {
         let engine = Arc::new(engine::Engine {
             seal: seal.clone(),
@@ -255,6 +257,7 @@ async fn run_node(
                 .limits
                 .max_runs
                 .unwrap_or(settings.runs.concurrency),
+            shares.clone(),
             lifecycle.clone(),
         );
         draining_tasks.spawn(async move {
@@ -283,6 +286,7 @@ async fn run_node(
         seal,
         runs: handle,
         lifecycle: lifecycle.clone(),
+        shares,
     });
     match listener {
         Some(listener) => {

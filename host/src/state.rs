@@ -50,6 +50,8 @@ pub struct AppParts {
     pub runs: assistants_worker::transitions::RunsHandle,
     /// Draining and ending signals of graceful shutdown.
     pub lifecycle: assistants_core::lifecycle::Lifecycle,
+    /// Each project's recent share of the node, and the threads for those over it.
+    pub shares: Arc<assistants_core::shares::Shares>,
 }
 
 impl AppState {

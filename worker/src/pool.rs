@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use assistants_core::bus::Delivery;
 use assistants_core::model::ids::now;
+use assistants_core::shares::Shares;
 use assistants_core::store::{Store, StoreError, StoreResult};
 
 use crate::fair::FairQueue;
@@ -33,6 +34,7 @@ pub fn spawn_worker_pool(
     mut rx: mpsc::UnboundedReceiver<Delivery>,
     concurrency: usize,
     per_project: usize,
+    shares: Arc<Shares>,
     lifecycle: assistants_core::lifecycle::Lifecycle,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -51,7 +53,7 @@ pub fn spawn_worker_pool(
                     break;
                 };
                 waiting_ids.remove(&delivery.run_id);
-                let id = start(&mut tasks, &engine, delivery);
+                let id = start(&mut tasks, &engine, &shares, &project, delivery);
                 projects.insert(id, project);
             }
             let metrics = assistants_core::obs::metrics::metrics();
@@ -128,10 +130,13 @@ pub fn spawn_worker_pool(
     })
 }
 
-/// Drives one run in its own task; returns the task's id.
+/// Drives one run of `project` in its own task, within the project's share of the node (on
+/// the low-priority threads if it is over it now); returns the task's id.
 fn start(
     tasks: &mut tokio::task::JoinSet<()>,
     engine: &Arc<crate::engine::Engine>,
+    shares: &Arc<Shares>,
+    project: &str,
     delivery: Delivery,
 ) -> tokio::task::Id {
     if let Some(t) = delivery.enqueued_ms {
@@ -139,7 +144,8 @@ fn start(
         assistants_core::obs::metrics::metrics().run_phase("queue_wait", waited);
     }
     let engine = engine.clone();
-    tasks.spawn(async move {
+    let (shares, project) = (shares.clone(), project.to_string());
+    let drive = async move {
         let span = tracing::info_span!("run", run_id = %delivery.run_id, thread_id = tracing::field::Empty);
         if let Some(tp) = &delivery.traceparent {
             assistants_core::obs::telemetry::adopt_parent(&span, tp);
@@ -151,8 +157,10 @@ fn start(
         if let Some(ack) = delivery.ack {
             ack.await;
         }
-    })
-    .id()
+    };
+    tasks
+        .spawn(async move { shares.serve(project, drive).await })
+        .id()
 }
 
 /// Every second: queue runs that need a worker and have none, and expire runs past their

@@ -17,7 +17,8 @@
 //!   compiled module, live sessions running cells).
 //! - [`bus`]: run events and the run queue (in-process, or Redis and RabbitMQ).
 //! - [`lifecycle`]: a node's serving → draining → ending tokens.
-//! - [`limits`]: per-project storage quotas and concurrency caps.
+//! - [`limits`]: per-project storage quotas and concurrency caps; [`shares`]: whose work
+//!   the node's cores do first (projects over their share wait, on [`lowprio`] threads).
 //! - [`obs`]: metrics, logs and traces.
 //! - [`redact`]: secrets kept out of logs.
 //! - [`keyfile`]: the server's own keys, in files outside the data directory; [`seal`]:
@@ -36,11 +37,13 @@ pub mod keyfile;
 pub mod lifecycle;
 pub mod limits;
 pub mod llm;
+pub mod lowprio;
 pub mod model;
 pub mod obs;
 pub mod plugins;
 pub mod redact;
 pub mod seal;
 pub mod search;
+pub mod shares;
 pub mod store;
 pub mod tokens;

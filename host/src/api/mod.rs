@@ -31,6 +31,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tracing::Instrument as _;
 
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
@@ -51,7 +52,8 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::router())
         .merge(plugins::router())
         .merge(conversations::router())
-        .merge(responses::router());
+        .merge(responses::router())
+        .layer(middleware::from_fn_with_state(state.clone(), by_project));
     Router::new()
         .merge(crate::ops::router())
         .merge(crate::playground::router())
@@ -70,6 +72,22 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .with_state(state)
+}
+
+/// For the resources' routes: finds the caller's project once (the handler's extractors take
+/// it from the request) and handles the request within the project's share of the node
+/// (`shares`). A request whose key does not resolve goes on as it is: its handler answers with
+/// the error.
+async fn by_project(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let bearer = crate::auth::bearer(req.headers());
+    let Ok(access) = state.auth.access(&state.store, bearer).await else {
+        return next.run(req).await;
+    };
+    let project = access.project.clone();
+    req.extensions_mut().insert(access);
+    // The handler may run on other threads: it keeps the request's span.
+    let work = next.run(req).instrument(tracing::Span::current());
+    state.shares.serve(project, work).await
 }
 
 /// Adds `openai-poll-after-ms` to successful GETs: the SDKs' pollers sleep for that long.

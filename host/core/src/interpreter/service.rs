@@ -309,7 +309,7 @@ impl CodeInterpreter {
         let dir = self.thread_dir(thread);
         let limit = self.disk_limit();
         let stopper = guard.as_ref().expect("a live session").session.stopper();
-        let watch = crate::plugins::exec::AbortOnDrop(tokio::spawn(super::live::watch_disk(
+        let watch = crate::lowprio::AbortOnDrop(tokio::spawn(super::live::watch_disk(
             dir.clone(),
             limit,
             stopper,

@@ -18,26 +18,17 @@
 
 use std::future::Future;
 
-/// How much lower than the server's threads guest threads run (`nice` steps; the kernel gives
-/// a thread at +10 about a tenth of the CPU share of one at 0 when both are busy).
-const NICENESS: i32 = 10;
+use crate::lowprio::LowPriority;
 
-/// The guest threads: a multi-threaded runtime with one worker per core.
+/// The guest threads: a low-priority runtime with one worker per core.
 pub(crate) struct GuestThreads {
-    runtime: Option<tokio::runtime::Runtime>,
+    threads: LowPriority,
 }
 
 impl GuestThreads {
     pub fn new() -> anyhow::Result<GuestThreads> {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("plugin-guest")
-            .on_thread_start(lower_priority)
-            .enable_all()
-            .build()?;
         Ok(GuestThreads {
-            runtime: Some(runtime),
+            threads: LowPriority::new("plugin-guest")?,
         })
     }
 
@@ -50,48 +41,7 @@ impl GuestThreads {
         if let std::task::Poll::Ready(out) = futures::poll!(call.as_mut()) {
             return out;
         }
-        let runtime = self.runtime.as_ref().expect("present until dropped");
-        let mut task = AbortOnDrop(runtime.spawn(call));
-        match (&mut task.0).await {
-            Ok(out) => out,
-            // Only a panic in host code gets here (guest traps are values); pass it on.
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
-}
-
-impl Drop for GuestThreads {
-    fn drop(&mut self) {
-        // Dropped inside async code (tests, the end of `serve`): do not block on the workers.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-/// Aborts the task when its owner stops waiting for it (drops this).
-pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Lowers the calling thread's scheduling priority (Linux: `setpriority` on a thread id acts
-/// on that thread only). Failure leaves the thread at normal priority, which is only slower
-/// for the server, never less safe.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls on integer arguments; no memory is shared with the kernel.
-        #[allow(unsafe_code)]
-        let failed = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, NICENESS) != 0
-        };
-        if failed {
-            tracing::debug!("could not lower the priority of a plugin thread");
-        }
+        // Only a panic in host code can come back as one (guest traps are values).
+        self.threads.run(call).await
     }
 }

@@ -11,6 +11,11 @@
 //! outside a transaction (lease renewals and the like) do not queue
 //! here; they take the connection between turns.
 //!
+//! Work demoted for taking more than its project's share of the node (`shares`, `lowprio`)
+//! waits in a third lane, after both others, but is served at least every
+//! [`DEMOTED_EVERY`] turns: a tenant's flood of runs then delays its own writes, not the
+//! other projects' runs.
+//!
 //! Holding a turn while waiting for another would deadlock, as holding the single connection
 //! while waiting for it always has: a transaction never opens a second one.
 
@@ -30,14 +35,20 @@ pub(crate) enum Lane {
 
 /// Interactive turns in a row at most while a background waiter waits.
 const INTERACTIVE_STREAK: u32 = 4;
+/// Turns given to others at most while a demoted waiter waits.
+const DEMOTED_EVERY: u32 = 8;
 
 #[derive(Default)]
 struct State {
     held: bool,
     /// Interactive turns given since the last background one.
     streak: u32,
+    /// Turns given to others since a demoted waiter was last served.
+    passed_over: u32,
     interactive: VecDeque<oneshot::Sender<()>>,
     background: VecDeque<oneshot::Sender<()>>,
+    /// Either lane's waiters from demoted work.
+    demoted: VecDeque<oneshot::Sender<()>>,
 }
 
 /// The queue for the writer. Cheap to clone.
@@ -46,9 +57,12 @@ pub(crate) struct WriterLanes {
     state: Arc<Mutex<State>>,
 }
 
-/// A turn at the writer, given to the next waiter when dropped.
+/// A turn at the writer, given to the next waiter when dropped. Work demoted to low priority
+/// is polled at its caller's priority while it holds one (`lowprio::critical`): every other
+/// writer waits for it.
 pub(crate) struct Turn {
     lanes: WriterLanes,
+    _critical: crate::lowprio::Critical,
 }
 
 impl Drop for Turn {
@@ -83,10 +97,12 @@ impl WriterLanes {
                 state.held = true;
                 return Turn {
                     lanes: self.clone(),
+                    _critical: crate::lowprio::critical(),
                 };
             }
             let (tx, rx) = oneshot::channel();
             match lane {
+                _ if crate::lowprio::relayed() => state.demoted.push_back(tx),
                 Lane::Interactive => state.interactive.push_back(tx),
                 Lane::Background => state.background.push_back(tx),
             }
@@ -102,16 +118,25 @@ impl WriterLanes {
         waiting.rx = None;
         Turn {
             lanes: self.clone(),
+            _critical: crate::lowprio::critical(),
         }
     }
 
-    /// Hands the writer to the next waiter, interactive first, or frees it.
+    /// Hands the writer to the next waiter, interactive first, then background, then demoted
+    /// (each of the later ones served within its bound however busy the earlier are), or
+    /// frees it.
     fn pass(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let take_background = !state.background.is_empty()
+            let demoted_due = !state.demoted.is_empty()
+                && (state.passed_over >= DEMOTED_EVERY
+                    || (state.interactive.is_empty() && state.background.is_empty()));
+            let take_background = !demoted_due
+                && !state.background.is_empty()
                 && (state.streak >= INTERACTIVE_STREAK || state.interactive.is_empty());
-            let next = if take_background {
+            let next = if demoted_due {
+                state.demoted.pop_front()
+            } else if take_background {
                 state.background.pop_front()
             } else {
                 state.interactive.pop_front()
@@ -119,11 +144,19 @@ impl WriterLanes {
             let Some(next) = next else {
                 state.held = false;
                 state.streak = 0;
+                state.passed_over = 0;
                 return;
             };
             // A waiter that gave up has closed its end: try the next.
             if next.send(()).is_ok() {
-                state.streak = if take_background { 0 } else { state.streak + 1 };
+                if demoted_due {
+                    state.passed_over = 0;
+                } else {
+                    state.streak = if take_background { 0 } else { state.streak + 1 };
+                    if !state.demoted.is_empty() {
+                        state.passed_over += 1;
+                    }
+                }
                 return;
             }
         }
@@ -202,5 +235,44 @@ mod tests {
         )
         .await
         .expect("the writer is free");
+    }
+
+    #[tokio::test]
+    async fn demoted_work_waits_after_both_lanes_but_within_its_bound() {
+        let lanes = WriterLanes::default();
+        let low = crate::lowprio::LowPriority::new("test-lanes").unwrap();
+        let first = lanes.turn(Lane::Interactive).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let demoted = {
+            let (lanes, order) = (lanes.clone(), order.clone());
+            tokio::spawn(low.relay(async move {
+                let _turn = lanes.turn(Lane::Interactive).await;
+                order.lock().unwrap().push("demoted");
+            }))
+        };
+        while lanes.state.lock().unwrap().demoted.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let waiters = queue(
+            &lanes,
+            &order,
+            (0..10)
+                .map(|_| ("api", Lane::Interactive))
+                .chain([("bg", Lane::Background)]),
+        )
+        .await;
+        drop(first);
+        demoted.await.unwrap();
+        for w in waiters {
+            w.await.unwrap();
+        }
+        let seen = order.lock().unwrap().clone();
+        // Queued first, yet served only after `DEMOTED_EVERY` others' turns.
+        assert_eq!(
+            seen.iter().position(|n| *n == "demoted"),
+            Some(DEMOTED_EVERY as usize),
+            "{seen:?}"
+        );
+        assert_eq!(seen.len(), 12);
     }
 }

@@ -1,0 +1,423 @@
+//! Threads the kernel schedules after the server's own: a tokio runtime whose workers run at
+//! a lower OS priority (`nice` +10).
+//!
+//! Work that may take a lot of CPU on a tenant's behalf runs here, so that when the cores are
+//! saturated the server's normal threads (request handling, the engine's I/O) get them first:
+//! guest code (`plugins::exec`), and the requests of a project using more than its share of
+//! the API's time (the host's `shares`). When the CPU is idle these threads run at full speed;
+//! the priority only decides who waits when both want a core.
+//!
+//! Work that holds something other work waits for (a turn at SQLite's one writer) must not
+//! starve on these threads meanwhile: that is priority inversion, and measured it made the
+//! other projects' writes slower than with no demotion at all. So [`LowPriority::relay`] does
+//! not hand its work over whole: it polls the work here while the work is
+//! [`critical`] (holds such a turn) and on the normal thread that awaits it otherwise.
+//! (Unprivileged processes cannot raise a thread's priority again, so moving the polls is the
+//! way to lend the work the caller's priority.)
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// How much lower than the server's threads these threads run (`nice` steps; the kernel gives
+/// a thread at +10 about a tenth of the CPU share of one at 0 when both are busy).
+const NICENESS: i32 = 10;
+
+/// A multi-threaded runtime with one worker per core, at lower priority.
+pub struct LowPriority {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl LowPriority {
+    /// Starts the runtime; its threads are named `name`.
+    pub fn new(name: &str) -> anyhow::Result<LowPriority> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(name)
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()?;
+        Ok(LowPriority {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Runs `work` to its end on these threads and returns its output. If the caller stops
+    /// waiting (drops this future), the work is aborted at its next yield; a panic in it is
+    /// passed on to the caller.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> T {
+        let runtime = self.runtime.as_ref().expect("present until dropped");
+        let mut task = AbortOnDrop(runtime.spawn(work));
+        match (&mut task.0).await {
+            Ok(out) => out,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// Runs `work` to its end: each poll on these threads, except while the work is
+    /// [`critical`], when it is polled on the awaiting thread instead. Dropping the returned
+    /// future drops the work (at the end of a poll in progress).
+    pub fn relay<F>(&self, work: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("present until dropped")
+            .handle()
+            .clone();
+        Relay {
+            shared: Arc::new(Shared {
+                work: Mutex::new(Some(Box::pin(work))),
+                state: Mutex::new(RelayState::default()),
+                critical: Arc::new(AtomicUsize::new(0)),
+            }),
+            runtime,
+        }
+    }
+}
+
+/// A turn at something other work waits for, held by the work being polled on this thread;
+/// while any is held the work is polled at the caller's priority ([`LowPriority::relay`]).
+/// Outside relayed work this holds nothing.
+pub struct Critical(Option<Arc<AtomicUsize>>);
+
+/// Marks the work being polled on this thread critical until the guard drops.
+pub fn critical() -> Critical {
+    let held = POLLING.with(|p| p.borrow().clone());
+    if let Some(held) = &held {
+        held.fetch_add(1, Ordering::AcqRel);
+    }
+    Critical(held)
+}
+
+impl Drop for Critical {
+    fn drop(&mut self) {
+        if let Some(held) = &self.0 {
+            held.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Whether this thread is polling relayed (demoted) work now.
+pub fn relayed() -> bool {
+    POLLING.with(|p| p.borrow().is_some())
+}
+
+thread_local! {
+    /// The critical count of the relayed work being polled on this thread, if any.
+    static POLLING: std::cell::RefCell<Option<Arc<AtomicUsize>>> = const { std::cell::RefCell::new(None) };
+}
+
+type BoxedWork<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The relayed work and who polls it next. Lock order: `work`, then `state`.
+struct Shared<T> {
+    /// `None` once finished or dropped.
+    work: Mutex<Option<BoxedWork<T>>>,
+    state: Mutex<RelayState<T>>,
+    critical: Arc<AtomicUsize>,
+}
+
+struct RelayState<T> {
+    /// A poll is scheduled on the low-priority threads.
+    scheduled: bool,
+    /// The work was woken while that poll was scheduled: poll again after it.
+    woken: bool,
+    /// The awaiting future was dropped: the work goes once no poll holds it.
+    dropped: bool,
+    /// The work's output, or the panic of its poll on the low-priority threads.
+    output: Option<std::thread::Result<T>>,
+    /// The awaiting task.
+    waker: Option<Waker>,
+}
+
+impl<T> Default for RelayState<T> {
+    fn default() -> Self {
+        RelayState {
+            scheduled: false,
+            woken: false,
+            dropped: false,
+            output: None,
+            waker: None,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic in the work is passed on to the awaiting task; the relay's own state stays
+    // consistent (every update is a single assignment).
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sets `POLLING` for one poll, and clears it however the poll ends.
+struct Polling;
+
+impl Polling {
+    fn enter(critical: &Arc<AtomicUsize>) -> Polling {
+        POLLING.with(|p| *p.borrow_mut() = Some(critical.clone()));
+        Polling
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        POLLING.with(|p| *p.borrow_mut() = None);
+    }
+}
+
+impl<T> Shared<T> {
+    /// Polls the work once on this thread with `waker`; its output once finished.
+    fn poll_work(&self, waker: &Waker) -> Poll<Option<T>> {
+        let mut work = lock(&self.work);
+        let Some(w) = work.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = {
+            let _polling = Polling::enter(&self.critical);
+            w.as_mut().poll(&mut Context::from_waker(waker))
+        };
+        match polled {
+            Poll::Ready(out) => {
+                *work = None;
+                Poll::Ready(Some(out))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn wake_awaiting(state: &mut RelayState<T>) {
+        if let Some(w) = state.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The waker the work sees: a wake while a poll is scheduled is remembered for after it;
+/// otherwise it wakes the awaiting task, which decides where the next poll happens.
+struct WorkWaker<T>(Arc<Shared<T>>);
+
+impl<T: Send + 'static> Wake for WorkWaker<T> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut state = lock(&self.0.state);
+        if state.scheduled {
+            state.woken = true;
+        } else {
+            Shared::wake_awaiting(&mut state);
+        }
+    }
+}
+
+struct Relay<T> {
+    shared: Arc<Shared<T>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl<T: Send + 'static> Relay<T> {
+    /// Polls the work once on the low-priority threads, then wakes the awaiting task if the
+    /// work finished or was woken meanwhile.
+    fn schedule(&self, waker: Waker) {
+        let shared = self.shared.clone();
+        self.runtime.spawn(async move {
+            let polled =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.poll_work(&waker)));
+            let mut state = lock(&shared.state);
+            state.scheduled = false;
+            match polled {
+                Ok(Poll::Pending) => {}
+                Ok(Poll::Ready(out)) => state.output = out.map(Ok),
+                Err(panic) => state.output = Some(Err(panic)),
+            }
+            if state.dropped {
+                drop(state);
+                lock(&shared.work).take();
+                return;
+            }
+            if state.output.is_some() || std::mem::take(&mut state.woken) {
+                Shared::wake_awaiting(&mut state);
+            }
+        });
+    }
+}
+
+impl<T: Send + 'static> Future for Relay<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let waker: Waker = Arc::new(WorkWaker(self.shared.clone())).into();
+        {
+            let mut state = lock(&self.shared.state);
+            match state.output.take() {
+                Some(Ok(out)) => return Poll::Ready(out),
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => {}
+            }
+            state.waker = Some(cx.waker().clone());
+            if state.scheduled {
+                return Poll::Pending;
+            }
+            if self.shared.critical.load(Ordering::Acquire) == 0 {
+                state.scheduled = true;
+                state.woken = false;
+                drop(state);
+                self.schedule(waker);
+                return Poll::Pending;
+            }
+        }
+        // Critical: this poll at the caller's priority.
+        match self.shared.poll_work(&waker) {
+            Poll::Ready(out) => Poll::Ready(out.expect("polled only until it finishes")),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for Relay<T> {
+    /// The work goes with its owner: now, or when a poll in progress elsewhere ends.
+    fn drop(&mut self) {
+        lock(&self.shared.state).dropped = true;
+        let work = match self.shared.work.try_lock() {
+            Ok(work) => Some(work),
+            // The work panicked in a poll (and is being passed on): drop it all the same.
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut work) = work {
+            work.take();
+        }
+    }
+}
+
+impl Drop for LowPriority {
+    fn drop(&mut self) {
+        // Dropped inside async code (tests, the end of `serve`): do not block on the workers.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Aborts the task when its owner stops waiting for it (drops this).
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (Linux: `setpriority` on a thread id acts
+/// on that thread only). Failure leaves the thread at normal priority, which is only slower
+/// for the server, never less safe.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on integer arguments; no memory is shared with the kernel.
+        #[allow(unsafe_code)]
+        let failed = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, NICENESS) != 0
+        };
+        if failed {
+            tracing::debug!("could not lower the priority of a low-priority thread");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_runs_on_the_low_priority_threads_and_panics_reach_the_caller() {
+        let low = LowPriority::new("test-low").unwrap();
+        let name = low
+            .run(async { std::thread::current().name().map(str::to_string) })
+            .await;
+        assert_eq!(name.as_deref(), Some("test-low"));
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: getpriority on the calling thread id; integers only.
+            #[allow(unsafe_code)]
+            let nice = low
+                .run(async {
+                    unsafe {
+                        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                        libc::getpriority(libc::PRIO_PROCESS, tid)
+                    }
+                })
+                .await;
+            assert_eq!(nice, NICENESS);
+        }
+        let caught = tokio::spawn(async move { low.run(async { panic!("in the work") }).await });
+        assert!(caught.await.unwrap_err().is_panic());
+    }
+
+    fn thread() -> String {
+        std::thread::current()
+            .name()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn relayed_work_is_polled_on_the_caller_s_thread_while_critical() {
+        let low = LowPriority::new("test-relay").unwrap();
+        let (before, during, after) = low
+            .relay(async {
+                let before = thread();
+                let held = critical();
+                tokio::task::yield_now().await;
+                let during = thread();
+                drop(held);
+                tokio::task::yield_now().await;
+                (before, during, thread())
+            })
+            .await;
+        assert_eq!(before, "test-relay");
+        assert_ne!(
+            during, "test-relay",
+            "polled where it is awaited while critical"
+        );
+        assert_eq!(after, "test-relay");
+        assert!(!relayed(), "only inside relayed work");
+        let panicked = tokio::spawn(low.relay(async { panic!("in relayed work") }));
+        assert!(panicked.await.unwrap_err().is_panic());
+    }
+
+    #[tokio::test]
+    async fn dropping_a_relay_drops_its_work() {
+        let low = LowPriority::new("test-relay-drop").unwrap();
+        let alive = Arc::new(());
+        let held = alive.clone();
+        let relay = low.relay(async move {
+            let _held = held;
+            std::future::pending::<()>().await
+        });
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), relay)
+                .await
+                .is_err()
+        );
+        // The timeout dropped the relay; its work (and what it held) goes too.
+        for _ in 0..100 {
+            if Arc::strong_count(&alive) == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("the work outlived its relay");
+    }
+}
