@@ -63,6 +63,11 @@ impl LowPriority {
     /// Runs `work` to its end: each poll on these threads, except while the work is
     /// [`critical`], when it is polled on the awaiting thread instead. Dropping the returned
     /// future drops the work (at the end of a poll in progress).
+    ///
+    /// Polled here, the work still sees the runtime it was relayed from as its own: what it
+    /// spawns (a pooled connection going back to its pool, a lease watch, an HTTP client's
+    /// connection task) runs there at normal priority, not here where it would hold what
+    /// others wait for at this priority.
     pub fn relay<F>(&self, work: F) -> impl Future<Output = F::Output> + Send + 'static
     where
         F: Future + Send + 'static,
@@ -81,6 +86,7 @@ impl LowPriority {
                 critical: Arc::new(AtomicUsize::new(0)),
             }),
             runtime,
+            home: tokio::runtime::Handle::try_current().ok(),
         }
     }
 }
@@ -158,19 +164,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Sets `POLLING` for one poll, and clears it however the poll ends.
-struct Polling;
+/// Sets `POLLING` for one poll, and puts back what was there however the poll ends.
+struct Polling(Option<Arc<AtomicUsize>>);
 
 impl Polling {
     fn enter(critical: &Arc<AtomicUsize>) -> Polling {
-        POLLING.with(|p| *p.borrow_mut() = Some(critical.clone()));
-        Polling
+        Polling(POLLING.with(|p| p.borrow_mut().replace(critical.clone())))
     }
 }
 
 impl Drop for Polling {
     fn drop(&mut self) {
-        POLLING.with(|p| *p.borrow_mut() = None);
+        let outer = self.0.take();
+        POLLING.with(|p| *p.borrow_mut() = outer);
     }
 }
 
@@ -222,7 +228,10 @@ impl<T: Send + 'static> Wake for WorkWaker<T> {
 
 struct Relay<T> {
     shared: Arc<Shared<T>>,
+    /// The low-priority runtime.
     runtime: tokio::runtime::Handle,
+    /// The runtime `relay` was called on, entered for every poll here.
+    home: Option<tokio::runtime::Handle>,
 }
 
 impl<T: Send + 'static> Relay<T> {
@@ -230,9 +239,12 @@ impl<T: Send + 'static> Relay<T> {
     /// work finished or was woken meanwhile.
     fn schedule(&self, waker: Waker) {
         let shared = self.shared.clone();
+        let home = self.home.clone();
         self.runtime.spawn(async move {
-            let polled =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.poll_work(&waker)));
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _home = home.as_ref().map(|h| h.enter());
+                shared.poll_work(&waker)
+            }));
             let mut state = lock(&shared.state);
             state.scheduled = false;
             match polled {
@@ -375,7 +387,7 @@ mod tests {
     #[tokio::test]
     async fn relayed_work_is_polled_on_the_caller_s_thread_while_critical() {
         let low = LowPriority::new("test-relay").unwrap();
-        let (before, during, after) = low
+        let (before, during, after, spawned) = low
             .relay(async {
                 let before = thread();
                 let held = critical();
@@ -383,10 +395,15 @@ mod tests {
                 let during = thread();
                 drop(held);
                 tokio::task::yield_now().await;
-                (before, during, thread())
+                let spawned = tokio::spawn(async { thread() }).await.unwrap();
+                (before, during, thread(), spawned)
             })
             .await;
         assert_eq!(before, "test-relay");
+        assert_ne!(
+            spawned, "test-relay",
+            "spawned on the runtime it was relayed from"
+        );
         assert_ne!(
             during, "test-relay",
             "polled where it is awaited while critical"

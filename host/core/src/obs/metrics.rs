@@ -89,6 +89,7 @@ pub struct Metrics {
     pub runs_active: Family<StatusLabels, Gauge>,
     pub queue_depth: Gauge,
     pub runs_waiting: Gauge,
+    pub work_demoted: Counter,
     pub plugin_calls: Family<PluginLabels, Counter>,
     pub llm_requests: Family<LlmLabels, Counter>,
     pub llm_seconds: Family<LlmLatencyLabels, Histogram>,
@@ -147,6 +148,12 @@ impl Metrics {
             "Runs this node took off the queue but has not started: waiting for a free slot, or for their project to be under its cap",
             runs_waiting.clone(),
         );
+        let work_demoted = Counter::default();
+        registry.register(
+            "work_demoted",
+            "Requests and runs served on the low-priority threads because their project was over its share of the node",
+            work_demoted.clone(),
+        );
         let plugin_calls = Family::<PluginLabels, Counter>::default();
         registry.register(
             "plugin_calls",
@@ -183,6 +190,7 @@ impl Metrics {
             runs_active,
             queue_depth,
             runs_waiting,
+            work_demoted,
             plugin_calls,
             llm_requests,
             llm_seconds,

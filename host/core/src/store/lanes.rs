@@ -91,13 +91,16 @@ impl Drop for Waiting {
 impl WriterLanes {
     /// Waits for a turn at the writer in `lane`.
     pub(crate) async fn turn(&self, lane: Lane) -> Turn {
+        // Taken before waiting: the poll that receives the turn already runs at the caller's
+        // priority, not only those after it.
+        let critical = crate::lowprio::critical();
         let rx = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if !state.held {
                 state.held = true;
                 return Turn {
                     lanes: self.clone(),
-                    _critical: crate::lowprio::critical(),
+                    _critical: critical,
                 };
             }
             let (tx, rx) = oneshot::channel();
@@ -118,7 +121,7 @@ impl WriterLanes {
         waiting.rx = None;
         Turn {
             lanes: self.clone(),
-            _critical: crate::lowprio::critical(),
+            _critical: critical,
         }
     }
 
