@@ -287,6 +287,8 @@ async fn settle(
 ) -> Result<Option<String>, StoreError> {
     let spec = &pass.job.crawl.spec;
     let had_copy = target.file_id.is_some() && target.file_attached;
+    // Not stored this time, and whatever copy the page has is kept.
+    let failed = |reason: String| verdict(target, PageStatus::Failed, reason, FileChange::Keep);
     if matches!(fetched.status, 404 | 410) {
         let (status, reason) = match had_copy {
             true => (
@@ -301,13 +303,7 @@ async fn settle(
         return Ok(None);
     }
     if !(200..300).contains(&fetched.status) {
-        let reason = format!("HTTP {}", fetched.status);
-        write.pages.push(verdict(
-            target,
-            PageStatus::Failed,
-            reason,
-            FileChange::Keep,
-        ));
+        write.pages.push(failed(format!("HTTP {}", fetched.status)));
         return Ok(None);
     }
     if !fetched.nofollow && target.depth < i64::from(spec.max_depth) {
@@ -373,13 +369,7 @@ async fn settle(
             chunks: 0,
         };
         if let Err(e) = pass.deps.limits.check(held, adding) {
-            let reason = format!("not stored: {e}");
-            write.pages.push(verdict(
-                target,
-                PageStatus::Failed,
-                reason,
-                FileChange::Keep,
-            ));
+            write.pages.push(failed(format!("not stored: {e}")));
             return Ok(None);
         }
     }

@@ -324,15 +324,7 @@ impl Store {
         .await?;
         let mut c = FileCounts::default();
         for r in rows {
-            let status: String = r.try_get(0)?;
-            let n: i64 = r.try_get(1)?;
-            c.total += n;
-            match status.as_str() {
-                "in_progress" => c.in_progress += n,
-                "completed" => c.completed += n,
-                "failed" => c.failed += n,
-                _ => c.cancelled += n,
-            }
+            c.add(r.try_get(0)?, r.try_get(1)?)?;
         }
         Ok(c)
     }

@@ -72,6 +72,21 @@ pub struct FileCounts {
     pub total: i64,
 }
 
+impl FileCounts {
+    /// Counts `n` more files with the stored status `status` (a status outside the set is a
+    /// corrupt row, an error).
+    pub(crate) fn add(&mut self, status: String, n: i64) -> StoreResult<()> {
+        self.total += n;
+        match ingest_status(status)? {
+            IngestStatus::InProgress => self.in_progress += n,
+            IngestStatus::Completed => self.completed += n,
+            IngestStatus::Failed => self.failed += n,
+            IngestStatus::Cancelled => self.cancelled += n,
+        }
+        Ok(())
+    }
+}
+
 /// A claimed ingestion job; `token` fences the result against concurrent changes.
 #[derive(Debug, Clone)]
 pub struct IngestJob {
@@ -372,21 +387,15 @@ impl Store {
             // the query casts it back to BIGINT.
             let b: i64 = r.try_get(2)?;
             bytes += b;
-            counts.total += n;
-            match ingest_status(status)? {
-                IngestStatus::InProgress => counts.in_progress += n,
-                IngestStatus::Completed => counts.completed += n,
-                IngestStatus::Failed => counts.failed += n,
-                IngestStatus::Cancelled => counts.cancelled += n,
-            }
+            counts.add(status, n)?;
         }
         Ok((counts, bytes))
     }
 }
 
 impl Store {
-    /// When the store last changed or was searched (the anchor of `expires_after`).
-    /// When a store expires (`expires_after` days after it was last active), if it does.
+    /// When a store expires (`expires_after` days after it was last active: changed or
+    /// searched), if it does.
     pub async fn vs_expires_at(&self, vs_id: &str) -> StoreResult<Option<i64>> {
         let row = sqlx::query("SELECT body, last_active_at FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
