@@ -3,8 +3,8 @@
 //!
 //! Work that may take a lot of CPU on a tenant's behalf runs here, so that when the cores are
 //! saturated the server's normal threads (request handling, the engine's I/O) get them first:
-//! guest code (`plugins::exec`), and the requests of a project using more than its share of
-//! the API's time (the host's `shares`). When the CPU is idle these threads run at full speed;
+//! guest code (`plugins::exec`), and the requests and runs of a project over its share of the
+//! node (`shares`). When the CPU is idle these threads run at full speed;
 //! the priority only decides who waits when both want a core.
 //!
 //! Work that holds something other work waits for (a turn at SQLite's one writer) must not
@@ -15,6 +15,7 @@
 //! (Unprivileged processes cannot raise a thread's priority again, so moving the polls is the
 //! way to lend the work the caller's priority.)
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -120,7 +121,7 @@ pub fn relayed() -> bool {
 
 thread_local! {
     /// The critical count of the relayed work being polled on this thread, if any.
-    static POLLING: std::cell::RefCell<Option<Arc<AtomicUsize>>> = const { std::cell::RefCell::new(None) };
+    static POLLING: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
 }
 
 type BoxedWork<T> = Pin<Box<dyn Future<Output = T> + Send>>;

@@ -21,8 +21,9 @@
 //! speed while the node has cores to spare (a project busy on an otherwise quiet node pays
 //! only the hops between threads): nothing is refused or queued here (refusals are the quotas'
 //! and caps' 429s). A project back within its share is served on the normal threads again
-//! within about `TAU`. (Requiring both bounds instead demoted the attackers of the soak
-//! benchmark less often, and the other projects' p99 rose by a third; docs/benchmarks.md.)
+//! within about `TAU`. (Requiring both bounds was measured too: it demoted a little less, and
+//! the soak benchmark's idle baseline got slower, its above-average projects no longer
+//! spilling onto the extra threads; docs/benchmarks.md.)
 //!
 //! Polls are timed by the clock, not the thread's CPU time (a system call per poll): a poll
 //! preempted by the kernel counts its wait too, so a project already demoted looks a little
