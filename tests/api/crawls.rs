@@ -42,6 +42,18 @@ async fn wait_crawl(app: &TestApp, vs: &str, crawl: &str) -> Value {
     panic!("crawl {crawl} stayed in_progress");
 }
 
+/// Starts another pass of a crawl (which must be accepted); the crawl as it was answered.
+async fn recrawl(app: &TestApp, vs: &str, crawl: &str) -> Value {
+    let (s, v) = app
+        .post(
+            &format!("/vector_stores/{vs}/crawls/{crawl}/recrawl"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
 /// Every page the crawl reached, by URL path.
 async fn pages(app: &TestApp, vs: &str, crawl: &str, site: &TestSite) -> Vec<(String, Value)> {
     let mut out = Vec::new();
@@ -193,13 +205,7 @@ async fn a_site_is_crawled_into_a_store_and_recrawled_with_its_changes() {
     site.state.version.store(1, Ordering::SeqCst);
     site.state.vanished.store(true, Ordering::SeqCst);
     site.state.deep_disallowed.store(true, Ordering::SeqCst);
-    let (s, again) = app
-        .post(
-            &format!("/vector_stores/{vs}/crawls/{id}/recrawl"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 200, "{again}");
+    let again = recrawl(&app, &vs, &id).await;
     assert_eq!(again["pass"], 2);
     let done = wait_crawl(&app, &vs, &id).await;
     assert_eq!(done["status"], "completed", "{done}");
@@ -307,13 +313,7 @@ async fn crawls_keep_to_their_bounds_and_schedule_and_cancel_recrawls() {
     // A pass while the site is down keeps what is stored: its robots.txt cannot be read, so
     // nothing is crawled and nothing is taken for gone.
     site.state.down.store(true, Ordering::SeqCst);
-    let (s, v) = app
-        .post(
-            &format!("/vector_stores/{vs}/crawls/{id}/recrawl"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    recrawl(&app, &vs, &id).await;
     let outage = wait_crawl(&app, &vs, &id).await;
     assert_eq!(outage["pass"], 2, "{outage}");
     assert_eq!(outage["status"], "completed", "{outage}");

@@ -27,6 +27,7 @@ use crate::transitions::{self, Ending};
 use assistants_core::bus::{EventBus, StreamEvent};
 use assistants_core::llm::calls::Assembler;
 use assistants_core::llm::{Llm, LlmError};
+use assistants_core::lowprio::AbortOnDrop;
 use assistants_core::model::engine::{
     Action, ActionIds, EngineRecord, Event, FinishReason, LlmRequest, LlmResult, Next,
     OpenToolStep, PublishMode, RunInput, Source, ToolBinding, ToolCall, ToolResult,
@@ -68,16 +69,6 @@ pub struct Engine {
     /// Leases this node holds (run id → token), handed back on shutdown so another node (or
     /// this one after a restart) resumes the runs at once instead of after the lease lapses.
     pub held: std::sync::Mutex<std::collections::HashMap<String, i64>>,
-}
-
-/// The lease watcher of a run: stopped when the drive ends, however it ends (an error or a
-/// panic must not leave a task renewing the lease of a run nobody drives).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// A claimed run being driven.
@@ -225,12 +216,14 @@ impl Engine {
 
     /// Renews the lease while the run is driven, and fires `stop` when the run is being
     /// cancelled (heard on the bus at once, or seen at the next renewal) or the lease is lost.
+    /// The watcher stops when the drive ends, however it ends (an error or a panic must not
+    /// leave a task renewing the lease of a run nobody drives).
     async fn watch(
         &self,
         run_id: &str,
         token: i64,
         stop: CancellationToken,
-    ) -> EngineResult<AbortOnDrop> {
+    ) -> EngineResult<AbortOnDrop<()>> {
         let mut sub = self
             .bus
             .subscribe(run_id)

@@ -50,6 +50,26 @@ fn stored(url: &str) -> PageWrite {
     }
 }
 
+/// A crawl of `vs_1` whose claimed first pass stored its root and, one link down, `/old`.
+async fn first_pass_with_two_pages(store: &Store, interval: Option<u64>) -> CrawlJob {
+    store
+        .create_crawl("p", "vs_1", "vscrawl_1", &spec(interval))
+        .await
+        .unwrap();
+    let job = store.claim_crawl(60).await.unwrap().unwrap();
+    let mut write = CrawlWrite {
+        pages_fetched: 2,
+        pages: vec![
+            stored("https://a.example/"),
+            stored("https://a.example/old"),
+        ],
+        ..Default::default()
+    };
+    write.pages[1].depth = 1;
+    store.record_pages(&job, &write).await.unwrap().unwrap();
+    job
+}
+
 #[tokio::test]
 async fn a_crawl_is_held_by_one_claim_and_a_cancel_fences_its_writes() {
     let (store, _dir) = store().await;
@@ -117,21 +137,7 @@ async fn a_crawl_is_held_by_one_claim_and_a_cancel_fences_its_writes() {
 #[tokio::test]
 async fn a_complete_pass_removes_what_it_no_longer_reaches_and_schedules_the_next() {
     let (store, _dir) = store().await;
-    store
-        .create_crawl("p", "vs_1", "vscrawl_1", &spec(Some(3600)))
-        .await
-        .unwrap();
-    let job = store.claim_crawl(60).await.unwrap().unwrap();
-    let mut write = CrawlWrite {
-        pages_fetched: 2,
-        pages: vec![
-            stored("https://a.example/"),
-            stored("https://a.example/old"),
-        ],
-        ..Default::default()
-    };
-    write.pages[1].depth = 1;
-    store.record_pages(&job, &write).await.unwrap().unwrap();
+    let job = first_pass_with_two_pages(&store, Some(3600)).await;
     assert_eq!(
         store.finish_pass(&job, true, None).await.unwrap(),
         Some(vec![])
@@ -212,21 +218,7 @@ async fn a_complete_pass_removes_what_it_no_longer_reaches_and_schedules_the_nex
 #[tokio::test]
 async fn a_failure_that_may_pass_keeps_what_the_pass_did_not_reach() {
     let (store, _dir) = store().await;
-    store
-        .create_crawl("p", "vs_1", "vscrawl_1", &spec(None))
-        .await
-        .unwrap();
-    let job = store.claim_crawl(60).await.unwrap().unwrap();
-    let mut write = CrawlWrite {
-        pages_fetched: 2,
-        pages: vec![
-            stored("https://a.example/"),
-            stored("https://a.example/old"),
-        ],
-        ..Default::default()
-    };
-    write.pages[1].depth = 1;
-    store.record_pages(&job, &write).await.unwrap().unwrap();
+    let job = first_pass_with_two_pages(&store, None).await;
     store.finish_pass(&job, true, None).await.unwrap().unwrap();
 
     // The root answers 503 on the next pass: it links nowhere, yet /old is not gone.
