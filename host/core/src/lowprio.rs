@@ -7,11 +7,12 @@
 //! node (`shares`). When the CPU is idle these threads run at full speed;
 //! the priority only decides who waits when both want a core.
 //!
-//! Work that holds something other work waits for (a turn at SQLite's one writer) must not
-//! starve on these threads meanwhile: that is priority inversion, and measured it made the
-//! other projects' writes slower than with no demotion at all. So [`LowPriority::relay`] does
-//! not hand its work over whole: it polls the work here while the work is
-//! [`critical`] (holds such a turn) and on the normal thread that awaits it otherwise.
+//! Work that holds something other work waits for (a turn at SQLite's one writer, any pooled
+//! database connection: `store::held`) must not starve on these threads meanwhile: that is
+//! priority inversion, and measured it made the other projects' writes slower than with no
+//! demotion at all. So [`LowPriority::relay`] does not hand its work over whole: it polls the
+//! work on these threads except while the work is [`critical`] (holds such a thing), when the
+//! normal thread that awaits it polls it instead.
 //! (Unprivileged processes cannot raise a thread's priority again, so moving the polls is the
 //! way to lend the work the caller's priority.)
 
@@ -112,6 +113,16 @@ impl Drop for Critical {
             held.fetch_sub(1, Ordering::AcqRel);
         }
     }
+}
+
+/// Whether the relayed work being polled on this thread is critical now.
+#[cfg(test)]
+pub(crate) fn critical_now() -> bool {
+    POLLING.with(|p| {
+        p.borrow()
+            .as_ref()
+            .is_some_and(|held| held.load(Ordering::Acquire) > 0)
+    })
 }
 
 /// Whether this thread is polling relayed (demoted) work now.

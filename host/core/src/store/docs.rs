@@ -226,7 +226,7 @@ impl Store {
             return group.execute(sql, args).await;
         }
         Ok(bind_all(sqlx::query(&sql), &args)
-            .execute(&self.write)
+            .execute(self.write())
             .await?
             .rows_affected())
     }
@@ -263,7 +263,7 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(id.to_string())
             .bind(project.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         match row {
             Some(r) => Ok(Some(serde_json::from_str(&r.try_get::<String, _>(0)?)?)),
@@ -520,7 +520,7 @@ impl Store {
             let mut args = vec![Val::Text(project.to_string())];
             args.extend(batch.iter().map(|id| Val::Text(id.as_ref().to_string())));
             for r in bind_all(sqlx::query(&sql), &args)
-                .fetch_all(&self.read)
+                .fetch_all(self.read())
                 .await?
             {
                 found.insert(r.try_get::<String, _>(0)?);

@@ -430,7 +430,7 @@ mod chunk_tests {
             batch.push(j);
             waits.push(w);
         }
-        let results = commit(&store.write, &batch).await;
+        let results = commit(&store.write_pool, &batch).await;
         let shown: Vec<Result<u64, ()>> =
             results.iter().map(|r| r.clone().map_err(|_| ())).collect();
         let ok = Ok::<u64, ()>;
@@ -453,7 +453,7 @@ mod chunk_tests {
         );
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT id, name FROM projects WHERE id <> 'default' ORDER BY id")
-                .fetch_all(&store.read)
+                .fetch_all(store.read())
                 .await
                 .unwrap();
         let want: Vec<(String, String)> = [
@@ -487,7 +487,7 @@ mod lock_tests {
         a.migrate().await.unwrap();
         let b = Store::connect(&url).await.unwrap();
         let t: i64 = sqlx::query("PRAGMA busy_timeout")
-            .fetch_one(&b.write)
+            .fetch_one(b.write())
             .await
             .unwrap()
             .get(0);

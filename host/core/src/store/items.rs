@@ -70,7 +70,7 @@ impl Store {
             .bind(project.to_string())
             .bind(id.to_string())
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         let mut items = rows
             .iter()
@@ -112,7 +112,7 @@ impl Store {
         .bind(project.to_string())
         .bind(conversation.to_string())
         .bind(id.to_string())
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?
         .ok_or_else(|| StoreError::not_found("item", id))?;
         let mut item: Item = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
@@ -134,7 +134,7 @@ impl Store {
         )
         .bind(project.to_string())
         .bind(id.to_string())
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?;
         match row {
             Some(r) => Ok(Some(serde_json::from_str(&r.try_get::<String, _>(0)?)?)),

@@ -65,7 +65,7 @@ impl Store {
     /// Revoked keys count: revoking the last key must lock the server, not open it.
     pub async fn any_key_configured(&self) -> StoreResult<bool> {
         let row = sqlx::query("SELECT COUNT(*) FROM api_keys")
-            .fetch_one(&self.read)
+            .fetch_one(self.read())
             .await?;
         Ok(row.try_get::<i64, _>(0)? > 0)
     }
@@ -81,7 +81,7 @@ impl Store {
             "SELECT project_id, scope FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash_key(key))
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(KeyAccess {
@@ -95,7 +95,7 @@ impl Store {
     pub async fn project_name(&self, id: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT name FROM projects WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
@@ -157,7 +157,7 @@ impl Store {
             "SELECT k.id, p.name, k.scope, k.prefix, k.created_at, k.revoked_at \
              FROM api_keys k JOIN projects p ON p.id = k.project_id ORDER BY k.created_at, k.id",
         )
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         rows.iter()
             .map(|r| {
@@ -179,7 +179,7 @@ impl Store {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now())
                 .bind(id.to_string())
-                .execute(&self.write)
+                .execute(self.write())
                 .await?;
         Ok(done.rows_affected() > 0)
     }

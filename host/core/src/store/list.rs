@@ -122,7 +122,7 @@ impl Store {
             args.len()
         ));
         let rows = bind_all(sqlx::query(&sql), &args)
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         let has_more = rows.len() as i64 > params.limit;
         let mut items = rows
@@ -164,7 +164,7 @@ impl Store {
             sql.push_str(&format!(" AND {col} = $3"));
         }
         if let Some(r) = bind_all(sqlx::query(&sql), &args)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?
         {
             return Ok(Some(r.try_get::<i64, _>(0)?));
@@ -176,7 +176,7 @@ impl Store {
         .bind(scope.tombstone_parent.to_string())
         .bind(id.to_string())
         .bind(scope.project.to_string())
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?;
         match dead {
             Some(r) => Ok(Some(r.try_get::<i64, _>(0)?)),
@@ -214,7 +214,7 @@ impl Store {
     pub async fn purge_tombstones(&self, max_age_secs: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM tombstones WHERE deleted_at < $1")
             .bind(crate::model::ids::now() - max_age_secs)
-            .execute(&self.write)
+            .execute(self.write())
             .await?;
         Ok(done.rows_affected())
     }

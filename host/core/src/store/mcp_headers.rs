@@ -18,7 +18,7 @@ impl Store {
     pub async fn mcp_headers(&self, owner: &str) -> StoreResult<Vec<SealedHeaders>> {
         let rows = sqlx::query(HEADERS_OF)
             .bind(owner.to_string())
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         headers_of(&rows)
     }

@@ -15,6 +15,7 @@ pub mod crawls;
 mod docs;
 mod error;
 mod group;
+mod held;
 mod items;
 pub mod keys;
 mod lanes;
@@ -50,8 +51,9 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct Store {
-    read: AnyPool,
-    write: AnyPool,
+    /// Reached through [`Store::read`] and [`Store::write`] (see `held`).
+    read_pool: AnyPool,
+    write_pool: AnyPool,
     backend: Backend,
     /// Group commit of single-row inserts (SQLite only; see `group`).
     group: Option<group::GroupWriter>,
@@ -85,8 +87,8 @@ impl Store {
                     .await
                     .with_context(|| format!("connecting to {}", crate::redact::redact_url(url)))?;
                 Ok(Store {
-                    read: pool.clone(),
-                    write: pool,
+                    read_pool: pool.clone(),
+                    write_pool: pool,
                     backend,
                     group: None,
                     lanes: None,
@@ -132,8 +134,8 @@ impl Store {
                 let group = Some(group::GroupWriter::spawn(write.clone(), lanes.clone()));
                 let checkpointer = checkpoint::spawn(opts_for_checkpoints).await?;
                 Ok(Store {
-                    read,
-                    write,
+                    read_pool: read,
+                    write_pool: write,
                     backend,
                     group,
                     lanes: Some(lanes),
@@ -150,10 +152,20 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator
-            .run(&self.write)
+            .run(&self.write_pool)
             .await
             .context("running database migrations")?;
         Ok(())
+    }
+
+    /// The read pool for one query (see `held`: the caller stays critical until it ends).
+    pub(crate) fn read(&self) -> held::Held<'_> {
+        held::Held::new(&self.read_pool)
+    }
+
+    /// The write pool for one statement outside a transaction (see `held`).
+    pub(crate) fn write(&self) -> held::Held<'_> {
+        held::Held::new(&self.write_pool)
     }
 
     pub fn backend(&self) -> Backend {
@@ -170,7 +182,7 @@ impl Store {
 
     /// Cheap liveness probe of the database.
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        sqlx::query("SELECT 1").execute(self.read()).await?;
         Ok(())
     }
 }
@@ -203,13 +215,17 @@ pub struct Tx(
     pub(crate) sqlx::Transaction<'static, sqlx::Any>,
     /// The turn at SQLite's writer, given up after the transaction ends (fields drop in order).
     Option<lanes::Turn>,
+    /// The caller stays critical while it holds the connection (see `held`); on SQLite the
+    /// turn is critical from the moment it is asked for, on PostgreSQL (no turns) this is.
+    crate::lowprio::Critical,
 );
 
 impl Tx {
     pub async fn commit(self) -> StoreResult<()> {
-        let Tx(tx, turn) = self;
+        let Tx(tx, turn, critical) = self;
         tx.commit().await?;
         drop(turn);
+        drop(critical);
         Ok(())
     }
 }
@@ -245,11 +261,13 @@ impl Store {
     }
 
     async fn begin_in(&self, lane: lanes::Lane) -> StoreResult<Tx> {
+        let critical = crate::lowprio::critical();
         let turn = match &self.lanes {
             Some(lanes) => Some(lanes.turn(lane).await),
             None => None,
         };
-        Ok(Tx(begin_write(&self.write, self.backend).await?, turn))
+        let tx = begin_write(&self.write_pool, self.backend).await?;
+        Ok(Tx(tx, turn, critical))
     }
 }
 
@@ -311,7 +329,7 @@ pub(crate) async fn test_store_with_vs() -> (Store, tempfile::TempDir) {
         "INSERT INTO vector_stores (id, project_id, created_at, last_active_at, body) \
          VALUES ('vs_1', 'p', 0, 0, '{}')",
     )
-    .execute(&store.write)
+    .execute(store.write())
     .await
     .unwrap();
     (store, dir)

@@ -14,7 +14,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT plugin_id, digest, manifest FROM plugin_catalog ORDER BY plugin_id",
         )
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         rows.iter()
             .map(|r| {
@@ -33,7 +33,7 @@ impl Store {
     pub async fn component_manifest(&self, digest: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT manifest FROM plugin_components WHERE digest = $1")
             .bind(digest.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
@@ -75,7 +75,7 @@ impl Store {
     pub async fn uninstall_plugin(&self, id: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM plugin_catalog WHERE plugin_id = $1")
             .bind(id.to_string())
-            .execute(&self.write)
+            .execute(self.write())
             .await?;
         Ok(done.rows_affected() > 0)
     }

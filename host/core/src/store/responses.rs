@@ -123,7 +123,7 @@ impl Store {
     pub async fn last_response_event(&self, response: &ResponseId) -> StoreResult<i64> {
         let row = sqlx::query("SELECT MAX(n) FROM response_events WHERE response_id = $1")
             .bind(response.to_string())
-            .fetch_one(&self.read)
+            .fetch_one(self.read())
             .await?;
         Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(-1))
     }
@@ -134,7 +134,7 @@ impl Store {
             "SELECT n, event, data FROM response_events WHERE response_id = $1 ORDER BY n",
         )
         .bind(response.to_string())
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         rows.iter()
             .map(|r| {
@@ -160,7 +160,7 @@ impl Store {
         )
         .bind(before)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -205,7 +205,7 @@ impl Store {
             "SELECT COUNT(*) FROM responses WHERE id = $1 AND events_until IS NULL",
         )
         .bind(response.to_string())
-        .fetch_one(&self.read)
+        .fetch_one(self.read())
         .await?;
         Ok(n > 0)
     }

@@ -84,7 +84,7 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(thread_id.to_string())
             .bind(project.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
@@ -93,7 +93,7 @@ impl Store {
     pub async fn run_project(&self, run_id: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT project_id FROM runs WHERE id = $1")
             .bind(run_id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
@@ -104,7 +104,7 @@ impl Store {
             "SELECT status, COUNT(*) FROM runs WHERE status IN {ACTIVE_SQL} GROUP BY status"
         );
         sqlx::query(&sql)
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -199,7 +199,7 @@ impl Store {
         let row = sqlx::query("SELECT body, engine FROM runs WHERE id = $1 AND project_id = $2")
             .bind(run_id.to_string())
             .bind(project.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -218,7 +218,7 @@ impl Store {
         );
         let rows = sqlx::query(&sql)
             .bind(run_id.to_string())
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         rows.iter()
             .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?))
@@ -294,7 +294,7 @@ impl Store {
         .bind(token)
         .bind(run_id.to_string())
         .bind(t)
-        .fetch_optional(&self.write)
+        .fetch_optional(self.write())
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(Claim {
@@ -318,7 +318,7 @@ impl Store {
         .bind(now() + lease_secs)
         .bind(run_id.to_string())
         .bind(token)
-        .fetch_optional(&self.write)
+        .fetch_optional(self.write())
         .await?;
         Ok(row
             .map(|r| r.try_get::<String, _>(0))
@@ -334,7 +334,7 @@ impl Store {
         )
         .bind(run_id.to_string())
         .bind(token)
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(())
     }
@@ -397,7 +397,7 @@ impl Store {
         .bind(t)
         .bind(t - quiet_secs)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         let mut due = Vec::with_capacity(rows.len());
         for r in rows {
@@ -408,7 +408,7 @@ impl Store {
                     .bind(t)
                     .bind(id.clone())
                     .bind(t - quiet_secs)
-                    .execute(&self.write)
+                    .execute(self.write())
                     .await?
                     .rows_affected();
             if bumped == 1 {
@@ -423,7 +423,7 @@ impl Store {
         sqlx::query("UPDATE runs SET nudged_at = $1 WHERE id = $2")
             .bind(now())
             .bind(run_id.to_string())
-            .execute(&self.write)
+            .execute(self.write())
             .await?;
         Ok(())
     }
@@ -438,7 +438,7 @@ impl Store {
         let rows = sqlx::query(&sql)
             .bind(t)
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))

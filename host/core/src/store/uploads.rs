@@ -26,7 +26,7 @@ impl Store {
         .bind(created_at)
         .bind(bytes)
         .bind(declared)
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -43,7 +43,7 @@ impl Store {
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -54,7 +54,7 @@ impl Store {
     pub async fn delete_upload_parts(&self, upload_id: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
             .bind(upload_id.to_string())
-            .execute(&self.write)
+            .execute(self.write())
             .await?;
         Ok(())
     }
@@ -63,7 +63,7 @@ impl Store {
     pub async fn upload_parts(&self, upload_id: &str) -> StoreResult<HashMap<String, i64>> {
         let rows = sqlx::query("SELECT id, bytes FROM upload_parts WHERE upload_id = $1")
             .bind(upload_id.to_string())
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))

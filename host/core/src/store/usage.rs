@@ -20,7 +20,7 @@ impl Store {
                   JOIN vector_stores v ON v.id = c.vector_store_id WHERE v.project_id = $1)",
         )
         .bind(project.to_string())
-        .fetch_one(&self.read)
+        .fetch_one(self.read())
         .await?;
         // SUM is NUMERIC on PostgreSQL, hence the casts.
         let get = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };

@@ -248,7 +248,7 @@ impl Store {
             .bind(id.to_string())
             .bind(vs_id.to_string())
             .bind(project.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         row.as_ref().map(crawl_row).transpose()
     }
@@ -275,7 +275,7 @@ impl Store {
     pub async fn vector_store_project(&self, vs_id: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT project_id FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
@@ -287,7 +287,7 @@ impl Store {
         )
         .bind(crawl.id.clone())
         .bind(crawl.pass)
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         let mut c = PageCounts::default();
         for r in rows {
@@ -320,7 +320,7 @@ impl Store {
         )
         .bind(crawl.id.clone())
         .bind(crawl.vector_store_id.clone())
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         let mut c = FileCounts::default();
         for r in rows {
@@ -344,7 +344,7 @@ impl Store {
                     sqlx::query("SELECT seq FROM crawl_pages WHERE crawl_id = $1 AND url = $2")
                         .bind(crawl.id.clone())
                         .bind(url.to_string())
-                        .fetch_optional(&self.read)
+                        .fetch_optional(self.read())
                         .await?;
                 match row {
                     Some(r) => r.try_get(0)?,
@@ -361,7 +361,7 @@ impl Store {
             .bind(crawl.id.clone())
             .bind(start)
             .bind(limit + 1)
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         let mut items = rows.iter().map(page_row).collect::<StoreResult<Vec<_>>>()?;
         let has_more = items.len() as i64 > limit;
@@ -452,7 +452,7 @@ impl Store {
             "SELECT id FROM crawls WHERE next_pass_at IS NOT NULL AND next_pass_at <= $1 LIMIT 32",
         )
         .bind(t)
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         let mut started = 0;
         for r in due {

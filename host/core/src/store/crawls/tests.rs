@@ -180,7 +180,7 @@ async fn a_complete_pass_removes_what_it_no_longer_reaches_and_schedules_the_nex
 
     // A pass that ends with no page stored fails, and says why.
     sqlx::query("UPDATE crawls SET next_pass_at = 0 WHERE id = 'vscrawl_1'")
-        .execute(&store.write)
+        .execute(store.write())
         .await
         .unwrap();
     assert_eq!(store.start_due_passes().await.unwrap(), 1, "due");

@@ -16,7 +16,7 @@ impl Store {
                  ORDER BY seq LIMIT 1",
             )
             .bind(t)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
             let Some(pick) = pick else { return Ok(None) };
             let id: String = pick.try_get(0)?;
@@ -31,7 +31,7 @@ impl Store {
                 .bind(token)
                 .bind(id)
                 .bind(t)
-                .fetch_optional(&self.write)
+                .fetch_optional(self.write())
                 .await?;
             // Another node took it first: pick again.
             let Some(r) = row else { continue };
@@ -53,7 +53,7 @@ impl Store {
         .bind(now() + lease_secs)
         .bind(job.crawl.id.clone())
         .bind(job.token)
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -66,7 +66,7 @@ impl Store {
         )
         .bind(job.crawl.id.clone())
         .bind(job.token)
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(())
     }
@@ -83,7 +83,7 @@ impl Store {
             .bind(job.crawl.id.clone())
             .bind(job.crawl.pass)
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         rows.iter().map(page_row).collect()
     }
@@ -98,7 +98,7 @@ impl Store {
             .bind(job.crawl.vector_store_id.clone())
             .bind(job.crawl.id.clone())
             .bind(url.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         row.as_ref().map(page_row).transpose()
     }

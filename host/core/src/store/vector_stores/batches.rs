@@ -87,7 +87,7 @@ impl Store {
         .bind(batch_id.to_string())
         .bind(vs_id.to_string())
         .bind(project.to_string())
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?;
         Ok(match row {
             Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),

@@ -44,7 +44,7 @@ impl Store {
             )
             .bind(t)
             .bind(cap)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
             let Some(pick) = pick else { return Ok(None) };
             let seq: i64 = pick.try_get(0)?;
@@ -58,7 +58,7 @@ impl Store {
             .bind(t)
             .bind(token)
             .bind(seq)
-            .fetch_optional(&self.write)
+            .fetch_optional(self.write())
             .await?;
             // Another claimer took it first: pick again.
             let Some(r) = row else { continue };
@@ -89,7 +89,7 @@ impl Store {
         .bind(job.vector_store_id.clone())
         .bind(job.file_id.clone())
         .bind(job.token)
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(())
     }
@@ -173,7 +173,7 @@ impl Store {
         .bind(job.vector_store_id.clone())
         .bind(job.file_id.clone())
         .bind(job.token)
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(())
     }
@@ -182,7 +182,7 @@ impl Store {
     pub(crate) async fn index_generation(&self, vs_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT index_generation FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?
             .ok_or_else(|| StoreError::not_found("vector store", vs_id))?;
         Ok(row.try_get(0)?)
@@ -199,7 +199,7 @@ impl Store {
             "SELECT seq, file_id, text, embedding FROM chunks WHERE vector_store_id = $1 ORDER BY seq",
         )
         .bind(vs_id.to_string())
-        .fetch(&self.read)
+        .fetch(self.read())
         .map(|row| chunk_row(row?))
         .boxed()
     }
@@ -234,7 +234,7 @@ impl Store {
         for f in files {
             q = q.bind(f.clone());
         }
-        q.fetch(&self.read).map(|row| chunk_row(row?)).boxed()
+        q.fetch(self.read()).map(|row| chunk_row(row?)).boxed()
     }
 
     /// The text of the chunks with these row numbers (those still stored).
@@ -254,7 +254,7 @@ impl Store {
         for s in seqs {
             q = q.bind(*s);
         }
-        q.fetch_all(&self.read)
+        q.fetch_all(self.read())
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -268,7 +268,7 @@ impl Store {
              WHERE vector_store_id = $1 AND status = 'completed'",
         )
         .bind(vs_id.to_string())
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         rows.iter()
             .map(|r| {
@@ -286,7 +286,7 @@ impl Store {
     pub async fn file_text(&self, file_id: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT text FROM file_texts WHERE file_id = $1")
             .bind(file_id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
@@ -298,7 +298,7 @@ impl Store {
         )
         .bind(file_id.to_string())
         .bind(text.to_string())
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(())
     }

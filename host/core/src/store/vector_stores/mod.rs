@@ -293,7 +293,7 @@ impl Store {
             .bind(vs_id.to_string())
             .bind(file_id.to_string())
             .bind(project.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         row.as_ref().map(vs_file_row).transpose()
     }
@@ -364,7 +364,7 @@ impl Store {
                      WHERE vector_store_id = $1 GROUP BY status",
                 )
                 .bind(vs_id.to_string())
-                .fetch_all(&self.read)
+                .fetch_all(self.read())
                 .await?
             }
             Some(b) => {
@@ -374,7 +374,7 @@ impl Store {
                 )
                 .bind(vs_id.to_string())
                 .bind(b.to_string())
-                .fetch_all(&self.read)
+                .fetch_all(self.read())
                 .await?
             }
         };
@@ -399,7 +399,7 @@ impl Store {
     pub async fn vs_expires_at(&self, vs_id: &str) -> StoreResult<Option<i64>> {
         let row = sqlx::query("SELECT body, last_active_at FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?
             .ok_or_else(|| StoreError::not_found("vector store", vs_id))?;
         let body: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
@@ -409,7 +409,7 @@ impl Store {
     pub async fn vs_last_active(&self, vs_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT last_active_at FROM vector_stores WHERE id = $1")
             .bind(vs_id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?
             .ok_or_else(|| StoreError::not_found("vector store", vs_id))?;
         Ok(row.try_get(0)?)
@@ -426,7 +426,7 @@ impl Store {
         for id in ids {
             let row = sqlx::query("SELECT body FROM files WHERE id = $1")
                 .bind(id.to_string())
-                .fetch_optional(&self.read)
+                .fetch_optional(self.read())
                 .await?;
             if let Some(r) = row {
                 let body: serde_json::Value = serde_json::from_str(&r.try_get::<String, _>(0)?)?;
@@ -447,7 +447,7 @@ impl Store {
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -460,7 +460,7 @@ impl Store {
     pub async fn chunk_count(&self, vs_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT COUNT(*) FROM chunks WHERE vector_store_id = $1")
             .bind(vs_id.to_string())
-            .fetch_one(&self.read)
+            .fetch_one(self.read())
             .await?;
         Ok(row.try_get(0)?)
     }
@@ -479,7 +479,7 @@ impl Store {
         )
         .bind(t)
         .bind(vs_id.to_string())
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(())
     }

@@ -29,7 +29,7 @@ impl Store {
             "SELECT generation, blob_key, chunks, bytes FROM search_snapshots WHERE vector_store_id = $1",
         )
         .bind(vs_id.to_string())
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?;
         row.map(|r| {
             Ok(SearchSnapshot {
@@ -100,7 +100,7 @@ impl Store {
         sqlx::query("DELETE FROM search_snapshots WHERE vector_store_id = $1 AND blob_key = $2")
             .bind(vs_id.to_string())
             .bind(blob_key.to_string())
-            .execute(&self.write)
+            .execute(self.write())
             .await?;
         Ok(())
     }
