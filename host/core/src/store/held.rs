@@ -10,8 +10,10 @@
 //! is polled at its caller's priority until the connection is returned, as with a turn at
 //! SQLite's writer (`lanes`).
 //!
-//! Every single query of the store goes through [`Store::read`] or [`Store::write`], which
-//! hand out this executor; transactions carry the same guard in [`super::Tx`].
+//! Every single query of the store goes through [`super::Store::read`] or
+//! [`super::Store::write`], which hand out this executor; transactions carry the same guard in
+//! [`super::Tx`]. Only what never runs as relayed work takes the pools directly: the
+//! migrations and the group writer's own task (`group`).
 
 use futures::{FutureExt, StreamExt};
 use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
