@@ -146,8 +146,7 @@ impl Shares {
     /// Runs `work` for `project`, charging it the time its polls take: relayed to the
     /// low-priority threads when the project is over its share now (polled here while it holds
     /// a database connection or SQLite's writer: `lowprio::critical`), else polled where it is
-    /// awaited. The choice is
-    /// made once, when the work starts: a run's for the whole run.
+    /// awaited. The choice is made once, when the work starts: a run's for the whole run.
     pub async fn serve<F>(self: &Arc<Self>, project: String, work: F) -> F::Output
     where
         F: Future + Send + 'static,
