@@ -73,12 +73,7 @@ impl<'p> Executor<'p> for Held<'p> {
         E: 'q + Execute<'q, Any>,
     {
         let Held { pool, critical } = self;
-        pool.fetch_optional(query)
-            .map(move |out| {
-                drop(critical);
-                out
-            })
-            .boxed()
+        holding(pool.fetch_optional(query), critical)
     }
 
     fn prepare_with<'e, 'q: 'e>(
@@ -90,12 +85,7 @@ impl<'p> Executor<'p> for Held<'p> {
         'p: 'e,
     {
         let Held { pool, critical } = self;
-        pool.prepare_with(sql, parameters)
-            .map(move |out| {
-                drop(critical);
-                out
-            })
-            .boxed()
+        holding(pool.prepare_with(sql, parameters), critical)
     }
 
     fn describe<'e, 'q: 'e>(
@@ -106,13 +96,20 @@ impl<'p> Executor<'p> for Held<'p> {
         'p: 'e,
     {
         let Held { pool, critical } = self;
-        pool.describe(sql)
-            .map(move |out| {
-                drop(critical);
-                out
-            })
-            .boxed()
+        holding(pool.describe(sql), critical)
     }
+}
+
+/// `work`, with `critical` kept until it is ready or dropped.
+fn holding<'e, T: 'e>(
+    work: futures::future::BoxFuture<'e, T>,
+    critical: Critical,
+) -> futures::future::BoxFuture<'e, T> {
+    work.map(move |out| {
+        drop(critical);
+        out
+    })
+    .boxed()
 }
 
 #[cfg(test)]
