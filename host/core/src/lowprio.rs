@@ -1,5 +1,5 @@
 //! Threads the kernel schedules after the server's own: a tokio runtime whose workers run at
-//! a lower OS priority (`nice` +10).
+//! a lower OS priority (`nice` +10, or idle priority: [`Priority`]).
 //!
 //! Work that may take a lot of CPU on a tenant's behalf runs here, so that when the cores are
 //! saturated the server's normal threads (request handling, the engine's I/O) get them first:
@@ -27,19 +27,36 @@ use std::task::{Context, Poll, Wake, Waker};
 /// a thread at +10 about a tenth of the CPU share of one at 0 when both are busy).
 const NICENESS: i32 = 10;
 
+/// How far below the server's threads a [`LowPriority`] runtime's threads run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// `nice` +10: about a tenth of a normal thread's share of a core when both are busy.
+    Low,
+    /// `SCHED_IDLE`: a core only when no other thread wants it. The kernel also counts a core
+    /// that runs only such threads as idle when it places a waking thread, and lets the waking
+    /// thread preempt at once, so these threads add no wake-up latency to the others (a core
+    /// busy with a `nice` +10 thread is not idle: a waking thread may queue behind it).
+    Idle,
+}
+
 /// A multi-threaded runtime with one worker per core, at lower priority.
 pub struct LowPriority {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl LowPriority {
-    /// Starts the runtime; its threads are named `name`.
+    /// Starts the runtime at [`Priority::Low`]; its threads are named `name`.
     pub fn new(name: &str) -> anyhow::Result<LowPriority> {
+        LowPriority::with_priority(name, Priority::Low)
+    }
+
+    /// Starts the runtime at `priority`; its threads are named `name`.
+    pub fn with_priority(name: &str, priority: Priority) -> anyhow::Result<LowPriority> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name(name)
-            .on_thread_start(lower_priority)
+            .on_thread_start(move || lower_priority(priority))
             .enable_all()
             .build()?;
         Ok(LowPriority {
@@ -342,22 +359,35 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (Linux: `setpriority` on a thread id acts
-/// on that thread only). Failure leaves the thread at normal priority, which is only slower
-/// for the server, never less safe.
-fn lower_priority() {
+/// Lowers the calling thread's scheduling priority (Linux: `setpriority` and
+/// `sched_setscheduler` on a thread id act on that thread only). Failure leaves the thread at
+/// normal priority, which is only slower for the server, never less safe.
+fn lower_priority(priority: Priority) {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: plain system calls on integer arguments; no memory is shared with the kernel.
+        // SAFETY: plain system calls on integers and a parameter struct that lives across the
+        // call; the kernel keeps no reference to it.
         #[allow(unsafe_code)]
         let failed = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, NICENESS) != 0
+            let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+            let status = match priority {
+                Priority::Low => libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICENESS),
+                Priority::Idle => {
+                    let param = libc::sched_param { sched_priority: 0 };
+                    libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param)
+                }
+            };
+            status != 0
         };
         if failed {
-            tracing::debug!("could not lower the priority of a low-priority thread");
+            tracing::debug!(
+                ?priority,
+                "could not lower the priority of a low-priority thread"
+            );
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = priority;
 }
 
 #[cfg(test)]
@@ -384,6 +414,13 @@ mod tests {
                 })
                 .await;
             assert_eq!(nice, NICENESS);
+            let idle = LowPriority::with_priority("test-idle", Priority::Idle).unwrap();
+            // SAFETY: sched_getscheduler on the calling thread; integers only.
+            #[allow(unsafe_code)]
+            let policy = idle
+                .run(async { unsafe { libc::sched_getscheduler(0) } })
+                .await;
+            assert_eq!(policy, libc::SCHED_IDLE);
         }
         let caught = tokio::spawn(async move { low.run(async { panic!("in the work") }).await });
         assert!(caught.await.unwrap_err().is_panic());

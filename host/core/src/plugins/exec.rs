@@ -15,24 +15,31 @@
 //! whole (its store, the pre-instantiated component, its arguments and its timeout) and its
 //! result comes back; if the caller stops waiting (a run cancelled), the call is aborted at
 //! its next yield. So the server's threads give any call at most one tick.
+//!
+//! Calls made by demoted work (a project over its share: `shares`) go to threads of their own
+//! at idle priority, like the rest of that work's CPU: a busy guest of such a project takes a
+//! core only when nothing else wants it, and never delays another project's guest calls.
 
 use std::future::Future;
 
-use crate::lowprio::LowPriority;
+use crate::lowprio::{self, LowPriority, Priority};
 
-/// The guest threads: a low-priority runtime with one worker per core.
+/// The guest threads: low-priority runtimes with one worker per core, one for demoted work.
 pub(crate) struct GuestThreads {
     threads: LowPriority,
+    demoted: LowPriority,
 }
 
 impl GuestThreads {
     pub fn new() -> anyhow::Result<GuestThreads> {
         Ok(GuestThreads {
             threads: LowPriority::new("plugin-guest")?,
+            demoted: LowPriority::with_priority("plugin-guest-idle", Priority::Idle)?,
         })
     }
 
-    /// Runs `call`: its first slice here, the rest (if any) on the guest threads.
+    /// Runs `call`: its first slice here, the rest (if any) on the guest threads (those of
+    /// demoted work if the caller is such work).
     pub async fn run<T: Send + 'static>(
         &self,
         call: impl Future<Output = T> + Send + 'static,
@@ -41,7 +48,42 @@ impl GuestThreads {
         if let std::task::Poll::Ready(out) = futures::poll!(call.as_mut()) {
             return out;
         }
+        let threads = if lowprio::relayed() {
+            &self.demoted
+        } else {
+            &self.threads
+        };
         // Only a panic in host code can come back as one (guest traps are values).
-        self.threads.run(call).await
+        threads.run(call).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn thread() -> String {
+        std::thread::current()
+            .name()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A call that yields once, then says where it went on.
+    async fn call() -> String {
+        tokio::task::yield_now().await;
+        thread()
+    }
+
+    #[tokio::test]
+    async fn a_call_goes_on_at_idle_priority_only_when_demoted_work_made_it() {
+        let guests = Arc::new(GuestThreads::new().unwrap());
+        assert_eq!(guests.run(call()).await, "plugin-guest");
+        let low = LowPriority::new("test-demoted").unwrap();
+        let relayed = guests.clone();
+        let demoted = low.relay(async move { relayed.run(call()).await }).await;
+        assert_eq!(demoted, "plugin-guest-idle");
     }
 }
