@@ -65,7 +65,7 @@ impl Engine {
             if let Some(item) = &item {
                 response.mcp_lists.push(item.clone());
             }
-            if !self.save(ctx, RunStatus::InProgress).await? {
+            if !self.save(ctx, RunStatus::InProgress, false).await? {
                 return Ok(false);
             }
             if let Some(item) = item {
@@ -95,7 +95,7 @@ impl Engine {
             });
             bind(ctx, &server, &allowed(&server, &tools));
             ctx.rec.mcp[i].listed = true;
-            if !self.save(ctx, RunStatus::InProgress).await? {
+            if !self.save(ctx, RunStatus::InProgress, false).await? {
                 return Ok(false);
             }
         }
@@ -175,7 +175,7 @@ impl Engine {
             };
             let response = ctx.rec.response.as_mut().expect("a response's run");
             response.mcp_answers.insert(request_id.to_string(), told);
-            if !self.save(ctx, RunStatus::InProgress).await? {
+            if !self.save(ctx, RunStatus::InProgress, false).await? {
                 return Ok(false);
             }
         }

@@ -29,7 +29,7 @@ use assistants_core::llm::calls::Assembler;
 use assistants_core::llm::{Llm, LlmError};
 use assistants_core::lowprio::AbortOnDrop;
 use assistants_core::model::engine::{
-    Action, ActionIds, EngineRecord, Event, FinishReason, LlmRequest, LlmResult, Next,
+    Action, ActionIds, EngineJson, EngineRecord, Event, FinishReason, LlmRequest, LlmResult, Next,
     OpenToolStep, PublishMode, RunInput, Source, ToolBinding, ToolCall, ToolResult,
 };
 use assistants_core::model::ids::{new_id, now, IdKind, MessageId, StepId};
@@ -291,20 +291,36 @@ impl Engine {
     }
 
     /// Writes the run and engine record and commits; `release` gives the lease up.
-    async fn commit(&self, mut tx: Tx, ctx: &Ctx, release: bool) -> EngineResult<()> {
+    async fn commit(&self, tx: Tx, ctx: &Ctx, release: bool) -> EngineResult<()> {
+        let engine = ctx.rec.to_json()?;
+        self.commit_json(tx, ctx, &engine, release).await
+    }
+
+    /// [`Engine::commit`] with the engine record serialised already.
+    async fn commit_json(
+        &self,
+        mut tx: Tx,
+        ctx: &Ctx,
+        engine: &EngineJson,
+        release: bool,
+    ) -> EngineResult<()> {
         let lease = if release { 0 } else { self.lease_secs };
         self.store
-            .write_run_in(&mut tx, &ctx.run, &ctx.rec, Some(lease))
+            .write_run_in(&mut tx, &ctx.run, engine, Some(lease))
             .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Persists the run as it is now; false if the run was taken away or moved by the API.
-    async fn save(&self, ctx: &mut Ctx, expected: RunStatus) -> EngineResult<bool> {
+    /// Persists the run as it is now (`release` gives the lease up); false if the run was
+    /// taken away or moved by the API.
+    async fn save(&self, ctx: &mut Ctx, expected: RunStatus, release: bool) -> EngineResult<bool> {
+        // The record does not change in the transaction (the run's metadata may): serialised
+        // before it opens, so that SQLite's writer does not wait for it (`EngineJson`).
+        let engine = ctx.rec.to_json()?;
         match self.tx(ctx, expected).await? {
             Some(tx) => {
-                self.commit(tx, ctx, false).await?;
+                self.commit_json(tx, ctx, &engine, release).await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -316,7 +332,7 @@ impl Engine {
             RunStatus::Cancelling => return self.interrupted(ctx).await,
             RunStatus::Queued => {
                 transitions::start(&mut ctx.run);
-                if !self.save(ctx, RunStatus::Queued).await? {
+                if !self.save(ctx, RunStatus::Queued, false).await? {
                     return self.interrupted(ctx).await;
                 }
                 self.publish(ctx, RunStatus::InProgress.event(), &ctx.run)
@@ -481,7 +497,7 @@ impl Engine {
                     event,
                     ids: new_ids(),
                 };
-                Ok(if self.save(ctx, RunStatus::InProgress).await? {
+                Ok(if self.save(ctx, RunStatus::InProgress, false).await? {
                     Flow::Continue
                 } else {
                     Flow::Interrupted

@@ -511,10 +511,9 @@ impl Engine {
                 .await;
         }
         transitions::require_action(&mut ctx.run, &mut ctx.rec, &calls);
-        let Some(tx) = self.tx(ctx, RunStatus::InProgress).await? else {
+        if !self.save(ctx, RunStatus::InProgress, true).await? {
             return self.interrupted(ctx).await;
-        };
-        self.commit(tx, ctx, true).await?;
+        }
         self.publish(ctx, RunStatus::RequiresAction.event(), &ctx.run)
             .await;
         assistants_core::obs::metrics::metrics().run_finished(RunStatus::RequiresAction.as_str());

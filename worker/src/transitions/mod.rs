@@ -312,7 +312,8 @@ pub async fn end_idle_run<E: From<StoreError>>(
         return Ok((run, false));
     }
     let events = end_in(store, &mut tx, project, &mut run, &mut engine, &ending).await?;
-    store.write_run_in(&mut tx, &run, &engine, None).await?;
+    let json = engine.to_json().map_err(StoreError::from)?;
+    store.write_run_in(&mut tx, &run, &json, None).await?;
     tx.commit().await?;
     // A background response's events are recorded, after what its run recorded so far. The
     // run has ended whatever happens next: a record that cannot be read now only loses these

@@ -287,7 +287,24 @@ pub struct OpenToolStep {
     pub completion_tokens: u64,
 }
 
+/// An engine record serialised for the store ([`EngineRecord::to_json`]).
+///
+/// Made before a transaction opens wherever the record does not change inside it: a record
+/// can be large (the strategy's state, the model request of the next action), and inside a
+/// write transaction SQLite's one writer, and every other project's write, waits for it.
+pub struct EngineJson(String);
+
+impl EngineJson {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl EngineRecord {
+    pub fn to_json(&self) -> serde_json::Result<EngineJson> {
+        serde_json::to_string(self).map(EngineJson)
+    }
+
     /// The run's remote MCP servers: its response's, or an assistant run's own.
     pub fn mcp_servers(&self) -> &[super::mcp::McpServer] {
         match &self.response {

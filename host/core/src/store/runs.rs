@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use super::error::{StoreError, StoreResult};
 use super::{Doc, Store, Tx};
-use crate::model::engine::EngineRecord;
+use crate::model::engine::{EngineJson, EngineRecord};
 use crate::model::ids::now;
 use crate::model::{Run, RunStatus};
 
@@ -144,7 +144,8 @@ impl Store {
             .lock_run_in(&mut tx, project, thread_id, run_id)
             .await?;
         f(&mut run, &mut engine)?;
-        self.write_run_in(&mut tx, &run, &engine, None).await?;
+        let json = engine.to_json().map_err(StoreError::from)?;
+        self.write_run_in(&mut tx, &run, &json, None).await?;
         tx.commit().await?;
         Ok(run)
     }
@@ -255,7 +256,7 @@ impl Store {
         &self,
         tx: &mut Tx,
         run: &Run,
-        engine: &EngineRecord,
+        engine: &EngineJson,
         lease: Option<i64>,
     ) -> StoreResult<()> {
         let (lease_sql, lease_val) = match lease {
@@ -269,7 +270,7 @@ impl Store {
         let mut q = sqlx::query(&sql)
             .bind(run.status.as_str())
             .bind(run.expires_at)
-            .bind(serde_json::to_string(engine)?)
+            .bind(engine.as_str())
             .bind(serde_json::to_string(run)?)
             .bind(run.id.to_string());
         if let Some(v) = lease_val {
