@@ -14,7 +14,9 @@
 //! work on these threads except while the work is [`critical`] (holds such a thing), when the
 //! normal thread that awaits it polls it instead.
 //! (Unprivileged processes cannot raise a thread's priority again, so moving the polls is the
-//! way to lend the work the caller's priority.)
+//! way to lend the work the caller's priority.) Where such a stretch ends (a query's rows
+//! taken, a transaction committed) the work yields once ([`back_to_low`]), so what it computes
+//! next runs on these threads again, not at the caller's priority until it next waits.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -117,7 +119,7 @@ pub struct Critical(Option<Arc<AtomicUsize>>);
 
 /// Marks the work being polled on this thread critical until the guard drops.
 pub fn critical() -> Critical {
-    let held = POLLING.with(|p| p.borrow().clone());
+    let held = POLLING.with(|p| p.borrow().as_ref().map(|p| p.critical.clone()));
     if let Some(held) = &held {
         held.fetch_add(1, Ordering::AcqRel);
     }
@@ -138,8 +140,58 @@ pub(crate) fn critical_now() -> bool {
     POLLING.with(|p| {
         p.borrow()
             .as_ref()
-            .is_some_and(|held| held.load(Ordering::Acquire) > 0)
+            .is_some_and(|p| p.critical.load(Ordering::Acquire) > 0)
     })
+}
+
+/// Yields once if the relayed work being polled on this thread is polled at its caller's
+/// priority only because it was critical, and no longer is: its next poll goes back to the
+/// low-priority threads. Awaited where a critical stretch ends (`store::held`, a
+/// transaction's end); anywhere else it is ready at once.
+///
+/// Why: a poll runs until the work next waits, and after a query the work typically goes on
+/// computing (rows decoded, a model request serialised) within the same poll. Measured in the
+/// soak benchmark, demoted runs spent more than half their polling time on the normal threads
+/// that way (docs/benchmarks.md).
+pub fn back_to_low() -> BackToLow {
+    BackToLow { yielded: false }
+}
+
+/// The future of [`back_to_low`].
+pub struct BackToLow {
+    yielded: bool,
+}
+
+impl Future for BackToLow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        let lent = POLLING.with(|p| {
+            p.borrow()
+                .as_ref()
+                .is_some_and(|p| p.on_caller && p.critical.load(Ordering::Acquire) == 0)
+        });
+        if !lent {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        // The work's waker: the awaiting task polls the relay next, which finds the work not
+        // critical and schedules its poll on the low-priority threads.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// The name of the thread the caller runs on: where the tests see work go.
+#[cfg(test)]
+pub(crate) fn thread() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Whether this thread is polling relayed (demoted) work now.
@@ -147,9 +199,18 @@ pub fn relayed() -> bool {
     POLLING.with(|p| p.borrow().is_some())
 }
 
+/// Relayed work being polled on a thread.
+#[derive(Clone)]
+struct Polled {
+    /// How many critical stretches the work is in.
+    critical: Arc<AtomicUsize>,
+    /// Polled by the awaiting task (because it was critical), not on the low-priority threads.
+    on_caller: bool,
+}
+
 thread_local! {
-    /// The critical count of the relayed work being polled on this thread, if any.
-    static POLLING: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
+    /// The relayed work being polled on this thread, if any.
+    static POLLING: RefCell<Option<Polled>> = const { RefCell::new(None) };
 }
 
 type BoxedWork<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -194,11 +255,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Sets `POLLING` for one poll, and puts back what was there however the poll ends.
-struct Polling(Option<Arc<AtomicUsize>>);
+struct Polling(Option<Polled>);
 
 impl Polling {
-    fn enter(critical: &Arc<AtomicUsize>) -> Polling {
-        Polling(POLLING.with(|p| p.borrow_mut().replace(critical.clone())))
+    fn enter(critical: &Arc<AtomicUsize>, on_caller: bool) -> Polling {
+        let polled = Polled {
+            critical: critical.clone(),
+            on_caller,
+        };
+        Polling(POLLING.with(|p| p.borrow_mut().replace(polled)))
     }
 }
 
@@ -210,14 +275,15 @@ impl Drop for Polling {
 }
 
 impl<T> Shared<T> {
-    /// Polls the work once on this thread with `waker`; its output once finished.
-    fn poll_work(&self, waker: &Waker) -> Poll<Option<T>> {
+    /// Polls the work once on this thread with `waker` (by the awaiting task if `on_caller`);
+    /// its output once finished.
+    fn poll_work(&self, waker: &Waker, on_caller: bool) -> Poll<Option<T>> {
         let mut work = lock(&self.work);
         let Some(w) = work.as_mut() else {
             return Poll::Ready(None);
         };
         let polled = {
-            let _polling = Polling::enter(&self.critical);
+            let _polling = Polling::enter(&self.critical, on_caller);
             w.as_mut().poll(&mut Context::from_waker(waker))
         };
         match polled {
@@ -272,7 +338,7 @@ impl<T: Send + 'static> Relay<T> {
         self.runtime.spawn(async move {
             let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _home = home.as_ref().map(|h| h.enter());
-                shared.poll_work(&waker)
+                shared.poll_work(&waker, false)
             }));
             let mut state = lock(&shared.state);
             state.scheduled = false;
@@ -318,7 +384,7 @@ impl<T: Send + 'static> Future for Relay<T> {
             }
         }
         // Critical: this poll at the caller's priority.
-        match self.shared.poll_work(&waker) {
+        match self.shared.poll_work(&waker, true) {
             Poll::Ready(out) => Poll::Ready(out.expect("polled only until it finishes")),
             Poll::Pending => Poll::Pending,
         }
@@ -393,6 +459,7 @@ fn lower_priority(priority: Priority) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
 
     #[tokio::test]
     async fn work_runs_on_the_low_priority_threads_and_panics_reach_the_caller() {
@@ -426,13 +493,6 @@ mod tests {
         assert!(caught.await.unwrap_err().is_panic());
     }
 
-    fn thread() -> String {
-        std::thread::current()
-            .name()
-            .unwrap_or_default()
-            .to_string()
-    }
-
     #[tokio::test]
     async fn relayed_work_is_polled_on_the_caller_s_thread_while_critical() {
         let low = LowPriority::new("test-relay").unwrap();
@@ -443,9 +503,10 @@ mod tests {
                 tokio::task::yield_now().await;
                 let during = thread();
                 drop(held);
-                tokio::task::yield_now().await;
+                back_to_low().await;
+                let after = thread();
                 let spawned = tokio::spawn(async { thread() }).await.unwrap();
-                (before, during, thread(), spawned)
+                (before, during, after, spawned)
             })
             .await;
         assert_eq!(before, "test-relay");
@@ -457,8 +518,21 @@ mod tests {
             during, "test-relay",
             "polled where it is awaited while critical"
         );
-        assert_eq!(after, "test-relay");
+        assert_eq!(
+            after, "test-relay",
+            "back on the low-priority threads as soon as the critical stretch ended"
+        );
         assert!(!relayed(), "only inside relayed work");
+        assert_eq!(
+            low.relay(async { back_to_low().now_or_never() }).await,
+            Some(()),
+            "already on the low-priority threads: ready at once"
+        );
+        assert_eq!(
+            back_to_low().now_or_never(),
+            Some(()),
+            "outside relayed work: ready at once"
+        );
         let panicked = tokio::spawn(low.relay(async { panic!("in relayed work") }));
         assert!(panicked.await.unwrap_err().is_panic());
     }

@@ -63,13 +63,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-
-    fn thread() -> String {
-        std::thread::current()
-            .name()
-            .unwrap_or_default()
-            .to_string()
-    }
+    use crate::lowprio::thread;
 
     /// A call that yields once, then says where it went on.
     async fn call() -> String {

@@ -8,7 +8,8 @@
 //! queries queued for it: measured with those threads made idle-priority, the other projects'
 //! reads and writes waited 130–190 ms at p99 (docs/benchmarks.md). Marked critical, such work
 //! is polled at its caller's priority until the connection is returned, as with a turn at
-//! SQLite's writer (`lanes`).
+//! SQLite's writer (`lanes`), and then yields once (`lowprio::back_to_low`), so that what it
+//! does with the rows runs on the low-priority threads again.
 //!
 //! Every single query of the store goes through [`super::Store::read`] or
 //! [`super::Store::write`], which hand out this executor; transactions carry the same guard in
@@ -43,7 +44,8 @@ impl std::fmt::Debug for Held<'_> {
 }
 
 /// Each method runs the pool's own, with the guard moved into what it returns: the guard goes
-/// when the query's future or stream does, after its connection went back.
+/// when the query's future or stream ends (then yields if relayed work should go back to
+/// the low-priority threads), or when it is dropped, after its connection went back.
 impl<'p> Executor<'p> for Held<'p> {
     type Database = Any;
 
@@ -56,12 +58,12 @@ impl<'p> Executor<'p> for Held<'p> {
         E: 'q + Execute<'q, Any>,
     {
         let Held { pool, critical } = self;
-        pool.fetch_many(query)
-            .map(move |item| {
-                let _held = &critical;
-                item
-            })
-            .boxed()
+        let end = futures::stream::once(async move {
+            drop(critical);
+            crate::lowprio::back_to_low().await;
+        })
+        .filter_map(|()| futures::future::ready(None));
+        pool.fetch_many(query).chain(end).boxed()
     }
 
     fn fetch_optional<'e, 'q: 'e, E>(
@@ -101,20 +103,22 @@ impl<'p> Executor<'p> for Held<'p> {
 }
 
 /// `work`, with `critical` kept until it is ready or dropped.
-fn holding<'e, T: 'e>(
+fn holding<'e, T: Send + 'e>(
     work: futures::future::BoxFuture<'e, T>,
     critical: Critical,
 ) -> futures::future::BoxFuture<'e, T> {
-    work.map(move |out| {
+    async move {
+        let out = work.await;
         drop(critical);
+        crate::lowprio::back_to_low().await;
         out
-    })
+    }
     .boxed()
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::lowprio::{critical_now, LowPriority};
+    use crate::lowprio::{critical_now, thread, LowPriority};
 
     #[tokio::test]
     async fn relayed_work_is_critical_from_a_query_s_start_until_its_connection_is_back() {
@@ -127,6 +131,12 @@ mod tests {
                 seen.push(critical_now());
                 read.await.unwrap();
                 seen.push(critical_now());
+                assert_eq!(thread(), "test-held", "rows taken: back on the low threads");
+                sqlx::query("SELECT 1")
+                    .fetch_all(store.read())
+                    .await
+                    .unwrap();
+                assert_eq!(thread(), "test-held", "a stream's end too");
                 let write = sqlx::query("UPDATE vector_stores SET last_active_at = 1")
                     .execute(store.write());
                 seen.push(critical_now());
@@ -136,6 +146,7 @@ mod tests {
                 seen.push(critical_now());
                 tx.commit().await.unwrap();
                 seen.push(critical_now());
+                assert_eq!(thread(), "test-held", "committed: back on the low threads");
                 seen
             })
             .await;

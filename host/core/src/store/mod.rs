@@ -226,6 +226,7 @@ impl Tx {
         tx.commit().await?;
         drop(turn);
         drop(critical);
+        crate::lowprio::back_to_low().await;
         Ok(())
     }
 }
