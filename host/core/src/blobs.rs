@@ -17,6 +17,8 @@ use object_store::{ObjectStore, WriteMultipart};
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// A local directory (not S3): see [`Blobs::io`].
+    local: bool,
 }
 
 /// See [`Blobs::open_read`].
@@ -63,6 +65,7 @@ pub enum PutError {
 impl Blobs {
     /// Opens the store named by `url`, or `data_dir/files` when none is given.
     pub fn open(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Blobs> {
+        let is_local = url.is_none_or(|u| u.starts_with("file://"));
         let store: Arc<dyn ObjectStore> = match url {
             None => local(&data_dir.join("files"))?,
             Some(u) if u.starts_with("file://") => local(Path::new(&u["file://".len()..]))?,
@@ -82,11 +85,36 @@ impl Blobs {
             }
             Some(u) => anyhow::bail!("unsupported object store URL (use s3:// or file://): {u}"),
         };
-        Ok(Blobs { store })
+        Ok(Blobs {
+            store,
+            local: is_local,
+        })
+    }
+
+    /// Runs `io` on this store. On a local directory, object_store's file I/O is blocking work
+    /// on the current runtime's pool (and an object's parts are written by tasks spawned
+    /// there), so a demoted project's uploads and deletes go to the low-priority runtime
+    /// (`lowprio::on_low_pool`; under the soak benchmark's uploads-only attack the normal
+    /// pool's threads were busy a seventh of a core). Not on S3: the HTTP client's connection
+    /// tasks would be spawned there too and serve every caller after.
+    async fn io<T>(&self, io: impl std::future::Future<Output = T>) -> T {
+        if self.local {
+            crate::lowprio::on_low_pool(io).await
+        } else {
+            io.await
+        }
     }
 
     /// Streams `source` into `key`, refusing more than `limit` bytes. Returns the byte count.
-    pub async fn put_stream<S, E>(
+    pub async fn put_stream<S, E>(&self, key: &str, source: S, limit: u64) -> Result<u64, PutError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        self.io(self.write_stream(key, source, limit)).await
+    }
+
+    async fn write_stream<S, E>(
         &self,
         key: &str,
         mut source: S,
@@ -137,7 +165,8 @@ impl Blobs {
     /// Writes a small object whole (one request; for what the server itself produces, such
     /// as code_interpreter figures).
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> BlobResult<()> {
-        self.store.put(&ObjectPath::from(key), bytes.into()).await?;
+        self.io(self.store.put(&ObjectPath::from(key), bytes.into()))
+            .await?;
         Ok(())
     }
 
@@ -196,7 +225,7 @@ impl Blobs {
 
     /// Deletes an object; a missing object is not an error (deletes are retried idempotently).
     pub async fn delete(&self, key: &str) -> BlobResult<()> {
-        match self.store.delete(&ObjectPath::from(key)).await {
+        match self.io(self.store.delete(&ObjectPath::from(key))).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }

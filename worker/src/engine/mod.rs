@@ -129,12 +129,13 @@ pub enum EngineError {
 type EngineResult<T> = Result<T, EngineError>;
 
 /// Runs CPU-bound work (tokenising a history) on the blocking pool, so a long prompt cannot
-/// stall the async threads that serve every other run and request.
+/// stall the async threads that serve every other run and request (a demoted run's on the
+/// low-priority pool: `lowprio::spawn_blocking`).
 async fn blocking<T: Send + 'static>(
     what: &'static str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> EngineResult<T> {
-    tokio::task::spawn_blocking(work)
+    assistants_core::lowprio::spawn_blocking(work)
         .await
         .map_err(|e| EngineError::Blocking(what, e))
 }

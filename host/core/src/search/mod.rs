@@ -296,9 +296,10 @@ impl SearchIndexes {
             req.filter.cloned(),
             req.rerank,
         );
-        // Ranking a large store is milliseconds of CPU: keep it off the async workers.
+        // Ranking a large store is milliseconds of CPU: keep it off the async workers (and a
+        // demoted project's on the low-priority pool).
         let ranking = ix.clone();
-        let ranked = tokio::task::spawn_blocking(move || {
+        let ranked = crate::lowprio::spawn_blocking(move || {
             ranking.rank(
                 &query_terms,
                 query_vector.as_deref(),

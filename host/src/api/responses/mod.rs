@@ -97,7 +97,7 @@ async fn input_tokens(
     let caller = common::plugin_caller(&state, &project).await?;
     let tools = tools::translate(&state, &project, &caller, "tools", req.tools).await?;
     let specs = tool_specs(&state, &project, &tools).await?;
-    let input_tokens = tokio::task::spawn_blocking(move || {
+    let input_tokens = assistants_core::lowprio::spawn_blocking(move || {
         assistants_worker::input::prompt_tokens(&instructions, &context, &specs)
     })
     .await

@@ -1,22 +1,5 @@
-//! Threads the kernel schedules after the server's own: a tokio runtime whose workers run at
-//! a lower OS priority (`nice` +10, or idle priority: [`Priority`]).
-//!
-//! Work that may take a lot of CPU on a tenant's behalf runs here, so that when the cores are
-//! saturated the server's normal threads (request handling, the engine's I/O) get them first:
-//! guest code (`plugins::exec`), and the requests and runs of a project over its share of the
-//! node (`shares`). When the CPU is idle these threads run at full speed;
-//! the priority only decides who waits when both want a core.
-//!
-//! Work that holds something other work waits for (a turn at SQLite's one writer, any pooled
-//! database connection: `store::held`) must not starve on these threads meanwhile: that is
-//! priority inversion, and measured it made the other projects' writes slower than with no
-//! demotion at all. So [`LowPriority::relay`] does not hand its work over whole: it polls the
-//! work on these threads except while the work is [`critical`] (holds such a thing), when the
-//! normal thread that awaits it polls it instead.
-//! (Unprivileged processes cannot raise a thread's priority again, so moving the polls is the
-//! way to lend the work the caller's priority.) Where such a stretch ends (a query's rows
-//! taken, a transaction committed) the work yields once ([`back_to_low`]), so what it computes
-//! next runs on these threads again, not at the caller's priority until it next waits.
+//! Relayed work: polled on the low-priority threads except while critical (see the module
+//! above), and what it hands to blocking pools.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -25,95 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-/// How much lower than the server's threads these threads run (`nice` steps; the kernel gives
-/// a thread at +10 about a tenth of the CPU share of one at 0 when both are busy).
-const NICENESS: i32 = 10;
-
-/// How far below the server's threads a [`LowPriority`] runtime's threads run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Priority {
-    /// `nice` +10: about a tenth of a normal thread's share of a core when both are busy.
-    Low,
-    /// `SCHED_IDLE`: a core only when no other thread wants it. The kernel also counts a core
-    /// that runs only such threads as idle when it places a waking thread, and lets the waking
-    /// thread preempt at once, so these threads add no wake-up latency to the others (a core
-    /// busy with a `nice` +10 thread is not idle: a waking thread may queue behind it).
-    Idle,
-}
-
-/// A multi-threaded runtime with one worker per core, at lower priority.
-pub struct LowPriority {
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl LowPriority {
-    /// Starts the runtime at [`Priority::Low`]; its threads are named `name`.
-    pub fn new(name: &str) -> anyhow::Result<LowPriority> {
-        LowPriority::with_priority(name, Priority::Low)
-    }
-
-    /// Starts the runtime at `priority`; its threads are named `name`.
-    pub fn with_priority(name: &str, priority: Priority) -> anyhow::Result<LowPriority> {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name(name)
-            .on_thread_start(move || lower_priority(priority))
-            .enable_all()
-            .build()?;
-        Ok(LowPriority {
-            runtime: Some(runtime),
-        })
-    }
-
-    /// Runs `work` to its end on these threads and returns its output. If the caller stops
-    /// waiting (drops this future), the work is aborted at its next yield; a panic in it is
-    /// passed on to the caller.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        work: impl Future<Output = T> + Send + 'static,
-    ) -> T {
-        let runtime = self.runtime.as_ref().expect("present until dropped");
-        let mut task = AbortOnDrop(runtime.spawn(work));
-        match (&mut task.0).await {
-            Ok(out) => out,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
-
-    /// Runs `work` to its end: each poll on these threads, except while the work is
-    /// [`critical`], when it is polled on the awaiting thread instead. Dropping the returned
-    /// future drops the work (at the end of a poll in progress).
-    ///
-    /// Polled here, the work still sees the runtime it was relayed from as its own: what it
-    /// spawns (a pooled connection going back to its pool, a lease watch, an HTTP client's
-    /// connection task) runs there at normal priority, not here where it would hold what
-    /// others wait for at this priority.
-    pub fn relay<F>(&self, work: F) -> impl Future<Output = F::Output> + Send + 'static
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("present until dropped")
-            .handle()
-            .clone();
-        Relay {
-            shared: Arc::new(Shared {
-                work: Mutex::new(Some(Box::pin(work))),
-                state: Mutex::new(RelayState::default()),
-                critical: Arc::new(AtomicUsize::new(0)),
-            }),
-            runtime,
-            home: tokio::runtime::Handle::try_current().ok(),
-        }
-    }
-}
-
 /// A turn at something other work waits for, held by the work being polled on this thread;
-/// while any is held the work is polled at the caller's priority ([`LowPriority::relay`]).
+/// while any is held the work is polled at the caller's priority ([`super::LowPriority::relay`]).
 /// Outside relayed work this holds nothing.
 pub struct Critical(Option<Arc<AtomicUsize>>);
 
@@ -194,6 +90,63 @@ pub(crate) fn thread() -> String {
         .to_string()
 }
 
+/// Runs `work` on a blocking pool: the low-priority runtime's when called by relayed work
+/// that is not critical, else the current runtime's (as `tokio::task::spawn_blocking`).
+///
+/// Why: relayed work sees the runtime it came from as its own (see
+/// [`super::LowPriority::relay`]), so the CPU-bound work it handed to the blocking pool
+/// (tokenising a history, ranking a search) ran at normal priority; and a pool thread that a
+/// low-priority thread starts inherits its priority, so a normal pool thread started there
+/// would serve every caller at nice +10 for as long as it lives. Work that is critical keeps
+/// the normal pool: it holds what others wait for until this ends.
+pub fn spawn_blocking<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match low_runtime() {
+        Some(low) => low.spawn_blocking(work),
+        None => tokio::task::spawn_blocking(work),
+    }
+}
+
+/// `work`, polled with the low-priority runtime as the current one whenever relayed work that
+/// is not critical polls it, so what it spawns and hands to the blocking pool runs there;
+/// elsewhere polled as it is. Only for work whose tasks serve it alone (a local file written
+/// in parts): an HTTP client's connection task spawned there would serve other callers later
+/// at low priority.
+pub fn on_low_pool<F: Future>(work: F) -> OnLowPool<F> {
+    OnLowPool {
+        work: Box::pin(work),
+    }
+}
+
+/// The future of [`on_low_pool`].
+pub struct OnLowPool<F: Future> {
+    work: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for OnLowPool<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let low = low_runtime();
+        let _entered = low.as_ref().map(|h| h.enter());
+        self.work.as_mut().poll(cx)
+    }
+}
+
+/// The low-priority runtime of the relayed work polled on this thread, if that work is not
+/// critical now.
+fn low_runtime() -> Option<tokio::runtime::Handle> {
+    POLLING.with(|p| {
+        p.borrow()
+            .as_ref()
+            .filter(|p| p.critical.load(Ordering::Acquire) == 0)
+            .map(|p| p.low.clone())
+    })
+}
+
 /// Whether this thread is polling relayed (demoted) work now.
 pub fn relayed() -> bool {
     POLLING.with(|p| p.borrow().is_some())
@@ -206,6 +159,8 @@ struct Polled {
     critical: Arc<AtomicUsize>,
     /// Polled by the awaiting task (because it was critical), not on the low-priority threads.
     on_caller: bool,
+    /// The low-priority runtime it was relayed to.
+    low: tokio::runtime::Handle,
 }
 
 thread_local! {
@@ -258,10 +213,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Polling(Option<Polled>);
 
 impl Polling {
-    fn enter(critical: &Arc<AtomicUsize>, on_caller: bool) -> Polling {
+    fn enter(
+        critical: &Arc<AtomicUsize>,
+        on_caller: bool,
+        low: &tokio::runtime::Handle,
+    ) -> Polling {
         let polled = Polled {
             critical: critical.clone(),
             on_caller,
+            low: low.clone(),
         };
         Polling(POLLING.with(|p| p.borrow_mut().replace(polled)))
     }
@@ -275,15 +235,20 @@ impl Drop for Polling {
 }
 
 impl<T> Shared<T> {
-    /// Polls the work once on this thread with `waker` (by the awaiting task if `on_caller`);
-    /// its output once finished.
-    fn poll_work(&self, waker: &Waker, on_caller: bool) -> Poll<Option<T>> {
+    /// Polls the work relayed to `low` once on this thread with `waker` (by the awaiting task
+    /// if `on_caller`); its output once finished.
+    fn poll_work(
+        &self,
+        waker: &Waker,
+        on_caller: bool,
+        low: &tokio::runtime::Handle,
+    ) -> Poll<Option<T>> {
         let mut work = lock(&self.work);
         let Some(w) = work.as_mut() else {
             return Poll::Ready(None);
         };
         let polled = {
-            let _polling = Polling::enter(&self.critical, on_caller);
+            let _polling = Polling::enter(&self.critical, on_caller, low);
             w.as_mut().poll(&mut Context::from_waker(waker))
         };
         match polled {
@@ -321,7 +286,8 @@ impl<T: Send + 'static> Wake for WorkWaker<T> {
     }
 }
 
-struct Relay<T> {
+/// The future of [`super::LowPriority::relay`].
+pub(super) struct Relay<T> {
     shared: Arc<Shared<T>>,
     /// The low-priority runtime.
     runtime: tokio::runtime::Handle,
@@ -330,15 +296,32 @@ struct Relay<T> {
 }
 
 impl<T: Send + 'static> Relay<T> {
+    /// `work`, relayed to the runtime `low` from the current one.
+    pub(super) fn new<F>(low: tokio::runtime::Handle, work: F) -> Relay<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        Relay {
+            shared: Arc::new(Shared {
+                work: Mutex::new(Some(Box::pin(work))),
+                state: Mutex::new(RelayState::default()),
+                critical: Arc::new(AtomicUsize::new(0)),
+            }),
+            runtime: low,
+            home: tokio::runtime::Handle::try_current().ok(),
+        }
+    }
+
     /// Polls the work once on the low-priority threads, then wakes the awaiting task if the
     /// work finished or was woken meanwhile.
     fn schedule(&self, waker: Waker) {
         let shared = self.shared.clone();
         let home = self.home.clone();
+        let low = self.runtime.clone();
         self.runtime.spawn(async move {
             let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _home = home.as_ref().map(|h| h.enter());
-                shared.poll_work(&waker, false)
+                shared.poll_work(&waker, false, &low)
             }));
             let mut state = lock(&shared.state);
             state.scheduled = false;
@@ -384,7 +367,7 @@ impl<T: Send + 'static> Future for Relay<T> {
             }
         }
         // Critical: this poll at the caller's priority.
-        match self.shared.poll_work(&waker, true) {
+        match self.shared.poll_work(&waker, true, &self.runtime) {
             Poll::Ready(out) => Poll::Ready(out.expect("polled only until it finishes")),
             Poll::Pending => Poll::Pending,
         }
@@ -407,91 +390,11 @@ impl<T> Drop for Relay<T> {
     }
 }
 
-impl Drop for LowPriority {
-    fn drop(&mut self) {
-        // Dropped inside async code (tests, the end of `serve`): do not block on the workers.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-/// Aborts the task when its owner stops waiting for it (drops this).
-pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Lowers the calling thread's scheduling priority (Linux: `setpriority` and
-/// `sched_setscheduler` on a thread id act on that thread only). Failure leaves the thread at
-/// normal priority, which is only slower for the server, never less safe.
-fn lower_priority(priority: Priority) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls on integers and a parameter struct that lives across the
-        // call; the kernel keeps no reference to it.
-        #[allow(unsafe_code)]
-        let failed = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
-            let status = match priority {
-                Priority::Low => libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICENESS),
-                Priority::Idle => {
-                    let param = libc::sched_param { sched_priority: 0 };
-                    libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param)
-                }
-            };
-            status != 0
-        };
-        if failed {
-            tracing::debug!(
-                ?priority,
-                "could not lower the priority of a low-priority thread"
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = priority;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lowprio::{LowPriority, NICENESS};
     use futures::FutureExt;
-
-    #[tokio::test]
-    async fn work_runs_on_the_low_priority_threads_and_panics_reach_the_caller() {
-        let low = LowPriority::new("test-low").unwrap();
-        let name = low
-            .run(async { std::thread::current().name().map(str::to_string) })
-            .await;
-        assert_eq!(name.as_deref(), Some("test-low"));
-        #[cfg(target_os = "linux")]
-        {
-            // SAFETY: getpriority on the calling thread id; integers only.
-            #[allow(unsafe_code)]
-            let nice = low
-                .run(async {
-                    unsafe {
-                        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                        libc::getpriority(libc::PRIO_PROCESS, tid)
-                    }
-                })
-                .await;
-            assert_eq!(nice, NICENESS);
-            let idle = LowPriority::with_priority("test-idle", Priority::Idle).unwrap();
-            // SAFETY: sched_getscheduler on the calling thread; integers only.
-            #[allow(unsafe_code)]
-            let policy = idle
-                .run(async { unsafe { libc::sched_getscheduler(0) } })
-                .await;
-            assert_eq!(policy, libc::SCHED_IDLE);
-        }
-        let caught = tokio::spawn(async move { low.run(async { panic!("in the work") }).await });
-        assert!(caught.await.unwrap_err().is_panic());
-    }
 
     #[tokio::test]
     async fn relayed_work_is_polled_on_the_caller_s_thread_while_critical() {
@@ -535,6 +438,56 @@ mod tests {
         );
         let panicked = tokio::spawn(low.relay(async { panic!("in relayed work") }));
         assert!(panicked.await.unwrap_err().is_panic());
+    }
+
+    /// The calling thread's name and niceness.
+    fn where_and_how_nice() -> (String, i32) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: getpriority on the calling thread id; integers only.
+        #[allow(unsafe_code)]
+        let nice = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::getpriority(libc::PRIO_PROCESS, tid)
+        };
+        #[cfg(not(target_os = "linux"))]
+        let nice = NICENESS;
+        (thread(), nice)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn relayed_work_s_blocking_work_runs_at_low_priority_unless_critical() {
+        let low = LowPriority::new("test-pool").unwrap();
+        let (blocking, critical_blocking, spawned) = low
+            .relay(async {
+                let blocking = spawn_blocking(where_and_how_nice).await.unwrap();
+                let held = critical();
+                let critical_blocking = spawn_blocking(where_and_how_nice).await.unwrap();
+                drop(held);
+                let spawned = on_low_pool(async {
+                    let task = tokio::spawn(async { thread() }).await.unwrap();
+                    let pool = tokio::task::spawn_blocking(where_and_how_nice)
+                        .await
+                        .unwrap();
+                    (task, pool)
+                })
+                .await;
+                (blocking, critical_blocking, spawned)
+            })
+            .await;
+        assert_eq!(blocking, ("test-pool".to_string(), NICENESS));
+        assert_ne!(
+            critical_blocking.0, "test-pool",
+            "critical: the normal pool"
+        );
+        assert_eq!(spawned.0, "test-pool", "a task spawned under on_low_pool");
+        assert_eq!(spawned.1, ("test-pool".to_string(), NICENESS));
+        let outside = spawn_blocking(thread).await.unwrap();
+        assert_ne!(
+            outside, "test-pool",
+            "outside relayed work: the current pool"
+        );
+        let outside = on_low_pool(async { tokio::spawn(async { thread() }).await.unwrap() }).await;
+        assert_ne!(outside, "test-pool");
     }
 
     #[tokio::test]
